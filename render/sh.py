@@ -1,0 +1,71 @@
+"""Real spherical harmonics up to degree 3 (the basis INRIA 3DGS and gsplat use)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_C0 = 0.28209479177387814
+_C1 = 0.4886025119029199
+_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+_C3 = (
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+)
+
+
+def sh_basis(degree: int, dirs: Tensor) -> Tensor:
+    """SH basis values [..., (degree+1)^2] at unit directions ``dirs`` [..., 3]."""
+    if not 0 <= degree <= 3:
+        raise ValueError(f"SH degree must be 0..3, got {degree}")
+    x, y, z = dirs.unbind(-1)
+    out = [torch.full_like(x, _C0)]
+    if degree >= 1:
+        out += [-_C1 * y, _C1 * z, -_C1 * x]
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        out += [
+            _C2[0] * x * y,
+            _C2[1] * y * z,
+            _C2[2] * (2.0 * zz - xx - yy),
+            _C2[3] * x * z,
+            _C2[4] * (xx - yy),
+        ]
+    if degree >= 3:
+        out += [
+            _C3[0] * y * (3.0 * xx - yy),
+            _C3[1] * x * y * z,
+            _C3[2] * y * (4.0 * zz - xx - yy),
+            _C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy),
+            _C3[4] * x * (4.0 * zz - xx - yy),
+            _C3[5] * z * (xx - yy),
+            _C3[6] * x * (xx - 3.0 * yy),
+        ]
+    return torch.stack(out, dim=-1)
+
+
+def eval_sh(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
+    """Evaluate SH colour.
+
+    coeffs [N,K,D] with K >= (degree+1)^2; dirs [...,N,3] (any length, normalised here).
+    Returns [...,N,D] (no +0.5 offset, no clamping).
+    """
+    nb = (degree + 1) ** 2
+    if coeffs.shape[-2] < nb:
+        raise ValueError(f"need {nb} SH coefficients for degree {degree}, got {coeffs.shape[-2]}")
+    d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    basis = sh_basis(degree, d)  # [...,N,nb]
+    return (basis[..., None] * coeffs[..., :nb, :]).sum(dim=-2)
+
+
+def sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
+    """View-dependent RGB as gsplat computes it: max(SH(dir) + 0.5, 0).
+
+    coeffs [N,K,3], means [N,3], campos [C,3] -> [C,N,3].
+    """
+    dirs = means[None, :, :] - campos[:, None, :]
+    return torch.clamp_min(eval_sh(degree, coeffs, dirs) + 0.5, 0.0)

@@ -1,0 +1,17 @@
+"""splat: the Gaussian data model, file formats, cameras and the `splat` CLI."""
+from .camera import Camera, hemisphere_cameras, load_cameras, orbit_cameras
+from .errors import FormatError, SplatError, UsageError
+from .scene import SH_C0, ActivatedGaussians, GaussianScene
+
+__all__ = [
+    "SH_C0",
+    "ActivatedGaussians",
+    "Camera",
+    "FormatError",
+    "GaussianScene",
+    "SplatError",
+    "UsageError",
+    "hemisphere_cameras",
+    "load_cameras",
+    "orbit_cameras",
+]

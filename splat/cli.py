@@ -1,0 +1,92 @@
+"""The ``splat`` command line.
+
+splat/ owns the application object and the core commands; every other package adds
+its sub-commands through the ``splat.commands`` entry-point group (a ``register(app)``
+function), so the dependency direction splat -> render -> compress -> viewer holds.
+
+User mistakes (bad files, bad options) print one clear line and exit with status 2;
+no traceback. ``SPLAT_DEBUG=1`` shows tracebacks anyway.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import entry_points
+
+import typer
+from rich.console import Console
+
+from .errors import SplatError
+
+err_console = Console(stderr=True)
+console = Console()
+
+app = typer.Typer(
+    name="splat",
+    help=(
+        "Compress and render Gaussian splats.\n\n"
+        "Examples:\n\n"
+        "  splat info scene.ply\n\n"
+        "  splat convert scene.ply scene.spz\n\n"
+        "  splat render scene.splat --cameras orbit -o views/\n\n"
+        "Run 'splat COMMAND --help' for a command's options and examples."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _load_plugins(application: typer.Typer) -> None:
+    for ep in sorted(entry_points(group="splat.commands"), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except Exception as e:  # a broken optional package must not take the CLI down
+            if os.environ.get("SPLAT_DEBUG"):
+                raise
+            err_console.print(f"[yellow]warning:[/] commands from {ep.name!r} unavailable ({e})")
+            continue
+        register(application)
+
+
+def _register_core() -> None:
+    from . import cli_core  # noqa: F401  (defines info, convert on `app`)
+
+
+def build_app() -> typer.Typer:
+    _register_core()
+    _load_plugins(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    application = build_app()
+    try:
+        rv = application(args=argv, prog_name="splat", standalone_mode=False)
+        if isinstance(rv, int):
+            return rv
+    except SplatError as e:
+        if os.environ.get("SPLAT_DEBUG"):
+            raise
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        return 130
+    except SystemExit as e:  # typer/click exits (e.g. --help) arrive here with standalone_mode=False
+        return int(e.code or 0)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from compress.container import Chunk, pack_container, read_index, unpack_container
+from compress.entropy import RANS, RANS_EG, ZSTD, decode_bytes, decode_ints, encode_bytes, encode_ints
+from splat import FormatError
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_int_streams_round_trip_and_compress(seed):
+    rng = np.random.default_rng(seed)
+    cases = [
+        rng.integers(0, 8, 5000),
+        np.round(rng.laplace(0, 20, 20000)).astype(np.int64),
+        rng.integers(-(2**40), 2**40, 300),
+        np.zeros(0, dtype=np.int64),
+        np.full(999, -3),
+        rng.integers(0, 2**16, 4000).astype(np.uint16),
+    ]
+    for v in cases:
+        enc = encode_ints(v)
+        assert np.array_equal(decode_ints(enc), v.astype(np.int64))
+    # a skewed distribution must be coded near its entropy (well below 8 bits/symbol)
+    skew = rng.choice(4, size=50000, p=[0.7, 0.2, 0.07, 0.03])
+    enc = encode_ints(skew)
+    p = np.bincount(skew) / skew.size
+    entropy_bytes = -(p * np.log2(p)).sum() * skew.size / 8
+    assert enc[0] in (RANS, RANS_EG) and len(enc) < 1.02 * entropy_bytes + 64
+
+
+def test_entropy_streams_reject_garbage():
+    enc = encode_ints(np.arange(1000) % 7)
+    for bad in [enc[:2], bytes([9]) + enc[1:], enc[:1] + b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"]:
+        with pytest.raises(FormatError):
+            decode_ints(bad)
+    assert decode_bytes(encode_bytes(b"hello" * 100)) == b"hello" * 100
+    with pytest.raises(FormatError):
+        decode_bytes(encode_bytes(b"abc")[:-2])
+    z = encode_ints(np.arange(100) * 1000, methods=(ZSTD,))
+    with pytest.raises(FormatError):
+        decode_ints(z[:-3])
+
+
+def test_container_round_trip_and_corruption():
+    blob = pack_container(b"TEST", 3, {"n": 5, "name": "x"}, [Chunk("AAAA", b"hello"), ("BBBB", b"\x00" * 100)])
+    c = unpack_container(blob, magic=b"TEST")
+    assert c.version == 3 and c.header == {"n": 5, "name": "x"}
+    assert c.get("AAAA") == b"hello" and c.get("BBBB") == b"\x00" * 100
+    idx = read_index(blob, magic=b"TEST")
+    assert blob[idx.offset(1):idx.offset(1) + 100] == b"\x00" * 100
+    with pytest.raises(FormatError, match="magic"):
+        unpack_container(blob, magic=b"NOPE", path="x.bin")
+    with pytest.raises(FormatError, match="truncated"):
+        unpack_container(blob[:-1], magic=b"TEST")
+    for i in range(len(blob)):
+        b = bytearray(blob)
+        b[i] ^= 0x5A
+        with pytest.raises(FormatError):
+            unpack_container(bytes(b), magic=b"TEST")
+    with pytest.raises(FormatError, match="newer"):
+        unpack_container(blob, magic=b"TEST", max_version=2)

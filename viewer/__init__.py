@@ -1,0 +1,1 @@
+"""Browser viewer (viser) for every splat asset the toolkit reads or writes."""
