@@ -1,0 +1,237 @@
+"""Numba kernels of the 2D Gaussian image renderer (forward, hand-written backward).
+
+All arrays are float32 unless noted. Conventions (shared with ``reference.py``):
+
+* pixel (x, y) is sampled at its centre (x + 0.5, y + 0.5);
+* a Gaussian's weight at offset d = p - mu is w = exp(-sigma), with
+  sigma = 0.5*(A dx^2 + C dy^2) + B dx dy and (A, B, C) its conic (inverse covariance);
+* a weight counts only where sigma <= SIGMA_MAX (w >= 1/255); everything else is 0;
+* mode TOPK: each pixel keeps the K largest weights (ties: the lower index wins) and outputs
+  sum(c w) / (sum(w) + EPS); mode SUM: every counted weight, output sum(c w).
+
+Work is split into square tiles; a Gaussian is listed in every tile its 1/255 ellipse's
+bounding box touches. The backward pass runs over the same tiles and accumulates
+per-Gaussian gradients into one buffer per worker chunk (no atomics, deterministic).
+``nthreads`` is the number of work chunks (pass ``numba.get_num_threads()``).
+"""
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+SIGMA_MAX = math.log(255.0)
+EPS = 1e-6
+MODE_TOPK = 0
+MODE_SUM = 1
+
+
+@nb.njit(cache=True)
+def bin_gaussians(means, conics, width, height, tile):
+    """Tile lists. Returns (offsets [T+1] int64, ids [M] int32, tiles_x, tiles_y)."""
+    n = means.shape[0]
+    tx = (width + tile - 1) // tile
+    ty = (height + tile - 1) // tile
+    x0 = np.empty(n, np.int64)
+    x1 = np.empty(n, np.int64)
+    y0 = np.empty(n, np.int64)
+    y1 = np.empty(n, np.int64)
+    counts = np.zeros(tx * ty + 1, np.int64)
+    for i in range(n):
+        a = conics[i, 0]
+        b = conics[i, 1]
+        c = conics[i, 2]
+        det = a * c - b * b
+        if not (det > 0.0) or not (a > 0.0):
+            x0[i] = 1
+            x1[i] = 0
+            continue
+        # covariance diagonal = (c, a) / det; the sigma <= SIGMA_MAX ellipse spans
+        # sqrt(2 SIGMA_MAX cov_ii) around the mean on each axis
+        rx = math.sqrt(2.0 * SIGMA_MAX * c / det)
+        ry = math.sqrt(2.0 * SIGMA_MAX * a / det)
+        mx = means[i, 0]
+        my = means[i, 1]
+        if not (math.isfinite(mx) and math.isfinite(my) and math.isfinite(rx) and math.isfinite(ry)):
+            x0[i] = 1
+            x1[i] = 0
+            continue
+        # pixel centres px + 0.5 within [mx - rx, mx + rx]
+        lo_x = max(0, int(math.ceil(mx - rx - 0.5)))
+        hi_x = min(width - 1, int(math.floor(mx + rx - 0.5)))
+        lo_y = max(0, int(math.ceil(my - ry - 0.5)))
+        hi_y = min(height - 1, int(math.floor(my + ry - 0.5)))
+        if lo_x > hi_x or lo_y > hi_y:
+            x0[i] = 1
+            x1[i] = 0
+            continue
+        x0[i] = lo_x // tile
+        x1[i] = hi_x // tile
+        y0[i] = lo_y // tile
+        y1[i] = hi_y // tile
+        for yy in range(y0[i], y1[i] + 1):
+            for xx in range(x0[i], x1[i] + 1):
+                counts[yy * tx + xx + 1] += 1
+    for t in range(tx * ty):
+        counts[t + 1] += counts[t]
+    ids = np.empty(counts[tx * ty], np.int32)
+    fill = counts[:-1].copy()
+    for i in range(n):
+        if x0[i] > x1[i]:
+            continue
+        for yy in range(y0[i], y1[i] + 1):
+            for xx in range(x0[i], x1[i] + 1):
+                t = yy * tx + xx
+                ids[fill[t]] = i
+                fill[t] += 1
+    return counts, ids, tx, ty
+
+
+@nb.njit(cache=True, parallel=True, fastmath=False)
+def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
+    """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
+    wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
+    receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode."""
+    nch = colors.shape[1]
+    ntiles = offsets.shape[0] - 1
+    store = top_ids.shape[0] > 0
+    want_stats = stats.shape[0] > 0
+    n = means.shape[0]
+    stat_buf = np.zeros((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
+    for chunk in nb.prange(nthreads):
+        topw = np.empty(k, np.float32)
+        topi = np.empty(k, np.int32)
+        acc = np.empty(nch, np.float32)
+        for t in range(chunk, ntiles, nthreads):
+            start = offsets[t]
+            stop = offsets[t + 1]
+            ty0 = (t // tx) * tile
+            tx0 = (t % tx) * tile
+            for py in range(ty0, min(ty0 + tile, height)):
+                fy = np.float32(py + 0.5)
+                for px in range(tx0, min(tx0 + tile, width)):
+                    fx = np.float32(px + 0.5)
+                    pix = py * width + px
+                    for ch in range(nch):
+                        acc[ch] = 0.0
+                    cnt = 0
+                    for j in range(start, stop):
+                        g = ids[j]
+                        dx = fx - means[g, 0]
+                        dy = fy - means[g, 1]
+                        sig = np.float32(0.5) * (conics[g, 0] * dx * dx + conics[g, 2] * dy * dy) + conics[g, 1] * dx * dy
+                        if sig > SIGMA_MAX or sig < 0.0:
+                            continue
+                        w = np.float32(math.exp(-sig))
+                        if mode == MODE_SUM:
+                            for ch in range(nch):
+                                acc[ch] += w * colors[g, ch]
+                            if want_stats:
+                                stat_buf[chunk, g] += w
+                        else:
+                            if cnt == k and w <= topw[k - 1]:
+                                continue
+                            pos = cnt if cnt < k else k - 1
+                            while pos > 0 and topw[pos - 1] < w:
+                                if pos < k:
+                                    topw[pos] = topw[pos - 1]
+                                    topi[pos] = topi[pos - 1]
+                                pos -= 1
+                            topw[pos] = w
+                            topi[pos] = g
+                            if cnt < k:
+                                cnt += 1
+                    if mode == MODE_SUM:
+                        for ch in range(nch):
+                            out[py, px, ch] = acc[ch]
+                        continue
+                    ws = np.float32(0.0)
+                    for q in range(cnt):
+                        ws += topw[q]
+                        g = topi[q]
+                        for ch in range(nch):
+                            acc[ch] += topw[q] * colors[g, ch]
+                    inv = np.float32(1.0) / (ws + np.float32(EPS))
+                    for ch in range(nch):
+                        out[py, px, ch] = acc[ch] * inv
+                    if store:
+                        wsum[pix] = ws
+                        for q in range(k):
+                            top_ids[pix, q] = topi[q] if q < cnt else -1
+                    if want_stats:
+                        for q in range(cnt):
+                            stat_buf[chunk, topi[q]] += topw[q] * inv
+    if want_stats:
+        for c in range(nthreads):
+            for i in range(n):
+                stats[i] += stat_buf[c, i]
+
+
+@nb.njit(cache=True, parallel=True)
+def backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out, nthreads):
+    """Gradients w.r.t. means [N,2], conics [N,3], colors [N,C] given dL/dout [H,W,C]."""
+    n = means.shape[0]
+    nch = colors.shape[1]
+    ntiles = offsets.shape[0] - 1
+    gm = np.zeros((nthreads, n, 2), np.float32)
+    gq = np.zeros((nthreads, n, 3), np.float32)
+    gc = np.zeros((nthreads, n, nch), np.float32)
+    for chunk in nb.prange(nthreads):
+        for t in range(chunk, ntiles, nthreads):
+            ty0 = (t // tx) * tile
+            tx0 = (t % tx) * tile
+            for py in range(ty0, min(ty0 + tile, height)):
+                fy = np.float32(py + 0.5)
+                for px in range(tx0, min(tx0 + tile, width)):
+                    fx = np.float32(px + 0.5)
+                    pix = py * width + px
+                    if mode == MODE_SUM:
+                        for j in range(offsets[t], offsets[t + 1]):
+                            g = ids[j]
+                            dx = fx - means[g, 0]
+                            dy = fy - means[g, 1]
+                            sig = np.float32(0.5) * (conics[g, 0] * dx * dx + conics[g, 2] * dy * dy) + conics[g, 1] * dx * dy
+                            if sig > SIGMA_MAX or sig < 0.0:
+                                continue
+                            w = np.float32(math.exp(-sig))
+                            dw = np.float32(0.0)
+                            for ch in range(nch):
+                                go = grad_out[py, px, ch]
+                                gc[chunk, g, ch] += go * w
+                                dw += go * colors[g, ch]
+                            _accum_geom(gm, gq, chunk, g, conics, dx, dy, -w * dw)
+                        continue
+                    inv = np.float32(1.0) / (wsum[pix] + np.float32(EPS))
+                    for q in range(k):
+                        g = top_ids[pix, q]
+                        if g < 0:
+                            break
+                        dx = fx - means[g, 0]
+                        dy = fy - means[g, 1]
+                        sig = np.float32(0.5) * (conics[g, 0] * dx * dx + conics[g, 2] * dy * dy) + conics[g, 1] * dx * dy
+                        w = np.float32(math.exp(-sig))
+                        dw = np.float32(0.0)
+                        for ch in range(nch):
+                            go = grad_out[py, px, ch] * inv
+                            gc[chunk, g, ch] += go * w
+                            dw += go * (colors[g, ch] - out[py, px, ch])
+                        _accum_geom(gm, gq, chunk, g, conics, dx, dy, -w * dw)
+    grad_means = np.zeros((n, 2), np.float32)
+    grad_conics = np.zeros((n, 3), np.float32)
+    grad_colors = np.zeros((n, nch), np.float32)
+    for c in range(nthreads):
+        grad_means += gm[c]
+        grad_conics += gq[c]
+        grad_colors += gc[c]
+    return grad_means, grad_conics, grad_colors
+
+
+@nb.njit(cache=True, inline="always")
+def _accum_geom(gm, gq, chunk, g, conics, dx, dy, dsig):
+    """Chain dL/dsigma into the mean (d = p - mu, so dsigma/dmu = -(conic d)) and the conic."""
+    gm[chunk, g, 0] -= dsig * (conics[g, 0] * dx + conics[g, 1] * dy)
+    gm[chunk, g, 1] -= dsig * (conics[g, 1] * dx + conics[g, 2] * dy)
+    gq[chunk, g, 0] += dsig * np.float32(0.5) * dx * dx
+    gq[chunk, g, 1] += dsig * dx * dy
+    gq[chunk, g, 2] += dsig * np.float32(0.5) * dy * dy
