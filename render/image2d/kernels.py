@@ -88,24 +88,60 @@ def bin_gaussians(means, conics, width, height, tile):
     return counts, ids, tx, ty
 
 
-@nb.njit(cache=True, parallel=True, fastmath=False)
+@nb.njit(cache=True, parallel=True)
 def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
     """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
-    receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode."""
+    receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode.
+
+    Per tile, the listed Gaussians are copied to local arrays; per pixel, sigma is computed
+    for all of them in one branch-free (vectorisable) loop, and the selection works on sigma
+    so that exp() runs only for the K winners (TOPK)."""
     nch = colors.shape[1]
     ntiles = offsets.shape[0] - 1
     store = top_ids.shape[0] > 0
     want_stats = stats.shape[0] > 0
     n = means.shape[0]
     stat_buf = np.zeros((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
+    maxlen = 0
+    for t in range(ntiles):
+        maxlen = max(maxlen, offsets[t + 1] - offsets[t])
+    smax = np.float32(SIGMA_MAX)
+    half = np.float32(0.5)
     for chunk in nb.prange(nthreads):
         topw = np.empty(k, np.float32)
+        tops = np.empty(k, np.float32)
         topi = np.empty(k, np.int32)
         acc = np.empty(nch, np.float32)
+        lmx = np.empty(maxlen, np.float32)
+        lmy = np.empty(maxlen, np.float32)
+        la = np.empty(maxlen, np.float32)
+        lb = np.empty(maxlen, np.float32)
+        lc = np.empty(maxlen, np.float32)
+        lcol = np.empty((maxlen, nch), np.float32)
+        sbuf = np.empty(maxlen, np.float32)
         for t in range(chunk, ntiles, nthreads):
             start = offsets[t]
-            stop = offsets[t + 1]
+            m = offsets[t + 1] - start
+            if m == 0:
+                for py in range((t // tx) * tile, min((t // tx) * tile + tile, height)):
+                    for px in range((t % tx) * tile, min((t % tx) * tile + tile, width)):
+                        for ch in range(nch):
+                            out[py, px, ch] = 0.0
+                        if store:
+                            wsum[py * width + px] = 0.0
+                            for q in range(k):
+                                top_ids[py * width + px, q] = -1
+                continue
+            for j in range(m):
+                g = ids[start + j]
+                lmx[j] = means[g, 0]
+                lmy[j] = means[g, 1]
+                la[j] = conics[g, 0] * half
+                lb[j] = conics[g, 1]
+                lc[j] = conics[g, 2] * half
+                for ch in range(nch):
+                    lcol[j, ch] = colors[g, ch]
             ty0 = (t // tx) * tile
             tx0 = (t % tx) * tile
             for py in range(ty0, min(ty0 + tile, height)):
@@ -113,55 +149,58 @@ def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, 
                 for px in range(tx0, min(tx0 + tile, width)):
                     fx = np.float32(px + 0.5)
                     pix = py * width + px
+                    for j in range(m):
+                        dx = fx - lmx[j]
+                        dy = fy - lmy[j]
+                        sbuf[j] = la[j] * dx * dx + lc[j] * dy * dy + lb[j] * dx * dy
                     for ch in range(nch):
                         acc[ch] = 0.0
-                    cnt = 0
-                    for j in range(start, stop):
-                        g = ids[j]
-                        dx = fx - means[g, 0]
-                        dy = fy - means[g, 1]
-                        sig = np.float32(0.5) * (conics[g, 0] * dx * dx + conics[g, 2] * dy * dy) + conics[g, 1] * dx * dy
-                        if sig > SIGMA_MAX or sig < 0.0:
-                            continue
-                        w = np.float32(math.exp(-sig))
-                        if mode == MODE_SUM:
-                            for ch in range(nch):
-                                acc[ch] += w * colors[g, ch]
-                            if want_stats:
-                                stat_buf[chunk, g] += w
-                        else:
-                            if cnt == k and w <= topw[k - 1]:
-                                continue
-                            pos = cnt if cnt < k else k - 1
-                            while pos > 0 and topw[pos - 1] < w:
-                                if pos < k:
-                                    topw[pos] = topw[pos - 1]
-                                    topi[pos] = topi[pos - 1]
-                                pos -= 1
-                            topw[pos] = w
-                            topi[pos] = g
-                            if cnt < k:
-                                cnt += 1
                     if mode == MODE_SUM:
+                        for j in range(m):
+                            sg = sbuf[j]
+                            if sg <= smax and sg >= 0.0:
+                                w = np.float32(math.exp(-sg))
+                                for ch in range(nch):
+                                    acc[ch] += w * lcol[j, ch]
+                                if want_stats:
+                                    stat_buf[chunk, ids[start + j]] += w
                         for ch in range(nch):
                             out[py, px, ch] = acc[ch]
                         continue
+                    cnt = 0
+                    for j in range(m):
+                        sg = sbuf[j]
+                        if sg > smax or sg < 0.0:
+                            continue
+                        if cnt == k and sg >= tops[k - 1]:
+                            continue
+                        pos = cnt if cnt < k else k - 1
+                        while pos > 0 and tops[pos - 1] > sg:
+                            tops[pos] = tops[pos - 1]
+                            topi[pos] = topi[pos - 1]
+                            pos -= 1
+                        tops[pos] = sg
+                        topi[pos] = j
+                        if cnt < k:
+                            cnt += 1
                     ws = np.float32(0.0)
                     for q in range(cnt):
-                        ws += topw[q]
-                        g = topi[q]
+                        w = np.float32(math.exp(-tops[q]))
+                        topw[q] = w
+                        ws += w
+                        j = topi[q]
                         for ch in range(nch):
-                            acc[ch] += topw[q] * colors[g, ch]
+                            acc[ch] += w * lcol[j, ch]
                     inv = np.float32(1.0) / (ws + np.float32(EPS))
                     for ch in range(nch):
                         out[py, px, ch] = acc[ch] * inv
                     if store:
                         wsum[pix] = ws
                         for q in range(k):
-                            top_ids[pix, q] = topi[q] if q < cnt else -1
+                            top_ids[pix, q] = ids[start + topi[q]] if q < cnt else -1
                     if want_stats:
                         for q in range(cnt):
-                            stat_buf[chunk, topi[q]] += topw[q] * inv
+                            stat_buf[chunk, ids[start + topi[q]]] += topw[q] * inv
     if want_stats:
         for c in range(nthreads):
             for i in range(n):
