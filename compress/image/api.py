@@ -1,0 +1,60 @@
+"""The Python API of image fitting.
+
+    g = fit_image(pixels, bpp=0.5)          # [H,W] / [H,W,C] array -> ImageGaussians
+    data = encode(g)                        # -> bytes (.gsi)
+    g = decode(data)                        # -> ImageGaussians (exact)
+    img = render(g, scale=2.0, lod=0.25)    # -> [H',W',C] tensor in [0,1]
+
+``compress_image`` does the same as ``fit_image`` + ``encode`` and returns the file bytes,
+PSNR and timing together (what ``splat fit-image`` prints).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .fit import FitConfig
+from .gsi import decode, encode, read_gsi
+from .imageio import check_pixels
+from .model import ImageGaussians, render
+from .rate import RateResult, fit_rate
+
+
+def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = None, gaussians: int | None = None,
+                   psnr: float | None = None, steps: int | None = None, mode: str | None = None, k: int | None = None,
+                   config: FitConfig | None = None, device: str = "cpu", max_gaussians: int | None = None,
+                   meta: dict | None = None, progress: Callable[[str, int, int, dict], None] | None = None
+                   ) -> RateResult:
+    """Fit an image ([H,W] or [H,W,C], C <= 16; integers scaled by their maximum, floats taken
+    as [0,1]) to one target (``bpp`` from the real file size, ``gaussians``, or ``psnr`` dB)."""
+    if sum(x is not None for x in (bpp, gaussians, psnr)) == 0:
+        bpp = 0.5
+    arr = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else pixels
+    target = torch.from_numpy(check_pixels(arr))
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' requested but torch sees no CUDA GPU")
+    cfg = config or FitConfig()
+    if steps is not None:
+        cfg = replace(cfg, steps=int(steps))
+    if mode is not None:
+        cfg = replace(cfg, mode=mode)
+    if k is not None:
+        cfg = replace(cfg, k=int(k))
+    # The 2D kernels run on the CPU; on CUDA only the loss and optimiser would move, which
+    # does not pay at these sizes, so fitting stays on the CPU either way.
+    return fit_rate(target, bpp=bpp, gaussians=gaussians, psnr_db=psnr, cfg=cfg, max_gaussians=max_gaussians,
+                    meta=meta, progress=progress)
+
+
+def fit_image(pixels: np.ndarray | torch.Tensor, **kwargs) -> ImageGaussians:
+    """Fit and return the Gaussians (exactly what their ``.gsi`` file decodes to)."""
+    return compress_image(pixels, **kwargs).gaussians
+
+
+__all__ = ["FitConfig", "ImageGaussians", "RateResult", "compress_image", "decode", "encode", "fit_image", "read_gsi",
+           "render"]

@@ -1,0 +1,333 @@
+"""Fitting 2D Gaussians to an image, after Image-GS.
+
+* Initialisation: 70% of the positions sampled with probability proportional to the squared
+  image-gradient magnitude, 30% uniformly; colours read from the image; scales small, from
+  the distance to the nearest neighbours.
+* Error-guided progressive growth: start with half the budget, then add Gaussians at
+  high-error pixels in several rounds (colour = target colour in "topk" mode, residual in
+  "sum" mode); Gaussians that contribute (almost) nothing are pruned and their slots refilled.
+* Loss: L1 + 0.1 (1 - SSIM). Adam with per-parameter learning rates; a low-resolution
+  warm-up; plateau detection lowers the learning rate and finally stops early.
+* Quantisation-aware training: from ``qat_start`` on (or at the first plateau after growth),
+  parameters pass through the file's quantiser (straight-through) in the forward pass.
+
+The result is ordered by importance (summed pixel share, largest first) for level of detail.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from render.image2d import DEFAULT_K, conics_from_scale_rotation, contribution, render_image
+
+from .losses import SSIM, psnr
+from .model import ImageGaussians
+from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
+
+
+@dataclass
+class FitConfig:
+    """Fitting settings. Learning rates are per step, in pixels (means), log-pixels (scales),
+    radians (rotations) and image units (colours)."""
+
+    steps: int = 1200
+    mode: str = "topk"
+    k: int = DEFAULT_K
+    ssim_weight: float = 0.1
+    grad_fraction: float = 0.7
+    start_fraction: float = 0.5
+    growth_rounds: int = 4
+    growth_end: float = 0.4  # fraction of steps by which the full budget is reached
+    warmup_end: float = 0.25  # fraction of steps rendered at half resolution
+    qat_start: float = 0.7  # fraction of steps after which QAT is on (earlier on a plateau)
+    lr_means: float = 0.25
+    lr_scales: float = 0.02
+    lr_rotations: float = 0.02
+    lr_colors: float = 0.01
+    lr_floor: float = 0.05  # cosine decay of the learning rates to this fraction
+    plateau_window: int = 40
+    plateau_tol: float = 2e-3
+    max_decays: int = 3
+    prune_share: float = 0.25  # Gaussians with a smaller summed pixel share are pruned
+    bits: BitDepths = field(default_factory=BitDepths)
+    seed: int = 0
+    time_limit: float | None = None
+
+
+@dataclass
+class FitReport:
+    steps: int
+    seconds: float
+    psnr: float  # of the last (quantised, if QAT ran) render, full resolution
+    history: list[tuple[int, float]]
+
+
+ProgressFn = Callable[[int, int, dict], None]
+
+
+# ---------------------------------------------------------------------- initialisation helpers
+def _gradient_prob(target: Tensor) -> Tensor:
+    gray = target.mean(dim=2)
+    gx = torch.zeros_like(gray)
+    gy = torch.zeros_like(gray)
+    gx[:, 1:-1] = (gray[:, 2:] - gray[:, :-2]) * 0.5
+    gy[1:-1, :] = (gray[2:, :] - gray[:-2, :]) * 0.5
+    g2 = (gx * gx + gy * gy).reshape(-1)
+    return g2 / g2.sum() if float(g2.sum()) > 0 else torch.full_like(g2, 1.0 / g2.numel())
+
+
+def _sample_pixels(prob: Tensor, n: int, width: int, gen: torch.Generator) -> Tensor:
+    idx = torch.multinomial(prob, n, replacement=True, generator=gen)
+    xy = torch.stack([(idx % width).float(), (idx // width).float()], 1)
+    return xy + torch.rand(n, 2, generator=gen)
+
+
+def _nn_distance(pts: Tensor, ref: Tensor, k: int = 3) -> Tensor:
+    """Mean distance from each of pts to its k nearest points in ref (excluding itself if present)."""
+    out = torch.empty(pts.shape[0])
+    kk = min(k + 1, ref.shape[0])
+    for s in range(0, pts.shape[0], 2048):
+        d = torch.cdist(pts[s:s + 2048], ref)
+        v, _ = torch.topk(d, kk, dim=1, largest=False)
+        v = v[:, 1:] if kk > 1 else v
+        out[s:s + 2048] = v.mean(1) if v.numel() else 1.0
+    return out
+
+
+def _lookup(img: Tensor, xy: Tensor) -> Tensor:
+    h, w = img.shape[:2]
+    x = xy[:, 0].long().clamp(0, w - 1)
+    y = xy[:, 1].long().clamp(0, h - 1)
+    return img[y, x]
+
+
+def initial_gaussians(target: Tensor, n: int, cfg: FitConfig, gen: torch.Generator) -> dict[str, Tensor]:
+    h, w, _ = target.shape
+    n_grad = int(round(cfg.grad_fraction * n))
+    prob = _gradient_prob(target)
+    xy = torch.cat([_sample_pixels(prob, n_grad, w, gen),
+                    torch.rand(n - n_grad, 2, generator=gen) * torch.tensor([float(w), float(h)])])
+    d = _nn_distance(xy, xy)
+    s = (0.5 * d).clamp(0.6, 0.25 * max(h, w))
+    return {
+        "means": xy,
+        "log_scales": torch.log(s)[:, None].repeat(1, 2),
+        "rotations": torch.zeros(n),
+        "colors": _lookup(target, xy).clone(),
+    }
+
+
+# ---------------------------------------------------------------------- the fitter
+class _Fitter:
+    def __init__(self, target: Tensor, n_target: int, cfg: FitConfig, init: ImageGaussians | None,
+                 spec: QuantSpec | None):
+        self.t = target
+        self.h, self.w, self.c = target.shape
+        self.cfg = cfg
+        self.n_target = n_target
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.spec = spec
+        self.ssim_full = SSIM(target)
+        oh, ow = max(1, self.h // 2), max(1, self.w // 2)
+        self.t_half = F.interpolate(target.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
+        self.ssim_half = SSIM(self.t_half.contiguous())
+        if init is None:
+            p = initial_gaussians(target, max(1, int(round(cfg.start_fraction * n_target))), cfg, self.gen)
+        else:
+            p = {"means": init.means.float().clone(), "log_scales": torch.log(init.scales.float().clamp_min(1e-4)),
+                 "rotations": init.rotations.float().clone(), "colors": init.colors.float().clone()}
+        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in p.items()}
+        self.lr_scale = 1.0
+        self.schedule = 1.0
+        self.opt = self._make_opt()
+
+    def _make_opt(self, old: torch.optim.Optimizer | None = None, keep: Tensor | None = None) -> torch.optim.Optimizer:
+        c = self.cfg
+        lrs = {"means": c.lr_means, "log_scales": c.lr_scales, "rotations": c.lr_rotations, "colors": c.lr_colors}
+        opt = torch.optim.Adam([{"params": [self.params[k]], "lr": lrs[k] * self.lr_scale * self.schedule, "name": k}
+                                for k in lrs], betas=(0.9, 0.99), eps=1e-10)
+        if old is not None and keep is not None:
+            for g_old, g_new in zip(old.param_groups, opt.param_groups):
+                st = old.state.get(g_old["params"][0])
+                p = g_new["params"][0]
+                if not st:
+                    continue
+                ns = {"step": st["step"]}
+                for key in ("exp_avg", "exp_avg_sq"):
+                    z = torch.zeros_like(p)
+                    z[: keep.numel()] = st[key][keep]
+                    ns[key] = z
+                opt.state[p] = ns
+        return opt
+
+    def set_schedule(self, f: float) -> None:
+        self.schedule = f
+        self.set_lr_scale(self.lr_scale)
+
+    def set_lr_scale(self, s: float) -> None:
+        self.lr_scale = s
+        base = {"means": self.cfg.lr_means, "log_scales": self.cfg.lr_scales, "rotations": self.cfg.lr_rotations,
+                "colors": self.cfg.lr_colors}
+        for g in self.opt.param_groups:
+            g["lr"] = base[g["name"]] * s * self.schedule
+
+    def n(self) -> int:
+        return int(self.params["means"].shape[0])
+
+    def current(self, quantised: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        p = self.params
+        if quantised and self.spec is not None:
+            return fake_quantize(self.spec, p["means"], p["log_scales"], p["rotations"], p["colors"])
+        return p["means"], torch.exp(p["log_scales"]), p["rotations"], p["colors"]
+
+    def render(self, quantised: bool, scale: float = 1.0) -> Tensor:
+        m, s, r, col = self.current(quantised)
+        return render_image(m, s, r, col, self.w, self.h, mode=self.cfg.mode, k=self.cfg.k, scale=scale)
+
+    def step(self, quantised: bool, half: bool) -> float:
+        img = self.render(quantised, 0.5 if half else 1.0)
+        tgt, ss = (self.t_half, self.ssim_half) if half else (self.t, self.ssim_full)
+        loss = (img - tgt).abs().mean()
+        if self.cfg.ssim_weight:
+            loss = loss + self.cfg.ssim_weight * (1.0 - ss(img))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            self.params["log_scales"].clamp_(math.log(0.3), math.log(0.5 * max(self.h, self.w)))
+            self.params["means"][:, 0].clamp_(0.0, float(self.w))
+            self.params["means"][:, 1].clamp_(0.0, float(self.h))
+        return float(loss.detach())
+
+    def shares(self) -> Tensor:
+        with torch.no_grad():
+            m, s, r, col = self.current(self.spec is not None)
+            return contribution(m, conics_from_scale_rotation(s, r), col, self.w, self.h, mode=self.cfg.mode,
+                                k=self.cfg.k)
+
+    def grow(self, n_add: int, prune: bool) -> None:
+        """Prune near-useless Gaussians, then add n_add (+ the pruned count) at high-error pixels."""
+        with torch.no_grad():
+            keep = torch.arange(self.n())
+            if prune:
+                keep = torch.nonzero(self.shares() >= self.cfg.prune_share).reshape(-1)
+            n_add += self.n() - keep.numel()
+            n_add = max(0, min(n_add, self.n_target - keep.numel()))
+            img = self.render(self.spec is not None).clamp(0, 1)
+            err = (img - self.t).abs().sum(dim=2).reshape(-1)
+            new = {}
+            if n_add > 0:
+                xy = _sample_pixels(err / err.sum() if float(err.sum()) > 0 else torch.full_like(err, 1 / err.numel()),
+                                    n_add, self.w, self.gen)
+                base = self.t if self.cfg.mode == "topk" else (self.t - img)
+                d = math.sqrt(self.h * self.w / max(1, self.n_target))
+                new = {"means": xy, "log_scales": torch.full((n_add, 2), math.log(max(0.6, 0.35 * d))),
+                       "rotations": torch.zeros(n_add), "colors": _lookup(base, xy)}
+            for k in self.params:
+                v = self.params[k].detach()[keep]
+                if n_add > 0:
+                    v = torch.cat([v, new[k].to(v.dtype)])
+                self.params[k] = v.clone().requires_grad_(True)
+            self.opt = self._make_opt(self.opt, keep)
+
+    def freeze_spec(self) -> None:
+        m, s, r, col = self.current(False)
+        self.spec = make_spec(m, s, col, self.w, self.h, self.cfg.bits, r)
+
+    def result(self, quantised: bool) -> ImageGaussians:
+        """Parameters (on the file's grid if ``quantised``), ordered by importance."""
+        with torch.no_grad():
+            m, s, r, col = self.current(quantised)
+            share = self.shares()
+            order = torch.argsort(share, descending=True, stable=True)
+            keep = order[share[order] > 0]
+            if keep.numel() == 0:
+                keep = order[:1]
+            return ImageGaussians(m[keep].clone(), s[keep].clone(), r[keep].clone(), col[keep].clone(), self.w, self.h,
+                                  self.cfg.mode, self.cfg.k, {}, self.spec)
+
+
+def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None, *,
+                  init: ImageGaussians | None = None, spec: QuantSpec | None = None,
+                  progress: ProgressFn | None = None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
+    """Fit ``n_gaussians`` to ``target`` [H,W,C] (float32 in [0,1]).
+
+    With ``init``, start from those Gaussians (refinement/growth, e.g. in rate control) and
+    skip the warm-up; with ``spec``, QAT uses that fixed quantiser from the first step.
+    Returns the Gaussians in importance order, the quantiser, and a report.
+    """
+    cfg = cfg or FitConfig()
+    if n_gaussians < 1:
+        raise ValueError("need at least one Gaussian")
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    target = target.float().contiguous()
+    ft = _Fitter(target, n_gaussians, cfg, init, spec)
+    steps = max(1, cfg.steps)
+    growing = ft.n() < n_gaussians
+    rounds = max(1, cfg.growth_rounds) if growing else 0
+    grow_at = {max(1, int(round(steps * cfg.growth_end * (i + 1) / rounds))): i for i in range(rounds)}
+    warm_end = int(cfg.warmup_end * steps) if init is None else 0
+    qat_at = int(cfg.qat_start * steps)
+    qat = spec is not None
+    window: list[float] = []
+    prev_mean = None
+    decays = 0
+    history = []
+    last_growth = 0
+    it = 0
+    for it in range(1, steps + 1):
+        if it in grow_at and ft.n() < n_gaussians:
+            missing = n_gaussians - ft.n()
+            left = rounds - grow_at[it]
+            ft.grow(int(math.ceil(missing / left)), prune=True)
+            last_growth = it
+            window, prev_mean = [], None
+        if not qat and it >= qat_at:
+            ft.freeze_spec()
+            qat = True
+            window, prev_mean = [], None
+        # cosine decay of every learning rate to lr_floor, times the plateau factor
+        ft.set_schedule(cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * (it - 1) / steps)))
+        loss = ft.step(qat, it <= warm_end)
+        window.append(loss)
+        if len(window) == cfg.plateau_window:
+            mean = sum(window) / len(window)
+            window = []
+            done_growing = ft.n() >= n_gaussians or it > max(grow_at, default=0)
+            if prev_mean is not None and done_growing and it > warm_end and it - last_growth > cfg.plateau_window:
+                if prev_mean - mean < cfg.plateau_tol * prev_mean:
+                    decays += 1
+                    if decays > cfg.max_decays:
+                        if not qat:
+                            ft.freeze_spec()
+                            qat = True
+                            decays = 0
+                            ft.set_lr_scale(0.5)
+                        else:
+                            break
+                    else:
+                        ft.set_lr_scale(ft.lr_scale * 0.5)
+            prev_mean = mean
+        if progress is not None and (it % 10 == 0 or it == steps):
+            info = {"n": ft.n(), "loss": loss, "qat": qat}
+            if it % 50 == 0 or it == steps:
+                with torch.no_grad():
+                    info["psnr"] = psnr(ft.render(qat), target)
+                history.append((it, info["psnr"]))
+            progress(it, steps, info)
+        if cfg.time_limit is not None and time.perf_counter() - t0 > cfg.time_limit:
+            break
+    if not qat:
+        ft.freeze_spec()
+    g = ft.result(qat)
+    g.spec = ft.spec
+    with torch.no_grad():
+        final = psnr(g.render(), target)
+    return g, ft.spec, FitReport(it, time.perf_counter() - t0, final, history)

@@ -1,0 +1,225 @@
+"""The ``.gsi`` file: quantised, entropy-coded 2D Gaussians (spec: ``docs/formats/gsi.md``).
+
+    data = encode(gaussians, spec)      # ImageGaussians (importance order) -> bytes
+    g = decode(data)                    # bytes -> ImageGaussians (exact, repeatable)
+
+The container (``compress/container.py``, magic ``GSI1``) holds a JSON header (size,
+channels, render mode, LOD layer sizes, quantiser) and one chunk ``GAUS`` with the
+parameter streams. Gaussians are split into LOD layers along their importance order;
+inside each layer they are sorted by the Morton code of their quantised position, the
+codes are delta-coded, and every other parameter follows in the same order (plain or
+delta-coded, whichever is smaller). Each stream goes through ``compress.entropy``
+(rANS with a stored empirical model, Elias-gamma buckets, or zstd, whichever is smallest).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+
+from compress.container import pack_container, unpack_container
+from compress.entropy import decode_ints, encode_ints, pack_arrays, unpack_arrays
+from splat.errors import FormatError
+
+from .model import ImageGaussians
+from .quant import BitDepths, QuantSpec, attribute_names, dequantize, make_spec, quantize
+
+MAGIC = b"GSI1"
+VERSION = 1
+DEFAULT_LAYERS = (0.125, 0.25, 0.5, 1.0)
+MAX_COUNT = 1 << 24
+MAX_SIDE = 1 << 20
+
+
+# ---------------------------------------------------------------------- Morton codes
+def _spread(v: np.ndarray) -> np.ndarray:
+    """Insert a zero bit above every bit of v (< 2^32)."""
+    x = v.astype(np.uint64) & np.uint64(0xFFFFFFFF)
+    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F),
+                        (2, 0x3333333333333333), (1, 0x5555555555555555)):
+        x = (x | (x << np.uint64(shift))) & np.uint64(mask)
+    return x
+
+
+def _compact(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.uint64) & np.uint64(0x5555555555555555)
+    for shift, mask in ((1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
+                        (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)):
+        x = (x | (x >> np.uint64(shift))) & np.uint64(mask)
+    return x
+
+
+def morton(qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
+    """Interleave bits: x in the even bits, y in the odd bits (uint64)."""
+    return _spread(qx) | (_spread(qy) << np.uint64(1))
+
+
+def unmorton(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _compact(code).astype(np.int64), _compact(code >> np.uint64(1)).astype(np.int64)
+
+
+def layer_sizes(n: int, fractions=DEFAULT_LAYERS) -> list[int]:
+    """Sizes of the LOD layers for n Gaussians (layer l ends at ceil(f_l * n)); no empty layers."""
+    ends = sorted({min(n, max(1, math.ceil(f * n))) for f in fractions} | {n}) if n else [0]
+    sizes, prev = [], 0
+    for e in ends:
+        if e > prev:
+            sizes.append(e - prev)
+            prev = e
+    return sizes
+
+
+# ---------------------------------------------------------------------- encode
+def encode(g: ImageGaussians, spec: QuantSpec | None = None, *, layers=DEFAULT_LAYERS, extra: dict | None = None,
+           bits: BitDepths | None = None) -> bytes:
+    """Quantise and entropy-code ``g`` (kept in its importance order by layers). The quantiser is
+    ``spec``, else ``g.spec`` (set by fitting and decoding), else one made for ``g`` with ``bits``."""
+    n = len(g)
+    if n == 0:
+        raise ValueError("cannot encode an empty set of Gaussians")
+    spec = spec or g.spec or make_spec(g.means, g.scales, g.colors, g.width, g.height, bits or BitDepths(), g.rotations)
+    extra = g.meta if extra is None else extra
+    q = quantize(spec, g.means.detach().cpu().numpy(), g.scales.detach().cpu().numpy(),
+                 g.rotations.detach().cpu().numpy(), g.colors.detach().cpu().numpy())
+    sizes = layer_sizes(n, layers)
+    code = morton(q["px"], q["py"])
+    order = np.concatenate([start + np.argsort(code[start:start + s], kind="stable")
+                            for start, s in zip(np.cumsum([0] + sizes[:-1]), sizes)])
+    code = code[order]
+    first = np.zeros(n, bool)
+    first[np.cumsum([0] + sizes[:-1])] = True
+    pos_stream = np.where(first, code, code - np.concatenate([[np.uint64(0)], code[:-1]])).astype(np.int64)
+    streams = [encode_ints(pos_stream)]
+    delta = []
+    for name in attribute_names(g.channels):
+        v = q[name][order]
+        plain = encode_ints(v)
+        d = np.where(first, v, v - np.concatenate([[0], v[:-1]]))
+        dd = encode_ints(d)
+        if len(dd) < len(plain):
+            streams.append(dd)
+            delta.append(name)
+        else:
+            streams.append(plain)
+    header = {
+        "width": g.width,
+        "height": g.height,
+        "channels": g.channels,
+        "count": n,
+        "mode": g.mode,
+        "k": g.k,
+        "layers": sizes,
+        "quant": spec.to_json(),
+        "delta": delta,
+    }
+    if extra:
+        header["meta"] = extra
+    return pack_container(MAGIC, VERSION, header, [("GAUS", pack_arrays(*streams))])
+
+
+# ---------------------------------------------------------------------- decode
+def _need(cond: bool, msg: str, path) -> None:
+    if not cond:
+        raise FormatError(f"invalid .gsi file: {msg}", path)
+
+
+def _int_field(h: dict, key: str, lo: int, hi: int, path) -> int:
+    v = h.get(key)
+    _need(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, f"header field {key!r} = {v!r} "
+          f"is not an integer in [{lo}, {hi}]", path)
+    return v
+
+
+def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None) -> tuple[dict, QuantSpec, bytes]:
+    """Verify the container and header; return (header, spec, GAUS payload)."""
+    c = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".gsi file")
+    h = c.header
+    w = _int_field(h, "width", 1, MAX_SIDE, path)
+    ht = _int_field(h, "height", 1, MAX_SIDE, path)
+    ch = _int_field(h, "channels", 1, 16, path)
+    n = _int_field(h, "count", 1, MAX_COUNT, path)
+    _int_field(h, "k", 1, 64, path)
+    _need(h.get("mode") in ("topk", "sum"), f"unknown render mode {h.get('mode')!r}", path)
+    layers = h.get("layers")
+    _need(isinstance(layers, list) and layers and all(isinstance(s, int) and s > 0 for s in layers)
+          and sum(layers) == n, f"layer sizes {layers!r} do not add up to the count {n}", path)
+    _need(isinstance(h.get("delta"), list) and set(h["delta"]) <= set(attribute_names(ch)), "bad 'delta' list", path)
+    qd = h.get("quant")
+    _need(isinstance(qd, dict), "missing quantiser", path)
+    try:
+        spec = QuantSpec.from_json(qd, w, ht)
+    except TypeError as e:
+        raise FormatError(f"invalid .gsi file: bad quantiser ({e})", path) from None
+    num = (int, float)
+    _need(isinstance(spec.pos_step, num) and 2.0 ** -8 <= spec.pos_step <= 64, "bad position step", path)
+    _need(isinstance(spec.size_bits, int) and 1 <= spec.size_bits <= 16, "bad size bit depth", path)
+    _need(isinstance(spec.aniso_bits, int) and 1 <= spec.aniso_bits <= 16, "bad anisotropy bit depth", path)
+    _need(all(isinstance(v, num) and math.isfinite(v) for v in (spec.size_lo, spec.size_hi, spec.aniso_max))
+          and spec.size_lo < spec.size_hi and spec.aniso_max > 0 and -30 < spec.size_lo and spec.size_hi < 30
+          and spec.aniso_max < 30, "bad shape range", path)
+    _need(spec.color_transform in ("ycocg", "none") and (spec.color_transform == "none" or ch >= 3),
+          "bad colour transform", path)
+    for lst in (spec.color_lo, spec.color_hi, spec.color_bits):
+        _need(isinstance(lst, list) and len(lst) == ch, "colour quantiser does not match the channel count", path)
+    _need(all(isinstance(b, int) and 1 <= b <= 16 for b in spec.color_bits), "bad colour bit depth", path)
+    _need(all(isinstance(a, num) and isinstance(b, num) and math.isfinite(a) and math.isfinite(b) and a < b
+              for a, b in zip(spec.color_lo, spec.color_hi)), "bad colour range", path)
+    return h, spec, c.get("GAUS")
+
+
+def decode(data: bytes | memoryview, path: str | os.PathLike | None = None) -> ImageGaussians:
+    """Parse a ``.gsi`` file; raises FormatError (naming ``path``) on any inconsistency."""
+    h, spec, payload = read_header(data, path)
+    n, ch = h["count"], h["channels"]
+    names = attribute_names(ch)
+    try:
+        streams = unpack_arrays(payload, 1 + len(names))
+        values = [decode_ints(s, max_count=n) for s in streams]
+    except FormatError as e:
+        raise FormatError(f"invalid .gsi file: {e.reason}", path) from None
+    _need(all(v.shape[0] == n for v in values), "a parameter stream does not hold one value per Gaussian", path)
+    sizes = h["layers"]
+    first = np.zeros(n, bool)
+    first[np.cumsum([0] + sizes[:-1])] = True
+    pos = values[0]
+    _need(bool((pos >= 0).all()), "negative position code", path)
+    # undo the per-layer deltas: cumulative sum restarted at each layer's first element
+    code = np.empty(n, np.uint64)
+    start = 0
+    for s in sizes:
+        code[start:start + s] = np.cumsum(pos[start:start + s].astype(np.uint64), dtype=np.uint64)
+        start += s
+    qx, qy = unmorton(code)
+    nx, ny = round(spec.width / spec.pos_step), round(spec.height / spec.pos_step)
+    _need(bool((qx <= nx).all() and (qy <= ny).all()), "a position lies outside the image", path)
+    q = {"px": qx, "py": qy}
+    limits = {"sa": 1 << spec.size_bits, "su": 1 << spec.aniso_bits, "sv": 1 << spec.aniso_bits}
+    for i in range(ch):
+        limits[f"c{i}"] = 1 << spec.color_bits[i]
+    for name, v in zip(names, values[1:]):
+        if name in h["delta"]:
+            out = np.empty(n, np.int64)
+            start = 0
+            for s in sizes:
+                out[start:start + s] = np.cumsum(v[start:start + s])
+                start += s
+            v = out
+        _need(bool((v >= 0).all() and (v < limits[name]).all()), f"parameter {name!r} out of range", path)
+        q[name] = v
+    means, scales, rot, colors = dequantize(spec, q, ch)
+    meta = h.get("meta") if isinstance(h.get("meta"), dict) else {}
+    return ImageGaussians(torch.from_numpy(means), torch.from_numpy(scales), torch.from_numpy(rot),
+                          torch.from_numpy(colors), spec.width, spec.height, h["mode"], h["k"], dict(meta), spec)
+
+
+def read_gsi(path: str | os.PathLike) -> ImageGaussians:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FormatError("no such file", path) from None
+    except IsADirectoryError:
+        raise FormatError("is a directory, expected a .gsi file", path) from None
+    return decode(data, path)

@@ -1,0 +1,85 @@
+"""`ImageGaussians`: an image as a set of 2D Gaussians, and how to render it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from render.image2d import DEFAULT_K, render_image
+
+
+@dataclass
+class ImageGaussians:
+    """An image of ``width`` x ``height`` pixels and C channels as N 2D Gaussians.
+
+    means [N,2] pixels (x right, y down; pixel (i, j) centred at (i + 0.5, j + 0.5)),
+    scales [N,2] pixel standard deviations, rotations [N] radians, colors [N,C] (values in
+    [0,1] image units). ``mode``/``k`` select the render rule (Image-GS "topk" normalised
+    or GaussianImage "sum"). Gaussians are ordered by importance: any prefix is a coarser
+    version of the image (level of detail). ``meta`` carries the source bit depth etc.
+    """
+
+    means: Tensor
+    scales: Tensor
+    rotations: Tensor
+    colors: Tensor
+    width: int
+    height: int
+    mode: str = "topk"
+    k: int = DEFAULT_K
+    meta: dict = field(default_factory=dict)
+    spec: Any = None  # the QuantSpec these Gaussians were trained for / decoded with (or None)
+
+    def __len__(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.colors.shape[1])
+
+    def prefix(self, n: int) -> "ImageGaussians":
+        """The first ``n`` Gaussians (a coarser level of detail)."""
+        n = max(0, min(int(n), len(self)))
+        return ImageGaussians(self.means[:n], self.scales[:n], self.rotations[:n], self.colors[:n], self.width,
+                              self.height, self.mode, self.k, dict(self.meta), self.spec)
+
+    def lod(self, fraction: float) -> "ImageGaussians":
+        """The prefix holding ``fraction`` (0..1] of the Gaussians (at least one)."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"LOD fraction must be in (0, 1], got {fraction}")
+        return self.prefix(max(1, int(round(fraction * len(self)))))
+
+    def detach(self) -> "ImageGaussians":
+        return ImageGaussians(self.means.detach().clone(), self.scales.detach().clone(),
+                              self.rotations.detach().clone(), self.colors.detach().clone(), self.width, self.height,
+                              self.mode, self.k, dict(self.meta), self.spec)
+
+    def render(self, *, scale: float = 1.0, crop: tuple[int, int, int, int] | None = None,
+               backend: str = "auto") -> Tensor:
+        """[H',W',C] float32 image (not clamped). See :func:`render.image2d.render_image`."""
+        return render_image(self.means, self.scales, self.rotations, self.colors, self.width, self.height,
+                            mode=self.mode, k=self.k, scale=scale, crop=crop, backend=backend)
+
+
+def render(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
+           crop: tuple[int, int, int, int] | None = None, backend: str = "auto") -> Tensor:
+    """Render ``g`` clamped to [0,1]: at ``scale`` (or to ``width`` pixels wide), with the first
+    ``lod`` fraction of the Gaussians, optionally only the ``crop`` = (x, y, w, h) window of the
+    output. Returns [H',W',C] float32."""
+    if width is not None:
+        if width <= 0:
+            raise ValueError("width must be positive")
+        scale = width / g.width
+    if not scale > 0:
+        raise ValueError("scale must be positive")
+    if crop is not None:
+        x, y, w, h = (int(v) for v in crop)
+        ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > ow or y + h > oh:
+            raise ValueError(f"crop {x},{y},{w},{h} is not inside the {ow}x{oh} output")
+        crop = (x, y, w, h)
+    src = g.lod(lod) if lod < 1.0 else g
+    with torch.no_grad():
+        return src.render(scale=scale, crop=crop, backend=backend).clamp_(0.0, 1.0)

@@ -1,0 +1,147 @@
+"""Rate control: fit to a target size (bits per pixel), Gaussian count or PSNR.
+
+Every decision uses real encoded files. Because Gaussians are stored in importance order,
+a prefix of a fitted set is itself a valid, coarser fit; so the solver
+
+1. fits a first guess of the count (from a bits-per-Gaussian prior, a little generous),
+2. encodes, and bisects on the prefix length for the largest prefix whose *file* meets the
+   target (size monotone in the count), or grows the set if even the whole set is too small,
+3. fine-tunes the chosen prefix with QAT on the fixed quantiser, re-encodes, and trims
+   again by bisection if fine-tuning moved the size past the target.
+
+For a PSNR target the bisection runs on the decoded render's PSNR instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .fit import FitConfig, fit_gaussians
+from .gsi import decode, encode
+from .losses import psnr
+from .model import ImageGaussians
+from .quant import QuantSpec
+
+BITS_PER_GAUSSIAN_PRIOR = 40.0
+OVERSHOOT = 1.12  # first fit gets this many more Gaussians than the prior suggests
+FINETUNE_FRACTION = 0.25  # fine-tuning steps, as a fraction of the fit's steps
+
+
+@dataclass
+class RateResult:
+    gaussians: ImageGaussians  # exactly what ``data`` decodes to
+    spec: QuantSpec
+    data: bytes
+    psnr: float
+    fit_steps: int
+    seconds: float
+    reached: bool  # False when a PSNR target could not be met within max_gaussians
+
+    def bpp(self) -> float:
+        return len(self.data) * 8.0 / (self.gaussians.width * self.gaussians.height)
+
+
+def _bisect(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
+    """Largest n in [lo, hi] with ok(n), assuming ok is monotone (True then False); lo if none."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _encode_prefix(g: ImageGaussians, spec: QuantSpec, n: int, meta: dict | None) -> bytes:
+    return encode(g.prefix(n), spec, extra=meta)
+
+
+def largest_prefix_within(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None) -> int:
+    """Largest prefix length whose encoded file has at most ``max_bytes`` bytes (>= 1)."""
+    return _bisect(1, len(g), lambda n: len(_encode_prefix(g, spec, n, meta)) <= max_bytes)
+
+
+def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None = None, psnr_db: float | None = None,
+             cfg: FitConfig | None = None, max_gaussians: int | None = None, meta: dict | None = None,
+             progress: Callable[[str, int, int, dict], None] | None = None) -> RateResult:
+    """Fit ``target`` [H,W,C] to exactly one of the targets; see module doc."""
+    if sum(x is not None for x in (bpp, gaussians, psnr_db)) != 1:
+        raise ValueError("give exactly one of bpp, gaussians, psnr_db")
+    cfg = cfg or FitConfig()
+    h, w = int(target.shape[0]), int(target.shape[1])
+    pixels = h * w
+    steps_total = 0
+    seconds = 0.0
+
+    def run(stage: str, n: int, c: FitConfig, init=None, spec=None):
+        nonlocal steps_total, seconds
+        cb = None if progress is None else (lambda i, tot, info: progress(stage, i, tot, info))
+        g, sp, rep = fit_gaussians(target, n, c, init=init, spec=spec, progress=cb)
+        steps_total += rep.steps
+        seconds += rep.seconds
+        return g, sp, rep
+
+    tune = replace(cfg, steps=max(20, int(cfg.steps * FINETUNE_FRACTION)), warmup_end=0.0, growth_end=0.5,
+                   growth_rounds=2, lr_means=cfg.lr_means * 0.3, lr_scales=cfg.lr_scales * 0.3,
+                   lr_rotations=cfg.lr_rotations * 0.3, lr_colors=cfg.lr_colors * 0.3)
+    reached = True
+    if gaussians is not None:
+        if gaussians < 1:
+            raise ValueError("the Gaussian count must be >= 1")
+        g, spec, _ = run("fit", gaussians, cfg)
+    elif bpp is not None:
+        if not bpp > 0:
+            raise ValueError("bpp must be positive")
+        budget = int(bpp * pixels / 8)
+        n0 = max(8, int(OVERSHOOT * bpp * pixels / BITS_PER_GAUSSIAN_PRIOR))
+        if max_gaussians:
+            n0 = min(n0, max_gaussians)
+        g, spec, _ = run("fit", n0, cfg)
+        for _ in range(3):
+            size = len(_encode_prefix(g, spec, len(g), meta))
+            if size > budget:
+                n = largest_prefix_within(g, spec, budget, meta)
+                g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
+            elif size < 0.92 * budget and (max_gaussians is None or len(g) < max_gaussians):
+                n = int(len(g) * budget / size * 0.99)
+                if max_gaussians:
+                    n = min(n, max_gaussians)
+                g, spec, _ = run("grow", n, tune, init=g, spec=spec)
+            else:
+                break
+        n = largest_prefix_within(g, spec, budget, meta)
+        g = g.prefix(n)
+    else:
+        if not psnr_db > 0:
+            raise ValueError("the PSNR target must be positive (dB)")
+        cap = max_gaussians or max(64, pixels // 16)
+        n0 = min(cap, max(64, pixels // 128))
+        g, spec, _ = run("fit", n0, cfg)
+        def quality(m: int) -> float:
+            return psnr(decode(_encode_prefix(g, spec, m, meta)).render(), target)
+
+        while quality(len(g)) < psnr_db:
+            if len(g) >= cap:
+                reached = False
+                break
+            g, spec, _ = run("grow", min(cap, int(len(g) * 1.6)), tune, init=g, spec=spec)
+        if reached:
+            # smallest prefix that meets the target (PSNR grows with the prefix), then fine-tune it
+            n = 1 + _bisect(0, len(g) - 1, lambda m: m == 0 or quality(m) < psnr_db)
+            if n < len(g):
+                g2, _, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
+                if psnr(decode(_encode_prefix(g2, spec, len(g2), meta)).render(), target) >= psnr_db:
+                    g = g2
+                else:
+                    g = g.prefix(n)
+    data = _encode_prefix(g, spec, len(g), meta)
+    dec = decode(data)
+    return RateResult(dec, spec, data, psnr(dec.render(), target), steps_total, seconds, reached)
+
+
+def bpp_of(data: bytes, width: int, height: int) -> float:
+    return len(data) * 8.0 / (width * height)
+
