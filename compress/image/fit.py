@@ -15,16 +15,18 @@ The result is ordered by importance (summed pixel share, largest first) for leve
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from render.image2d import DEFAULT_K, conics_from_scale_rotation, contribution, render_image
+from render.image2d.kernels import PARALLEL_MIN_PIXELS
 
 from .losses import SSIM, psnr
 from .model import ImageGaussians
@@ -253,6 +255,20 @@ class _Fitter:
                                   self.cfg.mode, self.cfg.k, {}, self.spec)
 
 
+@contextlib.contextmanager
+def torch_threads_for(pixels: int) -> Iterator[None]:
+    """One torch thread for small images: the loss convolutions are too small to split, and
+    torch's thread pool costs far more than it saves there (worse on busy cores)."""
+    before = torch.get_num_threads()
+    if pixels < PARALLEL_MIN_PIXELS and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None, *,
                   init: ImageGaussians | None = None, spec: QuantSpec | None = None,
                   progress: ProgressFn | None = None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
@@ -265,6 +281,12 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
     cfg = cfg or FitConfig()
     if n_gaussians < 1:
         raise ValueError("need at least one Gaussian")
+    with torch_threads_for(int(target.shape[0] * target.shape[1])):
+        return _fit(target, n_gaussians, cfg, init, spec, progress)
+
+
+def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians | None, spec: QuantSpec | None,
+         progress: ProgressFn | None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     target = target.float().contiguous()
@@ -327,7 +349,6 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
     if not qat:
         ft.freeze_spec()
     g = ft.result(qat)
-    g.spec = ft.spec
     with torch.no_grad():
         final = psnr(g.render(), target)
     return g, ft.spec, FitReport(it, time.perf_counter() - t0, final, history)

@@ -17,6 +17,7 @@ per-Gaussian gradients into one buffer per worker chunk (no atomics, determinist
 from __future__ import annotations
 
 import math
+import types
 
 import numba as nb
 import numpy as np
@@ -88,8 +89,7 @@ def bin_gaussians(means, conics, width, height, tile):
     return counts, ids, tx, ty
 
 
-@nb.njit(cache=True, parallel=True)
-def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
+def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
     """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
     receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode.
@@ -207,8 +207,7 @@ def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, 
                 stats[i] += stat_buf[c, i]
 
 
-@nb.njit(cache=True, parallel=True)
-def backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out, nthreads):
+def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out, nthreads):
     """Gradients w.r.t. means [N,2], conics [N,3], colors [N,C] given dL/dout [H,W,C]."""
     n = means.shape[0]
     nch = colors.shape[1]
@@ -274,3 +273,40 @@ def _accum_geom(gm, gq, chunk, g, conics, dx, dy, dsig):
     gq[chunk, g, 0] += dsig * np.float32(0.5) * dx * dx
     gq[chunk, g, 1] += dsig * dx * dy
     gq[chunk, g, 2] += dsig * np.float32(0.5) * dy * dy
+
+
+def _compile(fn, name: str, parallel: bool):
+    """A separately cached numba dispatcher of ``fn`` (serial or parallel)."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    copy.__doc__ = fn.__doc__
+    return nb.njit(cache=True, parallel=parallel)(copy)
+
+
+# Parallel regions cost a fixed synchronisation overhead that dominates small images (and
+# grows badly when the cores are oversubscribed), so small work runs the serial builds.
+forward_parallel = _compile(_forward, "forward_parallel", True)
+forward_serial = _compile(_forward, "forward_serial", False)
+backward_parallel = _compile(_backward, "backward_parallel", True)
+backward_serial = _compile(_backward, "backward_serial", False)
+PARALLEL_MIN_PIXELS = 1 << 16
+
+
+def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats,
+            nthreads):
+    """See ``_forward``; dispatches to the serial build below PARALLEL_MIN_PIXELS or with one thread."""
+    if nthreads <= 1 or width * height < PARALLEL_MIN_PIXELS:
+        return forward_serial(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
+                              wsum, stats, 1)
+    return forward_parallel(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum,
+                            stats, nthreads)
+
+
+def backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out,
+             nthreads):
+    """See ``_backward``; same dispatch as :func:`forward`."""
+    if nthreads <= 1 or width * height < PARALLEL_MIN_PIXELS:
+        return backward_serial(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
+                               wsum, grad_out, 1)
+    return backward_parallel(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
+                             wsum, grad_out, nthreads)
