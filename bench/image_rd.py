@@ -1,0 +1,217 @@
+"""Rate-distortion benchmark of image fitting (.gsi) against JPEG, WebP and AVIF (Pillow).
+
+    python bench/image_rd.py                        # all Kodak images, 0.25 / 0.5 / 1.0 bpp
+    python bench/image_rd.py --images kodim03 --bpp 0.5 --steps 600
+
+For every image and target bpp: our codec through ``compress_image(bpp=...)`` (fit time,
+decode and render time, PSNR, SSIM, real bpp), and each Pillow codec at the largest real
+bpp at or below the target, found by bisection on its quality setting (Pillow defaults
+otherwise: JPEG 4:2:0, WebP lossy method 4, AVIF speed 6). Rows are appended to
+``bench/results/image_rd.csv`` as they finish (a rerun skips rows already there, so the
+script can be stopped and resumed); the summary goes to ``image_rd_summary.json`` and the
+rate-distortion plot to ``image_rd.png``. The machine's load average is recorded per row.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compress.image import FitConfig, compress_image, decode, render  # noqa: E402
+from compress.image.imageio import load_image  # noqa: E402
+from compress.image.losses import psnr, ssim  # noqa: E402
+
+KODAK = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "images" / "kodak"
+RESULTS = ROOT / "bench" / "results"
+FIELDS = ["image", "codec", "target_bpp", "bpp", "psnr", "ssim", "fit_s", "decode_ms", "render_ms", "gaussians",
+          "quality", "steps", "load"]
+
+
+def _pil_encode(codec: str, im, q: int) -> bytes:
+    buf = io.BytesIO()
+    if codec == "jpeg":
+        im.save(buf, format="JPEG", quality=q)
+    elif codec == "webp":
+        im.save(buf, format="WEBP", quality=q)
+    elif codec == "avif":
+        im.save(buf, format="AVIF", quality=q)
+    else:
+        raise ValueError(codec)
+    return buf.getvalue()
+
+
+def pil_at_bpp(codec: str, pixels: np.ndarray, target_bpp: float) -> dict:
+    """Largest-bpp encoding at or below the target (bisection on quality 0..100)."""
+    from PIL import Image
+
+    im = Image.fromarray(np.round(pixels * 255).astype(np.uint8))
+    npx = pixels.shape[0] * pixels.shape[1]
+    lo, hi, best = 0, 100, None
+    while lo <= hi:
+        q = (lo + hi) // 2
+        data = _pil_encode(codec, im, q)
+        bpp = len(data) * 8 / npx
+        if bpp <= target_bpp:
+            best = (q, data, bpp)
+            lo = q + 1
+        else:
+            hi = q - 1
+    if best is None:
+        q = 0
+        data = _pil_encode(codec, im, q)
+        best = (q, data, len(data) * 8 / npx)
+    q, data, bpp = best
+    t0 = time.perf_counter()
+    dec = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32) / 255.0
+    dt = time.perf_counter() - t0
+    t, d = torch.from_numpy(pixels), torch.from_numpy(dec)
+    return {"codec": codec, "bpp": bpp, "psnr": psnr(d, t), "ssim": ssim(d, t), "fit_s": "", "decode_ms": dt * 1e3,
+            "render_ms": "", "gaussians": "", "quality": q, "steps": ""}
+
+
+def ours(pixels: np.ndarray, target_bpp: float, cfg: FitConfig) -> dict:
+    t0 = time.perf_counter()
+    res = compress_image(pixels, bpp=target_bpp, config=cfg)
+    fit_s = time.perf_counter() - t0
+    dts, rts = [], []
+    for _ in range(5):
+        t1 = time.perf_counter()
+        g = decode(res.data)
+        t2 = time.perf_counter()
+        img = render(g)
+        t3 = time.perf_counter()
+        dts.append(t2 - t1)
+        rts.append(t3 - t2)
+    t = torch.from_numpy(pixels)
+    return {"codec": "gsi", "bpp": res.bpp(), "psnr": psnr(img, t), "ssim": ssim(img, t), "fit_s": fit_s,
+            "decode_ms": statistics.median(dts) * 1e3, "render_ms": statistics.median(rts) * 1e3,
+            "gaussians": len(g), "quality": "", "steps": res.fit_steps}
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def summarise(rows: list[dict], bpps: list[float]) -> dict:
+    out: dict = {}
+    codecs = sorted({r["codec"] for r in rows})
+    for b in bpps:
+        sel = [r for r in rows if float(r["target_bpp"]) == b]
+        images = sorted({r["image"] for r in sel if r["codec"] == "gsi"})
+        per = {}
+        for c in codecs:
+            rr = {r["image"]: r for r in sel if r["codec"] == c and r["image"] in images}
+            if len(rr) != len(images) or not images:
+                continue
+            per[c] = {
+                "images": len(images),
+                "bpp": statistics.mean(float(r["bpp"]) for r in rr.values()),
+                "psnr": statistics.mean(float(r["psnr"]) for r in rr.values()),
+                "ssim": statistics.mean(float(r["ssim"]) for r in rr.values()),
+            }
+            if c == "gsi":
+                per[c]["fit_s_median"] = statistics.median(float(r["fit_s"]) for r in rr.values())
+                per[c]["decode_plus_render_ms_median"] = statistics.median(
+                    float(r["decode_ms"]) + float(r["render_ms"]) for r in rr.values())
+        if "gsi" in per and "jpeg" in per:
+            g = {r["image"]: float(r["psnr"]) for r in sel if r["codec"] == "gsi"}
+            j = {r["image"]: float(r["psnr"]) for r in sel if r["codec"] == "jpeg"}
+            d = [g[i] - j[i] for i in images if i in j]
+            per["gsi_minus_jpeg"] = {"mean_db": statistics.mean(d), "min_db": min(d),
+                                     "worst_image": images[int(np.argmin(d))]}
+        out[str(b)] = per
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for c, style in (("gsi", "o-"), ("jpeg", "s--"), ("webp", "^--"), ("avif", "d--")):
+        pts = {}
+        for r in rows:
+            if r["codec"] == c:
+                pts.setdefault(float(r["target_bpp"]), []).append((float(r["bpp"]), float(r["psnr"])))
+        if not pts:
+            continue
+        xs = sorted(pts)
+        ax.plot([statistics.mean(p[0] for p in pts[x]) for x in xs], [statistics.mean(p[1] for p in pts[x]) for x in xs],
+                style, label={"gsi": "ours (.gsi, 2D Gaussians)"}.get(c, c.upper()))
+    ax.set_xlabel("bits per pixel (mean over images)")
+    ax.set_ylabel("PSNR dB (mean over images)")
+    ax.set_title("Kodak rate-distortion (Pillow codecs at the largest bpp <= target)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", nargs="*", default=None, help="Kodak names (default: all in the shared folder)")
+    ap.add_argument("--bpp", nargs="*", type=float, default=[0.25, 0.5, 1.0])
+    ap.add_argument("--steps", type=int, default=FitConfig().steps)
+    ap.add_argument("--codecs", nargs="*", default=["gsi", "jpeg", "webp", "avif"])
+    ap.add_argument("--out", default=str(RESULTS / "image_rd.csv"))
+    args = ap.parse_args(argv)
+    if not KODAK.exists():
+        print(f"Kodak images not found in {KODAK}", file=sys.stderr)
+        return 1
+    names = args.images or sorted(p.stem for p in KODAK.glob("*.png"))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = _read_rows(out)
+    done = {(r["image"], r["codec"], float(r["target_bpp"])) for r in rows}
+    cfg = FitConfig(steps=args.steps)
+    new_file = not out.exists()
+    with open(out, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        if new_file:
+            w.writeheader()
+        for name in names:
+            pixels = load_image(KODAK / f"{name}.png").pixels
+            for b in args.bpp:
+                for c in args.codecs:
+                    if (name, c, b) in done:
+                        continue
+                    r = ours(pixels, b, cfg) if c == "gsi" else pil_at_bpp(c, pixels, b)
+                    r.update(image=name, target_bpp=b, load=os.getloadavg()[0])
+                    w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+                    f.flush()
+                    rows.append({k: str(v) for k, v in r.items()})
+                    extra = f"  fit {r['fit_s']:.0f} s, {r['gaussians']} Gaussians" if c == "gsi" else f"  q={r['quality']}"
+                    print(f"{name} {c:5s} target {b:.2f}: {r['bpp']:.3f} bpp  {r['psnr']:.2f} dB{extra}", flush=True)
+    rows = _read_rows(out)
+    summary = summarise(rows, args.bpp)
+    (out.parent / "image_rd_summary.json").write_text(json.dumps(summary, indent=1))
+    plot(rows, out.parent / "image_rd.png")
+    print(f"\n{'bpp':>5} {'codec':>6} {'images':>6} {'real bpp':>9} {'PSNR':>7} {'SSIM':>7}")
+    for b, per in summary.items():
+        for c, v in per.items():
+            if c == "gsi_minus_jpeg":
+                print(f"{b:>5} ours - JPEG: mean {v['mean_db']:+.2f} dB, worst {v['min_db']:+.2f} dB ({v['worst_image']})")
+            else:
+                print(f"{b:>5} {c:>6} {v['images']:>6} {v['bpp']:>9.3f} {v['psnr']:>7.2f} {v['ssim']:>7.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
