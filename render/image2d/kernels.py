@@ -28,9 +28,39 @@ MODE_TOPK = 0
 MODE_SUM = 1
 
 
+@nb.njit(cache=True, inline="always")
+def _edge_min(a, b, c, ex, ey, lo, hi, vertical):
+    """Minimum of sigma(d) = 0.5 a dx^2 + b dx dy + 0.5 c dy^2 along one rectangle edge:
+    dx = ex fixed with dy in [lo, hi] (vertical) or dy = ey fixed with dx in [lo, hi]."""
+    if vertical:
+        t = -b * ex / c
+        t = min(max(t, lo), hi)
+        return 0.5 * a * ex * ex + b * ex * t + 0.5 * c * t * t
+    t = -b * ey / a
+    t = min(max(t, lo), hi)
+    return 0.5 * a * t * t + b * t * ey + 0.5 * c * ey * ey
+
+
+@nb.njit(cache=True)
+def _reaches(mx, my, a, b, c, x0, x1, y0, y1):
+    """True if sigma <= SIGMA_MAX somewhere on the rectangle of pixel centres [x0,x1] x [y0,y1]."""
+    if x0 <= mx <= x1 and y0 <= my <= y1:
+        return True
+    lx, hx, ly, hy = x0 - mx, x1 - mx, y0 - my, y1 - my
+    m = _edge_min(a, b, c, lx, 0.0, ly, hy, True)
+    m = min(m, _edge_min(a, b, c, hx, 0.0, ly, hy, True))
+    m = min(m, _edge_min(a, b, c, 0.0, ly, lx, hx, False))
+    m = min(m, _edge_min(a, b, c, 0.0, hy, lx, hx, False))
+    return m <= SIGMA_MAX * (1.0 + 1e-5) + 1e-6
+
+
 @nb.njit(cache=True)
 def bin_gaussians(means, conics, width, height, tile):
-    """Tile lists. Returns (offsets [T+1] int64, ids [M] int32, tiles_x, tiles_y)."""
+    """Tile lists. Returns (offsets [T+1] int64, ids [M] int32, tiles_x, tiles_y).
+
+    A Gaussian is listed in a tile when its sigma <= SIGMA_MAX ellipse reaches one of the
+    tile's pixel centres' bounding rectangle (exact test, tested in float64): about half
+    the entries of a bounding-box assignment, the same image."""
     n = means.shape[0]
     tx = (width + tile - 1) // tile
     ty = (height + tile - 1) // tile
@@ -40,23 +70,21 @@ def bin_gaussians(means, conics, width, height, tile):
     y1 = np.empty(n, np.int64)
     counts = np.zeros(tx * ty + 1, np.int64)
     for i in range(n):
-        a = conics[i, 0]
-        b = conics[i, 1]
-        c = conics[i, 2]
+        a = np.float64(conics[i, 0])
+        b = np.float64(conics[i, 1])
+        c = np.float64(conics[i, 2])
         det = a * c - b * b
+        x0[i] = 1
+        x1[i] = 0
         if not (det > 0.0) or not (a > 0.0):
-            x0[i] = 1
-            x1[i] = 0
             continue
         # covariance diagonal = (c, a) / det; the sigma <= SIGMA_MAX ellipse spans
         # sqrt(2 SIGMA_MAX cov_ii) around the mean on each axis
         rx = math.sqrt(2.0 * SIGMA_MAX * c / det)
         ry = math.sqrt(2.0 * SIGMA_MAX * a / det)
-        mx = means[i, 0]
-        my = means[i, 1]
+        mx = np.float64(means[i, 0])
+        my = np.float64(means[i, 1])
         if not (math.isfinite(mx) and math.isfinite(my) and math.isfinite(rx) and math.isfinite(ry)):
-            x0[i] = 1
-            x1[i] = 0
             continue
         # pixel centres px + 0.5 within [mx - rx, mx + rx]
         lo_x = max(0, int(math.ceil(mx - rx - 0.5)))
@@ -64,8 +92,6 @@ def bin_gaussians(means, conics, width, height, tile):
         lo_y = max(0, int(math.ceil(my - ry - 0.5)))
         hi_y = min(height - 1, int(math.floor(my + ry - 0.5)))
         if lo_x > hi_x or lo_y > hi_y:
-            x0[i] = 1
-            x1[i] = 0
             continue
         x0[i] = lo_x // tile
         x1[i] = hi_x // tile
@@ -73,7 +99,9 @@ def bin_gaussians(means, conics, width, height, tile):
         y1[i] = hi_y // tile
         for yy in range(y0[i], y1[i] + 1):
             for xx in range(x0[i], x1[i] + 1):
-                counts[yy * tx + xx + 1] += 1
+                if _reaches(mx, my, a, b, c, xx * tile + 0.5, min(xx * tile + tile, width) - 0.5,
+                            yy * tile + 0.5, min(yy * tile + tile, height) - 0.5):
+                    counts[yy * tx + xx + 1] += 1
     for t in range(tx * ty):
         counts[t + 1] += counts[t]
     ids = np.empty(counts[tx * ty], np.int32)
@@ -81,11 +109,18 @@ def bin_gaussians(means, conics, width, height, tile):
     for i in range(n):
         if x0[i] > x1[i]:
             continue
+        a = np.float64(conics[i, 0])
+        b = np.float64(conics[i, 1])
+        c = np.float64(conics[i, 2])
+        mx = np.float64(means[i, 0])
+        my = np.float64(means[i, 1])
         for yy in range(y0[i], y1[i] + 1):
             for xx in range(x0[i], x1[i] + 1):
-                t = yy * tx + xx
-                ids[fill[t]] = i
-                fill[t] += 1
+                if _reaches(mx, my, a, b, c, xx * tile + 0.5, min(xx * tile + tile, width) - 0.5,
+                            yy * tile + 0.5, min(yy * tile + tile, height) - 0.5):
+                    t = yy * tx + xx
+                    ids[fill[t]] = i
+                    fill[t] += 1
     return counts, ids, tx, ty
 
 
@@ -120,6 +155,7 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
         lc = np.empty(maxlen, np.float32)
         lcol = np.empty((maxlen, nch), np.float32)
         sbuf = np.empty(maxlen, np.float32)
+        vidx = np.empty(maxlen, np.int32)
         for t in range(chunk, ntiles, nthreads):
             start = offsets[t]
             m = offsets[t + 1] - start
@@ -167,22 +203,34 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                         for ch in range(nch):
                             out[py, px, ch] = acc[ch]
                         continue
-                    cnt = 0
+                    # collect the candidates in reach; sort only when more than k remain
+                    nv = 0
                     for j in range(m):
                         sg = sbuf[j]
-                        if sg > smax or sg < 0.0:
-                            continue
-                        if cnt == k and sg >= tops[k - 1]:
-                            continue
-                        pos = cnt if cnt < k else k - 1
-                        while pos > 0 and tops[pos - 1] > sg:
-                            tops[pos] = tops[pos - 1]
-                            topi[pos] = topi[pos - 1]
-                            pos -= 1
-                        tops[pos] = sg
-                        topi[pos] = j
-                        if cnt < k:
-                            cnt += 1
+                        if sg <= smax and sg >= 0.0:
+                            vidx[nv] = j
+                            nv += 1
+                    if nv <= k:
+                        cnt = nv
+                        for q in range(nv):
+                            tops[q] = sbuf[vidx[q]]
+                            topi[q] = vidx[q]
+                    else:
+                        cnt = 0
+                        for v in range(nv):
+                            j = vidx[v]
+                            sg = sbuf[j]
+                            if cnt == k and sg >= tops[k - 1]:
+                                continue
+                            pos = cnt if cnt < k else k - 1
+                            while pos > 0 and tops[pos - 1] > sg:
+                                tops[pos] = tops[pos - 1]
+                                topi[pos] = topi[pos - 1]
+                                pos -= 1
+                            tops[pos] = sg
+                            topi[pos] = j
+                            if cnt < k:
+                                cnt += 1
                     ws = np.float32(0.0)
                     for q in range(cnt):
                         w = np.float32(math.exp(-tops[q]))
