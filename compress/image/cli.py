@@ -20,7 +20,7 @@ Examples:
 
   splat fit-image scan16.png -o scan.gsi --psnr 32 --steps 800
 
-  splat fit-image photo.png -o photo.gsi --gaussians 4000 --mode sum
+  splat fit-image photo.png -o photo.gsi --gaussians 4000 --mode topk
 """
 
 RENDER_HELP = """Render a .gsi file to an image, at any resolution, detail level or crop.
@@ -54,7 +54,7 @@ def fit_image_cmd(
     gaussians: Optional[int] = typer.Option(None, "--gaussians", help="number of Gaussians"),
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB (smallest file that reaches it)"),
     steps: int = typer.Option(1200, "--steps", help="maximum optimisation steps of the main fit"),
-    mode: str = typer.Option("topk", "--mode", help="render rule: topk (Image-GS, normalised) or sum (accumulated)"),
+    mode: str = typer.Option("sum", "--mode", help="render rule: sum (accumulated, best fits) or topk (Image-GS normalised)"),
     k: int = typer.Option(10, "--k", help="Gaussians kept per pixel in topk mode"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed"),

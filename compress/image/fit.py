@@ -39,7 +39,7 @@ class FitConfig:
     radians (rotations) and image units (colours)."""
 
     steps: int = 1200
-    mode: str = "topk"
+    mode: str = "sum"  # accumulated sum fits best (see docs); "topk" is Image-GS's normalised rule
     k: int = DEFAULT_K
     ssim_weight: float = 0.1
     grad_fraction: float = 0.7
@@ -57,6 +57,9 @@ class FitConfig:
     plateau_tol: float = 2e-3
     max_decays: int = 3
     prune_share: float = 0.25  # Gaussians with a smaller summed pixel share are pruned
+    refill_every: int = 50  # after growth: prune + re-add at high-error pixels this often...
+    refill_end: float = 0.9  # ...until this fraction of the steps
+    relocate: float = 0.01  # ...also moving this fraction of the least useful Gaussians
     bits: BitDepths = field(default_factory=BitDepths)
     seed: int = 0
     time_limit: float | None = None
@@ -145,6 +148,12 @@ class _Fitter:
             p = {"means": init.means.float().clone(), "log_scales": torch.log(init.scales.float().clamp_min(1e-4)),
                  "rotations": init.rotations.float().clone(), "colors": init.colors.float().clone()}
         self.params = {k: v.detach().clone().requires_grad_(True) for k, v in p.items()}
+        if init is None and cfg.mode == "sum":
+            # overlapping Gaussians add up: start at the target's brightness, not a multiple of it
+            with torch.no_grad():
+                img = self.render(False)
+                gain = float(target.mean()) / max(float(img.mean()), 1e-6)
+                self.params["colors"].mul_(min(1.0, gain))
         self.lr_scale = 1.0
         self.schedule = 1.0
         self.opt = self._make_opt()
@@ -213,12 +222,18 @@ class _Fitter:
             return contribution(m, conics_from_scale_rotation(s, r), col, self.w, self.h, mode=self.cfg.mode,
                                 k=self.cfg.k)
 
-    def grow(self, n_add: int, prune: bool) -> None:
-        """Prune near-useless Gaussians, then add n_add (+ the pruned count) at high-error pixels."""
+    def grow(self, n_add: int, prune: bool, relocate: float = 0.0) -> None:
+        """Prune near-useless Gaussians (and the ``relocate`` fraction with the smallest pixel
+        share), then add n_add plus the pruned count at pixels sampled by their error."""
         with torch.no_grad():
             keep = torch.arange(self.n())
             if prune:
-                keep = torch.nonzero(self.shares() >= self.cfg.prune_share).reshape(-1)
+                share = self.shares()
+                ok = share >= self.cfg.prune_share
+                n_move = int(relocate * self.n())
+                if n_move:
+                    ok[torch.argsort(share, stable=True)[:n_move]] = False
+                keep = torch.nonzero(ok).reshape(-1)
             n_add += self.n() - keep.numel()
             n_add = max(0, min(n_add, self.n_target - keep.numel()))
             img = self.render(self.spec is not None).clamp(0, 1)
@@ -311,6 +326,11 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
             ft.grow(int(math.ceil(missing / left)), prune=True)
             last_growth = it
             window, prev_mean = [], None
+        elif (it > last_growth and ft.n() >= n_gaussians and cfg.refill_every and it % cfg.refill_every == 0
+              and it < cfg.refill_end * steps):
+            # in the normalised mode a pixel that no Gaussian reaches has no gradient, so the
+            # optimiser cannot close such holes itself: refill them from the error map
+            ft.grow(0, prune=True, relocate=cfg.relocate)
         if not qat and it >= qat_at:
             ft.freeze_spec()
             qat = True
