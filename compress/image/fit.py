@@ -47,7 +47,7 @@ class FitConfig:
     growth_rounds: int = 4
     growth_end: float = 0.4  # fraction of steps by which the full budget is reached
     warmup_end: float = 0.25  # fraction of steps rendered at half resolution
-    qat_start: float = 0.7  # fraction of steps after which QAT is on (earlier on a plateau)
+    qat_start: float = 0.6  # fraction of steps after which QAT is on (earlier on a plateau)
     lr_means: float = 0.25
     lr_scales: float = 0.02
     lr_rotations: float = 0.02

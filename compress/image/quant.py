@@ -29,15 +29,18 @@ _FWD = np.array([[0.25, 0.5, 0.25], [0.5, 0.0, -0.5], [-0.25, 0.5, -0.25]])
 _INV = np.array([[1.0, 1.0, -1.0], [1.0, 0.0, 1.0], [1.0, -1.0, -1.0]])
 
 
+RANGE_TAIL = 0.0  # fraction of values left outside each end of a quantiser range (clamping outliers hurts)
+
+
 @dataclass
 class BitDepths:
     """Bits per parameter. ``pos_step`` is the position grid in pixels."""
 
     pos_step: float = 0.25
-    size_bits: int = 6
-    aniso_bits: int = 6
-    color_bits: int = 6
-    chroma_bits: int = 5
+    size_bits: int = 7
+    aniso_bits: int = 7
+    color_bits: int = 7
+    chroma_bits: int = 6
 
 
 @dataclass
@@ -105,19 +108,25 @@ def make_spec(means: Tensor, scales: Tensor, colors: Tensor, width: int, height:
     """Fix the ranges from current parameters (called once, when QAT starts)."""
     rot = torch.zeros(scales.shape[0], dtype=torch.float64) if rotations is None else rotations.detach().double()
     a, u, v = shape_coords(scales.detach().double(), rot)
-    lo, hi = _round_range(float(a.min()), float(a.max()))
-    hm = _round_range(0.0, float(torch.maximum(u.abs(), v.abs()).max()))[1]
+    # ranges cover all but the most extreme values (a few outliers would coarsen every step;
+    # QAT then clamps them into range)
+    lo, hi = _round_range(_quantile(a, RANGE_TAIL), _quantile(a, 1 - RANGE_TAIL))
+    hm = _round_range(0.0, _quantile(torch.maximum(u.abs(), v.abs()), 1 - RANGE_TAIL))[1]
     c = colors.shape[1]
     tr = "ycocg" if c >= 3 else "none"
     coded = color_forward(colors.detach().double(), tr)
     clo, chi, cbits = [], [], []
     for ch in range(c):
-        x, y = _round_range(float(coded[:, ch].min()), float(coded[:, ch].max()))
+        x, y = _round_range(_quantile(coded[:, ch], RANGE_TAIL), _quantile(coded[:, ch], 1 - RANGE_TAIL))
         clo.append(x)
         chi.append(y)
         cbits.append(bits.chroma_bits if tr == "ycocg" and ch in (1, 2) else bits.color_bits)
     return QuantSpec(width, height, float(bits.pos_step), lo, hi, int(bits.size_bits), hm, int(bits.aniso_bits), tr,
                      clo, chi, cbits)
+
+
+def _quantile(x: Tensor, q: float) -> float:
+    return float(torch.quantile(x.reshape(-1).double(), q)) if x.numel() > 1 else float(x.reshape(-1)[0])
 
 
 def _round_range(lo: float, hi: float) -> tuple[float, float]:

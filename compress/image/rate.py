@@ -25,8 +25,8 @@ from .losses import psnr
 from .model import ImageGaussians
 from .quant import QuantSpec
 
-BITS_PER_GAUSSIAN_PRIOR = 40.0
-OVERSHOOT = 1.12  # first fit gets this many more Gaussians than the prior suggests
+BITS_PER_GAUSSIAN_PRIOR = 46.0
+OVERSHOOT = 1.08  # first fit gets this many more Gaussians than the prior suggests
 FINETUNE_FRACTION = 0.25  # fine-tuning steps, as a fraction of the fit's steps
 
 
