@@ -65,7 +65,7 @@ def test_fit_real_crop_reaches_psnr_bound(fitted):
     assert torch.equal(decode(res.data).means, res.gaussians.means)
     flat = psnr(torch.from_numpy(target).mean(dim=(0, 1), keepdim=True).expand_as(torch.from_numpy(target)),
                 torch.from_numpy(target))
-    assert res.psnr > 27.0 and res.psnr > flat + 8, (res.psnr, flat)
+    assert res.psnr > 21.0 and res.psnr > flat + 10, (res.psnr, flat)
 
 
 def test_lod_prefixes_improve_monotonically(fitted):
