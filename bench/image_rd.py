@@ -171,7 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=FitConfig().steps)
     ap.add_argument("--codecs", nargs="*", default=["gsi", "jpeg", "webp", "avif"])
     ap.add_argument("--out", default=str(RESULTS / "image_rd.csv"))
+    ap.add_argument("--merge", nargs="*", default=None,
+                    help="only merge these CSVs (e.g. from parallel runs) into --out, then summarise and plot")
     args = ap.parse_args(argv)
+    if args.merge:
+        merged = {}
+        for m in args.merge:
+            for r in _read_rows(Path(m)):
+                merged[(r["image"], r["codec"], r["target_bpp"])] = r
+        with open(args.out, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS)
+            w.writeheader()
+            for key in sorted(merged):
+                w.writerow({k: merged[key].get(k, "") for k in FIELDS})
+        return report(Path(args.out), args.bpp)
     if not KODAK.exists():
         print(f"Kodak images not found in {KODAK}", file=sys.stderr)
         return 1
@@ -199,8 +212,13 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append({k: str(v) for k, v in r.items()})
                     extra = f"  fit {r['fit_s']:.0f} s, {r['gaussians']} Gaussians" if c == "gsi" else f"  q={r['quality']}"
                     print(f"{name} {c:5s} target {b:.2f}: {r['bpp']:.3f} bpp  {r['psnr']:.2f} dB{extra}", flush=True)
+    return report(out, args.bpp)
+
+
+def report(out: Path, bpps: list[float]) -> int:
+    """Summary JSON, RD plot and a printed table from the CSV."""
     rows = _read_rows(out)
-    summary = summarise(rows, args.bpp)
+    summary = summarise(rows, bpps)
     (out.parent / "image_rd_summary.json").write_text(json.dumps(summary, indent=1))
     plot(rows, out.parent / "image_rd.png")
     print(f"\n{'bpp':>5} {'codec':>6} {'images':>6} {'real bpp':>9} {'PSNR':>7} {'SSIM':>7}")

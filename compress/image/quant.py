@@ -71,27 +71,23 @@ class QuantSpec:
         return cls(width=width, height=height, **d)
 
 
-def color_forward(colors: Tensor | np.ndarray, transform: str):
-    """RGB(+extra) -> coded colour space (same shape)."""
-    if transform == "none":
-        return colors
+def _mix3(colors: Tensor | np.ndarray, mat: np.ndarray):
+    """Apply a 3x3 matrix to the first three channels (other channels pass through)."""
     if isinstance(colors, np.ndarray):
         out = colors.astype(np.float64, copy=True)
-        out[:, :3] = colors[:, :3].astype(np.float64) @ _FWD.T
+        out[:, :3] = colors[:, :3].astype(np.float64) @ mat.T
         return out
-    m = torch.as_tensor(_FWD, dtype=colors.dtype, device=colors.device)
+    m = torch.as_tensor(mat, dtype=colors.dtype, device=colors.device)
     return torch.cat([colors[:, :3] @ m.T, colors[:, 3:]], dim=1)
 
 
+def color_forward(colors: Tensor | np.ndarray, transform: str):
+    """RGB(+extra) -> coded colour space (same shape)."""
+    return colors if transform == "none" else _mix3(colors, _FWD)
+
+
 def color_inverse(coded: Tensor | np.ndarray, transform: str):
-    if transform == "none":
-        return coded
-    if isinstance(coded, np.ndarray):
-        out = coded.astype(np.float64, copy=True)
-        out[:, :3] = coded[:, :3].astype(np.float64) @ _INV.T
-        return out
-    m = torch.as_tensor(_INV, dtype=coded.dtype, device=coded.device)
-    return torch.cat([coded[:, :3] @ m.T, coded[:, 3:]], dim=1)
+    return coded if transform == "none" else _mix3(coded, _INV)
 
 
 def shape_coords(scales: Tensor | np.ndarray, rotations: Tensor | np.ndarray):
