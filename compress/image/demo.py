@@ -36,7 +36,7 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     img = sample_image()
     save_image(out_dir / "input.png", img)
     t0 = time.perf_counter()
-    res = compress_image(img, bpp=1.0, steps=300)
+    res = compress_image(img, bpp=1.0, steps=150)
     fit_s = time.perf_counter() - t0
     (out_dir / "sample.gsi").write_bytes(res.data)
     g = read_gsi(out_dir / "sample.gsi")
