@@ -9,7 +9,8 @@ bpp at or below the target, found by bisection on its quality setting (Pillow de
 otherwise: JPEG 4:2:0, WebP lossy method 4, AVIF speed 6). Rows are appended to
 ``bench/results/image_rd.csv`` as they finish (a rerun skips rows already there, so the
 script can be stopped and resumed); the summary goes to ``image_rd_summary.json`` and the
-rate-distortion plot to ``image_rd.png``. The machine's load average is recorded per row.
+rate-distortion plot to ``image_rd.png`` (needs matplotlib: ``pip install -e '.[bench]'``).
+The machine's load average is recorded per row.
 """
 from __future__ import annotations
 
@@ -139,7 +140,11 @@ def summarise(rows: list[dict], bpps: list[float]) -> dict:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'): no plot written", file=sys.stderr)
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
