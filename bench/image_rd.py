@@ -149,6 +149,10 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # average every codec over the same images: those our codec has a row for at that bpp
+    ours_at = {(r["image"], float(r["target_bpp"])) for r in rows if r["codec"] == "gsi"}
+    if ours_at:
+        rows = [r for r in rows if (r["image"], float(r["target_bpp"])) in ours_at]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for c, style in (("gsi", "o-"), ("jpeg", "s--"), ("webp", "^--"), ("avif", "d--")):
         pts = {}
