@@ -177,8 +177,13 @@ def _enc_raw(u: np.ndarray) -> tuple[bytes, int]:
     return bytes([w]) + u.astype(_DT[w]).tobytes(), w
 
 
+def _model_counts(symbols: np.ndarray) -> np.ndarray:
+    # constriction needs an alphabet of at least two symbols (a zero count is fine)
+    return np.bincount(symbols.astype(np.int64), minlength=2)
+
+
 def _enc_rans(u: np.ndarray) -> bytes:
-    counts = np.bincount(u.astype(np.int64))
+    counts = _model_counts(u)
     return _pack_counts(counts) + _rans_encode(u, counts)
 
 
@@ -197,7 +202,7 @@ def _buckets(u: np.ndarray) -> np.ndarray:
 
 def _enc_rans_eg(u: np.ndarray) -> bytes:
     b = _buckets(u)
-    counts = np.bincount(b)
+    counts = _model_counts(b)
     parts = [_pack_counts(counts)]
     coded = _rans_encode(b, counts)
     parts.append(write_varint(len(coded)) + coded)
