@@ -33,7 +33,8 @@ class QuantConfig:
     """Quantization settings (bits are per value unless stated).
 
     position_bits: grid bits per axis (16..21). rotation_bits: per smallest-three component.
-    sh_codebook: codebook entries (capped at the number of codebook-coded Gaussians).
+    sh_codebook: codebook entries, capped at ``sh_codebook_fraction`` x the number of
+    codebook-coded Gaussians (a codebook as large as the data would cost more than it saves).
     sh_direct_fraction: the most significant fraction whose SH rest is stored directly.
     """
 
@@ -43,6 +44,7 @@ class QuantConfig:
     opacity_bits: int = 8
     dc_bits: int = 8
     sh_codebook: int = 8192
+    sh_codebook_fraction: float = 0.125
     sh_codebook_bits: int = 8
     sh_direct_fraction: float = 0.05
     sh_direct_bits: int = 8
@@ -58,6 +60,8 @@ class QuantConfig:
                 raise ValueError(f"{name} must be 1..16, got {b}")
         if self.sh_codebook < 0:
             raise ValueError("sh_codebook must be >= 0")
+        if not 0.0 < self.sh_codebook_fraction <= 1.0:
+            raise ValueError("sh_codebook_fraction must be in (0, 1]")
         if not 0.0 <= self.sh_direct_fraction <= 1.0:
             raise ValueError("sh_direct_fraction must be in [0, 1]")
 
@@ -134,8 +138,9 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     k = sh_rest_count(scene.sh_degree)
     if k:
         rest = _np(scene.sh_rest)[perm].reshape(n, 3 * k)
+        n_cb = n - int(round(cfg.sh_direct_fraction * n))
         code = vectree_sh(
-            rest, w[perm], codebook_size=cfg.sh_codebook, direct_fraction=cfg.sh_direct_fraction,
+            rest, w[perm], codebook_size=min(cfg.sh_codebook, max(1, int(cfg.sh_codebook_fraction * n_cb))), direct_fraction=cfg.sh_direct_fraction,
             codebook_bits=cfg.sh_codebook_bits, direct_bits=cfg.sh_direct_bits, iters=cfg.kmeans_iters, seed=cfg.seed,
         )
         header["sh_rest"] = {
