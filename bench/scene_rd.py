@@ -88,14 +88,15 @@ def median_time(fn, repeat: int = 3) -> float:
     return statistics.median(ts)
 
 
-def lgs_settings(sh_degree: int, quick: bool) -> list[tuple[str, CompressSettings]]:
+def lgs_settings(sh_degree: int, n: int, quick: bool) -> list[tuple[str, CompressSettings]]:
     out = [
         ("lgs default", CompressSettings()),
         ("lgs small", CompressSettings(quality="small")),
         ("lgs high", CompressSettings(quality="high")),
     ]
-    if not quick:
+    if not quick or n < 20000:
         out.append(("lgs target 38.5", CompressSettings(target_psnr=38.5)))
+    if not quick:
         out.append(("lgs target 35", CompressSettings(target_psnr=35.0)))
         if sh_degree >= 2:
             out.append(("lgs sh2 distilled", CompressSettings(sh_degree=2, distill_steps=300)))
@@ -146,7 +147,7 @@ def run_scene(path: Path, tmp: Path, have_st: bool, quick: bool) -> tuple[list[d
         enc = splat_transform(str(raw), str(cply))
         add("compressed.ply", "splat-transform", cply.stat().st_size, read_scene(cply), enc, median_time(lambda: read_scene(cply)))
 
-    for name, st in lgs_settings(scene.sh_degree, quick):
+    for name, st in lgs_settings(scene.sh_degree, n, quick):
         t0 = time.perf_counter()
         res = compress_scene(scene, st)
         enc = time.perf_counter() - t0

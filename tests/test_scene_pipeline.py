@@ -15,6 +15,11 @@ from compress.scene.views import split_views
 from conftest import shared_file
 from splat import GaussianScene
 
+try:  # the format readers land from another branch; until then these end-to-end tests wait
+    from splat.io import read_scene as _read_scene  # noqa: F401
+except ImportError:
+    pytestmark = pytest.mark.skip(reason="splat.io.read_scene is not available (format readers not merged yet)")
+
 
 def _fruit() -> GaussianScene:
     from splat.io import read_scene
@@ -25,18 +30,19 @@ def _fruit() -> GaussianScene:
 def test_target_psnr_is_honoured_on_a_real_scene():
     scene = _fruit()
     target = 42.0
-    st = CompressSettings(target_psnr=target, max_side=96, backend="cpu")
+    small = dict(max_side=96, train_views=8, heldout_views=4, backend="cpu")
+    st = CompressSettings(target_psnr=target, **small)
     res = compress_scene(scene, st)
     assert res.trials, "the search ran"
     feasible = [t for t in res.trials if t.psnr >= target]
     assert feasible and len(res.data) == min(t.bytes for t in feasible)
     # independent check: decode the bytes and measure on the held-out views again
-    held = split_views(scene, None, max_side=96).heldout
+    held = split_views(scene, None, max_side=96, n_heldout=4).heldout
     fid = fidelity(scene, decode(res.data), held, backend="cpu")
     assert fid.psnr >= target and abs(fid.psnr - res.fidelity.psnr) < 1e-6
     assert res.prune > 0.3  # the search did prune: a lossless-ish encoding would be far bigger
     # and a harder target gives a bigger file
-    res2 = compress_scene(scene, CompressSettings(target_psnr=target + 8, max_side=96, backend="cpu"))
+    res2 = compress_scene(scene, CompressSettings(target_psnr=target + 8, **small))
     assert res2.fidelity.psnr >= target + 8 and len(res2.data) > len(res.data)
 
 

@@ -31,8 +31,10 @@ class CompressSettings:
     """What to do. ``prune``/``level`` None: take them from ``quality``'s preset.
     ``target_psnr``: search for the smallest file with at least this fidelity (dB).
     ``sh_degree``: distil to this SH degree (None: keep). ``steps``: fine-tuning steps after
-    pruning (0: none); ``distill_steps``: SH distillation steps.
-    ``significance_scale``: resolution factor of the significance renders."""
+    pruning (0: none); ``distill_steps``: SH distillation steps. ``train_views`` /
+    ``heldout_views``: how many views to generate when no cameras are given.
+    ``significance_scale`` / ``finetune_scale``: resolution factors (vs ``max_side``) of the
+    significance renders and of the fine-tuning / distillation views."""
 
     quality: str = "default"
     prune: float | None = None
@@ -45,7 +47,10 @@ class CompressSettings:
     quant: QuantConfig = field(default_factory=QuantConfig)
     beta: float = 0.1
     significance_scale: float = 0.5
+    finetune_scale: float = 0.5
     max_side: int = 480
+    train_views: int = 24
+    heldout_views: int = 8
     up: str = "-y"
     backend: str = "auto"
     device: str = "cpu"
@@ -100,7 +105,8 @@ def compress_scene(
     def timed(name: str, t0: float) -> None:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
-    views: ViewSplit = split_views(original, cameras, max_side=st.max_side, up=st.up)
+    views: ViewSplit = split_views(original, cameras, max_side=st.max_side, up=st.up,
+                                   n_train=st.train_views, n_heldout=st.heldout_views)
     notes.append(f"views: {len(views.train)} for compression, {len(views.heldout)} held out ({views.source})")
 
     t0 = time.perf_counter()
@@ -115,7 +121,7 @@ def compress_scene(
     work = original
     if st.sh_degree is not None and st.sh_degree < original.sh_degree:
         t0 = time.perf_counter()
-        pv = pseudo_views(original, views.train, seed=st.seed)
+        pv = [c.scaled(st.finetune_scale) for c in pseudo_views(original, views.train, seed=st.seed)]
         pg.start(f"distil SH {original.sh_degree}->{st.sh_degree}", st.distill_steps)
         work, _ = distill_sh(original, pv, st.sh_degree, config=FinetuneConfig(steps=st.distill_steps, seed=st.seed),
                              backend=st.backend, progress=lambda loss: pg.advance(1, f"loss {loss:.4f}"))
@@ -154,7 +160,7 @@ def compress_scene(
     timed("pruning", t0)
     if st.steps > 0 and ratio > 0:
         t0 = time.perf_counter()
-        pv = pseudo_views(original, views.train, seed=st.seed)
+        pv = [c.scaled(st.finetune_scale) for c in pseudo_views(original, views.train, seed=st.seed)]
         pg.start("fine-tune", st.steps)
         pruned, _ = finetune(pruned, original if st.sh_degree is None else work, pv,
                              config=FinetuneConfig(steps=st.steps, seed=st.seed), backend=st.backend,
