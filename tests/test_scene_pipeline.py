@@ -57,7 +57,7 @@ def test_cli_compress_decompress_eval(tmp_path):
     scene = _fruit()
     write_scene(scene, src)
     out = tmp_path / "small.lgs"
-    r = _splat("compress", str(src), "-o", str(out), "--prune", "0.5", "--codebook", "256")
+    r = _splat("compress", str(src), "-o", str(out), "--prune", "0.5", "--codebook", "256", "--max-side", "96")
     assert r.returncode == 0, r.stderr
     assert out.exists() and out.stat().st_size < src.stat().st_size / 10
     assert "fidelity PSNR" in r.stdout and "positions" in r.stdout

@@ -96,6 +96,7 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(0, "--steps", help="Fine-tuning steps after pruning (teacher renders as targets)."),
         distill_steps: int = typer.Option(300, "--distill-steps", help="SH distillation steps (with --sh-degree)."),
         up: str = typer.Option("-y", "--up", help="World up axis for generated views (-y for COLMAP scenes, +z for z-up)."),
+        max_side: int = typer.Option(480, "--max-side", help="Longest side (pixels) of the views used for significance and fidelity."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda renders with gsplat)."),
         seed: int = typer.Option(0, "--seed", help="Seed for k-means and view sampling."),
         no_check: bool = typer.Option(False, "--no-check", help="Skip the fidelity measurement (and the preset's fallback search)."),
@@ -131,7 +132,7 @@ def register(app: typer.Typer) -> None:
         settings = CompressSettings(
             quality=quality, prune=prune, level=level, position_bits=position_bits, target_psnr=target_psnr,
             sh_degree=sh_degree, steps=steps, distill_steps=distill_steps, quant=QuantConfig(sh_codebook=codebook, seed=seed),
-            up=up, device=device, seed=seed, check_fidelity=not no_check,
+            up=up, max_side=max_side, device=device, seed=seed, check_fidelity=not no_check,
             backend="auto",
         )
         with make_progress() as prog:

@@ -90,6 +90,15 @@ STREAM_NAMES = {
 }
 
 
+def colour_transform(q: np.ndarray) -> np.ndarray:
+    """Lossless decorrelation of quantized (r, g, b) [N,3] -> (g, r - g, b - g)."""
+    return np.stack([q[:, 1], q[:, 0] - q[:, 1], q[:, 2] - q[:, 1]], axis=1)
+
+
+def inverse_colour_transform(t: np.ndarray) -> np.ndarray:
+    return np.stack([t[:, 1] + t[:, 0], t[:, 0], t[:, 2] + t[:, 0]], axis=1)
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float64).numpy()
 
@@ -117,6 +126,9 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     dc = _np(scene.sh_dc)[perm]
     cq = UniformQuant.fit(dc, cfg.dc_bits)
 
+    dcq = cq.quantize(dc)
+    colr, colour_mode = min((encode_channels(dcq), "none"), (encode_channels(colour_transform(dcq)), "g,r-g,b-g"),
+                            key=lambda c: len(c[0]))
     header = {
         "count": n,
         "sh_degree": scene.sh_degree,
@@ -124,7 +136,7 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
         "opacity": oq.to_json(),
         "log_scales": sq.to_json(),
         "rotation": {"bits": cfg.rotation_bits, "scheme": "smallest-three"},
-        "sh_dc": cq.to_json(),
+        "sh_dc": {**cq.to_json(), "transform": colour_mode},
         "settings": asdict(cfg),
     }
     chunks = [
@@ -133,7 +145,7 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
         ("SCAL", encode_channels(sq.quantize(ls))),
         ("ROTI", encode_channels(rot_idx)),
         ("ROTV", encode_channels(rot_vals)),
-        ("COLR", encode_channels(cq.quantize(dc))),
+        ("COLR", colr),
     ]
     k = sh_rest_count(scene.sh_degree)
     if k:
@@ -201,7 +213,15 @@ def _decode(h: dict, box, path) -> GaussianScene:
     ridx = decode_channels(box.get("ROTI"), n, 1, hi=3, what="rotation index")[:, 0]
     rvals = decode_channels(box.get("ROTV"), n, 3, hi=(1 << rbits) - 1, what="rotation")
     quats = decode_rotations(ridx, rvals, rbits)
-    dc = cq.dequantize(decode_channels(box.get("COLR"), n, 3, hi=cq.levels, what="SH DC"))
+    mode = h["sh_dc"].get("transform", "none")
+    if mode not in ("none", "g,r-g,b-g"):
+        raise FormatError(f"unknown colour transform {mode!r}")
+    dcq = decode_channels(box.get("COLR"), n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC")
+    if mode != "none":
+        dcq = inverse_colour_transform(dcq)
+    if n and (dcq.min() < 0 or dcq.max() > cq.levels):
+        raise FormatError("SH DC stream decodes outside the quantizer's range")
+    dc = cq.dequantize(dcq)
     k = sh_rest_count(deg)
     if k:
         try:

@@ -52,8 +52,8 @@ def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0) -> Tensor:
     y = b.reshape(-1, *b.shape[-3:]).permute(0, 3, 1, 2).to(x.dtype)
     c = x.shape[1]
     g = _gauss_window(dtype=x.dtype)
-    wx = g.reshape(1, 1, 1, -1).expand(c, 1, 1, -1)
-    wy = g.reshape(1, 1, -1, 1).expand(c, 1, -1, 1)
+    wx = g.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    wy = g.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
 
     def blur(t: Tensor) -> Tensor:
         t = F.conv2d(t, wx, padding=(0, 5), groups=c)
