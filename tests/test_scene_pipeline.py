@@ -4,9 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import torch
 
 from compress.scene.codec import decode
 from compress.scene.eval import fidelity

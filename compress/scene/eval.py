@@ -61,7 +61,7 @@ def fidelity(original: GaussianScene | Tensor, compressed: GaussianScene, views:
     """Compare renders of ``compressed`` with renders of ``original`` (or with precomputed
     renders [V,H,W,3] of it) on ``views``."""
     ref = original if isinstance(original, Tensor) else render_views(original, views, backend=backend)
-    out = render_views(compressed, views, backend=backend)
+    out = render_views(compressed.to(device=ref.device), views, backend=backend).to(ref.device)
     per = [psnr(out[i], ref[i]) for i in range(len(views))]
     ss = [_ssim(out[i], ref[i]) for i in range(len(views))]
     lp = None
