@@ -45,6 +45,7 @@ class TileBins:
     tile_entries: np.ndarray
     pair_offsets: np.ndarray
     pair_pos: np.ndarray
+    ext_y: np.ndarray
     tiles_x: int
     tiles_y: int
     tile_size: int
@@ -75,13 +76,29 @@ def _min_quad_on_rect(a, b, c, xa, xb, ya, yb):
 
 
 @njit(cache=True)
+def _reach(a, b, c, opac):
+    """sigma bound (with margin) below which alpha can reach 1/255, or -1 if degenerate."""
+    if not (a > 0.0 and c > 0.0 and a * c - b * b > 0.0 and opac > 0.0):
+        return -1.0
+    s = math.log(255.0 * opac)
+    return max(s, 0.0) * (1.0 + _REL_MARGIN) + _ABS_MARGIN
+
+
+@njit(parallel=True, cache=True)
+def _extent_y(conic, opac, out):
+    for k in prange(conic.shape[0]):
+        a, b, c = np.float64(conic[k, 0]), np.float64(conic[k, 1]), np.float64(conic[k, 2])
+        s = _reach(a, b, c, np.float64(opac[k]))
+        out[k] = math.sqrt(2.0 * s * a / (a * c - b * b)) if s > 0.0 else -1.0
+
+
+@njit(cache=True)
 def _pairs_of(mx, my, a, b, c, opac, width, height, ts, tiles_x, tile_base, out, start):
     """Count (and, if ``out`` is non-empty, write from ``start``) the tiles one Gaussian reaches."""
-    det = a * c - b * b
-    if not (a > 0.0 and c > 0.0 and det > 0.0 and opac > 0.0):
+    s = _reach(a, b, c, opac)
+    if s < 0.0:
         return 0
-    s = math.log(255.0 * opac)
-    s = max(s, 0.0) * (1.0 + _REL_MARGIN) + _ABS_MARGIN
+    det = a * c - b * b
     hx = math.sqrt(2.0 * s * c / det)  # x half-extent of {sigma <= s}: sqrt(2 s cov_xx)
     hy = math.sqrt(2.0 * s * a / det)
     # pixel columns/rows whose centres (j + 0.5) fall inside the ellipse's box
@@ -184,4 +201,7 @@ def bin_gaussians(
     if pair_tile.shape[0]:
         _write_pairs(xy, conic, opac, cams, width, height, tile_size, tiles_x, tiles_y, pair_offsets, pair_tile)
     tile_offsets, tile_entries, pair_pos = _counting_sort(pair_offsets, pair_tile, num_cameras * tiles_x * tiles_y)
-    return TileBins(order, cams, tile_offsets, tile_entries, pair_offsets, pair_pos, tiles_x, tiles_y, tile_size)
+    ext_y = np.empty(K, dtype=np.float32)
+    if K:
+        _extent_y(conic, opac, ext_y)
+    return TileBins(order, cams, tile_offsets, tile_entries, pair_offsets, pair_pos, ext_y, tiles_x, tiles_y, tile_size)
