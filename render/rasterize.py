@@ -180,10 +180,18 @@ def rasterize(
     else:
         raise ValueError(f"unknown mode {mode!r} (RGB, RGB+D, features)")
 
-    proj = project_gaussians(
-        scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, width, height,
-        eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, antialiased=antialiased,
-    )
+    if backend_name == "cpu" and not antialiased and dev.type == "cpu":
+        from .cpu.projection import project_gaussians_fused
+
+        proj = project_gaussians_fused(
+            scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        )
+    else:
+        proj = project_gaussians(
+            scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, antialiased=antialiased,
+        )
     if mode == "RGB+D":
         colors = torch.cat([colors, proj.depths[..., None]], dim=-1)
 

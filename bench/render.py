@@ -1,0 +1,250 @@
+"""Renderer benchmark: CPU backend speed and memory on real scenes, and ratios against
+dense PyTorch renderers measured in the same run.
+
+    .venv/bin/python bench/render.py [--runs 5] [--threads 2] [--width 1280 --height 720]
+
+1. forward and forward+backward (projection, SH and their backward included) at
+   1280x720 on biker (152k Gaussians) and plant (114k): median of --runs runs after a
+   warm-up, peak resident-memory increase during one run;
+2. the same small scene (a 2,000-Gaussian subset of plant at 160x90) rendered by the CPU
+   backend, by the dense float64 reference and by the same dense code in float32
+   ("naive dense PyTorch"): ratios of medians measured in this run.
+
+Prints a table and writes bench/results/render.json and render.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from render import rasterize  # noqa: E402
+from render._torch_impl import composite_reference  # noqa: E402
+from render.projection import project_gaussians  # noqa: E402
+from render.sh import sh_colors  # noqa: E402
+from render.views import scene_up_axis  # noqa: E402
+from splat import GaussianScene, orbit_cameras  # noqa: E402
+from splat.camera import stack_cameras  # noqa: E402
+
+SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = ROOT / "bench" / "results"
+
+
+def read_dotsplat(path: Path) -> GaussianScene:
+    """antimatter15 .splat with numpy (32-byte records), used when splat.io has no reader yet."""
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 32)
+    f = raw[:, :24].copy().view(np.float32)
+    rgba = raw[:, 24:28].astype(np.float64) / 255.0
+    quats = (raw[:, 28:32].astype(np.float64) - 128.0) / 128.0
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).double()  # noqa: E731
+    s = GaussianScene.from_activated(t(f[:, :3]), t(quats), t(f[:, 3:6]), t(rgba[:, 3]), t(rgba[:, :3]))
+    return s.to(dtype=torch.float32)
+
+
+def load_scene(name: str) -> GaussianScene | None:
+    path = SHARED / "scenes" / name
+    if not path.exists():
+        print(f"skip {name}: {path} not found")
+        return None
+    try:
+        from splat.io import read_scene
+
+        return read_scene(path).to(dtype=torch.float32)
+    except (ImportError, AttributeError):
+        if path.suffix == ".splat":
+            return read_dotsplat(path)
+        print(f"skip {name}: splat.io has no reader for it yet")
+        return None
+
+
+class PeakRSS:
+    """Peak increase of the resident set size (bytes) while the block runs, sampled every 2 ms."""
+
+    def __enter__(self):
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._poll, daemon=True)
+        self._t.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+        self.increase = self.peak - self.base
+
+
+def median_time(fn, runs: int) -> float:
+    fn()  # warm-up (JIT cache load, allocator)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def cpu_forward(scene, cam):
+    def run():
+        with torch.no_grad():
+            return rasterize(scene, cam, backend="cpu")
+
+    return run
+
+
+def cpu_forward_backward(scene, cam):
+    leaf = scene.requires_grad_()
+
+    def run():
+        out = rasterize(leaf, cam, backend="cpu")
+        (out.colors.sum() + out.alphas.sum()).backward()
+
+    return run
+
+
+def dense(scene, cam, dtype, backward: bool):
+    """Naive dense PyTorch renderer: torch projection + every Gaussian at every pixel."""
+    sc = scene.to(dtype=dtype)
+    if backward:
+        sc = sc.requires_grad_()
+    viewmats, Ks = stack_cameras([cam], dtype=dtype)
+
+    def run():
+        with torch.set_grad_enabled(backward):
+            proj = project_gaussians(sc.means, sc.quats, sc.scales, sc.opacities, viewmats, Ks, cam.width, cam.height)
+            campos = torch.linalg.inv(viewmats)[:, :3, 3]
+            cols = sh_colors(sc.sh_degree, sc.sh_coeffs, sc.means, campos)
+            img, alpha, _, _ = composite_reference(
+                proj.means2d[0], proj.conics[0], cols[0], proj.opacities[0], proj.depths[0], proj.radii[0], cam.width, cam.height
+            )
+            if backward:
+                (img.sum() + alpha.sum()).backward()
+
+    return run
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--height", type=int, default=720)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+
+    import numba
+
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f} (numbers are noisy above ~1.5); {args.threads} threads, median of {args.runs} runs")
+    rows = []
+
+    plant = None
+    for name in ("biker.spz", "plant.splat"):
+        scene = load_scene(name)
+        if scene is None:
+            continue
+        if name == "plant.splat":
+            plant = scene
+        up = scene_up_axis(SHARED / "scenes" / name)
+        cam = orbit_cameras(scene, 1, width=args.width, height=args.height, up=up)[0]
+        with torch.no_grad():
+            probe = rasterize(scene, cam, backend="cpu")
+        row = {"scene": name, "gaussians": len(scene), "size": f"{args.width}x{args.height}", "coverage": float(probe.alphas.mean())}
+        row["forward_s"] = median_time(cpu_forward(scene, cam), args.runs)
+        row["forward_backward_s"] = median_time(cpu_forward_backward(scene, cam), args.runs)
+        with PeakRSS() as m:
+            cpu_forward(scene, cam)()
+        row["forward_peak_mb"] = m.increase / 2**20
+        with PeakRSS() as m:
+            cpu_forward_backward(scene, cam)()
+        row["forward_backward_peak_mb"] = m.increase / 2**20
+        rows.append(row)
+
+    ratios = {}
+    if plant is not None:
+        small = plant[torch.randperm(len(plant), generator=torch.Generator().manual_seed(0))[:2000]]
+        cam = orbit_cameras(plant, 1, width=160, height=90, up=scene_up_axis(SHARED / "scenes" / "plant.splat"))[0]
+        runs = max(3, args.runs // 2)
+        t = {
+            "cpu_fwd": median_time(cpu_forward(small, cam), args.runs),
+            "cpu_fwdbwd": median_time(cpu_forward_backward(small, cam), args.runs),
+            "ref64_fwd": median_time(dense(small, cam, torch.float64, False), runs),
+            "ref64_fwdbwd": median_time(dense(small, cam, torch.float64, True), runs),
+            "dense32_fwd": median_time(dense(small, cam, torch.float32, False), runs),
+            "dense32_fwdbwd": median_time(dense(small, cam, torch.float32, True), runs),
+        }
+        ratios = {
+            "scene": "plant subset, 2000 Gaussians, 160x90",
+            **{k + "_s": v for k, v in t.items()},
+            "speedup_vs_float64_reference_fwd": t["ref64_fwd"] / t["cpu_fwd"],
+            "speedup_vs_float64_reference_fwdbwd": t["ref64_fwdbwd"] / t["cpu_fwdbwd"],
+            "speedup_vs_dense_float32_fwd": t["dense32_fwd"] / t["cpu_fwd"],
+            "speedup_vs_dense_float32_fwdbwd": t["dense32_fwdbwd"] / t["cpu_fwdbwd"],
+        }
+
+    from rich.console import Console
+
+    from splat.progress import summary_table
+
+    con = Console()
+    con.print(summary_table(
+        f"CPU backend, {args.threads} threads (load {load:.1f})",
+        ["scene", "Gaussians", "size", "coverage", "forward s", "fwd+bwd s", "fwd peak MB", "fwd+bwd peak MB"],
+        [(r["scene"], r["gaussians"], r["size"], r["coverage"], r["forward_s"], r["forward_backward_s"],
+          r["forward_peak_mb"], r["forward_backward_peak_mb"]) for r in rows],
+    ))
+    if ratios:
+        con.print(summary_table(
+            f"Same run, {ratios['scene']}",
+            ["renderer", "forward s", "fwd+bwd s", "cpu speed-up fwd", "cpu speed-up fwd+bwd"],
+            [
+                ("cpu backend", ratios["cpu_fwd_s"], ratios["cpu_fwdbwd_s"], "1", "1"),
+                ("dense float64 reference", ratios["ref64_fwd_s"], ratios["ref64_fwdbwd_s"],
+                 f"{ratios['speedup_vs_float64_reference_fwd']:.0f}x", f"{ratios['speedup_vs_float64_reference_fwdbwd']:.0f}x"),
+                ("naive dense float32 torch", ratios["dense32_fwd_s"], ratios["dense32_fwdbwd_s"],
+                 f"{ratios['speedup_vs_dense_float32_fwd']:.0f}x", f"{ratios['speedup_vs_dense_float32_fwdbwd']:.0f}x"),
+            ],
+        ))
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"load_average": load, "threads": args.threads, "runs": args.runs, "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "numba": numba.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
+    (args.out / "render.json").write_text(json.dumps({"meta": meta, "scenes": rows, "small_scene_ratios": ratios}, indent=1))
+    with open(args.out / "render.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scene", "gaussians", "size", "coverage", "forward_s", "forward_backward_s", "forward_peak_mb", "forward_backward_peak_mb"])
+        for r in rows:
+            w.writerow([r["scene"], r["gaussians"], r["size"], f"{r['coverage']:.4f}", f"{r['forward_s']:.4f}",
+                        f"{r['forward_backward_s']:.4f}", f"{r['forward_peak_mb']:.1f}", f"{r['forward_backward_peak_mb']:.1f}"])
+        for k, v in ratios.items():
+            if k != "scene":
+                w.writerow([f"small:{k}", "", "", "", f"{v:.4f}"])
+    print(f"wrote {args.out / 'render.json'} and render.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
