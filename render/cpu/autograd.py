@@ -37,7 +37,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         pw = np.zeros(M, np.float32)
         ph = np.zeros(M, np.int32)
         forward_tiles(
-            bins.tile_offsets, bins.tile_entries, xy, con, op, bins.ext_y, col, bins.tiles_x, bins.tiles_y, tile_size,
+            bins.tile_offsets, bins.tile_entries, xy, con, op, col, bins.tiles_x, bins.tiles_y, tile_size,
             width, height, bg, out, T, last, pw, ph,
         )
         dtype, dev = colors.dtype, colors.device
@@ -75,7 +75,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         pair_geo = np.zeros((M, 6), np.float32)
         pair_col = np.zeros((M, D), np.float32)
         backward_tiles(
-            bins.tile_offsets, bins.tile_entries, xy, con, op, bins.ext_y, col, bins.tiles_x, bins.tiles_y, tile_size,
+            bins.tile_offsets, bins.tile_entries, xy, con, op, col, bins.tiles_x, bins.tiles_y, tile_size,
             width, height, out, T, last, g, ga, pair_geo, pair_col,
         )
         geo = np.zeros((K, 6), np.float32)
@@ -110,7 +110,7 @@ def rasterize_to_pixels(
     *,
     background: Tensor | None = None,
     return_stats: bool = False,
-    tile_size: int = 16,
+    tile_size: int = 8,
 ) -> tuple[Tensor, Tensor, GaussianStats | None]:
     """Composite screen-space Gaussians on the CPU (tile-based numba kernels).
 

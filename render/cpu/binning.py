@@ -45,7 +45,6 @@ class TileBins:
     tile_entries: np.ndarray
     pair_offsets: np.ndarray
     pair_pos: np.ndarray
-    ext_y: np.ndarray
     tiles_x: int
     tiles_y: int
     tile_size: int
@@ -82,14 +81,6 @@ def _reach(a, b, c, opac):
         return -1.0
     s = math.log(255.0 * opac)
     return max(s, 0.0) * (1.0 + _REL_MARGIN) + _ABS_MARGIN
-
-
-@njit(parallel=True, cache=True)
-def _extent_y(conic, opac, out):
-    for k in prange(conic.shape[0]):
-        a, b, c = np.float64(conic[k, 0]), np.float64(conic[k, 1]), np.float64(conic[k, 2])
-        s = _reach(a, b, c, np.float64(opac[k]))
-        out[k] = math.sqrt(2.0 * s * a / (a * c - b * b)) if s > 0.0 else -1.0
 
 
 @njit(cache=True)
@@ -201,7 +192,4 @@ def bin_gaussians(
     if pair_tile.shape[0]:
         _write_pairs(xy, conic, opac, cams, width, height, tile_size, tiles_x, tiles_y, pair_offsets, pair_tile)
     tile_offsets, tile_entries, pair_pos = _counting_sort(pair_offsets, pair_tile, num_cameras * tiles_x * tiles_y)
-    ext_y = np.empty(K, dtype=np.float32)
-    if K:
-        _extent_y(conic, opac, ext_y)
-    return TileBins(order, cams, tile_offsets, tile_entries, pair_offsets, pair_pos, ext_y, tiles_x, tiles_y, tile_size)
+    return TileBins(order, cams, tile_offsets, tile_entries, pair_offsets, pair_pos, tiles_x, tiles_y, tile_size)

@@ -33,28 +33,14 @@ T_MIN = np.float32(1e-4)
 _FM = {"reassoc", "contract"}
 
 
-@njit(cache=True, inline="always")
-def _row_span(my, hy, y0, ts):
-    """Flat pixel range [p0, p1) of the tile rows whose centres lie within my +- hy."""
-    i0 = np.int64(np.ceil(my - hy - HALF)) - y0
-    i1 = np.int64(np.floor(my + hy - HALF)) - y0
-    i0 = max(i0, 0)
-    i1 = min(i1, ts - 1)
-    if i1 < i0:
-        return 0, 0
-    return i0 * ts, (i1 + 1) * ts
-
-
 @njit(parallel=True, cache=True, fastmath=_FM)
 def forward_tiles(
-    tile_offsets, tile_entries, xy, conic, opac, ext_y, color, tiles_x, tiles_y, ts, width, height, bg,
+    tile_offsets, tile_entries, xy, conic, opac, color, tiles_x, tiles_y, ts, width, height, bg,
     out_color, out_T, out_last, pair_weight, pair_hits,
 ):
     """Composite every tile.
 
-    xy [K,2], conic [K,3], opac [K], color [K,D] float32 in depth order; ext_y [K] the
-    half height of the region where alpha can reach 1/255 (only the tile's pixel rows
-    within it are visited: rows outside cannot contribute); bg [C,D] float32.
+    xy [K,2], conic [K,3], opac [K], color [K,D] float32 in depth order; bg [C,D] float32.
     Writes out_color [C,H,W,D], out_T [C,H,W] final transmittance, out_last [C,H,W] int32
     (list position of the Gaussian that stopped the pixel, or the list length), and per
     tile-major pair: pair_weight (sum of alpha*T over the tile's pixels), pair_hits.
@@ -105,8 +91,7 @@ def forward_tiles(
             wsum = F0
             hits = 0
             stopped = 0
-            p0, p1 = _row_span(my, ext_y[k], y0, ts)
-            for p in range(p0, p1):
+            for p in range(P):
                 dx = mx - px[p]
                 dy = my - py[p]
                 sig = HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
@@ -130,7 +115,7 @@ def forward_tiles(
             for d in range(D):
                 cd = color[k, d]
                 base = d * P
-                for p in range(p0, p1):
+                for p in range(P):
                     acc[base + p] += w[p] * cd
         for p in range(P):
             i = p // ts
@@ -146,7 +131,7 @@ def forward_tiles(
 
 @njit(parallel=True, cache=True, fastmath=_FM)
 def backward_tiles(
-    tile_offsets, tile_entries, xy, conic, opac, ext_y, color, tiles_x, tiles_y, ts, width, height,
+    tile_offsets, tile_entries, xy, conic, opac, color, tiles_x, tiles_y, ts, width, height,
     out_color, out_T, out_last, v_color_img, v_alpha_img, pair_geo, pair_col,
 ):
     """Gradients per (Gaussian, tile) pair, front to back.
@@ -208,15 +193,12 @@ def backward_tiles(
             cb = conic[k, 1]
             cc = conic[k, 2]
             o = opac[k]
-            p0, p1 = _row_span(my, ext_y[k], y0, ts)
-            if p0 == p1:
-                continue
-            for p in range(p0, p1):
+            for p in range(P):
                 cg[p] = F0
             for d in range(D):
                 cd = color[k, d]
                 base = d * P
-                for p in range(p0, p1):
+                for p in range(P):
                     cg[p] += cd * G[base + p]
             v_mx = F0
             v_my = F0
@@ -224,7 +206,7 @@ def backward_tiles(
             v_b = F0
             v_c = F0
             v_o = F0
-            for p in range(p0, p1):
+            for p in range(P):
                 dx = mx - px[p]
                 dy = my - py[p]
                 sig = HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
@@ -259,7 +241,7 @@ def backward_tiles(
             for d in range(D):
                 base = d * P
                 s = F0
-                for p in range(p0, p1):
+                for p in range(P):
                     s += w[p] * G[base + p]
                 pair_col[pos, d] = s
 
