@@ -30,44 +30,18 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "bench"))
 
 from render import rasterize  # noqa: E402
 from render._torch_impl import composite_reference  # noqa: E402
 from render.projection import project_gaussians  # noqa: E402
 from render.sh import sh_colors  # noqa: E402
 from render.views import scene_up_axis  # noqa: E402
-from splat import GaussianScene, orbit_cameras  # noqa: E402
+from splat import orbit_cameras  # noqa: E402
 from splat.camera import stack_cameras  # noqa: E402
+from scenes import SHARED, load_scene  # noqa: E402
 
-SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "bench" / "results"
-
-
-def read_dotsplat(path: Path) -> GaussianScene:
-    """antimatter15 .splat with numpy (32-byte records), used when splat.io has no reader yet."""
-    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 32)
-    f = raw[:, :24].copy().view(np.float32)
-    rgba = raw[:, 24:28].astype(np.float64) / 255.0
-    quats = (raw[:, 28:32].astype(np.float64) - 128.0) / 128.0
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).double()  # noqa: E731
-    s = GaussianScene.from_activated(t(f[:, :3]), t(quats), t(f[:, 3:6]), t(rgba[:, 3]), t(rgba[:, :3]))
-    return s.to(dtype=torch.float32)
-
-
-def load_scene(name: str) -> GaussianScene | None:
-    path = SHARED / "scenes" / name
-    if not path.exists():
-        print(f"skip {name}: {path} not found")
-        return None
-    try:
-        from splat.io import read_scene
-
-        return read_scene(path).to(dtype=torch.float32)
-    except (ImportError, AttributeError):
-        if path.suffix == ".splat":
-            return read_dotsplat(path)
-        print(f"skip {name}: splat.io has no reader for it yet")
-        return None
 
 
 class PeakRSS:
