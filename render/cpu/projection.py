@@ -40,26 +40,65 @@ def _camera_cov(Rv, q, s):
     return wm, r
 
 
+@njit(cache=True)
+def _unit_quat_and_scales(quats, scales, n):
+    qn = max(math.sqrt(quats[n, 0] ** 2 + quats[n, 1] ** 2 + quats[n, 2] ** 2 + quats[n, 3] ** 2), 1e-12)
+    q = np.empty(4)
+    for i in range(4):
+        q[i] = quats[n, i] / qn
+    s = np.empty(3)
+    for i in range(3):
+        s[i] = scales[n, i]
+    return q, s, qn
+
+
+@njit(cache=True)
+def _to_camera(Rv, means, n):
+    """Camera-space position of Gaussian n under the world->camera matrix Rv [4,4]."""
+    m0, m1, m2 = means[n, 0], means[n, 1], means[n, 2]
+    return (Rv[0, 0] * m0 + Rv[0, 1] * m1 + Rv[0, 2] * m2 + Rv[0, 3],
+            Rv[1, 0] * m0 + Rv[1, 1] * m1 + Rv[1, 2] * m2 + Rv[1, 3],
+            Rv[2, 0] * m0 + Rv[2, 1] * m1 + Rv[2, 2] * m2 + Rv[2, 3])
+
+
+@njit(cache=True)
+def _ewa(Rv, K, width, height, eps2d, x, y, z, q, s):
+    """The EWA pieces shared by forward and backward.
+
+    Returns (limits (lxp, lxn, lyp, lyn), J entries (j00, j02, j11, j12), tx, ty,
+    wm = Rv Rot diag(s) [9], Rot [9], T = J wm rows t0 [3], t1 [3], 2D covariance a, b, c
+    with eps2d added).
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    wm, r = _camera_cov(Rv, q, s)
+    rz = 1.0 / z
+    tanx, tany = 0.5 * width / fx, 0.5 * height / fy
+    lims = ((width - cx) / fx + 0.3 * tanx, cx / fx + 0.3 * tanx, (height - cy) / fy + 0.3 * tany, cy / fy + 0.3 * tany)
+    tx = z * min(lims[0], max(-lims[1], x * rz))
+    ty = z * min(lims[2], max(-lims[3], y * rz))
+    js = (fx * rz, -fx * tx * rz * rz, fy * rz, -fy * ty * rz * rz)
+    t0 = np.empty(3)
+    t1 = np.empty(3)
+    for k in range(3):
+        t0[k] = js[0] * wm[k] + js[1] * wm[6 + k]
+        t1[k] = js[2] * wm[3 + k] + js[3] * wm[6 + k]
+    a = t0[0] * t0[0] + t0[1] * t0[1] + t0[2] * t0[2] + eps2d
+    b = t0[0] * t1[0] + t0[1] * t1[1] + t0[2] * t1[2]
+    c = t1[0] * t1[0] + t1[1] * t1[1] + t1[2] * t1[2] + eps2d
+    return lims, js, tx, ty, wm, r, t0, t1, a, b, c
+
+
 @njit(parallel=True, cache=True)
 def _project_fwd(means, quats, scales, opac, viewmats, Ks, width, height, eps2d, near, far, radius_clip,
                  out_xy, out_conic, out_depth, out_radii):
     C = viewmats.shape[0]
     N = means.shape[0]
     for n in prange(N):
-        qn = math.sqrt(quats[n, 0] ** 2 + quats[n, 1] ** 2 + quats[n, 2] ** 2 + quats[n, 3] ** 2)
-        qn = max(qn, 1e-12)
-        q = np.empty(4)
-        for i in range(4):
-            q[i] = quats[n, i] / qn
-        s = np.empty(3)
-        for i in range(3):
-            s[i] = scales[n, i]
+        q, s, _ = _unit_quat_and_scales(quats, scales, n)
         o = np.float64(opac[n])
         for c in range(C):
             Rv = viewmats[c]
-            x = Rv[0, 0] * means[n, 0] + Rv[0, 1] * means[n, 1] + Rv[0, 2] * means[n, 2] + Rv[0, 3]
-            y = Rv[1, 0] * means[n, 0] + Rv[1, 1] * means[n, 1] + Rv[1, 2] * means[n, 2] + Rv[1, 3]
-            z = Rv[2, 0] * means[n, 0] + Rv[2, 1] * means[n, 1] + Rv[2, 2] * means[n, 2] + Rv[2, 3]
+            x, y, z = _to_camera(Rv, means, n)
             out_depth[c, n] = z
             out_radii[c, n, 0] = 0
             out_radii[c, n, 1] = 0
@@ -70,28 +109,12 @@ def _project_fwd(means, quats, scales, opac, viewmats, Ks, width, height, eps2d,
             out_conic[c, n, 2] = 0.0
             if not (z >= near and z <= far):
                 continue
-            fx, fy, cx, cy = Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2]
-            wm, _ = _camera_cov(Rv, q, s)
-            rz = 1.0 / z
-            tanx, tany = 0.5 * width / fx, 0.5 * height / fy
-            lxp, lxn = (width - cx) / fx + 0.3 * tanx, cx / fx + 0.3 * tanx
-            lyp, lyn = (height - cy) / fy + 0.3 * tany, cy / fy + 0.3 * tany
-            tx = z * min(lxp, max(-lxn, x * rz))
-            ty = z * min(lyp, max(-lyn, y * rz))
-            j00, j02 = fx * rz, -fx * tx * rz * rz
-            j11, j12 = fy * rz, -fy * ty * rz * rz
-            # T = J Wm (2x3); cov2 = T T^T
-            t0 = np.empty(3)
-            t1 = np.empty(3)
-            for k in range(3):
-                t0[k] = j00 * wm[k] + j02 * wm[6 + k]
-                t1[k] = j11 * wm[3 + k] + j12 * wm[6 + k]
-            a = t0[0] * t0[0] + t0[1] * t0[1] + t0[2] * t0[2] + eps2d
-            b = t0[0] * t1[0] + t0[1] * t1[1] + t0[2] * t1[2]
-            cc = t1[0] * t1[0] + t1[1] * t1[1] + t1[2] * t1[2] + eps2d
+            _, _, _, _, _, _, _, _, a, b, cc = _ewa(Rv, Ks[c], width, height, eps2d, x, y, z, q, s)
             det = a * cc - b * b
             if not det > 0.0:
                 continue
+            fx, fy, cx, cy = Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2]
+            rz = 1.0 / z
             mx = fx * x * rz + cx
             my = fy * y * rz + cy
             out_xy[c, n, 0] = mx
@@ -117,47 +140,26 @@ def _project_bwd(means, quats, scales, viewmats, Ks, width, height, eps2d, radii
     C = viewmats.shape[0]
     N = means.shape[0]
     for n in prange(N):
-        qn = math.sqrt(quats[n, 0] ** 2 + quats[n, 1] ** 2 + quats[n, 2] ** 2 + quats[n, 3] ** 2)
-        qn = max(qn, 1e-12)
-        q = np.empty(4)
-        for i in range(4):
-            q[i] = quats[n, i] / qn
-        s = np.empty(3)
-        for i in range(3):
-            s[i] = scales[n, i]
+        q, s, qn = _unit_quat_and_scales(quats, scales, n)
         gm = np.zeros(3)
         gR = np.zeros(9)  # dL/dRot(q)
         gs = np.zeros(3)
         for c in range(C):
             Rv = viewmats[c]
             vz_in = v_depth[c, n]
-            x = Rv[0, 0] * means[n, 0] + Rv[0, 1] * means[n, 1] + Rv[0, 2] * means[n, 2] + Rv[0, 3]
-            y = Rv[1, 0] * means[n, 0] + Rv[1, 1] * means[n, 1] + Rv[1, 2] * means[n, 2] + Rv[1, 3]
-            z = Rv[2, 0] * means[n, 0] + Rv[2, 1] * means[n, 1] + Rv[2, 2] * means[n, 2] + Rv[2, 3]
+            x, y, z = _to_camera(Rv, means, n)
             if radii[c, n, 0] <= 0 or radii[c, n, 1] <= 0:
                 # culled: only the depth output (a plain function of the mean) carries a gradient
                 for i in range(3):
                     gm[i] += Rv[2, i] * vz_in
                 continue
-            fx, fy, cx, cy = Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2]
-            wm, r = _camera_cov(Rv, q, s)
+            fx, fy = Ks[c, 0, 0], Ks[c, 1, 1]
+            lims, js, tx, ty, wm, r, t0, t1, a, b, cc = _ewa(Rv, Ks[c], width, height, eps2d, x, y, z, q, s)
+            lxp, lxn, lyp, lyn = lims
+            j00, j02, j11, j12 = js
             rz = 1.0 / z
-            tanx, tany = 0.5 * width / fx, 0.5 * height / fy
-            lxp, lxn = (width - cx) / fx + 0.3 * tanx, cx / fx + 0.3 * tanx
-            lyp, lyn = (height - cy) / fy + 0.3 * tany, cy / fy + 0.3 * tany
             u, v = x * rz, y * rz
-            uc, vcl = min(lxp, max(-lxn, u)), min(lyp, max(-lyn, v))
-            tx, ty = z * uc, z * vcl
-            j00, j02 = fx * rz, -fx * tx * rz * rz
-            j11, j12 = fy * rz, -fy * ty * rz * rz
-            t0 = np.empty(3)
-            t1 = np.empty(3)
-            for k in range(3):
-                t0[k] = j00 * wm[k] + j02 * wm[6 + k]
-                t1[k] = j11 * wm[3 + k] + j12 * wm[6 + k]
-            a = t0[0] * t0[0] + t0[1] * t0[1] + t0[2] * t0[2] + eps2d
-            b = t0[0] * t1[0] + t0[1] * t1[1] + t0[2] * t1[2]
-            cc = t1[0] * t1[0] + t1[1] * t1[1] + t1[2] * t1[2] + eps2d
+            uc, vcl = tx * rz, ty * rz
             det = a * cc - b * b
             iA, iB, iC = cc / det, -b / det, a / det
             # conic = inverse of [[a,b],[b,cc]]: dL/dSigma = -inv G inv, G = [[vA, vB/2], [vB/2, vC]]
