@@ -5,7 +5,8 @@ dense PyTorch renderers measured in the same run.
 
 1. forward and forward+backward (projection, SH and their backward included) at
    1280x720 on biker (152k Gaussians) and plant (114k): median of --runs runs after a
-   warm-up, peak resident-memory increase during one run;
+   warm-up, and the peak resident-memory increase of one render
+   (in a fresh process, after the scene is loaded);
 2. the same small scene (a 2,000-Gaussian subset of plant at 160x90) rendered by the CPU
    backend, by the dense float64 reference and by the same dense code in float32
    ("naive dense PyTorch"): ratios of medians measured in this run.
@@ -21,7 +22,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -44,30 +44,34 @@ from scenes import SHARED, load_scene  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-class PeakRSS:
-    """Peak increase of the resident set size (bytes) while the block runs, sampled every 2 ms."""
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    def __enter__(self):
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._poll, daemon=True)
-        self._t.start()
-        return self
 
-    def _poll(self):
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self._rss())
+def measure_memory_child(name: str, mode: str, width: int, height: int) -> None:
+    """Run in a fresh process: peak RSS increase (MB) of one render after the scene is loaded."""
+    import resource
 
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    scene = load_scene(name)
+    cam = orbit_cameras(scene, 1, width=width, height=height, up=scene_up_axis(SHARED / "scenes" / name))[0]
+    tiny = orbit_cameras(scene[:100], 1, width=32, height=32)[0]
+    cpu_forward_backward(scene[:100], tiny)()  # load the compiled kernels
+    base = _rss()
+    (cpu_forward if mode == "fwd" else cpu_forward_backward)(scene, cam)()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_increase_mb": max(peak - base, 0) / 2**20}))
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self._rss())
-        self.increase = self.peak - self.base
+
+def peak_memory_mb(name: str, mode: str, width: int, height: int) -> float:
+    """Peak resident-memory increase of one render, measured in a fresh process."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure-memory", name, mode, "--width", str(width), "--height", str(height)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_increase_mb"]
 
 
 def median_time(fn, runs: int) -> float:
@@ -126,7 +130,11 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--measure-memory", nargs=2, metavar=("SCENE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.measure_memory:
+        measure_memory_child(*args.measure_memory, args.width, args.height)
+        return 0
 
     import numba
 
@@ -150,12 +158,8 @@ def main(argv=None) -> int:
         row = {"scene": name, "gaussians": len(scene), "size": f"{args.width}x{args.height}", "coverage": float(probe.alphas.mean())}
         row["forward_s"] = median_time(cpu_forward(scene, cam), args.runs)
         row["forward_backward_s"] = median_time(cpu_forward_backward(scene, cam), args.runs)
-        with PeakRSS() as m:
-            cpu_forward(scene, cam)()
-        row["forward_peak_mb"] = m.increase / 2**20
-        with PeakRSS() as m:
-            cpu_forward_backward(scene, cam)()
-        row["forward_backward_peak_mb"] = m.increase / 2**20
+        row["forward_peak_mb"] = peak_memory_mb(name, "fwd", args.width, args.height)
+        row["forward_backward_peak_mb"] = peak_memory_mb(name, "fwdbwd", args.width, args.height)
         rows.append(row)
 
     ratios = {}
