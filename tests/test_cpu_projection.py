@@ -10,9 +10,12 @@ from splat.camera import stack_cameras
 def _setup(seed=0, n=400):
     scene = GaussianScene.random(n, seed=seed, extent=2.0, scale_range=(0.01, 0.5), dtype=torch.float64)
     # some Gaussians behind or beside the cameras, some at the edge of the clamped frustum
+    off = Camera.look_at([-0.5, 0.2, -2.0], [0, 0, 0], width=61, height=47, fov_y_deg=55)
+    off = Camera(off.fx * 1.2, off.fy * 0.9, 20.0, 30.5, 61, 47, off.world_to_camera)  # skewed principal point, fx != fy
     cams = [
         Camera.look_at([0.3, -0.5, -3.0], [0, 0, 0], width=61, height=47, fov_y_deg=60),
         Camera.look_at([1.0, -1.0, -1.5], [0, 0, 0.5], width=61, height=47, fov_y_deg=70),
+        off,
     ]
     viewmats, Ks = stack_cameras(cams, dtype=torch.float64)
     return scene, viewmats, Ks

@@ -6,6 +6,7 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -110,3 +111,21 @@ def test_render_views_api(tmp_path):
     views = render_views(scene, cams, tmp_path / "api", backend="cpu")
     assert [v.path.exists() for v in views] == [True, True]
     assert all(0.02 < v.coverage < 0.9 for v in views)
+
+
+def test_plant_orbit_views_frame_the_object():
+    from conftest import shared_file
+
+    path = shared_file("scenes", "plant.splat")
+    if not hasattr(splat.io, "read_scene"):
+        pytest.skip("splat.io.read_scene has not landed yet")
+    scene = splat.io.read_scene(path)
+    cams = make_cameras(scene, "orbit", n=3, width=160, height=120, up=scene_up_axis(path))
+    from render import rasterize
+
+    for cam in cams:
+        a = rasterize(scene, cam, backend="cpu").alphas[0, ..., 0]
+        ys, xs = torch.nonzero(a > 0.5, as_tuple=True)
+        assert len(ys) > 0.03 * a.numel()
+        assert abs(xs.float().mean() - 80) < 20 and abs(ys.float().mean() - 60) < 20  # centred
+        assert ys.max() - ys.min() > 0.4 * 120  # tall object fills a good part of the frame height
