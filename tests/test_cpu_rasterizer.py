@@ -252,3 +252,13 @@ def test_exp_neg_accuracy():
     rel = np.abs(out[m] - exact[m]) / exact[m]
     assert rel.max() < 2.5e-7
     assert out[xs > 87].max() <= np.exp(-86.9)
+
+
+def test_antialiased_mode_parity():
+    scene = GaussianScene.random(100, seed=21)
+    cams = _cams(1)
+    ref = rasterize(scene.to(dtype=torch.float64), cams, backend="reference", antialiased=True)
+    cpu = rasterize(scene, cams, backend="cpu", antialiased=True)
+    plain = rasterize(scene, cams, backend="cpu")
+    assert (cpu.colors.double() - ref.colors).abs().max() <= 1e-4
+    assert (cpu.colors - plain.colors).abs().max() > 1e-3  # the mode really changes the image
