@@ -19,6 +19,8 @@ from torch import Tensor
 
 from ..projection import ALPHA_THRESHOLD, GAUSSIAN_EXTEND, Projection
 
+_CHUNK = 256  # Gaussians per parallel work item (scratch arrays are allocated once per item)
+
 
 @njit(cache=True)
 def _rotmat(qw, qx, qy, qz):
@@ -30,26 +32,24 @@ def _rotmat(qw, qx, qy, qz):
 
 
 @njit(cache=True)
-def _camera_cov(Rv, q, s):
-    """Wm = Rv Rot(q) diag(s) (row-major 3x3 array) for the unit quaternion q."""
+def _camera_cov(Rv, q, s, wm):
+    """Fill wm [9] with Rv Rot(q) diag(s) (row-major) for the unit quaternion q; return Rot(q)."""
     r = _rotmat(q[0], q[1], q[2], q[3])
-    wm = np.empty(9)
     for i in range(3):
         for j in range(3):
             wm[i * 3 + j] = (Rv[i, 0] * r[j] + Rv[i, 1] * r[3 + j] + Rv[i, 2] * r[6 + j]) * s[j]
-    return wm, r
+    return r
 
 
 @njit(cache=True)
-def _unit_quat_and_scales(quats, scales, n):
+def _unit_quat_and_scales(quats, scales, n, q, s):
+    """Fill q [4] with the unit quaternion and s [3] with the scales of Gaussian n; return |q|."""
     qn = max(math.sqrt(quats[n, 0] ** 2 + quats[n, 1] ** 2 + quats[n, 2] ** 2 + quats[n, 3] ** 2), 1e-12)
-    q = np.empty(4)
     for i in range(4):
         q[i] = quats[n, i] / qn
-    s = np.empty(3)
     for i in range(3):
         s[i] = scales[n, i]
-    return q, s, qn
+    return qn
 
 
 @njit(cache=True)
@@ -62,30 +62,28 @@ def _to_camera(Rv, means, n):
 
 
 @njit(cache=True)
-def _ewa(Rv, K, width, height, eps2d, x, y, z, q, s):
+def _ewa(Rv, K, width, height, eps2d, x, y, z, q, s, wm, t0, t1):
     """The EWA pieces shared by forward and backward.
 
-    Returns (limits (lxp, lxn, lyp, lyn), J entries (j00, j02, j11, j12), tx, ty,
-    wm = Rv Rot diag(s) [9], Rot [9], T = J wm rows t0 [3], t1 [3], 2D covariance a, b, c
-    with eps2d added).
+    Fills wm = Rv Rot diag(s) [9] and the rows t0, t1 [3] of T = J wm; returns (limits
+    (lxp, lxn, lyp, lyn), J entries (j00, j02, j11, j12), tx, ty, Rot [9 tuple], 2D
+    covariance a, b, c with eps2d added).
     """
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    wm, r = _camera_cov(Rv, q, s)
+    r = _camera_cov(Rv, q, s, wm)
     rz = 1.0 / z
     tanx, tany = 0.5 * width / fx, 0.5 * height / fy
     lims = ((width - cx) / fx + 0.3 * tanx, cx / fx + 0.3 * tanx, (height - cy) / fy + 0.3 * tany, cy / fy + 0.3 * tany)
     tx = z * min(lims[0], max(-lims[1], x * rz))
     ty = z * min(lims[2], max(-lims[3], y * rz))
     js = (fx * rz, -fx * tx * rz * rz, fy * rz, -fy * ty * rz * rz)
-    t0 = np.empty(3)
-    t1 = np.empty(3)
     for k in range(3):
         t0[k] = js[0] * wm[k] + js[1] * wm[6 + k]
         t1[k] = js[2] * wm[3 + k] + js[3] * wm[6 + k]
     a = t0[0] * t0[0] + t0[1] * t0[1] + t0[2] * t0[2] + eps2d
     b = t0[0] * t1[0] + t0[1] * t1[1] + t0[2] * t1[2]
     c = t1[0] * t1[0] + t1[1] * t1[1] + t1[2] * t1[2] + eps2d
-    return lims, js, tx, ty, wm, r, t0, t1, a, b, c
+    return lims, js, tx, ty, r, a, b, c
 
 
 @njit(parallel=True, cache=True)
@@ -93,45 +91,47 @@ def _project_fwd(means, quats, scales, opac, viewmats, Ks, width, height, eps2d,
                  out_xy, out_conic, out_depth, out_radii):
     C = viewmats.shape[0]
     N = means.shape[0]
-    for n in prange(N):
-        q, s, _ = _unit_quat_and_scales(quats, scales, n)
-        o = np.float64(opac[n])
-        for c in range(C):
-            Rv = viewmats[c]
-            x, y, z = _to_camera(Rv, means, n)
-            out_depth[c, n] = z
-            out_radii[c, n, 0] = 0
-            out_radii[c, n, 1] = 0
-            out_xy[c, n, 0] = 0.0
-            out_xy[c, n, 1] = 0.0
-            out_conic[c, n, 0] = 0.0
-            out_conic[c, n, 1] = 0.0
-            out_conic[c, n, 2] = 0.0
-            if not (z >= near and z <= far):
-                continue
-            _, _, _, _, _, _, _, _, a, b, cc = _ewa(Rv, Ks[c], width, height, eps2d, x, y, z, q, s)
-            det = a * cc - b * b
-            if not det > 0.0:
-                continue
-            fx, fy, cx, cy = Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2]
-            rz = 1.0 / z
-            mx = fx * x * rz + cx
-            my = fy * y * rz + cy
-            out_xy[c, n, 0] = mx
-            out_xy[c, n, 1] = my
-            out_conic[c, n, 0] = cc / det
-            out_conic[c, n, 1] = -b / det
-            out_conic[c, n, 2] = a / det
-            if not o >= ALPHA_THRESHOLD:
-                continue
-            ext = min(math.sqrt(2.0 * math.log(max(o, ALPHA_THRESHOLD) / ALPHA_THRESHOLD)), GAUSSIAN_EXTEND)
-            rx = math.ceil(ext * math.sqrt(max(a, 0.0)))
-            ry = math.ceil(ext * math.sqrt(max(cc, 0.0)))
-            if rx <= radius_clip and ry <= radius_clip:
-                continue
-            if mx + rx > 0 and mx - rx < width and my + ry > 0 and my - ry < height:
-                out_radii[c, n, 0] = np.int32(rx)
-                out_radii[c, n, 1] = np.int32(ry)
+    for chunk in prange((N + _CHUNK - 1) // _CHUNK):
+        q, s, wm, t0, t1 = np.empty(4), np.empty(3), np.empty(9), np.empty(3), np.empty(3)  # scratch
+        for n in range(chunk * _CHUNK, min(N, chunk * _CHUNK + _CHUNK)):
+            _unit_quat_and_scales(quats, scales, n, q, s)
+            o = np.float64(opac[n])
+            for c in range(C):
+                Rv = viewmats[c]
+                x, y, z = _to_camera(Rv, means, n)
+                out_depth[c, n] = z
+                out_radii[c, n, 0] = 0
+                out_radii[c, n, 1] = 0
+                out_xy[c, n, 0] = 0.0
+                out_xy[c, n, 1] = 0.0
+                out_conic[c, n, 0] = 0.0
+                out_conic[c, n, 1] = 0.0
+                out_conic[c, n, 2] = 0.0
+                if not (z >= near and z <= far):
+                    continue
+                _, _, _, _, _, a, b, cc = _ewa(Rv, Ks[c], width, height, eps2d, x, y, z, q, s, wm, t0, t1)
+                det = a * cc - b * b
+                if not det > 0.0:
+                    continue
+                fx, fy, cx, cy = Ks[c, 0, 0], Ks[c, 1, 1], Ks[c, 0, 2], Ks[c, 1, 2]
+                rz = 1.0 / z
+                mx = fx * x * rz + cx
+                my = fy * y * rz + cy
+                out_xy[c, n, 0] = mx
+                out_xy[c, n, 1] = my
+                out_conic[c, n, 0] = cc / det
+                out_conic[c, n, 1] = -b / det
+                out_conic[c, n, 2] = a / det
+                if not o >= ALPHA_THRESHOLD:
+                    continue
+                ext = min(math.sqrt(2.0 * math.log(max(o, ALPHA_THRESHOLD) / ALPHA_THRESHOLD)), GAUSSIAN_EXTEND)
+                rx = math.ceil(ext * math.sqrt(max(a, 0.0)))
+                ry = math.ceil(ext * math.sqrt(max(cc, 0.0)))
+                if rx <= radius_clip and ry <= radius_clip:
+                    continue
+                if mx + rx > 0 and mx - rx < width and my + ry > 0 and my - ry < height:
+                    out_radii[c, n, 0] = np.int32(rx)
+                    out_radii[c, n, 1] = np.int32(ry)
 
 
 @njit(parallel=True, cache=True)
@@ -139,96 +139,97 @@ def _project_bwd(means, quats, scales, viewmats, Ks, width, height, eps2d, radii
                  g_means, g_quats, g_scales):
     C = viewmats.shape[0]
     N = means.shape[0]
-    for n in prange(N):
-        q, s, qn = _unit_quat_and_scales(quats, scales, n)
-        gm = np.zeros(3)
-        gR = np.zeros(9)  # dL/dRot(q)
-        gs = np.zeros(3)
-        for c in range(C):
-            Rv = viewmats[c]
-            vz_in = v_depth[c, n]
-            x, y, z = _to_camera(Rv, means, n)
-            if radii[c, n, 0] <= 0 or radii[c, n, 1] <= 0:
-                # culled: only the depth output (a plain function of the mean) carries a gradient
+    for chunk in prange((N + _CHUNK - 1) // _CHUNK):
+        q, s, wm, t0, t1 = np.empty(4), np.empty(3), np.empty(9), np.empty(3), np.empty(3)  # scratch
+        gt0, gt1, gwm = np.empty(3), np.empty(3), np.empty(9)
+        gm, gR, gs = np.empty(3), np.empty(9), np.empty(3)  # dL/dmean, dL/dRot(q), dL/dscale
+        for n in range(chunk * _CHUNK, min(N, chunk * _CHUNK + _CHUNK)):
+            qn = _unit_quat_and_scales(quats, scales, n, q, s)
+            gm[:] = 0.0
+            gR[:] = 0.0
+            gs[:] = 0.0
+            for c in range(C):
+                Rv = viewmats[c]
+                vz_in = v_depth[c, n]
+                x, y, z = _to_camera(Rv, means, n)
+                if radii[c, n, 0] <= 0 or radii[c, n, 1] <= 0:
+                    # culled: only the depth output (a plain function of the mean) carries a gradient
+                    for i in range(3):
+                        gm[i] += Rv[2, i] * vz_in
+                    continue
+                fx, fy = Ks[c, 0, 0], Ks[c, 1, 1]
+                lims, js, tx, ty, r, a, b, cc = _ewa(Rv, Ks[c], width, height, eps2d, x, y, z, q, s, wm, t0, t1)
+                lxp, lxn, lyp, lyn = lims
+                j00, j02, j11, j12 = js
+                rz = 1.0 / z
+                u, v = x * rz, y * rz
+                uc, vcl = tx * rz, ty * rz
+                det = a * cc - b * b
+                iA, iB, iC = cc / det, -b / det, a / det
+                # conic = inverse of [[a,b],[b,cc]]: dL/dSigma = -inv G inv, G = [[vA, vB/2], [vB/2, vC]]
+                gA, gB, gC = v_conic[c, n, 0], 0.5 * v_conic[c, n, 1], v_conic[c, n, 2]
+                m00 = iA * gA + iB * gB
+                m01 = iA * gB + iB * gC
+                m10 = iB * gA + iC * gB
+                m11 = iB * gB + iC * gC
+                va = -(m00 * iA + m01 * iB)
+                vb2 = -(m00 * iB + m01 * iC)  # d/d(Sigma_01); b appears twice
+                vcc = -(m10 * iB + m11 * iC)
+                # cov2 = T T^T with T = J Wm: dL/dT = 2 Gs T, Gs = [[va, vb2], [vb2, vc]]
+                for k in range(3):
+                    gt0[k] = 2.0 * (va * t0[k] + vb2 * t1[k])
+                    gt1[k] = 2.0 * (vb2 * t0[k] + vcc * t1[k])
+                # T = J Wm
+                gj00 = gt0[0] * wm[0] + gt0[1] * wm[1] + gt0[2] * wm[2]
+                gj02 = gt0[0] * wm[6] + gt0[1] * wm[7] + gt0[2] * wm[8]
+                gj11 = gt1[0] * wm[3] + gt1[1] * wm[4] + gt1[2] * wm[5]
+                gj12 = gt1[0] * wm[6] + gt1[1] * wm[7] + gt1[2] * wm[8]
+                for k in range(3):
+                    gwm[k] = j00 * gt0[k]
+                    gwm[3 + k] = j11 * gt1[k]
+                    gwm[6 + k] = j02 * gt0[k] + j12 * gt1[k]
+                # J entries -> rz, tx, ty
+                vrz = gj00 * fx + gj11 * fy - 2.0 * gj02 * fx * tx * rz - 2.0 * gj12 * fy * ty * rz
+                vtx = -gj02 * fx * rz * rz
+                vty = -gj12 * fy * rz * rz
+                vu, vv = v_xy[c, n, 0], v_xy[c, n, 1]
+                vx = vu * fx * rz
+                vy = vv * fy * rz
+                vrz += vu * fx * x + vv * fy * y
+                vz = vz_in - vrz * rz * rz
+                if -lxn <= u and u <= lxp:
+                    vx += vtx
+                else:
+                    vz += vtx * uc
+                if -lyn <= v and v <= lyp:
+                    vy += vty
+                else:
+                    vz += vty * vcl
                 for i in range(3):
-                    gm[i] += Rv[2, i] * vz_in
-                continue
-            fx, fy = Ks[c, 0, 0], Ks[c, 1, 1]
-            lims, js, tx, ty, wm, r, t0, t1, a, b, cc = _ewa(Rv, Ks[c], width, height, eps2d, x, y, z, q, s)
-            lxp, lxn, lyp, lyn = lims
-            j00, j02, j11, j12 = js
-            rz = 1.0 / z
-            u, v = x * rz, y * rz
-            uc, vcl = tx * rz, ty * rz
-            det = a * cc - b * b
-            iA, iB, iC = cc / det, -b / det, a / det
-            # conic = inverse of [[a,b],[b,cc]]: dL/dSigma = -inv G inv, G = [[vA, vB/2], [vB/2, vC]]
-            gA, gB, gC = v_conic[c, n, 0], 0.5 * v_conic[c, n, 1], v_conic[c, n, 2]
-            m00 = iA * gA + iB * gB
-            m01 = iA * gB + iB * gC
-            m10 = iB * gA + iC * gB
-            m11 = iB * gB + iC * gC
-            va = -(m00 * iA + m01 * iB)
-            vb2 = -(m00 * iB + m01 * iC)  # d/d(Sigma_01); b appears twice
-            vcc = -(m10 * iB + m11 * iC)
-            # cov2 = T T^T with T = J Wm: dL/dT = 2 Gs T, Gs = [[va, vb2], [vb2, vc]]
-            gt0 = np.empty(3)
-            gt1 = np.empty(3)
-            for k in range(3):
-                gt0[k] = 2.0 * (va * t0[k] + vb2 * t1[k])
-                gt1[k] = 2.0 * (vb2 * t0[k] + vcc * t1[k])
-            # T = J Wm
-            gj00 = gt0[0] * wm[0] + gt0[1] * wm[1] + gt0[2] * wm[2]
-            gj02 = gt0[0] * wm[6] + gt0[1] * wm[7] + gt0[2] * wm[8]
-            gj11 = gt1[0] * wm[3] + gt1[1] * wm[4] + gt1[2] * wm[5]
-            gj12 = gt1[0] * wm[6] + gt1[1] * wm[7] + gt1[2] * wm[8]
-            gwm = np.empty(9)
-            for k in range(3):
-                gwm[k] = j00 * gt0[k]
-                gwm[3 + k] = j11 * gt1[k]
-                gwm[6 + k] = j02 * gt0[k] + j12 * gt1[k]
-            # J entries -> rz, tx, ty
-            vrz = gj00 * fx + gj11 * fy - 2.0 * gj02 * fx * tx * rz - 2.0 * gj12 * fy * ty * rz
-            vtx = -gj02 * fx * rz * rz
-            vty = -gj12 * fy * rz * rz
-            vu, vv = v_xy[c, n, 0], v_xy[c, n, 1]
-            vx = vu * fx * rz
-            vy = vv * fy * rz
-            vrz += vu * fx * x + vv * fy * y
-            vz = vz_in - vrz * rz * rz
-            if -lxn <= u and u <= lxp:
-                vx += vtx
-            else:
-                vz += vtx * uc
-            if -lyn <= v and v <= lyp:
-                vy += vty
-            else:
-                vz += vty * vcl
+                    gm[i] += Rv[0, i] * vx + Rv[1, i] * vy + Rv[2, i] * vz
+                # Wm[i][j] = (Rv Rot)[i][j] s[j]
+                for i in range(3):
+                    for j in range(3):
+                        # dL/d(Rv Rot)[k][j] = gwm[k][j] s[j]; dL/dRot[i][j] = sum_k Rv[k][i] ...
+                        acc = 0.0
+                        for k in range(3):
+                            acc += Rv[k, i] * gwm[k * 3 + j]
+                        gR[i * 3 + j] += acc * s[j]
+                        gs[j] += acc * r[i * 3 + j]
+            w, qx, qy, qz = q[0], q[1], q[2], q[3]
+            g00, g01, g02, g10, g11, g12, g20, g21, g22 = gR[0], gR[1], gR[2], gR[3], gR[4], gR[5], gR[6], gR[7], gR[8]
+            gw = 2.0 * (-qz * g01 + qy * g02 + qz * g10 - qx * g12 - qy * g20 + qx * g21)
+            gx = 2.0 * (qy * g01 + qz * g02 + qy * g10 - 2.0 * qx * g11 - w * g12 + qz * g20 + w * g21 - 2.0 * qx * g22)
+            gy = 2.0 * (-2.0 * qy * g00 + qx * g01 + w * g02 + qx * g10 + qz * g12 - w * g20 + qz * g21 - 2.0 * qy * g22)
+            gz = 2.0 * (-2.0 * qz * g00 - w * g01 + qx * g02 + w * g10 - 2.0 * qz * g11 + qy * g12 + qx * g20 + qy * g21)
+            dot = w * gw + qx * gx + qy * gy + qz * gz
+            g_quats[n, 0] = (gw - w * dot) / qn
+            g_quats[n, 1] = (gx - qx * dot) / qn
+            g_quats[n, 2] = (gy - qy * dot) / qn
+            g_quats[n, 3] = (gz - qz * dot) / qn
             for i in range(3):
-                gm[i] += Rv[0, i] * vx + Rv[1, i] * vy + Rv[2, i] * vz
-            # Wm[i][j] = (Rv Rot)[i][j] s[j]
-            for i in range(3):
-                for j in range(3):
-                    # dL/d(Rv Rot)[k][j] = gwm[k][j] s[j]; dL/dRot[i][j] = sum_k Rv[k][i] ...
-                    acc = 0.0
-                    for k in range(3):
-                        acc += Rv[k, i] * gwm[k * 3 + j]
-                    gR[i * 3 + j] += acc * s[j]
-                    gs[j] += acc * r[i * 3 + j]
-        w, qx, qy, qz = q[0], q[1], q[2], q[3]
-        g00, g01, g02, g10, g11, g12, g20, g21, g22 = gR[0], gR[1], gR[2], gR[3], gR[4], gR[5], gR[6], gR[7], gR[8]
-        gw = 2.0 * (-qz * g01 + qy * g02 + qz * g10 - qx * g12 - qy * g20 + qx * g21)
-        gx = 2.0 * (qy * g01 + qz * g02 + qy * g10 - 2.0 * qx * g11 - w * g12 + qz * g20 + w * g21 - 2.0 * qx * g22)
-        gy = 2.0 * (-2.0 * qy * g00 + qx * g01 + w * g02 + qx * g10 + qz * g12 - w * g20 + qz * g21 - 2.0 * qy * g22)
-        gz = 2.0 * (-2.0 * qz * g00 - w * g01 + qx * g02 + w * g10 - 2.0 * qz * g11 + qy * g12 + qx * g20 + qy * g21)
-        dot = w * gw + qx * gx + qy * gy + qz * gz
-        g_quats[n, 0] = (gw - w * dot) / qn
-        g_quats[n, 1] = (gx - qx * dot) / qn
-        g_quats[n, 2] = (gy - qy * dot) / qn
-        g_quats[n, 3] = (gz - qz * dot) / qn
-        for i in range(3):
-            g_means[n, i] = gm[i]
-            g_scales[n, i] = gs[i]
+                g_means[n, i] = gm[i]
+                g_scales[n, i] = gs[i]
 
 
 def _np64(t: Tensor) -> np.ndarray:
