@@ -156,11 +156,11 @@ def _projected(scene, cams):
     return project_gaussians(scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, cams[0].width, cams[0].height)
 
 
-def test_tile_assignment_is_exact_and_tighter_than_the_box():
+@pytest.mark.parametrize("ts", [8, 16])
+def test_tile_assignment_is_exact_and_tighter_than_the_box(ts):
     scene = GaussianScene.random(300, seed=12)
     cams = _cams(1, 96, 80)
     proj = _projected(scene, cams)
-    ts = 16
     order, camid = depth_order(proj.depths.numpy(), proj.radii.numpy())
     xy = proj.means2d.reshape(-1, 2)[order].numpy().astype(np.float32)
     con = proj.conics.reshape(-1, 3)[order].numpy().astype(np.float32)
