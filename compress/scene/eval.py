@@ -2,18 +2,17 @@
 
 PSNR and SSIM are computed per view on colours clamped to [0, 1] (black background) and
 averaged over the views; LPIPS is added when the optional ``lpips`` package and its
-weights are installed.
+weights are installed (all three from :mod:`render.metrics`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from render import rasterize
+from render import metrics, rasterize
 from splat.camera import Camera
 from splat.scene import GaussianScene
 
@@ -29,25 +28,8 @@ class Fidelity:
 
 
 def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR (dB) of two images with values in [0, 1]; 100 dB for identical images."""
-    mse = float(((a.double() - b.double()) ** 2).mean())
-    return 100.0 if mse <= 1e-20 else min(100.0, -10.0 * math.log10(mse))
-
-
-def _ssim(a: Tensor, b: Tensor) -> float:
-    try:
-        from render.metrics import ssim as _lib_ssim  # the renderer's metrics module, when present
-    except ImportError:
-        from .distill import ssim as _lib_ssim
-    return float(_lib_ssim(a, b))
-
-
-def _lpips_fn() -> Callable[[Tensor, Tensor], float] | None:
-    try:
-        from render.metrics import lpips  # optional: needs the lpips package and its weights
-    except ImportError:
-        return None
-    return lpips
+    """PSNR (dB) of two images [H,W,C] in [0, 1], capped at 100 dB (identical images)."""
+    return min(100.0, float(metrics.psnr(a, b)))
 
 
 def render_views(scene: GaussianScene, views: Sequence[Camera], *, backend: str = "auto") -> Tensor:
@@ -63,13 +45,9 @@ def fidelity(original: GaussianScene | Tensor, compressed: GaussianScene, views:
     ref = original if isinstance(original, Tensor) else render_views(original, views, backend=backend)
     out = render_views(compressed.to(device=ref.device), views, backend=backend).to(ref.device)
     per = [psnr(out[i], ref[i]) for i in range(len(views))]
-    ss = [_ssim(out[i], ref[i]) for i in range(len(views))]
+    ss = [float(metrics.ssim(out[i], ref[i])) for i in range(len(views))]
     lp = None
-    if with_lpips:
-        fn = _lpips_fn()
-        if fn is not None:
-            try:
-                lp = float(sum(float(fn(out[i], ref[i])) for i in range(len(views))) / len(views))
-            except Exception:  # weights missing: LPIPS stays unavailable
-                lp = None
+    if with_lpips and metrics.lpips_available():
+        fn = metrics.LPIPS()
+        lp = sum(float(fn(out[i], ref[i])) for i in range(len(views))) / len(views)
     return Fidelity(sum(per) / len(per), sum(ss) / len(ss), lp, per)
