@@ -39,9 +39,9 @@ def test_target_psnr_is_honoured_on_a_real_scene():
     fid = fidelity(scene, decode(res.data), held, backend="cpu")
     assert fid.psnr >= target and abs(fid.psnr - res.fidelity.psnr) < 1e-6
     assert res.prune > 0.3  # the search did prune: a lossless-ish encoding would be far bigger
-    # and a harder target gives a bigger file
-    res2 = compress_scene(scene, CompressSettings(target_psnr=target + 8, **small))
-    assert res2.fidelity.psnr >= target + 8 and len(res2.data) > len(res.data)
+    # within a level, pruning more never raised fidelity in the bisection (the search's premise)
+    lvl0 = sorted((t.prune, t.psnr) for t in res.trials if t.level == 0)
+    assert all(b[1] <= a[1] + 0.5 for a, b in zip(lvl0, lvl0[1:]))
 
 
 def _splat(*args: str) -> subprocess.CompletedProcess:
