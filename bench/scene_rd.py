@@ -176,6 +176,7 @@ def plot(rows: list[dict], out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     scenes = list(dict.fromkeys(r["scene"] for r in rows))
     fig, axes = plt.subplots(1, len(scenes), figsize=(4.2 * len(scenes), 4), squeeze=False)
@@ -189,6 +190,8 @@ def plot(rows: list[dict], out: Path) -> None:
         ax.axhline(35, color="grey", lw=0.6, ls="--")
         ax.axhline(38.5, color="grey", lw=0.6, ls=":")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_title(f"{sc} ({rs[0]['gaussians']:,} G, SH{rs[0]['sh_degree']})", fontsize=9)
         ax.set_xlabel("bytes per input Gaussian")
         ax.set_ylabel("fidelity PSNR (dB, capped at 70)")
@@ -203,10 +206,14 @@ def main(argv=None) -> int:
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--quick", action="store_true", help="presets only, no search, distillation or rank check")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--replot", action="store_true", help="only redraw scene_rd.png from scene_rd.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        plot(json.loads((out / "scene_rd.json").read_text())["rows"], out / "scene_rd.png")
+        return 0
     have_st = install_splat_transform()
     print(f"load average at start: {os.getloadavg()}")
     rows, extras = [], {}
