@@ -19,7 +19,8 @@ from splat.scene import GaussianScene
 
 @dataclass
 class Fidelity:
-    """Mean over views of PSNR (dB), SSIM and LPIPS (None when unavailable); per_view_psnr [V]."""
+    """Mean over views of PSNR (dB), SSIM (NaN when not computed) and LPIPS (None when
+    unavailable); per_view_psnr [V]."""
 
     psnr: float
     ssim: float
@@ -39,13 +40,14 @@ def render_views(scene: GaussianScene, views: Sequence[Camera], *, backend: str 
 
 
 def fidelity(original: GaussianScene | Tensor, compressed: GaussianScene, views: Sequence[Camera], *,
-             backend: str = "auto", with_lpips: bool = False) -> Fidelity:
+             backend: str = "auto", with_ssim: bool = True, with_lpips: bool = False) -> Fidelity:
     """Compare renders of ``compressed`` with renders of ``original`` (or with precomputed
-    renders [V,H,W,3] of it) on ``views``."""
+    renders [V,H,W,3] of it) on ``views``. SSIM (float64, the slow part) is NaN unless
+    ``with_ssim``."""
     ref = original if isinstance(original, Tensor) else render_views(original, views, backend=backend)
     out = render_views(compressed.to(device=ref.device), views, backend=backend).to(ref.device)
     per = [psnr(out[i], ref[i]) for i in range(len(views))]
-    ss = [float(metrics.ssim(out[i], ref[i])) for i in range(len(views))]
+    ss = [float(metrics.ssim(out[i], ref[i])) for i in range(len(views))] if with_ssim else [float("nan")]
     lp = None
     if with_lpips and metrics.lpips_available():
         fn = metrics.LPIPS()

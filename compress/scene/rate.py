@@ -62,7 +62,6 @@ class Trial:
     level: int
     bytes: int
     psnr: float
-    ssim: float
 
 
 @dataclass
@@ -82,7 +81,7 @@ def evaluate(scene: GaussianScene, scores: Tensor, ratio: float, config: QuantCo
     pruned, keep = prune(scene, scores, ratio)
     data, report = encode(pruned, scores[keep], config)
     dec = decode(data)
-    return Candidate(data, report, dec, fidelity(reference, dec, views, backend=backend), ratio, -1, config)
+    return Candidate(data, report, dec, fidelity(reference, dec, views, backend=backend, with_ssim=False), ratio, -1, config)
 
 
 def search(
@@ -115,7 +114,7 @@ def search(
     def run(ratio: float, level: int) -> Candidate:
         c = evaluate(scene, scores, ratio, level_config(level, base, position_bits), reference, views, backend=backend)
         c.level = level
-        t = Trial(ratio, level, len(c.data), c.fidelity.psnr, c.fidelity.ssim)
+        t = Trial(ratio, level, len(c.data), c.fidelity.psnr)
         trials.append(t)
         if on_trial is not None:
             on_trial(t)
