@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except SplatError as e:
         if os.environ.get("SPLAT_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

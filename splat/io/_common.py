@@ -119,6 +119,8 @@ def make_scene(
     tensors = {}
     for name, a in arrays.items():
         a = np.ascontiguousarray(a, dtype=np.float32)
+        if not a.flags.writeable:
+            a = a.copy()
         if check_finite and a.size and not np.isfinite(a).all():
             bad = int(np.nonzero(~np.isfinite(a.reshape(n, -1)).all(axis=1))[0][0])
             raise FormatError(f"non-finite value (NaN or Inf) in {name} of Gaussian {bad}", path)
@@ -126,6 +128,8 @@ def make_scene(
     ex = {}
     for k, v in (extras or {}).items():
         v = np.ascontiguousarray(v)
+        if not v.flags.writeable:
+            v = v.copy()
         if v.dtype == np.uint16:
             v = v.astype(np.int32)
         elif v.dtype == np.uint32:

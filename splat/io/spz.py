@@ -121,21 +121,23 @@ def _unframe_v4(data: bytes, path) -> tuple[list[bytes], int, int, int, int]:
     if total != len(data):
         what = "truncated" if total > len(data) else "trailing bytes"
         raise FormatError(f"{what}: the TOC accounts for {total:,} bytes, the file has {len(data):,}", path)
-    streams, off = [], start
+    streams, off, entry = [], start, iter(enumerate(entries))
     dctx = zstandard.ZstdDecompressor()
-    for i, ((csize, usize), want) in enumerate(zip(entries, sizes)):
+    for want in _sizes(n, degree, version):
+        if want == 0:  # empty attributes have no stream (SH of degree 0, or no Gaussians at all)
+            streams.append(b"")
+            continue
+        i, (csize, usize) = next(entry)
         if usize != want:
             raise FormatError(f"stream {i}: TOC says {usize:,} bytes uncompressed, expected {want:,}", path)
         try:
-            raw = dctx.decompress(data[off: off + csize], max_output_size=want) if want else b""
+            raw = dctx.decompress(data[off: off + csize], max_output_size=want)
         except zstandard.ZstdError as e:
             raise FormatError(f"stream {i}: corrupt zstd data ({e})", path) from None
         if len(raw) != want:
             raise FormatError(f"stream {i}: decompressed to {len(raw):,} bytes, expected {want:,}", path)
         streams.append(raw)
         off += csize
-    if degree == 0:
-        streams.append(b"")
     return streams, n, degree, fbits, version
 
 
