@@ -72,7 +72,7 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
     extras = _collect_extras(cols, [p for p in names if p not in set(_REQUIRED) | set(rest_names) | set(_NORMALS)])
     if all(m in names for m in _NORMALS):
         normals = stack(_NORMALS)
-        if normals.any():
+        if (normals != 0).any():
             extras["normal"] = normals
     return make_scene(
         path,

@@ -101,31 +101,41 @@ class _Source:
 
 
 def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene:
+    """Read a ``.sog`` archive, a SOG ``meta.json`` (textures beside it) or a folder holding one."""
     path = Path(path)
     if path.is_dir():
         path = path / "meta.json"
     data = read_bytes(path)
     if data[:4] == b"PK\x03\x04":
-        src = _Source(path, data)
-        meta_bytes = src.read("meta.json", cap=MAX_META_BYTES)
-    else:
-        src = _Source(path, None)
-        meta_bytes = data
+        return decode(data, path, check_finite=check_finite)
+    src = _Source(path, None)
+    meta = _parse_meta(data, path)
+    total = len(data)
+    for f in _all_files(meta, path):
+        try:
+            total += (src.dir / f).stat().st_size if isinstance(f, str) and "/" not in f else 0
+        except OSError:
+            pass
+    src.limit = expansion_limit(total)
+    return _decode(meta, src, path, check_finite)
+
+
+def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
+    """Decode the bytes of a ``.sog`` zip archive."""
+    path = Path(path) if path is not None else Path("<bytes>.sog")
+    if data[:4] != b"PK\x03\x04":
+        raise FormatError("not a SOG archive (no zip signature)", path)
+    src = _Source(path, data)
+    return _decode(_parse_meta(src.read("meta.json", cap=MAX_META_BYTES), path), src, path, check_finite)
+
+
+def _parse_meta(meta_bytes: bytes, path):
     if len(meta_bytes) > MAX_META_BYTES:
         raise FormatError(f"meta.json is larger than {MAX_META_BYTES >> 20} MiB", path)
     try:
-        meta = json.loads(meta_bytes.decode("utf-8"))
+        return json.loads(meta_bytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise FormatError(f"meta.json is not valid JSON ({e})", path) from None
-    if src.zip is None:
-        total = len(meta_bytes)
-        for f in _all_files(meta, path):
-            try:
-                total += (src.dir / f).stat().st_size if isinstance(f, str) and "/" not in f else 0
-            except OSError:
-                pass
-        src.limit = expansion_limit(total)
-    return _decode(meta, src, path, check_finite)
 
 
 def _all_files(meta, path) -> list:
