@@ -67,6 +67,13 @@ def logit(p: np.ndarray, eps: float = OPACITY_EPS) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def clamp_infinite_logits(x: np.ndarray) -> np.ndarray:
+    """Opacity logits of +-Inf (some tools write them for opacity exactly 1 or 0) -> +-logit(1 - eps)."""
+    x = np.asarray(x, dtype=np.float64)
+    big = float(logit(np.array(1.0)))
+    return np.where(np.isposinf(x), big, np.where(np.isneginf(x), -big, x))
+
+
 def u8(x: np.ndarray) -> np.ndarray:
     """Round to nearest and clamp to [0, 255] (NaN maps to 0)."""
     x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)

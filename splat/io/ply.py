@@ -8,7 +8,8 @@ logits, SH coefficients, unnormalised wxyz quaternions). ``f_rest`` is channel-m
 Reading accepts binary little-/big-endian and ASCII, any SH degree 0-3, missing
 normals or ``f_rest``, any numeric property type, and extra properties (kept in
 ``scene.extras``: ``name`` -> [N]; a run ``name_0..name_{D-1}`` -> [N,D]; non-zero
-normals -> ``extras["normal"]`` [N,3]). Writing emits binary little-endian in the
+normals -> ``extras["normal"]`` [N,3]). Opacity logits of +-Inf, which some tools
+write for opacity exactly 1 or 0, are read as +-13.8 (opacity 1 - 1e-6 or 1e-6). Writing emits binary little-endian in the
 INRIA layout (normals zero unless ``extras["normal"]`` exists), then the extras.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from ..errors import FormatError
 from ..scene import GaussianScene
 from . import _ply
-from ._common import make_scene, read_bytes, scene_arrays, sh_degree_for_coeffs, warn
+from ._common import clamp_infinite_logits, make_scene, read_bytes, scene_arrays, sh_degree_for_coeffs, warn
 
 NAME = "ply"
 EXTENSIONS = (".ply",)
@@ -79,7 +80,7 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
         means=stack(["x", "y", "z"]),
         quats=stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
         log_scales=stack(["scale_0", "scale_1", "scale_2"]),
-        opacity_logits=cols["opacity"].astype(np.float32),
+        opacity_logits=clamp_infinite_logits(cols["opacity"]),
         sh_dc=stack(["f_dc_0", "f_dc_1", "f_dc_2"]),
         sh_rest=rest,
         extras=extras,
