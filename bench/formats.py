@@ -63,8 +63,8 @@ def bench_scene(name: str, scene: GaussianScene, tmp: Path, repeats: int) -> lis
         opts = {"sort": False} if fmt == "sog" else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", sio.FormatWarning)
-            t_write = _median_time(lambda: sio.write_scene(scene, path, **opts), 1 if fmt == "sog" else repeats)
-        t_read = _median_time(lambda: sio.read_scene(path), repeats)
+            t_write = _median_time(lambda p=path, o=opts: sio.write_scene(scene, p, **o), 1 if fmt == "sog" else repeats)
+        t_read = _median_time(lambda p=path: sio.read_scene(p), repeats)
         got = sio.read_scene(path)
         ref = scene if fmt != "splat" else scene.with_sh_degree(0)
         if fmt == "splat":
@@ -102,7 +102,7 @@ def main() -> None:
         p = SHARED / rel
         if p.exists():
             fmt = sio.detect_format(p)
-            t = _median_time(lambda: sio.read_scene(p), repeats)
+            t = _median_time(lambda p=p: sio.read_scene(p), repeats)
             real.append({"file": rel, "format": fmt, "gaussians": len(sio.read_scene(p)), "read_s": t})
 
     print(f"load average at start: {load:.2f} (2 cores; quote ratios, rerun when below ~1.5)")

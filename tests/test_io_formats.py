@@ -11,7 +11,7 @@ from conftest import shared_file
 from io_compare import field_errors, max_errors
 
 import splat.io as sio
-from splat import FormatError, GaussianScene, SH_C0, UsageError
+from splat import SH_C0, FormatError, GaussianScene, UsageError
 from splat.io import FormatSpec, dotsplat, ply, sog, spz
 from splat.io.sog import morton_order
 

@@ -6,6 +6,7 @@ one place: size limits before allocation, bounded decompression, finiteness.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -29,6 +30,21 @@ OPACITY_EPS = 1e-6
 
 class FormatWarning(UserWarning):
     """A writer had to drop or approximate something the target format cannot store."""
+
+
+def quiet_numpy(fn):
+    """Run a decoder with numpy's floating-point warnings off.
+
+    Corrupt input yields signalling NaNs, overflowing casts and the like; decoders check
+    the results explicitly (non-finite values become FormatError), so the warnings are noise.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def expansion_limit(file_size: int) -> int:

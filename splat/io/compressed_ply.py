@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import FormatError
 from ..scene import GaussianScene
 from . import _ply
-from ._common import dc_from_rgb, logit, make_scene, read_bytes, sh_degree_for_coeffs
+from ._common import dc_from_rgb, logit, make_scene, quiet_numpy, read_bytes, sh_degree_for_coeffs
 
 NAME = "compressed-ply"
 EXTENSIONS = (".compressed.ply",)
@@ -51,6 +51,7 @@ def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene
     return decode(read_bytes(path), path, check_finite=check_finite)
 
 
+@quiet_numpy
 def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
     header = _ply.parse_header(data, path)
     if header.format == "ascii":

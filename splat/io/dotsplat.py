@@ -15,7 +15,19 @@ import numpy as np
 
 from ..errors import FormatError
 from ..scene import GaussianScene
-from ._common import dc_from_rgb, logit, make_scene, normalize_quats, read_bytes, rgb_from_dc, scene_arrays, sigmoid, u8, warn
+from ._common import (
+    dc_from_rgb,
+    logit,
+    make_scene,
+    normalize_quats,
+    quiet_numpy,
+    read_bytes,
+    rgb_from_dc,
+    scene_arrays,
+    sigmoid,
+    u8,
+    warn,
+)
 
 NAME = "splat"
 EXTENSIONS = (".splat",)
@@ -31,6 +43,7 @@ def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene
     return decode(read_bytes(path), path, check_finite=check_finite)
 
 
+@quiet_numpy
 def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
     if len(data) % RECORD:
         raise FormatError(

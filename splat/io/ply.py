@@ -24,7 +24,15 @@ import torch
 from ..errors import FormatError
 from ..scene import GaussianScene
 from . import _ply
-from ._common import clamp_infinite_logits, make_scene, read_bytes, scene_arrays, sh_degree_for_coeffs, warn
+from ._common import (
+    clamp_infinite_logits,
+    make_scene,
+    quiet_numpy,
+    read_bytes,
+    scene_arrays,
+    sh_degree_for_coeffs,
+    warn,
+)
 
 NAME = "ply"
 EXTENSIONS = (".ply",)
@@ -46,6 +54,7 @@ def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene
     return decode(data, path, check_finite=check_finite)
 
 
+@quiet_numpy
 def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
     header = _ply.parse_header(data, path)
     vertex = header.element("vertex")

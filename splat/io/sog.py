@@ -35,7 +35,18 @@ from PIL import Image, UnidentifiedImageError
 from ..atomic import atomic_write_bytes
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene, sh_rest_count
-from ._common import expansion_limit, logit, make_scene, normalize_quats, read_bytes, scene_arrays, sigmoid, u8, warn
+from ._common import (
+    expansion_limit,
+    logit,
+    make_scene,
+    normalize_quats,
+    quiet_numpy,
+    read_bytes,
+    scene_arrays,
+    sigmoid,
+    u8,
+    warn,
+)
 from ._quantize import codebook_1d, kmeans
 
 NAME = "sog"
@@ -202,6 +213,7 @@ def _lookup(codebook: np.ndarray, idx: np.ndarray, what: str, path) -> np.ndarra
     return codebook[idx]
 
 
+@quiet_numpy
 def _decode(meta, src: _Source, path, check_finite: bool) -> GaussianScene:
     if not isinstance(meta, dict):
         raise FormatError("meta.json must hold a JSON object", path)

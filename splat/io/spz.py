@@ -37,7 +37,18 @@ import zstandard
 
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene
-from ._common import expansion_limit, logit, make_scene, normalize_quats, read_bytes, scene_arrays, sigmoid, u8, warn
+from ._common import (
+    expansion_limit,
+    logit,
+    make_scene,
+    normalize_quats,
+    quiet_numpy,
+    read_bytes,
+    scene_arrays,
+    sigmoid,
+    u8,
+    warn,
+)
 
 NAME = "spz"
 EXTENSIONS = (".spz",)
@@ -78,6 +89,7 @@ def read(path: str | os.PathLike, *, coordinate_system: str = "rub", check_finit
     return decode(read_bytes(path), path, coordinate_system=coordinate_system, check_finite=check_finite)
 
 
+@quiet_numpy
 def decode(data: bytes, path=None, *, coordinate_system: str = "rub", check_finite: bool = True) -> GaussianScene:
     _check_coords(coordinate_system)
     if data[:4] == b"NGSP":
