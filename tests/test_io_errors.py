@@ -5,11 +5,11 @@ import gzip
 import io
 import json
 import struct
-import zipfile
 
 import numpy as np
 import pytest
 import zstandard
+from io_helpers import zip_files
 from PIL import Image
 
 import splat.io as sio
@@ -237,20 +237,12 @@ def _sog_files(n=60, degree=1) -> dict[str, bytes]:
     return sog.encode_files(GaussianScene.random(n, sh_degree=degree, seed=3), sort=False)
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for k, v in files.items():
-            z.writestr(k, v)
-    return buf.getvalue()
-
-
 def _with_meta(edit) -> bytes:
     files = _sog_files()
     meta = json.loads(files["meta.json"])
     edit(meta)
     files["meta.json"] = json.dumps(meta).encode()
-    return _zip(files)
+    return zip_files(files)
 
 
 def _webp(w, h, alpha=255) -> bytes:
@@ -261,9 +253,9 @@ def _webp(w, h, alpha=255) -> bytes:
 
 @pytest.mark.parametrize("data,match", [
     (b"PK\x03\x04" + b"\0" * 100, "corrupt SOG zip archive"),
-    (_zip({"x.txt": b"hi"}), "has no 'meta.json'"),
-    (_zip({"meta.json": b"{not json"}), "not valid JSON"),
-    (_zip({"meta.json": b"[1, 2]"}), "must hold a JSON object"),
+    (zip_files({"x.txt": b"hi"}), "has no 'meta.json'"),
+    (zip_files({"meta.json": b"{not json"}), "not valid JSON"),
+    (zip_files({"meta.json": b"[1, 2]"}), "must hold a JSON object"),
     (_with_meta(lambda m: m.pop("version")), "SOG v1"),
     (_with_meta(lambda m: m.update(version=3)), "unsupported SOG version 3"),
     (_with_meta(lambda m: m.update(count=-1)), "count must be a non-negative integer"),
@@ -290,20 +282,20 @@ def test_sog_nan_codebook_and_bad_textures(tmp_path):
     meta = json.loads(files["meta.json"])
     meta["scales"]["codebook"][0] = float("nan")  # json writes NaN, Python's reader accepts it
     files["meta.json"] = json.dumps(meta).encode()
-    expect_error(tmp_path, "a.sog", _zip(files), "non-finite number")
+    expect_error(tmp_path, "a.sog", zip_files(files), "non-finite number")
     files = _sog_files()
     files["quats.webp"] = _webp(8, 8, alpha=7)
-    expect_error(tmp_path, "b.sog", _zip(files), "alpha 7, expected 252-255")
+    expect_error(tmp_path, "b.sog", zip_files(files), "alpha 7, expected 252-255")
     files = _sog_files()
     files["sh0.webp"] = b"RIFF\x00\x00\x00\x00WEBPVP8L" + b"\x00" * 30
-    expect_error(tmp_path, "c.sog", _zip(files), "not a decodable WebP image")
+    expect_error(tmp_path, "c.sog", zip_files(files), "not a decodable WebP image")
     files = _sog_files()
     files["scales.webp"] = _webp(2200, 2200)  # a few hundred bytes that would decode to 19 MB
-    expect_error(tmp_path, "d.sog", _zip(files), "implausibly large")
+    expect_error(tmp_path, "d.sog", zip_files(files), "implausibly large")
 
 
 def test_sog_zip_crc_mismatch(tmp_path):
-    data = bytearray(_zip(_sog_files()))
+    data = bytearray(zip_files(_sog_files()))
     i = data.index(b"WEBP") + 40
     data[i] ^= 0xFF
     expect_error(tmp_path, "crc.sog", bytes(data), "cannot extract|corrupt")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_file
-from io_compare import field_errors, max_errors
+from io_helpers import field_errors, max_errors
 
 import splat.io as sio
 from splat import SH_C0, FormatError, GaussianScene, UsageError

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import pytest
 from conftest import shared_file
+from io_helpers import zip_files
 
 from splat import FormatError, GaussianScene
 from splat.io import compressed_ply, dotsplat, ply, sog, spz
@@ -120,14 +121,6 @@ def zip_entries(data: bytes) -> dict[str, bytes]:
         return {n: z.read(n) for n in z.namelist()}
 
 
-def rezip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for k, v in files.items():
-            z.writestr(k, v)
-    return buf.getvalue()
-
-
 def _json_mutate(obj, rng: np.random.Generator):
     values = [None, -1, 0, 1, 3, 255, 256, 65536, 2**40, 1e308, -1e308, float("nan"), float("inf"), "x", "", [],
               [0.0], {}, True, "../meta.json", "means_l.webp"]
@@ -169,7 +162,7 @@ def sog_mutate(data: bytes, rng: np.random.Generator) -> bytes:
         names = sorted(n for n in files if n.endswith(".webp"))
         a, b = rng.choice(len(names), 2, replace=False)
         files[names[a]], files[names[b]] = files[names[b]], files[names[a]]
-    return rezip(files)
+    return zip_files(files)
 
 
 # ---------------------------------------------------------------------------------- targets

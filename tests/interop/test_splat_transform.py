@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import shared_file
-from io_compare import field_errors, max_errors
+from io_helpers import field_errors, max_errors
 
 import splat.io as sio
 from splat import GaussianScene

@@ -1,5 +1,8 @@
-"""Field-by-field error measures between two scenes, in the units the bounds are stated in."""
+"""Test helpers for the format tests: field-by-field errors between scenes, zip packing."""
 from __future__ import annotations
+
+import io
+import zipfile
 
 import torch
 
@@ -32,3 +35,12 @@ def field_errors(ref: GaussianScene, got: GaussianScene) -> dict[str, torch.Tens
 
 def max_errors(ref: GaussianScene, got: GaussianScene) -> dict[str, float]:
     return {k: (float(v.max()) if v.numel() else 0.0) for k, v in field_errors(ref, got).items()}
+
+
+def zip_files(files: dict[str, bytes]) -> bytes:
+    """A zip archive (deflated) holding ``files``, e.g. a hand-edited SOG."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
