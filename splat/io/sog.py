@@ -184,15 +184,15 @@ def _section(meta: dict, key: str, path, files: int) -> dict:
     return sec
 
 
-def _texture(src: _Source, name: str, count: int, path, exact_size: tuple[int, int] | None = None) -> np.ndarray:
+def _texture(src: _Source, name: str, count: int, path, width: int | None = None) -> np.ndarray:
     """Decode one WebP texture to uint8 [H*W, 4] after checking its size against the limits."""
     data = src.read(name)
     try:
         im = Image.open(io.BytesIO(data), formats=["WEBP"])
         w, h = im.size
-        if exact_size is not None and (w, h) != exact_size:
-            raise FormatError(f"{name}: texture is {w}x{h}, expected {exact_size[0]}x{exact_size[1]}", path)
-        if exact_size is None and w * h < count:
+        if width is not None and w != width:
+            raise FormatError(f"{name}: texture is {w} texels wide, expected {width}", path)
+        if w * h < count:
             raise FormatError(f"{name}: {w}x{h} texture has fewer texels than the {count:,} Gaussians", path)
         if w * h * 4 > src.limit:
             raise FormatError(f"{name}: {w}x{h} texture is implausibly large for this file", path)
@@ -277,13 +277,14 @@ def _decode_shn(shn, src: _Source, n: int, path) -> np.ndarray:
         raise FormatError("meta.json: shN.files must list 2 file names", path)
     cb = _num_list(shn, "codebook", path, max_len=256)
     k = sh_rest_count(bands)
-    cen = _texture(src, files[0], 0, path, exact_size=(64 * k, math.ceil(count / 64)))
+    cen = _texture(src, files[0], 0, path, width=64 * k)
     lab = _texture(src, files[1], n, path)[:n]
     labels = lab[:, 0].astype(np.int64) | (lab[:, 1].astype(np.int64) << 8)
-    if n and labels.max() >= count:
-        raise FormatError(f"shN_labels: palette index {int(labels.max())} beyond the palette of {count}", path)
     # centroid i, coefficient j sits at row i // 64, column (i % 64) * k + j
     palette = cen.reshape(-1, 64, k, 4)[..., :3].reshape(-1, k, 3)[:count]
+    if n and labels.max() >= len(palette):
+        raise FormatError(f"shN_labels: palette index {int(labels.max())} beyond the palette of "
+                          f"{len(palette)} (count {count}, {len(cen) // (64 * k)} texture rows)", path)
     values = _lookup(cb, palette, "shN", path)  # [count, k, 3]
     return values[labels]
 
