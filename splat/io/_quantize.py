@@ -4,8 +4,8 @@
   algorithm run on the sorted values (each iteration costs O(K log N) thanks to
   prefix sums), initialised half on quantiles and half uniformly over the range so
   both the dense core and the tails get levels.
-* :func:`kmeans` clusters vectors (SH coefficients) into up to 65,536 centroids. Above
-  256 centroids it is two-level: a coarse k-means into 256 groups, then each group is
+* :func:`kmeans` clusters vectors (SH coefficients) into up to 65,536 centroids. When
+  N x K exceeds :data:`FLAT_LIMIT` it is two-level: a coarse k-means into 256 groups, then each group is
   split into a share of the centroids proportional to its size. That costs about as
   much as two 256-centroid runs instead of one 65,536-centroid run.
 
@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+
+FLAT_LIMIT = 1 << 25
+"""Up to this many point-centroid pairs per iteration, k-means is run flat (one level)."""
 
 
 def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +109,7 @@ def kmeans(x: np.ndarray, k: int, iters: int = 10, seed: int = 0) -> tuple[np.nd
 def _kmeans(x: np.ndarray, k: int, iters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[0]
     rng = np.random.default_rng(seed)
-    if n <= k or k <= 256:
+    if n <= k or k <= 256 or n * k <= FLAT_LIMIT:
         return _lloyd(x, min(k, n), iters, rng)
     coarse_c, coarse = _lloyd(x, 256, iters, rng)
     sizes = np.bincount(coarse, minlength=coarse_c.shape[0])
