@@ -87,9 +87,7 @@ class _Source:
                     NotImplementedError, UnicodeDecodeError) as e:
                 raise FormatError(f"corrupt SOG zip archive ({e})", path) from None
             self.limit = expansion_limit(len(data))
-            self.meta_name = "meta.json"
         else:
-            self.meta_name = path.name
             self.dir = path.parent
             self.limit = None  # set after meta.json is read (sum of the referenced files)
 
