@@ -4,8 +4,10 @@ Each reader sees at least 1,000 corrupted variants of real shared files (bit fli
 truncations, overwritten words, inserted/deleted bytes, edits of header fields and,
 for the zip- and gzip-framed formats, edits behind the checksums). Every variant must
 either decode to a finite scene or raise splat.FormatError, within a time bound and
-without allocating far beyond the file size. ``SPLAT_FUZZ_CASES`` overrides the count;
-the ``slow`` variant runs 10x more on the full-size files.
+without allocating far beyond the file size. ``SPLAT_FUZZ_CASES`` overrides the count.
+The default run uses small real seeds (real files, or real scenes cut to a few hundred
+Gaussians and re-encoded); the ``slow`` variants run 10x more cases, and the full-size
+files (biker.spz, guitar.compressed.ply, plant.splat...).
 """
 from __future__ import annotations
 
@@ -267,8 +269,18 @@ def test_fuzz_reader(name):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("name", TARGET_NAMES)
+def test_fuzz_reader_many(name):
+    target = next(t for t in targets(full=False) if t.name == name)
+    out = run_fuzz(target, 10 * CASES, seed=100 + TARGET_NAMES.index(name))
+    print(f"\nfuzz {name}: {10 * CASES} cases, {out}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 @pytest.mark.parametrize("name", TARGET_NAMES)
 def test_fuzz_reader_full_files(name):
     target = next(t for t in targets(full=True) if t.name == name)
-    out = run_fuzz(target, 10 * CASES, seed=100 + TARGET_NAMES.index(name))
-    print(f"\nfuzz (full files) {name}: {10 * CASES} cases, {out}")
+    out = run_fuzz(target, CASES, seed=200 + TARGET_NAMES.index(name))
+    print(f"\nfuzz (full-size files) {name}: {CASES} cases, {out}")
