@@ -31,13 +31,15 @@ SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data
 FORMATS = ["ply", "splat", "spz", "sog"]
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
+def _median_time(fn, repeats: int) -> tuple[float, float]:
+    """(median wall seconds, median CPU seconds of this process): CPU time is steadier on a loaded machine."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _errors(ref: GaussianScene, got: GaussianScene) -> dict[str, float]:
@@ -63,15 +65,16 @@ def bench_scene(name: str, scene: GaussianScene, tmp: Path, repeats: int) -> lis
         opts = {"sort": False} if fmt == "sog" else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", sio.FormatWarning)
-            t_write = _median_time(lambda p=path, o=opts: sio.write_scene(scene, p, **o), 1 if fmt == "sog" else repeats)
-        t_read = _median_time(lambda p=path: sio.read_scene(p), repeats)
+            t_write, c_write = _median_time(lambda p=path, o=opts: sio.write_scene(scene, p, **o),
+                                            1 if fmt == "sog" else repeats)
+        t_read, c_read = _median_time(lambda p=path: sio.read_scene(p), repeats)
         got = sio.read_scene(path)
         ref = scene if fmt != "splat" else scene.with_sh_degree(0)
         if fmt == "splat":
             got = got.with_sh_degree(0)
         size = path.stat().st_size
         rows.append({"scene": name, "gaussians": len(scene), "sh_degree": scene.sh_degree, "format": fmt,
-                     "write_s": t_write, "read_s": t_read, "bytes": size, "bytes_per_gaussian": size / len(scene),
+                     "write_s": t_write, "read_s": t_read, "write_cpu_s": c_write, "read_cpu_s": c_read, "bytes": size, "bytes_per_gaussian": size / len(scene),
                      **_errors(ref, got)})
     return rows
 
@@ -102,19 +105,23 @@ def main() -> None:
         p = SHARED / rel
         if p.exists():
             fmt = sio.detect_format(p)
-            t = _median_time(lambda p=p: sio.read_scene(p), repeats)
-            real.append({"file": rel, "format": fmt, "gaussians": len(sio.read_scene(p)), "read_s": t})
+            t, c = _median_time(lambda p=p: sio.read_scene(p), repeats)
+            real.append({"file": rel, "format": fmt, "gaussians": len(sio.read_scene(p)), "read_s": t, "read_cpu_s": c})
 
     print(f"load average at start: {load:.2f} (2 cores; quote ratios, rerun when below ~1.5)")
-    head = f"{'scene':<16}{'fmt':<6}{'write s':>9}{'read s':>9}{'B/Gauss':>9}{'pos max':>10}{'opac max':>10}{'quat max':>10}{'rgb mean':>10}{'sh rel':>8}"
-    print(head)
+    print("times: wall seconds (CPU seconds of this process), medians")
+    print(f"{'scene':<16}{'fmt':<6}{'write s':>15}{'read s':>15}{'B/Gauss':>9}{'pos max':>10}{'opac max':>10}"
+          f"{'quat max':>10}{'rgb mean':>10}{'sh rel':>8}")
     for r in rows:
-        print(f"{r['scene']:<16}{r['format']:<6}{r['write_s']:>9.3f}{r['read_s']:>9.3f}{r['bytes_per_gaussian']:>9.2f}"
+        w = f"{r['write_s']:.3f} ({r['write_cpu_s']:.3f})"
+        rd = f"{r['read_s']:.3f} ({r['read_cpu_s']:.3f})"
+        print(f"{r['scene']:<16}{r['format']:<6}{w:>15}{rd:>15}{r['bytes_per_gaussian']:>9.2f}"
               f"{r['means_max']:>10.2e}{r['opacity_max']:>10.2e}{r['quat_max']:>10.2e}{r['rgb_mean']:>10.2e}"
               f"{r.get('sh_rel_rmse', float('nan')):>8.3f}")
-    print(f"\n{'real file':<34}{'format':<16}{'Gaussians':>10}{'read s':>9}")
+    print(f"\n{'real file':<34}{'format':<16}{'Gaussians':>10}{'read s':>15}")
     for r in real:
-        print(f"{r['file']:<34}{r['format']:<16}{r['gaussians']:>10,}{r['read_s']:>9.3f}")
+        rd = f"{r['read_s']:.3f} ({r['read_cpu_s']:.3f})"
+        print(f"{r['file']:<34}{r['format']:<16}{r['gaussians']:>10,}{rd:>15}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"load_average": load, "torch_threads": torch.get_num_threads(),
                                     "round_trips": rows, "real_files": real}, indent=2))

@@ -73,6 +73,32 @@ class PlyHeader:
         return None
 
 
+class ElementData(dict):
+    """Decoded columns of one element, {property: [count] array}, in file order.
+
+    For binary elements whose properties share one numeric type, ``matrix`` is the whole
+    [count, P] table and the columns are views into it; :meth:`stack` then copies groups of
+    columns in one row-major pass instead of one strided pass per column.
+    """
+
+    def __init__(self, columns: dict[str, np.ndarray], matrix: np.ndarray | None = None):
+        super().__init__(columns)
+        self.matrix = matrix
+        self.index = {name: j for j, name in enumerate(columns)}
+
+    def stack(self, names: list[str], dtype=np.float32) -> np.ndarray:
+        """Columns ``names`` side by side: [count, len(names)] of ``dtype``."""
+        if not names:
+            n = self.matrix.shape[0] if self.matrix is not None else len(next(iter(self.values()), ()))
+            return np.zeros((n, 0), dtype)
+        if self.matrix is not None:
+            idx = [self.index[k] for k in names]
+            if idx == list(range(idx[0], idx[0] + len(idx))):
+                return self.matrix[:, idx[0]: idx[0] + len(idx)].astype(dtype)
+            return self.matrix[:, idx].astype(dtype, copy=False)
+        return np.stack([self[k].astype(dtype, copy=False) for k in names], axis=1)
+
+
 def is_ply(head: bytes) -> bool:
     return head.startswith(b"ply\n") or head.startswith(b"ply\r\n")
 
@@ -134,10 +160,11 @@ def parse_header(data: bytes, path=None) -> PlyHeader:
     return PlyHeader(fmt, elements, comments, m.end())
 
 
-def read_elements(data: bytes, header: PlyHeader, wanted: set[str], path=None) -> dict[str, dict[str, np.ndarray]]:
+def read_elements(data: bytes, header: PlyHeader, wanted: set[str], path=None) -> dict[str, ElementData]:
     """Decode the elements named in ``wanted`` into {element: {property: column}}.
 
-    Columns keep the file's dtype (native byte order). Elements after the last wanted
+    Columns keep the file's dtype in native byte order (views into ``data`` where possible,
+    so read-only). Elements after the last wanted
     one are not touched. Raises FormatError when the data is shorter than declared.
     """
     if header.format == "ascii":
@@ -162,14 +189,23 @@ def read_elements(data: bytes, header: PlyHeader, wanted: set[str], path=None) -
                 f"file is truncated: element {el.name!r} declares {el.count:,} rows of {row} bytes "
                 f"({el.count * row:,} bytes) but only {max(remaining, 0):,} bytes remain", path)
         if el.name in wanted:
-            dt = np.dtype([(p.name, order + p.dtype) for p in el.properties])
-            arr = np.frombuffer(data, dtype=dt, count=el.count, offset=offset)
-            out[el.name] = {p.name: arr[p.name].astype(np.dtype(p.dtype).newbyteorder("="), copy=True) for p in el.properties}
+            types = {p.dtype for p in el.properties}
+            if len(types) == 1:
+                native = np.dtype(types.pop())
+                mat = np.frombuffer(data, dtype=order + native.str[1:], count=el.count * len(el.properties),
+                                    offset=offset).reshape(el.count, len(el.properties))
+                if mat.dtype != native:
+                    mat = mat.astype(native)
+                out[el.name] = ElementData({p.name: mat[:, j] for j, p in enumerate(el.properties)}, mat)
+            else:
+                dt = np.dtype([(p.name, order + p.dtype) for p in el.properties])
+                arr = np.frombuffer(data, dtype=dt, count=el.count, offset=offset)
+                out[el.name] = ElementData({p.name: arr[p.name].astype(p.dtype) for p in el.properties})
         offset += el.count * row
     return out
 
 
-def _read_ascii(data: bytes, header: PlyHeader, wanted: set[str], path) -> dict[str, dict[str, np.ndarray]]:
+def _read_ascii(data: bytes, header: PlyHeader, wanted: set[str], path) -> dict[str, ElementData]:
     body = data[header.data_offset:]
     lines = body.splitlines()
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -211,7 +247,7 @@ def _read_ascii(data: bytes, header: PlyHeader, wanted: set[str], path) -> dict[
                                      or (col != np.round(col)).any()):
                         raise FormatError(f"element {el.name!r}: property {p.name!r} holds a value that is not a valid {p.dtype} integer", path)
                 cols[p.name] = col.astype(p.dtype)
-            out[el.name] = cols
+            out[el.name] = ElementData(cols)
         pos += el.count
     return out
 

@@ -115,7 +115,7 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
 
     rest = None
     if sh_el is not None:
-        raw = np.stack([els["sh"][f"f_rest_{i}"] for i in range(len(sh_el.properties))], 1).astype(np.float64)
+        raw = els["sh"].stack([f"f_rest_{i}" for i in range(len(sh_el.properties))], dtype=np.float64)
         unit = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256.0))
         k = raw.shape[1] // 3
         rest = ((unit - 0.5) * 8.0).reshape(n, 3, k).transpose(0, 2, 1)

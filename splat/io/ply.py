@@ -74,30 +74,27 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
     cols = _ply.read_elements(data, header, {"vertex"}, path)["vertex"]
     n = vertex.count
 
-    def stack(keys: list[str]) -> np.ndarray:
-        return np.stack([cols[k].astype(np.float32, copy=False) for k in keys], axis=1) if keys else np.zeros((n, 0), np.float32)
-
     k = len(rest_names) // 3
-    rest = stack(rest_names).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
+    rest = cols.stack(rest_names).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
     extras = _collect_extras(cols, [p for p in names if p not in set(_REQUIRED) | set(rest_names) | set(_NORMALS)])
     if all(m in names for m in _NORMALS):
-        normals = stack(_NORMALS)
+        normals = cols.stack(_NORMALS)
         if (normals != 0).any():
             extras["normal"] = normals
     return make_scene(
         path,
-        means=stack(["x", "y", "z"]),
-        quats=stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
-        log_scales=stack(["scale_0", "scale_1", "scale_2"]),
+        means=cols.stack(["x", "y", "z"]),
+        quats=cols.stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
+        log_scales=cols.stack(["scale_0", "scale_1", "scale_2"]),
         opacity_logits=clamp_infinite_logits(cols["opacity"]),
-        sh_dc=stack(["f_dc_0", "f_dc_1", "f_dc_2"]),
+        sh_dc=cols.stack(["f_dc_0", "f_dc_1", "f_dc_2"]),
         sh_rest=rest,
         extras=extras,
         check_finite=check_finite,
     )
 
 
-def _collect_extras(cols: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+def _collect_extras(cols: _ply.ElementData, names: list[str]) -> dict[str, np.ndarray]:
     """Group ``foo_0..foo_{D-1}`` (D >= 2, same dtype, consecutive) into one [N,D] channel."""
     extras: dict[str, np.ndarray] = {}
     i = 0
@@ -109,7 +106,7 @@ def _collect_extras(cols: dict[str, np.ndarray], names: list[str]) -> dict[str, 
             while j < len(names) and names[j] == f"{base}_{j - i}" and cols[names[j]].dtype == cols[names[i]].dtype:
                 j += 1
             if j - i >= 2 and base not in extras and base not in names:
-                extras[base] = np.stack([cols[names[t]] for t in range(i, j)], axis=1)
+                extras[base] = cols.stack(names[i:j], dtype=cols[names[i]].dtype)
                 i = j
                 continue
         extras[names[i]] = cols[names[i]]
@@ -144,27 +141,21 @@ def encode(scene: GaussianScene) -> bytes:
     a = scene_arrays(scene)
     n = len(scene)
     k = a["sh_rest"].shape[1]
-    columns: list[tuple[str, np.ndarray, str]] = []
-    for i, c in enumerate("xyz"):
-        columns.append((c, a["means"][:, i], "float"))
     normal = scene.extras.get("normal")
-    normals = (normal.detach().cpu().float().numpy() if normal is not None and tuple(normal.shape) == (n, 3)
-               else np.zeros((n, 3), np.float32))
-    for i, c in enumerate(_NORMALS):
-        columns.append((c, normals[:, i], "float"))
-    for i in range(3):
-        columns.append((f"f_dc_{i}", a["sh_dc"][:, i], "float"))
-    rest = a["sh_rest"].transpose(0, 2, 1).reshape(n, 3 * k)  # channel-major
-    for i in range(3 * k):
-        columns.append((f"f_rest_{i}", rest[:, i], "float"))
-    columns.append(("opacity", a["opacity_logits"], "float"))
-    for i in range(3):
-        columns.append((f"scale_{i}", a["log_scales"][:, i], "float"))
-    for i in range(4):
-        columns.append((f"rot_{i}", a["quats"][:, i], "float"))
-    taken = {c[0] for c in columns}
+    has_normal = normal is not None and tuple(normal.shape) == (n, 3)
+    # blocks of columns: (property names, [n, len(names)] values, PLY type)
+    blocks: list[tuple[list[str], np.ndarray, str]] = [
+        (["x", "y", "z"], a["means"], "float"),
+        (_NORMALS, normal.detach().cpu().float().numpy() if has_normal else np.zeros((n, 3), np.float32), "float"),
+        ([f"f_dc_{i}" for i in range(3)], a["sh_dc"], "float"),
+        ([f"f_rest_{i}" for i in range(3 * k)], a["sh_rest"].transpose(0, 2, 1).reshape(n, 3 * k), "float"),
+        (["opacity"], a["opacity_logits"][:, None], "float"),
+        ([f"scale_{i}" for i in range(3)], a["log_scales"], "float"),
+        ([f"rot_{i}" for i in range(4)], a["quats"], "float"),
+    ]
+    taken = {p for names, _, _ in blocks for p in names}
     for name, t in scene.extras.items():
-        if name == "normal" and normal is not None and tuple(normal.shape) == (n, 3):
+        if name == "normal" and has_normal:
             continue
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
             warn(f"extra channel {name!r} is not a valid PLY property name; dropped")
@@ -173,25 +164,23 @@ def encode(scene: GaussianScene) -> bytes:
         if conv is None:
             continue
         arr, ptype = conv
-        if arr.ndim == 1:
-            parts = [(name, arr)]
-        else:
-            flat = arr.reshape(n, -1)
-            if arr.ndim > 2:
-                warn(f"extra channel {name!r} has shape {tuple(arr.shape)}; written flattened as {name}_0..")
-            parts = [(f"{name}_{j}", flat[:, j]) for j in range(flat.shape[1])]
-        if any(p in taken for p, _ in parts):
+        if arr.ndim > 2:
+            warn(f"extra channel {name!r} has shape {tuple(arr.shape)}; written flattened as {name}_0..")
+        names = [name] if arr.ndim == 1 else [f"{name}_{j}" for j in range(int(np.prod(arr.shape[1:])))]
+        if any(p in taken for p in names):
             warn(f"extra channel {name!r} collides with a Gaussian property name; dropped")
             continue
-        for p, col in parts:
-            columns.append((p, col, ptype))
-            taken.add(p)
-    dtype = np.dtype([(name, "<" + np.dtype(_ply.PLY_TYPES[t]).str[1:]) for name, _, t in columns])
-    table = np.empty(n, dtype=dtype)
-    for name, col, _ in columns:
-        table[name] = col
-    header = _ply.build_header("binary_little_endian", [("vertex", n, [(name, t) for name, _, t in columns])],
-                               comments=["written by splatkit"])
+        blocks.append((names, arr.reshape(n, len(names)), ptype))
+        taken.update(names)
+    props = [(p, t) for names, _, t in blocks for p in names]
+    if all(t == "float" for _, t in props):  # the usual case: one float32 matrix, block by block
+        table = np.concatenate([v.astype("<f4", copy=False) for _, v, _ in blocks], axis=1)
+    else:
+        table = np.empty(n, dtype=np.dtype([(p, "<" + np.dtype(_ply.PLY_TYPES[t]).str[1:]) for p, t in props]))
+        for names, values, _ in blocks:
+            for j, p in enumerate(names):
+                table[p] = values[:, j]
+    header = _ply.build_header("binary_little_endian", [("vertex", n, props)], comments=["written by splatkit"])
     return header + table.tobytes()
 
 
