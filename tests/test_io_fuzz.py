@@ -235,7 +235,8 @@ def run_fuzz(target: Target, cases: int, seed: int = 0) -> dict:
         try:
             scene = target.decode(data)
             assert isinstance(scene, GaussianScene)
-            scene.check_finite()
+            # numpy, not scene.check_finite(): torch's thread pool is slow on a busy machine
+            assert all(np.isfinite(t.numpy()).all() for t in scene.fields().values())
             outcomes["decoded"] += 1
         except FormatError as e:
             assert "fuzz." in str(e), f"message does not name the file: {e}"
