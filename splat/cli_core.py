@@ -52,12 +52,12 @@ def _parse_value(text: str) -> Any:
 
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["version=3", "sort=false"]`` -> ``{"version": 3, "sort": False}``."""
+    """``["version=3", "sort=false"]`` -> ``{"version": 3, "sort": False}`` (--set / --read-option)."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"options take the form KEY=VALUE, got {item!r}")
         out[key.strip().replace("-", "_")] = _parse_value(value.strip())
     return out
 
@@ -77,6 +77,8 @@ def info(
     file: Path = typer.Argument(..., help="A splat file: .ply, .compressed.ply, .splat, .spz, .sog or a SOG meta.json."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Read as this format instead of detecting it."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
+    read_opts: Optional[List[str]] = typer.Option(None, "--read-option", "-r", metavar="KEY=VALUE",
+                                                  help="Reader option, repeatable (e.g. coordinate_system=rdf for SPZ)."),
 ) -> None:
     """Show a splat file's format, Gaussian count, SH degree, bounds and size.
 
@@ -90,7 +92,7 @@ def info(
         warnings.simplefilter("always")
         fmt = format or detect_format(file)
         t0 = time.perf_counter()
-        scene = read_scene(file, fmt)
+        scene = read_scene(file, fmt, **parse_options(read_opts))
         dt = time.perf_counter() - t0
     _print_warnings(caught)
     size = _path_size(file)
@@ -138,6 +140,8 @@ def convert(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output, even the input itself."),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                                              help="Writer option, repeatable (e.g. version=3 for SPZ, sort=false for SOG)."),
+    read_opts: Optional[List[str]] = typer.Option(None, "--read-option", "-r", metavar="KEY=VALUE",
+                                                  help="Reader option, repeatable (e.g. coordinate_system=rdf for SPZ)."),
 ) -> None:
     """Convert a splat file from any readable format to any writable one (atomic write).
 
@@ -152,6 +156,8 @@ def convert(
       splat convert scene.sog out/meta.json        (SOG as loose files)
 
       splat convert in.ply out.bin --format splat --force
+
+      splat convert from_supersplat.spz out.ply -r coordinate_system=rdf   (SPZ in PLY axes)
     """
     options = parse_options(set_)
     registry = default_registry()
@@ -164,7 +170,7 @@ def convert(
         warnings.simplefilter("always")
         t0 = time.perf_counter()
         in_fmt = input_format or detect_format(input)
-        scene = read_scene(input, in_fmt)
+        scene = read_scene(input, in_fmt, **parse_options(read_opts))
         t_read = time.perf_counter() - t0
         with err_console.status(f"writing {len(scene):,} Gaussians as {spec.name}..."):
             t1 = time.perf_counter()

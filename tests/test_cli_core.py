@@ -37,6 +37,15 @@ def test_info_table_and_json(capsys):
     assert data["bounds_min"][1] < -3 and len(data["bounds_max"]) == 3
 
 
+def test_read_option_for_spz_axes(tmp_path, capsys):
+    biker = shared_file("scenes", "biker.spz")
+    assert main(["convert", str(biker), str(tmp_path / "raw.ply"), "-r", "coordinate_system=rdf"]) == 0
+    assert main(["convert", str(biker), str(tmp_path / "ours.ply")]) == 0
+    raw, ours = sio.read_scene(tmp_path / "raw.ply"), sio.read_scene(tmp_path / "ours.ply")
+    assert float(raw.means[:, 1].min()) >= 0 and float(ours.means[:, 1].max()) <= 0
+    assert main(["info", str(biker), "-r", "coordinate_system=rub", "--json"]) == 0
+
+
 def test_info_on_sog_folder(tmp_path, capsys):
     sio.write_scene(GaussianScene.random(100), tmp_path / "loose" / "meta.json")
     assert main(["info", str(tmp_path / "loose")]) == 0
@@ -83,6 +92,7 @@ def test_convert_explicit_format_and_usage_errors(small_ply, tmp_path, capsys):
         (["convert", str(small_ply), str(tmp_path / "y.xyz")], "cannot tell the output format"),
         (["convert", str(small_ply), str(tmp_path / "y.compressed.ply")], "read-only"),
         (["convert", str(small_ply), str(tmp_path / "y.spz"), "--set", "nonsense"], "KEY=VALUE"),
+        (["convert", str(small_ply), str(tmp_path / "y.spz"), "-r", "coordinate_system=xyz"], "takes no option"),
         (["convert", str(small_ply), str(tmp_path / "y.spz"), "--set", "bogus=1"], "takes no option 'bogus'"),
         (["convert", str(small_ply), str(tmp_path / "y.spz"), "--format", "nope"], "unknown format 'nope'"),
         (["convert", str(tmp_path / "missing.ply"), str(tmp_path / "y.spz")], "no such file"),
