@@ -107,7 +107,7 @@ def parse_header(data: bytes, path=None) -> PlyHeader:
     """Parse the PLY header at the start of ``data`` (FormatError on anything malformed)."""
     if not is_ply(data[:5]):
         raise FormatError("not a PLY file (missing 'ply' magic line)", path)
-    m = re.search(rb"end_header[ \t]*\r?\n", data[:MAX_HEADER_BYTES])
+    m = re.search(rb"end_header[ \t]*\r?\n", memoryview(data)[:MAX_HEADER_BYTES])  # no 1 MiB copy
     if m is None:
         if len(data) < MAX_HEADER_BYTES:
             raise FormatError("PLY header is truncated (no 'end_header' line)", path)
