@@ -91,7 +91,7 @@ def test_cli_compress_decompress_eval(tmp_path, capsys):
     assert rep["psnr"] > 30 and rep["ratio"] > 10 and rep["compressed_gaussians"] == len(back)
 
 
-def test_cli_rejects_corrupt_lgs(tmp_path):
+def test_cli_rejects_corrupt_lgs(tmp_path, capsys):
     from compress.scene.codec import encode
 
     blob = bytearray(encode(GaussianScene.random(300, sh_degree=1, seed=0))[0])
@@ -102,5 +102,5 @@ def test_cli_rejects_corrupt_lgs(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "o.ply").exists()
     blob[len(blob) // 2] ^= 0xFF
     bad.write_bytes(bytes(blob))
-    r = _splat("decompress", str(bad), "-o", str(tmp_path / "o.ply"))
+    r = _splat_inproc(capsys, "decompress", str(bad), "-o", str(tmp_path / "o.ply"))
     assert r.returncode == 2 and "checksum" in r.stderr
