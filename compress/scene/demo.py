@@ -38,7 +38,7 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     scene = procedural_scene()
     raw = len(scene) * 4 * (17 + 3 * scene.sh_rest.shape[1])  # float32 INRIA PLY payload
     t0 = time.perf_counter()
-    res = compress_scene(scene, CompressSettings(max_side=256))
+    res = compress_scene(scene, CompressSettings(max_side=192, train_views=12, heldout_views=4))
     t_c = time.perf_counter() - t0
     path = out_dir / "torus_knot.lgs"
     atomic_write_bytes(path, res.data)
