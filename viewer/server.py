@@ -14,7 +14,9 @@ vanishes mid-update costs that tab's session only.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from splat.atomic import atomic_write_bytes
+from splat.errors import UsageError
 
 from .assets import CameraPose, ClientView, ViewerAsset
 
@@ -56,6 +59,28 @@ def next_free_path(folder: Path, stem: str, suffix: str = ".png") -> Path:
         if not p.exists():
             return p
     raise RuntimeError(f"no free file name for {stem} in {folder}")
+
+
+def check_bindable(host: str) -> None:
+    """Raise UsageError unless ``host`` is an address this machine can listen on.
+
+    (viser retries the next port on any bind error, so a bad host would loop forever.)
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise UsageError(f"cannot resolve host {host!r} ({e.strerror})") from None
+    last = None
+    for family, socktype, proto, _name, addr in infos:
+        with socket.socket(family, socktype, proto) as s:
+            try:
+                s.bind(addr[:2] if family == socket.AF_INET else addr)
+                return
+            except OSError as e:
+                last = e
+    raise UsageError(f"cannot listen on {host!r} ({getattr(last, 'strerror', last)})")
 
 
 @dataclass
@@ -160,7 +185,13 @@ class ViewerServer:
         self.first_frame_s: float | None = None  # t_start -> first frame drawn by the first tab
         self.first_frame_event = threading.Event()
 
-        self._viser = viser.ViserServer(host=host, port=port, label="splatkit", verbose=False)
+        check_bindable(host)
+        try:
+            # viser prints its own banner on stdout; the viewer prints one line of its own instead
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._viser = viser.ViserServer(host=host, port=port, label="splatkit", verbose=False)
+        except OSError as e:
+            raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
         # The share-link feature is the only code path in viser that reaches an outside host;
         # a client can ask for it with a websocket message, so refuse it here as well as
         # hiding the button.
@@ -197,7 +228,8 @@ class ViewerServer:
         for s in sessions:
             if s.view is not None:
                 s.view.detach()
-        self._viser.stop()
+        with contextlib.redirect_stdout(io.StringIO()):
+            self._viser.stop()
         self.asset.close()
 
     def wait_first_frame(self, timeout: float | None = None) -> float | None:
