@@ -1,0 +1,261 @@
+"""The viewer in real headless Chromium (WebGL through SwiftShader).
+
+Every page asserts that it made no request outside loopback. Scenes stay small
+(<= 20k splats drawn, 256-512 px) so the module runs in about a minute on 2 cores.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, shared_file
+from splat.camera import Camera
+from splat.scene import GaussianScene
+from viewer_browser import FLAGS, CHROMIUM, coverage, killable_chromium, require_chromium, screenshot_rgb, watch
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+SCREENSHOT = ROOT / "docs" / "images" / "viewer.png"
+
+
+# ---------------------------------------------------------------------- fixtures and helpers
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = require_chromium()
+    pw = sync_api.sync_playwright().start()
+    try:
+        # Playwright gives every launch a fresh temporary profile (its --user-data-dir).
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    except Exception as e:  # pragma: no cover - a broken chromium install
+        pw.stop()
+        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
+    yield b
+    b.close()
+    pw.stop()
+
+
+def render_backend() -> str:
+    try:
+        import render.cpu  # noqa: F401
+        return "auto"
+    except ImportError:
+        return "reference"
+
+
+def start(asset, **kw):
+    from viewer.server import ViewerServer
+
+    return ViewerServer(asset, port=0, log=None, **kw)
+
+
+def open_tab(browser, srv, size=(384, 384)):
+    """A new tab on ``srv``; returns (page, log, session) once the tab drew its first frame."""
+    before = set(srv.client_ids())
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    log = watch(page)
+    page.goto(srv.url)
+    sess = wait_for(lambda: next((srv.session(i) for i in srv.client_ids() if i not in before), None), 60,
+                    "the tab never connected")
+    wait_for(lambda: sess.first_frame_s is not None, 90, "the tab never drew its first frame")
+    return page, log, sess
+
+
+def wait_for(fn, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    pytest.fail(f"timed out: {what}")
+
+
+def settle(sess, page) -> None:
+    """Everything pushed has reached the tab and been drawn (get_render is an in-order round
+    trip that makes the client process its queue and sort), then one more animation frame."""
+    view = sess.view
+    if hasattr(view, "layer"):
+        assert view.layer.flush(30)
+    elif hasattr(view, "_worker"):
+        assert view._worker.wait_idle(30)
+    sess.ctx.client.get_render(height=32, width=32, transport_format="jpeg", timeout=60)
+    page.wait_for_timeout(300)
+
+
+def set_number(page, label: str, value) -> None:
+    """Type ``value`` into the number box of the GUI control labelled ``label``."""
+    row = page.locator("label", has_text=label).first.locator("xpath=ancestor::*[.//input[@type='text']][1]")
+    box = row.locator("input[type=text]").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def set_camera(sess, cam: Camera) -> None:
+    from viewer.scene_view import camera_to_pose
+    from viewer.server import camera_pose_to_viser
+
+    camera_pose_to_viser(sess.ctx.client, camera_to_pose(cam, focus=np.zeros(3)))
+    pos = cam.position.numpy()
+    wait_for(lambda: np.allclose(sess.ctx.client.camera.position, pos, atol=1e-4), 30, "camera did not move")
+
+
+def check_clean(log) -> None:
+    assert log.foreign() == [], f"requests outside loopback: {log.foreign()}"
+    assert log.errors == [], f"page errors: {log.errors}"
+
+
+def shell_object(n: int, sh_degree: int = 1, seed: int = 0) -> GaussianScene:
+    """A generated object: Gaussians on a sphere shell coloured by direction, some SH."""
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(n, 3, generator=g)
+    d = d / d.norm(dim=1, keepdim=True)
+    means = d * (0.8 + 0.1 * torch.rand(n, 1, generator=g))
+    rgb = 0.15 + 0.7 * (d * 0.5 + 0.5)
+    scales = torch.full((n, 3), 0.06) * (0.5 + torch.rand(n, 3, generator=g))
+    quats = torch.randn(n, 4, generator=g)
+    op = 0.4 + 0.55 * torch.rand(n, generator=g)
+    k = (sh_degree + 1) ** 2 - 1
+    rest = 0.25 * torch.randn(n, k, 3, generator=g)
+    return GaussianScene.from_activated(means, quats, scales, op, rgb, sh_rest=rest)
+
+
+# ---------------------------------------------------------------------- screenshot vs the toolkit's render
+def test_screenshot_matches_toolkit_render(browser):
+    from viewer.scene_view import scene_asset_from_memory
+
+    backend = render_backend()
+    n = 3000 if backend == "auto" else 300
+    asset = scene_asset_from_memory(shell_object(n, sh_degree=1), render_backend=backend)
+    srv = start(asset)
+    try:
+        page, log, sess = open_tab(browser, srv, size=(320, 256))
+        for k, (eye, label) in enumerate((((0.4, -0.6, -3.0), "front"), ((2.6, -1.2, 1.0), "side"))):
+            set_camera(sess, Camera.look_at(eye, (0, 0, 0), (0, -1, 0), fov_y_deg=50, width=320, height=256))
+            settle(sess, page)
+            shot = screenshot_rgb(page)
+            ours = sess.view.render_view(sess.ctx)
+            assert shot.shape == ours.shape, (shot.shape, ours.shape)
+            cov_b, cov_o = coverage(shot), coverage(ours)
+            assert cov_b > 0.25, f"{label}: only {cov_b:.0%} of the canvas shows splats"
+            assert abs(cov_b - cov_o) < 0.05, (label, cov_b, cov_o)
+            diff = np.abs(shot.astype(float) - ours.astype(float))
+            assert diff.mean() < 6.0, f"{label}: mean |browser - toolkit| = {diff.mean():.2f} / 255"
+            assert np.abs(shot.reshape(-1, 3).mean(0) - ours.reshape(-1, 3).mean(0)).max() < 4.0
+            if k == 1:  # the camera moved: SH colours were refreshed for the new position
+                assert sess.view.layer.stats.sh_refreshes >= 1
+        check_clean(log)
+        page.close()
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------- GUI
+def test_gui_sliders_change_what_is_drawn(browser):
+    from viewer.scene_view import scene_asset_from_memory
+
+    asset = scene_asset_from_memory(shell_object(4000, sh_degree=2, seed=1))
+    srv = start(asset)
+    try:
+        page, log, sess = open_tab(browser, srv, size=(384, 320))
+        set_camera(sess, Camera.look_at((0.2, -0.5, -2.6), (0, 0, 0), (0, -1, 0), width=384, height=320))
+        settle(sess, page)
+        layer = sess.view.layer
+        base = screenshot_rgb(page)
+        c0 = coverage(base)
+        assert c0 > 0.3
+
+        set_number(page, "Splat scale", 0.3)
+        wait_for(lambda: abs(layer.settings.splat_scale - 0.3) < 1e-6, 20, "splat scale did not reach the server")
+        settle(sess, page)
+        small = screenshot_rgb(page)
+        assert coverage(small) < 0.75 * c0
+
+        set_number(page, "Splat scale", 1)
+        set_number(page, "Opacity threshold", 0.9)
+        wait_for(lambda: layer.settings.opacity_threshold > 0.85 and layer.settings.splat_scale == 1.0, 20,
+                 "opacity threshold did not reach the server")
+        settle(sess, page)
+        assert layer.stats.shown == int((asset.prepared.opacities >= 0.9).sum())
+        thin = screenshot_rgb(page)
+        assert coverage(thin) < 0.9 * c0
+        assert np.abs(thin.astype(float) - base.astype(float)).mean() > 3.0
+
+        set_number(page, "Opacity threshold", 0)
+        set_number(page, "Gaussian budget", 60)
+        wait_for(lambda: layer.settings.budget == 60 and layer.settings.opacity_threshold == 0, 20,
+                 "budget did not reach the server")
+        settle(sess, page)
+        assert layer.stats.shown == 60
+        few = screenshot_rgb(page)
+        assert coverage(few) < 0.8 * c0
+        assert np.abs(few.astype(float) - base.astype(float)).mean() > 3.0
+
+        set_number(page, "Gaussian budget", 4000)
+        wait_for(lambda: layer.settings.budget is None, 20, "budget reset did not reach the server")
+        settle(sess, page)
+        np.testing.assert_allclose(coverage(screenshot_rgb(page)), c0, atol=0.02)
+
+        page.get_by_label("View-dependent colour (SH)").click()  # SH off: base colours only
+        wait_for(lambda: not layer.settings.sh, 20, "SH toggle did not reach the server")
+        settle(sess, page)
+        flat = screenshot_rgb(page)
+        assert np.abs(flat.astype(float) - base.astype(float)).mean() > 1.0
+        assert "off" in sess.view.sh_md.content
+        check_clean(log)
+        page.close()
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------- several tabs, abrupt disconnect
+def test_second_tab_and_abrupt_disconnect_leave_server_serving(browser):
+    from viewer.scene_view import scene_asset_from_memory
+
+    asset = scene_asset_from_memory(shell_object(6000, sh_degree=3, seed=2), min_sh_interval=0.02)
+    srv = start(asset)
+    try:
+        page1, log1, s1 = open_tab(browser, srv, size=(320, 256))
+        # a second browser process that we kill with SIGKILL while its tab receives updates
+        with killable_chromium() as (proc, cdp):
+            victim_browser = browser.browser_type.connect_over_cdp(cdp)
+            vpage = victim_browser.contexts[0].new_page()
+            vlog = watch(vpage)
+            before = set(srv.client_ids())
+            vpage.goto(srv.url)
+            s2 = wait_for(lambda: next((srv.session(i) for i in srv.client_ids() if i not in before), None), 60,
+                          "second tab never connected")
+            wait_for(lambda: s2.first_frame_s is not None, 90, "second tab never drew")
+            assert len(srv.client_ids()) == 2
+            # keep the victim busy: orbit its camera so SH colour pushes are in flight, then kill it
+            stop = time.monotonic() + 1.0
+            k = 0
+            while time.monotonic() < stop:
+                a = math.radians(7 * k)
+                s2.ctx.client.camera.position = (3 * math.sin(a), -0.5, 3 * math.cos(a))
+                s2.view.layer.update(splat_scale=1.0 + 0.01 * (k % 5))
+                k += 1
+                time.sleep(0.02)
+            check_clean(vlog)
+            proc.kill()
+            proc.wait(timeout=30)
+        wait_for(lambda: len(srv.client_ids()) == 1, 60, "the killed tab was never dropped")
+        # the surviving tab still gets updates, and a new tab still loads
+        s1.view.layer.update(budget=500)
+        settle(s1, page1)
+        assert s1.view.layer.stats.shown == 500
+        page3, log3, s3 = open_tab(browser, srv, size=(320, 256))
+        settle(s3, page3)
+        assert coverage(screenshot_rgb(page3)) > 0.1
+        assert len(srv.client_ids()) == 2
+        for lg in (log1, log3):
+            check_clean(lg)
+        page1.close()
+        page3.close()
+    finally:
+        srv.stop()
