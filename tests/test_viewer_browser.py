@@ -126,13 +126,13 @@ def shell_object(n: int, sh_degree: int = 1, seed: int = 0) -> GaussianScene:
 
 
 # ---------------------------------------------------------------------- screenshot vs the toolkit's render
-def test_screenshot_matches_toolkit_render(browser):
+def test_screenshot_matches_toolkit_render(browser, tmp_path):
     from viewer.scene_view import scene_asset_from_memory
 
     backend = render_backend()
     n = 3000 if backend == "auto" else 300
     asset = scene_asset_from_memory(shell_object(n, sh_degree=1), render_backend=backend)
-    srv = start(asset)
+    srv = start(asset, render_dir=tmp_path)
     try:
         page, log, sess = open_tab(browser, srv, size=(320, 256))
         for k, (eye, label) in enumerate((((0.4, -0.6, -3.0), "front"), ((2.6, -1.2, 1.0), "side"))):
@@ -149,6 +149,12 @@ def test_screenshot_matches_toolkit_render(browser):
             assert np.abs(shot.reshape(-1, 3).mean(0) - ours.reshape(-1, 3).mean(0)).max() < 4.0
             if k == 1:  # the camera moved: SH colours were refreshed for the new position
                 assert sess.view.layer.stats.sh_refreshes >= 1
+        # "Render this view" writes the toolkit's render of exactly this view
+        page.get_by_role("button", name="Render this view (PNG)").click()
+        pngs = wait_for(lambda: list(srv.render_dir.glob("*.png")), 60, "no PNG was written")
+        from PIL import Image
+
+        np.testing.assert_array_equal(np.asarray(Image.open(pngs[0]).convert("RGB")), ours)
         check_clean(log)
         page.close()
     finally:
@@ -257,5 +263,100 @@ def test_second_tab_and_abrupt_disconnect_leave_server_serving(browser):
             check_clean(lg)
         page1.close()
         page3.close()
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------- 2D Gaussian images
+class GaussianImageDouble:
+    """An ImageModel test double: anisotropic 2D Gaussians (in units of the image size),
+    summed in numpy, stored in importance order."""
+
+    channels = 3
+
+    def __init__(self, means, sigmas, angles, colors, width=96, height=64):
+        self.means, self.sigmas, self.angles, self.colors = means, sigmas, angles, colors
+        self.width, self.height = width, height
+
+    def __len__(self):
+        return len(self.means)
+
+    def _k(self, lod):
+        return max(1, round(lod * len(self)))
+
+    def render(self, width, height, lod):
+        ys, xs = np.mgrid[0:height, 0:width]
+        u, v = (xs + 0.5) / width, (ys + 0.5) / height
+        img = np.zeros((height, width, 3))
+        for i in range(self._k(lod)):
+            c, s = math.cos(self.angles[i]), math.sin(self.angles[i])
+            du, dv = u - self.means[i, 0], v - self.means[i, 1]
+            a = (c * du + s * dv) / self.sigmas[i, 0]
+            b = (-s * du + c * dv) / self.sigmas[i, 1]
+            img += np.exp(-0.5 * (a * a + b * b))[..., None] * self.colors[i]
+        return np.clip(img, 0, 1)
+
+    def ellipses(self, width, height, lod):
+        k = self._k(lod)
+        return self.means[:k] * [width, height], self.sigmas[:k] * [width, height], self.angles[:k]
+
+
+def two_blob_image(n_small: int = 38) -> GaussianImageDouble:
+    rng = np.random.default_rng(0)
+    means = np.vstack([[0.25, 0.25], [0.75, 0.75], rng.uniform(0.05, 0.95, (n_small, 2))])
+    sigmas = np.vstack([[0.12, 0.08], [0.12, 0.08], rng.uniform(0.01, 0.03, (n_small, 2))])
+    angles = np.concatenate([[0.3, -0.3], rng.uniform(0, math.pi, n_small)])
+    colors = np.vstack([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], rng.uniform(0.2, 1.0, (n_small, 3))])
+    return GaussianImageDouble(means, sigmas, angles, colors)
+
+
+def test_image_view_lod_resolution_overlay(browser, tmp_path):
+    from viewer.assets import AssetInfo
+    from viewer.image_view import ImageAsset
+
+    model = two_blob_image()
+    info = AssetInfo(path=None, format="test image", kind="image", count=len(model), file_size=None, decode_s=0.0)
+    srv = start(ImageAsset(model, info), render_dir=tmp_path / "renders")
+    try:
+        page, log, sess = open_tab(browser, srv, size=(384, 288))
+        view = sess.view
+        settle(sess, page)
+        shot = screenshot_rgb(page)
+        assert view.last_image.shape == (64, 96, 3)
+        # upright, not mirrored: the red blob is up-left of the green one on screen
+        red = (shot[..., 0] > 150) & (shot[..., 1] < 90)
+        green = (shot[..., 1] > 150) & (shot[..., 0] < 90)
+        assert red.sum() > 200 and green.sum() > 200
+        ry, rx = np.argwhere(red).mean(0)
+        gy, gx = np.argwhere(green).mean(0)
+        assert rx < gx - 40 and ry < gy - 20, ((rx, ry), (gx, gy))
+
+        set_number(page, "LOD", 0.05)  # 2 of 40 Gaussians: the small ones vanish
+        wait_for(lambda: abs(view.settings()[2] - 0.05) < 1e-6, 20, "LOD did not reach the server")
+        settle(sess, page)
+        np.testing.assert_allclose(view.last_image, (np.clip(model.render(96, 64, 0.05), 0, 1) * 255 + 0.5).astype(np.uint8), atol=1)
+        assert np.abs(screenshot_rgb(page).astype(float) - shot.astype(float)).mean() > 1.0
+
+        page.get_by_label("Resolution").click()
+        page.get_by_role("option", name="384 × 256 (4×)", exact=True).click()
+        wait_for(lambda: view.settings()[:2] == (384, 256), 20, "resolution did not reach the server")
+        settle(sess, page)
+        assert view.last_image.shape == (256, 384, 3)
+
+        page.get_by_label("Show Gaussian ellipses").click()
+        wait_for(lambda: view.settings()[3], 20, "overlay toggle did not reach the server")
+        settle(sess, page)
+        yellow = lambda im: ((im[..., 0] > 200) & (im[..., 1] > 180) & (im[..., 2] < 80)).sum()  # noqa: E731
+        assert yellow(view.last_image) > 100
+        assert yellow(screenshot_rgb(page)) > 20
+
+        page.get_by_role("button", name="Render this view (PNG)").click()
+        wait_for(lambda: list((tmp_path / "renders").glob("*.png")), 30, "no PNG was written")
+        from PIL import Image
+
+        png = np.asarray(Image.open(next((tmp_path / "renders").glob("*.png"))).convert("RGB"))
+        np.testing.assert_array_equal(png, view.last_image)
+        check_clean(log)
+        page.close()
     finally:
         srv.stop()

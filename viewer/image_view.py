@@ -228,11 +228,14 @@ class ImageClientView(ClientView):
         rgb = self.asset.render_rgb(w, h, lod, overlay, bg)
         self.last_render_ms = 1000 * (time.perf_counter() - t0)
         pw, ph = self.asset.plane_size()
+        # viser's image plane puts row 0 at -Y; the camera looks down -Z with +Y up, so
+        # the rows are sent bottom-up to show the image upright (checked by the browser test).
+        wire = np.ascontiguousarray(rgb[::-1])
         if self._handle is None:
-            self._handle = self.ctx.scene.add_image(IMAGE_NODE, rgb, render_width=pw, render_height=ph, format="png",
+            self._handle = self.ctx.scene.add_image(IMAGE_NODE, wire, render_width=pw, render_height=ph, format="png",
                                                     cast_shadow=False, receive_shadow=False)
         else:
-            self._handle.image = rgb
+            self._handle.image = wire
         self.last_image = rgb
         self._bytes += rgb.nbytes
         n = len(self.asset.model)
