@@ -249,8 +249,9 @@ def test_open_asset_errors(tmp_path):
 
     with pytest.raises(FormatError, match="not found"):
         open_asset(tmp_path / "missing.ply")
-    with pytest.raises(FormatError, match="directory"):
-        open_asset(tmp_path)
+    (tmp_path / "junk.ply").write_bytes(b"not a splat file at all")
+    with pytest.raises(FormatError):
+        open_asset(tmp_path / "junk.ply")
 
 
 def test_gsi_without_codec_is_a_clear_error(tmp_path):

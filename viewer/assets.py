@@ -160,15 +160,23 @@ def asset_types() -> list[AssetType]:
 
 
 def read_head(path: Path, n: int = 64) -> bytes:
+    """The first ``n`` bytes of a file (b"" for a folder, e.g. an unzipped SOG)."""
+    if path.is_dir():
+        return b""
     try:
         with open(path, "rb") as f:
             return f.read(n)
     except FileNotFoundError:
         raise FormatError("file not found", path) from None
-    except IsADirectoryError:
-        raise FormatError("is a directory, expected a splat file", path) from None
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", path) from None
+
+
+def asset_size(path: Path) -> int:
+    """Bytes on disk: the file, or every file under a folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 def open_asset(path: str | os.PathLike, **options) -> ViewerAsset:

@@ -22,7 +22,7 @@ from splat.errors import FormatError
 from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset
 
 IMAGE_NODE = "/image"
-GSI_MAGIC_PREFIXES = (b"GSI",)
+GSI_MAGIC_PREFIXES = (b"GSI1",)
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 MAX_SIDE = 4096  # longest rendered side the resolution selector offers
 PLANE_HEIGHT = 2.0  # world units the image spans vertically
@@ -279,7 +279,8 @@ def load_gsi_asset(path: Path, **_ignored) -> ImageAsset:
     """Decode a ``.gsi`` file (timed) through the image codec, ``compress.image``."""
     path = Path(path)
     try:
-        from compress.image import viewer_model  # the codec's adapter to ImageModel
+        from .gsi_model import decode_gsi
+        import compress.image.gsi  # noqa: F401  (the codec itself)
     except ImportError:
         raise FormatError(
             "the .gsi image codec (compress.image) is not part of this build, so .gsi files cannot be viewed yet",
@@ -287,7 +288,7 @@ def load_gsi_asset(path: Path, **_ignored) -> ImageAsset:
         ) from None
     data = path.read_bytes()
     t0 = time.perf_counter()
-    model = viewer_model(data, path=path)
+    model = decode_gsi(data, path=path)
     decode_s = time.perf_counter() - t0
     info = AssetInfo(path=path, format="GSI (2D Gaussian image)", kind="image", count=len(model),
                      file_size=len(data), decode_s=decode_s)

@@ -21,7 +21,7 @@ from splat.camera import Camera, load_cameras, orbit_cameras, hemisphere_cameras
 from splat.errors import FormatError
 from splat.scene import GaussianScene
 
-from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset
+from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_size
 from .splat_layer import DisplaySettings, SplatLayer
 from .splats import PreparedSplats, contribution_scores, prepare_splats
 
@@ -318,7 +318,7 @@ def load_scene_asset(
         cams = _sibling_cameras(path)
     else:
         cams = list(cameras)
-    info = AssetInfo(path=path, format=fmt, kind="scene", count=len(scene), file_size=path.stat().st_size,
+    info = AssetInfo(path=path, format=fmt, kind="scene", count=len(scene), file_size=asset_size(path),
                      decode_s=decode_s)
     return SceneAsset(scene, info, cameras=cams, up=up, budget=budget, sh=sh)
 
