@@ -1,0 +1,263 @@
+"""Viewer benchmark: time to first frame, bytes sent to the browser, SH colour refresh rate.
+
+    python bench/viewer.py                 # every scene in ../shared/data/scenes, biker also as .lgs
+    python bench/viewer.py --repeats 5 --only biker
+
+The client is real headless Chromium (Debian's, WebGL on SwiftShader, i.e. on the CPU)
+on loopback, already open, as a user's browser would be. Time to first frame runs from
+the start of decoding to the moment the tab has drawn the splats (viser's get_render
+round trip, which makes the client sort and draw what it received), so it includes
+decode, preparation, page load, transfer and the first sort and draw in the browser.
+Bytes sent are websocket payload bytes the page received until then.
+
+SH colour refresh: for a scene with SH (fruit_drops, degree 3) and biker with synthetic
+degree-3 SH (152k), the server-side cost of one refresh (SH evaluation + repack), and the
+rate of refreshes delivered to a connected tab while its camera orbits continuously.
+
+Writes bench/results/viewer.json and viewer.csv and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the headless-Chromium helpers shared with the tests
+SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = ROOT / "bench" / "results"
+VIEWPORT = (1280, 720)
+
+
+def launch_browser():
+    from playwright.sync_api import sync_playwright
+    from viewer_browser import CHROMIUM, FLAGS
+
+    if not os.path.exists(CHROMIUM):
+        sys.exit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    pw = sync_playwright().start()
+    return pw, pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+
+
+def make_lgs(src: Path, out_dir: Path) -> tuple[Path | None, str]:
+    """biker as our compressed format (.lgs), with the scene codec's defaults."""
+    try:
+        from compress.scene.codec import write_lgs
+        from splat.io import read_scene
+    except ImportError as e:
+        return None, f"scene codec not available ({e})"
+    out = out_dir / (src.stem + ".lgs")
+    t0 = time.perf_counter()
+    write_lgs(read_scene(src), out)
+    return out, f"encoded in {time.perf_counter() - t0:.1f} s"
+
+
+def time_to_first_frame(browser, path: Path, budget: int | None = None) -> dict:
+    from viewer.assets import open_asset
+    from viewer.server import ViewerServer
+    from viewer_browser import watch
+
+    t0 = time.perf_counter()
+    asset = open_asset(path, budget=budget)
+    t_ready = time.perf_counter() - t0
+    srv = ViewerServer(asset, port=0, log=None, t_start=t0)
+    page = browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]})
+    log = watch(page)
+    try:
+        page.goto(srv.url)
+        ttff = srv.wait_first_frame(600)
+        if ttff is None:
+            raise RuntimeError(f"{path.name}: no first frame within 600 s")
+        sess = srv.session(srv.client_ids()[0])
+        wire = log.ws_bytes
+        payload = sess.view.bytes_sent()
+        foreign = log.foreign()
+        return {
+            "ttff_s": ttff,
+            "decode_s": asset.info.decode_s,
+            "ready_s": t_ready,
+            "connect_to_frame_s": sess.first_frame_s,
+            "wire_bytes": wire,
+            "payload_bytes": payload,
+            "gaussians": asset.info.count,
+            "shown": sess.view.layer.stats.shown if hasattr(sess.view, "layer") else None,
+            "file_bytes": asset.info.file_size,
+            "format": asset.info.format,
+            "foreign_requests": len(foreign),
+        }
+    finally:
+        page.close()
+        srv.stop()
+
+
+def sh_refresh_rates(browser, scene, label: str, seconds: float = 6.0) -> dict:
+    """Server cost of one SH refresh, and refreshes delivered to a tab while the camera orbits."""
+    from viewer.scene_view import scene_asset_from_memory
+    from viewer.server import ViewerServer
+    from viewer.splats import pack_buffer, prepare_splats, set_rgba, view_colors
+    from viewer_browser import watch
+
+    prep = prepare_splats(scene)
+    idx = np.arange(len(prep))
+    buf = pack_buffer(prep, idx, prep.base_rgb)
+    center, r = prep.center, 3.0 * prep.radius
+    costs = []
+    for k in range(12):
+        a = math.radians(10 * k)
+        pos = center + r * np.array([math.sin(a), -0.3, math.cos(a)])
+        t = time.perf_counter()
+        b = buf.copy()
+        set_rgba(b, view_colors(prep, idx, pos))
+        costs.append(time.perf_counter() - t)
+    compute_ms = 1000 * statistics.median(costs[2:])
+
+    asset = scene_asset_from_memory(scene, min_sh_interval=0.0)
+    srv = ViewerServer(asset, port=0, log=None)
+    page = browser.new_page(viewport={"width": 640, "height": 480})
+    log = watch(page)
+    big_frames = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: big_frames.append(time.perf_counter())
+                                              if p is not None and len(p) >= 16 * len(scene) else None))
+    try:
+        page.goto(srv.url)
+        srv.wait_first_frame(600)
+        sess = srv.session(srv.client_ids()[0])
+        layer = sess.view.layer
+        layer.flush(60)
+        sess.ctx.client.get_render(height=32, width=32, timeout=120)
+        n_frames0, refresh0 = len(big_frames), layer.stats.sh_refreshes
+        t_start = time.perf_counter()
+        k = 0
+        while time.perf_counter() - t_start < seconds:  # orbit: a new camera position every 10 ms
+            a = 0.02 * k
+            layer.camera_changed(center + r * np.array([math.sin(a), -0.3, math.cos(a)]))
+            k += 1
+            time.sleep(0.01)
+        layer.flush(60)
+        sess.ctx.client.get_render(height=32, width=32, timeout=120)
+        elapsed = time.perf_counter() - t_start
+        delivered = len(big_frames) - n_frames0
+        pushed = layer.stats.sh_refreshes - refresh0
+    finally:
+        page.close()
+        srv.stop()
+    return {
+        "scene": label,
+        "gaussians": len(scene),
+        "sh_degree": scene.sh_degree,
+        "refresh_compute_ms": compute_ms,
+        "refresh_compute_fps": 1000.0 / compute_ms,
+        "pushed_fps": pushed / elapsed,
+        "delivered_fps": delivered / elapsed,
+        "bytes_per_refresh": 32 * len(scene),
+        "foreign_requests": len(log.foreign()),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per asset (median reported)")
+    ap.add_argument("--only", default=None, help="only assets whose name contains this")
+    ap.add_argument("--no-sh", action="store_true", help="skip the SH refresh measurement")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    from rich.console import Console
+
+    from splat.progress import human_bytes, summary_table
+
+    console = Console()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    console.print(f"load average {load:.2f} on {os.cpu_count()} cores")
+    scenes = SHARED / "scenes"
+    assets: list[tuple[str, Path | None, str]] = []
+    for name in ("biker.spz", "fruit_drops_sh3.ply", "donut_sh0.ply", "plant.splat", "guitar.compressed.ply"):
+        assets.append((name, scenes / name if (scenes / name).exists() else None, ""))
+    tmp = Path(tempfile.mkdtemp(prefix="splat-bench-viewer-"))
+    if (scenes / "biker.spz").exists() and (not args.only or "biker" in args.only):
+        lgs, note = make_lgs(scenes / "biker.spz", tmp)
+        assets.insert(1, ("biker.lgs", lgs, note))
+    if args.only:
+        assets = [a for a in assets if args.only in a[0]]
+
+    pw, browser = launch_browser()
+    rows, records = [], []
+    try:
+        # warm-up: numba/torch first-call costs and the browser's first page load are not the viewer's
+        warm = next((p for _, p, _ in assets if p is not None), None)
+        if warm is not None:
+            time_to_first_frame(browser, warm, budget=1000)
+        for name, path, note in assets:
+            if path is None:
+                console.print(f"[yellow]skip {name}[/]: {note or 'not found'}")
+                records.append({"asset": name, "skipped": note or "not found"})
+                continue
+            runs = [time_to_first_frame(browser, path) for _ in range(args.repeats)]
+            med = {k: statistics.median([r[k] for r in runs]) for k in ("ttff_s", "decode_s", "ready_s", "connect_to_frame_s")}
+            r0 = runs[0]
+            rec = {"asset": name, **r0, **med, "runs_ttff_s": [r["ttff_s"] for r in runs], "note": note}
+            records.append(rec)
+            rows.append([name, r0["format"], r0["gaussians"], human_bytes(r0["file_bytes"]), med["decode_s"],
+                         med["connect_to_frame_s"], med["ttff_s"], human_bytes(r0["wire_bytes"]),
+                         r0["wire_bytes"] / max(r0["gaussians"], 1)])
+        console.print(summary_table(
+            f"Time to first frame (median of {args.repeats}; headless Chromium, SwiftShader, {VIEWPORT[0]}x{VIEWPORT[1]})",
+            ["asset", "format", "Gaussians", "file", "decode s", "connect->frame s", "TTFF s", "sent", "sent B/G"], rows))
+
+        sh_records = []
+        if not args.no_sh:
+            from splat.io import read_scene
+
+            sh_scenes = []
+            if (scenes / "fruit_drops_sh3.ply").exists():
+                sh_scenes.append(("fruit_drops_sh3", read_scene(scenes / "fruit_drops_sh3.ply")))
+            if (scenes / "biker.spz").exists():
+                biker = read_scene(scenes / "biker.spz")
+                g = torch.Generator().manual_seed(0)
+                rest = 0.1 * torch.randn(len(biker), 15, 3, generator=g)
+                sh_scenes.append(("biker + synthetic SH3", biker.replace(sh_rest=rest)))
+            if args.only:
+                sh_scenes = [s for s in sh_scenes if args.only in s[0]]
+            for label, sc in sh_scenes:
+                sh_records.append(sh_refresh_rates(browser, sc, label))
+            console.print(summary_table(
+                "SH colour refresh (server cost per refresh; refreshes pushed and delivered per second while orbiting)",
+                ["scene", "Gaussians", "compute ms", "compute fps", "pushed fps", "delivered fps", "bytes/refresh"],
+                [[r["scene"], r["gaussians"], r["refresh_compute_ms"], r["refresh_compute_fps"], r["pushed_fps"],
+                  r["delivered_fps"], human_bytes(r["bytes_per_refresh"])] for r in sh_records]))
+    finally:
+        browser.close()
+        pw.stop()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"load_average": load, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads(), "viewport": VIEWPORT, "repeats": args.repeats,
+            "client": "Debian chromium, headless=new, SwiftShader WebGL"}
+    (args.out / "viewer.json").write_text(json.dumps({"meta": meta, "time_to_first_frame": records,
+                                                      "sh_refresh": sh_records}, indent=1))
+    with open(args.out / "viewer.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["asset", "format", "gaussians", "file_bytes", "decode_s", "ready_s", "connect_to_frame_s", "ttff_s",
+                    "wire_bytes", "payload_bytes"])
+        for r in records:
+            if "skipped" not in r:
+                w.writerow([r["asset"], r["format"], r["gaussians"], r["file_bytes"], f"{r['decode_s']:.4f}",
+                            f"{r['ready_s']:.4f}", f"{r['connect_to_frame_s']:.4f}", f"{r['ttff_s']:.4f}",
+                            r["wire_bytes"], r["payload_bytes"]])
+    console.print(f"wrote {args.out / 'viewer.json'} and {args.out / 'viewer.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
