@@ -23,7 +23,7 @@ from splat.scene import GaussianScene
 
 from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_size
 from .splat_layer import DisplaySettings, SplatLayer
-from .splats import PreparedSplats, contribution_scores, prepare_splats
+from .splats import PreparedSplats, contribution_scores, prepare_splats, torch_threads
 
 SPLAT_NODE = "/splats"
 
@@ -91,6 +91,7 @@ class SceneAsset(ViewerAsset):
         self._contrib_thread: threading.Thread | None = None
         self._contrib_waiters: list[Callable[[str | None], None]] = []
         self._views: list["SceneClientView"] = []
+        self._initial: CameraPose | None = None
 
     def up_direction(self):
         return tuple(self._up)
@@ -98,8 +99,11 @@ class SceneAsset(ViewerAsset):
     def initial_view(self) -> CameraPose | None:
         if len(self.scene) == 0:
             return None
-        cam = orbit_cameras(self.scene, 1, up=self._up, width=640, height=480, elevation_deg=20.0)[0]
-        return camera_to_pose(cam, focus=self.prepared.center)
+        if self._initial is None:
+            with torch_threads(1):
+                cam = orbit_cameras(self.scene, 1, up=self._up, width=640, height=480, elevation_deg=20.0)[0]
+            self._initial = camera_to_pose(cam, focus=self.prepared.center)
+        return self._initial
 
     def camera_presets(self) -> list[CameraPose]:
         return [camera_to_pose(c, focus=self.prepared.center) for c in self.cameras]

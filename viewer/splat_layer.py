@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .splats import PreparedSplats, Ranking, camera_moved, pack_buffer, select_indices, set_rgba, view_colors
+from .splats import PreparedSplats, Ranking, ShSubset, camera_moved, pack_buffer, select_indices, set_rgba
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class SplatLayer:
         self._served = 0
         self._idx = np.zeros(0, np.int64)
         self._buf: np.ndarray | None = None
+        self._sh: ShSubset | None = None
         self._sh_pos: np.ndarray | None = None
         self._last_sh_time = 0.0
         self._center, self._radius = prep.center, prep.radius
@@ -245,10 +246,11 @@ class SplatLayer:
             prep, opacity_threshold=settings.opacity_threshold, budget=settings.budget, ranking=settings.ranking
         )
         sh = settings.sh and prep.sh_coeffs is not None and campos is not None
-        rgb = view_colors(prep, idx, campos, sh=sh)
+        subset = ShSubset(prep, idx) if prep.sh_coeffs is not None else None
+        rgb = subset.colors_uint8(campos) if sh else prep.base_rgb[idx]
         buf = pack_buffer(prep, idx, rgb, splat_scale=settings.splat_scale)
         self._send(buf)
-        self._idx, self._buf = idx, buf
+        self._idx, self._buf, self._sh = idx, buf, subset
         self._sh_pos = None if campos is None or not sh else np.asarray(campos, np.float64).copy()
         self.stats.shown = len(idx)
         self.stats.last_push_ms = 1000 * (time.perf_counter() - t0)
@@ -256,7 +258,7 @@ class SplatLayer:
     def _push_colors(self, prep: PreparedSplats, campos: np.ndarray) -> None:
         t0 = time.perf_counter()
         buf = self._buf.copy()
-        set_rgba(buf, view_colors(prep, self._idx, campos, sh=True))
+        set_rgba(buf, self._sh.colors_uint8(campos))
         self._send(buf)
         self._buf = buf
         self._sh_pos = np.asarray(campos, np.float64).copy()

@@ -11,6 +11,8 @@ not change while a scene is on screen (it is shared by every client).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +20,6 @@ import numpy as np
 import torch
 
 from render.projection import covariance_3d
-from render.sh import sh_colors
 from splat.scene import GaussianScene
 
 BYTES_PER_SPLAT = 32
@@ -33,7 +34,7 @@ class PreparedSplats:
 
     means [N,3]; cov_triu [N,6] world covariance (xx, xy, xz, yy, yz, zz) at splat scale 1;
     opacities [N] in (0,1); base_rgb [N,3] view-independent colour (SH degree 0, clamped to
-    [0,1]); sh_coeffs [N,(d+1)^2,3] torch float32 (None for degree 0); significance [N]
+    [0,1]); sh_coeffs [N,(d+1)^2,3] (None for degree 0); significance [N]
     opacity x projected-area proxy (opacity * geometric-mean-scale^2), larger = more visible.
     contribution [N] or None: blend weight summed over rendered views (filled on demand).
     """
@@ -43,7 +44,7 @@ class PreparedSplats:
     opacities: np.ndarray
     base_rgb: np.ndarray
     sh_degree: int
-    sh_coeffs: torch.Tensor | None
+    sh_coeffs: np.ndarray | None
     significance: np.ndarray
     contribution: np.ndarray | None = None
     _orders: dict = field(default_factory=dict, repr=False)
@@ -51,14 +52,14 @@ class PreparedSplats:
     def __len__(self) -> int:
         return int(self.means.shape[0])
 
-    @property
+    @functools.cached_property
     def center(self) -> np.ndarray:
         """Robust centre of the centres [3] (median), the pivot for 'camera moved' tests."""
         if len(self) == 0:
             return np.zeros(3, np.float32)
         return np.median(self.means, axis=0)
 
-    @property
+    @functools.cached_property
     def radius(self) -> float:
         """Robust radius: half the diagonal of the 2%..98% quantile box (>= 1e-6)."""
         if len(self) == 0:
@@ -82,26 +83,42 @@ class PreparedSplats:
         self._orders.pop("contribution", None)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run torch ops in this block on ``n`` intra-op threads (restored afterwards).
+
+    The viewer's tensor work is small and element-wise; beside a web server and a browser
+    on a busy 2-core machine, a 2-thread pool waiting for cores was measured 20x slower
+    than one thread (152k covariances: 1.1 s vs 52 ms).
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def prepare_splats(scene: GaussianScene) -> PreparedSplats:
     """Compute the arrays every client view draws from (covariances, colours, significance)."""
     s = scene.detach().to(device="cpu", dtype=torch.float32)
-    with torch.no_grad():
-        scales = s.scales
-        cov = covariance_3d(s.quats, scales)  # [N,3,3]
-        triu = cov.reshape(-1, 9)[:, [0, 1, 2, 4, 5, 8]]
-        opac = s.opacities
-        base = (s.colors).clamp(0.0, 1.0)
-        gm = torch.exp(s.log_scales.mean(dim=1))  # geometric-mean scale
-        signif = opac * gm * gm
-        coeffs = s.sh_coeffs.contiguous() if s.sh_degree > 0 else None
+    with torch.no_grad(), torch_threads(1):
+        cov = covariance_3d(s.quats, s.scales)  # [N,3,3]
+        triu = cov.reshape(-1, 9)[:, [0, 1, 2, 4, 5, 8]].numpy()
+        opac = s.opacities.numpy()
+        base = s.colors.clamp(0.0, 1.0).numpy()
+        gm = torch.exp(s.log_scales.mean(dim=1)).numpy()  # geometric-mean scale
+    coeffs = None
+    if s.sh_degree > 0:
+        coeffs = np.concatenate([s.sh_dc.numpy()[:, None, :], s.sh_rest.numpy()], axis=1)
     return PreparedSplats(
-        means=s.means.numpy().astype(np.float32, copy=True),
-        cov_triu=triu.numpy().astype(np.float32, copy=True),
-        opacities=opac.numpy().astype(np.float32, copy=True),
-        base_rgb=base.numpy().astype(np.float32, copy=True),
+        means=np.array(s.means.numpy(), dtype=np.float32),
+        cov_triu=np.ascontiguousarray(triu, dtype=np.float32),
+        opacities=np.array(opac, dtype=np.float32),
+        base_rgb=np.array(base, dtype=np.float32),
         sh_degree=s.sh_degree,
         sh_coeffs=coeffs,
-        significance=np.nan_to_num(signif.numpy().astype(np.float32), nan=0.0, posinf=0.0),
+        significance=np.nan_to_num(opac * gm * gm, nan=0.0, posinf=0.0).astype(np.float32),
     )
 
 
@@ -128,6 +145,29 @@ def select_indices(
     return np.sort(order[: max(int(budget), 0)])
 
 
+class ShSubset:
+    """The SH coefficients of a fixed set of Gaussians, gathered once for repeated refreshes.
+
+    Colours come from one fused single-threaded numba pass (:mod:`viewer._sh_kernel`) with
+    the toolkit's SH basis, so they equal :func:`render.sh.sh_colors` (clamped to [0,1]).
+    """
+
+    def __init__(self, prep: PreparedSplats, idx: np.ndarray) -> None:
+        self.degree = prep.sh_degree
+        self.means = np.ascontiguousarray(prep.means[idx])
+        self.coeffs = np.ascontiguousarray(prep.sh_coeffs[idx])
+
+    def colors_uint8(self, campos: np.ndarray) -> np.ndarray:
+        """8-bit RGB [M,3] seen from ``campos`` [3]."""
+        from ._sh_kernel import sh_rgb_uint8
+
+        return sh_rgb_uint8(self.means, self.coeffs, campos, self.degree)
+
+    def colors(self, campos: np.ndarray) -> np.ndarray:
+        """RGB [M,3] in [0,1] (8-bit precision): ``clamp(SH(dir) + 0.5, 0, 1)``, dir = mean - campos."""
+        return self.colors_uint8(campos).astype(np.float32) / 255.0
+
+
 def view_colors(prep: PreparedSplats, idx: np.ndarray, campos: np.ndarray | None, sh: bool = True) -> np.ndarray:
     """RGB [M,3] in [0,1] of Gaussians ``idx`` seen from ``campos`` [3].
 
@@ -136,13 +176,7 @@ def view_colors(prep: PreparedSplats, idx: np.ndarray, campos: np.ndarray | None
     """
     if not sh or prep.sh_coeffs is None or campos is None:
         return prep.base_rgb[idx]
-    t_idx = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
-    with torch.no_grad():
-        coeffs = prep.sh_coeffs.index_select(0, t_idx)
-        means = torch.from_numpy(prep.means).index_select(0, t_idx)
-        cam = torch.as_tensor(np.asarray(campos, dtype=np.float32)).reshape(1, 3)
-        rgb = sh_colors(prep.sh_degree, coeffs, means, cam)[0]
-    return rgb.clamp_(0.0, 1.0).numpy()
+    return ShSubset(prep, idx).colors(campos)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -171,9 +205,10 @@ def pack_buffer(
 
 
 def set_rgba(buf: np.ndarray, rgb: np.ndarray, opacities: np.ndarray | None = None) -> None:
-    """Write colours [M,3] (and opacities [M], if given) into the RGBA word of ``buf`` in place."""
+    """Write colours [M,3] (floats in [0,1], or uint8) and opacities [M] (if given) into the
+    RGBA word of ``buf`` in place."""
     rgba = buf[:, 7:8].copy().view(np.uint8).reshape(-1, 4)
-    rgba[:, :3] = to_uint8(rgb)
+    rgba[:, :3] = rgb if rgb.dtype == np.uint8 else to_uint8(rgb)
     if opacities is not None:
         rgba[:, 3] = to_uint8(opacities)
     buf[:, 7] = rgba.reshape(-1).view(np.uint32)
