@@ -405,8 +405,9 @@ def test_page_loads_scene_file(browser, tmp_path, kind):
             from splat.atomic import atomic_path
 
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(SCREENSHOT) as tmp:  # the README's screenshot: GUI panel included
-                page.screenshot(path=str(tmp), type="png")
+            with atomic_path(SCREENSHOT) as tmp:  # the README's screenshot: GUI panel included,
+                # viser's "software WebGL" notice (true of headless Chromium only) left out
+                page.screenshot(path=str(tmp), type="png", style=".mantine-Notifications-root { display: none !important; }")
         check_clean(log)
         page.close()
     finally:

@@ -13,10 +13,7 @@ from .server import DEFAULT_HOST, DEFAULT_PORT
 
 VIEW_HELP = """Open a splat asset in the browser (WebGL through viser; no GPU needed on the server).
 
-Reads every scene format of the toolkit (.ply, .splat, .spz, .sog, compressed .ply, .lgs)
-and .gsi images. The file is decoded before the server starts; the time to first frame is
-printed when the first browser tab has drawn it. Serves on 127.0.0.1 unless --host says
-otherwise, and serves nothing but the viewer page and this one asset.
+Reads every scene format of the toolkit (.ply, .splat, .spz, .sog, compressed .ply, .lgs) and .gsi images. The file is decoded before the server starts; the time to first frame is printed when the first browser tab has drawn it. Serves on 127.0.0.1 unless --host says otherwise, and serves nothing but the viewer page and this one asset.
 
 Examples:
 
