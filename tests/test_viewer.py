@@ -348,3 +348,25 @@ def test_fast_sh_equals_toolkit_sh_degree3():
     want = sh_colors(3, scene.sh_coeffs.double()[idx], scene.means.double()[idx],
                      torch.tensor(cam)[None])[0].clamp(0, 1).numpy()
     np.testing.assert_allclose(got, want, atol=0.5 / 255 + 1e-4)  # 8-bit colours
+
+
+def test_contribution_ranking_uses_rendered_blend_weight():
+    from render import rasterize
+    from viewer.scene_view import scene_asset_from_memory
+
+    scene = GaussianScene.random(300, seed=9, scale_range=(0.02, 0.2))
+    asset = scene_asset_from_memory(scene)
+    done = threading.Event()
+    errors = []
+    asset.request_contribution(lambda err: (errors.append(err), done.set()))
+    assert done.wait(120) and errors == [None]
+    # the scores are the renderer's blend weights summed over the ranking views
+    cams = asset.contribution_cameras()
+    want = sum(rasterize(scene, c, sh_degree=0, return_stats=True).stats.blend_weight.double() for c in cams)
+    np.testing.assert_allclose(asset.prepared.contribution, want.numpy(), rtol=1e-3, atol=1e-3)
+    top = select_indices(asset.prepared, budget=30, ranking="contribution")
+    assert set(top) == set(np.argsort(-want.numpy(), kind="stable")[:30])
+    # asking again is immediate
+    again = threading.Event()
+    asset.request_contribution(lambda err: again.set())
+    assert again.is_set()
