@@ -453,3 +453,35 @@ def test_page_loads_gsi_file(browser, tmp_path):
         page.close()
     finally:
         srv.stop()
+
+
+def test_camera_presets_and_reset(browser):
+    from splat.camera import orbit_cameras
+    from viewer.scene_view import scene_asset_from_memory, viser_to_camera
+
+    scene = shell_object(2000, sh_degree=1, seed=3)
+    presets = orbit_cameras(scene, 3, width=320, height=256, elevation_deg=35.0, phase_deg=40.0)
+    asset = scene_asset_from_memory(scene, cameras=presets)
+    srv = start(asset)
+    try:
+        page, log, sess = open_tab(browser, srv, size=(320, 256))
+        page.get_by_label("Camera preset").click()
+        page.get_by_role("option", name="2: orbit_002", exact=True).click()
+        want = presets[2]
+        wait_for(lambda: np.allclose(sess.ctx.client.camera.position, want.position.numpy(), atol=1e-3), 20,
+                 "the preset did not move the camera")
+        settle(sess, page)
+        pos, wxyz, fov, w, h = sess.ctx.camera_state()
+        got = viser_to_camera(pos, wxyz, fov, w, h)
+        np.testing.assert_allclose(got.world_to_camera.numpy(), want.world_to_camera.numpy(), atol=2e-3)
+        assert abs(got.fov_y - want.fov_y) < 1e-3
+        assert_like_toolkit(screenshot_rgb(page), sess, "preset 2")
+
+        page.get_by_role("button", name="Reset camera").click()
+        home = asset.initial_view()
+        wait_for(lambda: np.allclose(sess.ctx.client.camera.position, home.position, atol=1e-3), 20,
+                 "reset did not move the camera home")
+        check_clean(log)
+        page.close()
+    finally:
+        srv.stop()

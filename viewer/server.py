@@ -263,9 +263,14 @@ class ViewerServer:
             sess.view.set_background(self.background)
             self._build_view_gui(sess)
             client.camera.on_update(lambda cam: self._on_camera(sess, cam))
+            if self.session(int(client.client_id)) is not sess:  # the tab left while we built it
+                sess.view.detach()
+                return
             if self.measure_first_frame:
                 threading.Thread(target=self._measure_first_frame, args=(sess,), daemon=True).start()
-        except Exception as e:  # noqa: BLE001 - a tab that vanished while we built it
+        except Exception as e:  # noqa: BLE001 - e.g. a tab that vanished while we built it
+            if sess.view is not None:
+                sess.view.detach()
             if self.session(int(client.client_id)) is not None:
                 self.log(f"[yellow]client {client.client_id}: setup failed ({type(e).__name__}: {e})[/]")
 
