@@ -370,3 +370,10 @@ def test_contribution_ranking_uses_rendered_blend_weight():
     again = threading.Event()
     asset.request_contribution(lambda err: again.set())
     assert again.is_set()
+
+
+def test_pack_buffer_never_sends_infinities():
+    prep = prepare_splats(GaussianScene.random(20, seed=10, scale_range=(1.0, 50.0)))
+    buf = pack_buffer(prep, np.arange(20), prep.base_rgb, splat_scale=1e4)
+    _, cov, _ = unpack(buf)
+    assert np.isfinite(cov).all() and cov.max() <= 65504

@@ -90,8 +90,9 @@ def settle(sess, page) -> None:
 
 def set_number(page, label: str, value) -> None:
     """Type ``value`` into the number box of the GUI control labelled ``label``."""
-    row = page.locator("label", has_text=label).first.locator("xpath=ancestor::*[.//input[@type='text']][1]")
-    box = row.locator("input[type=text]").first
+    row = page.locator("label", has_text=label).first.locator(
+        "xpath=ancestor::*[.//input[not(@type='hidden')]][1]")
+    box = row.locator("input:not([type=hidden])").first
     box.fill(str(value))
     box.press("Enter")
 
@@ -476,6 +477,13 @@ def test_camera_presets_and_reset(browser):
         np.testing.assert_allclose(got.world_to_camera.numpy(), want.world_to_camera.numpy(), atol=2e-3)
         assert abs(got.fov_y - want.fov_y) < 1e-3
         assert_like_toolkit(screenshot_rgb(page), sess, "preset 2")
+
+        set_number(page, "Background", "rgb(40, 60, 200)")  # the colour input takes CSS text
+        wait_for(lambda: sess.ctx.background == (40, 60, 200), 20, "background did not reach the server")
+        settle(sess, page)
+        shot = screenshot_rgb(page)
+        assert np.abs(shot[2, 2].astype(int) - (40, 60, 200)).max() <= 3, shot[2, 2]
+        assert_like_toolkit(shot, sess, "blue background")  # the toolkit composites the same background
 
         page.get_by_role("button", name="Reset camera").click()
         home = asset.initial_view()

@@ -214,7 +214,7 @@ class ImageClientView(ClientView):
 
     def settings(self) -> tuple[int, int, float, bool]:
         w, h = self._res[self.resolution.value]
-        return w, h, float(self.lod.value), bool(self.overlay.value)
+        return w, h, float(np.clip(self.lod.value, 0.01, 1.0)), bool(self.overlay.value)
 
     def refresh(self) -> None:
         w, h, lod, overlay = self.settings()

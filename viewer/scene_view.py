@@ -200,15 +200,18 @@ class SceneClientView(ClientView):
             self.sh = gui.add_checkbox("View-dependent colour (SH)", initial_value=bool(s.sh and has_sh),
                                        disabled=not has_sh)
             self.sh_md = gui.add_markdown(self._sh_text())
-        self.scale.on_update(ctx.guard(lambda _e: self.layer.update(splat_scale=float(self.scale.value))))
-        self.opacity.on_update(ctx.guard(lambda _e: self.layer.update(opacity_threshold=float(self.opacity.value))))
+        # the number boxes beside the sliders accept any value: clamp to the slider ranges
+        self.scale.on_update(ctx.guard(lambda _e: self.layer.update(
+            splat_scale=float(np.clip(self.scale.value, 0.05, 3.0)))))
+        self.opacity.on_update(ctx.guard(lambda _e: self.layer.update(
+            opacity_threshold=float(np.clip(self.opacity.value, 0.0, 1.0)))))
         self.budget.on_update(ctx.guard(lambda _e: self.layer.update(budget=self._budget_value())))
         self.sh.on_update(ctx.guard(lambda _e: self.layer.update(sh=bool(self.sh.value))))
         self.ranking.on_update(ctx.guard(self._on_ranking))
 
     # ------------------------------------------------------------------ GUI helpers
     def _budget_value(self) -> int | None:
-        v = int(self.budget.value)
+        v = max(1, int(self.budget.value))
         return None if v >= len(self.asset.scene) else v
 
     def _shown_text(self) -> str:

@@ -26,6 +26,7 @@ BYTES_PER_SPLAT = 32
 """Size of one Gaussian in viser's wire buffer."""
 
 Ranking = Literal["significance", "contribution"]
+F16_MAX = np.float32(65504.0)
 
 
 @dataclass
@@ -199,6 +200,7 @@ def pack_buffer(
     buf = np.zeros((m, 8), dtype=np.uint32)
     buf[:, 0:3] = np.ascontiguousarray(prep.means[idx], dtype=np.float32).view(np.uint32)
     cov = prep.cov_triu[idx] * np.float32(splat_scale * splat_scale)
+    np.clip(cov, -F16_MAX, F16_MAX, out=cov)  # float16 on the wire: no infinities
     buf[:, 4:7] = np.ascontiguousarray(cov.astype(np.float16)).view(np.uint32)
     set_rgba(buf, rgb, prep.opacities[idx])
     return buf
