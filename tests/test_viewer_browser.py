@@ -345,18 +345,18 @@ def test_image_view_lod_resolution_overlay(browser, tmp_path):
         np.testing.assert_allclose(view.last_image, (np.clip(model.render(96, 64, 0.05), 0, 1) * 255 + 0.5).astype(np.uint8), atol=1)
         assert np.abs(screenshot_rgb(page).astype(float) - shot.astype(float)).mean() > 1.0
 
+        page.get_by_label("Show Gaussian ellipses").click()  # at native size, magnified on screen
+        wait_for(lambda: view.settings()[3], 20, "overlay toggle did not reach the server")
+        settle(sess, page)
+        yellow = lambda im: ((im[..., 0] > 160) & (im[..., 1] > 140) & (im[..., 2] < 100)).sum()  # noqa: E731
+        assert yellow(view.last_image) > 50
+        assert yellow(screenshot_rgb(page)) > 200
+
         page.get_by_label("Resolution").click()
         page.get_by_role("option", name="384 × 256 (4×)", exact=True).click()
         wait_for(lambda: view.settings()[:2] == (384, 256), 20, "resolution did not reach the server")
         settle(sess, page)
         assert view.last_image.shape == (256, 384, 3)
-
-        page.get_by_label("Show Gaussian ellipses").click()
-        wait_for(lambda: view.settings()[3], 20, "overlay toggle did not reach the server")
-        settle(sess, page)
-        yellow = lambda im: ((im[..., 0] > 200) & (im[..., 1] > 180) & (im[..., 2] < 80)).sum()  # noqa: E731
-        assert yellow(view.last_image) > 100
-        assert yellow(screenshot_rgb(page)) > 20
 
         page.get_by_role("button", name="Render this view (PNG)").click()
         wait_for(lambda: list((tmp_path / "renders").glob("*.png")), 30, "no PNG was written")
