@@ -34,6 +34,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# This script is named like the package it measures: drop bench/ from the import path so
+# that `import viewer` finds the package, not this file.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "tests"))  # the headless-Chromium helpers shared with the tests
 SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "bench" / "results"

@@ -17,7 +17,16 @@ import torch
 from conftest import ROOT, shared_file
 from splat.camera import Camera
 from splat.scene import GaussianScene
-from viewer_browser import FLAGS, CHROMIUM, coverage, killable_chromium, require_chromium, screenshot_rgb, watch
+from viewer_browser import (
+    CHROMIUM,
+    FLAGS,
+    RefusingProxy,
+    coverage,
+    killable_chromium,
+    require_chromium,
+    screenshot_rgb,
+    watch,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -26,15 +35,25 @@ SCREENSHOT = ROOT / "docs" / "images" / "viewer.png"
 
 # ---------------------------------------------------------------------- fixtures and helpers
 @pytest.fixture(scope="module")
-def browser():
+def proxy():
+    """Every request Chromium makes outside loopback lands here (and is refused)."""
+    p = RefusingProxy()
+    yield p
+    p.close()
+    assert p.page_requests() == [], f"pages tried to reach outside hosts: {p.page_requests()}"
+
+
+@pytest.fixture(scope="module")
+def browser(proxy):
     sync_api = require_chromium()
     pw = sync_api.sync_playwright().start()
     try:
         # Playwright gives every launch a fresh temporary profile (its --user-data-dir).
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
     except Exception as e:  # pragma: no cover - a broken chromium install
         pw.stop()
         pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
+    b.proxy = proxy
     yield b
     b.close()
     pw.stop()
@@ -106,9 +125,11 @@ def set_camera(sess, cam: Camera) -> None:
     wait_for(lambda: np.allclose(sess.ctx.client.camera.position, pos, atol=1e-4), 30, "camera did not move")
 
 
-def check_clean(log) -> None:
+def check_clean(log, browser=None) -> None:
     assert log.foreign() == [], f"requests outside loopback: {log.foreign()}"
     assert log.errors == [], f"page errors: {log.errors}"
+    if browser is not None:
+        assert browser.proxy.page_requests() == [], f"pages tried to reach outside hosts: {browser.proxy.page_requests()}"
 
 
 def assert_like_toolkit(shot: np.ndarray, sess, label: str) -> None:
@@ -161,7 +182,7 @@ def test_screenshot_matches_toolkit_render(browser, tmp_path):
         from PIL import Image
 
         np.testing.assert_array_equal(np.asarray(Image.open(pngs[0]).convert("RGB")), ours)
-        check_clean(log)
+        check_clean(log, browser)
         page.close()
     finally:
         srv.stop()
@@ -221,7 +242,7 @@ def test_gui_sliders_change_what_is_drawn(browser):
         flat = screenshot_rgb(page)
         assert np.abs(flat.astype(float) - base.astype(float)).mean() > 1.0
         assert "off" in sess.view.sh_md.content
-        check_clean(log)
+        check_clean(log, browser)
         page.close()
     finally:
         srv.stop()
@@ -236,7 +257,7 @@ def test_second_tab_and_abrupt_disconnect_leave_server_serving(browser):
     try:
         page1, log1, s1 = open_tab(browser, srv, size=(320, 256))
         # a second browser process that we kill with SIGKILL while its tab receives updates
-        with killable_chromium() as (proc, cdp):
+        with killable_chromium([browser.proxy.flag]) as (proc, cdp):
             victim_browser = browser.browser_type.connect_over_cdp(cdp)
             vpage = victim_browser.contexts[0].new_page()
             vlog = watch(vpage)
@@ -364,7 +385,7 @@ def test_image_view_lod_resolution_overlay(browser, tmp_path):
 
         png = np.asarray(Image.open(next((tmp_path / "renders").glob("*.png"))).convert("RGB"))
         np.testing.assert_array_equal(png, view.last_image)
-        check_clean(log)
+        check_clean(log, browser)
         page.close()
     finally:
         srv.stop()
@@ -416,7 +437,7 @@ def test_page_loads_scene_file(browser, tmp_path, kind):
             with atomic_path(SCREENSHOT) as tmp:  # the README's screenshot: GUI panel included,
                 # viser's "software WebGL" notice (true of headless Chromium only) left out
                 page.screenshot(path=str(tmp), type="png", style=".mantine-Notifications-root { display: none !important; }")
-        check_clean(log)
+        check_clean(log, browser)
         page.close()
     finally:
         srv.stop()
@@ -450,7 +471,7 @@ def test_page_loads_gsi_file(browser, tmp_path):
         green = (shot[..., 1] > 150) & (shot[..., 0] < 90)
         assert red.sum() > 100 and green.sum() > 100
         assert np.argwhere(red).mean(0)[1] < np.argwhere(green).mean(0)[1]  # left of the green blob
-        check_clean(log)
+        check_clean(log, browser)
         page.close()
     finally:
         srv.stop()
@@ -489,7 +510,26 @@ def test_camera_presets_and_reset(browser):
         home = asset.initial_view()
         wait_for(lambda: np.allclose(sess.ctx.client.camera.position, home.position, atol=1e-3), 20,
                  "reset did not move the camera home")
-        check_clean(log)
+        check_clean(log, browser)
         page.close()
     finally:
         srv.stop()
+
+
+def test_outside_requests_would_be_caught(browser):
+    """The no-outside-traffic checks can fail: a page asking for an outside URL is recorded
+    by the refusing proxy (nothing leaves the machine: the proxy answers 403 itself)."""
+    probe = RefusingProxy()
+    try:
+        b2 = browser.browser_type.launch(executable_path=CHROMIUM, args=FLAGS + [probe.flag])
+        try:
+            page = b2.new_page()
+            try:
+                page.goto("http://outside.invalid/probe", timeout=15000)
+            except Exception:
+                pass
+        finally:
+            b2.close()
+        assert any("outside.invalid" in r for r in probe.page_requests()), probe.requests
+    finally:
+        probe.close()

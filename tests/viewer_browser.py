@@ -10,8 +10,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,11 +35,77 @@ FLAGS = [
     "--disable-sync",
     "--disable-quic",
     "--disable-domain-reliability",
-    "--disable-features=Translate,MediaRouter,OptimizationHints",
+    "--disable-extensions",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-default-apps",
+    "--disable-client-side-phishing-detection",
+    "--no-pings",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,NetworkTimeServiceQuerying,"
+    "AutofillServerCommunication,CertificateTransparencyComponentUpdater",
     "--metrics-recording-only",
 ]
+# Chromium's own background services that the flags above do not silence (sign-in account
+# check, component updater). Tests run Chromium behind RefusingProxy, so these never leave
+# the machine; any *other* outside host would have come from the page and fails the tests.
+BROWSER_SERVICE_HOSTS = frozenset({
+    "accounts.google.com", "update.googleapis.com", "clients2.google.com", "redirector.gvt1.com",
+    "content-autofill.googleapis.com", "optimizationguide-pa.googleapis.com", "safebrowsing.googleapis.com",
+})
 # Hide every DOM overlay (GUI panel, notifications) so a screenshot shows the WebGL canvas only.
 CANVAS_ONLY_CSS = "* { visibility: hidden !important; } canvas { visibility: visible !important; }"
+
+
+class RefusingProxy:
+    """An HTTP proxy on loopback that records every request sent to it and refuses it.
+
+    Chromium is started with ``--proxy-server`` pointing here; it always bypasses the proxy
+    for loopback, so anything that reaches this proxy (from the page, a worker, or the
+    browser itself) was an attempt to leave the machine. ``requests`` lists them.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def flag(self) -> str:
+        return f"--proxy-server=http://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def host(request_line: str) -> str:
+        target = request_line.split()[1] if len(request_line.split()) > 1 else ""
+        if "://" in target:
+            return urlparse(target).hostname or ""
+        return target.rsplit(":", 1)[0]  # CONNECT host:port
+
+    def page_requests(self) -> list[str]:
+        """Requests other than Chromium's own background services (i.e. from a page)."""
+        return [r for r in self.requests if self.host(r) not in BROWSER_SERVICE_HOSTS]
+
+    def _serve(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    head = conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1", "replace")
+                    if head:
+                        self.requests.append(head)
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
 
 
 def require_chromium():
@@ -59,28 +127,17 @@ def is_local(url: str) -> bool:
 class PageLog:
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    ws_bytes: int = 0
 
     def foreign(self) -> list[str]:
         return [u for u in self.requests if not is_local(u)]
 
 
 def watch(page) -> PageLog:
-    """Record every request, websocket byte received and page error of ``page``."""
+    """Record every request and page error of ``page`` (the browser-wide check is
+    :class:`RefusingProxy`)."""
     log = PageLog()
     page.on("request", lambda r: log.requests.append(r.url))
     page.on("pageerror", lambda e: log.errors.append(str(e)))
-
-    def on_ws(ws):
-        log.requests.append(ws.url)
-
-        def frame(payload):
-            nonlocal log
-            log.ws_bytes += len(payload) if payload is not None else 0
-
-        ws.on("framereceived", frame)
-
-    page.on("websocket", on_ws)
     return log
 
 
@@ -101,12 +158,12 @@ def coverage(img: np.ndarray, background=(0, 0, 0), tol: int = 12) -> float:
 
 
 @contextmanager
-def killable_chromium():
+def killable_chromium(extra_flags: list[str] = ()):
     """A Chromium process of our own (fresh profile, the flags above) that a test may SIGKILL,
     driven through the DevTools protocol: yields (process, cdp_ws_url)."""
     profile = tempfile.mkdtemp(prefix="splat-chromium-")
     proc = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+        [CHROMIUM, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
          "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
