@@ -66,6 +66,35 @@ def make_lgs(src: Path, out_dir: Path) -> tuple[Path | None, str]:
     return out, f"encoded in {time.perf_counter() - t0:.1f} s"
 
 
+class WireCounter:
+    """Websocket payload bytes the server writes, with a timestamp per message (bench-only:
+    wraps ``websockets``' ``Connection.send`` while active)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, int]] = []
+
+    def __enter__(self) -> "WireCounter":
+        from websockets.asyncio.connection import Connection
+
+        self._cls, self._orig = Connection, Connection.send
+        counter, orig = self, Connection.send
+
+        async def send(conn, message, *args, **kwargs):
+            if isinstance(message, (bytes, bytearray, memoryview, str)):
+                counter.messages.append((time.perf_counter(), len(message)))
+            return await orig(conn, message, *args, **kwargs)
+
+        Connection.send = send
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cls.send = self._orig
+
+    @property
+    def bytes(self) -> int:
+        return sum(n for _, n in self.messages)
+
+
 def time_to_first_frame(browser, path: Path, budget: int | None = None) -> dict:
     from viewer.assets import open_asset
     from viewer.server import ViewerServer
@@ -78,12 +107,13 @@ def time_to_first_frame(browser, path: Path, budget: int | None = None) -> dict:
     page = browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]})
     log = watch(page)
     try:
-        page.goto(srv.url)
-        ttff = srv.wait_first_frame(600)
+        with WireCounter() as wire_counter:
+            page.goto(srv.url)
+            ttff = srv.wait_first_frame(600)
         if ttff is None:
             raise RuntimeError(f"{path.name}: no first frame within 600 s")
         sess = srv.session(srv.client_ids()[0])
-        wire = log.ws_bytes
+        wire = wire_counter.bytes
         payload = sess.view.bytes_sent()
         foreign = log.foreign()
         return {
@@ -129,9 +159,8 @@ def sh_refresh_rates(browser, scene, label: str, seconds: float = 6.0) -> dict:
     srv = ViewerServer(asset, port=0, log=None)
     page = browser.new_page(viewport={"width": 640, "height": 480})
     log = watch(page)
-    big_frames = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: big_frames.append(time.perf_counter())
-                                              if p is not None and len(p) >= 16 * len(scene) else None))
+    wire = WireCounter().__enter__()
+    big = lambda: sum(1 for _, n in wire.messages if n >= 16 * len(scene))  # noqa: E731
     try:
         page.goto(srv.url)
         srv.wait_first_frame(600)
@@ -139,7 +168,7 @@ def sh_refresh_rates(browser, scene, label: str, seconds: float = 6.0) -> dict:
         layer = sess.view.layer
         layer.flush(60)
         sess.ctx.client.get_render(height=32, width=32, timeout=120)
-        n_frames0, refresh0 = len(big_frames), layer.stats.sh_refreshes
+        n_frames0, refresh0 = big(), layer.stats.sh_refreshes
         t_start = time.perf_counter()
         k = 0
         while time.perf_counter() - t_start < seconds:  # orbit: a new camera position every 10 ms
@@ -147,12 +176,11 @@ def sh_refresh_rates(browser, scene, label: str, seconds: float = 6.0) -> dict:
             layer.camera_changed(center + r * np.array([math.sin(a), -0.3, math.cos(a)]))
             k += 1
             time.sleep(0.01)
-        layer.flush(60)
-        sess.ctx.client.get_render(height=32, width=32, timeout=120)
         elapsed = time.perf_counter() - t_start
-        delivered = len(big_frames) - n_frames0
+        delivered = big() - n_frames0  # written to the websocket within the window
         pushed = layer.stats.sh_refreshes - refresh0
     finally:
+        wire.__exit__(None, None, None)
         page.close()
         srv.stop()
     return {
@@ -162,7 +190,7 @@ def sh_refresh_rates(browser, scene, label: str, seconds: float = 6.0) -> dict:
         "refresh_compute_ms": compute_ms,
         "refresh_compute_fps": 1000.0 / compute_ms,
         "pushed_fps": pushed / elapsed,
-        "delivered_fps": delivered / elapsed,
+        "delivered_fps": delivered / elapsed,  # buffer messages written to the websocket
         "bytes_per_refresh": 32 * len(scene),
         "foreign_requests": len(log.foreign()),
     }
