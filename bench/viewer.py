@@ -95,13 +95,19 @@ class WireCounter:
         return sum(n for _, n in self.messages)
 
 
-def time_to_first_frame(browser, path: Path, budget: int | None = None) -> dict:
+def time_to_first_frame(browser, path: Path | None, budget: int | None = None) -> dict:
+    """One measurement; ``path=None`` serves a single in-memory Gaussian (the page's own cost)."""
+    from splat.scene import GaussianScene
     from viewer.assets import open_asset
+    from viewer.scene_view import scene_asset_from_memory
     from viewer.server import ViewerServer
     from viewer_browser import watch
 
     t0 = time.perf_counter()
-    asset = open_asset(path, budget=budget)
+    if path is None:
+        asset = scene_asset_from_memory(GaussianScene.random(1), name="1 Gaussian (baseline)")
+    else:
+        asset = open_asset(path, budget=budget)
     t_ready = time.perf_counter() - t0
     srv = ViewerServer(asset, port=0, log=None, t_start=t0)
     page = browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]})
@@ -125,7 +131,7 @@ def time_to_first_frame(browser, path: Path, budget: int | None = None) -> dict:
             "payload_bytes": payload,
             "gaussians": asset.info.count,
             "shown": sess.view.layer.stats.shown if hasattr(sess.view, "layer") else None,
-            "file_bytes": asset.info.file_size,
+            "file_bytes": asset.info.file_size or 0,
             "format": asset.info.format,
             "foreign_requests": len(foreign),
         }
@@ -212,13 +218,15 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     console.print(f"load average {load:.2f} on {os.cpu_count()} cores")
     scenes = SHARED / "scenes"
-    assets: list[tuple[str, Path | None, str]] = []
+    # (label, path or None, note, Gaussian budget)
+    assets: list[tuple[str, Path | None, str, int | None]] = []
     for name in ("biker.spz", "fruit_drops_sh3.ply", "donut_sh0.ply", "plant.splat", "guitar.compressed.ply"):
-        assets.append((name, scenes / name if (scenes / name).exists() else None, ""))
+        assets.append((name, scenes / name if (scenes / name).exists() else None, "", None))
+    assets.insert(1, ("biker.spz, budget 20k", assets[0][1], "", 20000))
     tmp = Path(tempfile.mkdtemp(prefix="splat-bench-viewer-"))
     if (scenes / "biker.spz").exists() and (not args.only or "biker" in args.only):
         lgs, note = make_lgs(scenes / "biker.spz", tmp)
-        assets.insert(1, ("biker.lgs", lgs, note))
+        assets.insert(1, ("biker.lgs", lgs, note, None))
     if args.only:
         assets = [a for a in assets if args.only in a[0]]
 
@@ -226,25 +234,28 @@ def main(argv=None) -> int:
     rows, records = [], []
     try:
         # warm-up: numba/torch first-call costs and the browser's first page load are not the viewer's
-        warm = next((p for _, p, _ in assets if p is not None), None)
+        warm = next((p for _, p, _, _ in assets if p is not None), None)
         if warm is not None:
             time_to_first_frame(browser, warm, budget=1000)
-        for name, path, note in assets:
-            if path is None:
+        for name, path, note, budget in [("baseline: 1 Gaussian", "baseline", "", None)] + assets:
+            if path == "baseline":
+                path = None
+            elif path is None:
                 console.print(f"[yellow]skip {name}[/]: {note or 'not found'}")
                 records.append({"asset": name, "skipped": note or "not found"})
                 continue
-            runs = [time_to_first_frame(browser, path) for _ in range(args.repeats)]
+            runs = [time_to_first_frame(browser, path, budget) for _ in range(args.repeats)]
             med = {k: statistics.median([r[k] for r in runs]) for k in ("ttff_s", "decode_s", "ready_s", "connect_to_frame_s")}
             r0 = runs[0]
             rec = {"asset": name, **r0, **med, "runs_ttff_s": [r["ttff_s"] for r in runs], "note": note}
             records.append(rec)
-            rows.append([name, r0["format"], r0["gaussians"], human_bytes(r0["file_bytes"]), med["decode_s"],
-                         med["connect_to_frame_s"], med["ttff_s"], human_bytes(r0["wire_bytes"]),
-                         r0["wire_bytes"] / max(r0["gaussians"], 1)])
+            rows.append([name, r0["format"], r0["gaussians"], r0["shown"] or 0, human_bytes(r0["file_bytes"]),
+                         med["decode_s"], med["connect_to_frame_s"], med["ttff_s"], human_bytes(r0["wire_bytes"]),
+                         r0["wire_bytes"] / max(r0["shown"] or r0["gaussians"], 1)])
         console.print(summary_table(
             f"Time to first frame (median of {args.repeats}; headless Chromium, SwiftShader, {VIEWPORT[0]}x{VIEWPORT[1]})",
-            ["asset", "format", "Gaussians", "file", "decode s", "connect->frame s", "TTFF s", "sent", "sent B/G"], rows))
+            ["asset", "format", "Gaussians", "drawn", "file", "decode s", "connect->frame s", "TTFF s", "sent",
+             "sent B/drawn G"], rows))
 
         sh_records = []
         if not args.no_sh:
@@ -279,11 +290,11 @@ def main(argv=None) -> int:
                                                       "sh_refresh": sh_records}, indent=1))
     with open(args.out / "viewer.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["asset", "format", "gaussians", "file_bytes", "decode_s", "ready_s", "connect_to_frame_s", "ttff_s",
-                    "wire_bytes", "payload_bytes"])
+        w.writerow(["asset", "format", "gaussians", "drawn", "file_bytes", "decode_s", "ready_s", "connect_to_frame_s",
+                    "ttff_s", "wire_bytes", "payload_bytes"])
         for r in records:
             if "skipped" not in r:
-                w.writerow([r["asset"], r["format"], r["gaussians"], r["file_bytes"], f"{r['decode_s']:.4f}",
+                w.writerow([r["asset"], r["format"], r["gaussians"], r["shown"], r["file_bytes"], f"{r['decode_s']:.4f}",
                             f"{r['ready_s']:.4f}", f"{r['connect_to_frame_s']:.4f}", f"{r['ttff_s']:.4f}",
                             r["wire_bytes"], r["payload_bytes"]])
     console.print(f"wrote {args.out / 'viewer.json'} and {args.out / 'viewer.csv'}")

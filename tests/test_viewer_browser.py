@@ -418,19 +418,22 @@ def test_page_loads_scene_file(browser, tmp_path, kind):
     from viewer.cli import serve
 
     path, opts = _scene_file(kind, tmp_path)
-    srv = serve(path, port=0, log=None, render_dir=tmp_path / "renders", **opts)
+    readme = kind == "spz" and (not SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT"))
+    bg = (36, 40, 48) if kind == "spz" else (0, 0, 0)
+    srv = serve(path, port=0, log=None, render_dir=tmp_path / "renders", background=bg, **opts)
     try:
-        page, log, sess = open_tab(browser, srv, size=(512, 384))
+        page, log, sess = open_tab(browser, srv, size=(960, 600) if readme else (512, 384))
         settle(sess, page)
         info = srv.asset.info
         assert info.count > 0 and info.file_size == path.stat().st_size and info.decode_s > 0
         shot = screenshot_rgb(page)
-        assert coverage(shot) > 0.05, f"{path.name}: almost nothing drawn"
+        assert coverage(shot, background=bg) > 0.05, f"{path.name}: almost nothing drawn"
+        assert np.abs(shot[2, 2].astype(int) - bg).max() <= 3  # the background colour option
         assert sess.view.layer.stats.shown == min(info.count, opts.get("budget", info.count))
         # the info panel shows the asset's numbers
         panel = page.inner_text("body")
         assert f"{info.count:,}" in panel and "bytes / Gaussian" in panel and "decode time" in panel
-        if kind == "ply" and (not SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT")):
+        if readme:
             from splat.atomic import atomic_path
 
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
