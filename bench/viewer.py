@@ -214,7 +214,7 @@ def main(argv=None) -> int:
 
     from splat.progress import human_bytes, summary_table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     console.print(f"load average {load:.2f} on {os.cpu_count()} cores")
     scenes = SHARED / "scenes"
