@@ -449,7 +449,6 @@ def test_page_loads_scene_file(browser, tmp_path, kind):
 def test_page_loads_gsi_file(browser, tmp_path):
     gsi = pytest.importorskip("compress.image.gsi", reason="the .gsi image codec is not in this build yet")
     from compress.image.model import ImageGaussians
-    from compress.image.quant import QuantSpec
 
     from viewer.cli import serve
 
@@ -463,7 +462,7 @@ def test_page_loads_gsi_file(browser, tmp_path):
         width=w, height=h,
     )
     path = tmp_path / "blobs.gsi"
-    path.write_bytes(gsi.encode(g, QuantSpec()))
+    path.write_bytes(gsi.encode(g))
     srv = serve(path, port=0, log=None)
     try:
         page, log, sess = open_tab(browser, srv, size=(384, 288))
