@@ -4,11 +4,13 @@
     python bench/viewer.py --repeats 5 --only biker
 
 The client is real headless Chromium (Debian's, WebGL on SwiftShader, i.e. on the CPU)
-on loopback, already open, as a user's browser would be. Time to first frame runs from
-the start of decoding to the moment the tab has drawn the splats (viser's get_render
-round trip, which makes the client sort and draw what it received), so it includes
-decode, preparation, page load, transfer and the first sort and draw in the browser.
-Bytes sent are websocket payload bytes the page received until then.
+on loopback, started afresh for each measurement before the clock runs, as a user's
+browser is already open. Time to first frame runs from the start of decoding to the
+moment the tab has drawn the splats (viser's get_render round trip, which makes the
+client sort and draw what it received), so it includes decode, preparation, page load,
+transfer and the first sort and draw in the browser; the table splits it. Bytes sent are
+websocket payload bytes the server wrote until then. "biker.lgs" is biker.spz encoded
+with the .lgs codec's defaults (no pruning), made at bench time.
 
 SH colour refresh: for a scene with SH (fruit_drops, degree 3) and biker with synthetic
 degree-3 SH (152k), the server-side cost of one refresh (SH evaluation + repack), and the
@@ -43,18 +45,33 @@ RESULTS = ROOT / "bench" / "results"
 VIEWPORT = (1280, 720)
 
 
-def launch_browser():
+class FreshBrowser:
+    """A new headless Chromium per measurement (started before the clock runs): a page closed
+    in one measurement can keep the shared software GPU process busy for seconds."""
+
+    def __init__(self, pw) -> None:
+        from viewer_browser import CHROMIUM, FLAGS
+
+        self.browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+
+    def __enter__(self):
+        return self.browser
+
+    def __exit__(self, *exc) -> None:
+        self.browser.close()
+
+
+def start_playwright():
     from playwright.sync_api import sync_playwright
-    from viewer_browser import CHROMIUM, FLAGS
+    from viewer_browser import CHROMIUM
 
     if not os.path.exists(CHROMIUM):
         sys.exit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    pw = sync_playwright().start()
-    return pw, pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    return sync_playwright().start()
 
 
 def make_lgs(src: Path, out_dir: Path) -> tuple[Path | None, str]:
-    """biker as our compressed format (.lgs), with the scene codec's defaults."""
+    """biker as our compressed format (.lgs): the codec's defaults, no pruning."""
     try:
         from compress.scene.codec import write_lgs
         from splat.io import read_scene
@@ -95,8 +112,14 @@ class WireCounter:
         return sum(n for _, n in self.messages)
 
 
-def time_to_first_frame(browser, path: Path | None, budget: int | None = None) -> dict:
-    """One measurement; ``path=None`` serves a single in-memory Gaussian (the page's own cost)."""
+def time_to_first_frame(pw, path: Path | None, budget: int | None = None) -> dict:
+    """One measurement in a fresh browser; ``path=None`` serves a single in-memory Gaussian
+    (the cost of the page itself)."""
+    with FreshBrowser(pw) as browser:
+        return _time_to_first_frame(browser, path, budget)
+
+
+def _time_to_first_frame(browser, path: Path | None, budget: int | None) -> dict:
     from splat.scene import GaussianScene
     from viewer.assets import open_asset
     from viewer.scene_view import scene_asset_from_memory
@@ -115,6 +138,7 @@ def time_to_first_frame(browser, path: Path | None, budget: int | None = None) -
     try:
         with WireCounter() as wire_counter:
             page.goto(srv.url)
+            t_loaded = time.perf_counter() - t0
             ttff = srv.wait_first_frame(600)
         if ttff is None:
             raise RuntimeError(f"{path.name}: no first frame within 600 s")
@@ -126,6 +150,8 @@ def time_to_first_frame(browser, path: Path | None, budget: int | None = None) -
             "ttff_s": ttff,
             "decode_s": asset.info.decode_s,
             "ready_s": t_ready,
+            "page_loaded_s": t_loaded,  # the page's load event (HTML and scripts), from t0
+            "connected_s": sess.connected_at - t0,  # the client's first camera message, from t0
             "connect_to_frame_s": sess.first_frame_s,
             "wire_bytes": wire,
             "payload_bytes": payload,
@@ -140,8 +166,13 @@ def time_to_first_frame(browser, path: Path | None, budget: int | None = None) -
         srv.stop()
 
 
-def sh_refresh_rates(browser, scene, label: str, seconds: float = 6.0) -> dict:
+def sh_refresh_rates(pw, scene, label: str, seconds: float = 6.0) -> dict:
     """Server cost of one SH refresh, and refreshes delivered to a tab while the camera orbits."""
+    with FreshBrowser(pw) as browser:
+        return _sh_refresh_rates(browser, scene, label, seconds)
+
+
+def _sh_refresh_rates(browser, scene, label: str, seconds: float) -> dict:
     from viewer.scene_view import scene_asset_from_memory
     from viewer.server import ViewerServer
     from viewer.splats import pack_buffer, prepare_splats, set_rgba, view_colors
@@ -230,13 +261,13 @@ def main(argv=None) -> int:
     if args.only:
         assets = [a for a in assets if args.only in a[0]]
 
-    pw, browser = launch_browser()
+    pw = start_playwright()
     rows, records = [], []
     try:
         # warm-up: numba/torch first-call costs and the browser's first page load are not the viewer's
         warm = next((p for _, p, _, _ in assets if p is not None), None)
         if warm is not None:
-            time_to_first_frame(browser, warm, budget=1000)
+            time_to_first_frame(pw, warm, budget=1000)
         for name, path, note, budget in [("baseline: 1 Gaussian", "baseline", "", None)] + assets:
             if path == "baseline":
                 path = None
@@ -244,18 +275,18 @@ def main(argv=None) -> int:
                 console.print(f"[yellow]skip {name}[/]: {note or 'not found'}")
                 records.append({"asset": name, "skipped": note or "not found"})
                 continue
-            runs = [time_to_first_frame(browser, path, budget) for _ in range(args.repeats)]
-            med = {k: statistics.median([r[k] for r in runs]) for k in ("ttff_s", "decode_s", "ready_s", "connect_to_frame_s")}
+            runs = [time_to_first_frame(pw, path, budget) for _ in range(args.repeats)]
+            med = {k: statistics.median([r[k] for r in runs]) for k in ("ttff_s", "decode_s", "ready_s", "page_loaded_s", "connected_s", "connect_to_frame_s")}
             r0 = runs[0]
             rec = {"asset": name, **r0, **med, "runs_ttff_s": [r["ttff_s"] for r in runs], "note": note}
             records.append(rec)
             rows.append([name, r0["format"], r0["gaussians"], r0["shown"] or 0, human_bytes(r0["file_bytes"]),
-                         med["decode_s"], med["connect_to_frame_s"], med["ttff_s"], human_bytes(r0["wire_bytes"]),
-                         r0["wire_bytes"] / max(r0["shown"] or r0["gaussians"], 1)])
+                         med["decode_s"], med["ready_s"], med["connected_s"], med["connect_to_frame_s"], med["ttff_s"],
+                         human_bytes(r0["wire_bytes"]), r0["wire_bytes"] / max(r0["shown"] or r0["gaussians"], 1)])
         console.print(summary_table(
             f"Time to first frame (median of {args.repeats}; headless Chromium, SwiftShader, {VIEWPORT[0]}x{VIEWPORT[1]})",
-            ["asset", "format", "Gaussians", "drawn", "file", "decode s", "connect->frame s", "TTFF s", "sent",
-             "sent B/drawn G"], rows))
+            ["asset", "format", "Gaussians", "drawn", "file", "decode s", "ready s", "connected s",
+             "connect->frame s", "TTFF s", "sent", "sent B/drawn G"], rows))
 
         sh_records = []
         if not args.no_sh:
@@ -272,14 +303,13 @@ def main(argv=None) -> int:
             if args.only:
                 sh_scenes = [s for s in sh_scenes if args.only in s[0]]
             for label, sc in sh_scenes:
-                sh_records.append(sh_refresh_rates(browser, sc, label))
+                sh_records.append(sh_refresh_rates(pw, sc, label))
             console.print(summary_table(
                 "SH colour refresh (server cost per refresh; refreshes pushed and delivered per second while orbiting)",
                 ["scene", "Gaussians", "compute ms", "compute fps", "pushed fps", "delivered fps", "bytes/refresh"],
                 [[r["scene"], r["gaussians"], r["refresh_compute_ms"], r["refresh_compute_fps"], r["pushed_fps"],
                   r["delivered_fps"], human_bytes(r["bytes_per_refresh"])] for r in sh_records]))
     finally:
-        browser.close()
         pw.stop()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -290,12 +320,13 @@ def main(argv=None) -> int:
                                                       "sh_refresh": sh_records}, indent=1))
     with open(args.out / "viewer.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["asset", "format", "gaussians", "drawn", "file_bytes", "decode_s", "ready_s", "connect_to_frame_s",
-                    "ttff_s", "wire_bytes", "payload_bytes"])
+        w.writerow(["asset", "format", "gaussians", "drawn", "file_bytes", "decode_s", "ready_s", "page_loaded_s",
+                    "connected_s", "connect_to_frame_s", "ttff_s", "wire_bytes", "payload_bytes"])
         for r in records:
             if "skipped" not in r:
                 w.writerow([r["asset"], r["format"], r["gaussians"], r["shown"], r["file_bytes"], f"{r['decode_s']:.4f}",
-                            f"{r['ready_s']:.4f}", f"{r['connect_to_frame_s']:.4f}", f"{r['ttff_s']:.4f}",
+                            f"{r['ready_s']:.4f}", f"{r['page_loaded_s']:.4f}", f"{r['connected_s']:.4f}",
+                            f"{r['connect_to_frame_s']:.4f}", f"{r['ttff_s']:.4f}",
                             r["wire_bytes"], r["payload_bytes"]])
     console.print(f"wrote {args.out / 'viewer.json'} and {args.out / 'viewer.csv'}")
     return 0
