@@ -19,7 +19,7 @@ import functools
 import io
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -135,7 +135,7 @@ class ClientSession:
     view: ClientView | None = None
     connected_at: float = 0.0
     first_frame_s: float | None = None
-    gui_handles: list = field(default_factory=list)
+    info_md: object | None = None  # the asset-info markdown handle
 
 
 def camera_pose_to_viser(client, pose: CameraPose) -> None:
@@ -316,10 +316,9 @@ class ViewerServer:
             self.first_frame_event.set()
         else:
             self.log(f"client {sess.ctx.client_id}: first frame {sess.first_frame_s:.2f} s after connecting")
-        md = sess.gui_handles[0] if sess.gui_handles else None
-        if md is not None:
+        if sess.info_md is not None:
             try:
-                md.content = self._stats_markdown(sess)
+                sess.info_md.content = self._stats_markdown(sess)
             except Exception:
                 pass
 
@@ -331,7 +330,7 @@ class ViewerServer:
     def _build_common_gui(self, sess: ClientSession) -> None:
         gui = sess.ctx.gui
         with gui.add_folder("Asset", expand_by_default=True):
-            sess.gui_handles.append(gui.add_markdown(self._stats_markdown(sess)))
+            sess.info_md = gui.add_markdown(self._stats_markdown(sess))
 
     def _build_view_gui(self, sess: ClientSession) -> None:
         ctx, gui = sess.ctx, sess.ctx.gui
