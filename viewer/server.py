@@ -207,6 +207,7 @@ class ViewerServer:
         self._viser.on_client_disconnect(self._on_disconnect)
         self.host = host
         self.port = int(self._viser.get_port())
+        self.ready_s = time.perf_counter() - self.t_start  # t_start -> listening, asset decoded
 
     # ------------------------------------------------------------------ public
     @property
@@ -309,9 +310,10 @@ class ViewerServer:
                 first = True
         if first:
             self.log(
-                f"[bold green]time to first frame[/]: {self.first_frame_s:.2f} s "
-                f"(decode {self.asset.info.decode_s:.2f} s; client {sess.ctx.client_id} drew its first frame "
-                f"{sess.first_frame_s:.2f} s after connecting)"
+                f"[bold green]time to first frame[/]: {self.first_frame_s:.2f} s since start "
+                f"(decoded in {self.asset.info.decode_s:.2f} s, serving after {self.ready_s:.2f} s; the first tab "
+                f"connected at {sess.connected_at - self.t_start:.2f} s and drew its first frame "
+                f"{sess.first_frame_s:.2f} s later)"
             )
             self.first_frame_event.set()
         else:
