@@ -15,7 +15,7 @@ import torch
 
 from splat.errors import FormatError, UsageError
 from splat.scene import SH_C0, GaussianScene
-from viewer.splat_layer import DisplaySettings, SplatLayer
+from viewer.splat_layer import SplatLayer
 from viewer.splats import (
     BYTES_PER_SPLAT,
     camera_moved,
