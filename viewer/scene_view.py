@@ -215,9 +215,11 @@ class SceneClientView(ClientView):
         return None if v >= len(self.asset.scene) else v
 
     def _shown_text(self) -> str:
+        from splat.progress import human_bytes
+
         n = len(self.asset.scene)
-        shown = self.layer.stats.shown
-        return f"showing **{shown:,}** of {n:,} Gaussians"
+        st = self.layer.stats
+        return f"showing **{st.shown:,}** of {n:,} Gaussians; {human_bytes(st.bytes_sent)} sent to this tab"
 
     def _sh_text(self) -> str:
         prep, st = self.asset.prepared, self.layer.stats
