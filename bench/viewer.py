@@ -16,7 +16,7 @@ SH colour refresh: for a scene with SH (fruit_drops, degree 3) and biker with sy
 degree-3 SH (152k), the server-side cost of one refresh (SH evaluation + repack), and the
 rate of refreshes delivered to a connected tab while its camera orbits continuously.
 
-Writes bench/results/viewer.json and viewer.csv and prints a table.
+Writes bench/results/viewer.json, viewer.csv and (with matplotlib) viewer_ttff.png; prints tables.
 """
 from __future__ import annotations
 
@@ -329,7 +329,39 @@ def main(argv=None) -> int:
                             f"{r['connect_to_frame_s']:.4f}", f"{r['ttff_s']:.4f}",
                             r["wire_bytes"], r["payload_bytes"]])
     console.print(f"wrote {args.out / 'viewer.json'} and {args.out / 'viewer.csv'}")
+    png = plot_ttff([r for r in records if "skipped" not in r], args.out / "viewer_ttff.png", meta)
+    if png:
+        console.print(f"wrote {png}")
     return 0
+
+
+def plot_ttff(records: list[dict], path: Path, meta: dict) -> Path | None:
+    """Stacked bars: decode+prepare, page start until the tab connects, connect until drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = [r["asset"] for r in records]
+    ready = np.array([r["ready_s"] for r in records])
+    connect = np.array([r["connected_s"] for r in records]) - ready
+    draw = np.array([r["connect_to_frame_s"] for r in records])
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) + 1.9))
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, ready, color="#4a90e2", label="decode + prepare (server)")
+    ax.barh(y, connect, left=ready, color="#9b9b9b", label="page start until the tab connects")
+    ax.barh(y, draw, left=ready + connect, color="#f5a623", label="transfer, sort and first draw (browser)")
+    ax.set_yticks(y, names)
+    ax.set_xlabel("seconds from the start of decoding")
+    ax.set_title(f"Time to first frame (headless Chromium, SwiftShader; load {meta['load_average']:.1f} on "
+                 f"{meta['cpus']} cores, median of {meta['repeats']})", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":
