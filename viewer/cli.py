@@ -104,6 +104,12 @@ def register(app: typer.Typer) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
         console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
+        import signal
+
+        def _terminate(_signum, _frame):  # stop cleanly under a service manager too
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             while True:
                 time.sleep(0.5)
@@ -111,3 +117,4 @@ def register(app: typer.Typer) -> None:
             console.print("stopping")
         finally:
             srv.stop()
+            signal.signal(signal.SIGTERM, previous)
