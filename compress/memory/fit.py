@@ -1,0 +1,250 @@
+"""Fit per-Gaussian feature fields to per-view features with the geometry frozen.
+
+The generic loop behind distillation (and the benchmark's baselines): each Gaussian
+holds C channels ``values`` [N,C]; for each feature model the renderer draws that
+model's channel slice at the model's feature-map resolution, a ``decode`` function
+maps the rendered channels [M,c] to features [M,D], and the loss
+
+    (1 - cos(pred, target)) + mse_weight * |pred - target|^2 / mean|target|^2
+
+is averaged over ``pixels_per_view`` sampled valid pixels of each view. The MSE term
+is divided by the targets' mean squared norm so it is scale-free across models.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from render import rasterize
+from splat.camera import Camera
+from splat.progress import make_progress
+from splat.scene import GaussianScene
+
+from .features import FeatureModel
+
+
+@dataclass
+class FieldTarget:
+    """One model's supervision: feature views per camera (None = no features there),
+    this model's channel slice of the per-Gaussian values, and the decoder."""
+
+    model: FeatureModel
+    views: list[int | None]
+    channels: slice
+    decode: Callable[[Tensor], Tensor]
+    mse_scale: float = 1.0
+
+
+@dataclass
+class FitConfig:
+    """Optimisation settings. The stopping rule: stop after ``max_steps`` steps, after
+    ``max_seconds``, or when an epoch's mean loss improved by less than
+    ``min_rel_improvement`` (relative) on the best of the previous ``patience`` epochs."""
+
+    pixels_per_view: int = 2000
+    views_per_step: int = 2
+    lr: float = 0.05
+    lr_decoder: float = 0.005
+    mse_weight: float = 1.0
+    max_steps: int | None = None
+    max_epochs: int = 60
+    min_epochs: int = 4
+    max_seconds: float = 480.0
+    min_rel_improvement: float = 0.003
+    patience: int = 2
+    backend: str = "auto"
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class FitReport:
+    steps: int = 0
+    epochs: int = 0
+    seconds: float = 0.0
+    stop_reason: str = ""
+    epoch_losses: list[float] = field(default_factory=list)
+
+
+def feature_camera(cam: Camera, model: FeatureModel) -> Camera:
+    """The camera resized to the model's feature-map resolution (pixel centres aligned)."""
+    h, w = model.feature_size
+    return cam.resized(w, h)
+
+
+def render_channels(scene: GaussianScene, values: Tensor, cameras: Sequence[Camera], backend: str = "auto") -> Tensor:
+    """Composite per-Gaussian channels [N,c] into maps [C,H,W,c] (float32)."""
+    out = rasterize(scene, list(cameras), mode="features", features=values, backend=backend)
+    return out.colors.to(torch.float32)
+
+
+class _ViewSampler:
+    """Samples valid pixels of one model's views; masks are cached (tiny), features are not."""
+
+    def __init__(self, model: FeatureModel) -> None:
+        self.model = model
+        self._masks: dict[int, np.ndarray] = {}
+
+    def valid_flat(self, vi: int) -> np.ndarray:
+        if vi not in self._masks:
+            _, m = self.model.load(vi)
+            h, w = self.model.feature_size
+            m = np.ones((h, w), bool) if m is None else m
+            self._masks[vi] = np.flatnonzero(m.reshape(-1))
+        return self._masks[vi]
+
+    def sample(self, vi: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, Tensor]:
+        """Flat pixel indices [M] and their target features [M,D] (float32, finite rows only)."""
+        idx = self.valid_flat(vi)
+        if n < idx.size:
+            idx = np.sort(rng.choice(idx, size=n, replace=False))
+        a, _ = self.model.load(vi)
+        h, w = self.model.feature_size
+        t = np.asarray(a.reshape(h * w, -1)[idx], dtype=np.float32)
+        ok = np.isfinite(t).all(axis=1)
+        return idx[ok], torch.from_numpy(t[ok])
+
+
+def feature_loss(pred: Tensor, target: Tensor, mse_weight: float, mse_scale: float) -> Tensor:
+    """Mean of (1 - cos) + mse_weight * squared error * mse_scale over rows [M,D]."""
+    cos = torch.nn.functional.cosine_similarity(pred, target, dim=-1, eps=1e-8)
+    mse = ((pred - target) ** 2).sum(dim=-1) * mse_scale
+    return (1.0 - cos).mean() + mse_weight * mse.mean()
+
+
+def target_scale(model: FeatureModel, views: Sequence[int], n: int = 512, seed: int = 0) -> float:
+    """1 / mean squared norm of a model's feature vectors (sampled from ``views``)."""
+    rng = np.random.default_rng(seed)
+    s = _ViewSampler(model)
+    tot, cnt = 0.0, 0
+    for vi in views:
+        _, t = s.sample(vi, n, rng)
+        tot += float((t.double() ** 2).sum())
+        cnt += t.shape[0]
+    return cnt / max(tot, 1e-12)
+
+
+def fit_field(
+    scene: GaussianScene,
+    cameras: Sequence[Camera],
+    train: Sequence[int],
+    values: Tensor,
+    targets: Sequence[FieldTarget],
+    config: FitConfig,
+    decoder_params: Sequence[Tensor] = (),
+    description: str = "distilling",
+) -> FitReport:
+    """Optimise ``values`` [N,C] (a leaf that requires grad) and ``decoder_params`` in place."""
+    rng = np.random.default_rng(config.seed)
+    samplers = [_ViewSampler(t.model) for t in targets]
+    groups = [{"params": [values], "lr": config.lr}]
+    if decoder_params:
+        groups.append({"params": list(decoder_params), "lr": config.lr_decoder})
+    opt = torch.optim.Adam(groups)
+    scene = scene.detach()
+    train = [c for c in train if any(t.views[c] is not None for t in targets)]
+    if not train:
+        raise ValueError("no training camera has features")
+    steps_per_epoch = math.ceil(len(train) / config.views_per_step)
+    max_steps = config.max_steps if config.max_steps is not None else steps_per_epoch * config.max_epochs
+    report = FitReport()
+    t0 = time.perf_counter()
+    best_hist: list[float] = []
+    prog = make_progress(transient=True) if config.progress else None
+    task = prog.add_task(description, total=max_steps, info="") if prog else None
+    if prog:
+        prog.start()
+    try:
+        while report.steps < max_steps:
+            order = rng.permutation(train)
+            epoch_loss, epoch_n = 0.0, 0
+            for b in range(0, len(order), config.views_per_step):
+                if report.steps >= max_steps:
+                    break
+                batch = [int(c) for c in order[b:b + config.views_per_step]]
+                opt.zero_grad(set_to_none=True)
+                loss_total = values.new_zeros(())
+                n_terms = 0
+                for t, s in zip(targets, samplers):
+                    cams = [c for c in batch if t.views[c] is not None]
+                    if not cams:
+                        continue
+                    maps = render_channels(scene, values[:, t.channels], [feature_camera(cameras[c], t.model) for c in cams],
+                                           config.backend)
+                    for j, c in enumerate(cams):
+                        pix, tgt = s.sample(t.views[c], config.pixels_per_view, rng)
+                        if pix.size == 0:
+                            continue
+                        rendered = maps[j].reshape(-1, maps.shape[-1])[torch.from_numpy(pix)]
+                        loss_total = loss_total + feature_loss(t.decode(rendered), tgt, config.mse_weight, t.mse_scale)
+                        n_terms += 1
+                if n_terms == 0:
+                    continue
+                loss = loss_total / n_terms
+                loss.backward()
+                opt.step()
+                report.steps += 1
+                epoch_loss += float(loss.detach())
+                epoch_n += 1
+                if prog:
+                    prog.update(task, advance=1, info=f"loss {float(loss.detach()):.4f}")
+                if time.perf_counter() - t0 > config.max_seconds:
+                    report.stop_reason = f"time budget ({config.max_seconds:.0f} s)"
+                    break
+            if epoch_n:
+                report.epochs += 1
+                mean = epoch_loss / epoch_n
+                report.epoch_losses.append(mean)
+                if report.stop_reason:
+                    break
+                if report.epochs >= config.min_epochs and len(best_hist) >= config.patience:
+                    ref = min(best_hist[-config.patience:])
+                    if mean > ref * (1.0 - config.min_rel_improvement):
+                        report.stop_reason = f"plateau (epoch loss {mean:.4f} vs {ref:.4f})"
+                        break
+                best_hist.append(mean)
+        if not report.stop_reason:
+            report.stop_reason = f"step limit ({max_steps})"
+    finally:
+        if prog:
+            prog.stop()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+@torch.no_grad()
+def evaluate_field(
+    scene: GaussianScene,
+    cameras: Sequence[Camera],
+    cams: Sequence[int],
+    values: Tensor,
+    targets: Sequence[FieldTarget],
+    backend: str = "auto",
+) -> dict[str, dict[str, float]]:
+    """Mean cosine similarity and mean L2 distance between decoded and true features over
+    every valid pixel of the cameras ``cams``, per model: {name: {cos, l2, pixels}}."""
+    out = {}
+    for t in targets:
+        cos_sum, l2_sum, n = 0.0, 0.0, 0
+        for c in cams:
+            vi = t.views[c]
+            if vi is None:
+                continue
+            feats, valid = t.model.load_tensor(vi)
+            m = render_channels(scene, values[:, t.channels], [feature_camera(cameras[c], t.model)], backend)[0]
+            pred = t.decode(m.reshape(-1, m.shape[-1]))
+            tgt = feats.reshape(-1, feats.shape[-1])
+            keep = valid.reshape(-1)
+            pred, tgt = pred[keep], tgt[keep]
+            cos_sum += float(torch.nn.functional.cosine_similarity(pred, tgt, dim=-1, eps=1e-8).double().sum())
+            l2_sum += float((pred - tgt).double().norm(dim=-1).sum())
+            n += int(keep.sum())
+        if n:
+            out[t.model.name] = {"cos": cos_sum / n, "l2": l2_sum / n, "pixels": n}
+    return out
