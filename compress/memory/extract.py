@@ -95,31 +95,40 @@ def extract_scene_features(
     backend: str = "auto",
     background: Sequence[float] = (0.0, 0.0, 0.0),
     save_images: bool = False,
+    min_alpha: float = 0.5,
 ) -> Path:
     """Render RGB views of ``scene``, extract features with each layer and write them in the
     bring-your-own format (one model per layer). Cameras are matched by name (or index
-    when unnamed); ``holdout`` camera indices are listed in the index. Returns the index path."""
+    when unnamed); ``holdout`` camera indices are listed in the index. Each view gets a
+    validity mask: feature cells whose area-averaged rendered alpha is >= ``min_alpha``
+    (empty space has CNN features too, but they describe the background, not the scene).
+    Returns the index path."""
     from render import rasterize
 
     from .features import write_features
 
     extractors = [EfficientNetLite0Features(layer) for layer in layers]
     maps: list[list[Tensor]] = [[] for _ in extractors]
+    masks: list[list[Tensor]] = [[] for _ in extractors]
     refs = [c.name if c.name else i for i, c in enumerate(cameras)]
     if len({str(r) for r in refs}) != len(refs):
         refs = list(range(len(cameras)))
     out = Path(out_dir)
     for i, cam in enumerate(cameras):
-        img = rasterize(scene, cam, mode="RGB", background=list(background), backend=backend).colors.clamp(0, 1).float()
+        r = rasterize(scene, cam, mode="RGB", background=list(background), backend=backend)
+        img = r.colors.clamp(0, 1).float()
         if save_images:
             import imageio.v3 as iio
 
             out.mkdir(parents=True, exist_ok=True)
             iio.imwrite(out / f"view_{i:04d}.png", (img[0].numpy() * 255 + 0.5).astype("uint8"))
         for j, ex in enumerate(extractors):
-            maps[j].append(ex(img)[0])
+            f = ex(img)[0]
+            maps[j].append(f)
+            a = torch.nn.functional.adaptive_avg_pool2d(r.alphas[0, None, :, :, 0].float(), tuple(f.shape[:2]))[0]
+            masks[j].append(a >= min_alpha)
     idx = None
-    for ex, ms in zip(extractors, maps):
+    for ex, ms, mk in zip(extractors, maps, masks):
         idx = write_features(out, ex.name, ms, refs, (cameras[0].height, cameras[0].width), suffix=suffix,
-                             holdout=[refs[h] for h in holdout])
+                             masks=mk, holdout=[refs[h] for h in holdout])
     return idx

@@ -12,6 +12,7 @@ is divided by the targets' mean squared norm so it is scale-free across models.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from render import rasterize
-from splat.camera import Camera
+from render import Projection, project_gaussians, rasterize, rasterize_projected, resolve_backend
+from splat.camera import Camera, stack_cameras
 from splat.progress import make_progress
 from splat.scene import GaussianScene
 
@@ -49,7 +50,7 @@ class FitConfig:
 
     pixels_per_view: int = 2000
     views_per_step: int = 2
-    lr: float = 0.05
+    lr: float = 0.2
     lr_decoder: float = 0.005
     mse_weight: float = 1.0
     max_steps: int | None = None
@@ -61,6 +62,10 @@ class FitConfig:
     backend: str = "auto"
     seed: int = 0
     progress: bool = True
+    torch_threads: int | None = 1
+    """torch intra-op threads while fitting (restored after). The per-step tensors are small,
+    and on a loaded machine more threads spin-wait: 1 was up to 100x faster than 2 here.
+    The renderer's numba kernels keep their own threads. None leaves torch's setting alone."""
 
 
 @dataclass
@@ -82,6 +87,40 @@ def render_channels(scene: GaussianScene, values: Tensor, cameras: Sequence[Came
     """Composite per-Gaussian channels [N,c] into maps [C,H,W,c] (float32)."""
     out = rasterize(scene, list(cameras), mode="features", features=values, backend=backend)
     return out.colors.to(torch.float32)
+
+
+class ProjectionCache:
+    """Frozen geometry: project each view once, keep only the Gaussians it can see, and
+    re-composite new per-Gaussian channels on every step (one camera per entry)."""
+
+    def __init__(self, scene: GaussianScene, backend: str = "auto") -> None:
+        self.scene = scene.detach()
+        self.backend = resolve_backend(backend, self.scene.device)
+        self._cache: dict[tuple, tuple[Tensor, Projection]] = {}
+
+    def _project(self, cam: Camera) -> tuple[Tensor, Projection]:
+        key = (cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, tuple(cam.world_to_camera.reshape(-1).tolist()))
+        hit = self._cache.get(key)
+        if hit is None:
+            s = self.scene if self.backend != "reference" else self.scene.to(dtype=torch.float64)
+            viewmats, Ks = stack_cameras([cam], dtype=s.dtype, device=s.device)
+            with torch.no_grad():
+                p = project_gaussians(s.means, s.quats, s.scales, s.opacities, viewmats, Ks, cam.width, cam.height)
+            vis = (p.radii[0] > 0).all(dim=-1).nonzero()[:, 0]
+            hit = (vis, Projection(p.means2d[:, vis].contiguous(), p.conics[:, vis].contiguous(),
+                                   p.depths[:, vis].contiguous(), p.radii[:, vis].contiguous(),
+                                   p.opacities[:, vis].contiguous()))
+            self._cache[key] = hit
+        return hit
+
+    def render(self, values: Tensor, cam: Camera) -> Tensor:
+        """Channels [N,c] composited for one camera -> [H,W,c] (float32, differentiable in values)."""
+        vis, proj = self._project(cam)
+        cols = values[vis][None]
+        if self.backend == "reference":
+            cols = cols.double()
+        img, _, _ = rasterize_projected(proj, cols.contiguous(), cam.width, cam.height, backend=self.backend)
+        return img[0].to(torch.float32)
 
 
 class _ViewSampler:
@@ -141,13 +180,30 @@ def fit_field(
     description: str = "distilling",
 ) -> FitReport:
     """Optimise ``values`` [N,C] (a leaf that requires grad) and ``decoder_params`` in place."""
+    with torch_threads(config.torch_threads):
+        return _fit_field(scene, cameras, train, values, targets, config, decoder_params, description)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Temporarily set torch's intra-op thread count."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _fit_field(scene, cameras, train, values, targets, config, decoder_params, description) -> FitReport:
     rng = np.random.default_rng(config.seed)
     samplers = [_ViewSampler(t.model) for t in targets]
     groups = [{"params": [values], "lr": config.lr}]
     if decoder_params:
         groups.append({"params": list(decoder_params), "lr": config.lr_decoder})
     opt = torch.optim.Adam(groups)
-    scene = scene.detach()
+    cache = ProjectionCache(scene, config.backend)
     train = [c for c in train if any(t.views[c] is not None for t in targets)]
     if not train:
         raise ValueError("no training camera has features")
@@ -175,13 +231,12 @@ def fit_field(
                     cams = [c for c in batch if t.views[c] is not None]
                     if not cams:
                         continue
-                    maps = render_channels(scene, values[:, t.channels], [feature_camera(cameras[c], t.model) for c in cams],
-                                           config.backend)
-                    for j, c in enumerate(cams):
+                    for c in cams:
                         pix, tgt = s.sample(t.views[c], config.pixels_per_view, rng)
                         if pix.size == 0:
                             continue
-                        rendered = maps[j].reshape(-1, maps.shape[-1])[torch.from_numpy(pix)]
+                        m = cache.render(values[:, t.channels], feature_camera(cameras[c], t.model))
+                        rendered = m.reshape(-1, m.shape[-1])[torch.from_numpy(pix)]
                         loss_total = loss_total + feature_loss(t.decode(rendered), tgt, config.mse_weight, t.mse_scale)
                         n_terms += 1
                 if n_terms == 0:
@@ -226,9 +281,11 @@ def evaluate_field(
     values: Tensor,
     targets: Sequence[FieldTarget],
     backend: str = "auto",
+    cache: ProjectionCache | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean cosine similarity and mean L2 distance between decoded and true features over
     every valid pixel of the cameras ``cams``, per model: {name: {cos, l2, pixels}}."""
+    cache = cache or ProjectionCache(scene, backend)
     out = {}
     for t in targets:
         cos_sum, l2_sum, n = 0.0, 0.0, 0
@@ -237,7 +294,7 @@ def evaluate_field(
             if vi is None:
                 continue
             feats, valid = t.model.load_tensor(vi)
-            m = render_channels(scene, values[:, t.channels], [feature_camera(cameras[c], t.model)], backend)[0]
+            m = cache.render(values[:, t.channels], feature_camera(cameras[c], t.model))
             pred = t.decode(m.reshape(-1, m.shape[-1]))
             tgt = feats.reshape(-1, feats.shape[-1])
             keep = valid.reshape(-1)

@@ -235,6 +235,28 @@ def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None) -> Memo
     return decode_m3(data, p, scene)
 
 
+# ---------------------------------------------------------------------- cameras in the header
+def cameras_to_meta(cameras) -> list[dict]:
+    """Cameras as JSON objects for ``meta["cameras"]`` (world_to_camera row-major, 16 numbers)."""
+    return [{"name": c.name, "width": c.width, "height": c.height, "fx": c.fx, "fy": c.fy, "cx": c.cx, "cy": c.cy,
+             "world_to_camera": [float(v) for v in c.world_to_camera.reshape(-1)]} for c in cameras]
+
+
+def cameras_from_meta(meta: dict) -> list:
+    """The cameras stored by :func:`cameras_to_meta` (empty list when there are none)."""
+    from splat.camera import Camera
+
+    out = []
+    for i, d in enumerate(meta.get("cameras") or []):
+        try:
+            out.append(Camera(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]), int(d["width"]),
+                              int(d["height"]), torch.tensor(d["world_to_camera"], dtype=torch.float64).reshape(4, 4),
+                              str(d.get("name", ""))))
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise FormatError(f".m3 meta camera {i} is malformed") from None
+    return out
+
+
 # ---------------------------------------------------------------------- PLY export
 def export_ply(memory: Memory, path: str | os.PathLike) -> None:
     """Write an INRIA PLY whose vertices also carry the queries as ``f_emb_0..f_emb_{Q-1}``
@@ -271,5 +293,5 @@ def read_ply_queries(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(np.stack([np.asarray(v[nm], dtype=np.float32) for nm in names], axis=1))
 
 
-__all__ = ["MAGIC", "VERSION", "decode_m3", "encode_m3", "export_ply", "read_m3", "read_ply_queries", "write_m3",
+__all__ = ["MAGIC", "VERSION", "cameras_from_meta", "cameras_to_meta", "decode_m3", "encode_m3", "export_ply", "read_m3", "read_ply_queries", "write_m3",
            "quantize_queries", "dequantize_queries"]
