@@ -263,7 +263,7 @@ def export_ply(memory: Memory, path: str | os.PathLike) -> None:
     (float32, every model's slice in order), as M3's checkpoints do."""
     from plyfile import PlyData, PlyElement
 
-    s = memory.scene.detach().cpu().float()
+    s = memory.scene.detach().to("cpu", torch.float32)
     n, k = len(s), s.sh_rest.shape[1]
     cols: list[tuple[str, np.ndarray]] = [("x", s.means[:, 0]), ("y", s.means[:, 1]), ("z", s.means[:, 2])]
     cols += [(f"n{a}", torch.zeros(n)) for a in "xyz"]
