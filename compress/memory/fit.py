@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from render import Projection, project_gaussians, rasterize, rasterize_projected, resolve_backend
-from splat.camera import Camera, stack_cameras
+from render import rasterize
+from splat.camera import Camera
 from splat.progress import make_progress
 from splat.scene import GaussianScene
 
 from .features import FeatureModel
+from .operator import BlendOperator
 
 
 @dataclass
@@ -90,37 +91,27 @@ def render_channels(scene: GaussianScene, values: Tensor, cameras: Sequence[Came
 
 
 class ProjectionCache:
-    """Frozen geometry: project each view once, keep only the Gaussians it can see, and
-    re-composite new per-Gaussian channels on every step (one camera per entry)."""
+    """Frozen geometry: build each view's blend operator once (``operator.BlendOperator``)
+    and re-composite new per-Gaussian channels on every step with sparse products.
+    ``backend`` "reference" keeps the dense float64 rasterizer instead (tests)."""
 
     def __init__(self, scene: GaussianScene, backend: str = "auto") -> None:
         self.scene = scene.detach()
-        self.backend = resolve_backend(backend, self.scene.device)
-        self._cache: dict[tuple, tuple[Tensor, Projection]] = {}
+        self.backend = backend
+        self._cache: dict[tuple, BlendOperator] = {}
 
-    def _project(self, cam: Camera) -> tuple[Tensor, Projection]:
+    def operator(self, cam: Camera) -> BlendOperator:
         key = (cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy, tuple(cam.world_to_camera.reshape(-1).tolist()))
-        hit = self._cache.get(key)
-        if hit is None:
-            s = self.scene if self.backend != "reference" else self.scene.to(dtype=torch.float64)
-            viewmats, Ks = stack_cameras([cam], dtype=s.dtype, device=s.device)
-            with torch.no_grad():
-                p = project_gaussians(s.means, s.quats, s.scales, s.opacities, viewmats, Ks, cam.width, cam.height)
-            vis = (p.radii[0] > 0).all(dim=-1).nonzero()[:, 0]
-            hit = (vis, Projection(p.means2d[:, vis].contiguous(), p.conics[:, vis].contiguous(),
-                                   p.depths[:, vis].contiguous(), p.radii[:, vis].contiguous(),
-                                   p.opacities[:, vis].contiguous()))
-            self._cache[key] = hit
-        return hit
+        op = self._cache.get(key)
+        if op is None:
+            op = self._cache[key] = BlendOperator(self.scene, cam)
+        return op
 
     def render(self, values: Tensor, cam: Camera) -> Tensor:
         """Channels [N,c] composited for one camera -> [H,W,c] (float32, differentiable in values)."""
-        vis, proj = self._project(cam)
-        cols = values[vis][None]
         if self.backend == "reference":
-            cols = cols.double()
-        img, _, _ = rasterize_projected(proj, cols.contiguous(), cam.width, cam.height, backend=self.backend)
-        return img[0].to(torch.float32)
+            return render_channels(self.scene, values, [cam], "reference")[0]
+        return self.operator(cam).apply(values)
 
 
 class _ViewSampler:
