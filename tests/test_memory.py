@@ -19,6 +19,7 @@ from compress.memory import (
     load_features,
     memory_attention,
     pick_feature,
+    pick_pixel_feature,
     read_m3,
     render_features,
     similarity,
@@ -162,6 +163,7 @@ def test_distill_raises_heldout_cosine_synthetic(tmp_path):
     s = similarity(mem, cams[2], v, features=f)
     assert s.shape == (36, 48) and abs(float(s[18, 20]) - 1.0) < 1e-5 and float(s.max()) <= 1 + 1e-5
     assert gaussian_similarity(mem, v).shape == (len(scene),)
+    assert torch.allclose(pick_pixel_feature(mem, cams[2], 20, 18, backend="reference"), v, atol=1e-5)
     with pytest.raises(UsageError, match="dims"):
         similarity(mem, cams[2], torch.zeros(5), features=f)
     with pytest.raises(UsageError, match="outside"):

@@ -73,6 +73,18 @@ def pick_feature(features: Tensor, x: int, y: int) -> Tensor:
 
 
 @torch.no_grad()
+def pick_pixel_feature(memory: Memory, camera: Camera, x: int, y: int, model: str | None = None, *,
+                       backend: str = "auto") -> Tensor:
+    """The feature [D] at pixel (x, y) of ``camera``: renders only the cheap query map and
+    decodes that one pixel (what a viewer's click handler wants)."""
+    m = memory.model(model)
+    if not (0 <= x < camera.width and 0 <= y < camera.height):
+        raise UsageError(f"pixel ({x}, {y}) is outside the {camera.width}x{camera.height} image")
+    q = render_queries(memory, camera, backend=backend)[y, x, m.slice]
+    return _decode(m, q[None])[0]
+
+
+@torch.no_grad()
 def gaussian_features(memory: Memory, model: str | None = None) -> Tensor:
     """Each Gaussian's own decoded feature [N,D] (its query through the memory attention)."""
     m = memory.model(model)
