@@ -26,6 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -116,7 +117,10 @@ def run_ours(scene, cams, fs, hold, q: int, k: int, learnable: bool, fit: FitCon
     mem, rep = distill(scene, cams, fs, cfg, holdout=hold)
     name = fs.models[0].name
     nbytes = len(encode_m3(mem, embed_scene=False, scene_ref="scene", scene_sha256="0" * 64))
-    return rep.heldout[name], rep, nbytes, rep.banks[name].size
+    fit = rep.fit
+    total = SimpleNamespace(seconds=rep.seconds, steps=fit.steps, epochs=fit.epochs,
+                            stop_reason=f"{fit.stop_reason}; bank {rep.bank_seconds:.0f} s")
+    return rep.heldout[name], total, nbytes, rep.banks[name].size
 
 
 def main(argv=None) -> int:
@@ -131,6 +135,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--max-seconds", type=float, default=480.0, help="per-method optimisation budget")
     ap.add_argument("--quick", action="store_true", help="fewer configurations")
+    ap.add_argument("--reuse", action="store_true", help="reuse rows already measured in --work (same settings)")
     args = ap.parse_args(argv)
     if not available():
         print(MISSING)
@@ -156,6 +161,19 @@ def main(argv=None) -> int:
           f"features ready in {extract_s:.1f} s; load {os.getloadavg()[0]:.2f}", flush=True)
 
     rows = []
+    cache_file = work / f"rows_{args.max_seconds:g}.jsonl"
+    done = {}
+    if args.reuse and cache_file.exists():
+        for line in cache_file.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["method"], r["query_dim"], r["bank_max"], r["projection"])] = r
+
+    def cached(method, q, k, learn) -> bool:
+        r = done.get((method, q, k, learn))
+        if r is not None:
+            rows.append(r)
+            print(f"  {method:24s} q={q!s:>4} K={k!s:>5} cos={r['heldout_cos']:.4f} (reused)", flush=True)
+        return r is not None
 
     def add(method, q, k, learn, ev, rep, nbytes, bank=None):
         rows.append({
@@ -164,20 +182,27 @@ def main(argv=None) -> int:
             "train_seconds": rep.seconds, "steps": rep.steps, "epochs": rep.epochs, "stop": rep.stop_reason,
         })
         r = rows[-1]
+        with open(cache_file, "a") as f:
+            f.write(json.dumps(r) + "\n")
         print(f"  {method:24s} q={q!s:>4} K={k!s:>5} cos={r['heldout_cos']:.4f} L2={r['heldout_l2']:.2f} "
               f"bytes={nbytes:,} time={rep.seconds:.1f}s ({rep.stop_reason})", flush=True)
 
     with torch_threads(1):
-        ev, rep, nb = run_full(scene, cams, train, hold, model, per, fit)
-        add("feature3dgs-full", model.dim, None, None, ev, rep, nb)
-        ev, rep, nb = run_langsplat(scene, cams, train, hold, model, per, fit, d=3)
-        add("langsplat-ae-d3", 3, None, None, ev, rep, nb)
+        if not cached("feature3dgs-full", model.dim, None, None):
+            ev, rep, nb = run_full(scene, cams, train, hold, model, per, fit)
+            add("feature3dgs-full", model.dim, None, None, ev, rep, nb)
+        if not cached("langsplat-ae-d3", 3, None, None):
+            ev, rep, nb = run_langsplat(scene, cams, train, hold, model, per, fit, d=3)
+            add("langsplat-ae-d3", 3, None, None, ev, rep, nb)
         grid = [(16, 4096, True), (16, 4096, False), (8, 1024, True)]
         if not args.quick:
             grid += [(4, 1024, True), (8, 4096, True), (16, 1024, True), (32, 4096, True), (16, 256, True)]
         for q, k, learn in grid:
+            proj = "learnable" if learn else "fixed"
+            if cached("ours", q, k, proj):
+                continue
             ev, rep, nb, bank = run_ours(scene, cams, fs, hold, q, k, learn, fit)
-            add("ours", q, k, "learnable" if learn else "fixed", ev, rep, nb, bank)
+            add("ours", q, k, proj, ev, rep, nb, bank)
 
     full = rows[0]
     for r in rows:

@@ -13,6 +13,8 @@ Tests check ``W @ values`` against ``render.rasterize(mode="features")``.
 """
 from __future__ import annotations
 
+import warnings
+
 import numba
 import numpy as np
 import torch
@@ -106,8 +108,10 @@ def blend_operator(scene: GaussianScene, camera: Camera, *, tile: int = 8) -> Te
     out_w = np.zeros(int(ptr[-1]), np.float64)
     _blend_pixels(mu_n, con_n, op_n, tile_ptr, tile_idx, tiles_x, tile, W, H, ptr[:-1].copy(), out_g, out_w, True)
     cols = order[torch.from_numpy(out_g)]
-    return torch.sparse_csr_tensor(torch.from_numpy(ptr), cols, torch.from_numpy(out_w).float(), (H * W, len(scene)),
-                                   check_invariants=False)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only matmul and transpose
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.from_numpy(ptr), cols, torch.from_numpy(out_w).float(),
+                                       (H * W, len(scene)), check_invariants=False)
 
 
 class _SparseApply(torch.autograd.Function):
@@ -127,7 +131,9 @@ class BlendOperator:
     def __init__(self, scene: GaussianScene, camera: Camera, tile: int = 8) -> None:
         self.width, self.height = camera.width, camera.height
         self.op = blend_operator(scene, camera, tile=tile)
-        self.op_t = self.op.to_sparse_coo().t().coalesce().to_sparse_csr()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self.op_t = self.op.to_sparse_coo().t().coalesce().to_sparse_csr()
 
     @property
     def nnz(self) -> int:
