@@ -20,7 +20,9 @@ from splat.scene import GaussianScene
 from .attention import DEFAULT_TEMPERATURE, MemoryAttention
 from .bank import BankStats, build_bank
 from .features import FeatureSet
-from .fit import FieldTarget, FitConfig, FitReport, _ViewSampler, evaluate_field, fit_field, target_scale
+from .fit import (
+    FieldTarget, FitConfig, FitReport, ProjectionCache, _ViewSampler, evaluate_field, fit_field, target_scale,
+)
 from .memory import QUERY_EXTRA, Memory, ModelMemory
 
 
@@ -89,9 +91,11 @@ def distill(
     *,
     holdout: Sequence[int] | None = None,
     evaluate: bool = True,
+    cache: ProjectionCache | None = None,
 ) -> tuple[Memory, DistillReport]:
     """Distil every model of ``features`` into ``scene``. ``holdout``: camera indices kept out
-    of training (default: the feature index's ``holdout`` list); they are evaluated at the end."""
+    of training (default: the feature index's ``holdout`` list); they are evaluated at the end.
+    ``cache``: per-view blend operators to reuse across runs on the same scene and cameras."""
     config = config or DistillConfig()
     if config.query_dim < 1:
         raise UsageError("query dimension must be >= 1")
@@ -125,7 +129,8 @@ def distill(
     g = torch.Generator().manual_seed(config.seed)
     values = (torch.randn(len(scene), q_total, generator=g) * config.query_init_std).requires_grad_(True)
     dec_params = [a.projection for a in attns if a.learnable]
-    fit_report = fit_field(scene, cameras, train, values, targets, config.fit, dec_params)
+    cache = cache or ProjectionCache(scene, config.fit.backend)
+    fit_report = fit_field(scene, cameras, train, values, targets, config.fit, dec_params, cache=cache)
 
     values = values.detach()
     for fm, attn, t in zip(features.models, attns, targets):
@@ -143,6 +148,6 @@ def distill(
     report = DistillReport(stats, fit_report, train, hold, bank_seconds)
     if evaluate and hold:
         with torch.no_grad():
-            report.heldout = evaluate_field(base, cameras, hold, values, targets, config.fit.backend)
+            report.heldout = evaluate_field(base, cameras, hold, values, targets, config.fit.backend, cache)
         mem.meta["heldout"] = report.heldout
     return mem, report

@@ -169,10 +169,13 @@ def fit_field(
     config: FitConfig,
     decoder_params: Sequence[Tensor] = (),
     description: str = "distilling",
+    cache: ProjectionCache | None = None,
 ) -> FitReport:
-    """Optimise ``values`` [N,C] (a leaf that requires grad) and ``decoder_params`` in place."""
+    """Optimise ``values`` [N,C] (a leaf that requires grad) and ``decoder_params`` in place.
+
+    ``cache``: per-view blend operators to reuse (built on first use otherwise)."""
     with torch_threads(config.torch_threads):
-        return _fit_field(scene, cameras, train, values, targets, config, decoder_params, description)
+        return _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache)
 
 
 @contextlib.contextmanager
@@ -187,14 +190,14 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def _fit_field(scene, cameras, train, values, targets, config, decoder_params, description) -> FitReport:
+def _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache) -> FitReport:
     rng = np.random.default_rng(config.seed)
     samplers = [_ViewSampler(t.model) for t in targets]
     groups = [{"params": [values], "lr": config.lr}]
     if decoder_params:
         groups.append({"params": list(decoder_params), "lr": config.lr_decoder})
     opt = torch.optim.Adam(groups)
-    cache = ProjectionCache(scene, config.backend)
+    cache = cache or ProjectionCache(scene, config.backend)
     train = [c for c in train if any(t.views[c] is not None for t in targets)]
     if not train:
         raise ValueError("no training camera has features")
