@@ -296,3 +296,21 @@ def test_blend_operator_matches_renderer_with_gradients():
         (img * w).sum().backward()
         (ref * w.double()).sum().backward()
         assert torch.allclose(v1.grad.double(), v2.grad, atol=1e-5)
+
+
+def test_two_models_get_their_own_query_slices(tmp_path):
+    scene, cams, fs = _tiny_setup(tmp_path, d=12, views=5, hold=(1,))
+    g = torch.Generator().manual_seed(7)
+    feat2 = torch.randn(len(scene), 6, generator=g)
+    maps = [rasterize(scene, c.resized(8, 6), mode="features", features=feat2, backend="reference").colors[0].float()
+            for c in cams]
+    write_features(tmp_path / "feats", "second", maps, [c.name for c in cams], (36, 48), suffix=".safetensors")
+    fs = load_features(tmp_path / "feats")
+    assert [m.name for m in fs.models] == ["toy", "second"] and fs.holdout == [cams[1].name]
+    cfg = DistillConfig(query_dim=3, bank_max=16, fit=FitConfig(backend="reference", max_epochs=3, progress=False))
+    mem, rep = distill(scene, cams, fs, cfg)
+    assert mem.queries.shape == (len(scene), 6)
+    assert [(m.name, m.offset, m.dim, m.feature_size) for m in mem.models] == [("toy", 0, 12, (12, 16)), ("second", 3, 6, (6, 8))]
+    assert set(rep.heldout) == {"toy", "second"}
+    back = decode_m3(encode_m3(mem))
+    assert render_features(back, cams[0], "second", backend="reference").shape == (36, 48, 6)
