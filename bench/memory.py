@@ -38,7 +38,8 @@ from compress.memory import DistillConfig, distill, load_features  # noqa: E402
 from compress.memory.cli import holdout_indices  # noqa: E402
 from compress.memory.extract import MISSING, available, extract_scene_features  # noqa: E402
 from compress.memory.fit import (  # noqa: E402
-    FieldTarget, FitConfig, ProjectionCache, _ViewSampler, evaluate_field, fit_field, target_scale, torch_threads,
+    FieldTarget, FitConfig, ProjectionCache, _ViewSampler, evaluate_field, feature_camera, fit_field, target_scale,
+    torch_threads,
 )
 from compress.memory.m3file import encode_m3  # noqa: E402
 from splat.camera import orbit_cameras  # noqa: E402
@@ -163,7 +164,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     with torch_threads(1):
         for c in range(len(cams)):
-            cache.operator(cams[c].resized(model.feature_size[1], model.feature_size[0]))
+            cache.operator(feature_camera(cams[c], model))  # evaluation grid
+            if c in train:
+                cache.operator(feature_camera(cams[c], model, fit.render_scale))  # training grid
     operator_s = time.perf_counter() - t0
     print(f"{Path(args.scene).name}: {len(scene):,} Gaussians, {len(cams)} views ({len(hold)} held out) at "
           f"{args.width}x{args.height}; {model.name} D={model.dim} maps {model.feature_size}; "
@@ -171,7 +174,7 @@ def main(argv=None) -> int:
           flush=True)
 
     rows = []
-    cache_file = work / f"rows_{args.max_seconds:g}_{args.baseline_seconds:g}.jsonl"
+    cache_file = work / f"rows_{args.max_seconds:g}_{args.baseline_seconds:g}_x{fit.render_scale}.jsonl"
     done = {}
     if args.reuse and cache_file.exists():
         for line in cache_file.read_text().splitlines():

@@ -148,9 +148,9 @@ def _tiny_setup(tmp_path, d=12, n=300, views=6, hold=(2,)):
 
 def test_distill_raises_heldout_cosine_synthetic(tmp_path):
     scene, cams, fs = _tiny_setup(tmp_path)
-    cfg = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_epochs=25, progress=False))
+    cfg = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_epochs=25, render_scale=1, progress=False))
     mem, rep = distill(scene, cams, fs, cfg)
-    cfg0 = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_steps=0, progress=False))
+    cfg0 = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_steps=0, render_scale=1, progress=False))
     _, rep0 = distill(scene, cams, fs, cfg0)
     assert rep.holdout_views == [2] and 2 not in rep.train_views
     assert rep.heldout["toy"]["cos"] > rep0.heldout["toy"]["cos"] + 0.2
@@ -307,10 +307,31 @@ def test_two_models_get_their_own_query_slices(tmp_path):
     write_features(tmp_path / "feats", "second", maps, [c.name for c in cams], (36, 48), suffix=".safetensors")
     fs = load_features(tmp_path / "feats")
     assert [m.name for m in fs.models] == ["toy", "second"] and fs.holdout == [cams[1].name]
-    cfg = DistillConfig(query_dim=3, bank_max=16, fit=FitConfig(backend="reference", max_epochs=3, progress=False))
+    cfg = DistillConfig(query_dim=3, bank_max=16, fit=FitConfig(backend="reference", max_epochs=3, render_scale=1, progress=False))
     mem, rep = distill(scene, cams, fs, cfg)
     assert mem.queries.shape == (len(scene), 6)
     assert [(m.name, m.offset, m.dim, m.feature_size) for m in mem.models] == [("toy", 0, 12, (12, 16)), ("second", 3, 6, (6, 8))]
     assert set(rep.heldout) == {"toy", "second"}
     back = decode_m3(encode_m3(mem))
     assert render_features(back, cams[0], "second", backend="reference").shape == (36, 48, 6)
+
+
+def test_fine_grid_targets_interpolate_bilinearly(tmp_path):
+    from compress.memory.fit import _ViewSampler
+
+    h, w = 4, 6
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    ramp = torch.stack([xx, yy, torch.ones_like(xx)], -1)  # feature = (column, row, 1)
+    mask = torch.ones(h, w, dtype=torch.bool)
+    mask[0, 0] = False
+    write_features(tmp_path, "ramp", [ramp], ["c0"], (8, 12), masks=[mask], dtype="float32")
+    s = _ViewSampler(load_features(tmp_path).models[0])
+    pix, t = s.sample_scaled(0, 10**6, 2, np.random.default_rng(0))
+    assert len(pix) == 4 * (h * w - 1)  # every fine pixel of every valid cell
+    fy, fx = pix // (2 * w), pix % (2 * w)
+    assert not bool(((fy < 2) & (fx < 2)).any())  # the masked cell's fine pixels are skipped
+    u = np.clip((fx + 0.5) / 2 - 0.5, 0, w - 1)
+    v = np.clip((fy + 0.5) / 2 - 0.5, 0, h - 1)
+    assert np.allclose(t[:, 0].numpy(), u, atol=1e-6) and np.allclose(t[:, 1].numpy(), v, atol=1e-6)
+    pix1, t1 = s.sample_scaled(0, 5, 1, np.random.default_rng(0))
+    assert len(pix1) == 5 and torch.equal(t1, ramp.reshape(-1, 3)[torch.from_numpy(pix1)])

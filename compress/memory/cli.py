@@ -144,7 +144,7 @@ def build_cmd(
     from .distill import DistillConfig, distill
     from .features import load_features
     from .fit import FitConfig
-    from .m3file import cameras_to_meta, export_ply, write_m3
+    from .m3file import cameras_to_meta, encode_m3, export_ply, write_m3
 
     check_output_path(out, [scene_path, cameras], force)
     if ply is not None:
@@ -175,11 +175,13 @@ def build_cmd(
     c.print(summary_table(f"Feature memory {out}", ["model", "D", "bank", "held-out cos", "held-out L2",
                                                      "full per-Gaussian f32"], rows))
     full_all = sum(len(scene) * m.dim * 4 for m in mem.models)
+    feat_bytes = len(encode_m3(mem, query_bits=query_bits, embed_scene=False, scene_ref="scene", scene_sha256=""))
     c.print(summary_table("Storage and time", ["what", "value"], [
         ("Gaussians", f"{len(scene):,}"),
         (".m3 file", human_bytes(nbytes) + (" (scene by reference)" if scene_ref else " (scene embedded)")),
         ("queries (before entropy coding)", human_bytes(int(qbytes))),
-        ("ratio vs full per-Gaussian float32 features", f"{full_all / nbytes:.1f}x"),
+        ("feature memory alone (no geometry)", human_bytes(feat_bytes)),
+        ("ratio vs full per-Gaussian float32 features", f"{full_all / feat_bytes:.1f}x"),
         ("views train / held out", f"{len(rep.train_views)} / {len(rep.holdout_views)}"),
         ("bank time", f"{rep.bank_seconds:.1f} s"),
         ("optimisation", f"{rep.fit.steps} steps, {rep.fit.epochs} epochs, {rep.fit.seconds:.1f} s ({rep.fit.stop_reason})"),

@@ -43,7 +43,7 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     from .extract import MISSING, available, extract_scene_features
     from .features import load_features
     from .fit import FitConfig
-    from .m3file import cameras_to_meta, read_m3, write_m3
+    from .m3file import cameras_to_meta, encode_m3, read_m3, write_m3
     from .query import pick_feature, render_features, similarity, similarity_colors
 
     if not available():
@@ -59,6 +59,7 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     mem, rep = distill(scene, cams, fs, cfg)
     mem.meta["cameras"] = cameras_to_meta(cams)
     nbytes = write_m3(mem, out_dir / "blobs.m3")
+    feat_bytes = len(encode_m3(mem, embed_scene=False, scene_ref="scene", scene_sha256=""))
     mem = read_m3(out_dir / "blobs.m3")
     cam = cams[hold[0]]
     feats = render_features(mem, cam)
@@ -76,7 +77,8 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
         ("scene", f"{len(scene):,} Gaussians, {len(cams)} views ({len(hold)} held out)"),
         ("bank", f"{rep.banks[fs.models[0].name].size} principal components of D={fs.models[0].dim}"),
         ("held-out cosine / L2", f"{ho['cos']:.3f} / {ho['l2']:.2f}"),
-        (".m3 size", f"{human_bytes(nbytes)} ({full / nbytes:.1f}x below full per-Gaussian float32 features)"),
+        (".m3 size", f"{human_bytes(nbytes)} with the scene; features alone {human_bytes(feat_bytes)}, "
+                     f"{full / feat_bytes:.1f}x below full per-Gaussian float32 features"),
         ("build time", f"{rep.seconds:.1f} s"),
         ("query", f"pixel ({x},{y}) of view {hold[0]} -> similarity.png"),
     ]

@@ -50,6 +50,10 @@ class FitConfig:
     ``min_rel_improvement`` (relative) on the best of the previous ``patience`` epochs."""
 
     pixels_per_view: int = 2000
+    render_scale: int = 2
+    """Supervise on a grid this many times finer than the feature map (targets bilinearly
+    interpolated): it constrains each Gaussian at its own footprint, so full-resolution
+    renders and per-Gaussian features are not speckled. 1 = the feature map's own grid."""
     views_per_step: int = 2
     lr: float = 0.2
     lr_decoder: float = 0.005
@@ -78,10 +82,10 @@ class FitReport:
     epoch_losses: list[float] = field(default_factory=list)
 
 
-def feature_camera(cam: Camera, model: FeatureModel) -> Camera:
-    """The camera resized to the model's feature-map resolution (pixel centres aligned)."""
+def feature_camera(cam: Camera, model: FeatureModel, scale: int = 1) -> Camera:
+    """The camera resized to ``scale`` x the model's feature-map resolution (pixel centres aligned)."""
     h, w = model.feature_size
-    return cam.resized(w, h)
+    return cam.resized(w * scale, h * scale)
 
 
 def render_channels(scene: GaussianScene, values: Tensor, cameras: Sequence[Camera], backend: str = "auto") -> Tensor:
@@ -128,6 +132,34 @@ class _ViewSampler:
             m = np.ones((h, w), bool) if m is None else m
             self._masks[vi] = np.flatnonzero(m.reshape(-1))
         return self._masks[vi]
+
+    def sample_scaled(self, vi: int, n: int, scale: int, rng: np.random.Generator) -> tuple[np.ndarray, Tensor]:
+        """Pixels of the ``scale``x finer grid [h*s, w*s] (flat indices [M]) inside valid feature
+        cells, with targets bilinearly interpolated from the feature map [M,D]."""
+        if scale == 1:
+            return self.sample(vi, n, rng)
+        h, w = self.model.feature_size
+        cells = self.valid_flat(vi)
+        cy, cx = cells // w, cells % w
+        # every fine pixel of every valid cell, then a random subset
+        sub = np.arange(scale * scale)
+        fy = (cy[:, None] * scale + sub[None, :] // scale).reshape(-1)
+        fx = (cx[:, None] * scale + sub[None, :] % scale).reshape(-1)
+        if n < fy.size:
+            pick = np.sort(rng.choice(fy.size, size=n, replace=False))
+            fy, fx = fy[pick], fx[pick]
+        v = np.clip((fy + 0.5) / scale - 0.5, 0, h - 1)
+        u = np.clip((fx + 0.5) / scale - 0.5, 0, w - 1)
+        y0, x0 = np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
+        y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+        wy, wx = (v - y0)[:, None], (u - x0)[:, None]
+        a, _ = self.model.load(vi)
+        flat = a.reshape(h * w, -1)
+        corners = np.asarray(flat[np.concatenate([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1])], dtype=np.float32)
+        c00, c01, c10, c11 = np.split(corners, 4)
+        t = ((1 - wy) * ((1 - wx) * c00 + wx * c01) + wy * ((1 - wx) * c10 + wx * c11)).astype(np.float32)
+        ok = np.isfinite(t).all(axis=1)
+        return (fy * (w * scale) + fx)[ok], torch.from_numpy(t[ok])
 
     def sample(self, vi: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, Tensor]:
         """Flat pixel indices [M] and their target features [M,D] (float32, finite rows only)."""
@@ -226,10 +258,10 @@ def _fit_field(scene, cameras, train, values, targets, config, decoder_params, d
                     if not cams:
                         continue
                     for c in cams:
-                        pix, tgt = s.sample(t.views[c], config.pixels_per_view, rng)
+                        pix, tgt = s.sample_scaled(t.views[c], config.pixels_per_view, config.render_scale, rng)
                         if pix.size == 0:
                             continue
-                        m = cache.render(values[:, t.channels], feature_camera(cameras[c], t.model))
+                        m = cache.render(values[:, t.channels], feature_camera(cameras[c], t.model, config.render_scale))
                         rendered = m.reshape(-1, m.shape[-1])[torch.from_numpy(pix)]
                         loss_total = loss_total + feature_loss(t.decode(rendered), tgt, config.mse_weight, t.mse_scale)
                         n_terms += 1
