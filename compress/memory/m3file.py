@@ -229,8 +229,10 @@ def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None) -> Memo
                 raise FormatError(f"referenced scene {sp} not found", p)
             if sref.get("sha256") and file_sha256(sp) != sref["sha256"]:
                 raise FormatError(f"referenced scene {sp} has changed (SHA-256 mismatch)", p)
-            from splat.io import read_scene
-
+            try:
+                from splat.io import read_scene
+            except ImportError:
+                raise FormatError(f"the referenced scene {sp} needs splat.io.read_scene, which is not installed", p) from None
             scene = read_scene(sp)
     return decode_m3(data, p, scene)
 
