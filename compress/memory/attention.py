@@ -38,7 +38,7 @@ def memory_attention(
     temperature: float = DEFAULT_TEMPERATURE,
     *,
     bank_unit: Tensor | None = None,
-    chunk: int = 32768,
+    chunk: int = 8192,
 ) -> Tensor:
     """Features [...,D] for queries [...,Q]; projection [Q,D]; bank [K,D] raw vectors.
 
