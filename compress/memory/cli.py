@@ -68,6 +68,15 @@ def _pick(cams, i: int):
     return cams[i]
 
 
+# options shared by several commands
+_CAMERA = typer.Option(0, help="camera index (cameras stored in the .m3, or --cameras)")
+_CAMERAS = typer.Option(None, help="camera file to use instead of the stored cameras")
+_MODEL = typer.Option(None, help="feature model name (default: the first)")
+_SCALE = typer.Option(1.0, help="render at this fraction of the camera resolution")
+_BACKEND = typer.Option("auto", help="renderer backend")
+_FORCE = typer.Option(False, help="overwrite an existing output")
+
+
 @memory_app.command("extract")
 def extract_cmd(
     scene_path: Path = typer.Argument(..., metavar="SCENE", help="scene file (.ply, .splat, .spz, .sog...)"),
@@ -79,7 +88,7 @@ def extract_cmd(
     layers: str = typer.Option("b10", help="EfficientNet-Lite0 layers, comma-separated (b4, b7, b10, b14, head)"),
     holdout: int = typer.Option(4, help="hold out every view whose index is 1 mod (views // holdout); 0 = none"),
     fmt: str = typer.Option("npy", "--format", help="npy, pt or safetensors"),
-    backend: str = typer.Option("auto", help="renderer backend"),
+    backend: str = _BACKEND,
 ) -> None:
     """Render views of SCENE and extract real CNN features (EfficientNet-Lite0, offline) into
     the bring-your-own feature format. Needs the [features] extra.
@@ -203,13 +212,13 @@ def _scaled(cam, scale: float):
 @memory_app.command("render")
 def render_cmd(
     m3: Path = typer.Argument(..., metavar="MEMORY.m3"),
-    camera: int = typer.Option(0, help="camera index (cameras stored in the .m3, or --cameras)"),
+    camera: int = _CAMERA,
     out: Path = typer.Option(..., "-o", "--out", help="output .npy (float16 [H,W,D]) or .pt"),
-    cameras: Optional[str] = typer.Option(None, help="camera file to use instead of the stored cameras"),
-    model: Optional[str] = typer.Option(None, help="feature model name (default: the first)"),
-    scale: float = typer.Option(1.0, help="render at this fraction of the camera resolution"),
-    backend: str = typer.Option("auto", help="renderer backend"),
-    force: bool = typer.Option(False, help="overwrite an existing output"),
+    cameras: Optional[str] = _CAMERAS,
+    model: Optional[str] = _MODEL,
+    scale: float = _SCALE,
+    backend: str = _BACKEND,
+    force: bool = _FORCE,
 ) -> None:
     """Render one view's features [H,W,D] in the foundation model's space.
 
@@ -244,16 +253,16 @@ def _encoder(spec: str):
 def query_cmd(
     m3: Path = typer.Argument(..., metavar="MEMORY.m3"),
     out: Path = typer.Option(..., "-o", "--out", help="output heatmap PNG"),
-    camera: int = typer.Option(0, help="camera index (cameras stored in the .m3, or --cameras)"),
+    camera: int = _CAMERA,
     pixel: Optional[str] = typer.Option(None, help="'x,y' pixel (in the rendered image) whose feature is the query"),
     text: Optional[str] = typer.Option(None, help="text prompt (needs --encoder)"),
     encoder: Optional[str] = typer.Option(None, help="text encoder 'package.module:function', str -> vector [D]"),
     threshold: Optional[float] = typer.Option(None, help="grey out pixels whose cosine similarity is below this"),
-    cameras: Optional[str] = typer.Option(None, help="camera file to use instead of the stored cameras"),
-    model: Optional[str] = typer.Option(None, help="feature model name (default: the first)"),
-    scale: float = typer.Option(1.0, help="render at this fraction of the camera resolution"),
-    backend: str = typer.Option("auto", help="renderer backend"),
-    force: bool = typer.Option(False, help="overwrite an existing output"),
+    cameras: Optional[str] = _CAMERAS,
+    model: Optional[str] = _MODEL,
+    scale: float = _SCALE,
+    backend: str = _BACKEND,
+    force: bool = _FORCE,
 ) -> None:
     """Similarity heatmap for a clicked pixel's feature (or a text prompt) in one view.
 
