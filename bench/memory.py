@@ -69,7 +69,7 @@ def run_full(scene, cams, train, hold, model, per, fit: FitConfig, cache=None):
     t = FieldTarget(model, per, slice(0, model.dim), lambda x: x * rms, sc)
     cfg = FitConfig(**{**vars(fit), "lr": 0.02})
     rep = fit_field(scene, cams, train, vals, [t], cfg, description="Feature-3DGS baseline", cache=cache)
-    ev = evaluate_field(scene, cams, hold, vals.detach(), [t], cache=cache)[model.name]
+    ev = evaluate_field(scene, cams, hold, vals.detach(), [t], cache=cache, render_scale=fit.render_scale)[model.name]
     return ev, rep, len(scene) * model.dim * 4
 
 
@@ -109,7 +109,7 @@ def run_langsplat(scene, cams, train, hold, model, per, fit: FitConfig, d: int =
     cfg = FitConfig(**{**vars(fit), "lr": 0.05})
     rep = fit_field(scene, cams, train, vals, [t], cfg, description=f"LangSplat-style d={d}", cache=cache)
     rep.seconds += ae_s
-    ev = evaluate_field(scene, cams, hold, vals.detach(), [t], cache=cache)[model.name]
+    ev = evaluate_field(scene, cams, hold, vals.detach(), [t], cache=cache, render_scale=fit.render_scale)[model.name]
     return ev, rep, len(scene) * d * 4 + nparams * 4
 
 
@@ -136,6 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--max-seconds", type=float, default=480.0, help="optimisation budget of our runs")
     ap.add_argument("--baseline-seconds", type=float, default=900.0, help="optimisation budget of the baselines")
+    ap.add_argument("--render-scale", type=int, default=2, help="supervision grid, times the feature map's")
     ap.add_argument("--quick", action="store_true", help="fewer configurations")
     ap.add_argument("--reuse", action="store_true", help="reuse rows already measured in --work (same settings)")
     args = ap.parse_args(argv)
@@ -157,16 +158,15 @@ def main(argv=None) -> int:
     fs = load_features(work)
     model = fs.models[0]
     per = fs.match(cams)[0]
-    fit = FitConfig(max_seconds=args.max_seconds, progress=sys.stderr.isatty())
-    fit_base = FitConfig(max_seconds=args.baseline_seconds, max_epochs=200, progress=sys.stderr.isatty())
+    fit = FitConfig(max_seconds=args.max_seconds, render_scale=args.render_scale, progress=sys.stderr.isatty())
+    fit_base = FitConfig(max_seconds=args.baseline_seconds, max_epochs=200, render_scale=args.render_scale,
+                         progress=sys.stderr.isatty())
     # the per-view blend operators are shared by every method (built once, timed once)
     cache = ProjectionCache(scene)
     t0 = time.perf_counter()
     with torch_threads(1):
         for c in range(len(cams)):
-            cache.operator(feature_camera(cams[c], model))  # evaluation grid
-            if c in train:
-                cache.operator(feature_camera(cams[c], model, fit.render_scale))  # training grid
+            cache.operator(feature_camera(cams[c], model, fit.render_scale))  # training and evaluation grid
     operator_s = time.perf_counter() - t0
     print(f"{Path(args.scene).name}: {len(scene):,} Gaussians, {len(cams)} views ({len(hold)} held out) at "
           f"{args.width}x{args.height}; {model.name} D={model.dim} maps {model.feature_size}; "
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
           flush=True)
 
     rows = []
-    cache_file = work / f"rows_{args.max_seconds:g}_{args.baseline_seconds:g}_x{fit.render_scale}.jsonl"
+    cache_file = work / f"rows_{args.max_seconds:g}_{args.baseline_seconds:g}_x{fit.render_scale}e.jsonl"
     done = {}
     if args.reuse and cache_file.exists():
         for line in cache_file.read_text().splitlines():
@@ -230,8 +230,10 @@ def main(argv=None) -> int:
             "operator_seconds": operator_s, "extract_seconds": extract_s,
             "note": "train_seconds exclude building the shared per-view blend operators (operator_seconds, once)",
             "command": "python bench/memory.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    (out / "memory.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    with open(out / "memory.csv", "w", newline="") as f:
+    meta["render_scale"] = args.render_scale
+    stem = "memory" if args.render_scale == 2 else f"memory_x{args.render_scale}"
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    with open(out / f"{stem}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -261,7 +263,7 @@ def main(argv=None) -> int:
         ax.set_title(f"{meta['scene']}: {model.name}, D={model.dim}")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / "memory.png", dpi=120)
+        fig.savefig(out / f"{stem}.png", dpi=120)
     except ImportError:
         print("matplotlib not installed: no plot")
     return 0

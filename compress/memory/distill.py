@@ -148,6 +148,7 @@ def distill(
     report = DistillReport(stats, fit_report, train, hold, bank_seconds)
     if evaluate and hold:
         with torch.no_grad():
-            report.heldout = evaluate_field(base, cameras, hold, values, targets, config.fit.backend, cache)
+            report.heldout = evaluate_field(base, cameras, hold, values, targets, config.fit.backend, cache,
+                                            config.fit.render_scale)
         mem.meta["heldout"] = report.heldout
     return mem, report

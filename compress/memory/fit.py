@@ -308,9 +308,13 @@ def evaluate_field(
     targets: Sequence[FieldTarget],
     backend: str = "auto",
     cache: ProjectionCache | None = None,
+    render_scale: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Mean cosine similarity and mean L2 distance between decoded and true features over
-    every valid pixel of the cameras ``cams``, per model: {name: {cos, l2, pixels}}."""
+    every valid cell of the cameras ``cams``, per model: {name: {cos, l2, pixels}}.
+
+    With ``render_scale`` s > 1 the field is rendered and decoded on the s-times finer grid
+    it was trained on, and the decoded features are averaged over each cell's s x s pixels."""
     cache = cache or ProjectionCache(scene, backend)
     out = {}
     for t in targets:
@@ -320,8 +324,11 @@ def evaluate_field(
             if vi is None:
                 continue
             feats, valid = t.model.load_tensor(vi)
-            m = cache.render(values[:, t.channels], feature_camera(cameras[c], t.model))
-            pred = t.decode(m.reshape(-1, m.shape[-1]))
+            m = cache.render(values[:, t.channels], feature_camera(cameras[c], t.model, render_scale))
+            pred = t.decode(m.reshape(-1, m.shape[-1])).reshape(m.shape[0], m.shape[1], -1)
+            if render_scale > 1:
+                pred = torch.nn.functional.avg_pool2d(pred.permute(2, 0, 1)[None], render_scale)[0].permute(1, 2, 0)
+            pred = pred.reshape(-1, pred.shape[-1])
             tgt = feats.reshape(-1, feats.shape[-1])
             keep = valid.reshape(-1)
             pred, tgt = pred[keep], tgt[keep]
