@@ -9,7 +9,7 @@ import torch
 from compress.memory import DistillConfig, distill, load_features, read_m3
 from compress.memory.cli import holdout_indices
 from compress.memory.extract import MISSING, available
-from compress.memory.fit import FitConfig
+from compress.memory.fit import FitConfig, ProjectionCache
 from splat.camera import orbit_cameras, save_inria_cameras
 from conftest import shared_file
 
@@ -57,8 +57,10 @@ def test_distillation_raises_heldout_cosine_on_real_scene(plant_features):
     fs = load_features(feats)
     assert fs.models[0].name == "efficientnet-lite0/b4" and fs.models[0].dim == 40
     base = dict(query_dim=8, bank_max=512)
-    _, before = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_steps=0, progress=False)))
-    mem, after = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_epochs=15, max_seconds=40, progress=False)))
+    cache = ProjectionCache(scene)  # both runs share the per-view blend operators
+    _, before = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_steps=0, progress=False)), cache=cache)
+    mem, after = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_epochs=15, max_seconds=40, progress=False)),
+                         cache=cache)
     name = fs.models[0].name
     c0, c1 = before.heldout[name]["cos"], after.heldout[name]["cos"]
     assert len(after.holdout_views) == 3 and after.heldout[name]["pixels"] > 300
