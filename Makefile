@@ -7,12 +7,15 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all bench clean
+CHROMIUM := /usr/bin/chromium
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+.PHONY: install demo test test-slow test-all bench clean chromium
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,bench,features]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,13 +23,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m splat.demo --out demo_out
 
-test: $(STAMP)
+# Debian's Chromium for the headless browser tests (marked `browser`); a no-op when present.
+# If it cannot be installed, those tests skip with a message saying so.
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: could not install chromium; browser tests will be skipped"
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q -m "not slow and not cuda" $(PYTEST_ARGS)
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) chromium
 	$(PY) -m pytest -q -m "slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) chromium
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

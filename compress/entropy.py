@@ -6,8 +6,9 @@ nothing but the bytes. The encoder tries the applicable methods and keeps the sm
 
 * ``RAW``      (0): little-endian fixed width (1, 2, 4 or 8 bytes, zigzag for signed).
 * ``ZSTD``     (1): the RAW payload compressed with zstd (level 19).
-* ``RANS``     (2): static categorical model over the (zigzag) alphabet, counts stored
-                    in the stream, coded with constriction's rANS (32-bit words).
+* ``RANS``     (2): static categorical model over the (zigzag) alphabet: frequencies
+                    normalised to 2^16 are stored in the stream, symbols are coded
+                    with the byte-wise rANS of ``compress/rans.py``.
 * ``RANS_EG``  (3): Elias-gamma style buckets: bucket b = bit length of the value,
                     rANS-coded with a static model; the b-1 bits below the leading one
                     are stored raw, grouped per bucket. Suits heavy-tailed residuals.
@@ -22,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from splat.errors import FormatError
+
+from .rans import normalize_freqs, rans_decode, rans_encode
 
 RAW, ZSTD, RANS, RANS_EG = 0, 1, 2, 3
 MAX_RANS_ALPHABET = 4096
@@ -122,32 +125,9 @@ def unpack_bits(buf: bytes | memoryview, count: int, width: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- rANS core
-def _rans_encode(symbols: np.ndarray, counts: np.ndarray) -> bytes:
-    import constriction
-
-    probs = counts.astype(np.float64) / float(counts.sum())
-    model = constriction.stream.model.Categorical(probs, perfect=False)
-    coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(symbols.astype(np.int32), model)
-    return coder.get_compressed().astype("<u4").tobytes()
-
-
-def _rans_decode(payload: bytes | memoryview, counts: np.ndarray, n: int) -> np.ndarray:
-    import constriction
-
-    if len(payload) % 4:
-        raise FormatError("rANS payload is not a whole number of 32-bit words")
-    if counts.sum() <= 0:
-        raise FormatError("rANS model has no mass")
-    probs = counts.astype(np.float64) / float(counts.sum())
-    words = np.frombuffer(bytes(payload), dtype="<u4").astype(np.uint32)
-    try:
-        model = constriction.stream.model.Categorical(probs, perfect=False)
-        coder = constriction.stream.stack.AnsCoder(words)
-        out = coder.decode(model, n)
-    except Exception as e:
-        raise FormatError(f"corrupt rANS data ({e})") from None
-    return np.asarray(out, dtype=np.int64)
+def _model_freqs(symbols: np.ndarray) -> np.ndarray:
+    """Static model: symbol counts normalised to 2**16 (see compress/rans.py)."""
+    return normalize_freqs(np.bincount(symbols.astype(np.int64)))
 
 
 def _pack_counts(counts: np.ndarray) -> bytes:
@@ -178,8 +158,8 @@ def _enc_raw(u: np.ndarray) -> tuple[bytes, int]:
 
 
 def _enc_rans(u: np.ndarray) -> bytes:
-    counts = np.bincount(u.astype(np.int64))
-    return _pack_counts(counts) + _rans_encode(u, counts)
+    freqs = _model_freqs(u)
+    return _pack_counts(freqs) + rans_encode(u, freqs)
 
 
 def _buckets(u: np.ndarray) -> np.ndarray:
@@ -197,9 +177,9 @@ def _buckets(u: np.ndarray) -> np.ndarray:
 
 def _enc_rans_eg(u: np.ndarray) -> bytes:
     b = _buckets(u)
-    counts = np.bincount(b)
+    counts = _model_freqs(b)
     parts = [_pack_counts(counts)]
-    coded = _rans_encode(b, counts)
+    coded = rans_encode(b, counts)
     parts.append(write_varint(len(coded)) + coded)
     for bk in range(2, len(counts)):
         sel = u[b == bk]
@@ -266,13 +246,13 @@ def decode_ints(data: bytes | memoryview, *, max_count: int = _MAX_COUNT) -> np.
         u = np.frombuffer(body[1:], dtype=_DT[w]).astype(np.uint64)
     elif method == RANS:
         counts, pos = _unpack_counts(buf, pos, MAX_RANS_ALPHABET)
-        u = _rans_decode(buf[pos:], counts, n).astype(np.uint64)
+        u = rans_decode(buf[pos:], n, counts).astype(np.uint64)
     elif method == RANS_EG:
         counts, pos = _unpack_counts(buf, pos, 65)
         clen, pos = read_varint(buf, pos)
         if pos + clen > len(buf):
             raise FormatError("truncated entropy stream (rANS payload)")
-        b = _rans_decode(buf[pos:pos + clen], counts, n)
+        b = rans_decode(buf[pos:pos + clen], n, counts)
         pos += clen
         if (b < 0).any() or (b >= len(counts)).any():
             raise FormatError("corrupt entropy stream (bucket)")

@@ -26,6 +26,7 @@ from .projection import Projection, project_gaussians
 from .sh import sh_colors
 
 Mode = Literal["RGB", "RGB+D", "features"]
+CPU_TILE_SIZE = 8  # measured: 8x8 tiles halve the cpu blend time of 16x16 (more, tighter pairs)
 Backend = Literal["auto", "cpu", "gsplat", "reference"]
 
 
@@ -96,12 +97,14 @@ def rasterize_projected(
     background: Tensor | None = None,
     backend: str = "cpu",
     return_stats: bool = False,
-    tile_size: int = 16,
+    tile_size: int | None = None,
 ) -> tuple[Tensor, Tensor, GaussianStats | None]:
     """Composite projected Gaussians.
 
     colors [C,N,D]; background [C,D] or None (black). Returns colours [C,H,W,D],
     alphas [C,H,W,1] and, if asked, per-Gaussian stats summed over the C cameras.
+    tile_size: None picks the backend's best (cpu 8, gsplat 16); the image does not
+    depend on it.
     """
     if backend == "reference":
         from ._torch_impl import composite_reference
@@ -120,13 +123,13 @@ def rasterize_projected(
 
         return rasterize_to_pixels(
             proj.means2d, proj.conics, colors, proj.opacities, proj.depths, proj.radii, width, height,
-            background=background, return_stats=return_stats, tile_size=tile_size,
+            background=background, return_stats=return_stats, tile_size=tile_size or CPU_TILE_SIZE,
         )
     if backend == "gsplat":
         from .gsplat_backend import rasterize_to_pixels_gsplat
 
         return rasterize_to_pixels_gsplat(
-            proj, colors, width, height, background=background, return_stats=return_stats, tile_size=tile_size
+            proj, colors, width, height, background=background, return_stats=return_stats, tile_size=tile_size or 16
         )
     raise ValueError(f"unknown backend {backend!r}")
 
@@ -145,7 +148,7 @@ def rasterize(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     antialiased: bool = False,
-    tile_size: int = 16,
+    tile_size: int | None = None,
 ) -> RenderOutput:
     """Render ``scene`` from one or more cameras (all of one size).
 
@@ -180,10 +183,18 @@ def rasterize(
     else:
         raise ValueError(f"unknown mode {mode!r} (RGB, RGB+D, features)")
 
-    proj = project_gaussians(
-        scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, width, height,
-        eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, antialiased=antialiased,
-    )
+    if backend_name == "cpu" and not antialiased and dev.type == "cpu":
+        from .cpu.projection import project_gaussians_fused
+
+        proj = project_gaussians_fused(
+            scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        )
+    else:
+        proj = project_gaussians(
+            scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, antialiased=antialiased,
+        )
     if mode == "RGB+D":
         colors = torch.cat([colors, proj.depths[..., None]], dim=-1)
 

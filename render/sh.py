@@ -67,5 +67,8 @@ def sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Ten
 
     coeffs [N,K,3], means [N,3], campos [C,3] -> [C,N,3].
     """
+    if degree == 0:  # view-independent: skip the directions
+        rgb = torch.clamp_min(_C0 * coeffs[:, 0, :] + 0.5, 0.0)
+        return rgb[None].expand(campos.shape[0], -1, -1)
     dirs = means[None, :, :] - campos[:, None, :]
     return torch.clamp_min(eval_sh(degree, coeffs, dirs) + 0.5, 0.0)

@@ -69,24 +69,34 @@ def main(argv: list[str] | None = None) -> int:
     except SplatError as e:
         if os.environ.get("SPLAT_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         return 130
     except SystemExit as e:  # typer/click exits (e.g. --help) arrive here with standalone_mode=False
         return int(e.code or 0)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # click usage errors (typer >= 0.20 vendors click as typer._click)
+        click_exc = _click_exceptions()
+        if isinstance(e, click_exc.ClickException):
             e.show()
             return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, click_exc.Abort):
             return 1
         raise
     return 0
 
 
+def _click_exceptions():
+    try:
+        from typer._click import exceptions
+    except ImportError:  # older typer depends on click itself
+        from click import exceptions
+    return exceptions
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m splat.cli` runs this file as __main__; the commands live on splat.cli.app
+    from splat.cli import main as _main
+
+    sys.exit(_main())

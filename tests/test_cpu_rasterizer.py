@@ -156,11 +156,11 @@ def _projected(scene, cams):
     return project_gaussians(scene.means, scene.quats, scene.scales, scene.opacities, viewmats, Ks, cams[0].width, cams[0].height)
 
 
-def test_tile_assignment_is_exact_and_tighter_than_the_box():
+@pytest.mark.parametrize("ts", [8, 16])
+def test_tile_assignment_is_exact_and_tighter_than_the_box(ts):
     scene = GaussianScene.random(300, seed=12)
     cams = _cams(1, 96, 80)
     proj = _projected(scene, cams)
-    ts = 16
     order, camid = depth_order(proj.depths.numpy(), proj.radii.numpy())
     xy = proj.means2d.reshape(-1, 2)[order].numpy().astype(np.float32)
     con = proj.conics.reshape(-1, 3)[order].numpy().astype(np.float32)
@@ -252,3 +252,13 @@ def test_exp_neg_accuracy():
     rel = np.abs(out[m] - exact[m]) / exact[m]
     assert rel.max() < 2.5e-7
     assert out[xs > 87].max() <= np.exp(-86.9)
+
+
+def test_antialiased_mode_parity():
+    scene = GaussianScene.random(100, seed=21)
+    cams = _cams(1)
+    ref = rasterize(scene.to(dtype=torch.float64), cams, backend="reference", antialiased=True)
+    cpu = rasterize(scene, cams, backend="cpu", antialiased=True)
+    plain = rasterize(scene, cams, backend="cpu")
+    assert (cpu.colors.double() - ref.colors).abs().max() <= 1e-4
+    assert (cpu.colors - plain.colors).abs().max() > 1e-3  # the mode really changes the image

@@ -110,7 +110,7 @@ def rasterize_to_pixels(
     *,
     background: Tensor | None = None,
     return_stats: bool = False,
-    tile_size: int = 16,
+    tile_size: int = 8,
 ) -> tuple[Tensor, Tensor, GaussianStats | None]:
     """Composite screen-space Gaussians on the CPU (tile-based numba kernels).
 

@@ -54,34 +54,29 @@ class TileBins:
         return int(self.tile_entries.shape[0])
 
 
-@njit(cache=True, inline="always")
-def _quad(a, b, c, dx, dy):
-    return 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-
-
 @njit(cache=True)
-def _min_quad_on_rect(a, b, c, xa, xb, ya, yb):
-    """Minimum of 0.5(a x^2 + c y^2) + b x y over [xa,xb] x [ya,yb] (a, c > 0, ac > b^2)."""
-    if xa <= 0.0 <= xb and ya <= 0.0 <= yb:
-        return 0.0
-    best = math.inf
-    for xe in (xa, xb):
-        y = min(max(-b * xe / c, ya), yb)
-        best = min(best, _quad(a, b, c, xe, y))
-    for ye in (ya, yb):
-        x = min(max(-b * ye / a, xa), xb)
-        best = min(best, _quad(a, b, c, x, ye))
-    return best
+def _reach(a, b, c, opac):
+    """sigma bound (with margin) below which alpha can reach 1/255, or -1 if degenerate."""
+    if not (a > 0.0 and c > 0.0 and a * c - b * b > 0.0 and opac > 0.0):
+        return -1.0
+    s = math.log(255.0 * opac)
+    return max(s, 0.0) * (1.0 + _REL_MARGIN) + _ABS_MARGIN
 
 
 @njit(cache=True)
 def _pairs_of(mx, my, a, b, c, opac, width, height, ts, tiles_x, tile_base, out, start):
-    """Count (and, if ``out`` is non-empty, write from ``start``) the tiles one Gaussian reaches."""
-    det = a * c - b * b
-    if not (a > 0.0 and c > 0.0 and det > 0.0 and opac > 0.0):
+    """Count (and, if ``out`` is non-empty, write from ``start``) the tiles one Gaussian reaches.
+
+    Row band by row band: the set {sigma <= s} cut by the band of a tile row's pixel-centre
+    rows is convex, so its x extent is [xl(y_l), xr(y_r)] with the left/right boundary
+    functions evaluated at their stationary points clamped into the band. The tiles of
+    the pixel columns whose centres fall in that extent are the row's tiles: every pixel
+    that can reach alpha >= 1/255 is covered, and only columns that can are visited.
+    """
+    s = _reach(a, b, c, opac)
+    if s < 0.0:
         return 0
-    s = math.log(255.0 * opac)
-    s = max(s, 0.0) * (1.0 + _REL_MARGIN) + _ABS_MARGIN
+    det = a * c - b * b
     hx = math.sqrt(2.0 * s * c / det)  # x half-extent of {sigma <= s}: sqrt(2 s cov_xx)
     hy = math.sqrt(2.0 * s * a / det)
     # pixel columns/rows whose centres (j + 0.5) fall inside the ellipse's box
@@ -91,17 +86,24 @@ def _pairs_of(mx, my, a, b, c, opac, width, height, ts, tiles_x, tile_base, out,
     i1 = min(int(math.floor(my + hy - 0.5)), height - 1)
     if j0 > j1 or i0 > i1:
         return 0
+    y_right = -b * hx / c  # dy of the rightmost point of the ellipse (the leftmost is at -y_right)
+    two_sa = 2.0 * s * a
     n = 0
     for ty in range(i0 // ts, i1 // ts + 1):
-        ya = max(ty * ts, i0) + 0.5 - my
-        yb = min(ty * ts + ts - 1, i1) + 0.5 - my
-        for tx in range(j0 // ts, j1 // ts + 1):
-            xa = max(tx * ts, j0) + 0.5 - mx
-            xb = min(tx * ts + ts - 1, j1) + 0.5 - mx
-            if _min_quad_on_rect(a, b, c, xa, xb, ya, yb) <= s:
-                if out.shape[0] > 0:
-                    out[start + n] = tile_base + ty * tiles_x + tx
-                n += 1
+        ylo = max(ty * ts, i0) + 0.5 - my
+        yhi = min(ty * ts + ts - 1, i1) + 0.5 - my
+        yr = min(max(y_right, ylo), yhi)
+        yl = min(max(-y_right, ylo), yhi)
+        xmax = (-b * yr + math.sqrt(max(two_sa - det * yr * yr, 0.0))) / a
+        xmin = (-b * yl - math.sqrt(max(two_sa - det * yl * yl, 0.0))) / a
+        jlo = max(int(math.ceil(mx + xmin - 0.5)), j0)
+        jhi = min(int(math.floor(mx + xmax - 0.5)), j1)
+        if jlo > jhi:
+            continue
+        for tx in range(jlo // ts, jhi // ts + 1):
+            if out.shape[0] > 0:
+                out[start + n] = tile_base + ty * tiles_x + tx
+            n += 1
     return n
 
 

@@ -33,6 +33,24 @@ T_MIN = np.float32(1e-4)
 _FM = {"reassoc", "contract"}
 
 
+@njit(cache=True)
+def _tile_setup(t, tiles_x, ntile, ts):
+    """Camera, pixel origin and pixel-centre coordinates [P] of flat tile index t."""
+    cam = t // ntile
+    rem = t - cam * ntile
+    ty = rem // tiles_x
+    x0 = (rem - ty * tiles_x) * ts
+    y0 = ty * ts
+    P = ts * ts
+    px = np.empty(P, dtype=np.float32)
+    py = np.empty(P, dtype=np.float32)
+    for p in range(P):
+        i = p // ts
+        px[p] = np.float32(x0 + p - i * ts) + HALF
+        py[p] = np.float32(y0 + i) + HALF
+    return cam, x0, y0, px, py
+
+
 @njit(parallel=True, cache=True, fastmath=_FM)
 def forward_tiles(
     tile_offsets, tile_entries, xy, conic, opac, color, tiles_x, tiles_y, ts, width, height, bg,
@@ -50,14 +68,7 @@ def forward_tiles(
     ntile = tiles_x * tiles_y
     total = tile_offsets.shape[0] - 1
     for t in prange(total):
-        cam = t // ntile
-        rem = t - cam * ntile
-        ty = rem // tiles_x
-        tx = rem - ty * tiles_x
-        x0 = tx * ts
-        y0 = ty * ts
-        px = np.empty(P, dtype=np.float32)
-        py = np.empty(P, dtype=np.float32)
+        cam, x0, y0, px, py = _tile_setup(t, tiles_x, ntile, ts)
         T = np.empty(P, dtype=np.float32)
         act = np.empty(P, dtype=np.float32)
         w = np.empty(P, dtype=np.float32)
@@ -69,8 +80,6 @@ def forward_tiles(
         for p in range(P):
             i = p // ts
             j = p - i * ts
-            px[p] = np.float32(x0 + j) + HALF
-            py[p] = np.float32(y0 + i) + HALF
             T[p] = F1
             last[p] = np.int32(n)
             if x0 + j < width and y0 + i < height:
@@ -151,14 +160,7 @@ def backward_tiles(
         n = tile_offsets[t + 1] - start
         if n == 0:
             continue
-        cam = t // ntile
-        rem = t - cam * ntile
-        ty = rem // tiles_x
-        tx = rem - ty * tiles_x
-        x0 = tx * ts
-        y0 = ty * ts
-        px = np.empty(P, dtype=np.float32)
-        py = np.empty(P, dtype=np.float32)
+        cam, x0, y0, px, py = _tile_setup(t, tiles_x, ntile, ts)
         T = np.empty(P, dtype=np.float32)
         R = np.zeros(P, dtype=np.float32)
         lastp = np.zeros(P, dtype=np.int32)
@@ -169,8 +171,6 @@ def backward_tiles(
         for p in range(P):
             i = p // ts
             j = p - i * ts
-            px[p] = np.float32(x0 + j) + HALF
-            py[p] = np.float32(y0 + i) + HALF
             T[p] = F1
             yy = y0 + i
             xx = x0 + j

@@ -1,0 +1,299 @@
+"""The ``.m3`` feature-memory file (spec: ``docs/formats/m3.md``) and ``f_emb_*`` PLY export.
+
+An ``.m3`` file is a ``compress.container`` with magic ``b"GSM3"``: a JSON header
+(models, quantisation ranges, the scene reference), then chunks ``GEOM`` (the scene,
+optional), ``QRYS`` (the queries, per-channel quantised and entropy-coded), one
+``BANK`` (float16 [K,D]) and one ``PROJ`` (float32 [Q,D]) per model. Every byte is
+covered by a CRC-32.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compress.container import pack_container, unpack_container
+from compress.entropy import decode_bytes, decode_ints, encode_bytes, encode_ints
+from splat.atomic import atomic_path, atomic_write_bytes
+from splat.errors import FormatError
+from splat.scene import GaussianScene
+
+from .memory import QUERY_EXTRA, Memory, ModelMemory
+
+MAGIC = b"GSM3"
+VERSION = 1
+_GEOM_FIELDS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
+
+
+# ---------------------------------------------------------------------- quantisation
+def quantize_queries(q: torch.Tensor, bits: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel affine quantisation of queries [N,Q] -> codes [Q,N] uint16, lo [Q], step [Q] (float32)."""
+    if not 2 <= bits <= 16:
+        raise ValueError(f"query bits must be in 2..16, got {bits}")
+    a = q.detach().cpu().double().numpy()
+    levels = (1 << bits) - 1
+    lo = a.min(axis=0) if a.shape[0] else np.zeros(a.shape[1])
+    hi = a.max(axis=0) if a.shape[0] else np.zeros(a.shape[1])
+    step = np.where(hi > lo, (hi - lo) / levels, 1.0)
+    lo32, step32 = lo.astype(np.float32), step.astype(np.float32)
+    codes = np.clip(np.rint((a - lo32.astype(np.float64)) / step32.astype(np.float64)), 0, levels).astype(np.uint16)
+    return np.ascontiguousarray(codes.T), lo32, step32
+
+
+def dequantize_queries(codes: np.ndarray, lo: np.ndarray, step: np.ndarray) -> torch.Tensor:
+    """Codes [Q,N] -> queries [N,Q] float32: lo + code * step (computed in float32)."""
+    return torch.from_numpy((lo[:, None] + codes.astype(np.float32) * step[:, None]).T.astype(np.float32).copy())
+
+
+# ---------------------------------------------------------------------- scene payload
+def _geom_bytes(scene: GaussianScene) -> bytes:
+    parts = [getattr(scene, f).detach().cpu().float().contiguous().numpy().astype("<f4").tobytes() for f in _GEOM_FIELDS]
+    return encode_bytes(b"".join(parts))
+
+
+def _geom_scene(data: bytes, n: int, sh_degree: int, path) -> GaussianScene:
+    k = {0: 0, 1: 3, 2: 8, 3: 15}[sh_degree]
+    widths = (3, 4, 3, 1, 3, 3 * k)
+    expect = 4 * n * sum(widths)
+    raw = decode_bytes(data, max_size=expect)
+    if len(raw) != expect:
+        raise FormatError(f"GEOM chunk holds {len(raw)} bytes, {n} Gaussians of SH degree {sh_degree} need {expect}", path)
+    arr = np.frombuffer(raw, dtype="<f4")
+    out, pos = {}, 0
+    shapes = {"means": (n, 3), "quats": (n, 4), "log_scales": (n, 3), "opacity_logits": (n,), "sh_dc": (n, 3),
+              "sh_rest": (n, k, 3)}
+    for f, w in zip(_GEOM_FIELDS, widths):
+        out[f] = torch.from_numpy(arr[pos:pos + n * w].astype(np.float32).reshape(shapes[f]))
+        pos += n * w
+    return GaussianScene(**out)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------- write / read
+def encode_m3(memory: Memory, *, query_bits: int = 8, embed_scene: bool = True,
+              scene_ref: str | None = None, scene_sha256: str | None = None) -> bytes:
+    """Serialise a memory. Without ``embed_scene`` the file stores ``scene_ref`` (a path,
+    relative to the .m3 file) and the scene file's SHA-256 instead of the geometry."""
+    q = memory.queries
+    n, qt = int(q.shape[0]), int(q.shape[1])
+    codes, lo, step = quantize_queries(q, query_bits)
+    header: dict = {
+        "n": n, "query_total": qt, "query_bits": int(query_bits),
+        "query_lo": [float(x) for x in lo], "query_step": [float(x) for x in step],
+        "sh_degree": memory.scene.sh_degree,
+        "models": [
+            {"name": m.name, "offset": m.offset, "query_dim": m.query_dim, "dim": m.dim, "bank_size": m.bank_size,
+             "temperature": m.temperature, "learnable": m.learnable, "image_size": list(m.image_size),
+             "feature_size": list(m.feature_size)}
+            for m in memory.models
+        ],
+        "meta": _jsonable(memory.meta),
+    }
+    chunks: list[tuple[str, bytes]] = []
+    if embed_scene:
+        header["scene"] = "embedded"
+        chunks.append(("GEOM", _geom_bytes(memory.scene)))
+    else:
+        if not scene_ref:
+            raise ValueError("a scene reference is needed when the scene is not embedded")
+        header["scene"] = {"ref": scene_ref, "sha256": scene_sha256}
+    chunks.append(("QRYS", encode_ints(codes.reshape(-1).astype(np.int64))))
+    for m in memory.models:
+        chunks.append(("BANK", m.bank.detach().cpu().numpy().astype("<f2").tobytes()))
+        chunks.append(("PROJ", m.projection.detach().cpu().numpy().astype("<f4").tobytes()))
+    return pack_container(MAGIC, VERSION, header, chunks)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (bool, int, str)) or x is None:
+        return x
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, (np.floating, np.integer)):
+        return _jsonable(x.item())
+    return str(x)
+
+
+def write_m3(memory: Memory, path: str | os.PathLike, *, query_bits: int = 8, scene_path: str | os.PathLike | None = None,
+             embed_scene: bool = True) -> int:
+    """Write ``memory`` to ``path`` atomically; returns the byte count.
+
+    ``embed_scene=False`` stores a reference to ``scene_path`` (and its SHA-256) instead of the geometry.
+    """
+    ref = sha = None
+    if not embed_scene:
+        if scene_path is None:
+            raise ValueError("scene_path is needed when the scene is not embedded")
+        ref = os.path.relpath(Path(scene_path).resolve(), Path(path).resolve().parent)
+        sha = file_sha256(scene_path)
+    data = encode_m3(memory, query_bits=query_bits, embed_scene=embed_scene, scene_ref=ref, scene_sha256=sha)
+    atomic_write_bytes(path, data)
+    return len(data)
+
+
+def _req(d: dict, key: str, typ, path, where: str = "header"):
+    v = d.get(key)
+    if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
+        raise FormatError(f".m3 {where} field {key!r} is missing or has the wrong type", path)
+    return v
+
+
+def decode_m3(data: bytes, path=None, scene: GaussianScene | None = None) -> Memory:
+    """Parse .m3 bytes. A file that references its scene needs ``scene`` (or use :func:`read_m3`)."""
+    c = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".m3 file")
+    h = c.header
+    n = _req(h, "n", int, path)
+    qt = _req(h, "query_total", int, path)
+    bits = _req(h, "query_bits", int, path)
+    lo = np.asarray(_req(h, "query_lo", list, path), dtype=np.float32)
+    step = np.asarray(_req(h, "query_step", list, path), dtype=np.float32)
+    models_h = _req(h, "models", list, path)
+    if n < 0 or qt < 1 or not 2 <= bits <= 16 or lo.shape != (qt,) or step.shape != (qt,):
+        raise FormatError(".m3 header has inconsistent query sizes", path)
+    codes = decode_ints(c.get("QRYS"), max_count=n * qt)
+    if codes.size != n * qt or (codes.size and (codes.min() < 0 or codes.max() >= (1 << bits))):
+        raise FormatError(f"QRYS chunk holds {codes.size} codes, expected {n} x {qt} of {bits} bits", path)
+    queries = dequantize_queries(codes.reshape(qt, n), lo, step)
+    banks, projs = c.all("BANK"), c.all("PROJ")
+    if len(banks) != len(models_h) or len(projs) != len(models_h) or not models_h:
+        raise FormatError(f".m3 file lists {len(models_h)} models but holds {len(banks)} banks and {len(projs)} projections", path)
+    models, used = [], 0
+    for mh, b, p in zip(models_h, banks, projs):
+        if not isinstance(mh, dict):
+            raise FormatError(".m3 model entry must be an object", path)
+        name = _req(mh, "name", str, path, "model")
+        off, qd, dim, k = (_req(mh, f, int, path, "model") for f in ("offset", "query_dim", "dim", "bank_size"))
+        if off != used or qd < 1 or off + qd > qt or dim < 1 or k < 1:
+            raise FormatError(f".m3 model {name!r} has an inconsistent query slice or sizes", path)
+        used += qd
+        if len(b) != 2 * k * dim or len(p) != 4 * qd * dim:
+            raise FormatError(f".m3 model {name!r}: bank/projection chunk sizes do not match [{k},{dim}] / [{qd},{dim}]", path)
+        bank = torch.from_numpy(np.frombuffer(b, dtype="<f2").astype(np.float32).reshape(k, dim))
+        proj = torch.from_numpy(np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(qd, dim))
+        if not (torch.isfinite(bank).all() and torch.isfinite(proj).all()):
+            raise FormatError(f".m3 model {name!r}: bank or projection holds NaN/Inf", path)
+        temp = mh.get("temperature", 0.05)
+        if not isinstance(temp, (int, float)) or not temp > 0:
+            raise FormatError(f".m3 model {name!r}: temperature must be positive", path)
+        models.append(ModelMemory(name, off, qd, bank, proj, float(temp), bool(mh.get("learnable", True)),
+                                  tuple(mh.get("image_size", (0, 0))), tuple(mh.get("feature_size", (0, 0)))))
+    if used != qt:
+        raise FormatError(f".m3 models use {used} query channels, the file holds {qt}", path)
+    ref = None
+    if h.get("scene") == "embedded":
+        deg = _req(h, "sh_degree", int, path)
+        if deg not in (0, 1, 2, 3):
+            raise FormatError(f".m3 sh_degree {deg} is not 0..3", path)
+        geo = _geom_scene(c.get("GEOM"), n, deg, path)
+    else:
+        sref = h.get("scene")
+        if not isinstance(sref, dict) or not isinstance(sref.get("ref"), str):
+            raise FormatError(".m3 header 'scene' must be \"embedded\" or {\"ref\": path, \"sha256\": hex}", path)
+        ref = sref["ref"]
+        if scene is None:
+            raise FormatError(f".m3 file references its scene ({ref}); load it with read_m3 or pass the scene", path)
+        geo = scene
+    if len(geo) != n:
+        raise FormatError(f"the scene has {len(geo)} Gaussians, the .m3 file has queries for {n}", path)
+    geo = geo.replace(extras={k: v for k, v in geo.extras.items() if k != QUERY_EXTRA})
+    return Memory(geo.with_extras(**{QUERY_EXTRA: queries}), models, ref, dict(h.get("meta") or {}))
+
+
+def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None) -> Memory:
+    """Read a ``.m3`` file. A referenced scene is loaded from its path (relative to the .m3)
+    and checked against the stored SHA-256, unless ``scene`` is given."""
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError("file not found", p)
+    data = p.read_bytes()
+    if scene is None:
+        c = unpack_container(data, magic=MAGIC, path=p, max_version=VERSION, what=".m3 file")
+        sref = c.header.get("scene")
+        if isinstance(sref, dict) and isinstance(sref.get("ref"), str):
+            sp = (p.parent / sref["ref"]).resolve()
+            if not sp.is_file():
+                raise FormatError(f"referenced scene {sp} not found", p)
+            if sref.get("sha256") and file_sha256(sp) != sref["sha256"]:
+                raise FormatError(f"referenced scene {sp} has changed (SHA-256 mismatch)", p)
+            try:
+                from splat.io import read_scene
+            except ImportError:
+                raise FormatError(f"the referenced scene {sp} needs splat.io.read_scene, which is not installed", p) from None
+            scene = read_scene(sp)
+    return decode_m3(data, p, scene)
+
+
+# ---------------------------------------------------------------------- cameras in the header
+def cameras_to_meta(cameras) -> list[dict]:
+    """Cameras as JSON objects for ``meta["cameras"]`` (world_to_camera row-major, 16 numbers)."""
+    return [{"name": c.name, "width": c.width, "height": c.height, "fx": c.fx, "fy": c.fy, "cx": c.cx, "cy": c.cy,
+             "world_to_camera": [float(v) for v in c.world_to_camera.reshape(-1)]} for c in cameras]
+
+
+def cameras_from_meta(meta: dict) -> list:
+    """The cameras stored by :func:`cameras_to_meta` (empty list when there are none)."""
+    from splat.camera import Camera
+
+    out = []
+    for i, d in enumerate(meta.get("cameras") or []):
+        try:
+            out.append(Camera(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]), int(d["width"]),
+                              int(d["height"]), torch.tensor(d["world_to_camera"], dtype=torch.float64).reshape(4, 4),
+                              str(d.get("name", ""))))
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise FormatError(f".m3 meta camera {i} is malformed") from None
+    return out
+
+
+# ---------------------------------------------------------------------- PLY export
+def export_ply(memory: Memory, path: str | os.PathLike) -> None:
+    """Write an INRIA PLY whose vertices also carry the queries as ``f_emb_0..f_emb_{Q-1}``
+    (float32, every model's slice in order), as M3's checkpoints do."""
+    from plyfile import PlyData, PlyElement
+
+    s = memory.scene.detach().to("cpu", torch.float32)
+    n, k = len(s), s.sh_rest.shape[1]
+    cols: list[tuple[str, np.ndarray]] = [("x", s.means[:, 0]), ("y", s.means[:, 1]), ("z", s.means[:, 2])]
+    cols += [(f"n{a}", torch.zeros(n)) for a in "xyz"]
+    cols += [(f"f_dc_{i}", s.sh_dc[:, i]) for i in range(3)]
+    rest = s.sh_rest.permute(0, 2, 1).reshape(n, -1)  # channel-major, as INRIA stores it
+    cols += [(f"f_rest_{i}", rest[:, i]) for i in range(3 * k)]
+    cols += [("opacity", s.opacity_logits)]
+    cols += [(f"scale_{i}", s.log_scales[:, i]) for i in range(3)]
+    cols += [(f"rot_{i}", s.quats[:, i]) for i in range(4)]
+    q = memory.queries.detach().cpu().float()
+    cols += [(f"f_emb_{i}", q[:, i]) for i in range(q.shape[1])]
+    arr = np.empty(n, dtype=[(name, "<f4") for name, _ in cols])
+    for name, v in cols:
+        arr[name] = v.numpy() if isinstance(v, torch.Tensor) else v
+    with atomic_path(path) as tmp:
+        PlyData([PlyElement.describe(arr, "vertex")], byte_order="<").write(str(tmp))
+
+
+def read_ply_queries(path: str | os.PathLike) -> torch.Tensor:
+    """The ``f_emb_*`` properties of a PLY as queries [N,Q] (float32)."""
+    from plyfile import PlyData
+
+    v = PlyData.read(str(path))["vertex"]
+    names = sorted((p.name for p in v.properties if p.name.startswith("f_emb_")), key=lambda s: int(s[6:]))
+    if not names:
+        raise FormatError("PLY has no f_emb_* properties", path)
+    return torch.from_numpy(np.stack([np.asarray(v[nm], dtype=np.float32) for nm in names], axis=1))
+
+
+__all__ = ["MAGIC", "VERSION", "cameras_from_meta", "cameras_to_meta", "decode_m3", "encode_m3", "export_ply", "read_m3", "read_ply_queries", "write_m3",
+           "quantize_queries", "dequantize_queries"]

@@ -1,0 +1,271 @@
+"""The ``.lgs`` codec: a :class:`GaussianScene` <-> bytes (spec in ``docs/formats/lgs.md``).
+
+:func:`encode` quantizes every attribute and entropy-codes it into the shared chunked
+container (magic ``LGS1``); :func:`decode` inverts it. Encoding is deterministic for the
+same scene, weights and settings (k-means is seeded); decoding uses integer arithmetic
+and fixed float64 -> float32 dequantization, so it is deterministic too.
+
+Extra per-Gaussian channels (``scene.extras``) are not stored.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from compress.container import pack_container, unpack_container
+from splat.errors import FormatError
+from splat.scene import GaussianScene, sh_rest_count
+
+from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
+from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
+from .streams import decode_channels, encode_channels
+
+MAGIC = b"LGS1"
+VERSION = 1
+MAX_COUNT = 1 << 28
+
+
+@dataclass
+class QuantConfig:
+    """Quantization settings (bits are per value unless stated).
+
+    position_bits: grid bits per axis (16..21). rotation_bits: per smallest-three component.
+    sh_codebook: codebook entries, capped at ``sh_codebook_fraction`` x the number of
+    codebook-coded Gaussians (a codebook as large as the data would cost more than it saves).
+    sh_direct_fraction: the most significant fraction whose SH rest is stored directly.
+    """
+
+    position_bits: int = 16
+    scale_bits: int = 8
+    rotation_bits: int = 8
+    opacity_bits: int = 8
+    dc_bits: int = 8
+    sh_codebook: int = 8192
+    sh_codebook_fraction: float = 0.125
+    sh_codebook_bits: int = 8
+    sh_direct_fraction: float = 0.05
+    sh_direct_bits: int = 8
+    kmeans_iters: int = 10
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not 16 <= self.position_bits <= MAX_BITS:
+            raise ValueError(f"position_bits must be 16..{MAX_BITS}, got {self.position_bits}")
+        for name in ("scale_bits", "rotation_bits", "opacity_bits", "dc_bits", "sh_codebook_bits", "sh_direct_bits"):
+            b = getattr(self, name)
+            if not 1 <= b <= 16:
+                raise ValueError(f"{name} must be 1..16, got {b}")
+        if self.sh_codebook < 0:
+            raise ValueError("sh_codebook must be >= 0")
+        if not 0.0 < self.sh_codebook_fraction <= 1.0:
+            raise ValueError("sh_codebook_fraction must be in (0, 1]")
+        if not 0.0 <= self.sh_direct_fraction <= 1.0:
+            raise ValueError("sh_direct_fraction must be in [0, 1]")
+
+
+@dataclass
+class EncodeReport:
+    """Bytes per stream (chunk tag -> payload bytes), total file bytes, and the order permutation
+    (stored index -> input index)."""
+
+    stream_bytes: dict[str, int]
+    total_bytes: int
+    count: int
+    permutation: np.ndarray = field(repr=False, default=None)
+
+
+STREAM_NAMES = {
+    "POSN": "positions",
+    "OPAC": "opacity",
+    "SCAL": "scales",
+    "ROTI": "rotation index",
+    "ROTV": "rotation",
+    "COLR": "SH DC (colour)",
+    "SHIX": "SH codebook indices",
+    "SHCB": "SH codebook",
+    "SHDR": "SH direct",
+}
+
+
+def colour_transform(q: np.ndarray) -> np.ndarray:
+    """Lossless decorrelation of quantized (r, g, b) [N,3] -> (g, r - g, b - g)."""
+    return np.stack([q[:, 1], q[:, 0] - q[:, 1], q[:, 2] - q[:, 1]], axis=1)
+
+
+def inverse_colour_transform(t: np.ndarray) -> np.ndarray:
+    return np.stack([t[:, 1] + t[:, 0], t[:, 0], t[:, 2] + t[:, 0]], axis=1)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float64).numpy()
+
+
+def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = None,
+           config: QuantConfig | None = None) -> tuple[bytes, EncodeReport]:
+    """Compress ``scene`` to ``.lgs`` bytes. ``weights`` [N] (significance) steers the SH
+    codebook and picks the Gaussians whose SH is stored directly (uniform when None)."""
+    cfg = config or QuantConfig()
+    cfg.validate()
+    n = len(scene)
+    if n > MAX_COUNT:
+        raise ValueError(f"too many Gaussians for one .lgs file ({n} > {MAX_COUNT})")
+    scene.check_finite()
+    means = _np(scene.means)
+    grid = PositionGrid.fit(means, cfg.position_bits)
+    perm, codes = morton_order(means, grid)
+    w = np.ones(n) if weights is None else np.asarray(torch.as_tensor(weights).detach().cpu().double().numpy()).reshape(n)
+
+    opac = _np(scene.opacities)[perm][:, None]
+    oq = UniformQuant.fit(opac, cfg.opacity_bits)
+    ls = _np(scene.log_scales)[perm]
+    sq = UniformQuant.fit(ls, cfg.scale_bits)
+    rot_idx, rot_vals = encode_rotations(_np(scene.quats)[perm], cfg.rotation_bits)
+    dc = _np(scene.sh_dc)[perm]
+    cq = UniformQuant.fit(dc, cfg.dc_bits)
+
+    dcq = cq.quantize(dc)
+    colr, colour_mode = min((encode_channels(dcq), "none"), (encode_channels(colour_transform(dcq)), "g,r-g,b-g"),
+                            key=lambda c: len(c[0]))
+    header = {
+        "count": n,
+        "sh_degree": scene.sh_degree,
+        "positions": grid.to_json(),
+        "opacity": oq.to_json(),
+        "log_scales": sq.to_json(),
+        "rotation": {"bits": cfg.rotation_bits, "scheme": "smallest-three"},
+        "sh_dc": {**cq.to_json(), "transform": colour_mode},
+        "settings": asdict(cfg),
+    }
+    chunks = [
+        ("POSN", encode_positions(codes)),
+        ("OPAC", encode_channels(oq.quantize(opac))),
+        ("SCAL", encode_channels(sq.quantize(ls))),
+        ("ROTI", encode_channels(rot_idx)),
+        ("ROTV", encode_channels(rot_vals)),
+        ("COLR", colr),
+    ]
+    k = sh_rest_count(scene.sh_degree)
+    if k:
+        rest = _np(scene.sh_rest)[perm].reshape(n, 3 * k)
+        n_cb = n - int(round(cfg.sh_direct_fraction * n))
+        code = vectree_sh(
+            rest, w[perm], codebook_size=min(cfg.sh_codebook, max(1, int(cfg.sh_codebook_fraction * n_cb))), direct_fraction=cfg.sh_direct_fraction,
+            codebook_bits=cfg.sh_codebook_bits, direct_bits=cfg.sh_direct_bits, iters=cfg.kmeans_iters, seed=cfg.seed,
+        )
+        header["sh_rest"] = {
+            "codebook_size": code.codebook_size,
+            "direct_count": int(len(code.direct_q)),
+            "codebook": code.codebook_quant.to_json(),
+            "direct": code.direct_quant.to_json(),
+        }
+        chunks += [
+            ("SHIX", encode_channels(code.labels)),
+            ("SHCB", encode_channels(code.codebook_q, allow_delta=False)),
+            ("SHDR", encode_channels(code.direct_q, allow_delta=False)),
+        ]
+    blob = pack_container(MAGIC, VERSION, header, chunks)
+    report = EncodeReport({tag: len(data) for tag, data in chunks}, len(blob), n, perm)
+    return blob, report
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-6, 1.0 - 1e-6)
+    return (np.log(p) - np.log1p(-p)).astype(np.float32)
+
+
+def _header_int(h: dict, key: str, lo: int, hi: int) -> int:
+    v = h.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise FormatError(f"header field {key!r} is missing or out of range ({v!r})")
+    return v
+
+
+def decode(data: bytes | memoryview, path: str | os.PathLike | None = None) -> GaussianScene:
+    """Decode ``.lgs`` bytes into a float32 :class:`GaussianScene` (Gaussians in Morton order)."""
+    box = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".lgs file")
+    try:
+        return _decode(box.header, box, path)
+    except FormatError as e:
+        if e.path is None and path is not None:
+            raise FormatError(e.reason, path) from None
+        raise
+
+
+def _decode(h: dict, box, path) -> GaussianScene:
+    n = _header_int(h, "count", 0, MAX_COUNT)
+    deg = _header_int(h, "sh_degree", 0, 3)
+    try:
+        grid = PositionGrid.from_json(h["positions"])
+        oq = UniformQuant.from_json(h["opacity"], 1, "opacity")
+        sq = UniformQuant.from_json(h["log_scales"], 3, "log-scales")
+        cq = UniformQuant.from_json(h["sh_dc"], 3, "SH DC")
+        rbits = int(h["rotation"]["bits"])
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("header lacks a quantizer description") from None
+    if not 1 <= rbits <= 16:
+        raise FormatError(f"rotation bits {rbits} out of range")
+    means, _ = decode_positions(box.get("POSN"), n, grid)
+    opac = oq.dequantize(decode_channels(box.get("OPAC"), n, 1, hi=oq.levels, what="opacity"))[:, 0]
+    ls = sq.dequantize(decode_channels(box.get("SCAL"), n, 3, hi=sq.levels, what="scales"))
+    ridx = decode_channels(box.get("ROTI"), n, 1, hi=3, what="rotation index")[:, 0]
+    rvals = decode_channels(box.get("ROTV"), n, 3, hi=(1 << rbits) - 1, what="rotation")
+    quats = decode_rotations(ridx, rvals, rbits)
+    mode = h["sh_dc"].get("transform", "none")
+    if mode not in ("none", "g,r-g,b-g"):
+        raise FormatError(f"unknown colour transform {mode!r}")
+    dcq = decode_channels(box.get("COLR"), n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC")
+    if mode != "none":
+        dcq = inverse_colour_transform(dcq)
+    if n and (dcq.min() < 0 or dcq.max() > cq.levels):
+        raise FormatError("SH DC stream decodes outside the quantizer's range")
+    dc = cq.dequantize(dcq)
+    k = sh_rest_count(deg)
+    if k:
+        try:
+            s = h["sh_rest"]
+            kcb = int(s["codebook_size"])
+            ndir = int(s["direct_count"])
+            cbq = UniformQuant.from_json(s["codebook"], 3 * k, "SH codebook")
+            drq = UniformQuant.from_json(s["direct"], 3 * k, "SH direct")
+        except (KeyError, TypeError, ValueError):
+            raise FormatError("header lacks the SH rest description") from None
+        if not 0 <= kcb <= n or not 0 <= ndir <= n:
+            raise FormatError("SH codebook size or direct count out of range")
+        labels = decode_channels(box.get("SHIX"), n, 1, hi=kcb, what="SH indices")[:, 0]
+        code = SHCode(
+            labels,
+            decode_channels(box.get("SHCB"), kcb, 3 * k, hi=cbq.levels, what="SH codebook"),
+            cbq,
+            decode_channels(box.get("SHDR"), ndir, 3 * k, hi=drq.levels, what="SH direct"),
+            drq,
+        )
+        rest = decode_vectree_sh(code).reshape(n, k, 3)
+    else:
+        rest = np.zeros((n, 0, 3), dtype=np.float32)
+    t = torch.from_numpy
+    return GaussianScene(
+        means=t(means), quats=t(quats), log_scales=t(ls), opacity_logits=t(_logit(opac)),
+        sh_dc=t(dc), sh_rest=t(np.ascontiguousarray(rest)),
+    )
+
+
+def read_lgs(path: str | os.PathLike) -> GaussianScene:
+    """Read a ``.lgs`` file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FormatError("file not found", path) from None
+    return decode(data, path=path)
+
+
+def write_lgs(scene: GaussianScene, path: str | os.PathLike, weights=None, config: QuantConfig | None = None) -> EncodeReport:
+    """Encode ``scene`` and write it atomically to ``path``."""
+    from splat.atomic import atomic_write_bytes
+
+    blob, report = encode(scene, weights, config)
+    atomic_write_bytes(path, blob)
+    return report

@@ -1,0 +1,156 @@
+"""Teacher-student fine-tuning: recover quality after pruning, and distil SH to a lower degree.
+
+The student is trained to reproduce the teacher's renders (no photos needed) on pseudo
+views: the training cameras, jittered copies (translation ~ N(0, (0.05 x scene scale)^2))
+and orbit views. Loss: (1 - lambda) * L1 + lambda * (1 - SSIM), lambda = 0.2 as in 3DGS.
+Photos, when given for some views, replace the teacher's render for those views.
+Adam with the 3DGS learning rates (positions scaled by the scene scale).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from render import rasterize
+from splat.camera import Camera
+from splat.scene import GaussianScene
+
+from .views import scene_scale
+
+
+@dataclass
+class FinetuneConfig:
+    """steps: optimisation steps (one view each); lr_*: Adam learning rates per parameter group
+    (lr_means is multiplied by the scene scale); ssim_weight: lambda; train_geometry: also
+    optimise means, scales and rotations (otherwise colour and opacity only)."""
+
+    steps: int = 200
+    lr_means: float = 1.6e-4
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacity: float = 2.5e-2
+    lr_dc: float = 2.5e-3
+    lr_rest: float = 2.5e-3 / 20
+    ssim_weight: float = 0.2
+    train_geometry: bool = True
+    seed: int = 0
+
+
+def _gauss_window(size: int = 11, sigma: float = 1.5, dtype=torch.float32) -> Tensor:
+    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x * x) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0) -> Tensor:
+    """Differentiable mean SSIM of images [..., H, W, C] (11x11 Gaussian window, sigma 1.5, zero padding).
+
+    The training loss: float32 and batched, cheaper than :func:`render.metrics.ssim` (float64,
+    valid windows), which reports fidelity. The two agree to ~1e-2 away from the borders.
+    """
+    x = a.reshape(-1, *a.shape[-3:]).permute(0, 3, 1, 2)
+    y = b.reshape(-1, *b.shape[-3:]).permute(0, 3, 1, 2).to(x.dtype)
+    c = x.shape[1]
+    g = _gauss_window(dtype=x.dtype)
+    wx = g.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    wy = g.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(t: Tensor) -> Tensor:
+        t = F.conv2d(t, wx, padding=(0, 5), groups=c)
+        return F.conv2d(t, wy, padding=(5, 0), groups=c)
+
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean()
+
+
+def render_targets(teacher: GaussianScene, views: Sequence[Camera], *, backend: str = "auto") -> Tensor:
+    """Teacher renders [V,H,W,3] (no gradient), black background."""
+    with torch.no_grad():
+        return torch.cat([rasterize(teacher, v, backend=backend).colors.detach() for v in views])
+
+
+def finetune(
+    student: GaussianScene,
+    teacher: GaussianScene | None,
+    views: Sequence[Camera],
+    *,
+    config: FinetuneConfig | None = None,
+    targets: Tensor | None = None,
+    backend: str = "auto",
+    progress: Callable[[float], None] | None = None,
+) -> tuple[GaussianScene, list[float]]:
+    """Optimise ``student`` to match ``targets`` (default: the teacher's renders of ``views``).
+
+    Returns the trained scene (detached) and the loss per step. ``progress(loss)`` is
+    called after every step.
+    """
+    cfg = config or FinetuneConfig()
+    views = list(views)
+    if targets is None:
+        if teacher is None:
+            raise ValueError("finetune needs a teacher or targets")
+        targets = render_targets(teacher, views, backend=backend)
+    if cfg.steps <= 0 or len(student) == 0:
+        return student.detach(), []
+    s = student.requires_grad_(True)
+    scale = scene_scale(teacher if teacher is not None else student)
+    groups = [
+        {"params": [s.opacity_logits], "lr": cfg.lr_opacity},
+        {"params": [s.sh_dc], "lr": cfg.lr_dc},
+    ]
+    if s.sh_rest.numel():
+        groups.append({"params": [s.sh_rest], "lr": cfg.lr_rest})
+    if cfg.train_geometry:
+        groups += [
+            {"params": [s.means], "lr": cfg.lr_means * scale},
+            {"params": [s.log_scales], "lr": cfg.lr_scales},
+            {"params": [s.quats], "lr": cfg.lr_quats},
+        ]
+    else:
+        for t in (s.means, s.log_scales, s.quats):
+            t.requires_grad_(False)
+    opt = torch.optim.Adam(groups, eps=1e-15)
+    g = torch.Generator().manual_seed(cfg.seed)
+    order = torch.randperm(len(views), generator=g)
+    history = []
+    for step in range(cfg.steps):
+        if step and step % len(views) == 0:
+            order = torch.randperm(len(views), generator=g)
+        i = int(order[step % len(views)])
+        out = rasterize(s, views[i], backend=backend).colors[0]
+        tgt = targets[i].to(out.dtype)
+        loss = (1 - cfg.ssim_weight) * (out - tgt).abs().mean()
+        if cfg.ssim_weight:
+            loss = loss + cfg.ssim_weight * (1 - ssim(out, tgt))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+        if progress is not None:
+            progress(history[-1])
+    return s.detach(), history
+
+
+def distill_sh(
+    teacher: GaussianScene,
+    views: Sequence[Camera],
+    sh_degree: int,
+    *,
+    config: FinetuneConfig | None = None,
+    backend: str = "auto",
+    progress: Callable[[float], None] | None = None,
+) -> tuple[GaussianScene, list[float]]:
+    """Student with SH degree ``sh_degree`` (truncated teacher), trained on the teacher's renders."""
+    if sh_degree >= teacher.sh_degree:
+        return teacher.detach(), []
+    student = teacher.detach().with_sh_degree(sh_degree)
+    return finetune(student, teacher, views, config=config, backend=backend, progress=progress)

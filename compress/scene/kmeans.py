@@ -1,0 +1,94 @@
+"""Weighted k-means (Lloyd) in PyTorch, deterministic for a given seed.
+
+Used to build the SH codebook: every vector carries a weight (its significance), so
+the centroids spend their precision where the rendered image needs it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class KMeansResult:
+    """centroids [K,D]; labels [N] int64; inertia: weighted sum of squared distances."""
+
+    centroids: Tensor
+    labels: Tensor
+    inertia: float
+
+
+def assign(x: Tensor, centroids: Tensor, chunk: int = 16384) -> tuple[Tensor, Tensor]:
+    """Nearest centroid per row: (labels [N] int64, squared distance [N]).
+
+    x [N,D], centroids [K,D]. Uses ||x||^2 - 2 x.c + ||c||^2 in chunks of rows.
+    """
+    cn = (centroids * centroids).sum(1)
+    labels = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
+    dist = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+    for s in range(0, x.shape[0], chunk):
+        xb = x[s:s + chunk]
+        d = torch.addmm(cn[None, :], xb, centroids.T, alpha=-2.0)
+        m, i = d.min(dim=1)
+        labels[s:s + chunk] = i
+        dist[s:s + chunk] = (m + (xb * xb).sum(1)).clamp_min(0.0)
+    return labels, dist
+
+
+def _weighted_sums(x: Tensor, w: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Per-cluster sums of w*x [k,D] and of w [k] (np.bincount per dimension: far faster
+    than index_add_ on CPU for many rows)."""
+    lab = labels.numpy()
+    wn = w.double().numpy()
+    xw = x.double().numpy() * wn[:, None]
+    sums = np.stack([np.bincount(lab, weights=xw[:, j], minlength=k) for j in range(x.shape[1])], axis=1)
+    mass = np.bincount(lab, weights=wn, minlength=k)
+    return torch.from_numpy(sums).to(x.dtype), torch.from_numpy(mass).to(x.dtype)
+
+
+def weighted_kmeans(
+    x: Tensor,
+    k: int,
+    weights: Tensor | None = None,
+    *,
+    iters: int = 10,
+    seed: int = 0,
+    tol: float = 1e-4,
+) -> KMeansResult:
+    """Cluster rows of ``x`` [N,D] into ``k`` centroids minimising sum_i w_i ||x_i - c(i)||^2.
+
+    Initialisation draws ``k`` distinct rows with probability proportional to weight
+    (seeded). Empty clusters are re-seeded with the rows of largest weighted error.
+    Stops after ``iters`` Lloyd steps or when the inertia improves by less than ``tol``
+    (relative).
+    """
+    n, d = x.shape
+    if n == 0:
+        raise ValueError("k-means needs at least one vector")
+    x = x.float()
+    w = torch.ones(n, dtype=x.dtype) if weights is None else weights.to(x.dtype).clamp_min(0) + 1e-12
+    k = int(min(k, n))
+    g = torch.Generator().manual_seed(seed)
+    init = torch.multinomial(w / w.sum(), k, replacement=False, generator=g)
+    init = torch.sort(init).values
+    c = x[init].clone()
+    prev = float("inf")
+    labels, dist = assign(x, c)
+    for _ in range(iters):
+        sums, mass = _weighted_sums(x, w, labels, k)
+        empty = mass <= 1e-12
+        c = torch.where(empty[:, None], c, sums / mass.clamp_min(1e-12)[:, None])
+        if bool(empty.any()):
+            err = dist * w
+            far = torch.argsort(err, descending=True, stable=True)[: int(empty.sum())]
+            c[empty] = x[far]
+        labels, dist = assign(x, c)
+        inertia = float((dist * w).sum())
+        if prev - inertia <= tol * max(prev, 1e-30) and prev != float("inf"):
+            prev = inertia
+            break
+        prev = inertia
+    return KMeansResult(c, labels, float((dist * w).sum()))

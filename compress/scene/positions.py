@@ -1,0 +1,130 @@
+"""Position coding: grid quantization fitted to the bounds, Morton order, delta + entropy coding.
+
+encode: x [N,3] float -> q = round((x - lo) / step) on a 2^bits grid per axis, where
+step = (hi - lo) / (2^bits - 1); Morton code m = interleave(qx, qy, qz) (x in the lowest
+bit of each triple); sort by m; the sorted codes are delta-coded (first value kept) and
+entropy-coded. The permutation is returned so every other attribute can follow the same
+order: Gaussians are stored (and decoded) in Morton order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compress.entropy import decode_ints, encode_ints
+from splat.errors import FormatError
+
+MAX_BITS = 21  # 3 x 21 = 63 bits fit one uint64 Morton code
+
+
+def _spread3(v: np.ndarray) -> np.ndarray:
+    """Insert two zero bits between each of the low 21 bits of v (uint64)."""
+    x = v.astype(np.uint64) & np.uint64(0x1FFFFF)
+    x = (x | (x << np.uint64(32))) & np.uint64(0x1F00000000FFFF)
+    x = (x | (x << np.uint64(16))) & np.uint64(0x1F0000FF0000FF)
+    x = (x | (x << np.uint64(8))) & np.uint64(0x100F00F00F00F00F)
+    x = (x | (x << np.uint64(4))) & np.uint64(0x10C30C30C30C30C3)
+    x = (x | (x << np.uint64(2))) & np.uint64(0x1249249249249249)
+    return x
+
+
+def _compact3(x: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_spread3`."""
+    x = x.astype(np.uint64) & np.uint64(0x1249249249249249)
+    x = (x | (x >> np.uint64(2))) & np.uint64(0x10C30C30C30C30C3)
+    x = (x | (x >> np.uint64(4))) & np.uint64(0x100F00F00F00F00F)
+    x = (x | (x >> np.uint64(8))) & np.uint64(0x1F0000FF0000FF)
+    x = (x | (x >> np.uint64(16))) & np.uint64(0x1F00000000FFFF)
+    x = (x | (x >> np.uint64(32))) & np.uint64(0x1FFFFF)
+    return x
+
+
+def morton_encode(q: np.ndarray) -> np.ndarray:
+    """Grid coordinates [N,3] (each < 2^21) -> Morton codes [N] uint64."""
+    q = np.asarray(q, dtype=np.uint64)
+    return _spread3(q[:, 0]) | (_spread3(q[:, 1]) << np.uint64(1)) | (_spread3(q[:, 2]) << np.uint64(2))
+
+
+def morton_decode(m: np.ndarray) -> np.ndarray:
+    """Morton codes [N] -> grid coordinates [N,3] uint64."""
+    m = np.asarray(m, dtype=np.uint64)
+    return np.stack([_compact3(m), _compact3(m >> np.uint64(1)), _compact3(m >> np.uint64(2))], axis=1)
+
+
+@dataclass
+class PositionGrid:
+    """Grid of 2^bits cells per axis over [lo, hi] (world units, float64 [3] each)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    bits: int
+
+    @property
+    def step(self) -> np.ndarray:
+        ext = np.maximum(self.hi - self.lo, 0.0)
+        return np.where(ext > 0, ext / float((1 << self.bits) - 1), 1.0)
+
+    @staticmethod
+    def fit(x: np.ndarray, bits: int) -> "PositionGrid":
+        if not 1 <= bits <= MAX_BITS:
+            raise ValueError(f"position bits must be 1..{MAX_BITS}, got {bits}")
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) == 0:
+            return PositionGrid(np.zeros(3), np.zeros(3), bits)
+        # the float32 values of the bounds, so the header's JSON numbers round-trip exactly
+        lo = x.min(0).astype(np.float32).astype(np.float64)
+        hi = x.max(0).astype(np.float32).astype(np.float64)
+        return PositionGrid(lo, hi, bits)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        q = np.rint((np.asarray(x, dtype=np.float64) - self.lo) / self.step)
+        return np.clip(q, 0, (1 << self.bits) - 1).astype(np.uint64)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """Grid coordinates -> float32 positions (computed in float64, then rounded)."""
+        return (self.lo + q.astype(np.float64) * self.step).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"lo": [float(v) for v in self.lo], "hi": [float(v) for v in self.hi], "bits": int(self.bits)}
+
+    @staticmethod
+    def from_json(d: dict) -> "PositionGrid":
+        try:
+            lo = np.asarray(d["lo"], dtype=np.float64).reshape(3)
+            hi = np.asarray(d["hi"], dtype=np.float64).reshape(3)
+            bits = int(d["bits"])
+        except (KeyError, TypeError, ValueError):
+            raise FormatError("position grid in the header is malformed") from None
+        if not (1 <= bits <= MAX_BITS) or not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (hi < lo).any():
+            raise FormatError("position grid in the header is out of range")
+        return PositionGrid(lo, hi, bits)
+
+
+def morton_order(x: np.ndarray, grid: PositionGrid) -> tuple[np.ndarray, np.ndarray]:
+    """(permutation [N] int64 into Morton order, sorted Morton codes [N] uint64). Stable for ties."""
+    codes = morton_encode(grid.quantize(x))
+    perm = np.argsort(codes, kind="stable")
+    return perm, codes[perm]
+
+
+def encode_positions(sorted_codes: np.ndarray) -> bytes:
+    """Delta-code sorted Morton codes and entropy-code the (non-negative) gaps."""
+    c = np.asarray(sorted_codes, dtype=np.uint64)
+    if c.size > 1 and (c[1:] < c[:-1]).any():
+        raise ValueError("Morton codes must be sorted")
+    gaps = np.diff(c, prepend=np.uint64(0)) if c.size else c
+    return encode_ints(gaps.astype(np.uint64))
+
+
+def decode_positions(data: bytes, n: int, grid: PositionGrid) -> tuple[np.ndarray, np.ndarray]:
+    """(positions [n,3] float32, Morton codes [n] uint64) from :func:`encode_positions` bytes."""
+    gaps = decode_ints(data, max_count=n)
+    if gaps.size != n:
+        raise FormatError(f"position stream holds {gaps.size} values, expected {n}")
+    if (gaps < 0).any():
+        raise FormatError("position stream holds negative gaps")
+    codes = np.cumsum(gaps.astype(np.uint64), dtype=np.uint64)
+    if n and (int(codes[-1]) >> (3 * grid.bits)) != 0:
+        raise FormatError("position codes exceed the grid declared in the header")
+    return grid.dequantize(morton_decode(codes)), codes

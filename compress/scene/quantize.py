@@ -1,0 +1,202 @@
+"""Quantizers for the per-Gaussian attributes.
+
+* :class:`UniformQuant` - per-channel uniform scalar quantization over [lo, hi] with 2^bits levels
+  (opacity, log-scales, SH DC, codebook entries, direct SH coefficients).
+* smallest-three rotations - the largest-magnitude quaternion component is dropped
+  (its index kept, its sign made positive) and the other three, which lie in
+  [-1/sqrt2, 1/sqrt2], are quantized uniformly.
+* :func:`vectree_sh` - the VecTree-style SH coder: a significance-weighted k-means codebook
+  for most Gaussians, direct coefficients for the most significant fraction.
+
+All functions take and return numpy arrays; bounds are rounded to float32 so that the
+JSON header reproduces them exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from splat.errors import FormatError
+
+from .kmeans import assign, weighted_kmeans
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+def _as_2d(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v[:, None] if v.ndim == 1 else v.reshape(v.shape[0], int(np.prod(v.shape[1:])))
+
+
+@dataclass
+class UniformQuant:
+    """Uniform quantizer per channel: lo [C], hi [C] (float32-exact), bits."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    bits: int
+
+    @property
+    def levels(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def step(self) -> np.ndarray:
+        ext = self.hi - self.lo
+        return np.where(ext > 0, ext / self.levels, 1.0)
+
+    @staticmethod
+    def fit(v: np.ndarray, bits: int, lo=None, hi=None) -> "UniformQuant":
+        """Bounds from the data (min/max per channel of v [N,C]) unless given."""
+        if not 1 <= bits <= 16:
+            raise ValueError(f"quantizer bits must be 1..16, got {bits}")
+        v = _as_2d(v)
+        c = v.shape[1]
+        if lo is None:
+            lo = v.min(0) if len(v) else np.zeros(c)
+        if hi is None:
+            hi = v.max(0) if len(v) else np.zeros(c)
+        lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (c,)).astype(np.float32).astype(np.float64)
+        hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (c,)).astype(np.float32).astype(np.float64)
+        return UniformQuant(lo, np.maximum(hi, lo), bits)
+
+    def quantize(self, v: np.ndarray) -> np.ndarray:
+        v = _as_2d(v)
+        q = np.rint((v - self.lo) / self.step)
+        return np.clip(q, 0, self.levels).astype(np.int64)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (self.lo + np.asarray(q, dtype=np.float64) * self.step).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"lo": [float(x) for x in self.lo], "hi": [float(x) for x in self.hi], "bits": int(self.bits)}
+
+    @staticmethod
+    def from_json(d: dict, channels: int, what: str) -> "UniformQuant":
+        try:
+            lo = np.asarray(d["lo"], dtype=np.float64).reshape(-1)
+            hi = np.asarray(d["hi"], dtype=np.float64).reshape(-1)
+            bits = int(d["bits"])
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"quantizer for {what} in the header is malformed") from None
+        if lo.shape != (channels,) or hi.shape != (channels,):
+            raise FormatError(f"quantizer for {what} has {lo.size} channels, expected {channels}")
+        if not (1 <= bits <= 16) or not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (hi < lo).any():
+            raise FormatError(f"quantizer for {what} is out of range")
+        return UniformQuant(lo, hi, bits)
+
+
+# ---------------------------------------------------------------------- rotations
+def encode_rotations(quats: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest-three: wxyz quats [N,4] -> (index of the dropped component [N] in 0..3,
+    the other three components quantized [N,3] in 0..2^bits-1)."""
+    q = np.asarray(quats, dtype=np.float64)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    idx = np.argmax(np.abs(q), axis=1)
+    sign = np.where(q[np.arange(len(q)), idx] < 0, -1.0, 1.0)
+    q = q * sign[:, None]
+    keep = np.array([[j for j in range(4) if j != i] for i in range(4)])[idx]  # [N,3]
+    rest = np.take_along_axis(q, keep, axis=1)
+    levels = (1 << bits) - 1
+    vals = np.rint((rest / _INV_SQRT2 + 1.0) * 0.5 * levels)
+    return idx.astype(np.int64), np.clip(vals, 0, levels).astype(np.int64)
+
+
+def decode_rotations(idx: np.ndarray, vals: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of :func:`encode_rotations`: unit wxyz quats [N,4] float32."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() > 3):
+        raise FormatError("rotation stream holds a component index outside 0..3")
+    levels = (1 << bits) - 1
+    rest = (np.asarray(vals, dtype=np.float64) / levels * 2.0 - 1.0) * _INV_SQRT2
+    big = np.sqrt(np.clip(1.0 - (rest * rest).sum(1), 0.0, 1.0))
+    n = len(idx)
+    out = np.empty((n, 4), dtype=np.float64)
+    keep = np.array([[j for j in range(4) if j != i] for i in range(4)])[idx]
+    out[np.arange(n), idx] = big
+    np.put_along_axis(out, keep, rest, axis=1)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
+
+
+# ---------------------------------------------------------------------- SH (VecTree)
+@dataclass
+class SHCode:
+    """labels [N] in 0..K (K = 'direct'); codebook [K,D] quantized; direct [M,D] quantized,
+    in the order of the Gaussians whose label is K."""
+
+    labels: np.ndarray
+    codebook_q: np.ndarray
+    codebook_quant: UniformQuant
+    direct_q: np.ndarray
+    direct_quant: UniformQuant
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.codebook_q.shape[0])
+
+
+def vectree_sh(
+    sh: np.ndarray,
+    weights: np.ndarray,
+    *,
+    codebook_size: int,
+    direct_fraction: float,
+    codebook_bits: int = 8,
+    direct_bits: int = 8,
+    iters: int = 10,
+    seed: int = 0,
+) -> SHCode:
+    """Code SH rest coefficients sh [N,D] (D = 3K flattened).
+
+    The ``direct_fraction`` of Gaussians with the largest ``weights`` keep their own
+    coefficients (quantized with ``direct_bits``); the others point into a codebook of at
+    most ``codebook_size`` entries, fitted by k-means weighted by ``weights`` and stored
+    with ``codebook_bits`` per coefficient.
+    """
+    sh = np.asarray(sh, dtype=np.float32)
+    n, d = sh.shape
+    w = np.asarray(weights, dtype=np.float64).reshape(n)
+    n_direct = int(round(float(np.clip(direct_fraction, 0.0, 1.0)) * n))
+    order = np.argsort(-w, kind="stable")
+    is_direct = np.zeros(n, dtype=bool)
+    is_direct[order[:n_direct]] = True
+    rest_idx = np.nonzero(~is_direct)[0]
+    k = int(min(max(codebook_size, 0), len(rest_idx)))
+    labels = np.full(n, k, dtype=np.int64)
+    if k > 0:
+        km = weighted_kmeans(torch.from_numpy(sh[rest_idx]), k, torch.from_numpy(w[rest_idx]), iters=iters, seed=seed)
+        centroids = km.centroids.numpy().astype(np.float64)
+        cq = UniformQuant.fit(centroids, codebook_bits)
+        codebook_q = cq.quantize(centroids)
+        # re-assign against the quantized codebook the decoder will see
+        deq = torch.from_numpy(cq.dequantize(codebook_q))
+        lab, _ = assign(torch.from_numpy(sh[rest_idx]), deq)
+        labels[rest_idx] = lab.numpy()
+    else:
+        cq = UniformQuant.fit(np.zeros((0, d)), codebook_bits)
+        codebook_q = np.zeros((0, d), dtype=np.int64)
+    direct = sh[is_direct]
+    dq = UniformQuant.fit(direct, direct_bits)
+    return SHCode(labels, codebook_q, cq, dq.quantize(direct), dq)
+
+
+def decode_vectree_sh(code: SHCode) -> np.ndarray:
+    """SH coefficients [N,D] float32 from an :class:`SHCode`."""
+    k = code.codebook_size
+    labels = code.labels
+    if labels.size and (labels.min() < 0 or labels.max() > k):
+        raise FormatError(f"SH index stream points outside the codebook of {k} entries")
+    d = code.codebook_q.shape[1] if code.codebook_q.ndim == 2 else code.direct_q.shape[1]
+    out = np.zeros((len(labels), d), dtype=np.float32)
+    is_direct = labels == k
+    if int(is_direct.sum()) != len(code.direct_q):
+        raise FormatError(f"{int(is_direct.sum())} Gaussians are marked direct but {len(code.direct_q)} direct SH rows are stored")
+    if k:
+        out[~is_direct] = code.codebook_quant.dequantize(code.codebook_q)[labels[~is_direct]]
+    if len(code.direct_q):
+        out[is_direct] = code.direct_quant.dequantize(code.direct_q)
+    return out

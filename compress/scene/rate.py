@@ -1,0 +1,149 @@
+"""Rate control: quality presets and the search for the smallest file that meets a fidelity.
+
+Fidelity is the PSNR of the compressed scene's renders against the original's renders on
+held-out views (see :mod:`compress.scene.views`). For a fixed quantization level fidelity
+falls as the prune ratio grows, so :func:`search` bisects the prune ratio at each of a
+few quantization levels and keeps the smallest encoding that meets the target.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from torch import Tensor
+
+from splat.scene import GaussianScene
+
+from .codec import QuantConfig, decode, encode
+from .eval import Fidelity, fidelity
+from .prune import prune
+
+# quantization ladder, coarse to fine (the search tries each)
+LEVELS: list[dict] = [
+    dict(position_bits=16, scale_bits=8, rotation_bits=8, opacity_bits=8, dc_bits=8,
+         sh_codebook_bits=8, sh_direct_fraction=0.05, sh_direct_bits=8),
+    dict(position_bits=17, scale_bits=10, rotation_bits=10, opacity_bits=9, dc_bits=10,
+         sh_codebook_bits=10, sh_direct_fraction=0.1, sh_direct_bits=10),
+    dict(position_bits=18, scale_bits=12, rotation_bits=12, opacity_bits=10, dc_bits=12,
+         sh_codebook_bits=12, sh_direct_fraction=0.25, sh_direct_bits=12),
+]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A starting point: prune ratio, quantization level, and the fidelity floor (dB) below
+    which compression falls back to the search."""
+
+    prune: float
+    level: int
+    min_psnr: float
+
+
+PRESETS: dict[str, Preset] = {
+    "small": Preset(prune=0.8, level=0, min_psnr=32.0),
+    "default": Preset(prune=0.66, level=0, min_psnr=35.0),
+    "high": Preset(prune=0.5, level=1, min_psnr=38.5),
+    "max": Preset(prune=0.25, level=2, min_psnr=45.0),
+}
+
+
+def level_config(level: int, base: QuantConfig | None = None, position_bits: int | None = None) -> QuantConfig:
+    """``base`` (or the defaults) with the bit depths of quantization level ``level``
+    (and ``position_bits`` instead of the level's, when given)."""
+    cfg = replace(base or QuantConfig(), **LEVELS[max(0, min(level, len(LEVELS) - 1))])
+    return cfg if position_bits is None else replace(cfg, position_bits=position_bits)
+
+
+@dataclass
+class Trial:
+    """One evaluated setting: prune ratio, level, file bytes, fidelity PSNR (dB)."""
+
+    prune: float
+    level: int
+    bytes: int
+    psnr: float
+
+
+@dataclass
+class Candidate:
+    data: bytes
+    report: object
+    decoded: GaussianScene
+    fidelity: Fidelity
+    prune: float
+    level: int
+    config: QuantConfig
+
+
+def evaluate(scene: GaussianScene, scores: Tensor, ratio: float, config: QuantConfig, reference: Tensor,
+             views, *, backend: str = "auto") -> Candidate:
+    """Prune, encode, decode and measure fidelity against ``reference`` renders [V,H,W,3]."""
+    pruned, keep = prune(scene, scores, ratio)
+    data, report = encode(pruned, scores[keep], config)
+    dec = decode(data)
+    return Candidate(data, report, dec, fidelity(reference, dec, views, backend=backend, with_ssim=False), ratio, -1, config)
+
+
+def search(
+    scene: GaussianScene,
+    scores: Tensor,
+    target_psnr: float,
+    reference: Tensor,
+    views,
+    *,
+    base: QuantConfig | None = None,
+    levels: range | list[int] | None = None,
+    max_prune: float = 0.97,
+    iters: int = 5,
+    start_prune: float | None = 0.66,
+    quant_margin: float = 8.0,
+    position_bits: int | None = None,
+    backend: str = "auto",
+    on_trial: Callable[[Trial], None] | None = None,
+) -> tuple[Candidate | None, list[Trial]]:
+    """Smallest encoding whose fidelity is >= ``target_psnr``, or None when even the finest
+    level without pruning misses it. Returns (best candidate, every trial).
+
+    Per level (coarse to fine): bisect the prune ratio in [0, max_prune], starting at
+    ``start_prune``. Finer levels are tried only while the level's quantization alone
+    (no pruning) stays within ``quant_margin`` dB of the target, i.e. while quantization,
+    not pruning, limits the fidelity."""
+    trials: list[Trial] = []
+    best: Candidate | None = None
+
+    def run(ratio: float, level: int) -> Candidate:
+        c = evaluate(scene, scores, ratio, level_config(level, base, position_bits), reference, views, backend=backend)
+        c.level = level
+        t = Trial(ratio, level, len(c.data), c.fidelity.psnr)
+        trials.append(t)
+        if on_trial is not None:
+            on_trial(t)
+        return c
+
+    for level in (levels if levels is not None else range(len(LEVELS))):
+        c0 = run(0.0, level)
+        if c0.fidelity.psnr < target_psnr:
+            continue  # this level's quantization alone is too coarse
+        good, lo, hi = c0, 0.0, max_prune
+        if start_prune is not None and 0.0 < start_prune < max_prune:
+            cs = run(start_prune, level)
+            if cs.fidelity.psnr >= target_psnr:
+                good, lo = cs, start_prune
+            else:
+                hi = start_prune
+        chi = run(hi, level) if hi == max_prune else None
+        if chi is not None and chi.fidelity.psnr >= target_psnr:
+            good = chi
+        else:
+            for _ in range(iters):
+                mid = 0.5 * (lo + hi)
+                cm = run(mid, level)
+                if cm.fidelity.psnr >= target_psnr:
+                    good, lo = cm, mid
+                else:
+                    hi = mid
+        if best is None or len(good.data) < len(best.data):
+            best = good
+        if c0.fidelity.psnr >= target_psnr + quant_margin:
+            break  # quantization error is far below the target: finer levels only cost bytes
+    return best, trials

@@ -1,0 +1,193 @@
+"""Helpers shared by the format modules: bounded file reading, validation, activations.
+
+Every reader funnels its problems through :class:`splat.FormatError` with the file
+name and a short statement of what is wrong. The helpers here keep those checks in
+one place: size limits before allocation, bounded decompression, finiteness.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from ..errors import FormatError
+from ..scene import SH_C0, GaussianScene, sh_rest_count
+
+MAX_EXPANSION = 64
+"""A compressed stream may expand to at most this multiple of the file size ..."""
+EXPANSION_SLACK = 16 << 20
+"""... plus this many bytes, so that tiny files of highly repetitive data still load."""
+
+OPACITY_EPS = 1e-6
+"""Opacities decoded from 8-bit values are clamped to [eps, 1-eps] before the logit."""
+
+
+class FormatWarning(UserWarning):
+    """A writer had to drop or approximate something the target format cannot store."""
+
+
+def quiet_numpy(fn):
+    """Run a decoder with numpy's floating-point warnings off.
+
+    Corrupt input yields signalling NaNs, overflowing casts and the like; decoders check
+    the results explicitly (non-finite values become FormatError), so the warnings are noise.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def expansion_limit(file_size: int) -> int:
+    """The largest decompressed size a reader accepts for a file of ``file_size`` bytes."""
+    return MAX_EXPANSION * int(file_size) + EXPANSION_SLACK
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The whole file, or FormatError naming the file when it cannot be read."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise FormatError("is a directory, expected a file", p)
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise FormatError("no such file", p) from None
+    except PermissionError:
+        raise FormatError("permission denied", p) from None
+    except OSError as e:
+        raise FormatError(f"cannot read file ({e.strerror or e})", p) from None
+
+
+def warn(message: str) -> None:
+    """Emit a :class:`FormatWarning` (the CLI prints these as one line each)."""
+    warnings.warn(message, FormatWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------------- activations (numpy)
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+
+
+def logit(p: np.ndarray, eps: float = OPACITY_EPS) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def clamp_infinite_logits(x: np.ndarray) -> np.ndarray:
+    """Opacity logits of +-Inf (some tools write them for opacity exactly 1 or 0) -> +-logit(1 - eps)."""
+    x = np.asarray(x, dtype=np.float64)
+    big = float(logit(np.array(1.0)))
+    return np.where(np.isposinf(x), big, np.where(np.isneginf(x), -big, x))
+
+
+def u8(x: np.ndarray) -> np.ndarray:
+    """Round to nearest and clamp to [0, 255] (NaN maps to 0)."""
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def normalize_quats(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions [N,4]; zero-length rows become the identity (first component 1)."""
+    q = np.asarray(q, dtype=np.float64)
+    n = np.linalg.norm(q, axis=1, keepdims=True)
+    out = np.where(n > 0, q / np.where(n > 0, n, 1.0), 0.0)
+    zero = n[:, 0] == 0
+    out[zero, 0] = 1.0
+    return out
+
+
+# ---------------------------------------------------------------------- scene <-> numpy
+def scene_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
+    """The core fields as float32 numpy arrays on the CPU (what writers consume)."""
+    return {
+        name: t.detach().to("cpu", torch.float32).contiguous().numpy()
+        for name, t in scene.fields().items()
+    }
+
+
+def make_scene(
+    path: str | os.PathLike | None,
+    *,
+    means: np.ndarray,
+    quats: np.ndarray,
+    log_scales: np.ndarray,
+    opacity_logits: np.ndarray,
+    sh_dc: np.ndarray,
+    sh_rest: np.ndarray | None = None,
+    extras: Mapping[str, np.ndarray] | None = None,
+    check_finite: bool = True,
+) -> GaussianScene:
+    """Build a float32 GaussianScene from decoded arrays, rejecting NaN/Inf with FormatError."""
+    n = int(means.shape[0])
+    if sh_rest is None:
+        sh_rest = np.zeros((n, 0, 3), np.float32)
+    arrays = {
+        "means": means,
+        "quats": quats,
+        "log_scales": log_scales,
+        "opacity_logits": opacity_logits,
+        "sh_dc": sh_dc,
+        "sh_rest": sh_rest,
+    }
+    tensors = {}
+    for name, a in arrays.items():
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        if not a.flags.writeable:
+            a = a.copy()
+        if check_finite and a.size and not np.isfinite(a).all():
+            bad = int(np.nonzero(~np.isfinite(a.reshape(n, -1)).all(axis=1))[0][0])
+            raise FormatError(f"non-finite value (NaN or Inf) in {name} of Gaussian {bad}", path)
+        tensors[name] = torch.from_numpy(a)
+    ex = {}
+    for k, v in (extras or {}).items():
+        v = np.ascontiguousarray(v)
+        if not v.flags.writeable:
+            v = v.copy()
+        if v.dtype == np.uint16:
+            v = v.astype(np.int32)
+        elif v.dtype == np.uint32:
+            v = v.astype(np.int64)
+        ex[k] = torch.from_numpy(v)
+    return GaussianScene(**tensors, extras=ex)
+
+
+def dc_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    return (np.asarray(rgb, dtype=np.float64) - 0.5) / SH_C0
+
+
+def rgb_from_dc(dc: np.ndarray) -> np.ndarray:
+    return np.asarray(dc, dtype=np.float64) * SH_C0 + 0.5
+
+
+def sh_degree_for_coeffs(total: int, path, what: str = "spherical-harmonic coefficients") -> int:
+    """SH degree for a total coefficient count over 3 channels (0, 9, 24, 45)."""
+    for d in range(4):
+        if 3 * sh_rest_count(d) == total:
+            return d
+    raise FormatError(f"{total} {what} is not a valid SH layout (expected 0, 9, 24 or 45)", path)
+
+
+def check_count(count: int, limit: int, path, what: str) -> None:
+    """Reject a declared element count that the file cannot possibly hold."""
+    if count < 0:
+        raise FormatError(f"negative {what} count {count}", path)
+    if count > limit:
+        raise FormatError(f"declared {what} count {count:,} is impossible for a file of this size (at most {limit:,})", path)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def log2_floor(x: float) -> int:
+    return int(math.floor(math.log2(x)))

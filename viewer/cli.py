@@ -1,0 +1,120 @@
+"""``splat view``: open any splat asset in the browser."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from splat.errors import UsageError
+
+from .server import DEFAULT_HOST, DEFAULT_PORT
+
+VIEW_HELP = """Open a splat asset in the browser (WebGL through viser; no GPU needed on the server).
+
+Reads every scene format of the toolkit (.ply, .splat, .spz, .sog, compressed .ply, .lgs) and .gsi images. The file is decoded before the server starts; the time to first frame is printed when the first browser tab has drawn it. Serves on 127.0.0.1 unless --host says otherwise, and serves nothing but the viewer page and this one asset.
+
+Examples:
+
+  splat view ../shared/data/scenes/biker.spz
+
+  splat view scene.lgs --cameras cameras.json --port 8081
+
+  splat view point_cloud.ply --budget 200000 --no-sh
+
+  splat view photo.gsi
+
+  splat view scene.ply --host 0.0.0.0   (reachable from other machines)
+"""
+
+
+def _parse_rgb(text: str) -> tuple[int, int, int]:
+    try:
+        vals = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 3 or not all(0 <= v <= 255 for v in vals):
+        raise UsageError(f"--background must be three integers 0-255 like '0,0,0', got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def serve(
+    path: str | Path,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    cameras: str | Path | None = None,
+    up: str = "-y",
+    budget: int | None = None,
+    sh: bool = True,
+    render_dir: str | Path = "splat_view_renders",
+    background: tuple[int, int, int] = (0, 0, 0),
+    log=True,
+    t_start: float | None = None,
+):
+    """Decode ``path`` and start serving it; returns the running :class:`ViewerServer`."""
+    from .assets import open_asset
+    from .server import ViewerServer
+
+    t_start = time.perf_counter() if t_start is None else t_start
+    if budget is not None and budget < 1:
+        raise UsageError(f"--budget must be at least 1, got {budget}")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {port}")
+    asset = open_asset(path, cameras=cameras, up=up, budget=budget, sh=sh)
+    return ViewerServer(asset, host=host, port=port, render_dir=render_dir, background=background,
+                        t_start=t_start, log=log)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("view", help=VIEW_HELP)
+    def view(
+        file: Path = typer.Argument(..., help="asset to open (.ply .splat .spz .sog .lgs .gsi ...)"),
+        host: str = typer.Option(DEFAULT_HOST, help="address to listen on; 0.0.0.0 exposes it to the network"),
+        port: int = typer.Option(DEFAULT_PORT, help="port (the next free one is taken if it is busy; 0 = any)"),
+        cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "
+                                                           "(default: one beside FILE, if any)"),
+        up: str = typer.Option("-y", help="world up axis for the camera controls: +x -x +y -y +z -z"),
+        budget: Optional[int] = typer.Option(None, help="initial Gaussian budget (most significant N)"),
+        no_sh: bool = typer.Option(False, "--no-sh", help="start with view-dependent colour off"),
+        render_dir: Path = typer.Option(Path("splat_view_renders"), help="folder for 'render this view' PNGs"),
+        background: str = typer.Option("0,0,0", help="background colour R,G,B (0-255)"),
+    ) -> None:
+        from rich.console import Console
+
+        t_start = time.perf_counter()
+        console = Console()
+        try:
+            from splat.camera import parse_up
+
+            parse_up(up)
+        except ValueError as e:
+            raise UsageError(f"--up: {e}") from None
+        srv = serve(file, host=host, port=port, cameras=cameras, up=up, budget=budget, sh=not no_sh,
+                    render_dir=render_dir, background=_parse_rgb(background), t_start=t_start)
+        info = srv.asset.info
+        ready = time.perf_counter() - t_start
+        console.print(
+            f"[bold]{file.name}[/]: {info.format}, {info.count:,} Gaussians"
+            + (f", {info.bytes_per_gaussian:.2f} bytes/Gaussian" if info.bytes_per_gaussian else "")
+            + f"; decoded in {info.decode_s:.2f} s, ready in {ready:.2f} s",
+            highlight=False,
+        )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
+        console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
+        import signal
+
+        def _terminate(_signum, _frame):  # stop cleanly under a service manager too
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            console.print("stopping")
+        finally:
+            srv.stop()
+            signal.signal(signal.SIGTERM, previous)
