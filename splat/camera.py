@@ -137,11 +137,26 @@ def parse_up(up: str | Sequence[float]) -> Tensor:
     return v / v.norm()
 
 
-def _frame_scene(scene, quantile: float) -> tuple[Tensor, float]:
+def _view_sphere(scene, n: int, width: int, height: int, fov_y_deg: float, up, distance_factor: float,
+                 quantile: float) -> tuple[Tensor, float, Tensor, Tensor, Tensor]:
+    """Centre and camera distance that frame the scene's robust bounding sphere, the unit up
+    vector, and an orthonormal basis (a, b) of the plane perpendicular to it."""
+    if n < 1:
+        raise ValueError("n must be >= 1")
     lo, hi = scene.bounds(quantile=quantile)
     center = ((lo + hi) / 2).double()
-    radius = float((hi - lo).double().norm()) / 2
-    return center, max(radius, 1e-6)
+    radius = max(float((hi - lo).double().norm()) / 2, 1e-6)
+    upv = parse_up(up)
+    fov = math.radians(fov_y_deg)
+    fov_x = 2 * math.atan(math.tan(fov / 2) * width / height)
+    dist = distance_factor * radius / math.sin(min(fov, fov_x) / 2)
+    helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    if abs(float(helper @ upv)) > 0.9:
+        helper = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    a = torch.linalg.cross(upv, helper)
+    a = a / a.norm()
+    b = torch.linalg.cross(upv, a)
+    return center, dist, upv, a, b
 
 
 def orbit_cameras(
@@ -163,20 +178,7 @@ def orbit_cameras(
     ``quantile`` outliers per side) fills the narrower field of view, times
     ``distance_factor``. ``up`` is the world up axis ('-y' for most COLMAP-derived scenes).
     """
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    center, radius = _frame_scene(scene, quantile)
-    upv = parse_up(up)
-    fov = math.radians(fov_y_deg)
-    fov_x = 2 * math.atan(math.tan(fov / 2) * width / height)
-    dist = distance_factor * radius / math.sin(min(fov, fov_x) / 2)
-    # an orthonormal basis (a, b) of the plane perpendicular to up
-    helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    if abs(float(helper @ upv)) > 0.9:
-        helper = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    a = torch.linalg.cross(upv, helper)
-    a = a / a.norm()
-    b = torch.linalg.cross(upv, a)
+    center, dist, upv, a, b = _view_sphere(scene, n, width, height, fov_y_deg, up, distance_factor, quantile)
     el = math.radians(elevation_deg)
     cams = []
     for i in range(n):
@@ -202,19 +204,7 @@ def hemisphere_cameras(
     seed: int = 0,
 ) -> list[Camera]:
     """``n`` views spread over a band of the upper hemisphere (Fibonacci spiral, deterministic)."""
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    center, radius = _frame_scene(scene, quantile)
-    upv = parse_up(up)
-    fov = math.radians(fov_y_deg)
-    fov_x = 2 * math.atan(math.tan(fov / 2) * width / height)
-    dist = distance_factor * radius / math.sin(min(fov, fov_x) / 2)
-    helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    if abs(float(helper @ upv)) > 0.9:
-        helper = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    a = torch.linalg.cross(upv, helper)
-    a = a / a.norm()
-    b = torch.linalg.cross(upv, a)
+    center, dist, upv, a, b = _view_sphere(scene, n, width, height, fov_y_deg, up, distance_factor, quantile)
     s_lo, s_hi = math.sin(math.radians(min_elevation_deg)), math.sin(math.radians(max_elevation_deg))
     golden = math.pi * (3.0 - math.sqrt(5.0))
     offset = (seed * 0.6180339887) % 1.0
