@@ -35,17 +35,26 @@ def farthest_point_sampling(x: np.ndarray, m: int) -> np.ndarray:
 
 
 def knn_joints(x: Tensor, joints: Tensor, k: int, chunk: int = 8192) -> tuple[Tensor, Tensor]:
-    """k nearest joints of each point: (indices [N,k] int64, squared distances [N,k] float32)."""
+    """k nearest joints of each point: (indices [N,k] int64, squared distances [N,k]).
+
+    Candidates (2k + 8 per point) come from a matrix-product distance; the final k are
+    ranked by exactly computed squared distances (ties broken by the lower joint index).
+    """
     k = min(k, len(joints))
+    kc = min(len(joints), 2 * k + 8)
+    jn = (joints * joints).sum(1)
     idx, d2 = [], []
     for s in range(0, len(x), chunk):
         xs = x[s:s + chunk]
-        dd = ((xs[:, None, :] - joints[None, :, :]) ** 2).sum(-1)  # exact, no matmul trick
-        v, i = torch.topk(dd, k, dim=1, largest=False, sorted=True)
-        idx.append(i)
-        d2.append(v)
+        approx = jn[None, :] - 2.0 * (xs @ joints.T)  # |x|^2 omitted: same ranking per row
+        cand = torch.topk(approx, kc, dim=1, largest=False, sorted=False).indices
+        cand = cand.sort(1).values
+        dd = ((xs[:, None, :] - joints[cand]) ** 2).sum(-1)
+        v, o = torch.sort(dd, dim=1, stable=True)
+        idx.append(torch.gather(cand, 1, o[:, :k]))
+        d2.append(v[:, :k])
     if not idx:
-        return torch.zeros(0, k, dtype=torch.int64), torch.zeros(0, k)
+        return torch.zeros(0, k, dtype=torch.int64), torch.zeros(0, k, dtype=x.dtype)
     return torch.cat(idx), torch.cat(d2)
 
 
