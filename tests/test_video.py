@@ -147,6 +147,14 @@ def test_kernels_vs_float64_reference():
     xr = (x0 - centers[3]) @ Rg.T + centers[3] + t_true[0]
     Rf, tf = procrustes(x0, xr, idx, w, centers)
     assert torch.allclose(Rf[3], Rg, atol=1e-9) and torch.allclose(tf[3], t_true[0], atol=1e-9)
+    # sparse fast path == gathered blend (float32 and float64)
+    from compress.video.motion import SparseSkin, blend_quats
+    for dt, tol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
+        sk = SparseSkin(idx, w.to(dt), J)
+        assert torch.allclose(sk.positions(x0.to(dt), R_true.to(dt), t_true.to(dt), centers.to(dt)),
+                              blend_positions(x0, idx, w, R_true, t_true, centers).to(dt), atol=tol)
+        qj = torch.nn.functional.normalize(torch.randn(J, 4, generator=g, dtype=torch.float64), dim=1)
+        assert torch.allclose(sk.quats(qj.to(dt)), blend_quats(idx, w, qj).to(dt), atol=tol)
     q = matrix_to_quat(R_true)
     assert torch.allclose(quat_to_matrix(q), R_true, atol=1e-12)
     assert torch.allclose(quat_to_matrix(rotvec_to_quat(quat_to_rotvec(q))), R_true, atol=1e-9)

@@ -32,7 +32,7 @@ from compress.scene.streams import decode_channels, encode_channels
 from splat.errors import FormatError
 from splat.scene import SH_C0, GaussianScene, sh_rest_count
 
-from .motion import (blend_positions, blend_quats, default_length, farthest_point_sampling, knn_joints,
+from .motion import (SparseSkin, default_length, farthest_point_sampling, knn_joints,
                      procrustes, quat_multiply, quat_to_rotvec, rotvec_to_quat, quat_to_matrix, skin_weights)
 
 SEG_MAGIC = b"GSVS"
@@ -129,6 +129,7 @@ class SegmentState:
         self.bind_idx, d2 = knn_joints(self.x0, self.centers, k)
         self.length = default_length(d2) if length is None else float(length)
         self.bind_w = skin_weights(d2, self.length)
+        self.skin = SparseSkin(self.bind_idx, self.bind_w, len(self.centers))
         self.reset()
 
     def reset(self) -> None:
@@ -148,8 +149,8 @@ class SegmentState:
 
     def predict(self, R: Tensor, q: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Skinned positions (plus persistent corrections) [N,3] and rotations [N,4]."""
-        pos = blend_positions(self.x0, self.bind_idx, self.bind_w, R, t, self.centers) + self.offset
-        rot = quat_multiply(blend_quats(self.bind_idx, self.bind_w, q), self.q0)
+        pos = self.skin.positions(self.x0, R, t, self.centers) + self.offset
+        rot = quat_multiply(self.skin.quats(q), self.q0)
         return pos, rot
 
     def scene(self, pos: Tensor, rot: Tensor) -> GaussianScene:
