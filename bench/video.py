@@ -130,12 +130,24 @@ def main() -> None:
     ap.add_argument("--gop", type=int, default=30)
     ap.add_argument("--psnr-every", type=int, default=15)
     ap.add_argument("--baseline-every", type=int, default=15)
+    ap.add_argument("--clips", default="performer,wave", help="comma list: performer, wave")
+    ap.add_argument("--shuffled-frames", type=int, default=6, help="frames of the shuffled (untracked) performer clip")
     ap.add_argument("--quick", action="store_true", help="10k Gaussians, 30 frames, 60 wave frames")
     ap.add_argument("--out", default=str(RESULTS / "video"))
     a = ap.parse_args()
     if a.quick:
         a.gaussians, a.frames, a.wave_frames = 10000, 30, 60
     torch.set_num_threads(2)
+    rows = []
+    clips = set(a.clips.split(","))
+    if "performer" in clips:
+        rows += bench_performer(a)
+    if "wave" in clips:
+        rows += bench_wave(a)
+    write_results(rows, a)
+
+
+def bench_performer(a) -> list[dict]:
     rows = []
     t0 = time.perf_counter()
     frames, fps = performer_frames(a.gaussians, a.frames)
@@ -146,12 +158,17 @@ def main() -> None:
         rows.append(bench_gsv("performer", frames, fps, a.gop, cams, pidx, q))
         print(json.dumps(rows[-1]), flush=True)
     g = torch.Generator().manual_seed(0)
-    shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames[: min(len(frames), 2 * a.gop // 3 or 1)]]
+    shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames[: min(len(frames), a.shuffled_frames)]]
     rows.append(bench_gsv("performer shuffled", shuffled, fps, a.gop, cams, list(range(0, len(shuffled), a.psnr_every))))
     print(json.dumps(rows[-1]), flush=True)
     rows += bench_per_frame("performer", frames, cams, a.baseline_every, pidx)
     for r in rows[-3:]:
         print(json.dumps(r), flush=True)
+    return rows
+
+
+def bench_wave(a) -> list[dict]:
+    rows = []
     wave_files = sorted(glob.glob(str(WAVE / "*.sog")))[: a.wave_frames]
     if wave_files:
         wave = [read_scene(p) for p in wave_files]
@@ -164,6 +181,10 @@ def main() -> None:
             print(json.dumps(r), flush=True)
     else:
         print(f"wave sequence not found under {WAVE}: skipped")
+    return rows
+
+
+def write_results(rows: list[dict], a) -> None:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"gaussians": a.gaussians, "frames": a.frames, "gop": a.gop, "psnr_every": a.psnr_every,
