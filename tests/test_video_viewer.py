@@ -160,6 +160,43 @@ def test_late_frames_are_dropped_not_queued(clip_bytes):
         p.close()
 
 
+class SlowDecoder:
+    """A real FrameStream behind a decoder that takes two frame periods per frame."""
+
+    def __init__(self, stream, delay: float) -> None:
+        self.stream, self.delay = stream, delay
+
+    def next(self, timeout=None):
+        time.sleep(self.delay)
+        return self.stream.next(timeout)
+
+    def seek(self, frame):
+        self.stream.seek(frame)
+
+    def buffered(self):
+        return 0  # never a frame waiting: the decoder is the bottleneck
+
+    def close(self):
+        self.stream.close()
+
+
+def test_slow_decoder_slows_playback_without_skipping(clip_bytes):
+    from viewer.playback import PlaybackController
+
+    reader = video.VideoReader(clip_bytes)
+    stream = SlowDecoder(video.FrameStream(reader, capacity=2), delay=2.0 / FPS)
+    shown = []
+    c = PlaybackController(stream, fps=FPS, n_frames=N_FRAMES, show=lambda f: shown.append(int(f.index)))
+    try:
+        c.play()
+        assert c.wait(lambda c: len(shown) >= 6, 10)
+        c.pause()
+        assert shown[:6] == [0, 1, 2, 3, 4, 5] and c.stats.dropped == 0  # late, but every frame shown
+    finally:
+        c.close()
+        reader.close()
+
+
 def test_loop_off_stops_on_last_frame_then_restarts(player):
     c = player.c
     c.set_loop(False)

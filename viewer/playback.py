@@ -4,8 +4,10 @@
 stream (``compress.video.FrameStream``: ``next(timeout)``, ``seek(frame)``,
 ``buffered()``, ``close()``) and hands each frame to a ``show`` callback when it is due:
 frame k after the last (re)start is due at ``t0 + k / (fps * speed)``. A frame pulled when
-the one after it is already due is dropped (the clip keeps wall-clock time; at most
-``max_drops`` in a row, then one is shown anyway and the clock restarts). Commands from
+the one after it is already due is dropped if a later frame is decoded and waiting (the
+clip keeps wall-clock time; at most ``max_drops`` in a row); with nothing newer waiting
+(the decoder is behind) the late frame is shown at once and the clock restarts from it,
+so a slow decoder slows the clip down instead of skipping the frames it paid for. Commands from
 any thread (GUI callbacks) only change the requested state and wake the thread, so a
 dragged seek slider collapses into the latest position.
 
@@ -265,18 +267,21 @@ class PlaybackController:
             if restart:
                 t0, ticks, drops = now, 0, 0
             due = t0 + ticks * period
-            last_of_clip = not loop and held.index == self.n_frames - 1
-            if now >= due + period and drops < self.max_drops and not last_of_clip:
-                self.stats.dropped += 1
-                held, ticks, drops = None, ticks + 1, drops + 1
-                continue
-            if due > now:
+            if now >= due + period:  # late by a whole frame
+                last_of_clip = not loop and held.index == self.n_frames - 1
+                if drops < self.max_drops and not last_of_clip and self.buffered() > 0:
+                    # a later frame is decoded already: skip this one to catch up
+                    self.stats.dropped += 1
+                    held, ticks, drops = None, ticks + 1, drops + 1
+                    continue
+                # nothing newer to show (the decoder is behind) or too many skipped:
+                # show this one now and let the clock restart from it
+                t0, ticks = now, 0
+            elif due > now:
                 with self._cond:
                     if self._gen == gen and not self._closed:
                         self._cond.wait(due - now)
                 continue  # re-check state (a command may have arrived) and the time
-            if drops >= self.max_drops:  # hopelessly late: show this one and restart the clock
-                t0, ticks = now, 0
             self._present(held)
             held, ticks, drops = None, ticks + 1, 0
 
