@@ -32,7 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,25 +51,29 @@ def _bench_viewer():
 
 
 def make_clip(n_gaussians: int, n_frames: int, console) -> tuple[Path, dict]:
-    """The performer clip as a .gsv (cached by its parameters); returns (path, notes)."""
-    from compress.video import encode_video
-    from compress.video import synth
+    """The performer clip as a .gsv with the encoder's defaults (cached by its parameters in
+    the temp folder); returns (path, notes)."""
+    from compress.video import VideoSettings, encode_video, synth
 
-    key = hashlib.sha1(f"{n_gaussians}-{n_frames}-{synth.__name__}".encode()).hexdigest()[:10]
+    codec_src = b"".join(p.read_bytes() for p in sorted((ROOT / "compress" / "video").glob("*.py")))
+    key = hashlib.sha1(f"performer-{n_gaussians}-{n_frames}".encode() + codec_src).hexdigest()[:10]  # re-encode on codec changes
     path = Path(tempfile.gettempdir()) / f"splatkit-bench-performer-{key}.gsv"
-    notes: dict = {"clip": path.name, "cached": path.exists()}
+    notes: dict = {"clip": f"synthetic performer, {n_gaussians} Gaussians, {n_frames} frames", "file": str(path),
+                   "cached": path.exists()}
     if path.exists():
         return path, notes
     t0 = time.perf_counter()
-    frames, fps = synth.bench_performer(n_gaussians=n_gaussians, n_frames=n_frames)
+    frames, fps = synth.performer_frames(n_gaussians, n_frames)
     notes["synth_s"] = time.perf_counter() - t0
+    console.print(f"performer: {len(frames)} frames of {len(frames[0]):,} Gaussians at {fps:g} fps "
+                  f"in {notes['synth_s']:.1f} s; encoding…")
     t0 = time.perf_counter()
-    result = encode_video(frames, synth.default_settings(fps=fps))
+    result = encode_video(frames, VideoSettings(fps=fps))
     notes["encode_s"] = time.perf_counter() - t0
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(result.data)
     os.replace(tmp, path)
-    console.print(f"encoded {len(frames)} frames in {notes['encode_s']:.1f} s -> {path} ({len(result.data):,} bytes)")
+    console.print(f"encoded in {notes['encode_s']:.1f} s -> {path} ({len(result.data):,} bytes)")
     return path, notes
 
 
@@ -99,13 +102,13 @@ def server_ceiling(path: Path, seconds: float) -> dict:
     return {"fps": n / dt, "frames": n, "prepare_pack_ms": statistics.median(prep_ms)}
 
 
-def playback(pw, bv, path: Path, seconds: float, speed: float, viewport: tuple[int, int]) -> dict:
+def playback(pw, bv, path: Path, seconds: float, speed: float, viewport: tuple[int, int], up: str) -> dict:
     """Play ``path`` to a fresh headless Chromium for ``seconds``; what reached the websocket."""
     from viewer.server import ViewerServer
     from viewer.video_view import load_video_asset
     from viewer_browser import watch
 
-    asset = load_video_asset(path, paused=True, speed=speed)
+    asset = load_video_asset(path, paused=True, speed=speed, up=up)
     n = asset.info.count
     with bv.FreshBrowser(pw) as browser:
         srv = ViewerServer(asset, port=0, log=None)
@@ -158,11 +161,12 @@ def playback(pw, bv, path: Path, seconds: float, speed: float, viewport: tuple[i
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gaussians", type=int, default=50_000, help="performer size")
-    ap.add_argument("--frames", type=int, default=120, help="frames in the clip")
+    ap.add_argument("--frames", type=int, default=60, help="frames in the clip (it loops)")
     ap.add_argument("--seconds", type=float, default=10.0, help="playback window measured")
     ap.add_argument("--speed", type=float, default=1.0, help="playback speed (target fps = clip fps x speed)")
     ap.add_argument("--viewport", default="960x540", help="browser viewport WxH")
     ap.add_argument("--clip", type=Path, default=None, help="play this .gsv instead of the performer")
+    ap.add_argument("--up", default="+y", help="world up for the initial camera (the performer is y-up)")
     ap.add_argument("--out", type=Path, default=RESULTS / "video_playback.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -182,7 +186,7 @@ def main(argv=None) -> int:
     bv = _bench_viewer()
     pw = bv.start_playwright()
     try:
-        rec = playback(pw, bv, path, args.seconds, args.speed, viewport)
+        rec = playback(pw, bv, path, args.seconds, args.speed, viewport, args.up)
     finally:
         pw.stop()
     ok = rec["delivered_fps"] >= GOAL_FPS * min(1.0, rec["target_fps"] / GOAL_FPS)
