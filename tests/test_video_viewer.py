@@ -197,6 +197,26 @@ def test_slow_decoder_slows_playback_without_skipping(clip_bytes):
         reader.close()
 
 
+def test_corrupt_segment_is_reported_and_skipped(clip_bytes):
+    reader = video.VideoReader(clip_bytes)
+    off, length = reader.segment_range(1)  # frames 4..7
+    reader.close()
+    data = bytearray(clip_bytes)
+    data[off + length // 2] ^= 0xFF  # fails the segment's CRC
+    errors = []
+    p = Player(bytes(data), speed=4.0, on_error=errors.append, next_segment_start=lambda i: (i // GOP + 1) * GOP)
+    try:
+        p.c.play()
+        assert p.c.wait(lambda c: len(p.shown) >= 8, 10), p.indices
+        p.c.pause()
+        assert errors and isinstance(errors[0], FormatError) and "segment 1" in str(errors[0])
+        assert p.indices[:5] == [0, 1, 2, 3, 8], p.indices  # segment 1 skipped, playback went on
+        assert not set(p.indices) & {4, 5, 6, 7}
+        assert p.c.stats.errors >= 1
+    finally:
+        p.close()
+
+
 def test_loop_off_stops_on_last_frame_then_restarts(player):
     c = player.c
     c.set_loop(False)
