@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[bold]{file.name}[/]: {info.format}, {info.count:,} Gaussians"
             + (f", {info.bytes_per_gaussian:.2f} bytes/Gaussian" if info.bytes_per_gaussian else "")
+            + (f", {info.extra['frames']} frames at {info.extra['fps']} fps" if info.kind == "video" else "")
             + f"; decoded in {info.decode_s:.2f} s, ready in {ready:.2f} s",
             highlight=False,
         )
