@@ -105,7 +105,8 @@ class VideoAsset(ViewerAsset):
         self.info = AssetInfo(path=path, format="gsv (volumetric video)", kind="video", count=int(v.n_gaussians),
                               file_size=size, decode_s=decode_s)
         self.info.extra.update({
-            "frames": f"{v.n_frames:,} ({duration:.2f} s)",
+            "frames": f"{v.n_frames:,}",
+            "duration": f"{duration:.2f} s",
             "fps": f"{float(v.fps):g}",
             "bitrate": f"{fmt_bitrate(mean_bps)} mean",
             "bits / Gaussian / frame": f"{8.0 * float(v.total_bytes) / max(v.n_frames * v.n_gaussians, 1):.2f}",
