@@ -53,7 +53,7 @@ class PlaybackStats:
     shown_fps: float = 0.0  # frames shown per second over the last second
 
 
-class _Rate:
+class Rate:
     """Events per second over the last ``span`` seconds."""
 
     def __init__(self, span: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -120,7 +120,7 @@ class PlaybackController:
         self.stats = PlaybackStats()
         self._decode = collections.deque(maxlen=30)
         self._show_cost = collections.deque(maxlen=30)
-        self._rate = _Rate(1.0, clock)
+        self._rate = Rate(1.0, clock)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._playing = bool(playing)

@@ -28,7 +28,7 @@ from splat.errors import FormatError
 from splat.scene import GaussianScene
 
 from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_size
-from .playback import MAX_SPEED, MIN_SPEED, PlaybackController, _Rate
+from .playback import MAX_SPEED, MIN_SPEED, PlaybackController, Rate
 from .scene_view import camera_to_pose, render_shown, viser_to_camera
 from .splat_layer import DisplaySettings, SplatLayer
 from .splats import PreparedSplats, prepare_splats, select_indices, torch_threads
@@ -141,15 +141,13 @@ class VideoAsset(ViewerAsset):
         return start if start < self.video.n_frames else None
 
     def open_stream(self, start: int = 0):
-        """A new (reader, frame stream) pair for one tab."""
+        """A new frame stream (its own reader and prefetch thread) for one tab."""
         video = _codec()
         reader = video.VideoReader(self.source)
-        try:
-            stream = video.FrameStream(reader, start=start, capacity=self.capacity, loop=True)
-        except Exception:
+        try:  # the stream opens a reader of its own on the same source
+            return video.FrameStream(reader, start=start, capacity=self.capacity, loop=True)
+        finally:
             reader.close()
-            raise
-        return reader, stream
 
     def attach(self, ctx) -> "VideoClientView":
         view = VideoClientView(self, ctx)
@@ -184,13 +182,13 @@ class VideoClientView(ClientView):
         self._current: tuple[GaussianScene, PreparedSplats] = (asset.first_scene, asset.first_prepared)
         self._current_index = 0
         self._geometry_pushes = 0
-        self.delivered = _Rate(1.0)
+        self.delivered = Rate(1.0)
         pose = asset.initial_view()
         campos = None if pose is None else np.asarray(pose.position)
         has_sh = asset.first_prepared.sh_coeffs is not None
         self.layer = SplatLayer(ctx.scene, VIDEO_NODE, asset.first_prepared, DisplaySettings(sh=asset.sh and has_sh),
                                 camera_position=campos, on_change=self._on_push)
-        self.reader, self.stream = asset.open_stream(0)
+        self.stream = asset.open_stream(0)
         gui = ctx.gui
         with gui.add_folder("Playback", expand_by_default=True):
             self.status_md = gui.add_markdown(self._status_text())
@@ -336,11 +334,7 @@ class VideoClientView(ClientView):
         if self._closed:
             return
         self._closed = True
-        self.controller.close()
-        try:
-            self.reader.close()
-        except Exception:
-            pass
+        self.controller.close()  # closes the stream
         self.layer.close(remove=False)
         self.asset._forget(self)
 
