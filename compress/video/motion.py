@@ -12,6 +12,8 @@ used by the tests.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -35,17 +37,26 @@ def farthest_point_sampling(x: np.ndarray, m: int) -> np.ndarray:
 
 
 def knn_joints(x: Tensor, joints: Tensor, k: int, chunk: int = 8192) -> tuple[Tensor, Tensor]:
-    """k nearest joints of each point: (indices [N,k] int64, squared distances [N,k] float32)."""
+    """k nearest joints of each point: (indices [N,k] int64, squared distances [N,k]).
+
+    Candidates (2k + 8 per point) come from a matrix-product distance; the final k are
+    ranked by exactly computed squared distances (ties broken by the lower joint index).
+    """
     k = min(k, len(joints))
+    kc = min(len(joints), 2 * k + 8)
+    jn = (joints * joints).sum(1)
     idx, d2 = [], []
     for s in range(0, len(x), chunk):
         xs = x[s:s + chunk]
-        dd = ((xs[:, None, :] - joints[None, :, :]) ** 2).sum(-1)  # exact, no matmul trick
-        v, i = torch.topk(dd, k, dim=1, largest=False, sorted=True)
-        idx.append(i)
-        d2.append(v)
+        approx = jn[None, :] - 2.0 * (xs @ joints.T)  # |x|^2 omitted: same ranking per row
+        cand = torch.topk(approx, kc, dim=1, largest=False, sorted=False).indices
+        cand = cand.sort(1).values
+        dd = ((xs[:, None, :] - joints[cand]) ** 2).sum(-1)
+        v, o = torch.sort(dd, dim=1, stable=True)
+        idx.append(torch.gather(cand, 1, o[:, :k]))
+        d2.append(v[:, :k])
     if not idx:
-        return torch.zeros(0, k, dtype=torch.int64), torch.zeros(0, k)
+        return torch.zeros(0, k, dtype=torch.int64), torch.zeros(0, k, dtype=x.dtype)
     return torch.cat(idx), torch.cat(d2)
 
 
@@ -202,3 +213,43 @@ def blend_positions_reference(x0: np.ndarray, idx: np.ndarray, w: np.ndarray, R:
             j = idx[i, kk]
             out[i] += w[i, kk] * (R[j] @ (x0[i] - centers[j]) + centers[j] + t[j])
     return out
+
+
+class SparseSkin:
+    """The skin binding as a sparse [N,J] weight matrix (CSR), for fast per-frame blending.
+
+    Same results as :func:`blend_positions` / :func:`blend_quats` (to float rounding);
+    one sparse-dense product per frame instead of gathering [N,k,3,3] joint matrices.
+    """
+
+    def __init__(self, idx: Tensor, w: Tensor, n_joints: int):
+        n, k = idx.shape
+        order = torch.argsort(idx, dim=1, stable=True)
+        self.col = torch.gather(idx, 1, order).reshape(-1).contiguous()
+        self.w = torch.gather(w, 1, order).reshape(-1).contiguous()
+        self.crow = torch.arange(0, n * k + 1, k, dtype=torch.int64)
+        self.nearest = idx[:, 0].repeat_interleave(k)  # slot-0 joint per stored entry
+        self.shape = (n, n_joints)
+        self.W = self._csr(self.w)
+
+    def _csr(self, vals: Tensor) -> Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(self.crow, self.col, vals, size=self.shape, check_invariants=False)
+
+    def positions(self, x0: Tensor, R: Tensor, t: Tensor, centers: Tensor) -> Tensor:
+        """Linear-blend skinning [N,3] (see :func:`blend_positions`)."""
+        u = centers + t - (R @ centers[:, :, None])[:, :, 0]
+        M = torch.cat([R.reshape(-1, 9), u], 1)  # [J,12]
+        A = self.W @ M  # [N,12]
+        Ar = A[:, :9].reshape(-1, 3, 3)
+        return (Ar @ x0[:, :, None])[:, :, 0] + A[:, 9:]
+
+    def quats(self, q: Tensor) -> Tensor:
+        """Blended joint rotations [N,4] (see :func:`blend_quats`)."""
+        S = torch.sign(q @ q.T)  # [J,J] hemisphere agreement between joints
+        S = torch.where(S == 0, torch.ones_like(S), S)
+        vals = self.w * S[self.nearest, self.col]
+        Ws = self._csr(vals)
+        out = Ws @ q
+        return out / out.norm(dim=-1, keepdim=True).clamp_min(1e-12)

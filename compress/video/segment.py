@@ -32,7 +32,7 @@ from compress.scene.streams import decode_channels, encode_channels
 from splat.errors import FormatError
 from splat.scene import SH_C0, GaussianScene, sh_rest_count
 
-from .motion import (blend_positions, blend_quats, default_length, farthest_point_sampling, knn_joints,
+from .motion import (SparseSkin, default_length, farthest_point_sampling, knn_joints,
                      procrustes, quat_multiply, quat_to_rotvec, rotvec_to_quat, quat_to_matrix, skin_weights)
 
 SEG_MAGIC = b"GSVS"
@@ -129,6 +129,7 @@ class SegmentState:
         self.bind_idx, d2 = knn_joints(self.x0, self.centers, k)
         self.length = default_length(d2) if length is None else float(length)
         self.bind_w = skin_weights(d2, self.length)
+        self.skin = SparseSkin(self.bind_idx, self.bind_w, len(self.centers))
         self.reset()
 
     def reset(self) -> None:
@@ -148,8 +149,8 @@ class SegmentState:
 
     def predict(self, R: Tensor, q: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Skinned positions (plus persistent corrections) [N,3] and rotations [N,4]."""
-        pos = blend_positions(self.x0, self.bind_idx, self.bind_w, R, t, self.centers) + self.offset
-        rot = quat_multiply(blend_quats(self.bind_idx, self.bind_w, q), self.q0)
+        pos = self.skin.positions(self.x0, R, t, self.centers) + self.offset
+        rot = quat_multiply(self.skin.quats(q), self.q0)
         return pos, rot
 
     def scene(self, pos: Tensor, rot: Tensor) -> GaussianScene:
@@ -257,7 +258,7 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings) -> tuple[by
     if k_rest:
         cand = []
         for f in frames[1:]:
-            d = ((f.sh_rest - key.sh_rest) ** 2).mean((1, 2)).sqrt()
+            d = ((f.sh_rest - frames[0].sh_rest) ** 2).mean((1, 2)).sqrt()
             cand.append(f.sh_rest[d > st.sh_threshold].reshape(-1, 3 * k_rest))
         cand = torch.cat(cand) if cand else torch.zeros(0, 3 * k_rest)
         if len(cand):
@@ -269,7 +270,9 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings) -> tuple[by
             cb_int = cbq.quantize(cents)
             cb = torch.from_numpy(cbq.dequantize(cb_int)).reshape(-1, k_rest, 3)
 
-    sh_ref = frames[0].sh_rest.clone()  # last transmitted original SH rest (content-change test)
+    # last transmitted original values: updates are sent when the content changes
+    sh_ref = frames[0].sh_rest.clone()
+    op_ref, ls_ref = frames[0].opacities.double().clone(), frames[0].log_scales.double().clone()
     rq_all = np.zeros((F, J, 3), dtype=np.int64)
     tq_all = np.zeros((F, J, 3), dtype=np.int64)
     pos_u, col_u, shu_u, ops_u = ([], [], []), ([], [], []), ([], [], []), ([], [], [])
@@ -306,8 +309,8 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings) -> tuple[by
                 sh_ref[idx] = fr.sh_rest[idx]
             _push(shu_u, idx.numpy(), lab.numpy()[:, None] if len(idx) else np.zeros((0, 1), np.int64), 1)
         op = fr.opacities.double()
-        cur_op = torch.sigmoid(state.opacity_logits.double())
-        om = ((op - cur_op).abs() > o_step) | ((fr.log_scales.double() - state.log_scales.double()).abs().amax(1) > s_step)
+        om = ((op - op_ref).abs() > o_step) | ((fr.log_scales.double() - ls_ref).abs().amax(1) > s_step)
+        op_ref[om], ls_ref[om] = op[om], fr.log_scales.double()[om]
         idx = torch.nonzero(om)[:, 0].numpy()
         vals = np.concatenate([oq.quantize(_np64(op[om])[:, None]), sq.quantize(_np64(fr.log_scales[om]))], 1)
         _push(ops_u, idx, vals, 4)
