@@ -255,9 +255,11 @@ def test_gsv_asset_info_and_registration(clip_path):
     from viewer.assets import open_asset
     from viewer.video_view import VideoAsset
 
+    threads = torch.get_num_threads()
     asset = open_asset(clip_path, paused=True)
     try:
         assert isinstance(asset, VideoAsset)
+        assert torch.get_num_threads() == 1  # decoding beside a browser: one intra-op thread
         info = asset.info
         assert info.kind == "video" and info.count == N_GAUSSIANS and info.file_size == clip_path.stat().st_size
         rows = dict(info.rows())
@@ -278,15 +280,18 @@ def test_gsv_asset_info_and_registration(clip_path):
         torch.testing.assert_close(first.means.mean(0), moving_sequence()[0].means.mean(0), atol=0.02, rtol=0)
     finally:
         asset.close()
+    assert torch.get_num_threads() == threads  # restored
 
 
 def test_bad_gsv_is_a_clear_error(tmp_path, clip_bytes):
     from viewer.assets import open_asset
 
+    threads = torch.get_num_threads()
     bad = tmp_path / "bad.gsv"
     bad.write_bytes(b"not a video at all" * 10)
     with pytest.raises(FormatError, match="bad.gsv"):
         open_asset(bad)
+    assert torch.get_num_threads() == threads
     cut = tmp_path / "cut.gsv"
     cut.write_bytes(clip_bytes[:40])
     with pytest.raises(FormatError, match="cut.gsv"):
