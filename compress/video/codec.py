@@ -74,6 +74,7 @@ class VideoInfo:
     n_segments: int
     total_bytes: int
     segment_first: list = field(default_factory=list, repr=False)  # first frame of each segment
+    segment_frames: list = field(default_factory=list, repr=False)  # frame count of each segment
 
     def segment_of(self, frame: int) -> int:
         """Index of the segment holding ``frame``."""
@@ -227,7 +228,7 @@ def _info_from_header(h: dict, total: int, path) -> VideoInfo:
             sh_degree=int(h["sh_degree"]), gop=int(h["gop"]), tracked=bool(h["tracked"]),
             bounds_min=np.asarray(h["bounds_min"], dtype=np.float32).reshape(3),
             bounds_max=np.asarray(h["bounds_max"], dtype=np.float32).reshape(3),
-            n_segments=len(segs), total_bytes=total, segment_first=first,
+            n_segments=len(segs), total_bytes=total, segment_first=first, segment_frames=counts,
         )
     except (KeyError, TypeError, ValueError):
         raise FormatError(".gsv header is missing fields or malformed", path) from None
@@ -238,7 +239,6 @@ def _info_from_header(h: dict, total: int, path) -> VideoInfo:
         expect += c
     if expect != info.n_frames or not info.fps > 0 or not 0 <= info.sh_degree <= 3:
         raise FormatError(".gsv header is inconsistent (frame count, fps or SH degree)", path)
-    info.__dict__["_counts"] = counts
     return info
 
 
@@ -295,7 +295,7 @@ class VideoReader:
             seg = DecodedSegment(blob)
         except FormatError as e:
             raise FormatError(f"segment {s} (frames {self.info.segment_first[s]}..): {e.reason}", self.path) from None
-        counts = self.info.__dict__["_counts"]
+        counts = self.info.segment_frames
         if seg.frames != counts[s]:
             raise FormatError(f"segment {s} holds {seg.frames} frames, header says {counts[s]}", self.path)
         self._seg_id, self._seg = s, seg

@@ -15,10 +15,10 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not default_bvh_path().exists():
         return [("skipped", f"motion capture not found: {default_bvh_path()}")]
-    n, count = 10000, 30
+    n, count = 6000, 24
     frames, fps = performer_frames(n, count, frame_step=2)
     t0 = time.perf_counter()
-    res = encode_video(frames, VideoSettings(fps=fps, gop=15))
+    res = encode_video(frames, VideoSettings(fps=fps, gop=12))
     t_enc = time.perf_counter() - t0
     path = out_dir / "performer.gsv"
     atomic_write_bytes(path, res.data)

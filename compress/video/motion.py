@@ -36,21 +36,24 @@ def farthest_point_sampling(x: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def knn_joints(x: Tensor, joints: Tensor, k: int, chunk: int = 8192) -> tuple[Tensor, Tensor]:
+def knn_joints(x: Tensor, joints: Tensor, k: int, chunk: int = 2048) -> tuple[Tensor, Tensor]:
     """k nearest joints of each point: (indices [N,k] int64, squared distances [N,k]).
 
-    Candidates (2k + 8 per point) come from a matrix-product distance; the final k are
-    ranked by exactly computed squared distances (ties broken by the lower joint index).
+    Candidates are the ``2k + 8`` joints nearest to the point's nearest joint (itself
+    included); the k are ranked among them by exactly computed squared distance (stable
+    sort of candidates listed in ascending joint index). Exact whenever a point's k nearest
+    joints lie among its nearest joint's 2k + 8 nearest, which holds for any sane layout.
     """
     k = min(k, len(joints))
     kc = min(len(joints), 2 * k + 8)
+    jd = ((joints[:, None, :] - joints[None, :, :]) ** 2).sum(-1)  # [J,J]
+    jt = torch.sort(torch.sort(jd, dim=1, stable=True).indices[:, :kc], dim=1).values  # joint -> candidate joints
     jn = (joints * joints).sum(1)
     idx, d2 = [], []
     for s in range(0, len(x), chunk):
         xs = x[s:s + chunk]
-        approx = jn[None, :] - 2.0 * (xs @ joints.T)  # |x|^2 omitted: same ranking per row
-        cand = torch.topk(approx, kc, dim=1, largest=False, sorted=False).indices
-        cand = cand.sort(1).values
+        near = torch.argmin(jn[None, :] - 2.0 * (xs @ joints.T), dim=1)  # |x|^2 omitted: same argmin per row
+        cand = jt[near]  # [n,kc]
         dd = ((xs[:, None, :] - joints[cand]) ** 2).sum(-1)
         v, o = torch.sort(dd, dim=1, stable=True)
         idx.append(torch.gather(cand, 1, o[:, :k]))

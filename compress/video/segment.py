@@ -279,7 +279,7 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings) -> tuple[by
     for f in range(1, F):
         fr = frames[f]
         xt = fr.means.double()
-        R, t = procrustes(x0 - state.offset.double() * 0, xt, state.bind_idx, state.bind_w, state.centers.double())
+        R, t = procrustes(x0, xt, state.bind_idx, state.bind_w, state.centers.double())
         rv = quat_to_rotvec(_rot_to_quat64(R))
         rq_all[f] = np.rint(_np64(rv) / rot_step).astype(np.int64)
         tq_all[f] = np.rint(_np64(t) / trans_step).astype(np.int64)

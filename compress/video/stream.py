@@ -67,7 +67,7 @@ class FrameStream:
                 err = e
             ms = (time.perf_counter() - t0) * 1000.0
             s = self.info.segment_of(i)
-            seg_frames = self.info.__dict__["_counts"][s]
+            seg_frames = self.info.segment_frames[s]
             nbytes = self._reader.segment_bytes(s) // max(seg_frames, 1)
             with self._cv:
                 if gen != self._gen:
