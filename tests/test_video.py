@@ -7,6 +7,7 @@ import torch
 
 from compress.video import FrameStream, VideoReader, VideoSettings, encode_video, is_tracked, read_frames
 from compress.video.motion import (blend_positions, blend_positions_reference, farthest_point_sampling, knn_joints,
+                                   knn_joints_reference,
                                    matrix_to_quat, procrustes, procrustes_reference, quat_to_matrix, quat_to_rotvec,
                                    rotvec_to_quat, skin_weights)
 from render.metrics import psnr
@@ -192,3 +193,19 @@ def test_cli_round_trip_and_errors(tmp_path, capsys):
     assert "junk.gsv" in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert main(["video", "encode", str(tmp_path / "nothing_here"), "-o", str(tmp_path / "x.gsv")]) != 0
     assert main(["video", "encode", str(frames_dir), "-o", str(clip)]) != 0  # exists, no --force
+
+
+@pytest.mark.parametrize("layout", ["blob", "flat", "outliers"])
+def test_knn_grid_matches_brute_force(layout):
+    g = np.random.default_rng(1)
+    x = g.normal(size=(3000, 3))
+    if layout == "flat":
+        x[:, 2] = 0.0  # a degenerate axis
+    jidx = farthest_point_sampling(x, 60)
+    joints = x[jidx]
+    if layout == "outliers":
+        x = np.concatenate([x, g.normal(size=(50, 3)) * 40.0])  # far outside the joints' grid
+    idx, d2 = knn_joints(torch.from_numpy(x), torch.from_numpy(joints), 8)
+    ridx, rd2 = knn_joints_reference(x, joints, 8)
+    assert np.array_equal(idx.numpy(), ridx)
+    assert np.allclose(d2.numpy(), rd2, rtol=1e-12, atol=0)
