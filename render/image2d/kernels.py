@@ -263,31 +263,96 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
     gm = np.zeros((nthreads, n, 2), np.float32)
     gq = np.zeros((nthreads, n, 3), np.float32)
     gc = np.zeros((nthreads, n, nch), np.float32)
+    maxlen = 0
+    for t in range(ntiles):
+        maxlen = max(maxlen, offsets[t + 1] - offsets[t])
+    half = np.float32(0.5)
+    smax = np.float32(SIGMA_MAX)
     for chunk in nb.prange(nthreads):
+        # SUM mode: the tile's Gaussians and their gradients live in local arrays (contiguous,
+        # no scattered global reads per pixel); flushed to the chunk's buffer after the tile
+        lmx = np.empty(maxlen, np.float32)
+        lmy = np.empty(maxlen, np.float32)
+        la = np.empty(maxlen, np.float32)
+        lb = np.empty(maxlen, np.float32)
+        lc = np.empty(maxlen, np.float32)
+        lcol = np.empty((maxlen, nch), np.float32)
+        sbuf = np.empty(maxlen, np.float32)
+        gdx = np.empty(maxlen, np.float32)
+        gdy = np.empty(maxlen, np.float32)
+        gxx = np.empty(maxlen, np.float32)
+        gxy = np.empty(maxlen, np.float32)
+        gyy = np.empty(maxlen, np.float32)
+        lgc = np.empty((maxlen, nch), np.float32)
+        gov = np.empty(nch, np.float32)
         for t in range(chunk, ntiles, nthreads):
             ty0 = (t // tx) * tile
             tx0 = (t % tx) * tile
+            if mode == MODE_SUM:
+                start = offsets[t]
+                m = offsets[t + 1] - start
+                if m == 0:
+                    continue
+                for j in range(m):
+                    g = ids[start + j]
+                    lmx[j] = means[g, 0]
+                    lmy[j] = means[g, 1]
+                    la[j] = conics[g, 0] * half
+                    lb[j] = conics[g, 1]
+                    lc[j] = conics[g, 2] * half
+                    for ch in range(nch):
+                        lcol[j, ch] = colors[g, ch]
+                        lgc[j, ch] = 0.0
+                    gdx[j] = 0.0
+                    gdy[j] = 0.0
+                    gxx[j] = 0.0
+                    gxy[j] = 0.0
+                    gyy[j] = 0.0
+                for py in range(ty0, min(ty0 + tile, height)):
+                    fy = np.float32(py + 0.5)
+                    for px in range(tx0, min(tx0 + tile, width)):
+                        fx = np.float32(px + 0.5)
+                        for ch in range(nch):
+                            gov[ch] = grad_out[py, px, ch]
+                        for j in range(m):
+                            dx = fx - lmx[j]
+                            dy = fy - lmy[j]
+                            sbuf[j] = la[j] * dx * dx + lc[j] * dy * dy + lb[j] * dx * dy
+                        for j in range(m):
+                            sg = sbuf[j]
+                            if sg > smax or sg < 0.0:
+                                continue
+                            w = np.float32(math.exp(-sg))
+                            dw = np.float32(0.0)
+                            for ch in range(nch):
+                                lgc[j, ch] += gov[ch] * w
+                                dw += gov[ch] * lcol[j, ch]
+                            ds = -w * dw
+                            dx = fx - lmx[j]
+                            dy = fy - lmy[j]
+                            # dsigma/dmu = -(conic d); dsigma/dconic = (dx^2/2, dx dy, dy^2/2)
+                            gdx[j] += ds * dx
+                            gdy[j] += ds * dy
+                            gxx[j] += ds * dx * dx
+                            gxy[j] += ds * dx * dy
+                            gyy[j] += ds * dy * dy
+                for j in range(m):
+                    g = ids[start + j]
+                    a2 = la[j] * np.float32(2.0)
+                    c2 = lc[j] * np.float32(2.0)
+                    gm[chunk, g, 0] -= a2 * gdx[j] + lb[j] * gdy[j]
+                    gm[chunk, g, 1] -= lb[j] * gdx[j] + c2 * gdy[j]
+                    gq[chunk, g, 0] += half * gxx[j]
+                    gq[chunk, g, 1] += gxy[j]
+                    gq[chunk, g, 2] += half * gyy[j]
+                    for ch in range(nch):
+                        gc[chunk, g, ch] += lgc[j, ch]
+                continue
             for py in range(ty0, min(ty0 + tile, height)):
                 fy = np.float32(py + 0.5)
                 for px in range(tx0, min(tx0 + tile, width)):
                     fx = np.float32(px + 0.5)
                     pix = py * width + px
-                    if mode == MODE_SUM:
-                        for j in range(offsets[t], offsets[t + 1]):
-                            g = ids[j]
-                            dx = fx - means[g, 0]
-                            dy = fy - means[g, 1]
-                            sig = np.float32(0.5) * (conics[g, 0] * dx * dx + conics[g, 2] * dy * dy) + conics[g, 1] * dx * dy
-                            if sig > SIGMA_MAX or sig < 0.0:
-                                continue
-                            w = np.float32(math.exp(-sig))
-                            dw = np.float32(0.0)
-                            for ch in range(nch):
-                                go = grad_out[py, px, ch]
-                                gc[chunk, g, ch] += go * w
-                                dw += go * colors[g, ch]
-                            _accum_geom(gm, gq, chunk, g, conics, dx, dy, -w * dw)
-                        continue
                     inv = np.float32(1.0) / (wsum[pix] + np.float32(EPS))
                     for q in range(k):
                         g = top_ids[pix, q]
