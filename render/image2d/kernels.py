@@ -124,131 +124,125 @@ def bin_gaussians(means, conics, width, height, tile):
     return counts, ids, tx, ty
 
 
+@nb.njit(cache=True, inline="always")
+def _box(mx, my, a, b, c, x0, x1, y0, y1):
+    """Pixel range [lx, hx] x [ly, hy] (inclusive) of the window [x0, x1) x [y0, y1) whose
+    centres may have sigma <= SIGMA_MAX (the ellipse's bounding box, padded by 0.01 px so
+    float32 rounding never drops a pixel; the per-pixel test decides)."""
+    det = np.float64(a) * np.float64(c) - np.float64(b) * np.float64(b)
+    if not det > 0.0:
+        return x0, x0 - 1, y0, y0 - 1
+    rx = math.sqrt(2.0 * SIGMA_MAX * np.float64(c) / det) + 0.01
+    ry = math.sqrt(2.0 * SIGMA_MAX * np.float64(a) / det) + 0.01
+    lx = max(x0, int(math.ceil(mx - rx - 0.5)))
+    hx = min(x1 - 1, int(math.floor(mx + rx - 0.5)))
+    ly = max(y0, int(math.ceil(my - ry - 0.5)))
+    hy = min(y1 - 1, int(math.floor(my + ry - 0.5)))
+    return lx, hx, ly, hy
+
+
 def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
     """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
     receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode.
 
-    Per tile, the listed Gaussians are copied to local arrays; per pixel, sigma is computed
-    for all of them in one branch-free (vectorisable) loop, and the selection works on sigma
-    so that exp() runs only for the K winners (TOPK)."""
+    Gaussian-centric per tile: each listed Gaussian visits only the tile pixels inside its
+    ellipse's bounding box, adding into a tile-local accumulator (SUM) or inserting its sigma
+    into the pixel's sorted top-K list (TOPK; Gaussians arrive in index order and ties keep
+    the earlier one, so the lower index wins). exp() then runs only for the K winners."""
     nch = colors.shape[1]
     ntiles = offsets.shape[0] - 1
     store = top_ids.shape[0] > 0
     want_stats = stats.shape[0] > 0
     n = means.shape[0]
     stat_buf = np.zeros((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
-    maxlen = 0
-    for t in range(ntiles):
-        maxlen = max(maxlen, offsets[t + 1] - offsets[t])
     smax = np.float32(SIGMA_MAX)
     half = np.float32(0.5)
+    tt = tile * tile
     for chunk in nb.prange(nthreads):
+        acc = np.empty((tt, nch), np.float32)
+        tops = np.empty((tt, k), np.float32)
+        topi = np.empty((tt, k), np.int32)
+        cnt = np.empty(tt, np.int32)
         topw = np.empty(k, np.float32)
-        tops = np.empty(k, np.float32)
-        topi = np.empty(k, np.int32)
-        acc = np.empty(nch, np.float32)
-        lmx = np.empty(maxlen, np.float32)
-        lmy = np.empty(maxlen, np.float32)
-        la = np.empty(maxlen, np.float32)
-        lb = np.empty(maxlen, np.float32)
-        lc = np.empty(maxlen, np.float32)
-        lcol = np.empty((maxlen, nch), np.float32)
-        sbuf = np.empty(maxlen, np.float32)
-        vidx = np.empty(maxlen, np.int32)
         for t in range(chunk, ntiles, nthreads):
             start = offsets[t]
             m = offsets[t + 1] - start
-            if m == 0:
-                for py in range((t // tx) * tile, min((t // tx) * tile + tile, height)):
-                    for px in range((t % tx) * tile, min((t % tx) * tile + tile, width)):
-                        for ch in range(nch):
-                            out[py, px, ch] = 0.0
-                        if store:
-                            wsum[py * width + px] = 0.0
-                            for q in range(k):
-                                top_ids[py * width + px, q] = -1
-                continue
-            for j in range(m):
-                g = ids[start + j]
-                lmx[j] = means[g, 0]
-                lmy[j] = means[g, 1]
-                la[j] = conics[g, 0] * half
-                lb[j] = conics[g, 1]
-                lc[j] = conics[g, 2] * half
-                for ch in range(nch):
-                    lcol[j, ch] = colors[g, ch]
             ty0 = (t // tx) * tile
             tx0 = (t % tx) * tile
-            for py in range(ty0, min(ty0 + tile, height)):
-                fy = np.float32(py + 0.5)
-                for px in range(tx0, min(tx0 + tile, width)):
-                    fx = np.float32(px + 0.5)
-                    pix = py * width + px
-                    for j in range(m):
-                        dx = fx - lmx[j]
-                        dy = fy - lmy[j]
-                        sbuf[j] = la[j] * dx * dx + lc[j] * dy * dy + lb[j] * dx * dy
-                    for ch in range(nch):
-                        acc[ch] = 0.0
+            ty1 = min(ty0 + tile, height)
+            tx1 = min(tx0 + tile, width)
+            tw = tx1 - tx0
+            npx = tw * (ty1 - ty0)
+            for p in range(npx):
+                cnt[p] = 0
+                for ch in range(nch):
+                    acc[p, ch] = 0.0
+            for j in range(m):
+                g = ids[start + j]
+                mx = means[g, 0]
+                my = means[g, 1]
+                a = conics[g, 0] * half
+                b = conics[g, 1]
+                c = conics[g, 2] * half
+                lx, hx, ly, hy = _box(mx, my, conics[g, 0], b, conics[g, 2], tx0, tx1, ty0, ty1)
+                sacc = np.float32(0.0)
+                for py in range(ly, hy + 1):
+                    dy = np.float32(py + 0.5) - my
+                    row = (py - ty0) * tw - tx0
+                    for px in range(lx, hx + 1):
+                        dx = np.float32(px + 0.5) - mx
+                        sg = a * dx * dx + c * dy * dy + b * dx * dy
+                        if sg > smax or sg < 0.0:
+                            continue
+                        p = row + px
+                        if mode == MODE_SUM:
+                            w = np.float32(math.exp(-sg))
+                            for ch in range(nch):
+                                acc[p, ch] += w * colors[g, ch]
+                            sacc += w
+                            continue
+                        q = cnt[p]
+                        if q == k and sg >= tops[p, k - 1]:
+                            continue
+                        pos = q if q < k else k - 1
+                        while pos > 0 and tops[p, pos - 1] > sg:
+                            tops[p, pos] = tops[p, pos - 1]
+                            topi[p, pos] = topi[p, pos - 1]
+                            pos -= 1
+                        tops[p, pos] = sg
+                        topi[p, pos] = g
+                        if q < k:
+                            cnt[p] = q + 1
+                if want_stats and mode == MODE_SUM:
+                    stat_buf[chunk, g] += sacc
+            for py in range(ty0, ty1):
+                for px in range(tx0, tx1):
+                    p = (py - ty0) * tw + px - tx0
                     if mode == MODE_SUM:
-                        for j in range(m):
-                            sg = sbuf[j]
-                            if sg <= smax and sg >= 0.0:
-                                w = np.float32(math.exp(-sg))
-                                for ch in range(nch):
-                                    acc[ch] += w * lcol[j, ch]
-                                if want_stats:
-                                    stat_buf[chunk, ids[start + j]] += w
                         for ch in range(nch):
-                            out[py, px, ch] = acc[ch]
+                            out[py, px, ch] = acc[p, ch]
                         continue
-                    # collect the candidates in reach; sort only when more than k remain
-                    nv = 0
-                    for j in range(m):
-                        sg = sbuf[j]
-                        if sg <= smax and sg >= 0.0:
-                            vidx[nv] = j
-                            nv += 1
-                    if nv <= k:
-                        cnt = nv
-                        for q in range(nv):
-                            tops[q] = sbuf[vidx[q]]
-                            topi[q] = vidx[q]
-                    else:
-                        cnt = 0
-                        for v in range(nv):
-                            j = vidx[v]
-                            sg = sbuf[j]
-                            if cnt == k and sg >= tops[k - 1]:
-                                continue
-                            pos = cnt if cnt < k else k - 1
-                            while pos > 0 and tops[pos - 1] > sg:
-                                tops[pos] = tops[pos - 1]
-                                topi[pos] = topi[pos - 1]
-                                pos -= 1
-                            tops[pos] = sg
-                            topi[pos] = j
-                            if cnt < k:
-                                cnt += 1
+                    pix = py * width + px
+                    nq = cnt[p]
                     ws = np.float32(0.0)
-                    for q in range(cnt):
-                        w = np.float32(math.exp(-tops[q]))
+                    for q in range(nq):
+                        w = np.float32(math.exp(-tops[p, q]))
                         topw[q] = w
                         ws += w
-                        j = topi[q]
+                        g = topi[p, q]
                         for ch in range(nch):
-                            acc[ch] += w * lcol[j, ch]
+                            acc[p, ch] += w * colors[g, ch]
                     inv = np.float32(1.0) / (ws + np.float32(EPS))
                     for ch in range(nch):
-                        out[py, px, ch] = acc[ch] * inv
+                        out[py, px, ch] = acc[p, ch] * inv
                     if store:
                         wsum[pix] = ws
                         for q in range(k):
-                            top_ids[pix, q] = ids[start + topi[q]] if q < cnt else -1
+                            top_ids[pix, q] = topi[p, q] if q < nq else -1
                     if want_stats:
-                        for q in range(cnt):
-                            stat_buf[chunk, ids[start + topi[q]]] += topw[q] * inv
+                        for q in range(nq):
+                            stat_buf[chunk, topi[p, q]] += topw[q] * inv
     if want_stats:
         for c in range(nthreads):
             for i in range(n):
@@ -263,90 +257,61 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
     gm = np.zeros((nthreads, n, 2), np.float32)
     gq = np.zeros((nthreads, n, 3), np.float32)
     gc = np.zeros((nthreads, n, nch), np.float32)
-    maxlen = 0
-    for t in range(ntiles):
-        maxlen = max(maxlen, offsets[t + 1] - offsets[t])
     half = np.float32(0.5)
     smax = np.float32(SIGMA_MAX)
     for chunk in nb.prange(nthreads):
-        # SUM mode: the tile's Gaussians and their gradients live in local arrays (contiguous,
-        # no scattered global reads per pixel); flushed to the chunk's buffer after the tile
-        lmx = np.empty(maxlen, np.float32)
-        lmy = np.empty(maxlen, np.float32)
-        la = np.empty(maxlen, np.float32)
-        lb = np.empty(maxlen, np.float32)
-        lc = np.empty(maxlen, np.float32)
-        lcol = np.empty((maxlen, nch), np.float32)
-        sbuf = np.empty(maxlen, np.float32)
-        gdx = np.empty(maxlen, np.float32)
-        gdy = np.empty(maxlen, np.float32)
-        gxx = np.empty(maxlen, np.float32)
-        gxy = np.empty(maxlen, np.float32)
-        gyy = np.empty(maxlen, np.float32)
-        lgc = np.empty((maxlen, nch), np.float32)
         gov = np.empty(nch, np.float32)
+        lgc = np.empty(nch, np.float32)
         for t in range(chunk, ntiles, nthreads):
             ty0 = (t // tx) * tile
             tx0 = (t % tx) * tile
             if mode == MODE_SUM:
-                start = offsets[t]
-                m = offsets[t + 1] - start
-                if m == 0:
-                    continue
-                for j in range(m):
-                    g = ids[start + j]
-                    lmx[j] = means[g, 0]
-                    lmy[j] = means[g, 1]
-                    la[j] = conics[g, 0] * half
-                    lb[j] = conics[g, 1]
-                    lc[j] = conics[g, 2] * half
+                # Gaussian-centric: each listed Gaussian visits the tile pixels in its
+                # bounding box and sums its own gradient in registers
+                ty1 = min(ty0 + tile, height)
+                tx1 = min(tx0 + tile, width)
+                for e in range(offsets[t], offsets[t + 1]):
+                    g = ids[e]
+                    mx = means[g, 0]
+                    my = means[g, 1]
+                    a = conics[g, 0] * half
+                    b = conics[g, 1]
+                    c = conics[g, 2] * half
+                    lx, hx, ly, hy = _box(mx, my, conics[g, 0], b, conics[g, 2], tx0, tx1, ty0, ty1)
+                    sdx = np.float32(0.0)
+                    sdy = np.float32(0.0)
+                    sxx = np.float32(0.0)
+                    sxy = np.float32(0.0)
+                    syy = np.float32(0.0)
                     for ch in range(nch):
-                        lcol[j, ch] = colors[g, ch]
-                        lgc[j, ch] = 0.0
-                    gdx[j] = 0.0
-                    gdy[j] = 0.0
-                    gxx[j] = 0.0
-                    gxy[j] = 0.0
-                    gyy[j] = 0.0
-                for py in range(ty0, min(ty0 + tile, height)):
-                    fy = np.float32(py + 0.5)
-                    for px in range(tx0, min(tx0 + tile, width)):
-                        fx = np.float32(px + 0.5)
-                        for ch in range(nch):
-                            gov[ch] = grad_out[py, px, ch]
-                        for j in range(m):
-                            dx = fx - lmx[j]
-                            dy = fy - lmy[j]
-                            sbuf[j] = la[j] * dx * dx + lc[j] * dy * dy + lb[j] * dx * dy
-                        for j in range(m):
-                            sg = sbuf[j]
+                        lgc[ch] = 0.0
+                    for py in range(ly, hy + 1):
+                        dy = np.float32(py + 0.5) - my
+                        for px in range(lx, hx + 1):
+                            dx = np.float32(px + 0.5) - mx
+                            sg = a * dx * dx + c * dy * dy + b * dx * dy
                             if sg > smax or sg < 0.0:
                                 continue
                             w = np.float32(math.exp(-sg))
                             dw = np.float32(0.0)
                             for ch in range(nch):
-                                lgc[j, ch] += gov[ch] * w
-                                dw += gov[ch] * lcol[j, ch]
+                                go = grad_out[py, px, ch]
+                                lgc[ch] += go * w
+                                dw += go * colors[g, ch]
                             ds = -w * dw
-                            dx = fx - lmx[j]
-                            dy = fy - lmy[j]
                             # dsigma/dmu = -(conic d); dsigma/dconic = (dx^2/2, dx dy, dy^2/2)
-                            gdx[j] += ds * dx
-                            gdy[j] += ds * dy
-                            gxx[j] += ds * dx * dx
-                            gxy[j] += ds * dx * dy
-                            gyy[j] += ds * dy * dy
-                for j in range(m):
-                    g = ids[start + j]
-                    a2 = la[j] * np.float32(2.0)
-                    c2 = lc[j] * np.float32(2.0)
-                    gm[chunk, g, 0] -= a2 * gdx[j] + lb[j] * gdy[j]
-                    gm[chunk, g, 1] -= lb[j] * gdx[j] + c2 * gdy[j]
-                    gq[chunk, g, 0] += half * gxx[j]
-                    gq[chunk, g, 1] += gxy[j]
-                    gq[chunk, g, 2] += half * gyy[j]
+                            sdx += ds * dx
+                            sdy += ds * dy
+                            sxx += ds * dx * dx
+                            sxy += ds * dx * dy
+                            syy += ds * dy * dy
+                    gm[chunk, g, 0] -= conics[g, 0] * sdx + b * sdy
+                    gm[chunk, g, 1] -= b * sdx + conics[g, 2] * sdy
+                    gq[chunk, g, 0] += half * sxx
+                    gq[chunk, g, 1] += sxy
+                    gq[chunk, g, 2] += half * syy
                     for ch in range(nch):
-                        gc[chunk, g, ch] += lgc[j, ch]
+                        gc[chunk, g, ch] += lgc[ch]
                 continue
             for py in range(ty0, min(ty0 + tile, height)):
                 fy = np.float32(py + 0.5)
