@@ -30,7 +30,7 @@ from . import kernels
 Mode = Literal["topk", "sum"]
 MAX_CHANNELS = 16
 DEFAULT_K = 10
-TILE = 16
+TILE = 32  # Gaussian-centric kernels: larger tiles bin faster (0.9 vs 7 ms at 768x512) and render as fast
 
 
 def conics_from_scale_rotation(scales: Tensor, rotations: Tensor) -> Tensor:
