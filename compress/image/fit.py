@@ -6,7 +6,8 @@
 * Error-guided progressive growth: start with half the budget, then add Gaussians at
   high-error pixels in several rounds (colour = target colour in "topk" mode, residual in
   "sum" mode); Gaussians that contribute (almost) nothing are pruned and their slots refilled.
-* Loss: L1 + 0.1 (1 - SSIM). Adam with per-parameter learning rates; a low-resolution
+* Loss: L1 + 0.1 (1 - SSIM), value and gradient from one fused numba pass
+  (``fused_loss.py``). Adam with per-parameter learning rates; a low-resolution
   warm-up; plateau detection lowers the learning rate and finally stops early.
 * Quantisation-aware training: from ``qat_start`` on (or at the first plateau after growth),
   parameters pass through the file's quantiser (straight-through) in the forward pass.
