@@ -91,3 +91,14 @@ def test_rejects_bad_arguments():
         render_image(means, scales, rot, torch.zeros(4, 17, dtype=torch.float64), 8, 8)
     with pytest.raises(ValueError, match="mode"):
         render_image(means, scales, rot, colors, 8, 8, mode="max")
+
+
+def test_polynomial_exp_matches_exp_over_the_support():
+    import numpy as np
+
+    from render.image2d.kernels import SIGMA_MAX, fexp_neg
+
+    s = np.linspace(0.0, SIGMA_MAX, 2001).astype(np.float32)
+    approx = np.array([fexp_neg(np.float32(v)) for v in s], np.float64)
+    rel = np.abs(approx / np.exp(-s.astype(np.float64)) - 1.0)
+    assert rel.max() < 3e-6, rel.max()
