@@ -228,8 +228,9 @@ def report(out: Path, bpps: list[float]) -> int:
     """Summary JSON, RD plot and a printed table from the CSV."""
     rows = _read_rows(out)
     summary = summarise(rows, bpps)
-    (out.parent / "image_rd_summary.json").write_text(json.dumps(summary, indent=1))
-    plot(rows, out.parent / "image_rd.png")
+    # named after the CSV: image_rd.csv -> image_rd_summary.json + image_rd.png
+    (out.parent / f"{out.stem}_summary.json").write_text(json.dumps(summary, indent=1))
+    plot(rows, out.parent / f"{out.stem}.png")
     print(f"\n{'bpp':>5} {'codec':>6} {'images':>6} {'real bpp':>9} {'PSNR':>7} {'SSIM':>7}")
     for b, per in summary.items():
         for c, v in per.items():

@@ -18,7 +18,7 @@ def _random(n, w, h, c, seed, dtype=torch.float64):
 
 @pytest.mark.parametrize("mode,k,c", [("topk", 10, 3), ("topk", 3, 1), ("topk", 2, 16), ("sum", 10, 3), ("sum", 10, 5)])
 def test_forward_and_gradients_match_reference(mode, k, c):
-    w, h = 37, 29  # not a multiple of the 16-pixel tile
+    w, h = 45, 37  # 2x2 tiles of 32 pixels, the last ones partial
     means, scales, rot, colors = _random(60, w, h, c, seed=k * 7 + c)
     conics = conics_from_scale_rotation(scales, rot)
     gout = torch.randn(h, w, c, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -91,3 +91,14 @@ def test_rejects_bad_arguments():
         render_image(means, scales, rot, torch.zeros(4, 17, dtype=torch.float64), 8, 8)
     with pytest.raises(ValueError, match="mode"):
         render_image(means, scales, rot, colors, 8, 8, mode="max")
+
+
+def test_polynomial_exp_matches_exp_over_the_support():
+    import numpy as np
+
+    from render.image2d.kernels import SIGMA_MAX, fexp_neg
+
+    s = np.linspace(0.0, SIGMA_MAX, 2001).astype(np.float32)
+    approx = np.array([fexp_neg(np.float32(v)) for v in s], np.float64)
+    rel = np.abs(approx / np.exp(-s.astype(np.float64)) - 1.0)
+    assert rel.max() < 3e-6, rel.max()

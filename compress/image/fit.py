@@ -6,7 +6,8 @@
 * Error-guided progressive growth: start with half the budget, then add Gaussians at
   high-error pixels in several rounds (colour = target colour in "topk" mode, residual in
   "sum" mode); Gaussians that contribute (almost) nothing are pruned and their slots refilled.
-* Loss: L1 + 0.1 (1 - SSIM). Adam with per-parameter learning rates; a low-resolution
+* Loss: L1 + 0.1 (1 - SSIM), value and gradient from one fused numba pass
+  (``fused_loss.py``). Adam with per-parameter learning rates; a low-resolution
   warm-up; plateau detection lowers the learning rate and finally stops early.
 * Quantisation-aware training: from ``qat_start`` on (or at the first plateau after growth),
   parameters pass through the file's quantiser (straight-through) in the forward pass.
@@ -28,7 +29,8 @@ from torch import Tensor
 from render.image2d import DEFAULT_K, conics_from_scale_rotation, contribution, render_image
 from render.image2d.kernels import PARALLEL_MIN_PIXELS
 
-from .losses import SSIM, psnr
+from .fused_loss import FusedLoss
+from .losses import psnr
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
 
@@ -138,10 +140,10 @@ class _Fitter:
         self.n_target = n_target
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.spec = spec
-        self.ssim_full = SSIM(target)
+        self.loss_full = FusedLoss(target, cfg.ssim_weight)
         oh, ow = max(1, self.h // 2), max(1, self.w // 2)
         self.t_half = F.interpolate(target.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
-        self.ssim_half = SSIM(self.t_half.contiguous())
+        self.loss_half = FusedLoss(self.t_half.contiguous(), cfg.ssim_weight)
         if init is None:
             p = initial_gaussians(target, max(1, int(round(cfg.start_fraction * n_target))), cfg, self.gen)
         else:
@@ -203,10 +205,8 @@ class _Fitter:
 
     def step(self, quantised: bool, half: bool) -> float:
         img = self.render(quantised, 0.5 if half else 1.0)
-        tgt, ss = (self.t_half, self.ssim_half) if half else (self.t, self.ssim_full)
-        loss = (img - tgt).abs().mean()
-        if self.cfg.ssim_weight:
-            loss = loss + self.cfg.ssim_weight * (1.0 - ss(img))
+        # L1 + w (1 - SSIM) and its gradient in one fused numba pass (see fused_loss.py)
+        loss = (self.loss_half if half else self.loss_full).loss_tensor(img)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

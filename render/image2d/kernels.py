@@ -9,9 +9,13 @@ All arrays are float32 unless noted. Conventions (shared with ``reference.py``):
 * mode TOPK: each pixel keeps the K largest weights (ties: the lower index wins) and outputs
   sum(c w) / (sum(w) + EPS); mode SUM: every counted weight, output sum(c w).
 
-Work is split into square tiles; a Gaussian is listed in every tile its 1/255 ellipse's
-bounding box touches. The backward pass runs over the same tiles and accumulates
-per-Gaussian gradients into one buffer per worker chunk (no atomics, deterministic).
+Work is split into square tiles; a Gaussian is listed in every tile its 1/255 ellipse
+reaches. Inside a tile the work is Gaussian-centric: each listed Gaussian visits only the
+pixels of its ellipse's bounding box (clipped to the tile). In SUM mode those rows are
+branch-free and vectorise, with exp() replaced by a float32 polynomial (``fexp_neg``,
+relative error < 3e-6; the float64 reference uses the true exp). The backward pass runs
+over the same tiles and accumulates per-Gaussian gradients into one buffer per worker
+chunk (no atomics, deterministic).
 ``nthreads`` is the number of work chunks (pass ``numba.get_num_threads()``).
 """
 from __future__ import annotations
@@ -124,131 +128,162 @@ def bin_gaussians(means, conics, width, height, tile):
     return counts, ids, tx, ty
 
 
+@nb.njit(cache=True, inline="always", fastmath={"contract"})
+def fexp_neg(s):
+    """exp(-s) in float32 for s in [0, SIGMA_MAX] (relative error < 3e-6), branch-free so
+    that loops over pixels vectorise: exp(-s) = (exp(-s/8))^8 with a degree-8 Taylor
+    polynomial on [-0.7, 0]."""
+    t = s * np.float32(-0.125)
+    p = np.float32(1.0 / 40320.0)
+    p = p * t + np.float32(1.0 / 5040.0)
+    p = p * t + np.float32(1.0 / 720.0)
+    p = p * t + np.float32(1.0 / 120.0)
+    p = p * t + np.float32(1.0 / 24.0)
+    p = p * t + np.float32(1.0 / 6.0)
+    p = p * t + np.float32(0.5)
+    p = p * t + np.float32(1.0)
+    p = p * t + np.float32(1.0)
+    p = p * p
+    p = p * p
+    return p * p
+
+
+@nb.njit(cache=True, inline="always")
+def _box(mx, my, a, b, c, x0, x1, y0, y1):
+    """Pixel range [lx, hx] x [ly, hy] (inclusive) of the window [x0, x1) x [y0, y1) whose
+    centres may have sigma <= SIGMA_MAX (the ellipse's bounding box, padded by 0.01 px so
+    float32 rounding never drops a pixel; the per-pixel test decides)."""
+    det = np.float64(a) * np.float64(c) - np.float64(b) * np.float64(b)
+    if not det > 0.0:
+        return x0, x0 - 1, y0, y0 - 1
+    rx = math.sqrt(2.0 * SIGMA_MAX * np.float64(c) / det) + 0.01
+    ry = math.sqrt(2.0 * SIGMA_MAX * np.float64(a) / det) + 0.01
+    lx = max(x0, int(math.ceil(mx - rx - 0.5)))
+    hx = min(x1 - 1, int(math.floor(mx + rx - 0.5)))
+    ly = max(y0, int(math.ceil(my - ry - 0.5)))
+    hy = min(y1 - 1, int(math.floor(my + ry - 0.5)))
+    return lx, hx, ly, hy
+
+
 def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
     """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
     receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode.
 
-    Per tile, the listed Gaussians are copied to local arrays; per pixel, sigma is computed
-    for all of them in one branch-free (vectorisable) loop, and the selection works on sigma
-    so that exp() runs only for the K winners (TOPK)."""
+    Gaussian-centric per tile: each listed Gaussian visits only the tile pixels inside its
+    ellipse's bounding box, adding into a tile-local accumulator (SUM) or inserting its sigma
+    into the pixel's sorted top-K list (TOPK; Gaussians arrive in index order and ties keep
+    the earlier one, so the lower index wins). exp() then runs only for the K winners."""
     nch = colors.shape[1]
     ntiles = offsets.shape[0] - 1
     store = top_ids.shape[0] > 0
     want_stats = stats.shape[0] > 0
     n = means.shape[0]
     stat_buf = np.zeros((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
-    maxlen = 0
-    for t in range(ntiles):
-        maxlen = max(maxlen, offsets[t + 1] - offsets[t])
     smax = np.float32(SIGMA_MAX)
     half = np.float32(0.5)
+    tt = tile * tile
     for chunk in nb.prange(nthreads):
+        acc = np.empty((tt, nch), np.float32)
+        sacc_px = np.empty((nch, tt), np.float32)
+        wrow = np.empty(tile, np.float32)
+        tops = np.empty((tt, k), np.float32)
+        topi = np.empty((tt, k), np.int32)
+        cnt = np.empty(tt, np.int32)
         topw = np.empty(k, np.float32)
-        tops = np.empty(k, np.float32)
-        topi = np.empty(k, np.int32)
-        acc = np.empty(nch, np.float32)
-        lmx = np.empty(maxlen, np.float32)
-        lmy = np.empty(maxlen, np.float32)
-        la = np.empty(maxlen, np.float32)
-        lb = np.empty(maxlen, np.float32)
-        lc = np.empty(maxlen, np.float32)
-        lcol = np.empty((maxlen, nch), np.float32)
-        sbuf = np.empty(maxlen, np.float32)
-        vidx = np.empty(maxlen, np.int32)
         for t in range(chunk, ntiles, nthreads):
             start = offsets[t]
             m = offsets[t + 1] - start
-            if m == 0:
-                for py in range((t // tx) * tile, min((t // tx) * tile + tile, height)):
-                    for px in range((t % tx) * tile, min((t % tx) * tile + tile, width)):
-                        for ch in range(nch):
-                            out[py, px, ch] = 0.0
-                        if store:
-                            wsum[py * width + px] = 0.0
-                            for q in range(k):
-                                top_ids[py * width + px, q] = -1
-                continue
-            for j in range(m):
-                g = ids[start + j]
-                lmx[j] = means[g, 0]
-                lmy[j] = means[g, 1]
-                la[j] = conics[g, 0] * half
-                lb[j] = conics[g, 1]
-                lc[j] = conics[g, 2] * half
-                for ch in range(nch):
-                    lcol[j, ch] = colors[g, ch]
             ty0 = (t // tx) * tile
             tx0 = (t % tx) * tile
-            for py in range(ty0, min(ty0 + tile, height)):
-                fy = np.float32(py + 0.5)
-                for px in range(tx0, min(tx0 + tile, width)):
-                    fx = np.float32(px + 0.5)
-                    pix = py * width + px
-                    for j in range(m):
-                        dx = fx - lmx[j]
-                        dy = fy - lmy[j]
-                        sbuf[j] = la[j] * dx * dx + lc[j] * dy * dy + lb[j] * dx * dy
-                    for ch in range(nch):
-                        acc[ch] = 0.0
-                    if mode == MODE_SUM:
-                        for j in range(m):
-                            sg = sbuf[j]
-                            if sg <= smax and sg >= 0.0:
-                                w = np.float32(math.exp(-sg))
-                                for ch in range(nch):
-                                    acc[ch] += w * lcol[j, ch]
-                                if want_stats:
-                                    stat_buf[chunk, ids[start + j]] += w
+            ty1 = min(ty0 + tile, height)
+            tx1 = min(tx0 + tile, width)
+            tw = tx1 - tx0
+            npx = tw * (ty1 - ty0)
+            for p in range(npx):
+                cnt[p] = 0
+                for ch in range(nch):
+                    acc[p, ch] = 0.0
+                    sacc_px[ch, p] = 0.0
+            for j in range(m):
+                g = ids[start + j]
+                mx = means[g, 0]
+                my = means[g, 1]
+                a = conics[g, 0] * half
+                b = conics[g, 1]
+                c = conics[g, 2] * half
+                lx, hx, ly, hy = _box(mx, my, conics[g, 0], b, conics[g, 2], tx0, tx1, ty0, ty1)
+                sacc = np.float32(0.0)
+                if mode == MODE_SUM:
+                    # branch-free rows: weights for the box's row segment, then one
+                    # contiguous multiply-add per channel (vectorises)
+                    nx = hx - lx + 1
+                    for py in range(ly, hy + 1):
+                        dy = np.float32(py + 0.5) - my
+                        for i in range(nx):
+                            dx = np.float32(lx + i + 0.5) - mx
+                            sg = a * dx * dx + c * dy * dy + b * dx * dy
+                            e = fexp_neg(sg)
+                            wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                        base = (py - ty0) * tw + lx - tx0
                         for ch in range(nch):
-                            out[py, px, ch] = acc[ch]
+                            cg = colors[g, ch]
+                            for i in range(nx):
+                                sacc_px[ch, base + i] += wrow[i] * cg
+                        if want_stats:
+                            for i in range(nx):
+                                sacc += wrow[i]
+                    if want_stats:
+                        stat_buf[chunk, g] += sacc
+                    continue
+                for py in range(ly, hy + 1):
+                    dy = np.float32(py + 0.5) - my
+                    row = (py - ty0) * tw - tx0
+                    for px in range(lx, hx + 1):
+                        dx = np.float32(px + 0.5) - mx
+                        sg = a * dx * dx + c * dy * dy + b * dx * dy
+                        if sg > smax or sg < 0.0:
+                            continue
+                        p = row + px
+                        q = cnt[p]
+                        if q == k and sg >= tops[p, k - 1]:
+                            continue
+                        pos = q if q < k else k - 1
+                        while pos > 0 and tops[p, pos - 1] > sg:
+                            tops[p, pos] = tops[p, pos - 1]
+                            topi[p, pos] = topi[p, pos - 1]
+                            pos -= 1
+                        tops[p, pos] = sg
+                        topi[p, pos] = g
+                        if q < k:
+                            cnt[p] = q + 1
+            for py in range(ty0, ty1):
+                for px in range(tx0, tx1):
+                    p = (py - ty0) * tw + px - tx0
+                    if mode == MODE_SUM:
+                        for ch in range(nch):
+                            out[py, px, ch] = sacc_px[ch, p]
                         continue
-                    # collect the candidates in reach; sort only when more than k remain
-                    nv = 0
-                    for j in range(m):
-                        sg = sbuf[j]
-                        if sg <= smax and sg >= 0.0:
-                            vidx[nv] = j
-                            nv += 1
-                    if nv <= k:
-                        cnt = nv
-                        for q in range(nv):
-                            tops[q] = sbuf[vidx[q]]
-                            topi[q] = vidx[q]
-                    else:
-                        cnt = 0
-                        for v in range(nv):
-                            j = vidx[v]
-                            sg = sbuf[j]
-                            if cnt == k and sg >= tops[k - 1]:
-                                continue
-                            pos = cnt if cnt < k else k - 1
-                            while pos > 0 and tops[pos - 1] > sg:
-                                tops[pos] = tops[pos - 1]
-                                topi[pos] = topi[pos - 1]
-                                pos -= 1
-                            tops[pos] = sg
-                            topi[pos] = j
-                            if cnt < k:
-                                cnt += 1
+                    pix = py * width + px
+                    nq = cnt[p]
                     ws = np.float32(0.0)
-                    for q in range(cnt):
-                        w = np.float32(math.exp(-tops[q]))
+                    for q in range(nq):
+                        w = np.float32(math.exp(-tops[p, q]))
                         topw[q] = w
                         ws += w
-                        j = topi[q]
+                        g = topi[p, q]
                         for ch in range(nch):
-                            acc[ch] += w * lcol[j, ch]
+                            acc[p, ch] += w * colors[g, ch]
                     inv = np.float32(1.0) / (ws + np.float32(EPS))
                     for ch in range(nch):
-                        out[py, px, ch] = acc[ch] * inv
+                        out[py, px, ch] = acc[p, ch] * inv
                     if store:
                         wsum[pix] = ws
                         for q in range(k):
-                            top_ids[pix, q] = ids[start + topi[q]] if q < cnt else -1
+                            top_ids[pix, q] = topi[p, q] if q < nq else -1
                     if want_stats:
-                        for q in range(cnt):
-                            stat_buf[chunk, ids[start + topi[q]]] += topw[q] * inv
+                        for q in range(nq):
+                            stat_buf[chunk, topi[p, q]] += topw[q] * inv
     if want_stats:
         for c in range(nthreads):
             for i in range(n):
@@ -263,31 +298,84 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
     gm = np.zeros((nthreads, n, 2), np.float32)
     gq = np.zeros((nthreads, n, 3), np.float32)
     gc = np.zeros((nthreads, n, nch), np.float32)
+    half = np.float32(0.5)
+    smax = np.float32(SIGMA_MAX)
+    # dL/dout in planar layout [C,H,W] for contiguous row segments (SUM mode)
+    gop = np.empty((nch if mode == MODE_SUM else 0, height, width), np.float32)
+    if mode == MODE_SUM:
+        for py in range(height):
+            for px in range(width):
+                for ch in range(nch):
+                    gop[ch, py, px] = grad_out[py, px, ch]
     for chunk in nb.prange(nthreads):
+        lgc = np.empty(nch, np.float32)
+        wrow = np.empty(tile, np.float32)
+        dwrow = np.empty(tile, np.float32)
         for t in range(chunk, ntiles, nthreads):
             ty0 = (t // tx) * tile
             tx0 = (t % tx) * tile
+            if mode == MODE_SUM:
+                # Gaussian-centric: each listed Gaussian visits the tile pixels in its
+                # bounding box and sums its own gradient in registers
+                ty1 = min(ty0 + tile, height)
+                tx1 = min(tx0 + tile, width)
+                for e in range(offsets[t], offsets[t + 1]):
+                    g = ids[e]
+                    mx = means[g, 0]
+                    my = means[g, 1]
+                    a = conics[g, 0] * half
+                    b = conics[g, 1]
+                    c = conics[g, 2] * half
+                    lx, hx, ly, hy = _box(mx, my, conics[g, 0], b, conics[g, 2], tx0, tx1, ty0, ty1)
+                    sdx = np.float32(0.0)
+                    sdy = np.float32(0.0)
+                    sxx = np.float32(0.0)
+                    sxy = np.float32(0.0)
+                    syy = np.float32(0.0)
+                    for ch in range(nch):
+                        lgc[ch] = 0.0
+                    nx = hx - lx + 1
+                    for py in range(ly, hy + 1):
+                        dy = np.float32(py + 0.5) - my
+                        # branch-free row segment (vectorises): weights, then the
+                        # per-channel products with dL/dout, then the geometry sums
+                        for i in range(nx):
+                            dx = np.float32(lx + i + 0.5) - mx
+                            sg = a * dx * dx + c * dy * dy + b * dx * dy
+                            e = fexp_neg(sg)
+                            wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                            dwrow[i] = 0.0
+                        for ch in range(nch):
+                            cg = colors[g, ch]
+                            gr = gop[ch, py]
+                            s_c = np.float32(0.0)
+                            for i in range(nx):
+                                go = gr[lx + i]
+                                s_c += go * wrow[i]
+                                dwrow[i] += go * cg
+                            lgc[ch] += s_c
+                        for i in range(nx):
+                            dx = np.float32(lx + i + 0.5) - mx
+                            ds = -wrow[i] * dwrow[i]
+                            # dsigma/dmu = -(conic d); dsigma/dconic = (dx^2/2, dx dy, dy^2/2)
+                            sdx += ds * dx
+                            sdy += ds * dy
+                            sxx += ds * dx * dx
+                            sxy += ds * dx * dy
+                            syy += ds * dy * dy
+                    gm[chunk, g, 0] -= conics[g, 0] * sdx + b * sdy
+                    gm[chunk, g, 1] -= b * sdx + conics[g, 2] * sdy
+                    gq[chunk, g, 0] += half * sxx
+                    gq[chunk, g, 1] += sxy
+                    gq[chunk, g, 2] += half * syy
+                    for ch in range(nch):
+                        gc[chunk, g, ch] += lgc[ch]
+                continue
             for py in range(ty0, min(ty0 + tile, height)):
                 fy = np.float32(py + 0.5)
                 for px in range(tx0, min(tx0 + tile, width)):
                     fx = np.float32(px + 0.5)
                     pix = py * width + px
-                    if mode == MODE_SUM:
-                        for j in range(offsets[t], offsets[t + 1]):
-                            g = ids[j]
-                            dx = fx - means[g, 0]
-                            dy = fy - means[g, 1]
-                            sig = np.float32(0.5) * (conics[g, 0] * dx * dx + conics[g, 2] * dy * dy) + conics[g, 1] * dx * dy
-                            if sig > SIGMA_MAX or sig < 0.0:
-                                continue
-                            w = np.float32(math.exp(-sig))
-                            dw = np.float32(0.0)
-                            for ch in range(nch):
-                                go = grad_out[py, px, ch]
-                                gc[chunk, g, ch] += go * w
-                                dw += go * colors[g, ch]
-                            _accum_geom(gm, gq, chunk, g, conics, dx, dy, -w * dw)
-                        continue
                     inv = np.float32(1.0) / (wsum[pix] + np.float32(EPS))
                     for q in range(k):
                         g = top_ids[pix, q]
@@ -323,20 +411,22 @@ def _accum_geom(gm, gq, chunk, g, conics, dx, dy, dsig):
     gq[chunk, g, 2] += dsig * np.float32(0.5) * dy * dy
 
 
-def _compile(fn, name: str, parallel: bool):
+def _compile(fn, name: str, parallel: bool, fastmath=False):
     """A separately cached numba dispatcher of ``fn`` (serial or parallel)."""
     copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
     copy.__qualname__ = name
     copy.__doc__ = fn.__doc__
-    return nb.njit(cache=True, parallel=parallel)(copy)
+    return nb.njit(cache=True, parallel=parallel, fastmath=fastmath)(copy)
 
 
 # Parallel regions cost a fixed synchronisation overhead that dominates small images (and
 # grows badly when the cores are oversubscribed), so small work runs the serial builds.
 forward_parallel = _compile(_forward, "forward_parallel", True)
 forward_serial = _compile(_forward, "forward_serial", False)
-backward_parallel = _compile(_backward, "backward_parallel", True)
-backward_serial = _compile(_backward, "backward_serial", False)
+# the backward's per-Gaussian sums may be reassociated (vectorised reductions)
+_REASSOC = {"reassoc", "contract"}
+backward_parallel = _compile(_backward, "backward_parallel", True, _REASSOC)
+backward_serial = _compile(_backward, "backward_serial", False, _REASSOC)
 PARALLEL_MIN_PIXELS = 1 << 16
 
 

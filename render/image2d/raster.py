@@ -30,7 +30,9 @@ from . import kernels
 Mode = Literal["topk", "sum"]
 MAX_CHANNELS = 16
 DEFAULT_K = 10
-TILE = 16
+# Gaussian-centric kernels: 32-px tiles bin faster than 16-px ones (0.7 vs 1.6 ms at
+# 768x512) and render as fast
+TILE = 32
 
 
 def conics_from_scale_rotation(scales: Tensor, rotations: Tensor) -> Tensor:

@@ -1,0 +1,188 @@
+"""Fused fitting loss L1 + w (1 - SSIM) with its gradient, in one numba pass (float32).
+
+The fitter's hot path: PyTorch's grouped convolutions and autograd spend about as long on
+this loss as the renderer spends on the image. Here the separable 11-tap Gaussian blurs of
+x, x^2 and x*y (the target's statistics are precomputed once), the SSIM map, its adjoint
+and the three transposed blurs run as row-parallel loops; dL/dx comes back directly.
+Same definition as :class:`compress.image.losses.SSIM` (valid region, data range 1), which
+is the float64 reference the tests compare against.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import torch
+from torch import Tensor
+
+from .losses import _C1, _C2, SSIM
+
+C1 = np.float32(_C1)
+C2 = np.float32(_C2)
+
+
+@nb.njit(cache=True, parallel=True)
+def _forward(x, y, mu_y, var_y, win, hx, hxx, hxy, gmu, gxx, gxy):
+    """Planar [C,H,W] arrays. Horizontal valid blur of x, x^2, x*y into h* [C,H,Wo]; then per
+    output row the vertical blur, SSIM map and its adjoint w.r.t. (mu_x, E[x^2], E[xy]) into
+    g* [C,Ho,Wo]. Returns the SSIM sum per (channel, output row) [C*Ho] (float64)."""
+    c, h, w = x.shape
+    ho, wo = mu_y.shape[1], mu_y.shape[2]
+    k = win.shape[0]
+    for rr in nb.prange(c * h):
+        ch = rr // h
+        r = rr % h
+        a = hx[ch, r]
+        b = hxx[ch, r]
+        d = hxy[ch, r]
+        xs = x[ch, r]
+        ys = y[ch, r]
+        for j in range(wo):
+            a[j] = 0.0
+            b[j] = 0.0
+            d[j] = 0.0
+        for t in range(k):
+            wt = win[t]
+            for j in range(wo):
+                v = xs[j + t]
+                a[j] += wt * v
+                b[j] += wt * v * v
+                d[j] += wt * v * ys[j + t]
+    rows = np.zeros(c * ho, np.float64)
+    for rr in nb.prange(c * ho):
+        ch = rr // ho
+        r = rr % ho
+        mx = np.zeros(wo, np.float32)
+        exx = np.zeros(wo, np.float32)
+        exy = np.zeros(wo, np.float32)
+        for t in range(k):
+            wt = win[t]
+            pa = hx[ch, r + t]
+            pb = hxx[ch, r + t]
+            pd = hxy[ch, r + t]
+            for j in range(wo):
+                mx[j] += wt * pa[j]
+                exx[j] += wt * pb[j]
+                exy[j] += wt * pd[j]
+        my = mu_y[ch, r]
+        vy = var_y[ch, r]
+        o1 = gmu[ch, r]
+        o2 = gxx[ch, r]
+        o3 = gxy[ch, r]
+        acc = np.float32(0.0)
+        for j in range(wo):
+            m = mx[j]
+            cov = exy[j] - m * my[j]
+            vx = exx[j] - m * m
+            a1 = np.float32(2.0) * m * my[j] + C1
+            a2 = np.float32(2.0) * cov + C2
+            b1 = m * m + my[j] * my[j] + C1
+            b2 = vx + vy[j] + C2
+            inv = np.float32(1.0) / (b1 * b2)
+            s = a1 * a2 * inv
+            acc += s
+            d_a1 = a2 * inv
+            d_a2 = a1 * inv
+            d_b1 = -s / b1
+            d_b2 = -s / b2
+            # cov = exy - mx my, vx = exx - mx^2
+            o1[j] = np.float32(2.0) * (my[j] * (d_a1 - d_a2) + m * (d_b1 - d_b2))
+            o2[j] = d_b2
+            o3[j] = np.float32(2.0) * d_a2
+        rows[rr] = acc
+    return rows
+
+
+@nb.njit(cache=True, parallel=True)
+def _backward(x, y, gmu, gxx, gxy, win, l1_scale, ssim_scale, grad):
+    """Transposed vertical then horizontal blur of the adjoints, the chain to x and the L1
+    term; grad [C,H,W]. Returns sum |x - y| per (channel, row) [C*H]."""
+    c, h, w = x.shape
+    ho, wo = gmu.shape[1], gmu.shape[2]
+    k = win.shape[0]
+    rows = np.zeros(c * h, np.float64)
+    for rr in nb.prange(c * h):
+        ch = rr // h
+        r = rr % h
+        va = np.zeros(wo, np.float32)
+        vb = np.zeros(wo, np.float32)
+        vd = np.zeros(wo, np.float32)
+        for t in range(max(0, r - ho + 1), min(k - 1, r) + 1):
+            wt = win[t]
+            pa = gmu[ch, r - t]
+            pb = gxx[ch, r - t]
+            pd = gxy[ch, r - t]
+            for j in range(wo):
+                va[j] += wt * pa[j]
+                vb[j] += wt * pb[j]
+                vd[j] += wt * pd[j]
+        ga = np.zeros(w, np.float32)
+        gb = np.zeros(w, np.float32)
+        gd = np.zeros(w, np.float32)
+        for t in range(k):
+            wt = win[t]
+            for j in range(wo):
+                ga[j + t] += wt * va[j]
+                gb[j + t] += wt * vb[j]
+                gd[j + t] += wt * vd[j]
+        xs = x[ch, r]
+        ys = y[ch, r]
+        out = grad[ch, r]
+        acc = np.float32(0.0)
+        for i in range(w):
+            xv = xs[i]
+            yv = ys[i]
+            diff = xv - yv
+            acc += abs(diff)
+            sg = np.float32(1.0) if diff > 0 else (np.float32(-1.0) if diff < 0 else np.float32(0.0))
+            out[i] = l1_scale * sg - ssim_scale * (ga[i] + np.float32(2.0) * xv * gb[i] + yv * gd[i])
+        rows[rr] = acc
+    return rows
+
+
+class FusedLoss:
+    """L1 + ``ssim_weight`` (1 - SSIM) against a fixed target [H,W,C] (float32 in [0,1]).
+
+    ``loss, grad = FusedLoss(target, 0.1)(img)`` with img [H,W,C]; grad = dloss/dimg [H,W,C]
+    (float32, numpy). ``loss_tensor(img)`` wraps it as a differentiable torch scalar."""
+
+    def __init__(self, target: Tensor, ssim_weight: float = 0.1):
+        ref = SSIM(target.float())  # same window and target statistics
+        self.win = ref.win.numpy().astype(np.float32)
+        self.y = np.ascontiguousarray(target.float().permute(2, 0, 1).numpy())
+        self.mu_y = np.ascontiguousarray(ref.mu_y[0].numpy())
+        self.var_y = np.ascontiguousarray(ref.var_y[0].numpy())
+        self.w = float(ssim_weight)
+        c, h, w = self.y.shape
+        ho, wo = self.mu_y.shape[1:]
+        f = np.float32
+        self._h = [np.empty((c, h, wo), f) for _ in range(3)]
+        self._g = [np.empty((c, ho, wo), f) for _ in range(3)]
+
+    def __call__(self, img: np.ndarray) -> tuple[float, np.ndarray]:
+        """img [H,W,C] -> (loss, dloss/dimg [H,W,C] float32)."""
+        x = np.ascontiguousarray(np.asarray(img, dtype=np.float32).transpose(2, 0, 1))
+        c, h, w = x.shape
+        ho, wo = self.mu_y.shape[1:]
+        ssim_sum = float(_forward(x, self.y, self.mu_y, self.var_y, self.win, *self._h, *self._g).sum())
+        n_s = ho * wo * c
+        grad = np.empty_like(x)
+        l1_sum = float(_backward(x, self.y, *self._g, self.win, np.float32(1.0 / x.size), np.float32(self.w / n_s),
+                                 grad).sum())
+        loss = l1_sum / x.size + self.w * (1.0 - ssim_sum / n_s)
+        return loss, grad.transpose(1, 2, 0)
+
+    def loss_tensor(self, img: Tensor) -> Tensor:
+        return _FusedFn.apply(img, self)
+
+
+class _FusedFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, img, fl):
+        loss, grad = fl(img.detach().cpu().numpy())
+        ctx.save_for_backward(torch.from_numpy(grad).to(img.device))
+        return torch.tensor(loss, dtype=img.dtype, device=img.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        (grad,) = ctx.saved_tensors
+        return grad * g, None
