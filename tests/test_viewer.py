@@ -350,6 +350,35 @@ def test_fast_sh_equals_toolkit_sh_degree3():
     np.testing.assert_allclose(got, want, atol=0.5 / 255 + 1e-4)  # 8-bit colours
 
 
+def test_fast_covariance_equals_torch_float64():
+    from render.projection import covariance_3d
+    from viewer._cov_kernel import cov_triu
+
+    g = torch.Generator().manual_seed(3)
+    quats = torch.randn(500, 4, generator=g, dtype=torch.float64) * 3.0  # not unit: normalised inside
+    log_s = torch.empty(500, 3, dtype=torch.float64).uniform_(-9.0, 1.5, generator=g)
+    want = covariance_3d(quats, log_s.exp()).reshape(-1, 9)[:, [0, 1, 2, 4, 5, 8]].numpy()
+    got = cov_triu(quats.numpy(), log_s.numpy())
+    scale2 = np.exp(2 * log_s.numpy()).max(axis=1, keepdims=True)  # the entries' natural size
+    assert (np.abs(got - want) <= 2e-6 * scale2).all(), (np.abs(got - want) / scale2).max()
+
+
+def test_fast_float16_bits_equal_numpy():
+    from viewer._cov_kernel import to_float16_bits
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(20000) * 10.0 ** rng.uniform(-9, 5.2, 20000)
+    halves = np.arange(65536, dtype=np.uint16).view(np.float16)
+    halves = halves[np.isfinite(halves)].astype(np.float64)
+    ties = (np.sort(halves)[:-1] + np.sort(halves)[1:]) / 2  # exactly between two halves: round to even
+    special = [0.0, -0.0, 65504.0, 65519.0, 2.0**-25, 2.0**-24, 1.5 * 2.0**-24, 2.0**-14, np.inf, -np.inf]
+    x = np.concatenate([special, halves, ties, x]).astype(np.float32)
+    x = x[: len(x) // 6 * 6].reshape(-1, 6)  # shaped like covariance rows
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(to_float16_bits(x), x.astype(np.float16).view(np.uint16))
+    assert np.isnan(to_float16_bits(np.array([np.nan], np.float32)).view(np.float16)).all()
+
+
 def test_contribution_ranking_uses_rendered_blend_weight():
     from render import rasterize
     from viewer.scene_view import scene_asset_from_memory

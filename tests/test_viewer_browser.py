@@ -536,3 +536,50 @@ def test_outside_requests_would_be_caught(browser):
         assert any("outside.invalid" in r for r in probe.page_requests()), probe.requests
     finally:
         probe.close()
+
+
+# ---------------------------------------------------------------------- volumetric video
+def test_video_plays_and_frames_advance(browser, tmp_path):
+    import re
+
+    video = pytest.importorskip("compress.video", reason="the .gsv video codec is not in this build yet")
+    from viewer.cli import serve
+
+    base = shell_object(3000, sh_degree=1, seed=4)
+    frames = [base.replace(means=base.means * 0.6 + torch.tensor([0.1 * k - 0.55, 0.0, 0.0])) for k in range(12)]
+    path = tmp_path / "clip.gsv"
+    path.write_bytes(video.encode_video(frames, video.VideoSettings(fps=8.0, gop=4)).data)
+    srv = serve(path, port=0, log=None, paused=True, speed=0.5)  # 4 fps: a loop takes 3 s
+    try:
+        page, log, sess = open_tab(browser, srv, size=(320, 256))
+        view = sess.view
+        set_camera(sess, Camera.look_at((0.0, -0.3, -2.6), (0, 0, 0), (0, -1, 0), fov_y_deg=50, width=320, height=256))
+        settle(sess, page)
+
+        def counter() -> int:
+            m = re.search(r"frame (\d+) of 12", page.inner_text("body"))
+            return int(m.group(1)) if m else -1
+
+        wait_for(lambda: counter() == 0, 20, "the GUI does not show frame 0")
+        assert "Loop" in page.inner_text("body")
+        first = screenshot_rgb(page)
+        assert coverage(first) > 0.05, coverage(first)
+        page.get_by_role("button", name="Play").click()
+        wait_for(lambda: view.controller.playing, 20, "Play did not reach the server")
+        wait_for(lambda: counter() >= 3, 60, "the frame counter in the GUI did not advance")
+        page.get_by_role("button", name="Pause").click()
+        wait_for(lambda: not view.controller.playing, 20, "Pause did not reach the server")
+        settle(sess, page)
+        assert view.controller.stats.shown >= 3 and view.frame_index >= 2, view.frame_index
+        wait_for(lambda: counter() == view.frame_index, 10, "the GUI does not show the frame on screen")
+        later = screenshot_rgb(page)
+        # the splats moved across the canvas
+        cols = lambda img: np.argwhere(np.abs(img.astype(int)).max(-1) > 12)[:, 1].mean()  # noqa: E731
+        assert abs(cols(later) - cols(first)) > 5, (view.frame_index, cols(first), cols(later))
+        assert_like_toolkit(later, sess, f"video frame {view.frame_index}")  # the frame the server says it shows
+        panel = page.inner_text("body")
+        assert "delivered" in panel and "buffer" in panel and "bitrate" in panel and "decode" in panel
+        check_clean(log, browser)
+        page.close()
+    finally:
+        srv.stop()

@@ -42,7 +42,8 @@ class AssetInfo:
 
     @property
     def bytes_per_gaussian(self) -> float | None:
-        if self.file_size is None or self.count <= 0:
+        """File bytes per Gaussian (None for a video, whose file holds every frame)."""
+        if self.file_size is None or self.count <= 0 or self.kind == "video":
             return None
         return self.file_size / self.count
 

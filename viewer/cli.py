@@ -13,7 +13,7 @@ from .server import DEFAULT_HOST, DEFAULT_PORT
 
 VIEW_HELP = """Open a splat asset in the browser (WebGL through viser; no GPU needed on the server).
 
-Reads every scene format of the toolkit (.ply, .splat, .spz, .sog, compressed .ply, .lgs) and .gsi images. The file is decoded before the server starts; the time to first frame is printed when the first browser tab has drawn it. Serves on 127.0.0.1 unless --host says otherwise, and serves nothing but the viewer page and this one asset.
+Reads every scene format of the toolkit (.ply, .splat, .spz, .sog, compressed .ply, .lgs), .gsi images and .gsv volumetric video (played as it streams: play/pause, seek, speed, loop). The file is decoded before the server starts; the time to first frame is printed when the first browser tab has drawn it. Serves on 127.0.0.1 unless --host says otherwise, and serves nothing but the viewer page and this one asset.
 
 Examples:
 
@@ -24,6 +24,8 @@ Examples:
   splat view point_cloud.ply --budget 200000 --no-sh
 
   splat view photo.gsi
+
+  splat view clip.gsv --speed 0.5 --no-loop
 
   splat view scene.ply --host 0.0.0.0   (reachable from other machines)
 """
@@ -52,6 +54,9 @@ def serve(
     background: tuple[int, int, int] = (0, 0, 0),
     log=True,
     t_start: float | None = None,
+    paused: bool = False,
+    speed: float = 1.0,
+    loop: bool = True,
 ):
     """Decode ``path`` and start serving it; returns the running :class:`ViewerServer`."""
     from .assets import open_asset
@@ -62,7 +67,9 @@ def serve(
         raise UsageError(f"--budget must be at least 1, got {budget}")
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {port}")
-    asset = open_asset(path, cameras=cameras, up=up, budget=budget, sh=sh)
+    if not 0.25 <= speed <= 4.0:
+        raise UsageError(f"--speed must be 0.25..4, got {speed}")
+    asset = open_asset(path, cameras=cameras, up=up, budget=budget, sh=sh, paused=paused, speed=speed, loop=loop)
     return ViewerServer(asset, host=host, port=port, render_dir=render_dir, background=background,
                         t_start=t_start, log=log)
 
@@ -70,7 +77,7 @@ def serve(
 def register(app: typer.Typer) -> None:
     @app.command("view", help=VIEW_HELP)
     def view(
-        file: Path = typer.Argument(..., help="asset to open (.ply .splat .spz .sog .lgs .gsi ...)"),
+        file: Path = typer.Argument(..., help="asset to open (.ply .splat .spz .sog .lgs .gsi .gsv ...)"),
         host: str = typer.Option(DEFAULT_HOST, help="address to listen on; 0.0.0.0 exposes it to the network"),
         port: int = typer.Option(DEFAULT_PORT, help="port (the next free one is taken if it is busy; 0 = any)"),
         cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "
@@ -80,6 +87,9 @@ def register(app: typer.Typer) -> None:
         no_sh: bool = typer.Option(False, "--no-sh", help="start with view-dependent colour off"),
         render_dir: Path = typer.Option(Path("splat_view_renders"), help="folder for 'render this view' PNGs"),
         background: str = typer.Option("0,0,0", help="background colour R,G,B (0-255)"),
+        paused: bool = typer.Option(False, "--paused", help="video: start paused on the first frame"),
+        speed: float = typer.Option(1.0, help="video: initial playback speed, 0.25..4"),
+        loop: bool = typer.Option(True, "--loop/--no-loop", help="video: start again after the last frame"),
     ) -> None:
         from rich.console import Console
 
@@ -92,12 +102,14 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             raise UsageError(f"--up: {e}") from None
         srv = serve(file, host=host, port=port, cameras=cameras, up=up, budget=budget, sh=not no_sh,
-                    render_dir=render_dir, background=_parse_rgb(background), t_start=t_start)
+                    render_dir=render_dir, background=_parse_rgb(background), t_start=t_start,
+                    paused=paused, speed=speed, loop=loop)
         info = srv.asset.info
         ready = time.perf_counter() - t_start
         console.print(
             f"[bold]{file.name}[/]: {info.format}, {info.count:,} Gaussians"
             + (f", {info.bytes_per_gaussian:.2f} bytes/Gaussian" if info.bytes_per_gaussian else "")
+            + (f", {info.extra['frames']} frames at {info.extra['fps']} fps" if info.kind == "video" else "")
             + f"; decoded in {info.decode_s:.2f} s, ready in {ready:.2f} s",
             highlight=False,
         )

@@ -159,17 +159,24 @@ class SceneAsset(ViewerAsset):
     def render(self, camera: Camera, indices: np.ndarray, settings: DisplaySettings,
                background: Sequence[int] = (0, 0, 0)) -> np.ndarray:
         """The toolkit's own render [H,W,3] uint8 of what a tab shows with ``settings``."""
-        from render import rasterize
+        return render_shown(self.scene, camera, indices, settings, background, backend=self.render_backend)
 
-        sub = self.scene[torch.from_numpy(np.asarray(indices, np.int64))]
-        if settings.splat_scale != 1.0:
-            sub = sub.replace(log_scales=sub.log_scales + math.log(settings.splat_scale))
-        sh_degree = sub.sh_degree if settings.sh else 0
-        bg = torch.tensor([c / 255.0 for c in background], dtype=torch.float32)
-        with torch.no_grad():
-            out = rasterize(sub, camera, sh_degree=sh_degree, background=bg, backend=self.render_backend)
-        img = out.colors[0].clamp(0, 1).numpy()
-        return (img * 255.0 + 0.5).astype(np.uint8)
+
+def render_shown(scene: GaussianScene, camera: Camera, indices: np.ndarray, settings: DisplaySettings,
+                 background: Sequence[int] = (0, 0, 0), *, backend: str = "auto") -> np.ndarray:
+    """The toolkit's render [H,W,3] uint8 of Gaussians ``indices`` of ``scene`` as a tab shows
+    them with ``settings`` (splat scale, SH on/off) over ``background`` (0-255)."""
+    from render import rasterize
+
+    sub = scene[torch.from_numpy(np.asarray(indices, np.int64))]
+    if settings.splat_scale != 1.0:
+        sub = sub.replace(log_scales=sub.log_scales + math.log(settings.splat_scale))
+    sh_degree = sub.sh_degree if settings.sh else 0
+    bg = torch.tensor([c / 255.0 for c in background], dtype=torch.float32)
+    with torch.no_grad():
+        out = rasterize(sub, camera, sh_degree=sh_degree, background=bg, backend=backend)
+    img = out.colors[0].clamp(0, 1).numpy()
+    return (img * 255.0 + 0.5).astype(np.uint8)
 
 
 class SceneClientView(ClientView):

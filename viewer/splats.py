@@ -19,8 +19,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from render.projection import covariance_3d
 from splat.scene import GaussianScene
+
+from ._cov_kernel import cov_triu, to_float16_bits
 
 BYTES_PER_SPLAT = 32
 """Size of one Gaussian in viser's wire buffer."""
@@ -103,9 +104,8 @@ def torch_threads(n: int):
 def prepare_splats(scene: GaussianScene) -> PreparedSplats:
     """Compute the arrays every client view draws from (covariances, colours, significance)."""
     s = scene.detach().to(device="cpu", dtype=torch.float32)
+    triu = cov_triu(s.quats.numpy(), s.log_scales.numpy())  # == covariance_3d's upper triangle
     with torch.no_grad(), torch_threads(1):
-        cov = covariance_3d(s.quats, s.scales)  # [N,3,3]
-        triu = cov.reshape(-1, 9)[:, [0, 1, 2, 4, 5, 8]].numpy()
         opac = s.opacities.numpy()
         base = s.colors.clamp(0.0, 1.0).numpy()
         gm = torch.exp(s.log_scales.mean(dim=1)).numpy()  # geometric-mean scale
@@ -146,6 +146,14 @@ def select_indices(
     return np.sort(order[: max(int(budget), 0)])
 
 
+def take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``arr[idx]`` for ascending unique ``idx`` (what :func:`select_indices` returns); ``arr``
+    itself, uncopied, when ``idx`` selects every row (prepared arrays are never written)."""
+    if len(idx) == len(arr):
+        return arr
+    return arr[idx]
+
+
 class ShSubset:
     """The SH coefficients of a fixed set of Gaussians, gathered once for repeated refreshes.
 
@@ -155,8 +163,8 @@ class ShSubset:
 
     def __init__(self, prep: PreparedSplats, idx: np.ndarray) -> None:
         self.degree = prep.sh_degree
-        self.means = np.ascontiguousarray(prep.means[idx])
-        self.coeffs = np.ascontiguousarray(prep.sh_coeffs[idx])
+        self.means = np.ascontiguousarray(take(prep.means, idx))
+        self.coeffs = np.ascontiguousarray(take(prep.sh_coeffs, idx))
 
     def colors_uint8(self, campos: np.ndarray) -> np.ndarray:
         """8-bit RGB [M,3] seen from ``campos`` [3]."""
@@ -198,11 +206,11 @@ def pack_buffer(
     """
     m = len(idx)
     buf = np.zeros((m, 8), dtype=np.uint32)
-    buf[:, 0:3] = np.ascontiguousarray(prep.means[idx], dtype=np.float32).view(np.uint32)
-    cov = prep.cov_triu[idx] * np.float32(splat_scale * splat_scale)
+    buf[:, 0:3] = np.ascontiguousarray(take(prep.means, idx), dtype=np.float32).view(np.uint32)
+    cov = take(prep.cov_triu, idx) * np.float32(splat_scale * splat_scale)
     np.clip(cov, -F16_MAX, F16_MAX, out=cov)  # float16 on the wire: no infinities
-    buf[:, 4:7] = np.ascontiguousarray(cov.astype(np.float16)).view(np.uint32)
-    set_rgba(buf, rgb, prep.opacities[idx])
+    buf[:, 4:7] = to_float16_bits(cov).view(np.uint32)  # == cov.astype(np.float16), fast for subnormals
+    set_rgba(buf, rgb, take(prep.opacities, idx))
     return buf
 
 

@@ -1,0 +1,239 @@
+"""Volumetric video benchmark: .gsv against independent per-frame .lgs, SPZ and SOG.
+
+    .venv/bin/python bench/video.py [--gaussians 50000] [--frames 90] [--wave-frames 200] [--quick]
+
+Clips (one run, side by side):
+
+* the synthetic mocap performer (``compress/video/synth.py``; tracked), at gop 30;
+* the same performer with every frame shuffled (untracked; detected automatically);
+* the PlayCanvas wave sequence ``../shared/data/video/wave`` (SOG frames; order mostly
+  consistent).
+
+Per clip and codec: bits per Gaussian per frame, KB per frame, PSNR of renders of the
+decoded frames against renders of the original frames (4 fixed orbit cameras, 256x256,
+every ``--psnr-every``-th frame), encode seconds per frame, decode fps (sequential
+playback with segment loading; and the steady per-frame cost within a loaded segment).
+Per-frame baselines (.lgs with the scene codec's default quantization and no pruning;
+SPZ and SOG with our writers in splat.io) are measured on every ``--baseline-every``-th
+frame and their sizes extrapolated per frame (noted in the output).
+Writes bench/results/video.json, video.csv and video.png.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compress.scene import codec as lgs  # noqa: E402
+from compress.video import VideoReader, VideoSettings, encode_video  # noqa: E402
+from compress.video.synth import performer_frames  # noqa: E402
+from render.metrics import psnr  # noqa: E402
+from render.rasterize import rasterize  # noqa: E402
+from splat.camera import orbit_cameras  # noqa: E402
+from splat.io import read_scene, write_scene  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+DECODE_THREADS = 1  # decode timing on one thread (the other core is left to the renderer / viewer)
+WAVE = ROOT.parent / "shared" / "data" / "video" / "wave"
+
+
+def _render(scene, cams):
+    return rasterize(scene, cams, backend="cpu").colors.clamp(0, 1)
+
+
+def _psnr_frames(orig, decoded_fn, idxs, cams) -> float:
+    vals = []
+    for i in idxs:
+        vals.append(float(psnr(_render(decoded_fn(i), cams), _render(orig[i], cams)).mean()))
+    return sum(vals) / len(vals)
+
+
+def bench_gsv(name, frames, fps, gop, cams, psnr_idx, quality="medium"):
+    n_total = sum(len(f) for f in frames)
+    res = encode_video(frames, VideoSettings(fps=fps, gop=gop, quality=quality))
+    r = VideoReader(res.data)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(DECODE_THREADS)
+    t0 = time.perf_counter()
+    for i in range(len(frames)):
+        r.frame(i)
+    dec_fps = len(frames) / (time.perf_counter() - t0)
+    # steady state: frames 1.. of a loaded segment
+    r2 = VideoReader(res.data)
+    r2.frame(0)
+    m = min(gop, len(frames)) - 1
+    t0 = time.perf_counter()
+    for i in range(1, m + 1):
+        r2.frame(i)
+    steady = m / max(time.perf_counter() - t0, 1e-9) if m > 0 else float("nan")
+    torch.set_num_threads(threads)
+    r3 = VideoReader(res.data)
+    p = _psnr_frames(frames, r3.frame, psnr_idx, cams)
+    row = {
+        "clip": name, "codec": f"gsv ({'tracked' if res.info.tracked else 'intra'}, gop {gop}, {quality})",
+        "frames": len(frames), "gaussians": max(len(f) for f in frames),
+        "bits_per_gaussian_frame": len(res.data) * 8 / n_total, "kb_per_frame": len(res.data) / 1024 / len(frames),
+        "psnr_db": p, "encode_s_per_frame": res.encode_s / len(frames), "decode_fps": dec_fps,
+        "decode_fps_steady": steady, "bytes": len(res.data),
+        "streams": {k: v for k, v in res.stream_bytes.items()},
+    }
+    return row
+
+
+def bench_per_frame(name, frames, cams, every, psnr_idx):
+    rows = []
+    idx = list(range(0, len(frames), every))
+    n_avg = sum(len(frames[i]) for i in idx) / len(idx)
+    with tempfile.TemporaryDirectory() as td:
+        for fmt in ("lgs", "spz", "sog"):
+            sizes, t_enc, t_dec, ps = [], 0.0, 0.0, []
+            for i in idx:
+                path = Path(td) / f"f{i}.{fmt}"
+                t0 = time.perf_counter()
+                if fmt == "lgs":
+                    blob, _ = lgs.encode(frames[i])
+                    path.write_bytes(blob)
+                else:
+                    write_scene(frames[i], path, format=fmt)
+                t_enc += time.perf_counter() - t0
+                sizes.append(path.stat().st_size)
+                t0 = time.perf_counter()
+                dec = read_scene(path)
+                t_dec += time.perf_counter() - t0
+                if i in psnr_idx or len(ps) < 2:
+                    ps.append(float(psnr(_render(dec, cams), _render(frames[i], cams)).mean()))
+            per = sum(sizes) / len(sizes)
+            rows.append({
+                "clip": name, "codec": f"per-frame {fmt}", "frames": len(frames), "gaussians": int(n_avg),
+                "bits_per_gaussian_frame": per * 8 / n_avg, "kb_per_frame": per / 1024, "psnr_db": sum(ps) / len(ps),
+                "encode_s_per_frame": t_enc / len(idx), "decode_fps": len(idx) / t_dec, "decode_fps_steady": None,
+                "bytes": int(per * len(frames)), "sampled_frames": len(idx),
+            })
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gaussians", type=int, default=50000)
+    ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--wave-frames", type=int, default=200)
+    ap.add_argument("--gop", type=int, default=30)
+    ap.add_argument("--psnr-every", type=int, default=15)
+    ap.add_argument("--baseline-every", type=int, default=15)
+    ap.add_argument("--clips", default="performer,wave", help="comma list: performer, wave")
+    ap.add_argument("--shuffled-frames", type=int, default=6, help="frames of the shuffled (untracked) performer clip")
+    ap.add_argument("--quick", action="store_true", help="10k Gaussians, 30 frames, 60 wave frames")
+    ap.add_argument("--out", default=str(RESULTS / "video"))
+    a = ap.parse_args()
+    if a.quick:
+        a.gaussians, a.frames, a.wave_frames = 10000, 30, 60
+    torch.set_num_threads(2)
+    rows = []
+    clips = set(a.clips.split(","))
+    if "performer" in clips:
+        rows += bench_performer(a)
+    if "wave" in clips:
+        rows += bench_wave(a)
+    write_results(rows, a)
+
+
+def bench_performer(a) -> list[dict]:
+    rows = []
+    t0 = time.perf_counter()
+    frames, fps = performer_frames(a.gaussians, a.frames)
+    print(f"performer: {len(frames)} frames x {len(frames[0]):,} Gaussians ({time.perf_counter() - t0:.1f} s)", flush=True)
+    cams = orbit_cameras(frames[0], 4, width=256, height=256, up="+y", elevation_deg=10)
+    pidx = list(range(0, len(frames), a.psnr_every))
+    for q in ("medium", "high"):
+        rows.append(bench_gsv("performer", frames, fps, a.gop, cams, pidx, q))
+        print(json.dumps(rows[-1]), flush=True)
+    g = torch.Generator().manual_seed(0)
+    shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames[: min(len(frames), a.shuffled_frames)]]
+    rows.append(bench_gsv("performer shuffled", shuffled, fps, a.gop, cams, list(range(0, len(shuffled), a.psnr_every))))
+    print(json.dumps(rows[-1]), flush=True)
+    rows += bench_per_frame("performer", frames, cams, a.baseline_every, pidx)
+    for r in rows[-3:]:
+        print(json.dumps(r), flush=True)
+    return rows
+
+
+def bench_wave(a) -> list[dict]:
+    rows = []
+    wave_files = sorted(glob.glob(str(WAVE / "*.sog")))[: a.wave_frames]
+    if wave_files:
+        wave = [read_scene(p) for p in wave_files]
+        wcams = orbit_cameras(wave[0], 4, width=256, height=256, up="+y", elevation_deg=35)
+        widx = list(range(0, len(wave), a.psnr_every))
+        rows.append(bench_gsv("wave", wave, 30.0, a.gop, wcams, widx))
+        print(json.dumps(rows[-1]), flush=True)
+        rows += bench_per_frame("wave", wave, wcams, a.baseline_every, widx)
+        for r in rows[-3:]:
+            print(json.dumps(r), flush=True)
+    else:
+        print(f"wave sequence not found under {WAVE}: skipped")
+    return rows
+
+
+def write_results(rows: list[dict], a) -> None:
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"gaussians": a.gaussians, "frames": a.frames, "gop": a.gop, "psnr_every": a.psnr_every,
+            "baseline_every": a.baseline_every, "cameras": "4 orbit views 256x256", "threads": 2,
+            "decode_threads": DECODE_THREADS, "note": "per-frame baselines measured on every baseline_every-th frame"}
+    out.with_suffix(".json").write_text(json.dumps({"settings": meta, "rows": rows}, indent=1))
+    keys = ["clip", "codec", "frames", "gaussians", "bits_per_gaussian_frame", "kb_per_frame", "psnr_db",
+            "encode_s_per_frame", "decode_fps", "decode_fps_steady", "bytes"]
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([r.get(k) if not isinstance(r.get(k), float) else round(r[k], 4) for k in keys])
+    _table(rows)
+    _plot(rows, out.with_suffix(".png"))
+
+
+def _table(rows) -> None:
+    from rich.console import Console
+
+    from splat.progress import summary_table
+
+    Console().print(summary_table("video benchmark", ["clip / codec", "bits/G/frame", "KB/frame", "PSNR dB",
+                                                       "enc s/frame", "dec fps", "steady fps"],
+                                  [(f"{r['clip']} / {r['codec']}", r["bits_per_gaussian_frame"], r["kb_per_frame"],
+                                    r["psnr_db"], r["encode_s_per_frame"], r["decode_fps"],
+                                    "-" if r["decode_fps_steady"] is None else r["decode_fps_steady"]) for r in rows]))
+
+
+def _plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clips = sorted({r["clip"] for r in rows})
+    fig, axes = plt.subplots(1, len(clips), figsize=(5 * len(clips), 4), squeeze=False)
+    for ax, c in zip(axes[0], clips):
+        for r in [r for r in rows if r["clip"] == c]:
+            ax.scatter(r["bits_per_gaussian_frame"], r["psnr_db"], s=40)
+            ax.annotate(r["codec"], (r["bits_per_gaussian_frame"], r["psnr_db"]), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits / Gaussian / frame")
+        ax.set_ylabel("PSNR vs original renders (dB)")
+        ax.set_title(c)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""The ``.gsv`` volumetric-video container: encode a Gaussian sequence, random-access decode.
+
+File = the shared chunked container (``compress/container.py``) with magic ``GSV1``: a JSON
+header (fps, frame count, Gaussian count, SH degree, gop, tracked flag, bounds, per-segment
+first frame and frame count) and one ``SEGM`` chunk per segment. The chunk table gives each
+segment's byte offset, size and CRC-32, so a player can fetch and verify one segment alone.
+Spec: ``docs/formats/gsv.md``.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import mmap
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from compress.container import pack_container, read_chunk, read_index
+from compress.scene.codec import QuantConfig
+from splat.errors import FormatError, UsageError
+from splat.scene import GaussianScene
+
+from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
+
+MAGIC = b"GSV1"
+VERSION = 1
+
+QUALITY = {
+    # name: (position-correction factor x median scale, rotation bits, colour threshold)
+    "low": (0.6, 12, 6.0 / 255.0),
+    "medium": (0.35, 14, 3.0 / 255.0),
+    "high": (0.15, 16, 1.5 / 255.0),
+}
+
+
+@dataclass
+class VideoSettings:
+    """Encoder settings. gop: frames per segment; quality: low/medium/high preset;
+    tracked: force tracked (True) / intra (False) coding, None = detect."""
+
+    fps: float = 30.0
+    gop: int = 30
+    quality: str = "medium"
+    tracked: bool | None = None
+    joint_fraction: float = 0.02
+    k: int = 8
+    quant: QuantConfig = field(default_factory=lambda: QuantConfig(scale_bits=7, rotation_bits=7, opacity_bits=6))
+
+    def segment_settings(self) -> SegmentSettings:
+        if self.quality not in QUALITY:
+            raise UsageError(f"unknown quality {self.quality!r} (choose {', '.join(QUALITY)})")
+        f, rb, ct = QUALITY[self.quality]
+        return SegmentSettings(quant=self.quant, joint_fraction=self.joint_fraction, k=self.k, rot_bits=rb,
+                               pos_factor=f, colour_threshold=ct)
+
+
+@dataclass
+class VideoInfo:
+    """What a ``.gsv`` header says. bounds: [3] float32 over every frame's means."""
+
+    fps: float
+    n_frames: int
+    n_gaussians: int  # max per frame
+    sh_degree: int
+    gop: int
+    tracked: bool
+    bounds_min: np.ndarray
+    bounds_max: np.ndarray
+    n_segments: int
+    total_bytes: int
+    segment_first: list = field(default_factory=list, repr=False)  # first frame of each segment
+    segment_frames: list = field(default_factory=list, repr=False)  # frame count of each segment
+
+    def segment_of(self, frame: int) -> int:
+        """Index of the segment holding ``frame``."""
+        if not 0 <= frame < self.n_frames:
+            raise IndexError(f"frame {frame} outside 0..{self.n_frames - 1}")
+        return int(np.searchsorted(np.asarray(self.segment_first), frame, side="right") - 1)
+
+
+@dataclass
+class EncodeResult:
+    """Encoded bytes plus a report: bytes per stream (summed over segments), per-segment
+    bytes and modes, per-frame Gaussian counts, and timing."""
+
+    data: bytes
+    info: VideoInfo
+    stream_bytes: dict
+    segment_bytes: list
+    segment_modes: list
+    frame_counts: list
+    encode_s: float
+    tracked_detected: bool
+
+
+# ---------------------------------------------------------------------- input
+def _natural_key(s: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def read_frames(source: str | os.PathLike | Sequence) -> list[Path]:
+    """Frame files from a folder, a glob pattern or a list, sorted naturally
+    (frame_2 before frame_10). Any format ``splat.io`` reads."""
+    from splat.io import list_formats
+
+    if isinstance(source, (list, tuple)):
+        paths = [Path(p) for p in source]
+    else:
+        s = str(source)
+        p = Path(s)
+        if p.is_dir():
+            exts = {e.lower() for spec in list_formats() for e in getattr(spec, "extensions", ())}
+            paths = [q for q in p.iterdir() if q.is_file() and (not exts or any(q.name.lower().endswith(e) for e in exts))]
+        elif any(ch in s for ch in "*?["):
+            paths = [Path(q) for q in _glob.glob(s)]
+        elif p.is_file():
+            paths = [p]
+        else:
+            raise UsageError(f"{s}: no such folder, file or glob")
+    paths = sorted(paths, key=lambda q: _natural_key(q.name))
+    if not paths:
+        raise UsageError(f"{source}: no frame files found")
+    return paths
+
+
+def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int = 3) -> bool:
+    """Whether consecutive frames share Gaussian order. On a few frame pairs, for a sample
+    of Gaussians, the same index in the next frame must lie within 5% of the scene diagonal
+    (true for >= 80% of the sample); after a shuffle, same-index pairs are random pairs,
+    typically a large fraction of the diagonal apart."""
+    if len(frames) < 2:
+        return True
+    n = len(frames[0])
+    if any(len(f) != n for f in frames) or n == 0:
+        return False
+    g = torch.Generator().manual_seed(0)
+    steps = np.unique(np.linspace(0, len(frames) - 2, min(pairs, len(frames) - 1)).round().astype(int))
+    for s in steps:
+        a, b = frames[s].means.float(), frames[s + 1].means.float()
+        idx = torch.randperm(n, generator=g)[:sample]
+        diag = (a.quantile(0.98, 0) - a.quantile(0.02, 0)).norm() if n > 1 else torch.tensor(1.0)
+        same = (a[idx] - b[idx]).norm(dim=1)
+        if (same <= 0.05 * diag + 1e-9).float().mean() < 0.8:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------- encode
+def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> EncodeResult:
+    """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress(done, total)`` is
+    called after each segment with frame counts."""
+    from splat.io import read_scene
+
+    st = settings or VideoSettings()
+    if st.gop < 1:
+        raise UsageError("gop must be >= 1")
+    if not st.fps > 0:
+        raise UsageError("fps must be > 0")
+    seg_st = st.segment_settings()
+    t0 = time.perf_counter()
+    scenes = [read_scene(f) if not isinstance(f, GaussianScene) else f for f in frames]
+    if not scenes:
+        raise UsageError("no frames to encode")
+    scenes = [s.to(dtype=torch.float32) for s in scenes]
+    deg = max(s.sh_degree for s in scenes)
+    scenes = [s if s.sh_degree == deg else s.with_sh_degree(deg) for s in scenes]
+    detected = is_tracked(scenes)
+    tracked = detected if st.tracked is None else bool(st.tracked)
+    if tracked and len({len(s) for s in scenes}) > 1:
+        raise UsageError("tracked coding needs the same Gaussian count in every frame")
+    chunks, seg_meta, modes, seg_bytes = [], [], [], []
+    streams: dict[str, int] = {}
+    total = len(scenes)
+    for first in range(0, total, st.gop):
+        seg = scenes[first:first + st.gop]
+        if tracked and len(seg[0]) >= 8:
+            blob, rep = encode_tracked(seg, seg_st)
+            mode = TRACKED
+        else:
+            blob, rep = encode_intra(seg, st.quant)
+            mode = INTRA
+        for kk, v in rep.items():
+            if isinstance(v, int):
+                streams[kk] = streams.get(kk, 0) + v
+        chunks.append(("SEGM", blob))
+        seg_meta.append({"first": first, "frames": len(seg), "mode": mode})
+        modes.append(mode)
+        seg_bytes.append(len(blob))
+        if progress is not None:
+            progress(first + len(seg), total)
+    lo = torch.stack([s.means.min(0).values if len(s) else torch.zeros(3) for s in scenes]).min(0).values.numpy()
+    hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
+    header = {
+        "fps": float(st.fps), "frames": total, "gaussians": max(len(s) for s in scenes), "sh_degree": deg,
+        "gop": st.gop, "tracked": tracked, "bounds_min": [float(x) for x in lo], "bounds_max": [float(x) for x in hi],
+        "segments": seg_meta, "settings": {"quality": st.quality, "joint_fraction": st.joint_fraction, "k": st.k,
+                                           "quant": asdict(st.quant)},
+    }
+    data = pack_container(MAGIC, VERSION, header, chunks)
+    info = _info_from_header(header, len(data), None)
+    return EncodeResult(data, info, streams, seg_bytes, modes, [len(s) for s in scenes],
+                        time.perf_counter() - t0, detected)
+
+
+def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None, progress=None) -> EncodeResult:
+    """Encode and write atomically."""
+    from splat.atomic import atomic_write_bytes
+
+    res = encode_video(frames, settings, progress)
+    atomic_write_bytes(path, res.data)
+    return res
+
+
+# ---------------------------------------------------------------------- decode
+def _info_from_header(h: dict, total: int, path) -> VideoInfo:
+    try:
+        segs = h["segments"]
+        first = [int(s["first"]) for s in segs]
+        counts = [int(s["frames"]) for s in segs]
+        info = VideoInfo(
+            fps=float(h["fps"]), n_frames=int(h["frames"]), n_gaussians=int(h["gaussians"]),
+            sh_degree=int(h["sh_degree"]), gop=int(h["gop"]), tracked=bool(h["tracked"]),
+            bounds_min=np.asarray(h["bounds_min"], dtype=np.float32).reshape(3),
+            bounds_max=np.asarray(h["bounds_max"], dtype=np.float32).reshape(3),
+            n_segments=len(segs), total_bytes=total, segment_first=first, segment_frames=counts,
+        )
+    except (KeyError, TypeError, ValueError):
+        raise FormatError(".gsv header is missing fields or malformed", path) from None
+    expect = 0
+    for f, c in zip(first, counts):
+        if f != expect or c < 1:
+            raise FormatError(".gsv segment list is inconsistent", path)
+        expect += c
+    if expect != info.n_frames or not info.fps > 0 or not 0 <= info.sh_degree <= 3:
+        raise FormatError(".gsv header is inconsistent (frame count, fps or SH degree)", path)
+    return info
+
+
+class VideoReader:
+    """Random access over a ``.gsv`` file (path, memory-mapped) or bytes.
+
+    ``frame(i)`` decodes frame i; the current segment's decoded state is cached, so
+    sequential access costs one skinning step per frame. Not thread-safe: use one reader
+    per thread (``FrameStream`` owns its own).
+    """
+
+    def __init__(self, path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview):
+        self._file = None
+        self._mm = None
+        if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+            self.path = None
+            self._data = memoryview(bytes(path_or_bytes))
+        else:
+            self.path = os.fspath(path_or_bytes)
+            try:
+                self._file = open(self.path, "rb")
+            except FileNotFoundError:
+                raise FormatError("file not found", self.path) from None
+            size = os.fstat(self._file.fileno()).st_size
+            if size == 0:
+                self._file.close()
+                raise FormatError("empty file, not a .gsv video", self.path)
+            self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._data = memoryview(self._mm)
+        self._index = read_index(self._data, magic=MAGIC, path=self.path, max_version=VERSION, what=".gsv file")
+        self.info = _info_from_header(self._index.header, len(self._data), self.path)
+        if len(self._index.tags) != self.info.n_segments:
+            raise FormatError(f".gsv file has {len(self._index.tags)} segment chunks, header lists {self.info.n_segments}",
+                              self.path)
+        self._seg_id = -1
+        self._seg: DecodedSegment | None = None
+
+    def segment_bytes(self, s: int) -> int:
+        """Byte size of segment ``s``."""
+        return int(self._index.lengths[s])
+
+    def segment_range(self, s: int) -> tuple[int, int]:
+        """(offset, length) of segment ``s`` in the file (for range requests)."""
+        return self._index.offset(s), self._index.lengths[s]
+
+    def segment(self, s: int) -> DecodedSegment:
+        """Parse and verify segment ``s`` (FormatError naming file and segment if bad)."""
+        if s == self._seg_id and self._seg is not None:
+            return self._seg
+        if not 0 <= s < self.info.n_segments:
+            raise IndexError(f"segment {s} outside 0..{self.info.n_segments - 1}")
+        try:
+            blob = read_chunk(self._data, self._index, s, path=None, what=".gsv file")
+            seg = DecodedSegment(blob)
+        except FormatError as e:
+            raise FormatError(f"segment {s} (frames {self.info.segment_first[s]}..): {e.reason}", self.path) from None
+        counts = self.info.segment_frames
+        if seg.frames != counts[s]:
+            raise FormatError(f"segment {s} holds {seg.frames} frames, header says {counts[s]}", self.path)
+        self._seg_id, self._seg = s, seg
+        return seg
+
+    def frame(self, i: int) -> GaussianScene:
+        """Decode frame ``i`` (0-based)."""
+        s = self.info.segment_of(i)
+        seg = self.segment(s)
+        return seg.frame(i - self.info.segment_first[s])
+
+    def __len__(self) -> int:
+        return self.info.n_frames
+
+    def __iter__(self):
+        for i in range(self.info.n_frames):
+            yield self.frame(i)
+
+    def close(self) -> None:
+        self._seg = None
+        self._data = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:
+                pass
+            self._mm = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_video_info(path: str | os.PathLike) -> VideoInfo:
+    with VideoReader(path) as r:
+        return r.info
