@@ -93,13 +93,17 @@ def lgs_settings(sh_degree: int, n: int, quick: bool) -> list[tuple[str, Compres
         ("lgs default", CompressSettings()),
         ("lgs small", CompressSettings(quality="small")),
         ("lgs high", CompressSettings(quality="high")),
+        # no pruning: the high-fidelity end of the curve, where SOG sits (~62-66 dB)
+        ("lgs no-prune L0", CompressSettings(prune=0.0, level=0, check_fidelity=False)),
+        ("lgs no-prune L1", CompressSettings(prune=0.0, level=1, check_fidelity=False)),
     ]
     if not quick or n < 20000:
         out.append(("lgs target 38.5", CompressSettings(target_psnr=38.5)))
     if not quick:
         out.append(("lgs target 35", CompressSettings(target_psnr=35.0)))
-        if sh_degree >= 2:
-            out.append(("lgs sh2 distilled", CompressSettings(sh_degree=2, distill_steps=300)))
+    if sh_degree >= 2 and (not quick or n < 20000):
+        out.append(("lgs sh2 distilled", CompressSettings(sh_degree=2, distill_steps=300)))
+        out.append(("lgs sh1 distilled", CompressSettings(sh_degree=1, distill_steps=300)))
     return out
 
 
@@ -201,10 +205,26 @@ def plot(rows: list[dict], out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
+def write_results(rows: list[dict], extras: dict, out: Path) -> None:
+    """scene_rd.csv, scene_rd.json and scene_rd.png from the rows so far."""
+    add_ratios(rows)
+    cols = ["scene", "gaussians", "sh_degree", "format", "setting", "bytes", "bytes_per_gaussian", "ratio_vs_ply",
+            "ratio_vs_spz", "ratio_vs_sog", "psnr", "ssim", "encode_s", "decode_s", "kept", "prune", "level",
+            "encode_without_checks_s", "streams", "timings"]
+    with open(out / "scene_rd.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()})
+    meta = {"load_average_end": os.getloadavg(), "torch_threads": torch.get_num_threads(), "scenes": extras, "rows": rows}
+    (out / "scene_rd.json").write_text(json.dumps(meta, indent=1, default=str))
+    plot(rows, out / "scene_rd.png")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenes", default=",".join(SCENES))
-    ap.add_argument("--quick", action="store_true", help="presets only, no search, distillation or rank check")
+    ap.add_argument("--quick", action="store_true", help="presets and no-pruning rows; search and distillation only on scenes < 20k Gaussians; no rank check")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--replot", action="store_true", help="only redraw scene_rd.png from scene_rd.json")
     args = ap.parse_args(argv)
@@ -227,18 +247,7 @@ def main(argv=None) -> int:
             r, e = run_scene(p, Path(td), have_st, args.quick)
         rows += r
         extras[name] = e
-    add_ratios(rows)
-    cols = ["scene", "gaussians", "sh_degree", "format", "setting", "bytes", "bytes_per_gaussian", "ratio_vs_ply",
-            "ratio_vs_spz", "ratio_vs_sog", "psnr", "ssim", "encode_s", "decode_s", "kept", "prune", "level",
-            "encode_without_checks_s", "streams", "timings"]
-    with open(out / "scene_rd.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()})
-    meta = {"load_average_end": os.getloadavg(), "torch_threads": torch.get_num_threads(), "scenes": extras, "rows": rows}
-    (out / "scene_rd.json").write_text(json.dumps(meta, indent=1, default=str))
-    plot(rows, out / "scene_rd.png")
+        write_results(rows, extras, out)  # after every scene: a partial run still leaves its data
     print(f"\n{'scene':24s} {'format':15s} {'setting':16s} {'B/G':>7s} {'xPLY':>6s} {'xSPZ':>6s} {'xSOG':>6s} {'PSNR':>6s} {'enc s':>7s} {'dec s':>6s}")
     for r in rows:
         f = lambda v: f"{v:6.1f}" if isinstance(v, float) else f"{'':6s}"  # noqa: E731

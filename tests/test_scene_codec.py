@@ -188,3 +188,14 @@ def test_corrupt_or_truncated_lgs_raises_format_error():
         b[pos] ^= 1 << int(rng.integers(0, 8))
         with pytest.raises(FormatError):
             decode(bytes(b), path="x.lgs")
+
+
+def test_lgs_from_a_newer_version_is_rejected_clearly():
+    from compress.container import pack_container, unpack_container
+    from compress.scene.codec import MAGIC, VERSION
+
+    blob, _ = encode(GaussianScene.random(50, sh_degree=0, seed=4))
+    box = unpack_container(blob, magic=MAGIC)
+    newer = pack_container(MAGIC, VERSION + 1, box.header, [(t, box.get(t)) for t in ("POSN", "OPAC", "SCAL", "ROTI", "ROTV", "COLR")])
+    with pytest.raises(FormatError, match=r"new\.lgs.*version .*newer"):
+        decode(newer, path="new.lgs")

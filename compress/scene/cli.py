@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         prune: Optional[float] = typer.Option(None, "--prune", help="Fraction of the least significant Gaussians to remove (preset: 0.66)."),
         sh_degree: Optional[int] = typer.Option(None, "--sh-degree", help="Distil SH to this degree (e.g. 3 -> 2)."),
         codebook: int = typer.Option(8192, "--codebook", help="SH codebook entries (capped at 1/8 of the coded Gaussians)."),
-        level: Optional[int] = typer.Option(None, "--level", help="Quantization level 0 (8-bit), 1 (10-bit) or 2 (12-bit)."),
+        level: Optional[int] = typer.Option(None, "--level", help="Quantization level 0 (5-bit), 1 (8-bit), 2 (10-bit) or 3 (12-bit)."),
         position_bits: Optional[int] = typer.Option(None, "--position-bits", help="Position grid bits per axis (16..21)."),
         target_psnr: Optional[float] = typer.Option(None, "--target-psnr", help="Search for the smallest file with at least this fidelity (dB)."),
         steps: int = typer.Option(0, "--steps", help="Fine-tuning steps after pruning (teacher renders as targets)."),
@@ -119,8 +119,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--device must be cpu or cuda")
         if position_bits is not None and not 16 <= position_bits <= 21:
             raise UsageError("--position-bits must be 16..21")
-        if level is not None and level not in (0, 1, 2):
-            raise UsageError("--level must be 0, 1 or 2")
+        if level is not None and level not in (0, 1, 2, 3):
+            raise UsageError("--level must be 0, 1, 2 or 3")
         check_output_path(output, [input], force)
         t_all = time.perf_counter()
         t0 = time.perf_counter()

@@ -46,7 +46,7 @@ class CompressSettings:
     distill_steps: int = 300
     quant: QuantConfig = field(default_factory=QuantConfig)
     beta: float = 0.1
-    significance_scale: float = 0.5
+    significance_scale: float = 1.0
     finetune_scale: float = 0.5
     max_side: int = 480
     train_views: int = 24

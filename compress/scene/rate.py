@@ -20,6 +20,8 @@ from .prune import prune
 
 # quantization ladder, coarse to fine (the search tries each)
 LEVELS: list[dict] = [
+    dict(position_bits=16, scale_bits=5, rotation_bits=5, opacity_bits=5, dc_bits=5,
+         sh_codebook_bits=8, sh_direct_fraction=0.05, sh_direct_bits=8),
     dict(position_bits=16, scale_bits=8, rotation_bits=8, opacity_bits=8, dc_bits=8,
          sh_codebook_bits=8, sh_direct_fraction=0.05, sh_direct_bits=8),
     dict(position_bits=17, scale_bits=10, rotation_bits=10, opacity_bits=9, dc_bits=10,
@@ -41,9 +43,9 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "small": Preset(prune=0.8, level=0, min_psnr=32.0),
-    "default": Preset(prune=0.66, level=0, min_psnr=35.0),
-    "high": Preset(prune=0.5, level=1, min_psnr=38.5),
-    "max": Preset(prune=0.25, level=2, min_psnr=45.0),
+    "default": Preset(prune=0.66, level=1, min_psnr=35.0),
+    "high": Preset(prune=0.5, level=2, min_psnr=38.5),
+    "max": Preset(prune=0.25, level=3, min_psnr=45.0),
 }
 
 
