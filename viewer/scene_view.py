@@ -44,6 +44,15 @@ def camera_to_pose(cam: Camera, focus: np.ndarray | None = None) -> CameraPose:
     )
 
 
+def orbit_start_pose(scene: GaussianScene, up, focus: np.ndarray, elevation_deg: float) -> CameraPose | None:
+    """The opening view of an asset: one orbit camera fitted to ``scene`` (None when empty)."""
+    if len(scene) == 0:
+        return None
+    with torch_threads(1):
+        cam = orbit_cameras(scene, 1, up=up, width=640, height=480, elevation_deg=elevation_deg)[0]
+    return camera_to_pose(cam, focus=focus)
+
+
 def viser_to_camera(position, wxyz, fov: float, width: int, height: int) -> Camera:
     """A tab's camera (OpenCV frame, orientation wxyz, vertical fov rad) as a toolkit Camera."""
     from render.projection import quat_to_rotmat
@@ -97,12 +106,8 @@ class SceneAsset(ViewerAsset):
         return tuple(self._up)
 
     def initial_view(self) -> CameraPose | None:
-        if len(self.scene) == 0:
-            return None
         if self._initial is None:
-            with torch_threads(1):
-                cam = orbit_cameras(self.scene, 1, up=self._up, width=640, height=480, elevation_deg=20.0)[0]
-            self._initial = camera_to_pose(cam, focus=self.prepared.center)
+            self._initial = orbit_start_pose(self.scene, self._up, self.prepared.center, 20.0)
         return self._initial
 
     def camera_presets(self) -> list[CameraPose]:

@@ -23,15 +23,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from splat.camera import orbit_cameras, parse_up
+from splat.camera import parse_up
 from splat.errors import FormatError
 from splat.scene import GaussianScene
 
 from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_size
 from .playback import MAX_SPEED, MIN_SPEED, PlaybackController, Rate
-from .scene_view import camera_to_pose, render_shown, viser_to_camera
+from .scene_view import orbit_start_pose, render_shown, viser_to_camera
 from .splat_layer import DisplaySettings, SplatLayer
-from .splats import PreparedSplats, prepare_splats, select_indices, torch_threads
+from .splats import PreparedSplats, prepare_splats, select_indices
 
 VIDEO_NODE = "/video"
 GUI_INTERVAL = 0.1  # s between two updates of the frame slider and status line while playing
@@ -144,12 +144,8 @@ class VideoAsset(ViewerAsset):
         return tuple(self._up)
 
     def initial_view(self) -> CameraPose | None:
-        if len(self.first_scene) == 0:
-            return None
         if self._initial is None:
-            with torch_threads(1):
-                cam = orbit_cameras(self.first_scene, 1, up=self._up, width=640, height=480, elevation_deg=15.0)[0]
-            self._initial = camera_to_pose(cam, focus=self.first_prepared.center)
+            self._initial = orbit_start_pose(self.first_scene, self._up, self.first_prepared.center, 15.0)
         return self._initial
 
     def next_segment_start(self, frame: int) -> int | None:
