@@ -184,7 +184,26 @@ def render_shown(scene: GaussianScene, camera: Camera, indices: np.ndarray, sett
     return (img * 255.0 + 0.5).astype(np.uint8)
 
 
-class SceneClientView(ClientView):
+class SplatLayerView(ClientView):
+    """The ClientView calls every splat-drawing tab answers the same way, through its
+    ``self.layer`` (a :class:`SplatLayer`) and ``self.ctx`` (its client context)."""
+
+    def on_camera(self, position, wxyz) -> None:
+        self.layer.camera_changed(position)
+
+    def set_background(self, rgb) -> None:
+        img = np.empty((2, 2, 3), np.uint8)
+        img[...] = np.asarray(rgb, np.uint8)
+        self.ctx.scene.set_background_image(img, format="png")
+
+    def first_frame_ready(self, timeout: float) -> bool:
+        return self.layer.flush(timeout)
+
+    def bytes_sent(self) -> int:
+        return self.layer.stats.bytes_sent
+
+
+class SceneClientView(SplatLayerView):
     """One tab's splats and panel."""
 
     def __init__(self, asset: SceneAsset, ctx) -> None:
@@ -270,19 +289,6 @@ class SceneClientView(ClientView):
         self.asset.request_contribution(done)
 
     # ------------------------------------------------------------------ ClientView
-    def on_camera(self, position, wxyz) -> None:
-        self.layer.camera_changed(position)
-
-    def set_background(self, rgb) -> None:
-        img = np.empty((2, 2, 3), np.uint8)
-        img[...] = np.asarray(rgb, np.uint8)
-        self.ctx.scene.set_background_image(img, format="png")
-
-    def first_frame_ready(self, timeout: float) -> bool:
-        return self.layer.flush(timeout)
-
-    def bytes_sent(self) -> int:
-        return self.layer.stats.bytes_sent
 
     def render_view(self, ctx) -> np.ndarray:
         pos, wxyz, fov, w, h = ctx.camera_state()

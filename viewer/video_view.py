@@ -27,9 +27,9 @@ from splat.camera import parse_up
 from splat.errors import FormatError
 from splat.scene import GaussianScene
 
-from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_size
+from .assets import AssetInfo, AssetType, CameraPose, ViewerAsset, asset_size
 from .playback import MAX_SPEED, MIN_SPEED, PlaybackController, Rate
-from .scene_view import orbit_start_pose, render_shown, viser_to_camera
+from .scene_view import SplatLayerView, orbit_start_pose, render_shown, viser_to_camera
 from .splat_layer import DisplaySettings, SplatLayer
 from .splats import PreparedSplats, prepare_splats, select_indices
 
@@ -185,7 +185,7 @@ class VideoAsset(ViewerAsset):
 
 
 # ---------------------------------------------------------------------- one tab
-class VideoClientView(ClientView):
+class VideoClientView(SplatLayerView):
     """One tab's player: stream, controller, splat node and panel."""
 
     def __init__(self, asset: VideoAsset, ctx) -> None:
@@ -320,19 +320,6 @@ class VideoClientView(ClientView):
             pass
 
     # ------------------------------------------------------------------ ClientView
-    def on_camera(self, position, wxyz) -> None:
-        self.layer.camera_changed(position)
-
-    def set_background(self, rgb) -> None:
-        img = np.empty((2, 2, 3), np.uint8)
-        img[...] = np.asarray(rgb, np.uint8)
-        self.ctx.scene.set_background_image(img, format="png")
-
-    def first_frame_ready(self, timeout: float) -> bool:
-        return self.layer.flush(timeout)
-
-    def bytes_sent(self) -> int:
-        return self.layer.stats.bytes_sent
 
     @property
     def frame_index(self) -> int:
