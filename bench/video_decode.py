@@ -7,7 +7,7 @@ Writes bench/results/video_decode_idle.json. Run it on an idle machine:
 """
 import time, json, torch, numpy as np
 torch.set_num_threads(1)
-from compress.video import encode_video, VideoSettings, VideoReader, FrameStream
+from compress.video import encode_video, VideoSettings, VideoReader
 from compress.video.synth import performer_frames
 frames, fps = performer_frames(50000, 60)
 t=time.time(); res = encode_video(frames, VideoSettings(gop=30)); enc=time.time()-t
