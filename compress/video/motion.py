@@ -46,8 +46,10 @@ def knn_joints(x: Tensor, joints: Tensor, k: int) -> tuple[Tensor, Tensor]:
     joints lie among its nearest joint's 2k + 8 nearest, which holds for any sane layout.
     The nearest joint is found through a uniform grid over the joints (a serial numba kernel,
     checked against brute force by the tests): binding 50k points to 1,000 joints takes
-    ~80 ms. Serial on purpose: a numba parallel region leaves OpenMP threads spinning, which
-    made the torch skinning of the following frames ~40x slower on 2 cores.
+    ~80 ms. Serial on purpose: numba's OpenMP workers keep spinning after a parallel region;
+    on the 2-core machine under load (load average ~3) that made the torch skinning of the
+    following frames ~40x slower (450 vs 10 ms a frame). On an idle machine the parallel
+    version costs nothing extra, so this trades a few ms of binding for predictability.
     """
     k = min(k, len(joints))
     if len(x) == 0 or k == 0:
