@@ -8,7 +8,13 @@ logits, SH coefficients, unnormalised wxyz quaternions). ``f_rest`` is channel-m
 Reading accepts binary little-/big-endian and ASCII, any SH degree 0-3, missing
 normals or ``f_rest``, any numeric property type, and extra properties (kept in
 ``scene.extras``: ``name`` -> [N]; a run ``name_0..name_{D-1}`` -> [N,D]; non-zero
-normals -> ``extras["normal"]`` [N,3]). Opacity logits of +-Inf, which some tools
+normals -> ``extras["normal"]`` [N,3]).
+
+nerfstudio's ``ns-export gaussian-splat --ply-color-mode rgb`` writes ``red green blue``
+(uchar, the clamped base colour times 255) instead of ``f_dc_*`` and drops ``f_rest``;
+such files are read with ``sh_dc`` from that colour (``(rgb/255 - 0.5) / SH_C0``).
+Integer colour properties are divided by their type's maximum; float ones are taken
+as [0,1]. Opacity logits of +-Inf, which some tools
 write for opacity exactly 1 or 0, are read as +-13.8 (opacity 1 - 1e-6 or 1e-6). Writing emits binary little-endian in the
 INRIA layout (normals zero unless ``extras["normal"]`` exists), then the extras.
 """
@@ -26,6 +32,7 @@ from ..scene import GaussianScene
 from . import _ply
 from ._common import (
     clamp_infinite_logits,
+    dc_from_rgb,
     make_scene,
     quiet_numpy,
     read_bytes,
@@ -37,7 +44,9 @@ from ._common import (
 NAME = "ply"
 EXTENSIONS = (".ply",)
 
-_REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+_DC = ["f_dc_0", "f_dc_1", "f_dc_2"]
+_RGB = ["red", "green", "blue"]
+_REQUIRED = ["x", "y", "z", *_DC, "opacity",
              "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 _NORMALS = ["nx", "ny", "nz"]
 _NUMPY_TO_PLY = {"f4": "float", "f8": "double", "i1": "char", "u1": "uchar", "i2": "short",
@@ -61,7 +70,8 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
     if vertex is None:
         raise FormatError("PLY file has no 'vertex' element", path)
     names = vertex.names()
-    missing = [n for n in _REQUIRED if n not in names]
+    rgb_mode = not any(n in names for n in _DC) and all(n in names for n in _RGB)
+    missing = [n for n in _REQUIRED if n not in names and not (rgb_mode and n in _DC)]
     if missing:
         raise FormatError(f"not a Gaussian-splat PLY: vertex element lacks {', '.join(missing)}", path)
     rest_names = []
@@ -76,7 +86,8 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
 
     k = len(rest_names) // 3
     rest = cols.stack(rest_names).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
-    extras = _collect_extras(cols, [p for p in names if p not in set(_REQUIRED) | set(rest_names) | set(_NORMALS)])
+    core = set(_REQUIRED) | set(rest_names) | set(_NORMALS) | (set(_RGB) if rgb_mode else set())
+    extras = _collect_extras(cols, [p for p in names if p not in core])
     if all(m in names for m in _NORMALS):
         normals = cols.stack(_NORMALS)
         if (normals != 0).any():
@@ -87,11 +98,21 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
         quats=cols.stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
         log_scales=cols.stack(["scale_0", "scale_1", "scale_2"]),
         opacity_logits=clamp_infinite_logits(cols["opacity"]),
-        sh_dc=cols.stack(["f_dc_0", "f_dc_1", "f_dc_2"]),
+        sh_dc=_rgb_dc(cols) if rgb_mode else cols.stack(_DC),
         sh_rest=rest,
         extras=extras,
         check_finite=check_finite,
     )
+
+
+def _rgb_dc(cols: _ply.ElementData) -> np.ndarray:
+    """SH DC [N,3] from ``red green blue`` columns (integers scaled by their type's maximum)."""
+    chans = []
+    for name in _RGB:
+        c = cols[name]
+        top = float(np.iinfo(c.dtype).max) if c.dtype.kind in "iu" else 1.0
+        chans.append(c.astype(np.float64) / top)
+    return dc_from_rgb(np.stack(chans, axis=1))
 
 
 def _collect_extras(cols: _ply.ElementData, names: list[str]) -> dict[str, np.ndarray]:
