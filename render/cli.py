@@ -13,7 +13,11 @@ from splat.progress import make_progress, summary_table
 _HELP = """Render a scene to PNG views.
 
 [bold]--cameras[/] is 'orbit' (a ring of views around the scene), 'hemisphere', or a camera
-file: an INRIA cameras.json or a nerfstudio/instant-ngp transforms.json. The world up
+file: an INRIA cameras.json, a nerfstudio/instant-ngp transforms.json, or the JSON of
+`ns-export cameras` (give the dataset's transforms.json with --intrinsics). A
+splatfacto checkpoint lives in nerfstudio's dataparser frame: camera files are moved
+into it with the run folder's dataparser_transforms.json (found automatically when
+FILE is a run folder or a checkpoint in one; or name it with --dataparser). The world up
 axis for generated views comes from --up, else from geometry.up_axis in a
 '<name>.meta.json' beside the scene, else -y (COLMAP-style scenes).
 
@@ -22,6 +26,8 @@ Examples:
   splat render scene.splat --cameras orbit -o views/
 
   splat render point_cloud.ply --cameras cameras.json --width 800 -o views/
+
+  splat render outputs/lego/splatfacto/2024-01-01_000000 --cameras data/lego/transforms.json -o views/
 
   splat render scene.spz --cameras orbit -n 24 --width 1280 --height 720 --background white -o turntable/
 """
@@ -43,6 +49,8 @@ def render_command(
     up: Optional[str] = typer.Option(None, "--up", help="world up axis for generated views, e.g. -y, +z"),
     backend: str = typer.Option("auto", "--backend", help="auto, cpu or gsplat"),
     force: bool = typer.Option(False, "--force", help="overwrite existing PNG files"),
+    dataparser: Optional[Path] = typer.Option(None, "--dataparser", help="nerfstudio dataparser_transforms.json for camera files (default: the run folder's, for a splatfacto scene)"),
+    intrinsics: Optional[Path] = typer.Option(None, "--intrinsics", help="camera file giving the intrinsics of ns-export cameras (the dataset's transforms.json)"),
 ) -> None:
     from splat.errors import UsageError
     from splat.io import read_scene
@@ -60,8 +68,13 @@ def render_command(
     t0 = time.perf_counter()
     scene = read_scene(file)
     up_axis = up or scene_up_axis(file)
+    if dataparser is None and cameras not in ("orbit", "hemisphere"):
+        from splat.io.nerfstudio import find_dataparser_transforms
+
+        dataparser = find_dataparser_transforms(file)
     try:
-        cams = make_cameras(scene, cameras, n=n, width=width, height=height, up=up_axis)
+        cams = make_cameras(scene, cameras, n=n, width=width, height=height, up=up_axis,
+                            dataparser=dataparser, intrinsics=intrinsics)
     except ValueError as e:
         raise UsageError(str(e)) from None
     console = Console(stderr=True)
@@ -77,7 +90,7 @@ def render_command(
     rows = [
         ("scene", f"{file} ({len(scene):,} Gaussians, SH {scene.sh_degree})"),
         ("views", f"{len(views)} x {w}x{h} PNG in {out}/"),
-        ("cameras", cameras),
+        ("cameras", cameras + (f" (moved by {dataparser})" if dataparser else "")),
         ("up axis", up_axis),
         ("mean coverage (alpha)", f"{sum(v.coverage for v in views) / len(views):.3f}"),
         ("render time per view", f"{sum(v.seconds for v in views) / len(views):.3f} s"),

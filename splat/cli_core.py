@@ -17,9 +17,11 @@ from .progress import human_bytes, summary_table
 
 
 def _path_size(p: Path) -> int:
-    """Bytes on disk: a file, or a SOG folder's meta.json plus the files it names."""
+    """Bytes on disk: a file, a splatfacto run's latest checkpoint, or a SOG folder's meta.json plus the files it names."""
     if p.is_dir():
-        p = p / "meta.json"
+        from .io import nerfstudio
+
+        p = nerfstudio.find_checkpoint(p)[0] if nerfstudio.sniff_dir(p) else p / "meta.json"
     size = p.stat().st_size
     if p.name.endswith(".json"):
         try:

@@ -145,3 +145,23 @@ def test_bad_dataparser_file(tmp_path):
     (tmp_path / "d.json").write_text(json.dumps({"transform": (2 * np.eye(4))[:3].tolist(), "scale": 1}))
     with pytest.raises(FormatError, match="not a rotation"):
         load_dataparser_transforms(tmp_path / "d.json")
+
+
+def test_render_cli_finds_the_run_folders_dataparser_transforms(setup, tmp_path):
+    import imageio.v3 as iio
+
+    from splat.cli import main
+
+    tmp, _, _ = setup
+    run = tmp / "run"
+    (run / "dataparser_transforms.json").write_bytes((tmp / "dataparser_transforms.json").read_bytes())
+    try:
+        rc = main(["render", str(run), "--cameras", str(tmp / "transforms.json"), "-n", "2", "-o", str(tmp_path / "v")])
+        assert rc in (0, None)
+    finally:
+        (run / "dataparser_transforms.json").unlink()
+    pngs = sorted((tmp_path / "v").glob("*.png"))
+    assert len(pngs) == 2
+    img = iio.imread(pngs[0]).astype(np.float64).sum(2)
+    ys, xs = np.nonzero(img > 0)
+    assert abs(xs.mean() / img.shape[1] - 0.5) < 0.08 and abs(ys.mean() / img.shape[0] - 0.5) < 0.08

@@ -78,6 +78,19 @@ def find_checkpoint(path: str | os.PathLike) -> tuple[Path, Path | None]:
     return steps[-1][1], cfg if cfg.is_file() else None
 
 
+def find_dataparser_transforms(path: str | os.PathLike) -> Path | None:
+    """The run folder's ``dataparser_transforms.json`` for a splatfacto checkpoint or run folder, if any."""
+    p = Path(path)
+    try:
+        if not (sniff_dir(p) if p.is_dir() else p.suffix.lower() == ".ckpt"):
+            return None
+        ckpt, _ = find_checkpoint(p)
+    except FormatError:
+        return None
+    f = ckpt.parent.parent / "dataparser_transforms.json"
+    return f if f.is_file() else None
+
+
 def config_sh_degree(config: Path) -> int | None:
     """``sh_degree`` from a nerfstudio ``config.yml`` (read as text: it holds Python tags)."""
     try:
@@ -105,10 +118,15 @@ def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene
 
 
 def _load(data: bytes, path) -> dict:
+    if data[:4] != b"PK\x03\x04":
+        raise FormatError("not a torch checkpoint (no zip signature; the legacy pre-1.6 format is not read)", path)
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise FormatError(f"checkpoint holds objects other than tensors and plain containers; refused ({str(e).splitlines()[0]})", path) from None
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        what = f" ({m.group(1)})" if m else ""
+        raise FormatError(f"checkpoint holds objects other than tensors and plain containers{what}; refused "
+                          "(only weights are loaded, never arbitrary pickled objects)", path) from None
     except (RuntimeError, EOFError, ValueError, KeyError, zipfile.BadZipFile, OSError, TypeError, AttributeError) as e:
         raise FormatError(f"not a readable torch checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})", path) from None
     if not isinstance(obj, dict):
