@@ -1,8 +1,8 @@
 """Splat file formats: one module per format, dispatched by magic bytes, then extension.
 
 Built in: INRIA PLY (and nerfstudio's ``ns-export`` PLYs), antimatter15 ``.splat``,
-Niantic SPZ, PlayCanvas SOG v1 (read) and v2, PlayCanvas compressed PLY (read only)
-and nerfstudio splatfacto checkpoints. Other packages add formats without splat/
+Niantic SPZ, PlayCanvas SOG v1 (read) and v2, PlayCanvas streamed SOG (``lod-meta.json``),
+PlayCanvas compressed PLY (read only) and nerfstudio splatfacto checkpoints. Other packages add formats without splat/
 importing them, through the ``splat.formats`` entry-point group: each entry point
 loads to a :class:`FormatSpec` (or any object with the same attributes, or a callable
 returning one or a list of them)::
@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from ..atomic import atomic_write_bytes
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene
-from . import compressed_ply, dotsplat, nerfstudio, ply, sog, spz
+from . import compressed_ply, dotsplat, nerfstudio, ply, sog, spz, streamed_sog
 from ._common import FormatWarning
 
 __all__ = [
@@ -102,6 +102,10 @@ def builtin_formats() -> list[FormatSpec]:
                    "nerfstudio splatfacto checkpoint (.ckpt, its nerfstudio_models or run folder)",
                    nerfstudio.sniff, nerfstudio.read, nerfstudio.write, priority=6,
                    sniff_dir=nerfstudio.sniff_dir),
+        FormatSpec(streamed_sog.NAME, streamed_sog.EXTENSIONS,
+                   "PlayCanvas streamed SOG (lod-meta.json + level-of-detail SOG folders)",
+                   streamed_sog.sniff, streamed_sog.read, streamed_sog.write, priority=7,
+                   sniff_dir=streamed_sog.sniff_dir),
     ]
 
 
