@@ -17,11 +17,17 @@ from .progress import human_bytes, summary_table
 
 
 def _path_size(p: Path) -> int:
-    """Bytes on disk: a file, a splatfacto run's latest checkpoint, or a SOG folder's meta.json plus the files it names."""
-    if p.is_dir():
-        from .io import nerfstudio
+    """Bytes on disk: a file, a splatfacto run's latest checkpoint, a streamed SOG tree, or a SOG
+    folder's meta.json plus the files it names."""
+    from .io import nerfstudio, streamed_sog
 
-        p = nerfstudio.find_checkpoint(p)[0] if nerfstudio.sniff_dir(p) else p / "meta.json"
+    if p.is_dir() and nerfstudio.sniff_dir(p):
+        p = nerfstudio.find_checkpoint(p)[0]
+    tree = p if p.is_dir() and streamed_sog.sniff_dir(p) else p.parent if p.name == "lod-meta.json" else None
+    if tree is not None:
+        return sum(f.stat().st_size for f in tree.rglob("*") if f.is_file())
+    if p.is_dir():
+        p = p / "meta.json"
     size = p.stat().st_size
     if p.name.endswith(".json"):
         try:
