@@ -114,3 +114,16 @@ def test_checkpoint_errors(tmp_path, fruit):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FormatError, match="nerfstudio_models"):
         nerfstudio.read(tmp_path / "empty")
+
+
+def test_viewer_and_cli_take_a_run_folder(tmp_path, fruit, capsys):
+    from splat.cli import main
+    from viewer.assets import open_asset
+
+    run = tmp_path / "run"
+    splatfacto_checkpoint(fruit, run, sh_degree=3)
+    assert len(open_asset(run).scene) == len(fruit)
+    assert main(["info", str(run)]) in (0, None)
+    assert "splatfacto" in capsys.readouterr().out
+    assert main(["convert", str(run), str(tmp_path / "out.spz")]) in (0, None)
+    assert len(sio.read_scene(tmp_path / "out.spz")) == len(fruit)
