@@ -25,7 +25,6 @@ import io
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +123,13 @@ def _load(data: bytes, path) -> dict:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        what = f" ({m.group(1)})" if m else ""
-        raise FormatError(f"checkpoint holds objects other than tensors and plain containers{what}; refused "
-                          "(only weights are loaded, never arbitrary pickled objects)", path) from None
-    except (RuntimeError, EOFError, ValueError, KeyError, zipfile.BadZipFile, OSError, TypeError, AttributeError) as e:
-        raise FormatError(f"not a readable torch checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})", path) from None
+        if m is None:
+            raise FormatError(f"corrupt checkpoint pickle ({str(e).splitlines()[0][:200]})", path) from None
+        raise FormatError(f"checkpoint holds objects other than tensors and plain containers ({m.group(1)}); "
+                          "refused (only weights are loaded, never arbitrary pickled objects)", path) from None
+    except Exception as e:  # noqa: BLE001 - torch.load of corrupt bytes raises anything (struct.error, IndexError...)
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise FormatError(f"not a readable torch checkpoint ({reason})", path) from None
     if not isinstance(obj, dict):
         raise FormatError("checkpoint does not hold a dict", path)
     return obj
