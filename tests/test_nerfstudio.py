@@ -76,7 +76,10 @@ def test_checkpoint_write_read_round_trip(tmp_path, fruit, degree):
         s = s.replace(sh_dc=(s.sh_dc * SH_C0 + 0.5).clamp(0.01, 0.99).sub(0.5).div(SH_C0))
     out = tmp_path / "step-000000000.ckpt"
     sio.write_scene(s, out)
-    state = torch.load(out, map_location="cpu", weights_only=True)["pipeline"]
+    ckpt = torch.load(out, map_location="cpu", weights_only=True)
+    assert {"step", "pipeline", "optimizers", "schedulers", "scalers"} <= set(ckpt)  # what ns-train resumes from
+    torch.amp.GradScaler("cpu").load_state_dict(ckpt["scalers"])
+    state = ckpt["pipeline"]
     assert state["_model.gauss_params.opacities"].shape == (len(s), 1)
     assert state["_model.gauss_params.features_rest"].shape == (len(s), 15 if degree else 0, 3)
     back = sio.read_scene(out)

@@ -16,8 +16,10 @@ with ``torch.load(weights_only=True)``: only tensors and plain containers, never
 arbitrary pickled objects. Reading accepts the ``.ckpt``, its ``nerfstudio_models``
 folder or the run folder (the latest step is taken; ``config.yml`` there, when present,
 gives ``sh_degree``, which must agree with the tensors). Writing emits a checkpoint
-nerfstudio's ``--load-dir``/``--load-checkpoint`` accepts (pipeline Gaussians and the
-step; nerfstudio loads the rest non-strictly).
+nerfstudio's ``--load-dir``/``--load-checkpoint`` accepts: the pipeline Gaussians (the
+rest of the pipeline is loaded non-strictly), the step, no optimizer or scheduler states
+(fresh ones are made) and a grad-scaler state. Train it with the same
+``--pipeline.model.sh-degree`` as the scene's SH degree.
 """
 from __future__ import annotations
 
@@ -193,10 +195,17 @@ def state_dict(scene: GaussianScene) -> dict[str, torch.Tensor]:
     return {PREFIXES[0] + k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in params.items()}
 
 
+# What nerfstudio's trainer expects beside the pipeline when resuming (``--load-checkpoint``):
+# it loads every optimizer and scheduler named (none: fresh ones) and the AMP grad scaler's state.
+_GRAD_SCALER = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                "_growth_tracker": 0}
+
+
 def encode(scene: GaussianScene, *, step: int = 0) -> bytes:
-    """The scene as splatfacto checkpoint bytes (``{"step", "pipeline"}``)."""
+    """The scene as splatfacto checkpoint bytes (``{"step", "pipeline", "optimizers", "schedulers", "scalers"}``)."""
     buf = io.BytesIO()
-    torch.save({"step": int(step), "pipeline": state_dict(scene)}, buf)
+    torch.save({"step": int(step), "pipeline": state_dict(scene), "optimizers": {}, "schedulers": {},
+                "scalers": dict(_GRAD_SCALER)}, buf)
     return buf.getvalue()
 
 
