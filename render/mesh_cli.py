@@ -47,6 +47,8 @@ def mesh_command(
     up: Optional[str] = typer.Option(None, "--up", help="world up axis for generated views, e.g. -y, +z"),
     backend: str = typer.Option("auto", "--backend", help="auto, cpu or gsplat"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+    dataparser: Optional[Path] = typer.Option(None, "--dataparser", help="nerfstudio dataparser_transforms.json for camera files (default: the run folder's, for a splatfacto scene)"),
+    intrinsics: Optional[Path] = typer.Option(None, "--intrinsics", help="camera file giving the intrinsics of ns-export cameras (the dataset's transforms.json)"),
 ) -> None:
     from splat.atomic import check_output_path
     from splat.camera import hemisphere_cameras
@@ -74,12 +76,12 @@ def mesh_command(
                 + (hemisphere_cameras(scene, n // 4, width=width, height=height, up=up_axis,
                                       min_elevation_deg=-80.0, max_elevation_deg=-10.0, seed=1) if n >= 4 else []))
     else:
-        dataparser = None
-        if cameras != "orbit":
+        if dataparser is None and cameras != "orbit":
             from splat.io.nerfstudio import find_dataparser_transforms
 
             dataparser = find_dataparser_transforms(file)
-        cams = make_cameras(scene, cameras, n=n, width=width, height=height, up=up_axis, dataparser=dataparser)
+        cams = make_cameras(scene, cameras, n=n, width=width, height=height, up=up_axis, dataparser=dataparser,
+                            intrinsics=intrinsics)
     console = Console(stderr=True)
     with make_progress(console) as progress:
         task = progress.add_task("fusing views", total=len(cams), info="")

@@ -465,10 +465,12 @@ def load_cameras(path: str | os.PathLike, *, dataparser: str | os.PathLike | Dat
                  intrinsics: str | os.PathLike | Sequence[Camera] | None = None) -> list[Camera]:
     """Load cameras from an INRIA ``cameras.json``, a ``transforms.json`` or ``ns-export cameras`` JSON.
 
-    ``dataparser`` (nerfstudio's ``dataparser_transforms.json``) moves ``transforms.json`` or
-    INRIA cameras into the frame splatfacto trained in, so they match its checkpoints and
-    ``ns-export`` PLYs; ``ns-export cameras`` are already in that frame and are moved back to
-    data coordinates instead. ``intrinsics`` gives ns-export cameras their intrinsics.
+    With ``dataparser`` (nerfstudio's ``dataparser_transforms.json``) the cameras come back in
+    the frame splatfacto trained in, matching its checkpoints and ``ns-export`` PLYs:
+    ``transforms.json`` (its ``applied_transform`` accounted for) and INRIA cameras are moved
+    into it; ``ns-export cameras`` are already there and stay. For the other direction use
+    ``DataparserTransform.cameras(cams, inverse=True)``. ``intrinsics`` (cameras or a camera
+    file, e.g. the dataset's ``transforms.json``) gives ns-export cameras their intrinsics.
     """
     path = Path(path)
     data = _load_json(path)
@@ -477,8 +479,7 @@ def load_cameras(path: str | os.PathLike, *, dataparser: str | os.PathLike | Dat
         if intrinsics is None:
             raise FormatError("ns-export cameras hold poses only; give the dataset's transforms.json for the "
                               "intrinsics", path)
-        cams = load_ns_export_cameras(path, intrinsics)
-        return dp.cameras(cams, inverse=True) if dp is not None else cams
+        return load_ns_export_cameras(path, intrinsics)
     if isinstance(data, list):
         cams = load_inria_cameras(path)
     elif isinstance(data, dict) and "frames" in data:

@@ -117,11 +117,13 @@ def test_ns_export_cameras_match_dataparser_cameras(setup):
     ns = load_cameras(tmp / "transforms_train.json", intrinsics=tmp / "transforms.json")
     for a, b in zip(dp_cams, ns):
         assert torch.allclose(a.world_to_camera, b.world_to_camera, atol=1e-9) and a.fx == b.fx
+    # already in the dataparser frame: a dataparser file leaves them there
+    same = load_cameras(tmp / "transforms_train.json", intrinsics=tmp / "transforms.json",
+                        dataparser=tmp / "dataparser_transforms.json")
+    assert all(torch.equal(a.world_to_camera, b.world_to_camera) for a, b in zip(ns, same))
     # moved back to data coordinates: the frame of the (applied) transforms.json poses
-    data = load_cameras(tmp / "transforms_train.json", intrinsics=tmp / "transforms.json",
-                        dataparser=load_dataparser_transforms(tmp / "dataparser_transforms.json")
-                        .composed(torch.from_numpy(APPLIED)))
-    for a, b in zip(load_cameras(tmp / "transforms.json"), data):
+    dp = load_dataparser_transforms(tmp / "dataparser_transforms.json").composed(torch.from_numpy(APPLIED))
+    for a, b in zip(load_cameras(tmp / "transforms.json"), dp.cameras(ns, inverse=True)):
         assert torch.allclose(a.world_to_camera, b.world_to_camera, atol=1e-9)
 
 
