@@ -3,7 +3,7 @@
 Written for clarity, not speed: every Gaussian is evaluated at every pixel, matrices are
 built explicitly, and compositing uses a cumulative product. It follows the same rules
 as the fast backends (see ``render/projection.py`` and ``docs/renderer.md``):
-alpha = min(0.99, opacity * exp(-sigma)); contributions with alpha < 1/255 are skipped;
+alpha = min(max_alpha, opacity * exp(-sigma)) (0.99 unless told); contributions with alpha < 1/255 are skipped;
 a pixel stops *before* the Gaussian that would bring its transmittance to <= 1e-4.
 """
 from __future__ import annotations
@@ -94,10 +94,12 @@ def composite_reference(
     width: int,
     height: int,
     background: Tensor | None = None,
+    max_alpha: float = MAX_ALPHA,
 ):
     """Dense compositing for one camera.
 
-    means2d [N,2], conics [N,3], colors [N,D], opacities [N], depths [N], radii [N,2].
+    means2d [N,2], conics [N,3], colors [N,D], opacities [N], depths [N], radii [N,2];
+    max_alpha clamps one Gaussian's alpha.
     Returns colour [H,W,D], alpha [H,W,1], blend weight per Gaussian [N], hit count [N].
     """
     n, d = colors.shape
@@ -110,7 +112,7 @@ def composite_reference(
     dx = mu[:, 0:1] - px[None, :]
     dy = mu[:, 1:2] - py[None, :]
     sigma = 0.5 * (con[:, 0:1] * dx * dx + con[:, 2:3] * dy * dy) + con[:, 1:2] * dx * dy
-    alpha = torch.clamp_max(op[:, None] * torch.exp(-sigma), MAX_ALPHA)  # [M,P]
+    alpha = torch.clamp_max(op[:, None] * torch.exp(-sigma), max_alpha)  # [M,P]
     ok = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
     a = torch.where(ok, alpha, torch.zeros_like(alpha))
     one_minus = 1.0 - a

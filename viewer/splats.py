@@ -242,7 +242,7 @@ def contribution_scores(
     total = np.zeros(len(scene), dtype=np.float64)
     with torch.no_grad():
         for i in range(0, len(cams), chunk):
-            out = rasterize(scene, cams[i : i + chunk], sh_degree=0, backend=backend, return_stats=True)
+            out = rasterize(scene, cams[i : i + chunk], sh_degree=0, backend=backend, return_stats="blend_weight")
             total += out.stats.blend_weight.detach().double().cpu().numpy()
     return total.astype(np.float32)
 

@@ -25,7 +25,7 @@ def blend_weights(scene: GaussianScene, cameras: Sequence[Camera], *, backend: s
     total = torch.zeros(len(scene), dtype=torch.float64)
     with torch.no_grad():
         for cam in cameras:
-            out = rasterize(scene, cam, backend=backend, return_stats=True)
+            out = rasterize(scene, cam, backend=backend, return_stats="blend_weight")
             total += out.stats.blend_weight.detach().to(torch.float64).cpu()
             if progress is not None:
                 progress()
