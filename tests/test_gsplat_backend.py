@@ -106,10 +106,13 @@ def test_image2d_sum_cuda_matches_reference():
     """The torch sum path on the GPU against the float64 reference (forward and gradients)."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    from render.image2d import rasterize_conics
-    from tests.image2d_cases import random_2d_case
+    from render.image2d import conics_from_scale_rotation, rasterize_conics
 
-    args, W, H = random_2d_case(seed=3, n=400, width=97, height=61)
+    W, H, g = 97, 61, torch.Generator().manual_seed(3)
+    means = torch.rand(400, 2, generator=g, dtype=torch.float64) * torch.tensor([W, H], dtype=torch.float64)
+    scales = torch.rand(400, 2, generator=g, dtype=torch.float64) * 4.0 + 0.5
+    rot = torch.rand(400, generator=g, dtype=torch.float64) * 3.14
+    args = (means, conics_from_scale_rotation(scales, rot), torch.rand(400, 3, generator=g, dtype=torch.float64))
     outs, grads = {}, {}
     for backend, dev in (("reference", "cpu"), ("torch", "cuda")):
         xs = [a.detach().to(dev).double().requires_grad_() for a in args]

@@ -12,9 +12,11 @@ window only, touching only the Gaussians that reach it. Differentiable w.r.t. me
 scales, rotations and colors.
 
 Backends: ``"cpu"`` (tile-based numba kernels with hand-written backward, ``kernels.py``),
+``"torch"`` (``sum`` mode only: banded plain torch, ``torch_sum.py``; runs on CUDA),
 ``"reference"`` (dense float64 PyTorch, ``reference.py``; tests and tiny images only),
-``"auto"`` (= cpu). There is no CUDA backend: gsplat's 2D path has no top-K normalized
-mode, so CUDA tensors are rendered by the CPU kernels and moved back.
+``"auto"`` (torch for CUDA tensors in ``sum`` mode, else cpu). ``topk`` has no GPU path
+(gsplat's 2D path has no top-K normalized mode): CUDA tensors are rendered by the CPU
+kernels and moved back.
 """
 from __future__ import annotations
 
@@ -92,8 +94,16 @@ def rasterize_conics(means: Tensor, conics: Tensor, colors: Tensor, width: int, 
         from .reference import render_reference
 
         return render_reference(means, conics, colors, width, height, mode=mode, k=k)
+    if backend == "auto" and mode == "sum" and colors.is_cuda:
+        backend = "torch"
+    if backend == "torch":
+        if mode != "sum":
+            raise ValueError("backend='torch' renders mode='sum' only")
+        from .torch_sum import rasterize_sum_torch
+
+        return rasterize_sum_torch(means, conics, colors, width, height).to(colors.dtype)
     if backend not in ("auto", "cpu"):
-        raise ValueError(f"unknown backend {backend!r} (auto, cpu, reference)")
+        raise ValueError(f"unknown backend {backend!r} (auto, cpu, torch, reference)")
     mode_id = kernels.MODE_TOPK if mode == "topk" else kernels.MODE_SUM
     out = _Raster2D.apply(means, conics, colors, int(width), int(height), mode_id, int(k))
     return out.to(colors.dtype)
