@@ -261,56 +261,56 @@ def stage_tests(args) -> dict:
     return {"summary": summary, "gsplat_vs_cpu": json.loads(vs.read_text()) if vs.exists() else None}
 
 
+def _per_scene(args, n_views: int, measure: Callable) -> dict:
+    """{scene: size, views, backend and ``measure(scene, views, backend)``} for every scene asked for."""
+    out = {}
+    for name in args.scenes:
+        scene = _load(name, args)
+        views = _views(scene, args, n_views)
+        be = _backend(args)
+        out[name] = {"gaussians": len(scene), "views": len(views), "width": views[0].width,
+                     "height": views[0].height, "backend": be, **measure(scene, views, be)}
+    return out
+
+
 def stage_render(args) -> dict:
     import torch
 
     from render import rasterize
 
-    out = {}
-    for name in args.scenes:
-        scene = _load(name, args)
-        view = _views(scene, args, 1)[0]
-        be = _backend(args)
-
+    def measure(scene, views, be):
         def fwd():
             with torch.no_grad():
-                return rasterize(scene, view, backend=be)
+                return rasterize(scene, views[0], backend=be)
 
         s = scene.requires_grad_()
 
         def fwd_bwd():
-            r = rasterize(s, view, backend=be)
+            r = rasterize(s, views[0], backend=be)
             (r.colors.sum() + r.alphas.sum()).backward()
 
         reps = 2 if args.quick else 10
-        out[name] = {"gaussians": len(scene), "width": view.width, "height": view.height, "backend": be,
-                     "forward_ms": round(1e3 * _timed(fwd, args.device, reps), 2),
-                     "forward_backward_ms": round(1e3 * _timed(fwd_bwd, args.device, reps), 2)}
-    return out
+        return {"forward_ms": round(1e3 * _timed(fwd, args.device, reps), 2),
+                "forward_backward_ms": round(1e3 * _timed(fwd_bwd, args.device, reps), 2)}
+
+    return _per_scene(args, 1, measure)
 
 
 def stage_significance(args) -> dict:
     from compress.scene.significance import significance
 
-    out = {}
-    for name in args.scenes:
-        scene = _load(name, args)
-        views = _views(scene, args, 4 if args.quick else 24)
-        be = _backend(args)
-        t = _timed(lambda: significance(scene, views, backend=be), args.device, 1)
-        out[name] = {"views": len(views), "width": views[0].width, "height": views[0].height, "backend": be,
-                     "seconds": round(t, 3)}
-    return out
+    def measure(scene, views, be):
+        return {"seconds": round(_timed(lambda: significance(scene, views, backend=be), args.device, 1), 3)}
+
+    return _per_scene(args, 4 if args.quick else 24, measure)
 
 
 def stage_finetune(args) -> dict:
     from compress.scene.distill import FinetuneConfig, finetune, render_targets
 
-    out = {}
-    for name in args.scenes:
-        scene = _load(name, args)
-        views = _views(scene, args, 2 if args.quick else 8)
-        be = _backend(args)
+    steps = 3 if args.quick else 6
+
+    def measure(scene, views, be):
         targets = render_targets(scene, views, backend=be)
         stamps: list[float] = []
 
@@ -318,14 +318,13 @@ def stage_finetune(args) -> dict:
             _sync(args.device)
             stamps.append(time.perf_counter())
 
-        steps = 3 if args.quick else 6
         t0 = time.perf_counter()
         finetune(scene.detach(), None, views, targets=targets, config=FinetuneConfig(steps=steps), backend=be,
                  progress=tick)
         gaps = [b - a for a, b in zip([t0] + stamps[:-1], stamps)][1:]  # the first step pays for set-up
-        out[name] = {"steps": steps, "width": views[0].width, "height": views[0].height, "backend": be,
-                     "step_ms": round(1e3 * sorted(gaps)[len(gaps) // 2], 2)}
-    return out
+        return {"steps": steps, "step_ms": round(1e3 * sorted(gaps)[len(gaps) // 2], 2)}
+
+    return _per_scene(args, 2 if args.quick else 8, measure)
 
 
 def stage_image_fit(args) -> dict:

@@ -72,3 +72,17 @@ def test_image_fit_stage_on_cpu(tmp_path):
     rec = gc.stage_image_fit(a)
     assert rec["device"] == "cpu" and rec["steps"] == 5 and rec["step_ms"] > 0
     assert 5.0 < rec["psnr_db"] < 60.0
+
+
+def test_scene_stages_on_cpu():
+    """render and significance stages on a small real scene (cpu backend, tiny sizes)."""
+    data = shared_file()
+    shared_file("scenes", "fruit_drops_sh3.ply")
+    a = gc.parse_args(["--device", "cpu", "--quick", "--scenes", "fruit", "--data", str(data)])
+    rec = gc.stage_render(a)["fruit"]
+    assert rec["backend"] == "cpu" and rec["gaussians"] == 3000 and rec["forward_ms"] > 0
+    assert rec["forward_backward_ms"] > 0 and max(rec["width"], rec["height"]) == 96
+    sig = gc.stage_significance(a)["fruit"]
+    assert sig["views"] == 4 and sig["seconds"] > 0
+    with pytest.raises(FileNotFoundError, match="--data"):
+        gc.stage_render(gc.parse_args(["--device", "cpu", "--scenes", "fruit", "--data", "/nonexistent"]))
