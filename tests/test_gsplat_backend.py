@@ -87,7 +87,8 @@ def test_blend_weight_stats_stay_on_gpu():
     full = rasterize(sc, cams, backend="gsplat", return_stats=True)
     blend = rasterize(sc, cams, backend="gsplat", return_stats="blend_weight")
     assert blend.stats.hit_count is None and blend.stats.blend_weight.is_cuda
-    assert torch.equal(blend.stats.blend_weight, full.stats.blend_weight)
+    # gsplat's backward sums with atomics: equal up to float32 summation order
+    torch.testing.assert_close(blend.stats.blend_weight, full.stats.blend_weight, rtol=1e-5, atol=1e-6)
     cpu = rasterize(scene, cams, backend="cpu", return_stats="blend_weight",
                     max_alpha=gsplat_max_alpha(installed_gsplat_version()))
     rel = (cpu.stats.blend_weight - blend.stats.blend_weight.cpu()).norm() / cpu.stats.blend_weight.norm()
