@@ -179,10 +179,9 @@ def _stats(gs, proj, means2d, conics, opac, offsets, flatten_ids, width, height,
         )
         (blend,) = torch.autograd.grad(img.sum(), probe)
     blend = blend[..., 0].sum(0).to(dtype)
-    hits = None
     if not hit_counts:
-        pass
-    elif hasattr(gs, "rasterize_num_contributing_gaussians") and hasattr(gs, "rasterize_contributing_gaussian_ids"):
+        return GaussianStats(hit_count=None, blend_weight=blend)
+    if hasattr(gs, "rasterize_num_contributing_gaussians") and hasattr(gs, "rasterize_contributing_gaussian_ids"):
         hits = torch.zeros(N, dtype=torch.int64, device=opac.device)
         for c in range(C):  # one camera at a time: the id tensor is [H, W, max contributors]
             off_c, ids_c = _camera_slice(flatten_ids, offsets, c, N)
