@@ -29,8 +29,10 @@ if [ -d shared/data ] && [ -z "${SPLAT_SHARED_DATA:-}" ]; then export SPLAT_SHAR
 [ -x "$VENV/bin/python" ] || "$PY" -m venv --system-site-packages "$VENV"
 VPY=$VENV/bin/python
 if [ -d "$WHEELS" ]; then
-    # resolve against what is installed (torch, numpy, pillow) plus the wheels folder only
-    "$VPY" -m pip install -q --no-index --find-links "$WHEELS" -r bench/gpu_requirements.txt
+    # resolve against what is installed (torch, numpy, pillow) plus the wheels folder only;
+    # names without pins, so a SLIM=1 wheels folder (other numba / llvmlite) works too
+    "$VPY" -m pip install -q --no-index --find-links "$WHEELS" \
+        $(sed -e 's/#.*//' -e 's/[=<>!~ ].*//' bench/gpu_requirements.txt | grep -v '^$')
 else
     echo "gpu_check: no wheels folder $WHEELS (bench/gpu_wheels.sh makes it); using what is installed" >&2
 fi
