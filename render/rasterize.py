@@ -43,9 +43,9 @@ class GaussianStats:
     """Per-Gaussian statistics accumulated over every pixel of every camera.
 
     hit_count [N] int64: pixels where the Gaussian contributed (alpha >= 1/255, before
-    the pixel saturated); None when only blend weights were asked for. blend_weight [N]: sum over those pixels of alpha * T, the
-    accumulated blend weight (opacity x falloff x transmittance) that significance
-    pruning ranks by.
+    the pixel saturated); None when only blend weights were asked for. blend_weight [N]:
+    sum over those pixels of alpha * T, the accumulated blend weight (opacity x falloff x
+    transmittance) that significance pruning ranks by.
     """
 
     hit_count: Tensor | None
