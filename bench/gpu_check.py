@@ -51,6 +51,7 @@ SCENES = {  # name -> path under the data folder
     "fruit": "scenes/fruit_drops_sh3.ply",
 }
 DEFAULT_SCENES = ("biker", "playbot")
+NEEDS_GSPLAT = ("tests", "render", "significance", "finetune")  # on cuda: skipped when compile failed
 IMAGE = "images/kodak/kodim01.png"
 
 
@@ -132,8 +133,10 @@ def run_all(args: argparse.Namespace) -> dict:
     for stage in args.stages:
         left = args.budget - (time.monotonic() - t_start)
         rec = results["stages"][stage]
-        if left < 5:
-            rec.update(status="skipped", reason="budget spent")
+        compiled = results["stages"].get("compile", {}).get("status", "ok") == "ok"
+        if left < 5 or (args.device == "cuda" and stage in NEEDS_GSPLAT and not compiled):
+            # after a failed or killed build, each later stage would only start the build again
+            rec.update(status="skipped", reason="budget spent" if left < 5 else "gsplat did not compile")
             write_results(args.output, results)
             continue
         limit = min(args.timeouts[stage], left)

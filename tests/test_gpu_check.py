@@ -86,3 +86,21 @@ def test_scene_stages_on_cpu():
     assert sig["views"] == 4 and sig["seconds"] > 0
     with pytest.raises(FileNotFoundError, match="--data"):
         gc.stage_render(gc.parse_args(["--device", "cpu", "--scenes", "fruit", "--data", "/nonexistent"]))
+
+
+def test_failed_compile_skips_the_gsplat_stages(tmp_path, monkeypatch):
+    """A build that times out leaves the later gsplat stages skipped, the others run; results stay valid JSON."""
+    ran = []
+
+    def fake(argv, limit):
+        stage = argv[argv.index("--run-stage") + 1]
+        ran.append(stage)
+        return ("timeout", "killed") if stage == "compile" else ("ok", "")
+
+    monkeypatch.setattr(gc, "run_with_timeout", fake)
+    out = tmp_path / "gpu_check.json"
+    assert gc.main(["-o", str(out), "--data", str(tmp_path)]) == 1
+    res = json.loads(out.read_text())["stages"]
+    assert ran == ["env", "image_fit", "compile"]
+    assert res["compile"]["status"] == "timeout" and res["compile"]["log_tail"] == "killed"
+    assert all(res[s]["status"] == "skipped" and res[s]["reason"] == "gsplat did not compile" for s in gc.NEEDS_GSPLAT)
