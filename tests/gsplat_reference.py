@@ -15,6 +15,8 @@ Everything is differentiable by autograd (the radii are not, as in gsplat).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import pytest
@@ -78,18 +80,14 @@ def sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Ten
     return torch.clamp_min(sh + 0.5, 0.0)
 
 
-def composite(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor, depths: Tensor, radii: Tensor,
-              width: int, height: int, max_alpha: float, background: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """One camera, the forward kernel's loop for every pixel at once. means2d [N,2], conics [N,3],
-    colors [N,D], opacities [N], depths [N], radii [N,2]. Returns colours [H,W,D], alphas [H,W,1]."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=means2d.dtype), torch.arange(width, dtype=means2d.dtype),
-                            indexing="ij")
-    px, py = xs.reshape(-1) + 0.5, ys.reshape(-1) + 0.5
+def composite_pixels(px: Tensor, py: Tensor, order: list[int], means2d: Tensor, conics: Tensor, colors: Tensor,
+                     opacities: Tensor, max_alpha: float) -> tuple[Tensor, Tensor]:
+    """The forward kernel's per-pixel loop over the Gaussians ``order`` (front to back), for
+    the pixel centres (px, py) [P] at once. Returns colour [P,D] and final transmittance [P]."""
     T = torch.ones_like(px)
     done = torch.zeros_like(px, dtype=torch.bool)
     out = torch.zeros(px.shape[0], colors.shape[1], dtype=colors.dtype)
-    listed = torch.nonzero((radii > 0).all(-1)).flatten()
-    for g in listed[torch.argsort(depths.detach()[listed], stable=True)].tolist():
+    for g in order:
         dx, dy = means2d[g, 0] - px, means2d[g, 1] - py
         c = conics[g]
         sigma = 0.5 * (c[0] * dx * dx + c[2] * dy * dy) + c[1] * dx * dy
@@ -101,6 +99,19 @@ def composite(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor
         out = out + torch.where(use, alpha * T, torch.zeros_like(T))[:, None] * colors[g][None]
         T = torch.where(use, next_T, T)
         done = done | stop
+    return out, T
+
+
+def composite(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor, depths: Tensor, radii: Tensor,
+              width: int, height: int, max_alpha: float, background: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """One camera, every pixel at once, Gaussians in depth order. means2d [N,2], conics [N,3],
+    colors [N,D], opacities [N], depths [N], radii [N,2]. Returns colours [H,W,D], alphas [H,W,1]."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=means2d.dtype), torch.arange(width, dtype=means2d.dtype),
+                            indexing="ij")
+    listed = torch.nonzero((radii > 0).all(-1)).flatten()
+    order = listed[torch.argsort(depths.detach()[listed], stable=True)].tolist()
+    out, T = composite_pixels(xs.reshape(-1) + 0.5, ys.reshape(-1) + 0.5, order, means2d, conics, colors, opacities,
+                              max_alpha)
     if background is not None:
         out = out + T[:, None] * background[None]
     return out.reshape(height, width, -1), (1.0 - T).reshape(height, width, 1)
@@ -118,10 +129,26 @@ def render(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, coef
     return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
 
 
-class TorchGsplat:
-    """The slice of gsplat's public API that ``render/gsplat_backend.py`` calls, on the CPU.
+def _checked(fn):
+    """Bind every call to the installed gsplat's real signature of the same name first, so a
+    call the real API would refuse fails here (skipped when mimicking 1.4)."""
+    real = inspect.signature(getattr(gsplat, fn.__name__))
 
-    ``scalar_radii`` mimics gsplat 1.4 (radii [C,N], no ``opacities`` argument).
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        if not self.__version__.startswith("1.4."):
+            real.bind(*args, **kwargs)
+        return fn(self, *args, **kwargs)
+
+    return call
+
+
+class TorchGsplat:
+    """The slice of gsplat's public API that ``render/gsplat_backend.py`` calls, on the CPU:
+    projection, SH, tile intersection (``_torch_impl``) and a tile rasteriser following the
+    forward kernel. Calls are checked against the installed gsplat's real signatures.
+
+    A version "1.4.x" mimics gsplat 1.4 (projection radii [C,N], no ``opacities`` argument).
     """
 
     def __init__(self, version: str = gsplat.__version__):
@@ -129,6 +156,7 @@ class TorchGsplat:
         if version.startswith("1.4."):
             self.fully_fused_projection = self._projection_1_4
 
+    @_checked
     def fully_fused_projection(self, means, covars, quats, scales, viewmats, Ks, width, height, eps2d=0.3,
                                near_plane=0.01, far_plane=1e10, radius_clip=0.0, packed=False, sparse_grad=False,
                                calc_compensations=False, camera_model="pinhole", opacities=None):
@@ -148,6 +176,45 @@ class TorchGsplat:
             radius_clip, packed, sparse_grad, calc_compensations, camera_model, None)
         return (radii.max(dim=-1).values, *rest)
 
+    @_checked
+    def isect_tiles(self, means2d, radii, depths, tile_size, tile_width, tile_height, sort=True, segmented=False,
+                    packed=False, n_images=None, image_ids=None, gaussian_ids=None):
+        assert radii.shape == depths.shape + (2,) and radii.dtype == torch.int32 and not packed
+        return gti._isect_tiles(means2d, radii, depths, tile_size, tile_width, tile_height, sort)
+
+    @_checked
+    def isect_offset_encode(self, isect_ids, n_images, tile_width, tile_height):
+        return gti._isect_offset_encode(isect_ids, n_images, tile_width, tile_height)
+
+    @_checked
+    def rasterize_to_pixels(self, means2d, conics, colors, opacities, image_width, image_height, tile_size,
+                            isect_offsets, flatten_ids, backgrounds=None, masks=None, packed=False, absgrad=False):
+        """Tile by tile, each tile's Gaussians in the order isect_tiles sorted them (depth), with
+        this version's alpha clamp; differentiable by autograd."""
+        C, N, D = colors.shape
+        assert D in (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 512, 513), D
+        assert all(t.dtype == torch.float32 for t in (means2d, conics, colors, opacities))
+        amax = 0.999 if self.__version__.startswith(("1.4.", "1.5.")) else 0.99
+        flat = lambda t: t.reshape(C * N, *t.shape[2:])  # noqa: E731
+        m2, con, col, op = flat(means2d), flat(conics), flat(colors), flat(opacities)
+        ends = torch.cat([isect_offsets.flatten()[1:], torch.tensor([flatten_ids.numel()])]).tolist()
+        th, tw = isect_offsets.shape[1:]
+        outs, Ts, pix = [], [], []
+        for t, start in enumerate(isect_offsets.flatten().tolist()):
+            c, ty, tx = t // (th * tw), (t // tw) % th, t % tw
+            ys, xs = torch.meshgrid(torch.arange(ty * tile_size, min((ty + 1) * tile_size, image_height)),
+                                    torch.arange(tx * tile_size, min((tx + 1) * tile_size, image_width)), indexing="ij")
+            ys, xs = ys.reshape(-1), xs.reshape(-1)
+            out, T = composite_pixels(xs.float() + 0.5, ys.float() + 0.5, flatten_ids[start:ends[t]].tolist(), m2, con,
+                                      col, op, amax)
+            if backgrounds is not None:
+                out = out + T[:, None] * backgrounds[c][None]
+            outs.append(out), Ts.append(T), pix.append((c * image_height + ys) * image_width + xs)
+        order = torch.argsort(torch.cat(pix))
+        img = torch.cat(outs)[order].reshape(C, image_height, image_width, D)
+        return img, (1.0 - torch.cat(Ts)[order]).reshape(C, image_height, image_width, 1)
+
+    @_checked
     def spherical_harmonics(self, degrees_to_use, dirs, coeffs, masks=None):
         assert dirs.dtype == torch.float32 and coeffs.shape[:-2] == dirs.shape[:-1]
         out = gti._spherical_harmonics(degrees_to_use, dirs, coeffs)
