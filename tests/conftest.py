@@ -26,3 +26,13 @@ def shared_data() -> Path:
     if not SHARED.exists():
         pytest.skip(f"shared test data folder not found: {SHARED}")
     return SHARED
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (restored after): tests made of thousands of tiny tensor
+    ops only wait on a thread pool when the shared machine is loaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -22,15 +22,7 @@ from splat import GaussianScene
 from splat.camera import stack_cameras
 
 W, H = 48, 36
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Thousands of tiny tensor ops: a thread pool only adds waiting on a loaded machine (scoped)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scene(seed: int, n: int = 150, sh_degree: int = 3, opaque: bool = False) -> GaussianScene:
