@@ -233,7 +233,7 @@ def gsplat_on_cpu(monkeypatch):
     return gs
 
 
-@pytest.mark.parametrize("mode", ["RGB", "features"])
+@pytest.mark.parametrize("mode", ["RGB", "RGB+D", "features"])
 def test_gsplat_backend_end_to_end_on_cpu(gsplat_on_cpu, mode):
     """The whole gsplat backend (projection, SH, tiles, channel padding, background, stats by the
     gradient trick, the hit-count fallback) against the cpu backend at gsplat's clamp."""
@@ -259,6 +259,8 @@ def test_gsplat_backend_end_to_end_on_cpu(gsplat_on_cpu, mode):
     assert a.meta["backend"] == "gsplat" and a.colors.shape == b.colors.shape
     assert float((a.colors - b.colors).detach().abs().max()) < 1e-4
     assert float((a.alphas - b.alphas).detach().abs().max()) < 1e-4
+    if mode == "RGB+D":
+        assert float((a.depths - b.depths).detach().abs().max()) < 1e-3
     assert torch.equal(a.radii, b.radii)
     assert torch.equal(a.stats.hit_count, b.stats.hit_count)
     torch.testing.assert_close(a.stats.blend_weight, b.stats.blend_weight, rtol=1e-4, atol=1e-4)
