@@ -23,6 +23,7 @@ import torch
 from compress.container import pack_container, read_chunk, read_index
 from compress.scene.codec import QuantConfig
 from splat.errors import FormatError, UsageError
+from splat.limits import require_at_most, value_cap
 from splat.scene import GaussianScene
 
 from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
@@ -168,6 +169,11 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     if not scenes:
         raise UsageError("no frames to encode")
     scenes = [s.to(dtype=torch.float32) for s in scenes]
+    for i, s in enumerate(scenes):
+        try:
+            s.check_finite()
+        except ValueError as e:
+            raise UsageError(f"frame {i}: {e}") from None
     deg = max(s.sh_degree for s in scenes)
     scenes = [s if s.sh_degree == deg else s.with_sh_degree(deg) for s in scenes]
     detected = is_tracked(scenes)
@@ -232,6 +238,8 @@ def _info_from_header(h: dict, total: int, path) -> VideoInfo:
         )
     except (KeyError, TypeError, ValueError):
         raise FormatError(".gsv header is missing fields or malformed", path) from None
+    if not (0 < info.fps < 1e6) or not (np.isfinite(info.bounds_min).all() and np.isfinite(info.bounds_max).all()):
+        raise FormatError(".gsv header is inconsistent (fps or bounds not finite)", path)
     expect = 0
     for f, c in zip(first, counts):
         if f != expect or c < 1:
@@ -262,6 +270,10 @@ class VideoReader:
                 self._file = open(self.path, "rb")
             except FileNotFoundError:
                 raise FormatError("file not found", self.path) from None
+            except IsADirectoryError:
+                raise FormatError("is a directory, expected a .gsv file", self.path) from None
+            except OSError as e:
+                raise FormatError(f"cannot read file ({e.strerror or e})", self.path) from None
             size = os.fstat(self._file.fileno()).st_size
             if size == 0:
                 self._file.close()
@@ -273,6 +285,8 @@ class VideoReader:
         if len(self._index.tags) != self.info.n_segments:
             raise FormatError(f".gsv file has {len(self._index.tags)} segment chunks, header lists {self.info.n_segments}",
                               self.path)
+        for s, (frames, nbytes) in enumerate(zip(self.info.segment_frames, self._index.lengths)):
+            require_at_most(frames, value_cap(nbytes), f"segment {s}'s frame count", self.path)
         self._seg_id = -1
         self._seg: DecodedSegment | None = None
 
@@ -305,7 +319,10 @@ class VideoReader:
         """Decode frame ``i`` (0-based)."""
         s = self.info.segment_of(i)
         seg = self.segment(s)
-        return seg.frame(i - self.info.segment_first[s])
+        try:
+            return seg.frame(i - self.info.segment_first[s])
+        except FormatError as e:
+            raise FormatError(f"frame {i} (segment {s}): {e.reason}", self.path) from None
 
     def __len__(self) -> int:
         return self.info.n_frames

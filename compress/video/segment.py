@@ -30,6 +30,8 @@ from compress.scene import codec as lgs
 from compress.scene.quantize import UniformQuant
 from compress.scene.streams import decode_channels, encode_channels
 from splat.errors import FormatError
+from splat.header import get_int
+from splat.limits import require_at_most, value_cap
 from splat.scene import SH_C0, GaussianScene, sh_rest_count
 
 from .motion import (SparseSkin, default_length, farthest_point_sampling, knn_joints,
@@ -400,10 +402,7 @@ class DecodedSegment:
         self.mode = h.get("mode")
         if self.mode not in (TRACKED, INTRA):
             raise FormatError(f"unknown segment mode {self.mode!r}")
-        try:
-            self.frames = int(h["frames"])
-        except (KeyError, TypeError, ValueError):
-            raise FormatError("segment header lacks the frame count") from None
+        self.frames = get_int(h, "frames", 1, value_cap(len(data)), what="segment header")
         if self.mode == INTRA:
             self.keys = box.all("KEYF")
             if len(self.keys) != self.frames:
@@ -424,6 +423,9 @@ class DecodedSegment:
         key = lgs.decode(box.get("KEYF"))
         if len(key) != self.n or not 1 <= J <= max(self.n, 1) or not 1 <= k <= 64:
             raise FormatError("segment keyframe does not match its header")
+        require_at_most(self.frames * J * 6, value_cap(len(data)), "joint transform count")
+        if not all(np.isfinite(v) and abs(v) < 1e30 for v in (self.hd["pos_step"], self.rot_step, self.trans_step, length)):
+            raise FormatError("segment header holds non-finite steps")
         jgap = decode_ints(box.get("JIDX"), max_count=J)
         if jgap.size != J or (J > 1 and jgap[1:].min() <= 0) or jgap[0] < 0:
             raise FormatError("joint index stream is malformed")

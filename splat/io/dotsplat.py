@@ -45,6 +45,8 @@ def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene
 
 @quiet_numpy
 def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
+    if not data:
+        raise FormatError("empty file, not a .splat scene (it holds no Gaussians)", path)
     if len(data) % RECORD:
         raise FormatError(
             f"size {len(data):,} bytes is not a multiple of {RECORD} (truncated or not a .splat file)", path)
