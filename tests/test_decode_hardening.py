@@ -80,13 +80,20 @@ def seeds() -> dict[str, bytes]:
     return {
         "lgs": lgs.encode(_scene(150), config=small)[0],
         "gsi": gsi.encode(_image_gaussians()),
-        "gsv": encode_video(_clip_frames(), VideoSettings(gop=2, fps=10.0)).data,
+        "gsv": encode_video(_clip_frames(16, 4), VideoSettings(gop=2, fps=10.0)).data,
         "gsv-intra": encode_video(_clip_frames(), VideoSettings(gop=3, fps=10.0, tracked=False)).data,
         "m3": encode_m3(_memory()),
     }
 
 
 def _decode_gsv(data: bytes) -> None:
+    """Parse every segment and decode its last frame (which applies all of its updates)."""
+    with VideoReader(data) as r:
+        for s in range(r.info.n_segments):
+            r.frame(r.info.segment_first[s] + r.info.segment_frames[s] - 1)
+
+
+def _decode_gsv_all(data: bytes) -> None:
     with VideoReader(data) as r:
         for i in range(min(len(r), 8)):
             r.frame(i)
@@ -96,7 +103,7 @@ DECODERS = {
     "lgs": lgs.decode,
     "gsi": gsi.decode,
     "gsv": _decode_gsv,
-    "gsv-intra": _decode_gsv,
+    "gsv-intra": _decode_gsv_all,
     "m3": decode_m3,
 }
 

@@ -23,6 +23,7 @@ import torch
 from compress.container import pack_container, read_chunk, read_index
 from compress.scene.codec import QuantConfig
 from splat.errors import FormatError, UsageError
+from splat.io._common import quiet_numpy
 from splat.limits import require_at_most, value_cap
 from splat.scene import GaussianScene
 
@@ -224,6 +225,7 @@ def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None 
 
 
 # ---------------------------------------------------------------------- decode
+@quiet_numpy
 def _info_from_header(h: dict, total: int, path) -> VideoInfo:
     try:
         segs = h["segments"]

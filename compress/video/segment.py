@@ -438,7 +438,7 @@ class DecodedSegment:
         self.cb = None
         shu = (np.zeros(F - 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int64))
         if ncb and k_rest:
-            cbq = UniformQuant.from_json(h["sh_codebook_quant"], 3 * k_rest, "SH codebook")
+            cbq = UniformQuant.from_json(h.get("sh_codebook_quant"), 3 * k_rest, "SH codebook")
             cbi = decode_channels(box.get("SHCB"), ncb, 3 * k_rest, hi=cbq.levels, what="SH codebook")
             self.cb = torch.from_numpy(cbq.dequantize(cbi)).reshape(ncb, k_rest, 3)
             shu = unpack_sparse(box.get("SHUP"), F - 1, n, 1, lo=0, hi=ncb - 1, what="SH updates")
