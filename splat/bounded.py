@@ -38,7 +38,7 @@ def zstd_decompress_bounded(data: bytes | memoryview, limit: int, path: str | os
     except zstandard.ZstdError as e:
         raise FormatError(f"{what}: corrupt zstd data ({e})", path) from None
     if len(out) > limit:
-        raise FormatError(f"{what}: decompresses to more than the {limit:,} bytes declared", path)
+        raise FormatError(f"{what}: decompressed to more than the {limit:,} bytes declared", path)
     if exact and len(out) != limit:
         raise FormatError(f"{what}: decompressed to {len(out):,} bytes, expected {limit:,}", path)
     return out

@@ -37,12 +37,12 @@ def _float(s: str) -> float:
         raise _Reject(f"a number literal of {len(s)} characters")
     v = float(s)
     if not math.isfinite(v):
-        raise _Reject(f"the number {s[:20]} overflows")
+        raise _Reject(f"a non-finite number ({s[:20]} overflows)")
     return v
 
 
 def _const(s: str) -> Any:
-    raise _Reject(f"the non-standard constant {s}")
+    raise _Reject(f"a non-finite number ({s})")
 
 
 def _check_tree(obj: Any) -> None:
@@ -73,7 +73,7 @@ def parse_json(raw: bytes, path: _PathLike = None, what: str = "header") -> dict
     except (UnicodeDecodeError, ValueError, OverflowError):
         raise FormatError(f"{what} is not valid JSON", path) from None
     if not isinstance(obj, dict):
-        raise FormatError(f"{what} must be a JSON object", path)
+        raise FormatError(f"{what} must hold a JSON object", path)
     try:
         _check_tree(obj)
     except _Reject as e:
