@@ -497,3 +497,17 @@ def test_every_writer_refuses_non_finite_values():
     q.scene.extras[QUERY_EXTRA][0, 0] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
         encode_m3(q)
+
+
+def test_render_image_cli_max_pixels(tmp_path, capsys):
+    import splat.cli as cli
+
+    src = tmp_path / "a.gsi"
+    src.write_bytes(gsi.encode(_image_gaussians()))  # 32 x 24
+    assert cli.main(["render-image", str(src), "-o", str(tmp_path / "huge.png"), "--scale", "5000"]) == 2
+    err = capsys.readouterr().err
+    assert "pixels" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "huge.png").exists()
+    argv = ["render-image", str(src), "-o", str(tmp_path / "x2.png"), "--scale", "2"]
+    assert cli.main(argv + ["--max-pixels", str(64 * 48 - 1)]) == 2
+    assert cli.main(argv + ["--max-pixels", str(64 * 48)]) == 0 and (tmp_path / "x2.png").exists()
