@@ -80,7 +80,7 @@ def seeds() -> dict[str, bytes]:
     return {
         "lgs": lgs.encode(_scene(150), config=small)[0],
         "gsi": gsi.encode(_image_gaussians()),
-        "gsv": encode_video(_clip_frames(16, 4), VideoSettings(gop=2, fps=10.0)).data,
+        "gsv": encode_video(_clip_frames(16, 3), VideoSettings(gop=2, fps=10.0)).data,  # 2 + 1 frames
         "gsv-intra": encode_video(_clip_frames(), VideoSettings(gop=3, fps=10.0, tracked=False)).data,
         "m3": encode_m3(_memory()),
     }
