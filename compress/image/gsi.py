@@ -22,6 +22,7 @@ import torch
 from compress.container import pack_container, unpack_container
 from compress.entropy import decode_ints, encode_ints, pack_arrays, unpack_arrays
 from splat.errors import FormatError, naming
+from splat.header import get_int
 from splat.io._common import read_bytes
 from splat.limits import check_pixels, gaussian_cap, require_at_most
 from splat.scene import check_finite
@@ -129,13 +130,6 @@ def _need(cond: bool, msg: str, path) -> None:
         raise FormatError(f"invalid .gsi file: {msg}", path)
 
 
-def _int_field(h: dict, key: str, lo: int, hi: int, path) -> int:
-    v = h.get(key)
-    _need(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, f"header field {key!r} = {v!r} "
-          f"is not an integer in [{lo}, {hi}]", path)
-    return v
-
-
 def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None, *, max_gaussians: int | None = None,
                 max_pixels: int | None = None) -> tuple[dict, QuantSpec, bytes]:
     """Verify the container and header; return (header, spec, GAUS payload).
@@ -145,13 +139,13 @@ def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None,
     """
     c = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".gsi file")
     h = c.header
-    w = _int_field(h, "width", 1, MAX_SIDE, path)
-    ht = _int_field(h, "height", 1, MAX_SIDE, path)
+    w = get_int(h, "width", 1, MAX_SIDE, path, ".gsi header")
+    ht = get_int(h, "height", 1, MAX_SIDE, path, ".gsi header")
     check_pixels(w, ht, max_pixels, path, "stored image")
-    ch = _int_field(h, "channels", 1, 16, path)
-    n = _int_field(h, "count", 1, MAX_COUNT, path)
+    ch = get_int(h, "channels", 1, 16, path, ".gsi header")
+    n = get_int(h, "count", 1, MAX_COUNT, path, ".gsi header")
     require_at_most(n, gaussian_cap(len(data), max_gaussians), "Gaussian count", path, "max_gaussians")
-    _int_field(h, "k", 1, 64, path)
+    get_int(h, "k", 1, 64, path, ".gsi header")
     _need(h.get("mode") in ("topk", "sum"), f"unknown render mode {str(h.get('mode'))[:40]!r}", path)
     layers = h.get("layers")
     _need(isinstance(layers, list) and layers and len(layers) <= 64
