@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from compress.container import Chunk, pack_container, read_index, unpack_container
-from compress.entropy import RANS, pack_arrays, write_varint
+from compress.entropy import RANS, encode_ints, pack_arrays, write_varint
 from compress.entropy import _pack_counts as pack_counts
 from compress.image import gsi
 from compress.image.model import ImageGaussians, render
@@ -33,6 +33,7 @@ from compress.memory.memory import QUERY_EXTRA, Memory, ModelMemory
 from compress.rans import rans_encode
 from compress.scene import codec as lgs
 from compress.video import VideoReader, VideoSettings, encode_video
+from compress.video.segment import DecodedSegment
 from splat.errors import FormatError
 from splat.io import dotsplat, ply, sog, spz
 from splat.scene import GaussianScene
@@ -511,3 +512,21 @@ def test_render_image_cli_max_pixels(tmp_path, capsys):
     argv = ["render-image", str(src), "-o", str(tmp_path / "x2.png"), "--scale", "2"]
     assert cli.main(argv + ["--max-pixels", str(64 * 48 - 1)]) == 2
     assert cli.main(argv + ["--max-pixels", str(64 * 48)]) == 0 and (tmp_path / "x2.png").exists()
+
+
+def test_gsv_sparse_update_bomb_refused(seeds):
+    """A tracked segment whose every frame 'updates' all Gaussians, coded in a few bytes."""
+    idx, chunks = _parts(seeds["gsv"])
+    sidx, schunks = _parts(chunks[0][1])
+    n, frames = 65_536, 20_000
+    parts = dict(schunks)
+    parts.update({
+        "KEYF": _lgs_bomb(n),  # 65,536 Gaussians in ~1 KB: within the keyframe's own cap
+        "JIDX": one_symbol_stream(1),
+        "JTRF": channels(frames - 1, 6),
+        "POSU": pack_arrays(encode_ints(np.full(frames - 1, n)), one_symbol_stream(n * (frames - 1)),
+                            channels(n * (frames - 1), 3)),
+    })
+    header = {**sidx.header, "frames": frames, "count": n, "joints": 1, "k": 1}
+    seg = pack_container(sidx.magic, sidx.version, header, [(t, parts[t]) for t, _ in schunks])
+    _bounded(lambda: DecodedSegment(seg), seconds=10, mib=200)  # was a 9.8 GiB allocation

@@ -91,9 +91,11 @@ def unpack_sparse(data: bytes, frames: int, n: int, channels: int, *, lo: int, h
                   what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     parts = unpack_arrays(data, 3 if channels else 2)
     counts = decode_ints(parts[0], max_count=frames)
-    if counts.size != frames or (counts.size and (counts.min() < 0 or counts.sum() > frames * max(n, 1))):
+    if counts.size != frames or (counts.size and (counts.min() < 0 or counts.max() > n)):
         raise FormatError(f"{what}: malformed update counts")
     m = int(counts.sum())
+    # one-symbol streams code any count in a few bytes: bound the updates by this chunk's size
+    require_at_most(m * max(channels, 1), value_cap(len(data)), f"{what}: update value count")
     gaps = decode_ints(parts[1], max_count=m)
     if gaps.size != m:
         raise FormatError(f"{what}: {gaps.size} indices, expected {m}")
