@@ -293,6 +293,9 @@ def test_gsv_bombs_refused(seeds):
     seg = pack_container(seg_idx.magic, seg_idx.version, {**seg_idx.header, "frames": 10 ** 8}, seg_chunks)
     inner = pack_container(idx.magic, idx.version, idx.header, [(chunks[0][0], seg)] + chunks[1:])
     _bounded(lambda: VideoReader(inner).frame(0))
+    # a codebook size the segment cannot hold (allocated before its stream was read)
+    seg = pack_container(seg_idx.magic, seg_idx.version, {**seg_idx.header, "sh_codebook": 10 ** 12}, seg_chunks)
+    assert "SH codebook" in str(_bounded(lambda: DecodedSegment(seg)))
 
 
 def _zstd_frame_claiming(content: bytes, claimed: int) -> bytes:

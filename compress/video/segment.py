@@ -439,6 +439,7 @@ class DecodedSegment:
         k_rest = sh_rest_count(key.sh_degree)
         self.cb = None
         shu = (np.zeros(F - 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int64))
+        require_at_most(ncb * max(3 * k_rest, 1), value_cap(len(data)), "SH codebook value count")
         if ncb and k_rest:
             cbq = UniformQuant.from_json(h.get("sh_codebook_quant"), 3 * k_rest, "SH codebook")
             cbi = decode_channels(box.get("SHCB"), ncb, 3 * k_rest, hi=cbq.levels, what="SH codebook")
