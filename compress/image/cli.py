@@ -130,6 +130,8 @@ def render_image_cmd(
     lod: float = typer.Option(1.0, "--lod", help="fraction of the Gaussians to use (level of detail), (0, 1]"),
     crop: Optional[str] = typer.Option(None, "--crop", help="x,y,w,h window of the output to render"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="largest output (and stored) image in pixels "
+                                             "(default 67,108,864)"),
 ) -> None:
     from splat.atomic import check_output_path
     from splat.progress import summary_table
@@ -148,10 +150,10 @@ def render_image_cmd(
         raise UsageError(f"--lod must be in (0, 1], got {lod}")
     check_output_path(out, [gsi], force)
     t0 = time.perf_counter()
-    g = read_gsi(gsi)
+    g = read_gsi(gsi, max_pixels=max_pixels)
     t1 = time.perf_counter()
     try:
-        img = render(g, scale=scale or 1.0, width=width, lod=lod, crop=_parse_crop(crop))
+        img = render(g, scale=scale or 1.0, width=width, lod=lod, crop=_parse_crop(crop), max_pixels=max_pixels)
     except ValueError as e:
         raise UsageError(str(e)) from None
     t2 = time.perf_counter()

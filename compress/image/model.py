@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from render.image2d import DEFAULT_K, render_image
+from splat.limits import check_pixels
 
 
 @dataclass
@@ -64,22 +65,25 @@ class ImageGaussians:
 
 
 def render(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
-           crop: tuple[int, int, int, int] | None = None, backend: str = "auto") -> Tensor:
+           crop: tuple[int, int, int, int] | None = None, backend: str = "auto",
+           max_pixels: int | None = None) -> Tensor:
     """Render ``g`` clamped to [0,1]: at ``scale`` (or to ``width`` pixels wide), with the first
     ``lod`` fraction of the Gaussians, optionally only the ``crop`` = (x, y, w, h) window of the
-    output. Returns [H',W',C] float32."""
+    output. Returns [H',W',C] float32. An output over ``max_pixels`` (default
+    ``splat.limits.MAX_PIXELS``) raises FormatError before anything is allocated."""
     if width is not None:
         if width <= 0:
             raise ValueError("width must be positive")
         scale = width / g.width
-    if not scale > 0:
-        raise ValueError("scale must be positive")
+    if not 0 < scale < float("inf"):
+        raise ValueError("scale must be positive and finite")
+    ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
     if crop is not None:
         x, y, w, h = (int(v) for v in crop)
-        ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > ow or y + h > oh:
             raise ValueError(f"crop {x},{y},{w},{h} is not inside the {ow}x{oh} output")
         crop = (x, y, w, h)
+    check_pixels(crop[2] if crop else ow, crop[3] if crop else oh, max_pixels, what="output image")
     src = g.lod(lod) if lod < 1.0 else g
     with torch.no_grad():
         return src.render(scale=scale, crop=crop, backend=backend).clamp_(0.0, 1.0)

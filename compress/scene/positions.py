@@ -15,6 +15,8 @@ import numpy as np
 from compress.entropy import decode_ints, encode_ints
 from splat.errors import FormatError
 
+from .quantize import MAX_BOUND
+
 MAX_BITS = 21  # 3 x 21 = 63 bits fit one uint64 Morton code
 
 
@@ -96,7 +98,8 @@ class PositionGrid:
             bits = int(d["bits"])
         except (KeyError, TypeError, ValueError):
             raise FormatError("position grid in the header is malformed") from None
-        if not (1 <= bits <= MAX_BITS) or not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (hi < lo).any():
+        if not (1 <= bits <= MAX_BITS) or not (np.abs(lo) <= MAX_BOUND).all() or not (np.abs(hi) <= MAX_BOUND).all() \
+                or (hi < lo).any():
             raise FormatError("position grid in the header is out of range")
         return PositionGrid(lo, hi, bits)
 

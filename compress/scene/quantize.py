@@ -31,6 +31,10 @@ def _as_2d(v) -> np.ndarray:
     return v[:, None] if v.ndim == 1 else v.reshape(v.shape[0], int(np.prod(v.shape[1:])))
 
 
+MAX_BOUND = 1e30
+"""Largest quantizer bound a decoder accepts: values stay finite in float32 (a header's 1e308 would not)."""
+
+
 @dataclass
 class UniformQuant:
     """Uniform quantizer per channel: lo [C], hi [C] (float32-exact), bits."""
@@ -84,8 +88,9 @@ class UniformQuant:
             raise FormatError(f"quantizer for {what} in the header is malformed") from None
         if lo.shape != (channels,) or hi.shape != (channels,):
             raise FormatError(f"quantizer for {what} has {lo.size} channels, expected {channels}")
-        if not (1 <= bits <= 16) or not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (hi < lo).any():
-            raise FormatError(f"quantizer for {what} is out of range")
+        if not (1 <= bits <= 16) or not (np.abs(lo) <= MAX_BOUND).all() or not (np.abs(hi) <= MAX_BOUND).all() \
+                or (hi < lo).any():
+            raise FormatError(f"quantizer for {what} is out of range (bits 1..16, finite bounds within +-{MAX_BOUND:g})")
         return UniformQuant(lo, hi, bits)
 
 

@@ -108,7 +108,11 @@ def normalize_quats(q: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- scene <-> numpy
 def scene_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
-    """The core fields as float32 numpy arrays on the CPU (what writers consume)."""
+    """The core fields as float32 numpy arrays on the CPU (what writers consume).
+
+    Raises ValueError when a field holds NaN or Inf: a file we write must read back.
+    """
+    scene.check_finite()
     return {
         name: t.detach().to("cpu", torch.float32).contiguous().numpy()
         for name, t in scene.fields().items()
