@@ -15,6 +15,7 @@ the target rate, and the bitrate of the segment being played
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 from splat.camera import parse_up
 from splat.errors import FormatError
 from splat.scene import GaussianScene
+from splat.threads import threads
 
 from .assets import AssetInfo, AssetType, CameraPose, ViewerAsset, asset_size
 from .playback import MAX_SPEED, MIN_SPEED, PlaybackController, Rate
@@ -90,10 +92,9 @@ class VideoAsset(ViewerAsset):
         self.source = source
         self._views: list[VideoClientView] = []
         self._views_lock = threading.Lock()
-        self._threads_before = None
+        self._threads = contextlib.ExitStack()  # the thread setting lives as long as the asset
         if decode_threads is not None:
-            self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(max(int(decode_threads), 1))
+            self._threads.enter_context(threads(max(int(decode_threads), 1)))
         try:
             self._open(video, source, path, up, sh, autoplay, speed, loop, capacity)
         except BaseException:
@@ -179,9 +180,7 @@ class VideoAsset(ViewerAsset):
             views = list(self._views)
         for v in views:
             v.detach()
-        if self._threads_before is not None:
-            torch.set_num_threads(self._threads_before)
-            self._threads_before = None
+        self._threads.close()
 
 
 # ---------------------------------------------------------------------- one tab

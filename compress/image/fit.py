@@ -16,11 +16,10 @@ The result is ordered by importance (summed pixel share, largest first) for leve
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +27,7 @@ from torch import Tensor
 
 from render.image2d import DEFAULT_K, conics_from_scale_rotation, contribution, render_image
 from render.image2d.kernels import PARALLEL_MIN_PIXELS
+from splat.threads import threads
 
 from .fused_loss import FusedLoss
 from .losses import psnr
@@ -270,20 +270,6 @@ class _Fitter:
                                   self.cfg.mode, self.cfg.k, {}, self.spec)
 
 
-@contextlib.contextmanager
-def torch_threads_for(pixels: int) -> Iterator[None]:
-    """One torch thread for small images: the loss convolutions are too small to split, and
-    torch's thread pool costs far more than it saves there (worse on busy cores)."""
-    before = torch.get_num_threads()
-    if pixels < PARALLEL_MIN_PIXELS and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None, *,
                   init: ImageGaussians | None = None, spec: QuantSpec | None = None,
                   progress: ProgressFn | None = None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
@@ -296,7 +282,9 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
     cfg = cfg or FitConfig()
     if n_gaussians < 1:
         raise ValueError("need at least one Gaussian")
-    with torch_threads_for(int(target.shape[0] * target.shape[1])):
+    # one thread for small images: the loss convolutions are too small to split, and a thread
+    # pool costs far more than it saves there (worse on busy cores)
+    with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None):
         return _fit(target, n_gaussians, cfg, init, spec, progress)
 
 

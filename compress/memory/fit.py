@@ -12,7 +12,6 @@ is divided by the targets' mean squared norm so it is scale-free across models.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from render import rasterize
 from splat.camera import Camera
 from splat.progress import make_progress
 from splat.scene import GaussianScene
+from splat.threads import threads
 
 from .features import FeatureModel
 from .operator import BlendOperator
@@ -206,20 +206,8 @@ def fit_field(
     """Optimise ``values`` [N,C] (a leaf that requires grad) and ``decoder_params`` in place.
 
     ``cache``: per-view blend operators to reuse (built on first use otherwise)."""
-    with torch_threads(config.torch_threads):
+    with threads(config.torch_threads):
         return _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count."""
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache) -> FitReport:
