@@ -158,9 +158,8 @@ def main(argv=None) -> int:
     fs = load_features(work)
     model = fs.models[0]
     per = fs.match(cams)[0]
-    fit = FitConfig(max_seconds=args.max_seconds, render_scale=args.render_scale, progress=sys.stderr.isatty())
-    fit_base = FitConfig(max_seconds=args.baseline_seconds, max_epochs=200, render_scale=args.render_scale,
-                         progress=sys.stderr.isatty())
+    fit = FitConfig(max_seconds=args.max_seconds, render_scale=args.render_scale)
+    fit_base = FitConfig(max_seconds=args.baseline_seconds, max_epochs=200, render_scale=args.render_scale)
     # the per-view blend operators are shared by every method (built once, timed once)
     cache = ProjectionCache(scene)
     t0 = time.perf_counter()

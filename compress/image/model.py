@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from render.image2d import DEFAULT_K, render_image
+from render.image2d import DEFAULT_K, DEFAULT_MODE, render_image
 
 
 @dataclass
@@ -27,7 +27,7 @@ class ImageGaussians:
     colors: Tensor
     width: int
     height: int
-    mode: str = "topk"
+    mode: str = DEFAULT_MODE
     k: int = DEFAULT_K
     meta: dict = field(default_factory=dict)
     spec: Any = None  # the QuantSpec these Gaussians were trained for / decoded with (or None)
@@ -63,7 +63,7 @@ class ImageGaussians:
                             mode=self.mode, k=self.k, scale=scale, crop=crop, backend=backend)
 
 
-def render(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
+def render_gaussians(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
            crop: tuple[int, int, int, int] | None = None, backend: str = "auto") -> Tensor:
     """Render ``g`` clamped to [0,1]: at ``scale`` (or to ``width`` pixels wide), with the first
     ``lod`` fraction of the Gaussians, optionally only the ``crop`` = (x, y, w, h) window of the
