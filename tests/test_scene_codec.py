@@ -9,7 +9,7 @@ import torch
 
 from compress.scene.codec import QuantConfig, decode, encode
 from compress.scene.distill import FinetuneConfig, distill_sh, render_targets
-from compress.scene.kmeans import weighted_kmeans
+from splat.kmeans import weighted_kmeans
 from compress.scene.positions import PositionGrid, decode_positions, encode_positions, morton_order
 from splat.morton import morton_decode, morton_encode
 from compress.scene.prune import prune

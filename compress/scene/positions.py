@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compress.entropy import decode_ints, encode_ints
+from compress.uniform import dequantize_uniform, quantize_uniform, uniform_step
 from splat.errors import FormatError
 from splat.morton import MAX_BITS as _MORTON_BITS
 from splat.morton import morton_decode, morton_encode
@@ -30,8 +31,7 @@ class PositionGrid:
 
     @property
     def step(self) -> np.ndarray:
-        ext = np.maximum(self.hi - self.lo, 0.0)
-        return np.where(ext > 0, ext / float((1 << self.bits) - 1), 1.0)
+        return uniform_step(self.lo, self.hi, self.bits)
 
     @staticmethod
     def fit(x: np.ndarray, bits: int) -> "PositionGrid":
@@ -46,12 +46,11 @@ class PositionGrid:
         return PositionGrid(lo, hi, bits)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        q = np.rint((np.asarray(x, dtype=np.float64) - self.lo) / self.step)
-        return np.clip(q, 0, (1 << self.bits) - 1).astype(np.uint64)
+        return quantize_uniform(x, self.lo, self.hi, self.bits).astype(np.uint64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """Grid coordinates -> float32 positions (computed in float64, then rounded)."""
-        return (self.lo + q.astype(np.float64) * self.step).astype(np.float32)
+        return dequantize_uniform(q, self.lo, self.hi, self.bits).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"lo": [float(v) for v in self.lo], "hi": [float(v) for v in self.hi], "bits": int(self.bits)}
