@@ -1,5 +1,4 @@
 """Image fitting and the .gsi format: round trip, fitting quality, LOD, rate control, bad input."""
-import math
 
 import numpy as np
 import pytest

@@ -367,11 +367,6 @@ def load_video_asset(
         raise
 
 
-def video_asset_from_bytes(data: bytes, **kwargs) -> VideoAsset:
-    """A clip held in memory (tests, benchmarks)."""
-    return VideoAsset(bytes(data), path=None, **kwargs)
-
-
 def _is_gsv(path: Path, head: bytes) -> bool:
     if path.name.lower().endswith(".gsv"):
         return True

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-import torch
 from torch import Tensor
 
 from render.metrics import psnr
@@ -147,8 +146,3 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
     data = _encode_prefix(g, spec, len(g), meta)
     dec = decode(data)
     return RateResult(dec, spec, data, float(psnr(dec.render().clamp(0, 1), target)), steps_total, seconds, reached)
-
-
-def bpp_of(data: bytes, width: int, height: int) -> float:
-    return len(data) * 8.0 / (width * height)
-
