@@ -61,9 +61,10 @@ def threading_info() -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def threads(n: int | None) -> Iterator[None]:
+def threads(n: int | None, *, numba_too: bool = True) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op threads and ``n`` numba threads (capped at
-    numba's pool size), restoring both on exit. ``None`` changes nothing."""
+    numba's pool size; numba's count is per Python thread), restoring both on exit.
+    ``None`` changes nothing; ``numba_too=False`` leaves numba's count alone."""
     if n is None:
         yield
         return
@@ -74,7 +75,8 @@ def threads(n: int | None) -> Iterator[None]:
 
     torch_before, numba_before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    if numba_too:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:

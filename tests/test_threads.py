@@ -63,6 +63,8 @@ def test_threads_sets_and_restores_both():
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     with threads(None):
         assert (torch.get_num_threads(), numba.get_num_threads()) == (t0, n0)
+    with threads(1, numba_too=False):
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == n0
     with pytest.raises(ValueError, match="at least 1"):
         with threads(0):
             pass

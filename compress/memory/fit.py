@@ -207,7 +207,7 @@ def fit_field(
 
     ``cache``: per-view blend operators to reuse (built on first use otherwise).
     ``progress``: one stage named ``description``, advanced per step with the loss."""
-    with threads(config.torch_threads):
+    with threads(config.torch_threads, numba_too=False):
         return _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache,
                           progress or NullProgress())
 
