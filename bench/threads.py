@@ -1,6 +1,6 @@
 """Wall and CPU time per image-fitting step with 1 and 2 threads, per threading set-up (issue 13).
 
-    python bench/threads.py                       # 256x256 crop of kodim03, 40 steps, idle + busy
+    python bench/threads.py                       # 256x256 crop of kodim03, 40 steps, as is + busy
     python bench/threads.py --crop 0 --steps 20   # the whole 768x512 image
 
 Each set-up runs in its own process (the threading layer and OpenMP's wait policy are fixed
@@ -12,8 +12,9 @@ when a process starts), measuring 1 and 2 threads in that one process:
   spin-then-sleep wait);
 * ``workqueue``: numba's own pool (OpenMP still passive for torch's ops).
 
-Each set-up runs once on the machine as it is ("idle") and once beside one busy-looping
-process ("busy"). A step is one forward render, fused L1+SSIM loss, backward and Adam update
+Each set-up runs once on the machine as it is (background "none"; on a shared machine that
+is not idle: see the recorded load) and once beside one extra busy-looping process ("busy").
+A step is one forward render, fused L1+SSIM loss, backward and Adam update
 at full resolution (``compress.image.fit._Fitter.step``). Results (with the load average)
 go to ``bench/results/threads.json``.
 """
@@ -93,7 +94,7 @@ def main() -> None:
         print(json.dumps(child(args.image, args.crop, args.gaussians, args.steps, args.warmup)))
         return
     results = []
-    for load in ("idle",) if args.no_busy else ("idle", "busy"):
+    for load in ("none",) if args.no_busy else ("none", "busy"):
         hog = None
         if load == "busy":
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -1,18 +1,19 @@
 """Progress reporting and summary tables shared by every long-running command.
 
-Library code reports progress through one protocol, :class:`Progress`: a function that takes
-``progress: Progress | None`` calls ``start(desc, total)`` for each stage it runs,
-``advance(n, info)`` as work is done and ``end()`` when the stage is over; it never prints.
-The CLI passes :class:`RichProgress` (a rich bar); :class:`NullProgress` ignores everything.
+Library code reports progress through one protocol, :class:`Progress`, and never prints. A
+function that takes ``progress: Progress | None`` calls ``start(desc, total)`` for each stage
+it runs, ``advance(n, info)`` as work is done and ``end()`` when the stage is over; a helper
+that runs inside its caller's stage (documented as such) only advances it. The CLI passes
+:class:`RichProgress` (a rich bar); :class:`NullProgress` ignores everything.
 """
 from __future__ import annotations
 
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Iterable, Protocol, Sequence, runtime_checkable
 
-import rich.progress
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+if TYPE_CHECKING:  # rich loads only where a bar or table is drawn (library code imports this module)
+    import rich.progress
+    from rich.console import Console
+    from rich.table import Table
 
 
 @runtime_checkable
@@ -68,6 +69,10 @@ class RichProgress:
 
 def make_progress(console: Console | None = None, transient: bool = False) -> rich.progress.Progress:
     """A progress bar with description, bar, count, elapsed and remaining time, and a free-text field."""
+    import rich.progress
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     return rich.progress.Progress(
         TextColumn("[bold blue]{task.description}"),
         BarColumn(),
@@ -82,6 +87,8 @@ def make_progress(console: Console | None = None, transient: bool = False) -> ri
 
 def summary_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
     """A rich table for the end-of-command summary (size, ratio, PSNR, time...)."""
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
