@@ -69,7 +69,8 @@ class VideoAsset(ViewerAsset):
     decoder keeps ready; ``sh``: start with view-dependent colour on.
 
     ``decode_threads``: torch intra-op threads for the process while the asset is open
-    (restored by :meth:`close`; None leaves them alone). Decoding beside a web server and
+    (``splat.threads.threads``, also numba's in the opening thread; restored by :meth:`close`;
+    None leaves them alone). Decoding beside a web server and
     a browser, a pool of 2 waiting for busy cores was measured 8-60x slower per frame than
     one thread (50k performer on the loaded 2-core machine: 146 ms vs 18 ms in the frame
     stream, 1000 ms vs 16 ms in the caller's thread). The setting is process-wide in torch.
