@@ -135,3 +135,37 @@ def test_codecs_report_progress_through_the_protocol():
     encode_video([GaussianScene.random(50, seed=s) for s in range(3)], VideoSettings(gop=2), progress=rec)
     assert rec.events[0] == ("start", "encoding", 3) and rec.events[-1] == ("end",)
     assert sum(e[1] for e in rec.events if e[0] == "advance") == 3
+
+
+def test_image_defaults_agree(monkeypatch, tmp_path):
+    """One render rule by default (fitting, the model, the renderer), and `splat fit-image`
+    fits with the steps the committed benchmark measured (main fit + one rate-control stage)."""
+    import csv
+    from pathlib import Path
+
+    import numpy as np
+
+    import splat.cli as cli
+    from compress.image import FitConfig, ImageGaussians, api
+    from compress.image.rate import FINETUNE_FRACTION
+    from render.image2d import DEFAULT_MODE, render_image
+
+    g = ImageGaussians(torch.rand(5, 2) * 8, torch.ones(5, 2), torch.zeros(5), torch.rand(5, 3), 8, 8)
+    assert FitConfig().mode == g.mode == DEFAULT_MODE == "sum"
+    args = (g.means, g.scales, g.rotations, g.colors, 8, 8)
+    assert torch.equal(render_image(*args), render_image(*args, mode="sum"))
+
+    seen = {}
+
+    def fake_fit_rate(target, **kw):
+        seen["steps"] = kw["cfg"].steps
+        raise KeyboardInterrupt  # stop before fitting; the CLI exits non-zero
+
+    monkeypatch.setattr(api, "fit_rate", fake_fit_rate)
+    np.save(tmp_path / "in.npy", np.zeros((8, 8, 3), np.float32))
+    assert cli.main(["fit-image", str(tmp_path / "in.npy"), "-o", str(tmp_path / "out.gsi")]) != 0
+    assert seen["steps"] == FitConfig().steps
+    bench = Path(__file__).resolve().parents[1] / "bench" / "results" / "image_rd.csv"
+    with open(bench) as f:
+        measured = {int(r["steps"]) for r in csv.DictReader(f) if r["codec"] == "gsi"}
+    assert measured == {FitConfig().steps + int(FitConfig().steps * FINETUNE_FRACTION)}
