@@ -165,6 +165,10 @@ def test_image_defaults_agree(monkeypatch, tmp_path):
     np.save(tmp_path / "in.npy", np.zeros((8, 8, 3), np.float32))
     assert cli.main(["fit-image", str(tmp_path / "in.npy"), "-o", str(tmp_path / "out.gsi")]) != 0
     assert seen["steps"] == FitConfig().steps
+    from typer.testing import CliRunner
+
+    shown = CliRunner().invoke(cli.build_app(), ["fit-image", "--help"], env={"COLUMNS": "200"}).output
+    assert f"(default {FitConfig().steps}, the benchmarked budget)" in shown
     bench = Path(__file__).resolve().parents[1] / "bench" / "results" / "image_rd.csv"
     with open(bench) as f:
         measured = {int(r["steps"]) for r in csv.DictReader(f) if r["codec"] == "gsi"}

@@ -54,7 +54,7 @@ def fit_image_cmd(
     gaussians: Optional[int] = typer.Option(None, "--gaussians", help="number of Gaussians"),
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB (smallest file that reaches it)"),
     steps: Optional[int] = typer.Option(None, "--steps", show_default=False,
-                                        help="maximum optimisation steps of the main fit [default: 420, as benchmarked]"),
+                                        help="maximum optimisation steps of the main fit (default 420, the benchmarked budget)"),
     mode: str = typer.Option("sum", "--mode", help="render rule: sum (accumulated, best fits) or topk (Image-GS normalised)"),
     k: int = typer.Option(10, "--k", help="Gaussians kept per pixel in topk mode"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
