@@ -5,7 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+import splat  # noqa: F401  (first: it sets the threading layer and OpenMP wait policy before torch loads)
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data"))

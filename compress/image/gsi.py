@@ -25,6 +25,7 @@ from splat.errors import FormatError, naming
 from splat.header import get_int
 from splat.io._common import read_bytes
 from splat.limits import check_pixels, gaussian_cap, require_at_most
+from splat.morton import morton_decode, morton_encode
 from splat.scene import check_finite
 
 from .model import ImageGaussians
@@ -35,33 +36,6 @@ VERSION = 1
 DEFAULT_LAYERS = (0.125, 0.25, 0.5, 1.0)
 MAX_COUNT = 1 << 24
 MAX_SIDE = 1 << 20
-
-
-# ---------------------------------------------------------------------- Morton codes
-def _spread(v: np.ndarray) -> np.ndarray:
-    """Insert a zero bit above every bit of v (< 2^32)."""
-    x = v.astype(np.uint64) & np.uint64(0xFFFFFFFF)
-    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F),
-                        (2, 0x3333333333333333), (1, 0x5555555555555555)):
-        x = (x | (x << np.uint64(shift))) & np.uint64(mask)
-    return x
-
-
-def _compact(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.uint64) & np.uint64(0x5555555555555555)
-    for shift, mask in ((1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
-                        (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)):
-        x = (x | (x >> np.uint64(shift))) & np.uint64(mask)
-    return x
-
-
-def morton(qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-    """Interleave bits: x in the even bits, y in the odd bits (uint64)."""
-    return _spread(qx) | (_spread(qy) << np.uint64(1))
-
-
-def unmorton(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _compact(code).astype(np.int64), _compact(code >> np.uint64(1)).astype(np.int64)
 
 
 def layer_sizes(n: int, fractions=DEFAULT_LAYERS) -> list[int]:
@@ -89,7 +63,7 @@ def encode(g: ImageGaussians, spec: QuantSpec | None = None, *, layers=DEFAULT_L
     q = quantize(spec, g.means.detach().cpu().numpy(), g.scales.detach().cpu().numpy(),
                  g.rotations.detach().cpu().numpy(), g.colors.detach().cpu().numpy())
     sizes = layer_sizes(n, layers)
-    code = morton(q["px"], q["py"])
+    code = morton_encode(np.stack([q["px"], q["py"]], 1))
     order = np.concatenate([start + np.argsort(code[start:start + s], kind="stable")
                             for start, s in zip(np.cumsum([0] + sizes[:-1]), sizes)])
     code = code[order]
@@ -205,7 +179,7 @@ def _decode(data: bytes | memoryview, path, max_gaussians: int | None, max_pixel
     for s in sizes:
         code[start:start + s] = np.cumsum(pos[start:start + s].astype(np.uint64), dtype=np.uint64)
         start += s
-    qx, qy = unmorton(code)
+    qx, qy = morton_decode(code, 2).astype(np.int64).T
     nx, ny = round(spec.width / spec.pos_step), round(spec.height / spec.pos_step)
     _need(bool((qx <= nx).all() and (qy <= ny).all()), "a position lies outside the image", path)
     q = {"px": qx, "py": qy}
@@ -233,3 +207,13 @@ def read_gsi(path: str | os.PathLike, *, max_gaussians: int | None = None,
              max_pixels: int | None = None) -> ImageGaussians:
     """Read a ``.gsi`` file (caps: see :func:`read_header`)."""
     return decode(read_bytes(path), path, max_gaussians=max_gaussians, max_pixels=max_pixels)
+
+
+def write_gsi(g: ImageGaussians, path: str | os.PathLike, spec: QuantSpec | None = None, **kwargs) -> int:
+    """Encode ``g`` (``spec`` and ``kwargs`` as for :func:`encode`) and write it atomically to
+    ``path``; returns the file's size in bytes."""
+    from splat.atomic import atomic_write_bytes
+
+    data = encode(g, spec, **kwargs)
+    atomic_write_bytes(path, data)
+    return len(data)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from render.image2d import DEFAULT_K, render_image
+from render.image2d import DEFAULT_K, DEFAULT_MODE, render_image
 from splat.limits import check_pixels
 
 
@@ -28,7 +28,7 @@ class ImageGaussians:
     colors: Tensor
     width: int
     height: int
-    mode: str = "topk"
+    mode: str = DEFAULT_MODE
     k: int = DEFAULT_K
     meta: dict = field(default_factory=dict)
     spec: Any = None  # the QuantSpec these Gaussians were trained for / decoded with (or None)
@@ -64,9 +64,9 @@ class ImageGaussians:
                             mode=self.mode, k=self.k, scale=scale, crop=crop, backend=backend)
 
 
-def render(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
-           crop: tuple[int, int, int, int] | None = None, backend: str = "auto",
-           max_pixels: int | None = None) -> Tensor:
+def render_gaussians(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
+                     crop: tuple[int, int, int, int] | None = None, backend: str = "auto",
+                     max_pixels: int | None = None) -> Tensor:
     """Render ``g`` clamped to [0,1]: at ``scale`` (or to ``width`` pixels wide), with the first
     ``lod`` fraction of the Gaussians, optionally only the ``crop`` = (x, y, w, h) window of the
     output. Returns [H',W',C] float32. An output over ``max_pixels`` (default

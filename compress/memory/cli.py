@@ -148,7 +148,7 @@ def build_cmd(
     """
     from splat.atomic import check_output_path
     from splat.camera import load_cameras
-    from splat.progress import human_bytes, summary_table
+    from splat.progress import RichProgress, human_bytes, make_progress, summary_table
 
     from .distill import DistillConfig, distill
     from .features import load_features
@@ -166,7 +166,8 @@ def build_cmd(
         learnable_projection=not fixed_projection, temperature=temperature,
         fit=FitConfig(pixels_per_view=pixels_per_view, max_steps=steps, max_seconds=max_seconds, backend=backend),
     )
-    mem, rep = distill(scene, cams, fs, cfg)
+    with make_progress(transient=True) as bar:
+        mem, rep = distill(scene, cams, fs, cfg, progress=RichProgress(bar))
     mem.meta["cameras"] = cameras_to_meta(cams)
     nbytes = write_m3(mem, out, query_bits=query_bits, scene_path=scene_path, embed_scene=not scene_ref)
     if ply is not None:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from compress.uniform import dequantize_uniform, quantize_uniform, uniform_step
 from splat.errors import FormatError
-
-from .kmeans import assign, weighted_kmeans
+from splat.kmeans import assign, weighted_kmeans
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -49,8 +49,7 @@ class UniformQuant:
 
     @property
     def step(self) -> np.ndarray:
-        ext = self.hi - self.lo
-        return np.where(ext > 0, ext / self.levels, 1.0)
+        return uniform_step(self.lo, self.hi, self.bits)
 
     @staticmethod
     def fit(v: np.ndarray, bits: int, lo=None, hi=None) -> "UniformQuant":
@@ -68,12 +67,10 @@ class UniformQuant:
         return UniformQuant(lo, np.maximum(hi, lo), bits)
 
     def quantize(self, v: np.ndarray) -> np.ndarray:
-        v = _as_2d(v)
-        q = np.rint((v - self.lo) / self.step)
-        return np.clip(q, 0, self.levels).astype(np.int64)
+        return quantize_uniform(_as_2d(v), self.lo, self.hi, self.bits)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        return (self.lo + np.asarray(q, dtype=np.float64) * self.step).astype(np.float32)
+        return dequantize_uniform(q, self.lo, self.hi, self.bits).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"lo": [float(x) for x in self.lo], "hi": [float(x) for x in self.hi], "bits": int(self.bits)}

@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from compress.scene.codec import QuantConfig
 from splat.errors import FormatError, UsageError
 from splat.header import get_float, get_int, get_typed
 from splat.limits import require_at_most, value_cap
+from splat.progress import NullProgress, Progress
 from splat.scene import GaussianScene
 
 from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
@@ -154,9 +155,9 @@ def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int =
 
 # ---------------------------------------------------------------------- encode
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> EncodeResult:
-    """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress(done, total)`` is
-    called after each segment with frame counts."""
+                 progress: Progress | None = None) -> EncodeResult:
+    """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress``: one stage,
+    "encoding", advanced by each segment's frame count."""
     from splat.io import read_scene
 
     st = settings or VideoSettings()
@@ -184,6 +185,8 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     chunks, seg_meta, modes, seg_bytes = [], [], [], []
     streams: dict[str, int] = {}
     total = len(scenes)
+    pg = progress or NullProgress()
+    pg.start("encoding", total)
     for first in range(0, total, st.gop):
         seg = scenes[first:first + st.gop]
         if tracked and len(seg[0]) >= 8:
@@ -199,8 +202,8 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
         seg_meta.append({"first": first, "frames": len(seg), "mode": mode})
         modes.append(mode)
         seg_bytes.append(len(blob))
-        if progress is not None:
-            progress(first + len(seg), total)
+        pg.advance(len(seg), f"segment {len(seg_meta)} ({mode})")
+    pg.end()
     lo = torch.stack([s.means.min(0).values if len(s) else torch.zeros(3) for s in scenes]).min(0).values.numpy()
     hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
     header = {
@@ -215,7 +218,8 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
                         time.perf_counter() - t0, detected)
 
 
-def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None, progress=None) -> EncodeResult:
+def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None,
+                progress: Progress | None = None) -> EncodeResult:
     """Encode and write atomically."""
     from splat.atomic import atomic_write_bytes
 
@@ -359,6 +363,19 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def decode_video(data: bytes | bytearray | memoryview) -> list[GaussianScene]:
+    """Decode every frame of ``.gsv`` bytes (one scene per frame; to stream a long clip with
+    bounded memory use :class:`VideoReader`)."""
+    with VideoReader(data) as reader:
+        return list(reader)
+
+
+def read_video(path: str | os.PathLike) -> list[GaussianScene]:
+    """Read every frame of a ``.gsv`` file (see :func:`decode_video`)."""
+    with VideoReader(path) as reader:
+        return list(reader)
 
 
 def read_video_info(path: str | os.PathLike) -> VideoInfo:

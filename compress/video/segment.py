@@ -266,7 +266,7 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings) -> tuple[by
             cand.append(f.sh_rest[d > st.sh_threshold].reshape(-1, 3 * k_rest))
         cand = torch.cat(cand) if cand else torch.zeros(0, 3 * k_rest)
         if len(cand):
-            from compress.scene.kmeans import weighted_kmeans
+            from splat.kmeans import weighted_kmeans
             kk = max(1, min(st.sh_codebook, len(cand) // 4 or 1))
             res = weighted_kmeans(cand.double(), kk, iters=8, seed=0)
             cents = _np64(res.centroids)

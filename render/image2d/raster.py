@@ -32,6 +32,7 @@ from . import kernels
 Mode = Literal["topk", "sum"]
 MAX_CHANNELS = 16
 DEFAULT_K = 10
+DEFAULT_MODE: Mode = kernels.DEFAULT_MODE
 # Gaussian-centric kernels: 32-px tiles bin faster than 16-px ones (0.7 vs 1.6 ms at
 # 768x512) and render as fast
 TILE = 32
@@ -87,7 +88,7 @@ class _Raster2D(torch.autograd.Function):
 
 
 def rasterize_conics(means: Tensor, conics: Tensor, colors: Tensor, width: int, height: int, *,
-                     mode: Mode = "topk", k: int = DEFAULT_K, backend: str = "auto") -> Tensor:
+                     mode: Mode = DEFAULT_MODE, k: int = DEFAULT_K, backend: str = "auto") -> Tensor:
     """Render Gaussians given in output pixels with conics (A, B, C) [N,3]. Returns [H,W,C]."""
     _check(means, colors, width, height, mode, k)
     if backend == "reference":
@@ -127,7 +128,7 @@ def output_size(width: int, height: int, scale: float = 1.0, crop: tuple[int, in
 
 
 def render_image(means: Tensor, scales: Tensor, rotations: Tensor, colors: Tensor, width: int, height: int, *,
-                 mode: Mode = "topk", k: int = DEFAULT_K, scale: float = 1.0,
+                 mode: Mode = DEFAULT_MODE, k: int = DEFAULT_K, scale: float = 1.0,
                  crop: tuple[int, int, int, int] | None = None, backend: str = "auto") -> Tensor:
     """Render [H', W', C] from Gaussians in a width x height image's pixel frame (see module doc)."""
     ow, oh = output_size(width, height, scale, crop)
@@ -137,7 +138,7 @@ def render_image(means: Tensor, scales: Tensor, rotations: Tensor, colors: Tenso
 
 
 def contribution(means: Tensor, conics: Tensor, colors: Tensor, width: int, height: int, *,
-                 mode: Mode = "topk", k: int = DEFAULT_K) -> Tensor:
+                 mode: Mode = DEFAULT_MODE, k: int = DEFAULT_K) -> Tensor:
     """Per-Gaussian summed pixel share [N] (normalised weight in topk mode, weight in sum mode)."""
     _check(means, colors, width, height, mode, k)
     m = np.ascontiguousarray(means.detach().cpu().numpy(), dtype=np.float32)

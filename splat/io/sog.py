@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write_bytes
+from ..morton import morton_encode
 from ..bounded import zip_read_bounded
 from ..errors import FormatError, UsageError
 from ..header import parse_json
@@ -291,11 +292,7 @@ def morton_order(means: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     lo, hi = means.min(0), means.max(0)
     q = np.clip(((means - lo) / np.where(hi > lo, hi - lo, 1.0) * 1023.0).astype(np.int64), 0, 1023)
-    code = np.zeros(len(means), np.int64)
-    for bit in range(10):
-        for axis in range(3):
-            code |= ((q[:, axis] >> bit) & 1) << (3 * bit + axis)
-    return np.argsort(code, kind="stable")
+    return np.argsort(morton_encode(q), kind="stable")
 
 
 def _webp(rgba: np.ndarray, w: int, h: int, effort: int) -> bytes:
