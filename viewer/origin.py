@@ -155,7 +155,9 @@ class DroppedHandshakeFilter(logging.Filter):
         return False
 
     def install(self) -> "DroppedHandshakeFilter":
-        logging.getLogger(self.LOGGER).addFilter(self)
+        logger = logging.getLogger(self.LOGGER)
+        if self not in logger.filters:  # first, ahead of viser's filter that drops the record silently
+            logger.filters.insert(0, self)
         return self
 
     def remove(self) -> None:
