@@ -22,6 +22,22 @@ TextEncoder = Callable[[str], Tensor]
 """A user-supplied text encoder: text -> vector [D] in a model's feature space (e.g. CLIP's text tower)."""
 
 
+def load_text_encoder(spec: str) -> TextEncoder:
+    """The text encoder named ``package.module:function`` (the ``--encoder`` plug-in); UsageError if it cannot load."""
+    import importlib
+
+    mod, _, fn = spec.partition(":")
+    if not mod or not fn:
+        raise UsageError("--encoder must be 'package.module:function' (a callable str -> vector [D])")
+    try:
+        enc = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"cannot load text encoder {spec!r}: {e}") from None
+    if not callable(enc):
+        raise UsageError(f"text encoder {spec!r} is not callable")
+    return enc
+
+
 def render_queries(memory: Memory, camera: Camera, *, backend: str = "auto") -> Tensor:
     """The rendered query map [H,W,Q_total] (every model's channels) for one camera."""
     out = rasterize(memory.scene, camera, mode="features", features=memory.queries, backend=backend)
