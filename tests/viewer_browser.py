@@ -185,3 +185,26 @@ def killable_chromium(extra_flags: list[str] = ()):
             proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def clustered_memory(scene, k: int = 6, dim: int = 16, seed: int = 0, labels=None):
+    """A feature memory for ``scene`` without distillation: Gaussians are split into ``k``
+    clusters (``labels`` [N] in 0..k-1, or the nearest of k centres picked among the means) and
+    every cluster's Gaussians carry the same query (plus 2 % noise), decoding to that cluster's
+    bank vector. A click therefore lights up the clicked cluster (browser test, benchmark)."""
+    import torch
+
+    from compress.memory import QUERY_EXTRA, Memory, ModelMemory
+
+    g = torch.Generator().manual_seed(seed)
+    means = scene.means.float()
+    if labels is None:
+        centres = means[torch.randperm(len(scene), generator=g)[:k]]
+        label = torch.cdist(means, centres).argmin(dim=1)
+    else:
+        label = torch.as_tensor(labels, dtype=torch.int64)
+    queries = torch.nn.functional.one_hot(label, k).float() + 0.02 * torch.randn(len(scene), k, generator=g)
+    bank = torch.nn.functional.normalize(torch.randn(k, dim, generator=g), dim=1)
+    proj = bank.clone()  # query e_i -> bank row i
+    model = ModelMemory("clusters", 0, k, bank, proj, temperature=0.05)
+    return Memory(scene.replace(extras={}).with_extras(**{QUERY_EXTRA: queries}), [model]), label
