@@ -600,7 +600,12 @@ def save_panel_screenshot(page, path: Path, collapse: tuple[str, ...] = ()) -> N
         page.mouse.move(box["x"], box["y"])
         page.mouse.wheel(0, -5000)
     page.wait_for_timeout(400)
-    page.screenshot(path=str(path), style=".mantine-Notification-root, .mantine-Notifications-root { display: none !important; }")
+    from splat.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        page.screenshot(path=str(tmp), type="png",
+                        style=".mantine-Notification-root, .mantine-Notifications-root { display: none !important; }")
     for h in heads:
         h.click()
 
@@ -632,7 +637,8 @@ def test_memory_click_recolours_the_splats(browser, tmp_path):
         page.mouse.click(px, py)
         wait_for(lambda: view.queries >= 1, 60, "the click never reached the server as a query")
         settle(sess, page)
-        save_panel_screenshot(page, MEMORY_SCREENSHOT, collapse=("Asset", "Splats"))
+        if not MEMORY_SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT"):
+            save_panel_screenshot(page, MEMORY_SCREENSHOT, collapse=("Asset", "Splats"))
         after = screenshot_rgb(page)
         assert np.abs(after.astype(float) - before.astype(float)).mean() > 3.0, "colours did not change"
         r = view.result

@@ -54,14 +54,8 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
             rows.append(("browser", "skipped: needs Debian's chromium and playwright (installed by `make test`)"))
             sync_playwright = None
         else:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-            from viewer_browser import FLAGS  # noqa: E402
-
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-                page = browser.new_page(viewport={"width": 960, "height": 600})
-                page.goto(srv.url)
-                ttff = srv.wait_first_frame(300)
+                browser, page, ttff = _open_page(pw, srv)
                 page.wait_for_timeout(500)
                 shot = out_dir / "viewer.png"
                 page.screenshot(path=str(shot))
@@ -72,6 +66,20 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
         srv.stop()
     rows += memory_query(out_dir, sync_playwright)
     return rows
+
+
+def _open_page(pw, srv, size: tuple[int, int] = (960, 600)):
+    """Headless Chromium (the test suite's flags, from tests/viewer_browser.py) with one page on
+    ``srv``: (browser, page, time to first frame in s) once the tab has drawn its first frame."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from viewer_browser import FLAGS  # noqa: E402
+
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(srv.url)
+    return browser, page, srv.wait_first_frame(300)
 
 
 def memory_query(out_dir: Path, sync_playwright) -> list[tuple[str, str]]:
@@ -88,16 +96,13 @@ def memory_query(out_dir: Path, sync_playwright) -> list[tuple[str, str]]:
         return memory_query_without_browser(m3)
     srv = ViewerServer(open_asset(m3), port=0, log=None, render_dir=out_dir)
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from viewer_browser import FLAGS, measure_click, project_point  # noqa: E402
+        from viewer_browser import measure_click, project_point  # noqa: E402  (_open_page put tests/ on the path)
+
         from .scene_view import camera_to_pose
         from .server import camera_pose_to_viser
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 960, "height": 600})
-            page.goto(srv.url)
-            srv.wait_first_frame(300)
+            browser, page, _ = _open_page(pw, srv)
             sess = srv.session(srv.client_ids()[0])
             cam0 = _left_ball_camera(srv.asset.cameras, 960, 600)
             if cam0 is not None:

@@ -121,7 +121,7 @@ class MemoryAsset(SceneAsset):
         api = _memory_api()
         feats = self.gaussian_features(model)
         with torch_threads(1):
-            return api.gaussian_similarity(self.memory, vector, model, features=feats)
+            return api.gaussian_similarity(self.memory, vector, model, features=feats, unit_features=True)
 
     def tint(self, scores: torch.Tensor, threshold: float) -> np.ndarray:
         """uint8 [N,3]: the similarity heat map blended over each Gaussian's own colour; below

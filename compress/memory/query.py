@@ -109,15 +109,16 @@ def gaussian_features(memory: Memory, model: str | None = None) -> Tensor:
 
 @torch.no_grad()
 def gaussian_similarity(memory: Memory, vector: Tensor, model: str | None = None, *,
-                        features: Tensor | None = None) -> Tensor:
+                        features: Tensor | None = None, unit_features: bool = False) -> Tensor:
     """Cosine similarity [N] of each Gaussian's decoded feature to ``vector`` [D].
 
-    ``features``: the result of :func:`gaussian_features` to reuse across clicks.
+    ``features``: the result of :func:`gaussian_features` to reuse across clicks;
+    ``unit_features``: its rows are already unit length (skips normalising N x D values per query).
     """
     m = memory.model(model)
     v = _vector(m, vector)
     f = gaussian_features(memory, m.name) if features is None else features
-    return _unit(f) @ _unit(v)
+    return (f if unit_features and features is not None else _unit(f)) @ _unit(v)
 
 
 def similarity_colors(scores: Tensor, threshold: float | None = None, *, low: float | None = None) -> Tensor:
