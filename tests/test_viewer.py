@@ -430,6 +430,13 @@ def test_cli_view_help_and_bad_input(tmp_path, capsys):
     (tmp_path / "x.splat").write_bytes(b"\0" * 64)
     assert main(["view", str(tmp_path / "x.splat"), "--background", "1,2"]) == 2
     assert "--background" in capsys.readouterr().err
+    assert main(["view", str(tmp_path / "x.splat"), "--allow-origin", "evil.example"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-origin" in err and "Traceback" not in err
+    (tmp_path / "bad.m3").write_bytes(b"GSM3" + b"\xff" * 60)  # a .m3 goes to the feature-memory viewer
+    assert main(["view", str(tmp_path / "bad.m3")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.m3" in err and "Traceback" not in err and "unrecognised" not in err
 
 
 def test_cli_view_serves_until_interrupted(tmp_path):

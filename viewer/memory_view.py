@@ -77,7 +77,8 @@ class QueryResult:
 
 class MemoryAsset(SceneAsset):
     """A decoded feature memory: its scene (shared with :class:`SceneAsset`) and the query state
-    every tab shares (each model's decoded per-Gaussian features, computed on first use)."""
+    every tab shares (each model's decoded per-Gaussian features: the first model's on a
+    background thread from the start, the others on first use)."""
 
     def __init__(self, memory, info: AssetInfo, *, encoder=None, encoder_spec: str | None = None, **scene_kw) -> None:
         super().__init__(memory.scene.replace(extras={}), info, **scene_kw)
@@ -86,6 +87,14 @@ class MemoryAsset(SceneAsset):
         self.encoder_spec = encoder_spec
         self._features: dict[str, torch.Tensor] = {}
         self._features_lock = threading.Lock()
+        # decode the first model's per-Gaussian features while the page loads, not on the first click
+        threading.Thread(target=self._warm_up, name="m3-features", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            self.gaussian_features(self.model_names[0])
+        except Exception:  # noqa: BLE001 - the first query computes it again and reports the error
+            pass
 
     @property
     def model_names(self) -> list[str]:
