@@ -21,6 +21,7 @@ from .memory import QUERY_EXTRA, Memory, ModelMemory
 from .query import (
     gaussian_features,
     gaussian_similarity,
+    load_text_encoder,
     pick_feature,
     pick_pixel_feature,
     render_features,
@@ -49,6 +50,7 @@ __all__ = [
     "gaussian_features",
     "gaussian_similarity",
     "load_features",
+    "load_text_encoder",
     "memory_attention",
     "pick_feature",
     "pick_pixel_feature",
