@@ -27,7 +27,7 @@ from compress.container import Chunk, pack_container, read_index, unpack_contain
 from compress.entropy import RANS, encode_ints, pack_arrays, write_varint
 from compress.entropy import _pack_counts as pack_counts
 from compress.image import gsi
-from compress.image.model import ImageGaussians, render
+from compress.image.model import ImageGaussians, render_gaussians
 from compress.memory.m3file import cameras_from_meta, decode_m3, encode_m3, read_m3
 from compress.memory.memory import QUERY_EXTRA, Memory, ModelMemory
 from compress.rans import rans_encode
@@ -260,10 +260,10 @@ def test_gsi_bombs_refused():
                           [("GAUS", unpack_container(blob, magic=gsi.MAGIC).get("GAUS"))])
     assert "pixels" in str(_bounded(lambda: gsi.decode(huge, "h.gsi")))
     g = gsi.decode(blob)
-    assert "pixels" in str(_bounded(lambda: render(g, scale=5000)))
-    assert render(g, scale=2, max_pixels=64 * 48).shape == (48, 64, 3)
+    assert "pixels" in str(_bounded(lambda: render_gaussians(g, scale=5000)))
+    assert render_gaussians(g, scale=2, max_pixels=64 * 48).shape == (48, 64, 3)
     with pytest.raises(FormatError, match="pixels"):
-        render(g, scale=2, max_pixels=64 * 48 - 1)
+        render_gaussians(g, scale=2, max_pixels=64 * 48 - 1)
 
 
 def test_m3_bombs_refused():
