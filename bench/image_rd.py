@@ -30,9 +30,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compress.image import FitConfig, compress_image, decode, render  # noqa: E402
+from compress.image import FitConfig, compress_image, decode, render_gaussians  # noqa: E402
 from compress.image.imageio import load_image  # noqa: E402
-from compress.image.losses import psnr, ssim  # noqa: E402
+from render.metrics import psnr, ssim  # noqa: E402
 
 KODAK = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "images" / "kodak"
 RESULTS = ROOT / "bench" / "results"
@@ -78,7 +78,7 @@ def pil_at_bpp(codec: str, pixels: np.ndarray, target_bpp: float) -> dict:
     dec = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32) / 255.0
     dt = time.perf_counter() - t0
     t, d = torch.from_numpy(pixels), torch.from_numpy(dec)
-    return {"codec": codec, "bpp": bpp, "psnr": psnr(d, t), "ssim": ssim(d, t), "fit_s": "", "decode_ms": dt * 1e3,
+    return {"codec": codec, "bpp": bpp, "psnr": float(psnr(d, t)), "ssim": float(ssim(d, t)), "fit_s": "", "decode_ms": dt * 1e3,
             "render_ms": "", "gaussians": "", "quality": q, "steps": ""}
 
 
@@ -91,12 +91,12 @@ def ours(pixels: np.ndarray, target_bpp: float, cfg: FitConfig) -> dict:
         t1 = time.perf_counter()
         g = decode(res.data)
         t2 = time.perf_counter()
-        img = render(g)
+        img = render_gaussians(g)
         t3 = time.perf_counter()
         dts.append(t2 - t1)
         rts.append(t3 - t2)
     t = torch.from_numpy(pixels)
-    return {"codec": "gsi", "bpp": res.bpp(), "psnr": psnr(img, t), "ssim": ssim(img, t), "fit_s": fit_s,
+    return {"codec": "gsi", "bpp": res.bpp(), "psnr": float(psnr(img, t)), "ssim": float(ssim(img, t)), "fit_s": fit_s,
             "decode_ms": statistics.median(dts) * 1e3, "render_ms": statistics.median(rts) * 1e3,
             "gaussians": len(g), "quality": "", "steps": res.fit_steps}
 

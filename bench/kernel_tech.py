@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     nb = buffers()
     t0 = time.perf_counter()
     run_nb = lambda: kernels.forward_tiles(bins.tile_offsets, bins.tile_entries, xy, con, op, col, bins.tiles_x,  # noqa: E731
-                                           bins.tiles_y, ts, W, H, bg, *nb)
+                                           bins.tiles_y, ts, W, H, bg, *nb, np.float32(0.99))
     run_nb()
     load_s = time.perf_counter() - t0
     numba.set_num_threads(1)

@@ -39,10 +39,10 @@ from compress.memory.cli import holdout_indices  # noqa: E402
 from compress.memory.extract import MISSING, available, extract_scene_features  # noqa: E402
 from compress.memory.fit import (  # noqa: E402
     FieldTarget, FitConfig, ProjectionCache, _ViewSampler, evaluate_field, feature_camera, fit_field, target_scale,
-    torch_threads,
 )
 from compress.memory.m3file import encode_m3  # noqa: E402
 from splat.camera import orbit_cameras  # noqa: E402
+from splat.threads import threads  # noqa: E402
 from splat.progress import summary_table  # noqa: E402
 
 
@@ -158,13 +158,12 @@ def main(argv=None) -> int:
     fs = load_features(work)
     model = fs.models[0]
     per = fs.match(cams)[0]
-    fit = FitConfig(max_seconds=args.max_seconds, render_scale=args.render_scale, progress=sys.stderr.isatty())
-    fit_base = FitConfig(max_seconds=args.baseline_seconds, max_epochs=200, render_scale=args.render_scale,
-                         progress=sys.stderr.isatty())
+    fit = FitConfig(max_seconds=args.max_seconds, render_scale=args.render_scale)
+    fit_base = FitConfig(max_seconds=args.baseline_seconds, max_epochs=200, render_scale=args.render_scale)
     # the per-view blend operators are shared by every method (built once, timed once)
     cache = ProjectionCache(scene)
     t0 = time.perf_counter()
-    with torch_threads(1):
+    with threads(1):
         for c in range(len(cams)):
             cache.operator(feature_camera(cams[c], model, fit.render_scale))  # training and evaluation grid
     operator_s = time.perf_counter() - t0
@@ -200,7 +199,7 @@ def main(argv=None) -> int:
         print(f"  {method:24s} q={q!s:>4} K={k!s:>5} cos={r['heldout_cos']:.4f} L2={r['heldout_l2']:.2f} "
               f"bytes={nbytes:,} time={rep.seconds:.1f}s ({rep.stop_reason})", flush=True)
 
-    with torch_threads(1):
+    with threads(1):
         if not cached("feature3dgs-full", model.dim, None, None):
             ev, rep, nb = run_full(scene, cams, train, hold, model, per, fit_base, cache)
             add("feature3dgs-full", model.dim, None, None, ev, rep, nb)

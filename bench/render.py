@@ -37,6 +37,7 @@ from render.projection import project_gaussians  # noqa: E402
 from render.sh import sh_colors  # noqa: E402
 from render.views import scene_up_axis  # noqa: E402
 from splat import orbit_cameras  # noqa: E402
+from splat.threads import threads  # noqa: E402
 from splat.camera import stack_cameras  # noqa: E402
 from scenes import SHARED, load_scene  # noqa: E402
 
@@ -74,22 +75,15 @@ def peak_memory_mb(name: str, mode: str, width: int, height: int) -> float:
     return json.loads(out.strip().splitlines()[-1])["peak_increase_mb"]
 
 
-def single_thread_cpu(fn, runs: int, threads: int) -> float:
+def single_thread_cpu(fn, runs: int) -> float:
     """Least CPU time of one thread over ``runs`` runs: robust on a shared, loaded machine."""
-    import numba
-
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    try:
+    with threads(1):  # restores the bench's --threads setting
         fn()
         best = float("inf")
         for _ in range(runs):
             t0 = time.process_time()
             fn()
             best = min(best, time.process_time() - t0)
-    finally:
-        torch.set_num_threads(threads)
-        numba.set_num_threads(threads)
     return best
 
 
@@ -177,8 +171,8 @@ def main(argv=None) -> int:
         row = {"scene": name, "gaussians": len(scene), "size": f"{args.width}x{args.height}", "coverage": float(probe.alphas.mean())}
         row["forward_s"] = median_time(cpu_forward(scene, cam), args.runs)
         row["forward_backward_s"] = median_time(cpu_forward_backward(scene, cam), args.runs)
-        row["forward_cpu1_s"] = single_thread_cpu(cpu_forward(scene, cam), args.runs, args.threads)
-        row["forward_backward_cpu1_s"] = single_thread_cpu(cpu_forward_backward(scene, cam), args.runs, args.threads)
+        row["forward_cpu1_s"] = single_thread_cpu(cpu_forward(scene, cam), args.runs)
+        row["forward_backward_cpu1_s"] = single_thread_cpu(cpu_forward_backward(scene, cam), args.runs)
         row["forward_peak_mb"] = peak_memory_mb(name, "fwd", args.width, args.height)
         row["forward_backward_peak_mb"] = peak_memory_mb(name, "fwdbwd", args.width, args.height)
         rows.append(row)

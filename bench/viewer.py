@@ -2,6 +2,7 @@
 
     python bench/viewer.py                 # every scene in ../shared/data/scenes, biker also as .lgs
     python bench/viewer.py --repeats 5 --only biker
+    python bench/viewer.py --memory-only       # feature-memory click latency only (about a minute)
 
 The client is real headless Chromium (Debian's, WebGL on SwiftShader, i.e. on the CPU)
 on loopback, started afresh for each measurement before the clock runs, as a user's
@@ -15,6 +16,12 @@ with the .lgs codec's defaults (no pruning), made at bench time.
 SH colour refresh: for a scene with SH (fruit_drops, degree 3) and biker with synthetic
 degree-3 SH (152k), the server-side cost of one refresh (SH evaluation + repack), and the
 rate of refreshes delivered to a connected tab while its camera orbits continuously.
+
+Feature-memory query (``--memory-only`` runs just this): plant.splat (113,648 Gaussians)
+with a synthetic clustered memory (tests/viewer_browser.py:clustered_memory; D = 128 and
+512), clicked in the tab: latency from the click to the recoloured splats drawn by the tab
+(a get_render round trip after the push), split into pick / similarity / colours, and the
+splat-buffer bytes pushed per query. The first click also decodes every Gaussian's feature.
 
 Writes bench/results/viewer.json, viewer.csv and (with matplotlib) viewer_ttff.png; prints tables.
 """
@@ -233,13 +240,61 @@ def _sh_refresh_rates(browser, scene, label: str, seconds: float) -> dict:
     }
 
 
+def memory_query_latency(pw, scene, label: str, dim: int, clicks: int = 5) -> dict:
+    """Click a clustered feature memory of ``scene`` ``clicks`` + 1 times in a fresh browser."""
+    with FreshBrowser(pw) as browser:
+        return _memory_query_latency(browser, scene, label, dim, clicks)
+
+
+def _memory_query_latency(browser, scene, label: str, dim: int, clicks: int) -> dict:
+    from viewer.memory_view import memory_asset_from_memory
+    from viewer.server import ViewerServer
+    from viewer_browser import clustered_memory, measure_click, project_point, watch
+
+    mem, _ = clustered_memory(scene, k=16, dim=dim)
+    srv = ViewerServer(memory_asset_from_memory(mem), port=0, log=None)
+    try:
+        page = browser.new_page(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]})
+        watch(page)
+        page.goto(srv.url)
+        srv.wait_first_frame(300)
+        sess = srv.session(srv.client_ids()[0])
+        cam = sess.view.camera()
+        # click opaque Gaussians' centres in the left 60 % of the canvas (clear of the GUI panel)
+        g = torch.Generator().manual_seed(0)
+        targets = []
+        for i in torch.randperm(len(scene), generator=g).tolist():
+            if float(scene.opacities[i]) < 0.5:
+                continue
+            x, y = project_point(cam, scene.means[i].double())
+            if 0.05 * cam.width < x < 0.6 * cam.width and 0.1 * cam.height < y < 0.9 * cam.height:
+                targets.append((x, y))
+            if len(targets) == clicks + 1:
+                break
+        runs = []
+        for x, y in targets:
+            seconds, nbytes = measure_click(page, sess, x, y)
+            runs.append({"click_to_drawn_ms": 1000 * seconds, "bytes": nbytes, **sess.view.result.ms})
+        first, rest = runs[0], runs[1:]
+        med = {k: statistics.median(r[k] for r in rest) for k in ("click_to_drawn_ms", "pick", "similarity", "colors")}
+        return {"scene": label, "gaussians": len(scene), "dim": dim, "clicks": len(rest),
+                "first_click_ms": first["click_to_drawn_ms"], "first_similarity_ms": first["similarity"],
+                **{f"median_{k}": v for k, v in med.items()}, "bytes_per_query": rest[-1]["bytes"], "runs": runs}
+    finally:
+        srv.stop()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3, help="runs per asset (median reported)")
     ap.add_argument("--only", default=None, help="only assets whose name contains this")
     ap.add_argument("--no-sh", action="store_true", help="skip the SH refresh measurement")
+    ap.add_argument("--no-memory", action="store_true", help="skip the feature-memory query measurement")
+    ap.add_argument("--memory-only", action="store_true", help="only the feature-memory query measurement")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    if args.memory_only:
+        return memory_main(args)
     torch.set_num_threads(2)
     from rich.console import Console
 
@@ -309,6 +364,7 @@ def main(argv=None) -> int:
                 ["scene", "Gaussians", "compute ms", "compute fps", "pushed fps", "delivered fps", "bytes/refresh"],
                 [[r["scene"], r["gaussians"], r["refresh_compute_ms"], r["refresh_compute_fps"], r["pushed_fps"],
                   r["delivered_fps"], human_bytes(r["bytes_per_refresh"])] for r in sh_records]))
+        mem_records = [] if args.no_memory else memory_section(pw, console)
     finally:
         pw.stop()
 
@@ -317,7 +373,7 @@ def main(argv=None) -> int:
             "torch_threads": torch.get_num_threads(), "viewport": VIEWPORT, "repeats": args.repeats,
             "client": "Debian chromium, headless=new, SwiftShader WebGL"}
     (args.out / "viewer.json").write_text(json.dumps({"meta": meta, "time_to_first_frame": records,
-                                                      "sh_refresh": sh_records}, indent=1))
+                                                      "sh_refresh": sh_records, "memory_query": mem_records}, indent=1))
     with open(args.out / "viewer.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["asset", "format", "gaussians", "drawn", "file_bytes", "decode_s", "ready_s", "page_loaded_s",
@@ -332,6 +388,47 @@ def main(argv=None) -> int:
     png = plot_ttff([r for r in records if "skipped" not in r], args.out / "viewer_ttff.png", meta)
     if png:
         console.print(f"wrote {png}")
+    return 0
+
+
+def memory_section(pw, console) -> list[dict]:
+    """The feature-memory query measurement on plant.splat (D = 128 and 512); prints its table."""
+    from splat.io import read_scene
+    from splat.progress import human_bytes, summary_table
+
+    path = SHARED / "scenes" / "plant.splat"
+    if not path.exists():
+        console.print(f"[yellow]skip the feature-memory query[/]: {path} not found")
+        return []
+    scene = read_scene(path)
+    recs = [memory_query_latency(pw, scene, path.name, dim) for dim in (128, 512)]
+    console.print(summary_table(
+        "Feature-memory query: click -> recoloured splats drawn (median of 5 clicks after the first)",
+        ["scene", "Gaussians", "D", "first click ms", "click->drawn ms", "pick ms", "similarity ms", "colours ms",
+         "pushed / query"],
+        [[r["scene"], r["gaussians"], r["dim"], r["first_click_ms"], r["median_click_to_drawn_ms"], r["median_pick"],
+          r["median_similarity"], r["median_colors"], human_bytes(r["bytes_per_query"])] for r in recs]))
+    return recs
+
+
+def memory_main(args) -> int:
+    """``--memory-only``: the feature-memory section alone, written to viewer_memory.json."""
+    from rich.console import Console
+
+    torch.set_num_threads(2)
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    console.print(f"load average {load:.2f} on {os.cpu_count()} cores")
+    pw = start_playwright()
+    try:
+        recs = memory_section(pw, console)
+    finally:
+        pw.stop()
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"load_average": load, "cpus": os.cpu_count(), "viewport": VIEWPORT,
+            "client": "Debian chromium, headless=new, SwiftShader WebGL"}
+    (args.out / "viewer_memory.json").write_text(json.dumps({"meta": meta, "memory_query": recs}, indent=1))
+    console.print(f"wrote {args.out / 'viewer_memory.json'}")
     return 0
 
 

@@ -24,9 +24,11 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Sequence
 
 from splat.errors import FormatError
+from splat.header import parse_json
 
 _PREFIX = struct.Struct("<4sHHI")
 _ENTRY = struct.Struct("<4sQI")
@@ -46,13 +48,14 @@ class Container:
     version: int
     header: dict
     chunks: list[Chunk] = field(default_factory=list)
+    path: str | os.PathLike | None = None
 
     def get(self, tag: str) -> bytes:
-        """The first chunk with this tag (FormatError if absent)."""
+        """The first chunk with this tag (FormatError naming the file if absent)."""
         for c in self.chunks:
             if c.tag == tag:
                 return c.data
-        raise FormatError(f"missing chunk {tag!r}")
+        raise FormatError(f"missing chunk {tag!r}", self.path)
 
     def all(self, tag: str) -> list[bytes]:
         return [c.data for c in self.chunks if c.tag == tag]
@@ -72,7 +75,7 @@ def pack_container(magic: bytes, version: int, header: dict, chunks: Sequence[Ch
     """Serialise a container. ``header`` must be JSON-serialisable."""
     if len(magic) != 4:
         raise ValueError("magic must be 4 bytes")
-    hdr = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    hdr = json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
     head = _PREFIX.pack(magic, version, 0, len(hdr)) + hdr
     out = [head, struct.pack("<I", zlib.crc32(head))]
     table = [struct.pack("<I", len(chunks))]
@@ -99,18 +102,28 @@ class ContainerIndex:
     lengths: list[int]
     crcs: list[int]
     payload_start: int
+    starts: list[int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # prefix sums once, so offset() is O(1) (re-summing made an index of N chunks O(N^2))
+        self.starts = list(accumulate(self.lengths, initial=self.payload_start))
 
     def offset(self, i: int) -> int:
-        return self.payload_start + sum(self.lengths[:i])
+        """Byte offset of chunk ``i``'s payload."""
+        return self.starts[i]
 
     @property
     def total_size(self) -> int:
-        return self.payload_start + sum(self.lengths)
+        return self.starts[-1]
 
 
 def read_index(data: bytes | memoryview, *, magic: bytes, path: str | os.PathLike | None = None,
-               max_version: int | None = None, what: str = "container") -> ContainerIndex:
-    """Parse and verify the header and chunk table (not the payloads)."""
+               max_version: int | None = None, what: str = "container", whole: bool = True) -> ContainerIndex:
+    """Parse and verify the header and chunk table (not the payloads).
+
+    ``whole``: ``data`` is the entire file, so every chunk must end inside it (pass False
+    when only a prefix was fetched, e.g. by a range request).
+    """
     mv = memoryview(data)
     if len(mv) < _PREFIX.size:
         raise FormatError(f"truncated {what}: {len(mv)} bytes is shorter than the {_PREFIX.size}-byte prefix", path)
@@ -127,14 +140,10 @@ def read_index(data: bytes | memoryview, *, magic: bytes, path: str | os.PathLik
     (hcrc,) = struct.unpack_from("<I", mv, end)
     if zlib.crc32(mv[:end]) != hcrc:
         raise FormatError(f"{what} header checksum mismatch (corrupt file)", path)
-    try:
-        header = json.loads(bytes(mv[_PREFIX.size:end]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FormatError(f"{what} header is not valid JSON", path) from None
-    if not isinstance(header, dict):
-        raise FormatError(f"{what} header must be a JSON object", path)
+    header = parse_json(bytes(mv[_PREFIX.size:end]), path, f"{what} header")
     pos = end + 4
     (count,) = struct.unpack_from("<I", mv, pos)
+    # the table must fit the bytes we have: this caps the count by the file size
     if count > MAX_CHUNKS or len(mv) < pos + 4 + count * _ENTRY.size + 4:
         raise FormatError(f"truncated or corrupt {what}: chunk table of {count} entries does not fit", path)
     tend = pos + 4 + count * _ENTRY.size
@@ -150,7 +159,12 @@ def read_index(data: bytes | memoryview, *, magic: bytes, path: str | os.PathLik
             raise FormatError(f"chunk {i} has a non-ASCII tag", path) from None
         lengths.append(int(length))
         crcs.append(int(crc))
-    return ContainerIndex(bytes(got_magic), int(version), header, tags, lengths, crcs, tend + 4)
+    index = ContainerIndex(bytes(got_magic), int(version), header, tags, lengths, crcs, tend + 4)
+    if whole and index.total_size > len(mv):
+        bad = next(i for i in range(count) if index.starts[i + 1] > len(mv))
+        raise FormatError(f"truncated {what}: chunk {bad} ({tags[bad]!r}) ends at byte {index.starts[bad + 1]:,}, "
+                          f"file has {len(mv):,}", path)
+    return index
 
 
 def read_chunk(data: bytes | memoryview, index: ContainerIndex, i: int, *, path=None, what: str = "container") -> bytes:
@@ -171,8 +185,6 @@ def unpack_container(data: bytes | memoryview, *, magic: bytes, path: str | os.P
     """Parse and verify a whole container (every checksum)."""
     idx = read_index(data, magic=magic, path=path, max_version=max_version, what=what)
     if idx.total_size != len(data):
-        if idx.total_size > len(data):
-            raise FormatError(f"truncated {what}: expected {idx.total_size} bytes, file has {len(data)}", path)
         raise FormatError(f"{what} has {len(data) - idx.total_size} trailing bytes after the last chunk", path)
     chunks = [Chunk(t, read_chunk(data, idx, i, path=path, what=what)) for i, t in enumerate(idx.tags)]
-    return Container(idx.magic, idx.version, idx.header, chunks)
+    return Container(idx.magic, idx.version, idx.header, chunks, path)

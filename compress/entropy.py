@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from splat.bounded import zstd_decompress_bounded
 from splat.errors import FormatError
 
 from .rans import normalize_freqs, rans_decode, rans_encode
 
 RAW, ZSTD, RANS, RANS_EG = 0, 1, 2, 3
 MAX_RANS_ALPHABET = 4096
-_MAX_COUNT = 1 << 34
 
 
 # ---------------------------------------------------------------------- varints / helpers
@@ -82,13 +82,8 @@ def zstd_compress(data: bytes, level: int = 19) -> bytes:
 
 
 def zstd_decompress(data: bytes, max_size: int) -> bytes:
-    try:
-        out = _zstd().ZstdDecompressor().decompress(data, max_output_size=max_size)
-    except Exception as e:  # zstandard raises ZstdError and friends
-        raise FormatError(f"corrupt zstd data ({e})") from None
-    if len(out) > max_size:
-        raise FormatError("zstd data larger than declared")
-    return out
+    """At most ``max_size`` bytes from one zstd frame, streamed (a frame's claimed size is not trusted)."""
+    return zstd_decompress_bounded(data, max_size, what="entropy stream")
 
 
 def _width(umax: int) -> int:
@@ -213,15 +208,23 @@ def encode_ints(values: np.ndarray, *, methods: tuple[int, ...] = (RAW, ZSTD, RA
     return bytes([best]) + head + candidates[best]
 
 
-def decode_ints(data: bytes | memoryview, *, max_count: int = _MAX_COUNT) -> np.ndarray:
-    """Inverse of :func:`encode_ints`; returns int64. Raises FormatError on corrupt input."""
+def decode_ints(data: bytes | memoryview, *, max_count: int) -> np.ndarray:
+    """Inverse of :func:`encode_ints`; returns int64. Raises FormatError on corrupt input.
+
+    ``max_count`` is the most values the caller can use (usually the exact count its header
+    declares, itself capped by the file size, see ``splat/limits.py``): a rANS stream with a
+    one-symbol model decodes any count from 4 bytes, so the stream's own count is not trusted.
+    A RAW or ZSTD stream must also hold its values (count x width bytes).
+    """
     buf = memoryview(data)
     if len(buf) < 3:
         raise FormatError("truncated entropy stream")
     method = buf[0]
     n, pos = read_varint(buf, 1)
     if n > max_count:
-        raise FormatError(f"entropy stream declares {n} values, more than the {max_count} expected")
+        raise FormatError(f"entropy stream declares {n:,} values, more than the {max_count:,} expected")
+    if method == RAW and n > len(buf):
+        raise FormatError(f"entropy stream declares {n:,} values, its {len(buf):,} bytes cannot hold them")
     if pos >= len(buf):
         raise FormatError("truncated entropy stream")
     signed = buf[pos]
@@ -278,7 +281,8 @@ def encode_bytes(data: bytes, level: int = 19) -> bytes:
     return write_varint(len(data)) + zstd_compress(data, level)
 
 
-def decode_bytes(data: bytes | memoryview, max_size: int = 1 << 34) -> bytes:
+def decode_bytes(data: bytes | memoryview, max_size: int) -> bytes:
+    """Inverse of :func:`encode_bytes`; ``max_size`` is the most bytes the caller expects."""
     n, pos = read_varint(data, 0)
     if n > max_size:
         raise FormatError("byte stream larger than allowed")

@@ -55,7 +55,7 @@ def render_command(
     from splat.errors import UsageError
     from splat.io import read_scene
 
-    from .views import make_cameras, parse_background, render_views, scene_up_axis
+    from .views import make_cameras, parse_background, render_to_pngs, scene_up_axis
 
     for name, v in (("--num-views", n), ("--width", width), ("--height", height)):
         if v is not None and v < 1:
@@ -84,7 +84,7 @@ def render_command(
         def step(view):
             progress.update(task, advance=1, info=f"{view.path.name} ({view.seconds:.2f} s)")
 
-        views = render_views(scene, cams, out, sh_degree=sh_degree, background=bg, backend=backend, force=force, on_view=step)
+        views = render_to_pngs(scene, cams, out, sh_degree=sh_degree, background=bg, backend=backend, force=force, on_view=step)
     total = time.perf_counter() - t0
     w, h = cams[0].width, cams[0].height
     rows = [

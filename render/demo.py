@@ -12,7 +12,7 @@ from splat.camera import orbit_cameras
 from splat.scene import GaussianScene
 
 from .rasterize import rasterize
-from .views import render_views
+from .views import render_to_pngs
 
 
 def procedural_scene(n: int = 20000, seed: int = 0) -> GaussianScene:
@@ -36,7 +36,7 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     scene = procedural_scene()
     cams = orbit_cameras(scene, 4, width=480, height=360, up="-y")
     t0 = time.perf_counter()
-    views = render_views(scene, cams, out_dir, background=(0.05, 0.05, 0.08), backend="cpu", force=True)
+    views = render_to_pngs(scene, cams, out_dir, background=(0.05, 0.05, 0.08), backend="cpu", force=True)
     dt = (time.perf_counter() - t0) / len(views)
     small = orbit_cameras(scene[::20], 1, width=64, height=48, up="-y")
     ref = rasterize(scene[::20], small, backend="reference")

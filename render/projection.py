@@ -24,8 +24,16 @@ from torch import Tensor
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 GAUSSIAN_EXTEND = 3.33
-MAX_ALPHA = 0.99
+MAX_ALPHA = 0.99  # our default clamp on one Gaussian's alpha (gsplat >= 1.6; gsplat 1.4-1.5 use 0.999)
 TRANSMITTANCE_THRESHOLD = 1e-4
+
+
+def check_max_alpha(max_alpha: float) -> float:
+    """The alpha clamp as a float, or ValueError unless 1/255 < max_alpha < 1."""
+    v = float(max_alpha)
+    if not ALPHA_THRESHOLD < v < 1.0:
+        raise ValueError(f"max_alpha must lie in (1/255, 1), got {max_alpha!r}")
+    return v
 
 
 @dataclass

@@ -107,7 +107,7 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return (img.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def render_views(
+def render_to_pngs(
     scene: GaussianScene,
     cameras: Sequence[Camera],
     out_dir: str | Path,

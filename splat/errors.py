@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class SplatError(Exception):
@@ -22,3 +24,14 @@ class FormatError(SplatError, ValueError):
 
 class UsageError(SplatError, ValueError):
     """A caller asked for something impossible (bad option combination, missing input)."""
+
+
+@contextmanager
+def naming(path: str | os.PathLike | None) -> Iterator[None]:
+    """Re-raise a :class:`FormatError` that lacks a file name with ``path`` added."""
+    try:
+        yield
+    except FormatError as e:
+        if e.path is None and path is not None:
+            raise FormatError(e.reason, path) from None
+        raise

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -83,6 +83,18 @@ class ActivatedGaussians:
     opacities: Tensor
     colors: Tensor
     sh_rest: Tensor
+
+
+def check_finite(arrays: Mapping[str, object], row: str = "Gaussian") -> None:
+    """Raise ValueError naming the first array (and ``row`` index along dim 0) that holds NaN or Inf.
+
+    Every writer calls this before encoding, so a file we write always reads back.
+    """
+    for name, t in arrays.items():
+        t = torch.as_tensor(t)
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1).nonzero()[0, 0]) if t.ndim else 0
+            raise ValueError(f"{name} holds a non-finite value (NaN or Inf; first at {row} {bad})")
 
 
 @dataclass
@@ -323,10 +335,7 @@ class GaussianScene:
 
     def check_finite(self) -> None:
         """Raise ValueError naming the first field that holds NaN or Inf."""
-        for name, t in list(self.fields().items()) + [(f"extras[{k!r}]", v) for k, v in self.extras.items()]:
-            if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
-                bad = int((~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1).nonzero()[0, 0])
-                raise ValueError(f"{name} holds a non-finite value (first at Gaussian {bad})")
+        check_finite({**self.fields(), **{f"extras[{k!r}]": v for k, v in self.extras.items()}})
 
     # ------------------------------------------------------------------ combination
     @staticmethod

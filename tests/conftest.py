@@ -5,7 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+import splat  # noqa: F401  (first: it sets the threading layer and OpenMP wait policy before torch loads)
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -26,3 +28,13 @@ def shared_data() -> Path:
     if not SHARED.exists():
         pytest.skip(f"shared test data folder not found: {SHARED}")
     return SHARED
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (restored after): tests made of thousands of tiny tensor
+    ops only wait on a thread pool when the shared machine is loaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,6 +21,7 @@ from render.cpu._fastmath import exp_neg
 from render.projection import project_gaussians
 from splat import Camera, GaussianScene
 from splat.camera import stack_cameras
+from splat.threads import threads
 
 W, H = 45, 37  # deliberately not multiples of the tile size
 
@@ -197,14 +198,10 @@ def test_backward_is_deterministic_across_thread_counts():
     scene = GaussianScene.random(300, sh_degree=1, seed=13)
     cams = _cams(2)
     results = []
-    prev = numba.get_num_threads()
-    try:
-        for threads in (1, prev, prev):
-            numba.set_num_threads(threads)
+    for n in (1, numba.get_num_threads(), numba.get_num_threads()):
+        with threads(n):
             _, g = _grads(scene, cams, "cpu", torch.float32)
-            results.append(g)
-    finally:
-        numba.set_num_threads(prev)
+        results.append(g)
     for g in results[1:]:
         for k in g:
             assert torch.equal(g[k], results[0][k]), k

@@ -56,8 +56,8 @@ def test_topk_keeps_the_largest_weights_and_normalises():
     scales = torch.ones(2, 2, dtype=torch.float64)
     rot = torch.zeros(2, dtype=torch.float64)
     colors = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
-    one = render_image(means, scales, rot, colors, 1, 1, k=1)
-    two = render_image(means, scales, rot, colors, 1, 1, k=2)
+    one = render_image(means, scales, rot, colors, 1, 1, mode="topk", k=1)
+    two = render_image(means, scales, rot, colors, 1, 1, mode="topk", k=2)
     assert abs(float(one) - 1.0) < 1e-5
     w1, w2 = 1.0, math.exp(-0.5)
     assert abs(float(two) - w1 / (w1 + w2)) < 1e-5

@@ -67,8 +67,9 @@ def test_ply_bad_headers_and_bodies(tmp_path, mutate, match):
 
 def test_ply_nan_and_bad_rest_count(tmp_path):
     s = GaussianScene.random(5)
-    s.means[3, 1] = float("nan")
-    err = expect_error(tmp_path, "nan.ply", ply.encode(s), r"non-finite value .* in means of Gaussian 3")
+    s.means[3, 1] = 1234.5  # writers refuse NaN: write a marker, then patch its bytes
+    data = ply.encode(s).replace(np.float32(1234.5).tobytes(), np.float32("nan").tobytes())
+    err = expect_error(tmp_path, "nan.ply", data, r"non-finite value .* in means of Gaussian 3")
     assert "nan.ply" in str(err)
     # ten f_rest properties are no SH layout
     s2 = GaussianScene.random(5, sh_degree=1).with_extras(f_rest_9=np_tensor(np.zeros(5, np.float32)))

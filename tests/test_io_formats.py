@@ -451,7 +451,10 @@ def test_write_is_atomic_on_writer_failure(tmp_path):
 
 def test_empty_scene_round_trips(tmp_path):
     e = GaussianScene.empty(sh_degree=1)
-    for ext in ("ply", "splat", "spz", "sog"):
+    for ext in ("ply", "spz", "sog"):
         _quiet(sio.write_scene, e, tmp_path / f"e.{ext}")
         got = sio.read_scene(tmp_path / f"e.{ext}")
         assert len(got) == 0, ext
+    # a .splat has no header: zero Gaussians would be an empty file, which readers reject
+    with pytest.raises(ValueError, match="empty scene"):
+        _quiet(sio.write_scene, e, tmp_path / "e.splat")

@@ -148,9 +148,9 @@ def _tiny_setup(tmp_path, d=12, n=300, views=6, hold=(2,)):
 
 def test_distill_raises_heldout_cosine_synthetic(tmp_path):
     scene, cams, fs = _tiny_setup(tmp_path)
-    cfg = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_epochs=25, render_scale=1, progress=False))
+    cfg = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_epochs=25, render_scale=1))
     mem, rep = distill(scene, cams, fs, cfg)
-    cfg0 = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_steps=0, render_scale=1, progress=False))
+    cfg0 = DistillConfig(query_dim=4, bank_max=32, fit=FitConfig(backend="reference", max_steps=0, render_scale=1))
     _, rep0 = distill(scene, cams, fs, cfg0)
     assert rep.holdout_views == [2] and 2 not in rep.train_views
     assert rep.heldout["toy"]["cos"] > rep0.heldout["toy"]["cos"] + 0.2
@@ -307,7 +307,7 @@ def test_two_models_get_their_own_query_slices(tmp_path):
     write_features(tmp_path / "feats", "second", maps, [c.name for c in cams], (36, 48), suffix=".safetensors")
     fs = load_features(tmp_path / "feats")
     assert [m.name for m in fs.models] == ["toy", "second"] and fs.holdout == [cams[1].name]
-    cfg = DistillConfig(query_dim=3, bank_max=16, fit=FitConfig(backend="reference", max_epochs=3, render_scale=1, progress=False))
+    cfg = DistillConfig(query_dim=3, bank_max=16, fit=FitConfig(backend="reference", max_epochs=3, render_scale=1))
     mem, rep = distill(scene, cams, fs, cfg)
     assert mem.queries.shape == (len(scene), 6)
     assert [(m.name, m.offset, m.dim, m.feature_size) for m in mem.models] == [("toy", 0, 12, (12, 16)), ("second", 3, 6, (6, 8))]

@@ -58,8 +58,8 @@ def test_distillation_raises_heldout_cosine_on_real_scene(plant_features):
     assert fs.models[0].name == "efficientnet-lite0/b4" and fs.models[0].dim == 40
     base = dict(query_dim=8, bank_max=512)
     cache = ProjectionCache(scene)  # both runs share the per-view blend operators
-    _, before = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_steps=0, progress=False)), cache=cache)
-    mem, after = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_epochs=15, max_seconds=40, progress=False)),
+    _, before = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_steps=0)), cache=cache)
+    mem, after = distill(scene, cams, fs, DistillConfig(**base, fit=FitConfig(max_epochs=15, max_seconds=40)),
                          cache=cache)
     name = fs.models[0].name
     c0, c1 = before.heldout[name]["cos"], after.heldout[name]["cos"]

@@ -36,7 +36,7 @@ def test_ssim_identity_and_constant_images():
     c1 = 0.01**2
     expect = (2 * a * b + c1) / (a * a + b * b + c1)
     got = ssim(torch.full((24, 24, 1), a, dtype=torch.float64), torch.full((24, 24, 1), b, dtype=torch.float64))
-    assert math.isclose(float(got), expect, rel_tol=2e-5)  # the library's window is float32
+    assert math.isclose(float(got), expect, rel_tol=1e-9)
 
 
 def test_ssim_decreases_with_noise():
@@ -49,8 +49,32 @@ def test_ssim_decreases_with_noise():
 def test_shape_errors():
     with pytest.raises(ValueError, match="differ in shape"):
         psnr(_img(), _img(h=16))
-    with pytest.raises(ValueError, match="at least 11x11"):
-        ssim(torch.zeros(8, 8, 3), torch.zeros(8, 8, 3))
+    chw = _img().permute(2, 0, 1)  # [C,H,W]: rejected, not silently read as a 40-channel image
+    for fn in (psnr, ssim, mse):
+        with pytest.raises(ValueError, match=r"channels-last.*channels first\?"):
+            fn(chw, chw)
+    with pytest.raises(ValueError, match="channels-last"):
+        psnr(torch.zeros(8, 8), torch.zeros(8, 8))
+
+
+def test_ssim_matches_pytorch_msssim():
+    """The one SSIM equals the reference library's (valid windows, float64), batched too."""
+    ref = pytest.importorskip("pytorch_msssim")
+    x = torch.stack([_img(4, 40, 48), _img(5, 40, 48)])
+    y = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)).clamp(0, 1)
+    want = ref.ssim(x.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2), data_range=1.0, size_average=False)
+    assert torch.allclose(ssim(x, y), want, atol=1e-6)
+
+
+def test_ssim_small_images_and_padding():
+    x, y = _img(7, 8, 9), _img(8, 8, 9)
+    assert math.isclose(float(ssim(x, x)), 1.0, abs_tol=1e-9)  # a 7-tap window fits an 8x9 image
+    assert 0 < float(ssim(x, y)) < 1
+    same = ssim(x.float(), y.float(), padding="same", dtype=None)
+    assert same.dtype == torch.float32 and 0 < float(same) < 1
+    xg = x.clone().requires_grad_(True)
+    ssim(xg, y).backward()
+    assert torch.isfinite(xg.grad).all() and float(xg.grad.abs().sum()) > 0
 
 
 def test_lpips_is_optional():

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import splat.io
 from render.cli import register
 from render.demo import procedural_scene
-from render.views import make_cameras, parse_background, render_views, scene_up_axis
+from render.views import make_cameras, parse_background, render_to_pngs, scene_up_axis
 from splat import UsageError
 from splat.camera import save_inria_cameras
 
@@ -108,7 +108,7 @@ def test_parse_background_and_up_axis(tmp_path):
 def test_render_views_api(tmp_path):
     scene = procedural_scene(2000)
     cams = make_cameras(scene, "hemisphere", n=2, width=40, height=30)
-    views = render_views(scene, cams, tmp_path / "api", backend="cpu")
+    views = render_to_pngs(scene, cams, tmp_path / "api", backend="cpu")
     assert [v.path.exists() for v in views] == [True, True]
     assert all(0.02 < v.coverage < 0.9 for v in views)
 

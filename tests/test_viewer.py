@@ -430,6 +430,13 @@ def test_cli_view_help_and_bad_input(tmp_path, capsys):
     (tmp_path / "x.splat").write_bytes(b"\0" * 64)
     assert main(["view", str(tmp_path / "x.splat"), "--background", "1,2"]) == 2
     assert "--background" in capsys.readouterr().err
+    assert main(["view", str(tmp_path / "x.splat"), "--allow-origin", "evil.example"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-origin" in err and "Traceback" not in err
+    (tmp_path / "bad.m3").write_bytes(b"GSM3" + b"\xff" * 60)  # a .m3 goes to the feature-memory viewer
+    assert main(["view", str(tmp_path / "bad.m3")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.m3" in err and "Traceback" not in err and "unrecognised" not in err
 
 
 def test_cli_view_serves_until_interrupted(tmp_path):
@@ -470,3 +477,66 @@ def test_cli_view_serves_until_interrupted(tmp_path):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "stopping" in out
+
+
+# ---------------------------------------------------------------------- websocket Origin check
+def _ws_handshake(port: int, origin: str | None) -> str:
+    """A raw websocket opening handshake; returns the status line of the answer."""
+    import base64
+    import os
+    import socket
+
+    import viser
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               f"Sec-WebSocket-Protocol: viser-v{viser.__version__}\r\n"
+               + (f"Origin: {origin}\r\n" if origin is not None else "") + "\r\n")
+        s.sendall(req.encode())
+        return s.recv(4096).split(b"\r\n", 1)[0].decode()
+
+
+def test_websocket_refuses_foreign_origins():
+    from viewer.scene_view import scene_asset_from_memory
+    from viewer.server import ViewerServer
+
+    lines: list[str] = []
+    srv = ViewerServer(scene_asset_from_memory(GaussianScene.random(50, seed=1)), port=0, log=lines.append,
+                       measure_first_frame=False, allow_origins=["https://Tools.Example.org/"])
+    try:
+        p = srv.port
+        for bad in ("http://evil.example", "null", f"http://evil.example:{p}", f"http://127.0.0.1:{p + 1}",
+                    f"https://127.0.0.1:{p}", "http://tools.example.org", "garbage"):
+            assert " 403 " in _ws_handshake(p, bad), bad
+        for good in (f"http://127.0.0.1:{p}", f"http://localhost:{p}", f"http://[::1]:{p}",
+                     "https://tools.example.org", None):
+            assert " 101 " in _ws_handshake(p, good), good
+        assert srv.origins.refused == 7
+        refused = [ln for ln in lines if "refused a websocket" in ln]
+        assert len(refused) == 7 and "--allow-origin" in refused[0]
+        # a connection dropped before its handshake is one log line, not a traceback
+        import socket
+
+        socket.create_connection(("127.0.0.1", p)).close()
+        deadline = time.monotonic() + 10
+        while not any("closed before its handshake" in ln for ln in lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("closed before its handshake" in ln for ln in lines)
+        assert _get(srv.url + "/")[0] == 200  # plain HTTP (the page itself) is unaffected
+    finally:
+        srv.stop()
+
+
+def test_allow_origin_is_validated():
+    from splat.errors import UsageError
+    from viewer.origin import normalise_origin, own_origins
+
+    assert normalise_origin("HTTP://Example.com:80/") == "http://example.com"
+    assert normalise_origin("http://[::1]:8080") == "http://[::1]:8080"
+    for bad in ("example.com", "ftp://x", "http://x/path", "null", "http://x:99999"):
+        with pytest.raises(UsageError, match="--allow-origin"):
+            normalise_origin(bad)
+    assert own_origins("127.0.0.1", 8080) == {"http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"}
+    assert "http://192.168.1.5:8080" in own_origins("192.168.1.5", 8080)

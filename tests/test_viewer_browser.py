@@ -583,3 +583,75 @@ def test_video_plays_and_frames_advance(browser, tmp_path):
         page.close()
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------------- feature memory: click to query
+MEMORY_SCREENSHOT = ROOT / "docs" / "images" / "viewer_memory.png"
+
+
+def save_panel_screenshot(page, path: Path, collapse: tuple[str, ...] = ()) -> None:
+    """A screenshot for the docs with the GUI panel, its ``collapse`` folders folded (then
+    unfolded again) and notifications hidden."""
+    heads = [page.get_by_text(name, exact=True).first for name in collapse]
+    for h in heads:
+        h.click()
+    box = heads[0].bounding_box() if heads else None
+    if box is not None:  # back to the top of the panel
+        page.mouse.move(box["x"], box["y"])
+        page.mouse.wheel(0, -5000)
+    page.wait_for_timeout(400)
+    from splat.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        page.screenshot(path=str(tmp), type="png",
+                        style=".mantine-Notification-root, .mantine-Notifications-root { display: none !important; }")
+    for h in heads:
+        h.click()
+
+
+def test_memory_click_recolours_the_splats(browser, tmp_path):
+    """A click on the canvas queries the memory at that pixel; the tab's colours change to the
+    similarity heat map (the clicked cluster bright, the rest dimmed), and the toggle hides the rest."""
+    from compress.memory.demo import blob_scene
+    from viewer.memory_view import memory_asset_from_memory
+    from viewer_browser import clustered_memory
+
+    scene = blob_scene(n_per_object=600)  # ball, box, ring, floor: 600 Gaussians each, in that order
+    mem, label = clustered_memory(scene, k=4, labels=torch.arange(len(scene)) // 600)
+    asset = memory_asset_from_memory(mem, render_backend=render_backend())
+    srv = start(asset, render_dir=tmp_path)
+    try:
+        size = (720, 420)
+        page, log, sess = open_tab(browser, srv, size=size)
+        cam = Camera.look_at((0.0, -1.6, -2.6), (0, 0, 0), (0, -1, 0), fov_y_deg=55, width=size[0], height=size[1])
+        set_camera(sess, cam)
+        settle(sess, page)
+        before = screenshot_rgb(page)
+        assert coverage(before) > 0.2
+        # click the red ball (left of centre, clear of the GUI panel on the right)
+        c = cam.world_to_camera[:3, :3] @ torch.tensor([-0.8, 0.0, 0.0], dtype=torch.float64) + cam.world_to_camera[:3, 3]
+        px, py = float(cam.fx * c[0] / c[2] + cam.cx), float(cam.fy * c[1] / c[2] + cam.cy)
+        assert 0 < px < 0.6 * size[0] and 0 < py < size[1]
+        view = sess.view
+        page.mouse.click(px, py)
+        wait_for(lambda: view.queries >= 1, 60, "the click never reached the server as a query")
+        settle(sess, page)
+        if not MEMORY_SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT"):
+            save_panel_screenshot(page, MEMORY_SCREENSHOT, collapse=("Asset", "Splats"))
+        after = screenshot_rgb(page)
+        assert np.abs(after.astype(float) - before.astype(float)).mean() > 3.0, "colours did not change"
+        r = view.result
+        assert r.pixel is not None and abs(r.pixel[0] - px) <= 2 and abs(r.pixel[1] - py) <= 2
+        # the clicked point's cluster is what matches
+        assert bool((r.scores[label == 0] > 0.9).all()) and bool((r.scores[label != 0] < 0.5).all())
+        # show only matches: fewer splats drawn, fewer pixels covered
+        page.get_by_label("Show only matches").click()
+        wait_for(lambda: sess.view.layer.stats.shown == int(view.matches().sum()), 30, "toggle did not hide")
+        settle(sess, page)
+        only = screenshot_rgb(page)
+        assert coverage(only) < 0.8 * coverage(after)
+        check_clean(log, browser)
+        page.close()
+    finally:
+        srv.stop()

@@ -185,3 +185,52 @@ def killable_chromium(extra_flags: list[str] = ()):
             proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def clustered_memory(scene, k: int = 6, dim: int = 16, seed: int = 0, labels=None):
+    """A feature memory for ``scene`` without distillation: Gaussians are split into ``k``
+    clusters (``labels`` [N] in 0..k-1, or the nearest of k centres picked among the means) and
+    every cluster's Gaussians carry the same query (plus 2 % noise), decoding to that cluster's
+    bank vector. A click therefore lights up the clicked cluster (browser test, benchmark)."""
+    import torch
+
+    from compress.memory import QUERY_EXTRA, Memory, ModelMemory
+
+    g = torch.Generator().manual_seed(seed)
+    means = scene.means.float()
+    if labels is None:
+        centres = means[torch.randperm(len(scene), generator=g)[:k]]
+        label = torch.cdist(means, centres).argmin(dim=1)
+    else:
+        label = torch.as_tensor(labels, dtype=torch.int64)
+    queries = torch.nn.functional.one_hot(label, k).float() + 0.02 * torch.randn(len(scene), k, generator=g)
+    bank = torch.nn.functional.normalize(torch.randn(k, dim, generator=g), dim=1)
+    proj = bank.clone()  # query e_i -> bank row i
+    model = ModelMemory("clusters", 0, k, bank, proj, temperature=0.05)
+    return Memory(scene.replace(extras={}).with_extras(**{QUERY_EXTRA: queries}), [model]), label
+
+
+def project_point(cam, point) -> tuple[float, float]:
+    """Pixel (x, y) of world ``point`` [3] in toolkit camera ``cam``."""
+    import torch
+
+    c = cam.world_to_camera[:3, :3].double() @ torch.as_tensor(point, dtype=torch.float64) + cam.world_to_camera[:3, 3].double()
+    return float(cam.fx * c[0] / c[2] + cam.cx), float(cam.fy * c[1] / c[2] + cam.cy)
+
+
+def measure_click(page, sess, x: float, y: float, timeout: float = 60.0) -> tuple[float, int]:
+    """Click the canvas at (x, y) of a feature-memory tab; returns (seconds from the click until the
+    tab has drawn the recoloured splats, splat-buffer bytes pushed for it). The end is a
+    get_render round trip after the push, which the client answers once it has processed it."""
+    view = sess.view
+    n0, b0 = view.queries, view.layer.stats.bytes_sent
+    t0 = time.perf_counter()
+    page.mouse.click(x, y)
+    deadline = time.monotonic() + timeout
+    while view.queries <= n0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the click never reached the server as a query")
+        time.sleep(0.002)
+    view.layer.flush(timeout)
+    sess.ctx.client.get_render(height=16, width=16, transport_format="jpeg", timeout=timeout)
+    return time.perf_counter() - t0, view.layer.stats.bytes_sent - b0

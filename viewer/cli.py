@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import typer
 
@@ -13,7 +13,7 @@ from .server import DEFAULT_HOST, DEFAULT_PORT
 
 VIEW_HELP = """Open a splat asset in the browser (WebGL through viser; no GPU needed on the server).
 
-Reads every scene format of the toolkit (.ply, .splat, .spz, .sog, compressed .ply, .lgs), .gsi images and .gsv volumetric video (played as it streams: play/pause, seek, speed, loop). The file is decoded before the server starts; the time to first frame is printed when the first browser tab has drawn it. Serves on 127.0.0.1 unless --host says otherwise, and serves nothing but the viewer page and this one asset.
+Reads every scene format of the toolkit (.ply, .splat, .spz, .sog, compressed .ply, .lgs), .gsi images, .gsv volumetric video (played as it streams: play/pause, seek, speed, loop) and .m3 feature memories (click the scene to colour it by feature similarity; text queries with --encoder). The file is decoded before the server starts; the time to first frame is printed when the first browser tab has drawn it. Serves on 127.0.0.1 unless --host says otherwise, serves nothing but the viewer page and this one asset, and accepts websocket connections only from its own page (and --allow-origin).
 
 Examples:
 
@@ -26,6 +26,10 @@ Examples:
   splat view photo.gsi
 
   splat view clip.gsv --speed 0.5 --no-loop
+
+  splat view demo_out/memory/blobs.m3 --encoder my_clip:encode_text
+
+  splat view scene.ply --allow-origin https://proxy.example:8443
 
   splat view scene.ply --host 0.0.0.0   (reachable from other machines)
 """
@@ -57,8 +61,14 @@ def serve(
     paused: bool = False,
     speed: float = 1.0,
     loop: bool = True,
+    allow_origins: Sequence[str] = (),
+    encoder: str | None = None,
 ):
-    """Decode ``path`` and start serving it; returns the running :class:`ViewerServer`."""
+    """Decode ``path`` and start serving it; returns the running :class:`ViewerServer`.
+
+    ``allow_origins``: web origins (``http://host:port``) allowed to connect besides the
+    viewer's own page. ``encoder``: a text encoder ``package.module:function`` for feature
+    memory (``.m3``) text queries."""
     from .assets import open_asset
     from .server import ViewerServer
 
@@ -69,9 +79,17 @@ def serve(
         raise UsageError(f"--port must be 0..65535, got {port}")
     if not 0.25 <= speed <= 4.0:
         raise UsageError(f"--speed must be 0.25..4, got {speed}")
-    asset = open_asset(path, cameras=cameras, up=up, budget=budget, sh=sh, paused=paused, speed=speed, loop=loop)
-    return ViewerServer(asset, host=host, port=port, render_dir=render_dir, background=background,
-                        t_start=t_start, log=log)
+    from .origin import normalise_origin
+
+    allow_origins = [normalise_origin(o) for o in allow_origins]  # a bad one is a UsageError before decoding
+    asset = open_asset(path, cameras=cameras, up=up, budget=budget, sh=sh, paused=paused, speed=speed, loop=loop,
+                       encoder=encoder)
+    try:
+        return ViewerServer(asset, host=host, port=port, render_dir=render_dir, background=background,
+                            t_start=t_start, log=log, allow_origins=allow_origins)
+    except BaseException:
+        asset.close()
+        raise
 
 
 def register(app: typer.Typer) -> None:
@@ -90,6 +108,13 @@ def register(app: typer.Typer) -> None:
         paused: bool = typer.Option(False, "--paused", help="video: start paused on the first frame"),
         speed: float = typer.Option(1.0, help="video: initial playback speed, 0.25..4"),
         loop: bool = typer.Option(True, "--loop/--no-loop", help="video: start again after the last frame"),
+        allow_origin: Optional[List[str]] = typer.Option(
+            None, "--allow-origin", metavar="ORIGIN",
+            help="also accept browser connections from this web origin, e.g. https://proxy.example:8443 "
+                 "(repeatable; the viewer's own page is always accepted, other pages never)"),
+        encoder: Optional[str] = typer.Option(
+            None, metavar="MODULE:FUNCTION",
+            help=".m3: text encoder for text queries, a callable str -> vector [D] (as `splat memory query --text`)"),
     ) -> None:
         from rich.console import Console
 
@@ -103,7 +128,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--up: {e}") from None
         srv = serve(file, host=host, port=port, cameras=cameras, up=up, budget=budget, sh=not no_sh,
                     render_dir=render_dir, background=_parse_rgb(background), t_start=t_start,
-                    paused=paused, speed=speed, loop=loop)
+                    paused=paused, speed=speed, loop=loop, allow_origins=allow_origin or (), encoder=encoder)
         info = srv.asset.info
         ready = time.perf_counter() - t_start
         console.print(

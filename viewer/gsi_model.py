@@ -26,9 +26,9 @@ class GsiImageModel:
         return max(1, int(round(min(max(lod, 0.0), 1.0) * len(self.g))))
 
     def render(self, width: int, height: int, lod: float) -> np.ndarray:
-        from compress.image.model import render
+        from compress.image.model import render_gaussians
 
-        out = render(self.g, width=width, lod=min(max(lod, 1e-6), 1.0)).numpy()
+        out = render_gaussians(self.g, width=width, lod=min(max(lod, 1e-6), 1.0)).numpy()
         if out.shape[0] != height:  # rounding of the height at this scale: pad or trim a row
             out = out[:height] if out.shape[0] > height else np.pad(out, ((0, height - out.shape[0]), (0, 0), (0, 0)), mode="edge")
         return out

@@ -20,10 +20,11 @@ import torch
 from splat.camera import Camera, load_cameras, orbit_cameras, hemisphere_cameras, parse_up
 from splat.errors import FormatError
 from splat.scene import GaussianScene
+from splat.threads import threads
 
 from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_size
 from .splat_layer import DisplaySettings, SplatLayer
-from .splats import PreparedSplats, contribution_scores, prepare_splats, torch_threads
+from .splats import PreparedSplats, contribution_scores, prepare_splats
 
 SPLAT_NODE = "/splats"
 
@@ -48,7 +49,7 @@ def orbit_start_pose(scene: GaussianScene, up, focus: np.ndarray, elevation_deg:
     """The opening view of an asset: one orbit camera fitted to ``scene`` (None when empty)."""
     if len(scene) == 0:
         return None
-    with torch_threads(1):
+    with threads(1):
         cam = orbit_cameras(scene, 1, up=up, width=640, height=480, elevation_deg=elevation_deg)[0]
     return camera_to_pose(cam, focus=focus)
 

@@ -8,7 +8,8 @@ connection at once; the time to the first frame the tab actually drew is measure
 a round trip (viser's ``get_render``, which sorts and draws the splats) and printed.
 
 Hosting: binds 127.0.0.1 unless told otherwise; the HTTP side serves only viser's bundled
-client (no file of ours, no path from a request); viser's share-link feature, the one
+client (no file of ours, no path from a request); a websocket handshake from another web
+page's origin is refused (:mod:`viewer.origin`); viser's share-link feature, the one
 thing that would reach outside, is disabled. Every callback is guarded: a tab that
 vanishes mid-update costs that tab's session only.
 """
@@ -21,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from splat.atomic import atomic_write_bytes
 from splat.errors import UsageError
 
 from .assets import CameraPose, ClientView, ViewerAsset
+from .origin import DroppedHandshakeFilter, OriginPolicy, origin_checked_serve
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -166,6 +168,7 @@ class ViewerServer:
         t_start: float | None = None,
         log: Callable[[str], None] | None | bool = True,
         measure_first_frame: bool = True,
+        allow_origins: Sequence[str] = (),
     ) -> None:
         viser = _import_viser()
         self.asset = asset
@@ -186,11 +189,14 @@ class ViewerServer:
         self.first_frame_event = threading.Event()
 
         check_bindable(host)
+        self.origins = OriginPolicy(allow_origins, log=self.log)
+        self._dropped = DroppedHandshakeFilter(self.log).install()
         try:
             # viser prints its own banner on stdout; the viewer prints one line of its own instead
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), origin_checked_serve(self.origins):
                 self._viser = viser.ViserServer(host=host, port=port, label="splatkit", verbose=False)
         except OSError as e:
+            self._dropped.remove()
             raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
         # The share-link feature is the only code path in viser that reaches an outside host;
         # a client can ask for it with a websocket message, so refuse it here as well as
@@ -207,6 +213,7 @@ class ViewerServer:
         self._viser.on_client_disconnect(self._on_disconnect)
         self.host = host
         self.port = int(self._viser.get_port())
+        self.origins.bind(host, self.port)
         self.ready_s = time.perf_counter() - self.t_start  # t_start -> listening, asset decoded
 
     # ------------------------------------------------------------------ public
@@ -231,6 +238,7 @@ class ViewerServer:
                 s.view.detach()
         with contextlib.redirect_stdout(io.StringIO()):
             self._viser.stop()
+        self._dropped.remove()
         self.asset.close()
 
     def wait_first_frame(self, timeout: float | None = None) -> float | None:

@@ -8,6 +8,10 @@ and a slow or vanished client never blocks a GUI callback.
 
 Pushes are full buffer replacements (viser has no partial update): 32 bytes a Gaussian.
 A colour-only refresh re-uses the packed geometry and rewrites the RGBA word.
+
+A *tint* (:meth:`SplatLayer.set_tint`) replaces every Gaussian's colour (e.g. a feature
+similarity heat map) and may keep only a subset on screen; while it is set,
+view-dependent colour is not evaluated.
 """
 from __future__ import annotations
 
@@ -83,6 +87,9 @@ class SplatLayer:
         self._settings = settings
         self._campos = None if camera_position is None else np.asarray(camera_position, np.float64)
         self._geometry_dirty = False
+        self._colors_dirty = False
+        self._tint: np.ndarray | None = None  # uint8 [N,3] over the prepared arrays
+        self._keep: np.ndarray | None = None  # bool [N]: Gaussians the tint leaves on screen
         self._closed = False
         self._busy = False
         self._generation = 0  # bumped by every request; the worker reports the last one it served
@@ -116,7 +123,30 @@ class SplatLayer:
     @property
     def sh_active(self) -> bool:
         """True when view-dependent colour is being evaluated for this client."""
-        return bool(self._settings.sh and self._prep.sh_coeffs is not None)
+        return bool(self._settings.sh and self._prep.sh_coeffs is not None and self._tint is None)
+
+    def set_tint(self, rgb: np.ndarray | None, keep: np.ndarray | None = None) -> None:
+        """Show every Gaussian in colour ``rgb`` (uint8 [N,3], indexed like the prepared arrays;
+        None = their own colours again), and only those where ``keep`` (bool [N]; None = all).
+
+        A new tint with the same ``keep`` is a colour-only push (the packed geometry is reused).
+        """
+        n = len(self._prep)
+        if rgb is not None and (rgb.shape != (n, 3) or rgb.dtype != np.uint8):
+            raise ValueError(f"tint must be uint8 [{n}, 3], got {rgb.dtype} {rgb.shape}")
+        if keep is not None and keep.shape != (n,):
+            raise ValueError(f"keep must be bool [{n}], got {keep.shape}")
+        with self._lock:
+            same_keep = (keep is None and self._keep is None) or (
+                keep is not None and self._keep is not None and np.array_equal(keep, self._keep))
+            if rgb is None or self._tint is None or not same_keep:
+                self._geometry_dirty = True
+            else:
+                self._colors_dirty = True
+            self._tint = None if rgb is None else rgb.copy()
+            self._keep = None if keep is None else keep.astype(bool, copy=True)
+            self._generation += 1
+            self._wake.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -182,20 +212,23 @@ class SplatLayer:
                     self._wake.wait(timeout=0.5)
                 if self._closed:
                     return
-                # respect the refresh interval for colour-only updates
-                if not self._geometry_dirty:
+                # respect the refresh interval for view-dependent colour updates
+                if not self._geometry_dirty and not self._colors_dirty:
                     wait = self._last_sh_time + self._interval() - time.monotonic()
                     if wait > 0:
                         self._wake.wait(wait)
                         continue
                 prep, settings, campos = self._prep, self._settings, self._campos
-                geometry = self._geometry_dirty
-                self._geometry_dirty = False
+                tint, keep = self._tint, self._keep
+                geometry, colors = self._geometry_dirty, self._colors_dirty
+                self._geometry_dirty = self._colors_dirty = False
                 target = self._generation
                 self._busy = True
             try:
                 if geometry:
-                    self._push_geometry(prep, settings, campos)
+                    self._push_geometry(prep, settings, campos, tint, keep)
+                elif colors and tint is not None:
+                    self._push_tint(tint)
                 elif self.sh_active and campos is not None:
                     self._push_colors(prep, campos)
             except Exception as e:  # a vanished client must not kill the worker silently
@@ -213,7 +246,7 @@ class SplatLayer:
                     pass
 
     def _pending(self) -> bool:
-        if self._geometry_dirty:
+        if self._geometry_dirty or self._colors_dirty:
             return True
         if self._served < self._generation:
             if self.sh_active and self._campos is not None and camera_moved(
@@ -240,19 +273,32 @@ class SplatLayer:
         self.stats.pushes += 1
         self.stats.bytes_sent += int(buf.nbytes)
 
-    def _push_geometry(self, prep: PreparedSplats, settings: DisplaySettings, campos) -> None:
+    def _push_geometry(self, prep: PreparedSplats, settings: DisplaySettings, campos,
+                       tint: np.ndarray | None = None, keep: np.ndarray | None = None) -> None:
         t0 = time.perf_counter()
         idx = select_indices(
             prep, opacity_threshold=settings.opacity_threshold, budget=settings.budget, ranking=settings.ranking
         )
-        sh = settings.sh and prep.sh_coeffs is not None and campos is not None
+        if tint is not None and len(tint) != len(prep):  # new content (a video frame): the tint is stale
+            tint = keep = None
+        if keep is not None:
+            idx = idx[keep[idx]]
+        sh = settings.sh and prep.sh_coeffs is not None and campos is not None and tint is None
         subset = ShSubset(prep, idx) if prep.sh_coeffs is not None else None
-        rgb = subset.colors_uint8(campos) if sh else prep.base_rgb[idx]
+        rgb = tint[idx] if tint is not None else subset.colors_uint8(campos) if sh else prep.base_rgb[idx]
         buf = pack_buffer(prep, idx, rgb, splat_scale=settings.splat_scale)
         self._send(buf)
         self._idx, self._buf, self._sh = idx, buf, subset
         self._sh_pos = None if campos is None or not sh else np.asarray(campos, np.float64).copy()
         self.stats.shown = len(idx)
+        self.stats.last_push_ms = 1000 * (time.perf_counter() - t0)
+
+    def _push_tint(self, tint: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        buf = self._buf.copy()
+        set_rgba(buf, tint[self._idx])
+        self._send(buf)
+        self._buf = buf
         self.stats.last_push_ms = 1000 * (time.perf_counter() - t0)
 
     def _push_colors(self, prep: PreparedSplats, campos: np.ndarray) -> None:

@@ -11,7 +11,6 @@ not change while a scene is on screen (it is shared by every client).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from splat.scene import GaussianScene
+from splat.threads import threads
 
 from ._cov_kernel import cov_triu, to_float16_bits
 
@@ -85,27 +85,14 @@ class PreparedSplats:
         self._orders.pop("contribution", None)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run torch ops in this block on ``n`` intra-op threads (restored afterwards).
-
-    The viewer's tensor work is small and element-wise; beside a web server and a browser
-    on a busy 2-core machine, a 2-thread pool waiting for cores was measured 20x slower
-    than one thread (152k covariances: 1.1 s vs 52 ms).
-    """
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def prepare_splats(scene: GaussianScene) -> PreparedSplats:
     """Compute the arrays every client view draws from (covariances, colours, significance)."""
     s = scene.detach().to(device="cpu", dtype=torch.float32)
     triu = cov_triu(s.quats.numpy(), s.log_scales.numpy())  # == covariance_3d's upper triangle
-    with torch.no_grad(), torch_threads(1):
+    # one thread: the viewer's tensor work is small and element-wise; beside a web server and a
+    # browser on a busy 2-core machine a 2-thread pool was measured 20x slower (152k covariances:
+    # 1.1 s vs 52 ms)
+    with torch.no_grad(), threads(1):
         opac = s.opacities.numpy()
         base = s.colors.clamp(0.0, 1.0).numpy()
         gm = torch.exp(s.log_scales.mean(dim=1)).numpy()  # geometric-mean scale
@@ -242,7 +229,7 @@ def contribution_scores(
     total = np.zeros(len(scene), dtype=np.float64)
     with torch.no_grad():
         for i in range(0, len(cams), chunk):
-            out = rasterize(scene, cams[i : i + chunk], sh_degree=0, backend=backend, return_stats=True)
+            out = rasterize(scene, cams[i : i + chunk], sh_degree=0, backend=backend, return_stats="blend_weight")
             total += out.stats.blend_weight.detach().double().cpu().numpy()
     return total.astype(np.float32)
 

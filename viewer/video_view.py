@@ -15,6 +15,7 @@ the target rate, and the bitrate of the segment being played
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 from splat.camera import parse_up
 from splat.errors import FormatError
 from splat.scene import GaussianScene
+from splat.threads import threads
 
 from .assets import AssetInfo, AssetType, CameraPose, ViewerAsset, asset_size
 from .playback import MAX_SPEED, MIN_SPEED, PlaybackController, Rate
@@ -67,7 +69,8 @@ class VideoAsset(ViewerAsset):
     decoder keeps ready; ``sh``: start with view-dependent colour on.
 
     ``decode_threads``: torch intra-op threads for the process while the asset is open
-    (restored by :meth:`close`; None leaves them alone). Decoding beside a web server and
+    (``splat.threads.threads``, also numba's in the opening thread; restored by :meth:`close`;
+    None leaves them alone). Decoding beside a web server and
     a browser, a pool of 2 waiting for busy cores was measured 8-60x slower per frame than
     one thread (50k performer on the loaded 2-core machine: 146 ms vs 18 ms in the frame
     stream, 1000 ms vs 16 ms in the caller's thread). The setting is process-wide in torch.
@@ -90,10 +93,9 @@ class VideoAsset(ViewerAsset):
         self.source = source
         self._views: list[VideoClientView] = []
         self._views_lock = threading.Lock()
-        self._threads_before = None
+        self._threads = contextlib.ExitStack()  # the thread setting lives as long as the asset
         if decode_threads is not None:
-            self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(max(int(decode_threads), 1))
+            self._threads.enter_context(threads(max(int(decode_threads), 1)))
         try:
             self._open(video, source, path, up, sh, autoplay, speed, loop, capacity)
         except BaseException:
@@ -179,9 +181,7 @@ class VideoAsset(ViewerAsset):
             views = list(self._views)
         for v in views:
             v.detach()
-        if self._threads_before is not None:
-            torch.set_num_threads(self._threads_before)
-            self._threads_before = None
+        self._threads.close()
 
 
 # ---------------------------------------------------------------------- one tab
@@ -366,11 +366,6 @@ def load_video_asset(
         if e.path is None:
             raise FormatError(e.reason, path) from None
         raise
-
-
-def video_asset_from_bytes(data: bytes, **kwargs) -> VideoAsset:
-    """A clip held in memory (tests, benchmarks)."""
-    return VideoAsset(bytes(data), path=None, **kwargs)
 
 
 def _is_gsv(path: Path, head: bytes) -> bool:

@@ -3,7 +3,7 @@
     g = fit_image(pixels, bpp=0.5)          # [H,W] / [H,W,C] array -> ImageGaussians
     data = encode(g)                        # -> bytes (.gsi)
     g = decode(data)                        # -> ImageGaussians (exact)
-    img = render(g, scale=2.0, lod=0.25)    # -> [H',W',C] tensor in [0,1]
+    img = render_gaussians(g, scale=2.0, lod=0.25)  # -> [H',W',C] tensor in [0,1]
 
 ``compress_image`` does the same as ``fit_image`` + ``encode`` and returns the file bytes,
 PSNR and timing together (what ``splat fit-image`` prints).
@@ -11,22 +11,23 @@ PSNR and timing together (what ``splat fit-image`` prints).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import torch
 
+from splat.progress import Progress
+
 from .fit import FitConfig
-from .gsi import decode, encode, read_gsi
+from .gsi import decode, encode, read_gsi, write_gsi
 from .imageio import check_pixels
-from .model import ImageGaussians, render
+from .model import ImageGaussians, render_gaussians
 from .rate import RateResult, fit_rate
 
 
 def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = None, gaussians: int | None = None,
                    psnr: float | None = None, steps: int | None = None, mode: str | None = None, k: int | None = None,
                    config: FitConfig | None = None, device: str = "cpu", max_gaussians: int | None = None,
-                   meta: dict | None = None, progress: Callable[[str, int, int, dict], None] | None = None
+                   meta: dict | None = None, progress: Progress | None = None
                    ) -> RateResult:
     """Fit an image ([H,W] or [H,W,C], C <= 16; integers scaled by their maximum, floats taken
     as [0,1]) to one target (``bpp`` from the real file size, ``gaussians``, or ``psnr`` dB)."""
@@ -57,4 +58,4 @@ def fit_image(pixels: np.ndarray | torch.Tensor, **kwargs) -> ImageGaussians:
 
 
 __all__ = ["FitConfig", "ImageGaussians", "RateResult", "compress_image", "decode", "encode", "fit_image", "read_gsi",
-           "render"]
+           "render_gaussians", "write_gsi"]

@@ -53,27 +53,28 @@ def fit_image_cmd(
     bpp: Optional[float] = typer.Option(None, "--bpp", help="target bits per pixel of the file"),
     gaussians: Optional[int] = typer.Option(None, "--gaussians", help="number of Gaussians"),
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB (smallest file that reaches it)"),
-    steps: int = typer.Option(1200, "--steps", help="maximum optimisation steps of the main fit"),
+    steps: Optional[int] = typer.Option(None, "--steps", show_default=False,
+                                        help="maximum optimisation steps of the main fit (default 420, the benchmarked budget)"),
     mode: str = typer.Option("sum", "--mode", help="render rule: sum (accumulated, best fits) or topk (Image-GS normalised)"),
     k: int = typer.Option(10, "--k", help="Gaussians kept per pixel in topk mode"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
 ) -> None:
+    from render.metrics import ssim
     from splat.atomic import atomic_write_bytes, check_output_path
-    from splat.progress import human_bytes, make_progress, summary_table
+    from splat.progress import RichProgress, human_bytes, make_progress, summary_table
 
     from .api import compress_image
     from .fit import FitConfig
     from .imageio import load_image
-    from .losses import ssim
 
     n_targets = sum(x is not None for x in (bpp, gaussians, psnr))
     if n_targets > 1:
         raise UsageError("give only one of --bpp, --gaussians, --psnr")
     if mode not in ("topk", "sum"):
         raise UsageError(f"--mode must be topk or sum, got {mode!r}")
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise UsageError("--steps must be >= 1")
     if device not in ("cpu", "cuda"):
         raise UsageError(f"--device must be cpu or cuda, got {device!r}")
@@ -84,27 +85,14 @@ def fit_image_cmd(
     console = Console(stderr=True)
     t0 = time.perf_counter()
     with make_progress(console) as bar:
-        task = bar.add_task("fit", total=steps, info="")
-
-        def progress(stage: str, i: int, total: int, info: dict) -> None:
-            text = f"{info['n']:,} Gaussians"
-            if "psnr" in info:
-                progress.last_psnr = info["psnr"]
-            if getattr(progress, "last_psnr", None) is not None:
-                text += f"  PSNR {progress.last_psnr:.2f} dB"
-            if info.get("qat"):
-                text += "  (QAT)"
-            bar.update(task, description=stage, completed=i, total=total, info=text)
-
-        progress.last_psnr = None
         res = compress_image(img.pixels, bpp=bpp, gaussians=gaussians, psnr=psnr, steps=steps, mode=mode, k=k,
                              device=device, config=FitConfig(seed=seed),
-                             meta={"bit_depth": img.bit_depth, "source": image.name}, progress=progress)
+                             meta={"bit_depth": img.bit_depth, "source": image.name}, progress=RichProgress(bar))
     atomic_write_bytes(out, res.data)
     import torch
 
     target = torch.from_numpy(img.pixels)
-    s = ssim(res.gaussians.render().clamp(0, 1), target)
+    s = float(ssim(res.gaussians.render().clamp(0, 1), target))
     rows = [
         ("file", str(out)),
         ("size", human_bytes(len(res.data))),
@@ -130,13 +118,15 @@ def render_image_cmd(
     lod: float = typer.Option(1.0, "--lod", help="fraction of the Gaussians to use (level of detail), (0, 1]"),
     crop: Optional[str] = typer.Option(None, "--crop", help="x,y,w,h window of the output to render"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="largest output (and stored) image in pixels "
+                                             "(default 67,108,864)"),
 ) -> None:
     from splat.atomic import check_output_path
     from splat.progress import summary_table
 
     from .gsi import read_gsi
     from .imageio import save_image
-    from .model import render
+    from .model import render_gaussians
 
     if scale is not None and width is not None:
         raise UsageError("give only one of --scale and --width")
@@ -148,10 +138,10 @@ def render_image_cmd(
         raise UsageError(f"--lod must be in (0, 1], got {lod}")
     check_output_path(out, [gsi], force)
     t0 = time.perf_counter()
-    g = read_gsi(gsi)
+    g = read_gsi(gsi, max_pixels=max_pixels)
     t1 = time.perf_counter()
     try:
-        img = render(g, scale=scale or 1.0, width=width, lod=lod, crop=_parse_crop(crop))
+        img = render_gaussians(g, scale=scale or 1.0, width=width, lod=lod, crop=_parse_crop(crop), max_pixels=max_pixels)
     except ValueError as e:
         raise UsageError(str(e)) from None
     t2 = time.perf_counter()

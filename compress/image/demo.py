@@ -30,7 +30,7 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     from .api import compress_image
     from .gsi import read_gsi
     from .imageio import save_image
-    from .model import render
+    from .model import render_gaussians
 
     out_dir.mkdir(parents=True, exist_ok=True)
     img = sample_image()
@@ -40,9 +40,9 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     fit_s = time.perf_counter() - t0
     (out_dir / "sample.gsi").write_bytes(res.data)
     g = read_gsi(out_dir / "sample.gsi")
-    save_image(out_dir / "render_x1.png", render(g).numpy())
-    save_image(out_dir / "render_x2.png", render(g, scale=2.0).numpy())
-    save_image(out_dir / "render_lod25.png", render(g, lod=0.25).numpy())
+    save_image(out_dir / "render_x1.png", render_gaussians(g).numpy())
+    save_image(out_dir / "render_x2.png", render_gaussians(g, scale=2.0).numpy())
+    save_image(out_dir / "render_lod25.png", render_gaussians(g, lod=0.25).numpy())
     return [
         ("fit 192x128 at 1 bpp", f"{len(res.data)} B, {res.bpp():.3f} bpp, {len(g)} Gaussians, "
                                  f"PSNR {res.psnr:.2f} dB, {fit_s:.1f} s"),

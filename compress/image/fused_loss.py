@@ -4,8 +4,8 @@ The fitter's hot path: PyTorch's grouped convolutions and autograd spend about a
 this loss as the renderer spends on the image. Here the separable 11-tap Gaussian blurs of
 x, x^2 and x*y (the target's statistics are precomputed once), the SSIM map, its adjoint
 and the three transposed blurs run as row-parallel loops; dL/dx comes back directly.
-Same definition as :class:`compress.image.losses.SSIM` (valid region, data range 1), which
-is the float64 reference the tests compare against.
+Same definition as :func:`render.metrics.ssim` (valid region, data range 1), the float64
+reference the tests compare against.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .losses import _C1, _C2, SSIM
+from render.metrics import SSIM_K, blur, ssim_window
 
-C1 = np.float32(_C1)
-C2 = np.float32(_C2)
+C1 = np.float32(SSIM_K[0] ** 2)
+C2 = np.float32(SSIM_K[1] ** 2)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -146,11 +146,13 @@ class FusedLoss:
     (float32, numpy). ``loss_tensor(img)`` wraps it as a differentiable torch scalar."""
 
     def __init__(self, target: Tensor, ssim_weight: float = 0.1):
-        ref = SSIM(target.float())  # same window and target statistics
-        self.win = ref.win.numpy().astype(np.float32)
-        self.y = np.ascontiguousarray(target.float().permute(2, 0, 1).numpy())
-        self.mu_y = np.ascontiguousarray(ref.mu_y[0].numpy())
-        self.var_y = np.ascontiguousarray(ref.var_y[0].numpy())
+        y = target.float().permute(2, 0, 1)[None]
+        win = ssim_window(y.shape[2], y.shape[3], torch.float32)  # the metric's window and statistics
+        mu_y = blur(y, win)
+        self.win = win.numpy()
+        self.y = np.ascontiguousarray(y[0].numpy())
+        self.mu_y = np.ascontiguousarray(mu_y[0].numpy())
+        self.var_y = np.ascontiguousarray((blur(y * y, win) - mu_y**2)[0].numpy())
         self.w = float(ssim_weight)
         c, h, w = self.y.shape
         ho, wo = self.mu_y.shape[1:]

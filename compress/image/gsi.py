@@ -21,7 +21,12 @@ import torch
 
 from compress.container import pack_container, unpack_container
 from compress.entropy import decode_ints, encode_ints, pack_arrays, unpack_arrays
-from splat.errors import FormatError
+from splat.errors import FormatError, naming
+from splat.header import get_int
+from splat.io._common import read_bytes
+from splat.limits import check_pixels, gaussian_cap, require_at_most
+from splat.morton import morton_decode, morton_encode
+from splat.scene import check_finite
 
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, attribute_names, dequantize, make_spec, quantize
@@ -31,33 +36,6 @@ VERSION = 1
 DEFAULT_LAYERS = (0.125, 0.25, 0.5, 1.0)
 MAX_COUNT = 1 << 24
 MAX_SIDE = 1 << 20
-
-
-# ---------------------------------------------------------------------- Morton codes
-def _spread(v: np.ndarray) -> np.ndarray:
-    """Insert a zero bit above every bit of v (< 2^32)."""
-    x = v.astype(np.uint64) & np.uint64(0xFFFFFFFF)
-    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F),
-                        (2, 0x3333333333333333), (1, 0x5555555555555555)):
-        x = (x | (x << np.uint64(shift))) & np.uint64(mask)
-    return x
-
-
-def _compact(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.uint64) & np.uint64(0x5555555555555555)
-    for shift, mask in ((1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF),
-                        (8, 0x0000FFFF0000FFFF), (16, 0x00000000FFFFFFFF)):
-        x = (x | (x >> np.uint64(shift))) & np.uint64(mask)
-    return x
-
-
-def morton(qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-    """Interleave bits: x in the even bits, y in the odd bits (uint64)."""
-    return _spread(qx) | (_spread(qy) << np.uint64(1))
-
-
-def unmorton(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _compact(code).astype(np.int64), _compact(code >> np.uint64(1)).astype(np.int64)
 
 
 def layer_sizes(n: int, fractions=DEFAULT_LAYERS) -> list[int]:
@@ -79,12 +57,13 @@ def encode(g: ImageGaussians, spec: QuantSpec | None = None, *, layers=DEFAULT_L
     n = len(g)
     if n == 0:
         raise ValueError("cannot encode an empty set of Gaussians")
+    check_finite({"means": g.means, "scales": g.scales, "rotations": g.rotations, "colors": g.colors}, "Gaussian")
     spec = spec or g.spec or make_spec(g.means, g.scales, g.colors, g.width, g.height, bits or BitDepths(), g.rotations)
     extra = g.meta if extra is None else extra
     q = quantize(spec, g.means.detach().cpu().numpy(), g.scales.detach().cpu().numpy(),
                  g.rotations.detach().cpu().numpy(), g.colors.detach().cpu().numpy())
     sizes = layer_sizes(n, layers)
-    code = morton(q["px"], q["py"])
+    code = morton_encode(np.stack([q["px"], q["py"]], 1))
     order = np.concatenate([start + np.argsort(code[start:start + s], kind="stable")
                             for start, s in zip(np.cumsum([0] + sizes[:-1]), sizes)])
     code = code[order]
@@ -125,32 +104,34 @@ def _need(cond: bool, msg: str, path) -> None:
         raise FormatError(f"invalid .gsi file: {msg}", path)
 
 
-def _int_field(h: dict, key: str, lo: int, hi: int, path) -> int:
-    v = h.get(key)
-    _need(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, f"header field {key!r} = {v!r} "
-          f"is not an integer in [{lo}, {hi}]", path)
-    return v
+def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None, *, max_gaussians: int | None = None,
+                max_pixels: int | None = None) -> tuple[dict, QuantSpec, bytes]:
+    """Verify the container and header; return (header, spec, GAUS payload).
 
-
-def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None) -> tuple[dict, QuantSpec, bytes]:
-    """Verify the container and header; return (header, spec, GAUS payload)."""
+    The Gaussian count is capped by the file size (``splat.limits.gaussian_cap``, or
+    ``max_gaussians``) and the stored image size by ``max_pixels`` (default ``MAX_PIXELS``).
+    """
     c = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".gsi file")
     h = c.header
-    w = _int_field(h, "width", 1, MAX_SIDE, path)
-    ht = _int_field(h, "height", 1, MAX_SIDE, path)
-    ch = _int_field(h, "channels", 1, 16, path)
-    n = _int_field(h, "count", 1, MAX_COUNT, path)
-    _int_field(h, "k", 1, 64, path)
-    _need(h.get("mode") in ("topk", "sum"), f"unknown render mode {h.get('mode')!r}", path)
+    w = get_int(h, "width", 1, MAX_SIDE, path, ".gsi header")
+    ht = get_int(h, "height", 1, MAX_SIDE, path, ".gsi header")
+    check_pixels(w, ht, max_pixels, path, "stored image")
+    ch = get_int(h, "channels", 1, 16, path, ".gsi header")
+    n = get_int(h, "count", 1, MAX_COUNT, path, ".gsi header")
+    require_at_most(n, gaussian_cap(len(data), max_gaussians), "Gaussian count", path, "max_gaussians")
+    get_int(h, "k", 1, 64, path, ".gsi header")
+    _need(h.get("mode") in ("topk", "sum"), f"unknown render mode {str(h.get('mode'))[:40]!r}", path)
     layers = h.get("layers")
-    _need(isinstance(layers, list) and layers and all(isinstance(s, int) and s > 0 for s in layers)
-          and sum(layers) == n, f"layer sizes {layers!r} do not add up to the count {n}", path)
-    _need(isinstance(h.get("delta"), list) and set(h["delta"]) <= set(attribute_names(ch)), "bad 'delta' list", path)
+    _need(isinstance(layers, list) and layers and len(layers) <= 64
+          and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in layers)
+          and sum(layers) == n, f"layer sizes do not add up to the count {n}", path)
+    _need(isinstance(h.get("delta"), list) and all(isinstance(d, str) for d in h["delta"])
+          and set(h["delta"]) <= set(attribute_names(ch)), "bad 'delta' list", path)
     qd = h.get("quant")
     _need(isinstance(qd, dict), "missing quantiser", path)
     try:
         spec = QuantSpec.from_json(qd, w, ht)
-    except TypeError as e:
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise FormatError(f"invalid .gsi file: bad quantiser ({e})", path) from None
     num = (int, float)
     _need(isinstance(spec.pos_step, num) and 2.0 ** -8 <= spec.pos_step <= 64, "bad position step", path)
@@ -169,9 +150,16 @@ def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None)
     return h, spec, c.get("GAUS")
 
 
-def decode(data: bytes | memoryview, path: str | os.PathLike | None = None) -> ImageGaussians:
-    """Parse a ``.gsi`` file; raises FormatError (naming ``path``) on any inconsistency."""
-    h, spec, payload = read_header(data, path)
+def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *, max_gaussians: int | None = None,
+           max_pixels: int | None = None) -> ImageGaussians:
+    """Parse a ``.gsi`` file; raises FormatError (naming ``path``) on any inconsistency.
+    ``max_gaussians``/``max_pixels`` raise the caps (see :func:`read_header`)."""
+    with naming(path), np.errstate(all="ignore"):
+        return _decode(data, path, max_gaussians, max_pixels)
+
+
+def _decode(data: bytes | memoryview, path, max_gaussians: int | None, max_pixels: int | None) -> ImageGaussians:
+    h, spec, payload = read_header(data, path, max_gaussians=max_gaussians, max_pixels=max_pixels)
     n, ch = h["count"], h["channels"]
     names = attribute_names(ch)
     try:
@@ -191,7 +179,7 @@ def decode(data: bytes | memoryview, path: str | os.PathLike | None = None) -> I
     for s in sizes:
         code[start:start + s] = np.cumsum(pos[start:start + s].astype(np.uint64), dtype=np.uint64)
         start += s
-    qx, qy = unmorton(code)
+    qx, qy = morton_decode(code, 2).astype(np.int64).T
     nx, ny = round(spec.width / spec.pos_step), round(spec.height / spec.pos_step)
     _need(bool((qx <= nx).all() and (qy <= ny).all()), "a position lies outside the image", path)
     q = {"px": qx, "py": qy}
@@ -209,17 +197,23 @@ def decode(data: bytes | memoryview, path: str | os.PathLike | None = None) -> I
         _need(bool((v >= 0).all() and (v < limits[name]).all()), f"parameter {name!r} out of range", path)
         q[name] = v
     means, scales, rot, colors = dequantize(spec, q, ch)
+    _need(all(np.isfinite(a).all() for a in (means, scales, rot, colors)), "quantiser ranges decode to NaN/Inf", path)
     meta = h.get("meta") if isinstance(h.get("meta"), dict) else {}
     return ImageGaussians(torch.from_numpy(means), torch.from_numpy(scales), torch.from_numpy(rot),
                           torch.from_numpy(colors), spec.width, spec.height, h["mode"], h["k"], dict(meta), spec)
 
 
-def read_gsi(path: str | os.PathLike) -> ImageGaussians:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise FormatError("no such file", path) from None
-    except IsADirectoryError:
-        raise FormatError("is a directory, expected a .gsi file", path) from None
-    return decode(data, path)
+def read_gsi(path: str | os.PathLike, *, max_gaussians: int | None = None,
+             max_pixels: int | None = None) -> ImageGaussians:
+    """Read a ``.gsi`` file (caps: see :func:`read_header`)."""
+    return decode(read_bytes(path), path, max_gaussians=max_gaussians, max_pixels=max_pixels)
+
+
+def write_gsi(g: ImageGaussians, path: str | os.PathLike, spec: QuantSpec | None = None, **kwargs) -> int:
+    """Encode ``g`` (``spec`` and ``kwargs`` as for :func:`encode`) and write it atomically to
+    ``path``; returns the file's size in bytes."""
+    from splat.atomic import atomic_write_bytes
+
+    data = encode(g, spec, **kwargs)
+    atomic_write_bytes(path, data)
+    return len(data)

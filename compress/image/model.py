@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from render.image2d import DEFAULT_K, render_image
+from render.image2d import DEFAULT_K, DEFAULT_MODE, render_image
+from splat.limits import check_pixels
 
 
 @dataclass
@@ -27,7 +28,7 @@ class ImageGaussians:
     colors: Tensor
     width: int
     height: int
-    mode: str = "topk"
+    mode: str = DEFAULT_MODE
     k: int = DEFAULT_K
     meta: dict = field(default_factory=dict)
     spec: Any = None  # the QuantSpec these Gaussians were trained for / decoded with (or None)
@@ -63,23 +64,26 @@ class ImageGaussians:
                             mode=self.mode, k=self.k, scale=scale, crop=crop, backend=backend)
 
 
-def render(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
-           crop: tuple[int, int, int, int] | None = None, backend: str = "auto") -> Tensor:
+def render_gaussians(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
+                     crop: tuple[int, int, int, int] | None = None, backend: str = "auto",
+                     max_pixels: int | None = None) -> Tensor:
     """Render ``g`` clamped to [0,1]: at ``scale`` (or to ``width`` pixels wide), with the first
     ``lod`` fraction of the Gaussians, optionally only the ``crop`` = (x, y, w, h) window of the
-    output. Returns [H',W',C] float32."""
+    output. Returns [H',W',C] float32. An output over ``max_pixels`` (default
+    ``splat.limits.MAX_PIXELS``) raises FormatError before anything is allocated."""
     if width is not None:
         if width <= 0:
             raise ValueError("width must be positive")
         scale = width / g.width
-    if not scale > 0:
-        raise ValueError("scale must be positive")
+    if not 0 < scale < float("inf"):
+        raise ValueError("scale must be positive and finite")
+    ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
     if crop is not None:
         x, y, w, h = (int(v) for v in crop)
-        ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > ow or y + h > oh:
             raise ValueError(f"crop {x},{y},{w},{h} is not inside the {ow}x{oh} output")
         crop = (x, y, w, h)
+    check_pixels(crop[2] if crop else ow, crop[3] if crop else oh, max_pixels, what="output image")
     src = g.lod(lod) if lod < 1.0 else g
     with torch.no_grad():
         return src.render(scale=scale, crop=crop, backend=backend).clamp_(0.0, 1.0)

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from compress.uniform import dequantize_uniform, quantize_uniform
+
 # YCoCg (float, orthogonal up to scale): Y = (R + 2G + B)/4, Co = (R - B)/2, Cg = (-R + 2G - B)/4
 _FWD = np.array([[0.25, 0.5, 0.25], [0.5, 0.0, -0.5], [-0.25, 0.5, -0.25]])
 _INV = np.array([[1.0, 1.0, -1.0], [1.0, 0.0, 1.0], [1.0, -1.0, -1.0]])
@@ -134,17 +136,7 @@ def _round_range(lo: float, hi: float) -> tuple[float, float]:
     return lo, hi
 
 
-def _step(lo: float, hi: float, bits: int) -> float:
-    return (hi - lo) / float((1 << bits) - 1)
-
-
 # ---------------------------------------------------------------------- integer indices
-def _q(x: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
-    return np.clip(np.round((x - lo) / _step(lo, hi, bits)), 0, (1 << bits) - 1).astype(np.int64)
-
-
-def _dq(q: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
-    return lo + q.astype(np.float64) * _step(lo, hi, bits)
 
 
 def attribute_names(channels: int) -> list[str]:
@@ -161,12 +153,12 @@ def quantize(spec: QuantSpec, means: np.ndarray, scales: np.ndarray, rotations: 
     out["px"] = np.clip(np.round(means[:, 0].astype(np.float64) / spec.pos_step), 0, nx).astype(np.int64)
     out["py"] = np.clip(np.round(means[:, 1].astype(np.float64) / spec.pos_step), 0, ny).astype(np.int64)
     a, u, v = shape_coords(scales.astype(np.float64), rotations.astype(np.float64))
-    out["sa"] = _q(a, spec.size_lo, spec.size_hi, spec.size_bits)
-    out["su"] = _q(u, -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
-    out["sv"] = _q(v, -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
+    out["sa"] = quantize_uniform(a, spec.size_lo, spec.size_hi, spec.size_bits)
+    out["su"] = quantize_uniform(u, -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
+    out["sv"] = quantize_uniform(v, -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
     coded = color_forward(colors.astype(np.float64), spec.color_transform)
     for ch in range(colors.shape[1]):
-        out[f"c{ch}"] = _q(coded[:, ch], spec.color_lo[ch], spec.color_hi[ch], spec.color_bits[ch])
+        out[f"c{ch}"] = quantize_uniform(coded[:, ch], spec.color_lo[ch], spec.color_hi[ch], spec.color_bits[ch])
     return out
 
 
@@ -174,15 +166,15 @@ def dequantize64(spec: QuantSpec, q: dict[str, np.ndarray], channels: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Integer indices -> (means [N,2], scales [N,2], rotations [N], colors [N,C]) in float64."""
     means = np.stack([q["px"], q["py"]], 1).astype(np.float64) * spec.pos_step
-    a = _dq(q["sa"], spec.size_lo, spec.size_hi, spec.size_bits)
-    u = _dq(q["su"], -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
-    v = _dq(q["sv"], -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
+    a = dequantize_uniform(q["sa"], spec.size_lo, spec.size_hi, spec.size_bits)
+    u = dequantize_uniform(q["su"], -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
+    v = dequantize_uniform(q["sv"], -spec.aniso_max, spec.aniso_max, spec.aniso_bits)
     h = np.sqrt(u * u + v * v)
     rot = 0.5 * np.arctan2(v, u)
     scales = np.exp(np.stack([a + h, a - h], 1))
     coded = np.empty((len(a), channels), np.float64)
     for ch in range(channels):
-        coded[:, ch] = _dq(q[f"c{ch}"], spec.color_lo[ch], spec.color_hi[ch], spec.color_bits[ch])
+        coded[:, ch] = dequantize_uniform(q[f"c{ch}"], spec.color_lo[ch], spec.color_hi[ch], spec.color_bits[ch])
     return means, scales, rot, color_inverse(coded, spec.color_transform)
 
 

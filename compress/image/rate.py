@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-import torch
 from torch import Tensor
+
+from render.metrics import psnr
+from splat.progress import Progress
 
 from .fit import FitConfig, fit_gaussians
 from .gsi import decode, encode
-from .losses import psnr
 from .model import ImageGaussians
 from .quant import QuantSpec
 
@@ -66,8 +67,9 @@ def largest_prefix_within(g: ImageGaussians, spec: QuantSpec, max_bytes: int, me
 
 def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None = None, psnr_db: float | None = None,
              cfg: FitConfig | None = None, max_gaussians: int | None = None, meta: dict | None = None,
-             progress: Callable[[str, int, int, dict], None] | None = None) -> RateResult:
-    """Fit ``target`` [H,W,C] to exactly one of the targets; see module doc."""
+             progress: Progress | None = None) -> RateResult:
+    """Fit ``target`` [H,W,C] to exactly one of the targets; see module doc.
+    ``progress``: one stage per fit ("fit", "fine-tune", ...)."""
     if sum(x is not None for x in (bpp, gaussians, psnr_db)) != 1:
         raise ValueError("give exactly one of bpp, gaussians, psnr_db")
     cfg = cfg or FitConfig()
@@ -78,8 +80,11 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
 
     def run(stage: str, n: int, c: FitConfig, init=None, spec=None):
         nonlocal steps_total, seconds
-        cb = None if progress is None else (lambda i, tot, info: progress(stage, i, tot, info))
-        g, sp, rep = fit_gaussians(target, n, c, init=init, spec=spec, progress=cb)
+        if progress is not None:
+            progress.start(stage, c.steps)
+        g, sp, rep = fit_gaussians(target, n, c, init=init, spec=spec, progress=progress)
+        if progress is not None:
+            progress.end()
         steps_total += rep.steps
         seconds += rep.seconds
         return g, sp, rep
@@ -122,7 +127,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         n0 = min(cap, max(64, pixels // 128))
         g, spec, _ = run("fit", n0, cfg)
         def quality(m: int) -> float:
-            return psnr(decode(_encode_prefix(g, spec, m, meta)).render(), target)
+            return float(psnr(decode(_encode_prefix(g, spec, m, meta)).render().clamp(0, 1), target))
 
         while quality(len(g)) < psnr_db:
             if len(g) >= cap:
@@ -134,15 +139,10 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
             n = 1 + _bisect(0, len(g) - 1, lambda m: m == 0 or quality(m) < psnr_db)
             if n < len(g):
                 g2, _, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
-                if psnr(decode(_encode_prefix(g2, spec, len(g2), meta)).render(), target) >= psnr_db:
+                if float(psnr(decode(_encode_prefix(g2, spec, len(g2), meta)).render().clamp(0, 1), target)) >= psnr_db:
                     g = g2
                 else:
                     g = g.prefix(n)
     data = _encode_prefix(g, spec, len(g), meta)
     dec = decode(data)
-    return RateResult(dec, spec, data, psnr(dec.render(), target), steps_total, seconds, reached)
-
-
-def bpp_of(data: bytes, width: int, height: int) -> float:
-    return len(data) * 8.0 / (width * height)
-
+    return RateResult(dec, spec, data, float(psnr(dec.render().clamp(0, 1), target)), steps_total, seconds, reached)

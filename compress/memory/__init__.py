@@ -16,11 +16,12 @@ from .attention import MemoryAttention, attention_reference, memory_attention
 from .bank import BankStats, build_bank
 from .distill import DistillConfig, DistillReport, distill
 from .features import FeatureModel, FeatureSet, load_features, write_features
-from .m3file import export_ply, read_m3, write_m3
+from .m3file import decode_m3, encode_m3, export_ply, read_m3, write_m3
 from .memory import QUERY_EXTRA, Memory, ModelMemory
 from .query import (
     gaussian_features,
     gaussian_similarity,
+    load_text_encoder,
     pick_feature,
     pick_pixel_feature,
     render_features,
@@ -42,11 +43,14 @@ __all__ = [
     "ModelMemory",
     "attention_reference",
     "build_bank",
+    "decode_m3",
     "distill",
+    "encode_m3",
     "export_ply",
     "gaussian_features",
     "gaussian_similarity",
     "load_features",
+    "load_text_encoder",
     "memory_attention",
     "pick_feature",
     "pick_pixel_feature",

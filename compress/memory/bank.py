@@ -3,7 +3,7 @@
 Greedy cosine de-duplication keeps a vector only when no kept vector is within the
 threshold (cosine >= ``threshold``). Each kept vector counts the inputs it covers.
 A hard cap bounds the bank: whenever it grows past ``max_size`` the kept vectors are
-refined by count-weighted k-means (cosine assignment, raw-space means) down to
+refined by count-weighted k-means (on directions, raw-space means) down to
 ``max_size`` centroids. Vectors stay raw (unnormalised): the attention sums them.
 """
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Iterable
 
 import torch
 from torch import Tensor
+
+from splat.kmeans import weighted_kmeans
 
 
 @dataclass
@@ -52,31 +54,17 @@ def greedy_dedup(x: Tensor, threshold: float) -> Tensor:
 
 
 def kmeans_reduce(vectors: Tensor, weights: Tensor, k: int, iters: int = 15) -> tuple[Tensor, Tensor]:
-    """Weighted k-means of raw vectors [M,D] down to k centroids, cosine assignment.
-
-    Initialised with the k heaviest vectors (deterministic). Returns centroids [k,D]
-    (weighted raw means) and their total weights [k].
-    """
-    m = vectors.shape[0]
-    if m <= k:
+    """Weighted k-means of raw vectors [M,D] down to at most k centroids by direction (the one
+    k-means, :func:`splat.kmeans.weighted_kmeans`, on unit vectors). Returns each cluster's
+    weighted raw mean [K,D] and its total weight [K]."""
+    if vectors.shape[0] <= k:
         return vectors.clone(), weights.clone()
-    order = torch.argsort(weights, descending=True, stable=True)
-    cent = vectors[order[:k]].clone()
-    vn = _unit(vectors)
-    w = weights.to(vectors.dtype)
-    assign = None
-    for _ in range(iters):
-        new_assign = torch.argmax(vn @ _unit(cent).T, dim=1)
-        if assign is not None and torch.equal(new_assign, assign):
-            break
-        assign = new_assign
-        sums = torch.zeros_like(cent).index_add_(0, assign, vectors * w[:, None])
-        tot = torch.zeros(k, dtype=vectors.dtype).index_add_(0, assign, w)
-        filled = tot > 0
-        cent[filled] = sums[filled] / tot[filled, None]
-    assign = torch.argmax(vn @ _unit(cent).T, dim=1)
-    tot = torch.zeros(k, dtype=weights.dtype).index_add_(0, assign, weights)
-    return cent, tot
+    labels = weighted_kmeans(_unit(vectors), k, weights, iters=iters, init="heaviest").labels
+    mass = torch.zeros(k, dtype=weights.dtype).index_add_(0, labels, weights)
+    w = weights.to(vectors.dtype)[:, None]
+    sums = torch.zeros(k, vectors.shape[1], dtype=vectors.dtype).index_add_(0, labels, vectors * w)
+    filled = mass > 0
+    return sums[filled] / mass[filled, None].to(vectors.dtype), mass[filled]
 
 
 def build_bank(

@@ -1,7 +1,6 @@
 """``splat memory``: extract, build, render and query feature memories (.m3)."""
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Optional
@@ -148,7 +147,7 @@ def build_cmd(
     """
     from splat.atomic import check_output_path
     from splat.camera import load_cameras
-    from splat.progress import human_bytes, summary_table
+    from splat.progress import RichProgress, human_bytes, make_progress, summary_table
 
     from .distill import DistillConfig, distill
     from .features import load_features
@@ -166,7 +165,8 @@ def build_cmd(
         learnable_projection=not fixed_projection, temperature=temperature,
         fit=FitConfig(pixels_per_view=pixels_per_view, max_steps=steps, max_seconds=max_seconds, backend=backend),
     )
-    mem, rep = distill(scene, cams, fs, cfg)
+    with make_progress(transient=True) as bar:
+        mem, rep = distill(scene, cams, fs, cfg, progress=RichProgress(bar))
     mem.meta["cameras"] = cameras_to_meta(cams)
     nbytes = write_m3(mem, out, query_bits=query_bits, scene_path=scene_path, embed_scene=not scene_ref)
     if ply is not None:
@@ -239,16 +239,6 @@ def render_cmd(
     _console().print(f"wrote {out}: features [{f.shape[0]}, {f.shape[1]}, {f.shape[2]}]")
 
 
-def _encoder(spec: str):
-    mod, _, fn = spec.partition(":")
-    if not mod or not fn:
-        raise UsageError("--encoder must be 'package.module:function' (a callable str -> vector [D])")
-    try:
-        return getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise UsageError(f"cannot load text encoder {spec!r}: {e}") from None
-
-
 @memory_app.command("query")
 def query_cmd(
     m3: Path = typer.Argument(..., metavar="MEMORY.m3"),
@@ -272,7 +262,7 @@ def query_cmd(
 
     from splat.atomic import atomic_path, check_output_path
 
-    from .query import pick_feature, render_features, similarity, similarity_colors
+    from .query import load_text_encoder, pick_feature, render_features, similarity, similarity_colors
 
     check_output_path(out, [m3], force)
     if (pixel is None) == (text is None):
@@ -289,7 +279,7 @@ def query_cmd(
     else:
         if encoder is None:
             raise UsageError("--text needs --encoder package.module:function")
-        vec = _encoder(encoder)(text)
+        vec = load_text_encoder(encoder)(text)
     sim = similarity(mem, cam, vec, model, features=feats)
     rgb = similarity_colors(sim, threshold)
     with atomic_path(out) as tmp:

@@ -55,7 +55,7 @@ def run(out_dir: Path) -> list[tuple[str, str]]:
     hold = holdout_indices(len(cams), 3)
     extract_scene_features(scene, cams, out_dir / "features", layers=["b10"], holdout=hold, save_images=True)
     fs = load_features(out_dir / "features")
-    cfg = DistillConfig(query_dim=8, bank_max=512, fit=FitConfig(max_seconds=60, progress=False))
+    cfg = DistillConfig(query_dim=8, bank_max=512, fit=FitConfig(max_seconds=60))
     mem, rep = distill(scene, cams, fs, cfg)
     mem.meta["cameras"] = cameras_to_meta(cams)
     nbytes = write_m3(mem, out_dir / "blobs.m3")

@@ -15,6 +15,7 @@ import torch
 
 from splat.camera import Camera
 from splat.errors import FormatError, UsageError
+from splat.progress import Progress
 from splat.scene import GaussianScene
 
 from .attention import DEFAULT_TEMPERATURE, MemoryAttention
@@ -92,10 +93,12 @@ def distill(
     holdout: Sequence[int] | None = None,
     evaluate: bool = True,
     cache: ProjectionCache | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Memory, DistillReport]:
     """Distil every model of ``features`` into ``scene``. ``holdout``: camera indices kept out
     of training (default: the feature index's ``holdout`` list); they are evaluated at the end.
-    ``cache``: per-view blend operators to reuse across runs on the same scene and cameras."""
+    ``cache``: per-view blend operators to reuse across runs on the same scene and cameras.
+    ``progress``: the fitting stage ("distilling", one unit per step)."""
     config = config or DistillConfig()
     if config.query_dim < 1:
         raise UsageError("query dimension must be >= 1")
@@ -130,7 +133,8 @@ def distill(
     values = (torch.randn(len(scene), q_total, generator=g) * config.query_init_std).requires_grad_(True)
     dec_params = [a.projection for a in attns if a.learnable]
     cache = cache or ProjectionCache(scene, config.fit.backend)
-    fit_report = fit_field(scene, cameras, train, values, targets, config.fit, dec_params, cache=cache)
+    fit_report = fit_field(scene, cameras, train, values, targets, config.fit, dec_params, cache=cache,
+                           progress=progress)
 
     values = values.detach()
     for fm, attn, t in zip(features.models, attns, targets):

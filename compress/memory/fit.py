@@ -12,7 +12,6 @@ is divided by the targets' mean squared norm so it is scale-free across models.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,8 +23,9 @@ from torch import Tensor
 
 from render import rasterize
 from splat.camera import Camera
-from splat.progress import make_progress
+from splat.progress import NullProgress, Progress
 from splat.scene import GaussianScene
+from splat.threads import threads
 
 from .features import FeatureModel
 from .operator import BlendOperator
@@ -66,7 +66,6 @@ class FitConfig:
     patience: int = 2
     backend: str = "auto"
     seed: int = 0
-    progress: bool = True
     torch_threads: int | None = 1
     """torch intra-op threads while fitting (restored after). The per-step tensors are small,
     and on a loaded machine more threads spin-wait: 1 was up to 100x faster than 2 here.
@@ -202,27 +201,19 @@ def fit_field(
     decoder_params: Sequence[Tensor] = (),
     description: str = "distilling",
     cache: ProjectionCache | None = None,
+    progress: Progress | None = None,
 ) -> FitReport:
     """Optimise ``values`` [N,C] (a leaf that requires grad) and ``decoder_params`` in place.
 
-    ``cache``: per-view blend operators to reuse (built on first use otherwise)."""
-    with torch_threads(config.torch_threads):
-        return _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache)
+    ``cache``: per-view blend operators to reuse (built on first use otherwise).
+    ``progress``: one stage named ``description``, advanced per step with the loss."""
+    with threads(config.torch_threads, numba_too=False):
+        return _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache,
+                          progress or NullProgress())
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count."""
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache) -> FitReport:
+def _fit_field(scene, cameras, train, values, targets, config, decoder_params, description, cache,
+               progress: Progress) -> FitReport:
     rng = np.random.default_rng(config.seed)
     samplers = [_ViewSampler(t.model) for t in targets]
     groups = [{"params": [values], "lr": config.lr}]
@@ -238,10 +229,7 @@ def _fit_field(scene, cameras, train, values, targets, config, decoder_params, d
     report = FitReport()
     t0 = time.perf_counter()
     best_hist: list[float] = []
-    prog = make_progress(transient=True) if config.progress else None
-    task = prog.add_task(description, total=max_steps, info="") if prog else None
-    if prog:
-        prog.start()
+    progress.start(description, max_steps)
     try:
         while report.steps < max_steps:
             order = rng.permutation(train)
@@ -273,8 +261,7 @@ def _fit_field(scene, cameras, train, values, targets, config, decoder_params, d
                 report.steps += 1
                 epoch_loss += float(loss.detach())
                 epoch_n += 1
-                if prog:
-                    prog.update(task, advance=1, info=f"loss {float(loss.detach()):.4f}")
+                progress.advance(1, f"loss {float(loss.detach()):.4f}")
                 if time.perf_counter() - t0 > config.max_seconds:
                     report.stop_reason = f"time budget ({config.max_seconds:.0f} s)"
                     break
@@ -293,8 +280,7 @@ def _fit_field(scene, cameras, train, values, targets, config, decoder_params, d
         if not report.stop_reason:
             report.stop_reason = f"step limit ({max_steps})"
     finally:
-        if prog:
-            prog.stop()
+        progress.end()
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -18,8 +18,11 @@ import torch
 from compress.container import pack_container, unpack_container
 from compress.entropy import decode_bytes, decode_ints, encode_bytes, encode_ints
 from splat.atomic import atomic_path, atomic_write_bytes
-from splat.errors import FormatError
-from splat.scene import GaussianScene
+from splat.errors import FormatError, naming
+from splat.header import get_float, get_int, get_typed
+from splat.io._common import make_scene, read_bytes
+from splat.limits import check_pixels, gaussian_cap, require_at_most, value_cap
+from splat.scene import GaussianScene, check_finite
 
 from .memory import QUERY_EXTRA, Memory, ModelMemory
 
@@ -66,9 +69,9 @@ def _geom_scene(data: bytes, n: int, sh_degree: int, path) -> GaussianScene:
     shapes = {"means": (n, 3), "quats": (n, 4), "log_scales": (n, 3), "opacity_logits": (n,), "sh_dc": (n, 3),
               "sh_rest": (n, k, 3)}
     for f, w in zip(_GEOM_FIELDS, widths):
-        out[f] = torch.from_numpy(arr[pos:pos + n * w].astype(np.float32).reshape(shapes[f]))
+        out[f] = arr[pos:pos + n * w].astype(np.float32).reshape(shapes[f])
         pos += n * w
-    return GaussianScene(**out)
+    return make_scene(path, **out)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -86,6 +89,9 @@ def encode_m3(memory: Memory, *, query_bits: int = 8, embed_scene: bool = True,
     relative to the .m3 file) and the scene file's SHA-256 instead of the geometry."""
     q = memory.queries
     n, qt = int(q.shape[0]), int(q.shape[1])
+    memory.scene.check_finite()
+    for m in memory.models:
+        check_finite({f"model {m.name!r} bank": m.bank, f"model {m.name!r} projection": m.projection}, "row")
     codes, lo, step = quantize_queries(q, query_bits)
     header: dict = {
         "n": n, "query_total": qt, "query_bits": int(query_bits),
@@ -145,59 +151,70 @@ def write_m3(memory: Memory, path: str | os.PathLike, *, query_bits: int = 8, sc
     return len(data)
 
 
-def _req(d: dict, key: str, typ, path, where: str = "header"):
-    v = d.get(key)
-    if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
-        raise FormatError(f".m3 {where} field {key!r} is missing or has the wrong type", path)
-    return v
+def _floats(h: dict, key: str, count: int, path) -> np.ndarray:
+    v = get_typed(h, key, list, path, ".m3 header")
+    if len(v) != count or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= 1e30 for x in v):
+        raise FormatError(f".m3 header field {key!r} must list {count} finite numbers", path)
+    return np.asarray(v, dtype=np.float32)
 
 
-def decode_m3(data: bytes, path=None, scene: GaussianScene | None = None) -> Memory:
-    """Parse .m3 bytes. A file that references its scene needs ``scene`` (or use :func:`read_m3`)."""
+def decode_m3(data: bytes, path=None, scene: GaussianScene | None = None, *, max_gaussians: int | None = None) -> Memory:
+    """Parse .m3 bytes. A file that references its scene needs ``scene`` (or use :func:`read_m3`).
+
+    The Gaussian count is capped by the file size (``splat.limits.gaussian_cap``; ``max_gaussians``
+    replaces the cap) and so is the number of query codes (``value_cap``).
+    """
     c = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".m3 file")
+    with naming(path), np.errstate(all="ignore"):
+        return _decode(c, len(data), path, scene, max_gaussians)
+
+
+def _decode(c, nbytes: int, path, scene: GaussianScene | None, max_gaussians: int | None) -> Memory:
     h = c.header
-    n = _req(h, "n", int, path)
-    qt = _req(h, "query_total", int, path)
-    bits = _req(h, "query_bits", int, path)
-    lo = np.asarray(_req(h, "query_lo", list, path), dtype=np.float32)
-    step = np.asarray(_req(h, "query_step", list, path), dtype=np.float32)
-    models_h = _req(h, "models", list, path)
-    if n < 0 or qt < 1 or not 2 <= bits <= 16 or lo.shape != (qt,) or step.shape != (qt,):
-        raise FormatError(".m3 header has inconsistent query sizes", path)
+    w = ".m3 header"
+    n = require_at_most(get_int(h, "n", 0, 1 << 40, path, w), gaussian_cap(nbytes, max_gaussians), "Gaussian count",
+                        path, "max_gaussians")
+    qt = get_int(h, "query_total", 1, 1 << 20, path, w)
+    bits = get_int(h, "query_bits", 2, 16, path, w)
+    code_cap = value_cap(nbytes) if max_gaussians is None else int(max_gaussians) * qt
+    require_at_most(n * qt, code_cap, "query code count", path, "max_gaussians")
+    lo, step = _floats(h, "query_lo", qt, path), _floats(h, "query_step", qt, path)
+    models_h = get_typed(h, "models", list, path, w)
     codes = decode_ints(c.get("QRYS"), max_count=n * qt)
     if codes.size != n * qt or (codes.size and (codes.min() < 0 or codes.max() >= (1 << bits))):
         raise FormatError(f"QRYS chunk holds {codes.size} codes, expected {n} x {qt} of {bits} bits", path)
     queries = dequantize_queries(codes.reshape(qt, n), lo, step)
+    if not bool(torch.isfinite(queries).all()):
+        raise FormatError(".m3 query ranges decode to NaN/Inf", path)
     banks, projs = c.all("BANK"), c.all("PROJ")
     if len(banks) != len(models_h) or len(projs) != len(models_h) or not models_h:
         raise FormatError(f".m3 file lists {len(models_h)} models but holds {len(banks)} banks and {len(projs)} projections", path)
     models, used = [], 0
     for mh, b, p in zip(models_h, banks, projs):
-        if not isinstance(mh, dict):
-            raise FormatError(".m3 model entry must be an object", path)
-        name = _req(mh, "name", str, path, "model")
-        off, qd, dim, k = (_req(mh, f, int, path, "model") for f in ("offset", "query_dim", "dim", "bank_size"))
+        wm = ".m3 model"
+        name = get_typed(mh, "name", str, path, wm)
+        off, qd, dim, k = (get_int(mh, f, 0, 1 << 40, path, wm) for f in ("offset", "query_dim", "dim", "bank_size"))
         if off != used or qd < 1 or off + qd > qt or dim < 1 or k < 1:
-            raise FormatError(f".m3 model {name!r} has an inconsistent query slice or sizes", path)
+            raise FormatError(f".m3 model {name[:40]!r} has an inconsistent query slice or sizes", path)
         used += qd
         if len(b) != 2 * k * dim or len(p) != 4 * qd * dim:
-            raise FormatError(f".m3 model {name!r}: bank/projection chunk sizes do not match [{k},{dim}] / [{qd},{dim}]", path)
+            raise FormatError(f".m3 model {name[:40]!r}: bank/projection chunk sizes do not match [{k},{dim}] / [{qd},{dim}]", path)
         bank = torch.from_numpy(np.frombuffer(b, dtype="<f2").astype(np.float32).reshape(k, dim))
         proj = torch.from_numpy(np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(qd, dim))
         if not (torch.isfinite(bank).all() and torch.isfinite(proj).all()):
-            raise FormatError(f".m3 model {name!r}: bank or projection holds NaN/Inf", path)
-        temp = mh.get("temperature", 0.05)
-        if not isinstance(temp, (int, float)) or not temp > 0:
-            raise FormatError(f".m3 model {name!r}: temperature must be positive", path)
-        models.append(ModelMemory(name, off, qd, bank, proj, float(temp), bool(mh.get("learnable", True)),
-                                  tuple(mh.get("image_size", (0, 0))), tuple(mh.get("feature_size", (0, 0)))))
+            raise FormatError(f".m3 model {name[:40]!r}: bank or projection holds NaN/Inf", path)
+        temp = get_float(mh, "temperature", 1e-9, 1e9, path, wm, default=0.05)
+        sizes = [mh.get(key, [0, 0]) for key in ("image_size", "feature_size")]
+        if not all(isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and 0 <= x <= 1 << 20 for x in v)
+                   for v in sizes):
+            raise FormatError(f".m3 model {name[:40]!r}: image_size/feature_size must be two integers", path)
+        models.append(ModelMemory(name, off, qd, bank, proj, temp, bool(mh.get("learnable", True)),
+                                  tuple(sizes[0]), tuple(sizes[1])))
     if used != qt:
         raise FormatError(f".m3 models use {used} query channels, the file holds {qt}", path)
     ref = None
     if h.get("scene") == "embedded":
-        deg = _req(h, "sh_degree", int, path)
-        if deg not in (0, 1, 2, 3):
-            raise FormatError(f".m3 sh_degree {deg} is not 0..3", path)
+        deg = get_int(h, "sh_degree", 0, 3, path, w)
         geo = _geom_scene(c.get("GEOM"), n, deg, path)
     else:
         sref = h.get("scene")
@@ -210,16 +227,15 @@ def decode_m3(data: bytes, path=None, scene: GaussianScene | None = None) -> Mem
     if len(geo) != n:
         raise FormatError(f"the scene has {len(geo)} Gaussians, the .m3 file has queries for {n}", path)
     geo = geo.replace(extras={k: v for k, v in geo.extras.items() if k != QUERY_EXTRA})
-    return Memory(geo.with_extras(**{QUERY_EXTRA: queries}), models, ref, dict(h.get("meta") or {}))
+    meta = h.get("meta")
+    return Memory(geo.with_extras(**{QUERY_EXTRA: queries}), models, ref, dict(meta) if isinstance(meta, dict) else {})
 
 
-def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None) -> Memory:
+def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None, *, max_gaussians: int | None = None) -> Memory:
     """Read a ``.m3`` file. A referenced scene is loaded from its path (relative to the .m3)
     and checked against the stored SHA-256, unless ``scene`` is given."""
     p = Path(path)
-    if not p.is_file():
-        raise FormatError("file not found", p)
-    data = p.read_bytes()
+    data = read_bytes(p)
     if scene is None:
         c = unpack_container(data, magic=MAGIC, path=p, max_version=VERSION, what=".m3 file")
         sref = c.header.get("scene")
@@ -234,7 +250,7 @@ def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None) -> Memo
             except ImportError:
                 raise FormatError(f"the referenced scene {sp} needs splat.io.read_scene, which is not installed", p) from None
             scene = read_scene(sp)
-    return decode_m3(data, p, scene)
+    return decode_m3(data, p, scene, max_gaussians=max_gaussians)
 
 
 # ---------------------------------------------------------------------- cameras in the header
@@ -244,18 +260,27 @@ def cameras_to_meta(cameras) -> list[dict]:
              "world_to_camera": [float(v) for v in c.world_to_camera.reshape(-1)]} for c in cameras]
 
 
-def cameras_from_meta(meta: dict) -> list:
-    """The cameras stored by :func:`cameras_to_meta` (empty list when there are none)."""
+def cameras_from_meta(meta: dict, path: str | os.PathLike | None = None, *, max_pixels: int | None = None) -> list:
+    """The cameras stored by :func:`cameras_to_meta` (empty list when there are none); a camera
+    over ``max_pixels`` (default ``splat.limits.MAX_PIXELS``) is a FormatError."""
     from splat.camera import Camera
 
+    cams = meta.get("cameras") or []
+    if not isinstance(cams, list):
+        raise FormatError(".m3 meta 'cameras' must be a list", path)
     out = []
-    for i, d in enumerate(meta.get("cameras") or []):
+    for i, d in enumerate(cams):
+        what = f".m3 meta camera {i}"
+        w, h = get_int(d, "width", 1, 1 << 20, path, what), get_int(d, "height", 1, 1 << 20, path, what)
+        check_pixels(w, h, max_pixels, path, what)
+        f = [get_float(d, key, -1e9, 1e9, path, what) for key in ("fx", "fy", "cx", "cy")]
+        m = get_typed(d, "world_to_camera", list, path, what)
+        if len(m) != 16 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= 1e30 for x in m):
+            raise FormatError(f"{what}: world_to_camera must be 16 finite numbers", path)
         try:
-            out.append(Camera(float(d["fx"]), float(d["fy"]), float(d["cx"]), float(d["cy"]), int(d["width"]),
-                              int(d["height"]), torch.tensor(d["world_to_camera"], dtype=torch.float64).reshape(4, 4),
-                              str(d.get("name", ""))))
-        except (KeyError, TypeError, ValueError, RuntimeError):
-            raise FormatError(f".m3 meta camera {i} is malformed") from None
+            out.append(Camera(*f, w, h, torch.tensor(m, dtype=torch.float64).reshape(4, 4), str(d.get("name", ""))))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise FormatError(f"{what} is malformed ({e})", path) from None
     return out
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
 from splat.errors import UsageError
@@ -87,12 +86,3 @@ class Memory:
 
     def with_queries(self, queries: Tensor) -> "Memory":
         return Memory(self.scene.with_extras(**{QUERY_EXTRA: queries}), self.models, self.scene_ref, dict(self.meta))
-
-
-def model_queries(memory: Memory, model: ModelMemory) -> Tensor:
-    """This model's per-Gaussian queries [N,Q]."""
-    return memory.queries[:, model.slice]
-
-
-def empty_query_scene(scene: GaussianScene, q_total: int) -> GaussianScene:
-    return scene.with_extras(**{QUERY_EXTRA: torch.zeros(len(scene), q_total, dtype=torch.float32)})

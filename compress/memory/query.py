@@ -22,6 +22,22 @@ TextEncoder = Callable[[str], Tensor]
 """A user-supplied text encoder: text -> vector [D] in a model's feature space (e.g. CLIP's text tower)."""
 
 
+def load_text_encoder(spec: str) -> TextEncoder:
+    """The text encoder named ``package.module:function`` (the ``--encoder`` plug-in); UsageError if it cannot load."""
+    import importlib
+
+    mod, _, fn = spec.partition(":")
+    if not mod or not fn:
+        raise UsageError("--encoder must be 'package.module:function' (a callable str -> vector [D])")
+    try:
+        enc = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"cannot load text encoder {spec!r}: {e}") from None
+    if not callable(enc):
+        raise UsageError(f"text encoder {spec!r} is not callable")
+    return enc
+
+
 def render_queries(memory: Memory, camera: Camera, *, backend: str = "auto") -> Tensor:
     """The rendered query map [H,W,Q_total] (every model's channels) for one camera."""
     out = rasterize(memory.scene, camera, mode="features", features=memory.queries, backend=backend)
@@ -93,15 +109,16 @@ def gaussian_features(memory: Memory, model: str | None = None) -> Tensor:
 
 @torch.no_grad()
 def gaussian_similarity(memory: Memory, vector: Tensor, model: str | None = None, *,
-                        features: Tensor | None = None) -> Tensor:
+                        features: Tensor | None = None, unit_features: bool = False) -> Tensor:
     """Cosine similarity [N] of each Gaussian's decoded feature to ``vector`` [D].
 
-    ``features``: the result of :func:`gaussian_features` to reuse across clicks.
+    ``features``: the result of :func:`gaussian_features` to reuse across clicks;
+    ``unit_features``: its rows are already unit length (skips normalising N x D values per query).
     """
     m = memory.model(model)
     v = _vector(m, vector)
     f = gaussian_features(memory, m.name) if features is None else features
-    return _unit(f) @ _unit(v)
+    return (f if unit_features and features is not None else _unit(f)) @ _unit(v)
 
 
 def similarity_colors(scores: Tensor, threshold: float | None = None, *, low: float | None = None) -> Tensor:

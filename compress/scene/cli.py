@@ -56,30 +56,6 @@ def _load_cameras(cameras: Optional[Path], scene_path: Path, auto: bool = True):
     return load_cameras(path), path
 
 
-class RichStages:
-    """Adapter from the pipeline's start/advance/end protocol to a rich progress bar."""
-
-    def __init__(self, progress):
-        self.p = progress
-        self.task = None
-
-    def start(self, stage: str, total: int) -> None:
-        self.task = self.p.add_task(stage, total=total or None, info="")
-
-    def advance(self, n: int = 1, info: str = "") -> None:
-        if self.task is not None:
-            self.p.update(self.task, advance=n, info=info)
-
-    def end(self) -> None:
-        if self.task is not None:
-            t = self.p.tasks[[x.id for x in self.p.tasks].index(self.task)]
-            if t.total is None:
-                self.p.update(self.task, total=max(t.completed, 1), completed=max(t.completed, 1))
-            else:
-                self.p.update(self.task, completed=t.total)
-        self.task = None
-
-
 def register(app: typer.Typer) -> None:
     @app.command("compress", help="Compress a 3DGS scene to .lgs (prune, distil, quantize, entropy-code).\n" + EXAMPLES_COMPRESS)
     def compress_cmd(
@@ -105,7 +81,7 @@ def register(app: typer.Typer) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path
         from splat.cli import console
         from splat.io import read_scene
-        from splat.progress import human_bytes, make_progress, summary_table
+        from splat.progress import RichProgress, human_bytes, make_progress, summary_table
 
         from .codec import STREAM_NAMES, QuantConfig
         from .pipeline import CompressSettings, compress_scene
@@ -136,7 +112,7 @@ def register(app: typer.Typer) -> None:
             backend="auto",
         )
         with make_progress() as prog:
-            result = compress_scene(scene, settings, cameras=cams, progress=RichStages(prog))
+            result = compress_scene(scene, settings, cameras=cams, progress=RichProgress(prog))
         t0 = time.perf_counter()
         atomic_write_bytes(output, result.data)
         t_write = time.perf_counter() - t0

@@ -16,7 +16,10 @@ import numpy as np
 import torch
 
 from compress.container import pack_container, unpack_container
-from splat.errors import FormatError
+from splat.errors import FormatError, naming
+from splat.header import get_int, get_typed
+from splat.io._common import make_scene, read_bytes
+from splat.limits import gaussian_cap, require_at_most
 from splat.scene import GaussianScene, sh_rest_count
 
 from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
@@ -176,37 +179,32 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return (np.log(p) - np.log1p(-p)).astype(np.float32)
 
 
-def _header_int(h: dict, key: str, lo: int, hi: int) -> int:
-    v = h.get(key)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise FormatError(f"header field {key!r} is missing or out of range ({v!r})")
-    return v
+def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *,
+           max_gaussians: int | None = None) -> GaussianScene:
+    """Decode ``.lgs`` bytes into a float32 :class:`GaussianScene` (Gaussians in Morton order).
 
-
-def decode(data: bytes | memoryview, path: str | os.PathLike | None = None) -> GaussianScene:
-    """Decode ``.lgs`` bytes into a float32 :class:`GaussianScene` (Gaussians in Morton order)."""
+    The header's count is capped by the file size (``splat.limits.gaussian_cap``);
+    ``max_gaussians`` replaces that cap for legitimate files of degenerate data.
+    """
     box = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".lgs file")
-    try:
-        return _decode(box.header, box, path)
-    except FormatError as e:
-        if e.path is None and path is not None:
-            raise FormatError(e.reason, path) from None
-        raise
+    with naming(path), np.errstate(all="ignore"):
+        return _decode(box.header, box, min(MAX_COUNT, gaussian_cap(len(data), max_gaussians)), path)
 
 
-def _decode(h: dict, box, path) -> GaussianScene:
-    n = _header_int(h, "count", 0, MAX_COUNT)
-    deg = _header_int(h, "sh_degree", 0, 3)
+def _decode(h: dict, box, cap: int, path) -> GaussianScene:
+    n = get_int(h, "count", 0, MAX_COUNT)
+    require_at_most(n, cap, "Gaussian count", path, "max_gaussians")
+    deg = get_int(h, "sh_degree", 0, 3)
     try:
         grid = PositionGrid.from_json(h["positions"])
         oq = UniformQuant.from_json(h["opacity"], 1, "opacity")
         sq = UniformQuant.from_json(h["log_scales"], 3, "log-scales")
         cq = UniformQuant.from_json(h["sh_dc"], 3, "SH DC")
-        rbits = int(h["rotation"]["bits"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, FormatError):
+            raise
         raise FormatError("header lacks a quantizer description") from None
-    if not 1 <= rbits <= 16:
-        raise FormatError(f"rotation bits {rbits} out of range")
+    rbits = get_int(get_typed(h, "rotation", dict), "bits", 1, 16, what="rotation")
     means, _ = decode_positions(box.get("POSN"), n, grid)
     opac = oq.dequantize(decode_channels(box.get("OPAC"), n, 1, hi=oq.levels, what="opacity"))[:, 0]
     ls = sq.dequantize(decode_channels(box.get("SCAL"), n, 3, hi=sq.levels, what="scales"))
@@ -215,7 +213,7 @@ def _decode(h: dict, box, path) -> GaussianScene:
     quats = decode_rotations(ridx, rvals, rbits)
     mode = h["sh_dc"].get("transform", "none")
     if mode not in ("none", "g,r-g,b-g"):
-        raise FormatError(f"unknown colour transform {mode!r}")
+        raise FormatError(f"unknown colour transform {str(mode)[:40]!r}")
     dcq = decode_channels(box.get("COLR"), n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC")
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
@@ -224,16 +222,16 @@ def _decode(h: dict, box, path) -> GaussianScene:
     dc = cq.dequantize(dcq)
     k = sh_rest_count(deg)
     if k:
+        s = get_typed(h, "sh_rest", dict)
+        kcb = get_int(s, "codebook_size", 0, n, what="sh_rest")
+        ndir = get_int(s, "direct_count", 0, n, what="sh_rest")
         try:
-            s = h["sh_rest"]
-            kcb = int(s["codebook_size"])
-            ndir = int(s["direct_count"])
             cbq = UniformQuant.from_json(s["codebook"], 3 * k, "SH codebook")
             drq = UniformQuant.from_json(s["direct"], 3 * k, "SH direct")
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, FormatError):
+                raise
             raise FormatError("header lacks the SH rest description") from None
-        if not 0 <= kcb <= n or not 0 <= ndir <= n:
-            raise FormatError("SH codebook size or direct count out of range")
         labels = decode_channels(box.get("SHIX"), n, 1, hi=kcb, what="SH indices")[:, 0]
         code = SHCode(
             labels,
@@ -245,21 +243,13 @@ def _decode(h: dict, box, path) -> GaussianScene:
         rest = decode_vectree_sh(code).reshape(n, k, 3)
     else:
         rest = np.zeros((n, 0, 3), dtype=np.float32)
-    t = torch.from_numpy
-    return GaussianScene(
-        means=t(means), quats=t(quats), log_scales=t(ls), opacity_logits=t(_logit(opac)),
-        sh_dc=t(dc), sh_rest=t(np.ascontiguousarray(rest)),
-    )
+    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=_logit(opac), sh_dc=dc,
+                      sh_rest=rest)
 
 
-def read_lgs(path: str | os.PathLike) -> GaussianScene:
-    """Read a ``.lgs`` file."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise FormatError("file not found", path) from None
-    return decode(data, path=path)
+def read_lgs(path: str | os.PathLike, *, max_gaussians: int | None = None) -> GaussianScene:
+    """Read a ``.lgs`` file (``max_gaussians``: see :func:`decode`)."""
+    return decode(read_bytes(path), path=path, max_gaussians=max_gaussians)
 
 
 def write_lgs(scene: GaussianScene, path: str | os.PathLike, weights=None, config: QuantConfig | None = None) -> EncodeReport:

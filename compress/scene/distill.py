@@ -9,14 +9,15 @@ Adam with the 3DGS learning rates (positions scaled by the scene scale).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from render import rasterize
+from render.metrics import ssim
 from splat.camera import Camera
+from splat.progress import Progress
 from splat.scene import GaussianScene
 
 from .views import scene_scale
@@ -40,38 +41,6 @@ class FinetuneConfig:
     seed: int = 0
 
 
-def _gauss_window(size: int = 11, sigma: float = 1.5, dtype=torch.float32) -> Tensor:
-    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x * x) / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0) -> Tensor:
-    """Differentiable mean SSIM of images [..., H, W, C] (11x11 Gaussian window, sigma 1.5, zero padding).
-
-    The training loss: float32 and batched, cheaper than :func:`render.metrics.ssim` (float64,
-    valid windows), which reports fidelity. The two agree to ~1e-2 away from the borders.
-    """
-    x = a.reshape(-1, *a.shape[-3:]).permute(0, 3, 1, 2)
-    y = b.reshape(-1, *b.shape[-3:]).permute(0, 3, 1, 2).to(x.dtype)
-    c = x.shape[1]
-    g = _gauss_window(dtype=x.dtype)
-    wx = g.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    wy = g.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
-
-    def blur(t: Tensor) -> Tensor:
-        t = F.conv2d(t, wx, padding=(0, 5), groups=c)
-        return F.conv2d(t, wy, padding=(5, 0), groups=c)
-
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean()
-
-
 def render_targets(teacher: GaussianScene, views: Sequence[Camera], *, backend: str = "auto") -> Tensor:
     """Teacher renders [V,H,W,3] (no gradient), black background."""
     with torch.no_grad():
@@ -86,12 +55,12 @@ def finetune(
     config: FinetuneConfig | None = None,
     targets: Tensor | None = None,
     backend: str = "auto",
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[GaussianScene, list[float]]:
     """Optimise ``student`` to match ``targets`` (default: the teacher's renders of ``views``).
 
-    Returns the trained scene (detached) and the loss per step. ``progress(loss)`` is
-    called after every step.
+    Returns the trained scene (detached) and the loss per step. ``progress`` is advanced
+    after every step with the loss (the caller starts and ends the stage).
     """
     cfg = config or FinetuneConfig()
     views = list(views)
@@ -130,13 +99,14 @@ def finetune(
         tgt = targets[i].to(out.dtype)
         loss = (1 - cfg.ssim_weight) * (out - tgt).abs().mean()
         if cfg.ssim_weight:
-            loss = loss + cfg.ssim_weight * (1 - ssim(out, tgt))
+            # zero-padded SSIM in float32: the training loss (fidelity reports the standard one)
+            loss = loss + cfg.ssim_weight * (1 - ssim(out, tgt, padding="same", dtype=None))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         history.append(float(loss.detach()))
         if progress is not None:
-            progress(history[-1])
+            progress.advance(1, f"loss {history[-1]:.4f}")
     return s.detach(), history
 
 
@@ -147,7 +117,7 @@ def distill_sh(
     *,
     config: FinetuneConfig | None = None,
     backend: str = "auto",
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[GaussianScene, list[float]]:
     """Student with SH degree ``sh_degree`` (truncated teacher), trained on the teacher's renders."""
     if sh_degree >= teacher.sh_degree:

@@ -28,11 +28,6 @@ class Fidelity:
     per_view_psnr: list[float] = field(default_factory=list)
 
 
-def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR (dB) of two images [H,W,C] in [0, 1], capped at 100 dB (identical images)."""
-    return min(100.0, float(metrics.psnr(a, b)))
-
-
 def render_views(scene: GaussianScene, views: Sequence[Camera], *, backend: str = "auto") -> Tensor:
     """Renders [V,H,W,3] clamped to [0, 1] (views may differ in size only if rendered one by one)."""
     with torch.no_grad():
@@ -46,7 +41,7 @@ def fidelity(original: GaussianScene | Tensor, compressed: GaussianScene, views:
     ``with_ssim``."""
     ref = original if isinstance(original, Tensor) else render_views(original, views, backend=backend)
     out = render_views(compressed.to(device=ref.device), views, backend=backend).to(ref.device)
-    per = [psnr(out[i], ref[i]) for i in range(len(views))]
+    per = [min(100.0, float(metrics.psnr(out[i], ref[i]))) for i in range(len(views))]  # 100 dB: identical
     ss = [float(metrics.ssim(out[i], ref[i])) for i in range(len(views))] if with_ssim else [float("nan")]
     lp = None
     if with_lpips and metrics.lpips_available():

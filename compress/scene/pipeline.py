@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from splat.camera import Camera
+from splat.progress import NullProgress, Progress
 from splat.scene import GaussianScene
 
 from .codec import EncodeReport, QuantConfig, decode, encode
@@ -72,30 +73,22 @@ class CompressResult:
     notes: list[str] = field(default_factory=list)
 
 
-class _NullProgress:
-    def start(self, stage: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1, info: str = "") -> None: ...
-
-    def end(self) -> None: ...
-
-
 def compress_scene(
     scene: GaussianScene,
     settings: CompressSettings | None = None,
     *,
     cameras: Sequence[Camera] | None = None,
-    progress=None,
+    progress: Progress | None = None,
 ) -> CompressResult:
     """Compress ``scene`` (see the module docstring). ``cameras``: the training cameras, if known.
 
-    ``progress``: an object with ``start(stage, total)``, ``advance(n, info)`` and ``end()``.
+    ``progress``: where each stage is reported (``splat.progress.Progress``).
     """
     st = settings or CompressSettings()
     if st.quality not in PRESETS:
         raise ValueError(f"unknown quality preset {st.quality!r} ({', '.join(PRESETS)})")
     preset = PRESETS[st.quality]
-    pg = progress or _NullProgress()
+    pg = progress or NullProgress()
     timings: dict[str, float] = {}
     notes: list[str] = []
     dev = torch.device(st.device)
@@ -124,14 +117,14 @@ def compress_scene(
         pv = [c.scaled(st.finetune_scale) for c in pseudo_views(original, views.train, seed=st.seed)]
         pg.start(f"distil SH {original.sh_degree}->{st.sh_degree}", st.distill_steps)
         work, _ = distill_sh(original, pv, st.sh_degree, config=FinetuneConfig(steps=st.distill_steps, seed=st.seed),
-                             backend=st.backend, progress=lambda loss: pg.advance(1, f"loss {loss:.4f}"))
+                             backend=st.backend, progress=pg)
         pg.end()
         timed("distillation", t0)
 
     t0 = time.perf_counter()
     sig_views = [c.scaled(st.significance_scale) for c in views.train]
     pg.start("significance", len(sig_views))
-    scores = significance(work, sig_views, beta=st.beta, backend=st.backend, progress=lambda: pg.advance(1))
+    scores = significance(work, sig_views, beta=st.beta, backend=st.backend, progress=pg)
     pg.end()
     timed("significance", t0)
 
@@ -164,7 +157,7 @@ def compress_scene(
         pg.start("fine-tune", st.steps)
         pruned, _ = finetune(pruned, original if st.sh_degree is None else work, pv,
                              config=FinetuneConfig(steps=st.steps, seed=st.seed), backend=st.backend,
-                             progress=lambda loss: pg.advance(1, f"loss {loss:.4f}"))
+                             progress=pg)
         pg.end()
         timed("fine-tuning", t0)
 

@@ -13,43 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from compress.entropy import decode_ints, encode_ints
+from compress.uniform import dequantize_uniform, quantize_uniform, uniform_step
 from splat.errors import FormatError
+from splat.morton import MAX_BITS as _MORTON_BITS
+from splat.morton import morton_decode, morton_encode
 
-MAX_BITS = 21  # 3 x 21 = 63 bits fit one uint64 Morton code
+from .quantize import MAX_BOUND
 
-
-def _spread3(v: np.ndarray) -> np.ndarray:
-    """Insert two zero bits between each of the low 21 bits of v (uint64)."""
-    x = v.astype(np.uint64) & np.uint64(0x1FFFFF)
-    x = (x | (x << np.uint64(32))) & np.uint64(0x1F00000000FFFF)
-    x = (x | (x << np.uint64(16))) & np.uint64(0x1F0000FF0000FF)
-    x = (x | (x << np.uint64(8))) & np.uint64(0x100F00F00F00F00F)
-    x = (x | (x << np.uint64(4))) & np.uint64(0x10C30C30C30C30C3)
-    x = (x | (x << np.uint64(2))) & np.uint64(0x1249249249249249)
-    return x
-
-
-def _compact3(x: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_spread3`."""
-    x = x.astype(np.uint64) & np.uint64(0x1249249249249249)
-    x = (x | (x >> np.uint64(2))) & np.uint64(0x10C30C30C30C30C3)
-    x = (x | (x >> np.uint64(4))) & np.uint64(0x100F00F00F00F00F)
-    x = (x | (x >> np.uint64(8))) & np.uint64(0x1F0000FF0000FF)
-    x = (x | (x >> np.uint64(16))) & np.uint64(0x1F00000000FFFF)
-    x = (x | (x >> np.uint64(32))) & np.uint64(0x1FFFFF)
-    return x
-
-
-def morton_encode(q: np.ndarray) -> np.ndarray:
-    """Grid coordinates [N,3] (each < 2^21) -> Morton codes [N] uint64."""
-    q = np.asarray(q, dtype=np.uint64)
-    return _spread3(q[:, 0]) | (_spread3(q[:, 1]) << np.uint64(1)) | (_spread3(q[:, 2]) << np.uint64(2))
-
-
-def morton_decode(m: np.ndarray) -> np.ndarray:
-    """Morton codes [N] -> grid coordinates [N,3] uint64."""
-    m = np.asarray(m, dtype=np.uint64)
-    return np.stack([_compact3(m), _compact3(m >> np.uint64(1)), _compact3(m >> np.uint64(2))], axis=1)
+MAX_BITS = _MORTON_BITS[3]  # 3 x 21 = 63 bits fit one uint64 Morton code
 
 
 @dataclass
@@ -62,8 +33,7 @@ class PositionGrid:
 
     @property
     def step(self) -> np.ndarray:
-        ext = np.maximum(self.hi - self.lo, 0.0)
-        return np.where(ext > 0, ext / float((1 << self.bits) - 1), 1.0)
+        return uniform_step(self.lo, self.hi, self.bits)
 
     @staticmethod
     def fit(x: np.ndarray, bits: int) -> "PositionGrid":
@@ -78,12 +48,11 @@ class PositionGrid:
         return PositionGrid(lo, hi, bits)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        q = np.rint((np.asarray(x, dtype=np.float64) - self.lo) / self.step)
-        return np.clip(q, 0, (1 << self.bits) - 1).astype(np.uint64)
+        return quantize_uniform(x, self.lo, self.hi, self.bits).astype(np.uint64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """Grid coordinates -> float32 positions (computed in float64, then rounded)."""
-        return (self.lo + q.astype(np.float64) * self.step).astype(np.float32)
+        return dequantize_uniform(q, self.lo, self.hi, self.bits).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"lo": [float(v) for v in self.lo], "hi": [float(v) for v in self.hi], "bits": int(self.bits)}
@@ -96,7 +65,8 @@ class PositionGrid:
             bits = int(d["bits"])
         except (KeyError, TypeError, ValueError):
             raise FormatError("position grid in the header is malformed") from None
-        if not (1 <= bits <= MAX_BITS) or not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (hi < lo).any():
+        if not (1 <= bits <= MAX_BITS) or not (np.abs(lo) <= MAX_BOUND).all() or not (np.abs(hi) <= MAX_BOUND).all() \
+                or (hi < lo).any():
             raise FormatError("position grid in the header is out of range")
         return PositionGrid(lo, hi, bits)
 
@@ -127,4 +97,4 @@ def decode_positions(data: bytes, n: int, grid: PositionGrid) -> tuple[np.ndarra
     codes = np.cumsum(gaps.astype(np.uint64), dtype=np.uint64)
     if n and (int(codes[-1]) >> (3 * grid.bits)) != 0:
         raise FormatError("position codes exceed the grid declared in the header")
-    return grid.dequantize(morton_decode(codes)), codes
+    return grid.dequantize(morton_decode(codes, 3)), codes

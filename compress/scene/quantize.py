@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from compress.uniform import dequantize_uniform, quantize_uniform, uniform_step
 from splat.errors import FormatError
-
-from .kmeans import assign, weighted_kmeans
+from splat.kmeans import assign, weighted_kmeans
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -29,6 +29,10 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 def _as_2d(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     return v[:, None] if v.ndim == 1 else v.reshape(v.shape[0], int(np.prod(v.shape[1:])))
+
+
+MAX_BOUND = 1e30
+"""Largest quantizer bound a decoder accepts: values stay finite in float32 (a header's 1e308 would not)."""
 
 
 @dataclass
@@ -45,8 +49,7 @@ class UniformQuant:
 
     @property
     def step(self) -> np.ndarray:
-        ext = self.hi - self.lo
-        return np.where(ext > 0, ext / self.levels, 1.0)
+        return uniform_step(self.lo, self.hi, self.bits)
 
     @staticmethod
     def fit(v: np.ndarray, bits: int, lo=None, hi=None) -> "UniformQuant":
@@ -64,12 +67,10 @@ class UniformQuant:
         return UniformQuant(lo, np.maximum(hi, lo), bits)
 
     def quantize(self, v: np.ndarray) -> np.ndarray:
-        v = _as_2d(v)
-        q = np.rint((v - self.lo) / self.step)
-        return np.clip(q, 0, self.levels).astype(np.int64)
+        return quantize_uniform(_as_2d(v), self.lo, self.hi, self.bits)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        return (self.lo + np.asarray(q, dtype=np.float64) * self.step).astype(np.float32)
+        return dequantize_uniform(q, self.lo, self.hi, self.bits).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"lo": [float(x) for x in self.lo], "hi": [float(x) for x in self.hi], "bits": int(self.bits)}
@@ -84,8 +85,9 @@ class UniformQuant:
             raise FormatError(f"quantizer for {what} in the header is malformed") from None
         if lo.shape != (channels,) or hi.shape != (channels,):
             raise FormatError(f"quantizer for {what} has {lo.size} channels, expected {channels}")
-        if not (1 <= bits <= 16) or not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (hi < lo).any():
-            raise FormatError(f"quantizer for {what} is out of range")
+        if not (1 <= bits <= 16) or not (np.abs(lo) <= MAX_BOUND).all() or not (np.abs(hi) <= MAX_BOUND).all() \
+                or (hi < lo).any():
+            raise FormatError(f"quantizer for {what} is out of range (bits 1..16, finite bounds within +-{MAX_BOUND:g})")
         return UniformQuant(lo, hi, bits)
 
 

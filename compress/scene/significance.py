@@ -16,19 +16,21 @@ from torch import Tensor
 
 from render import rasterize
 from splat.camera import Camera
+from splat.progress import Progress
 from splat.scene import GaussianScene
 
 
 def blend_weights(scene: GaussianScene, cameras: Sequence[Camera], *, backend: str = "auto",
-                  progress=None) -> Tensor:
-    """Accumulated blend weight [N] (float64) over every pixel of every camera."""
+                  progress: Progress | None = None) -> Tensor:
+    """Accumulated blend weight [N] (float64) over every pixel of every camera.
+    ``progress`` is advanced once per camera (the caller starts and ends the stage)."""
     total = torch.zeros(len(scene), dtype=torch.float64)
     with torch.no_grad():
         for cam in cameras:
-            out = rasterize(scene, cam, backend=backend, return_stats=True)
+            out = rasterize(scene, cam, backend=backend, return_stats="blend_weight")
             total += out.stats.blend_weight.detach().to(torch.float64).cpu()
             if progress is not None:
-                progress()
+                progress.advance(1)
     return total
 
 
@@ -42,7 +44,7 @@ def volume_factor(scene: GaussianScene, beta: float = 0.1) -> Tensor:
 
 
 def significance(scene: GaussianScene, cameras: Sequence[Camera], *, beta: float = 0.1,
-                 backend: str = "auto", progress=None) -> Tensor:
+                 backend: str = "auto", progress: Progress | None = None) -> Tensor:
     """Global significance score [N] (float64); see the module docstring."""
     return blend_weights(scene, cameras, backend=backend, progress=progress) * volume_factor(scene, beta)
 

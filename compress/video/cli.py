@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path
         from splat.cli import console
         from splat.io import read_scene
-        from splat.progress import human_bytes, make_progress, summary_table
+        from splat.progress import RichProgress, human_bytes, make_progress, summary_table
 
         from .codec import QUALITY, VideoSettings, encode_video, read_frames
 
@@ -55,9 +55,8 @@ def register(app: typer.Typer) -> None:
             for p in paths:
                 scenes.append(read_scene(p))
                 prog.advance(task)
-            task2 = prog.add_task("encoding", total=len(scenes), info="")
             res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked),
-                               progress=lambda done, total: prog.update(task2, completed=done))
+                               progress=RichProgress(prog))
         atomic_write_bytes(output, res.data)
         n = max(res.frame_counts)
         rows = [

@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ import torch
 from compress.container import pack_container, read_chunk, read_index
 from compress.scene.codec import QuantConfig
 from splat.errors import FormatError, UsageError
+from splat.header import get_float, get_int, get_typed
+from splat.limits import require_at_most, value_cap
+from splat.progress import NullProgress, Progress
 from splat.scene import GaussianScene
 
 from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
@@ -152,9 +155,9 @@ def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int =
 
 # ---------------------------------------------------------------------- encode
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> EncodeResult:
-    """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress(done, total)`` is
-    called after each segment with frame counts."""
+                 progress: Progress | None = None) -> EncodeResult:
+    """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress``: one stage,
+    "encoding", advanced by each segment's frame count."""
     from splat.io import read_scene
 
     st = settings or VideoSettings()
@@ -168,6 +171,11 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     if not scenes:
         raise UsageError("no frames to encode")
     scenes = [s.to(dtype=torch.float32) for s in scenes]
+    for i, s in enumerate(scenes):
+        try:
+            s.check_finite()
+        except ValueError as e:
+            raise UsageError(f"frame {i}: {e}") from None
     deg = max(s.sh_degree for s in scenes)
     scenes = [s if s.sh_degree == deg else s.with_sh_degree(deg) for s in scenes]
     detected = is_tracked(scenes)
@@ -177,6 +185,8 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     chunks, seg_meta, modes, seg_bytes = [], [], [], []
     streams: dict[str, int] = {}
     total = len(scenes)
+    pg = progress or NullProgress()
+    pg.start("encoding", total)
     for first in range(0, total, st.gop):
         seg = scenes[first:first + st.gop]
         if tracked and len(seg[0]) >= 8:
@@ -192,8 +202,8 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
         seg_meta.append({"first": first, "frames": len(seg), "mode": mode})
         modes.append(mode)
         seg_bytes.append(len(blob))
-        if progress is not None:
-            progress(first + len(seg), total)
+        pg.advance(len(seg), f"segment {len(seg_meta)} ({mode})")
+    pg.end()
     lo = torch.stack([s.means.min(0).values if len(s) else torch.zeros(3) for s in scenes]).min(0).values.numpy()
     hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
     header = {
@@ -208,7 +218,8 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
                         time.perf_counter() - t0, detected)
 
 
-def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None, progress=None) -> EncodeResult:
+def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None,
+                progress: Progress | None = None) -> EncodeResult:
     """Encode and write atomically."""
     from splat.atomic import atomic_write_bytes
 
@@ -219,26 +230,33 @@ def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None 
 
 # ---------------------------------------------------------------------- decode
 def _info_from_header(h: dict, total: int, path) -> VideoInfo:
-    try:
-        segs = h["segments"]
-        first = [int(s["first"]) for s in segs]
-        counts = [int(s["frames"]) for s in segs]
-        info = VideoInfo(
-            fps=float(h["fps"]), n_frames=int(h["frames"]), n_gaussians=int(h["gaussians"]),
-            sh_degree=int(h["sh_degree"]), gop=int(h["gop"]), tracked=bool(h["tracked"]),
-            bounds_min=np.asarray(h["bounds_min"], dtype=np.float32).reshape(3),
-            bounds_max=np.asarray(h["bounds_max"], dtype=np.float32).reshape(3),
-            n_segments=len(segs), total_bytes=total, segment_first=first, segment_frames=counts,
-        )
-    except (KeyError, TypeError, ValueError):
-        raise FormatError(".gsv header is missing fields or malformed", path) from None
+    """The clip's :class:`VideoInfo`, every field checked for type, range and finiteness."""
+    w, big = ".gsv header", 1 << 40
+    segs = get_typed(h, "segments", list, path, w)
+    if not all(isinstance(s, dict) for s in segs):
+        raise FormatError(".gsv segment list is malformed", path)
+    first = [get_int(s, "first", 0, big, path, ".gsv segment") for s in segs]
+    counts = [get_int(s, "frames", 1, big, path, ".gsv segment") for s in segs]
+    bounds = []
+    for key in ("bounds_min", "bounds_max"):
+        b = get_typed(h, key, list, path, w)
+        if len(b) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= 1e30 for x in b):
+            raise FormatError(f".gsv header field {key!r} must be 3 finite numbers", path)
+        bounds.append(np.asarray(b, dtype=np.float32))
+    info = VideoInfo(
+        fps=get_float(h, "fps", 1e-6, 1e6, path, w), n_frames=get_int(h, "frames", 0, big, path, w),
+        n_gaussians=get_int(h, "gaussians", 0, big, path, w), sh_degree=get_int(h, "sh_degree", 0, 3, path, w),
+        gop=get_int(h, "gop", 1, big, path, w), tracked=get_typed(h, "tracked", bool, path, w),
+        bounds_min=bounds[0], bounds_max=bounds[1],
+        n_segments=len(segs), total_bytes=total, segment_first=first, segment_frames=counts,
+    )
     expect = 0
     for f, c in zip(first, counts):
-        if f != expect or c < 1:
+        if f != expect:
             raise FormatError(".gsv segment list is inconsistent", path)
         expect += c
-    if expect != info.n_frames or not info.fps > 0 or not 0 <= info.sh_degree <= 3:
-        raise FormatError(".gsv header is inconsistent (frame count, fps or SH degree)", path)
+    if expect != info.n_frames:
+        raise FormatError(f".gsv header is inconsistent: segments hold {expect} frames, header says {info.n_frames}", path)
     return info
 
 
@@ -250,7 +268,10 @@ class VideoReader:
     per thread (``FrameStream`` owns its own).
     """
 
-    def __init__(self, path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview):
+    def __init__(self, path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview, *, partial: bool = False):
+        """``partial``: open a truncated file anyway (segments that end past the end of the
+        file raise FormatError when read; the others decode). By default truncation is an
+        error here, at open."""
         self._file = None
         self._mm = None
         if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
@@ -262,17 +283,24 @@ class VideoReader:
                 self._file = open(self.path, "rb")
             except FileNotFoundError:
                 raise FormatError("file not found", self.path) from None
+            except IsADirectoryError:
+                raise FormatError("is a directory, expected a .gsv file", self.path) from None
+            except OSError as e:
+                raise FormatError(f"cannot read file ({e.strerror or e})", self.path) from None
             size = os.fstat(self._file.fileno()).st_size
             if size == 0:
                 self._file.close()
                 raise FormatError("empty file, not a .gsv video", self.path)
             self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self._data = memoryview(self._mm)
-        self._index = read_index(self._data, magic=MAGIC, path=self.path, max_version=VERSION, what=".gsv file")
+        self._index = read_index(self._data, magic=MAGIC, path=self.path, max_version=VERSION, what=".gsv file",
+                                 whole=not partial)
         self.info = _info_from_header(self._index.header, len(self._data), self.path)
         if len(self._index.tags) != self.info.n_segments:
             raise FormatError(f".gsv file has {len(self._index.tags)} segment chunks, header lists {self.info.n_segments}",
                               self.path)
+        for s, (frames, nbytes) in enumerate(zip(self.info.segment_frames, self._index.lengths)):
+            require_at_most(frames, value_cap(nbytes), f"segment {s}'s frame count", self.path)
         self._seg_id = -1
         self._seg: DecodedSegment | None = None
 
@@ -305,7 +333,10 @@ class VideoReader:
         """Decode frame ``i`` (0-based)."""
         s = self.info.segment_of(i)
         seg = self.segment(s)
-        return seg.frame(i - self.info.segment_first[s])
+        try:
+            return seg.frame(i - self.info.segment_first[s])
+        except FormatError as e:
+            raise FormatError(f"frame {i} (segment {s}): {e.reason}", self.path) from None
 
     def __len__(self) -> int:
         return self.info.n_frames
@@ -332,6 +363,19 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def decode_video(data: bytes | bytearray | memoryview) -> list[GaussianScene]:
+    """Decode every frame of ``.gsv`` bytes (one scene per frame; to stream a long clip with
+    bounded memory use :class:`VideoReader`)."""
+    with VideoReader(data) as reader:
+        return list(reader)
+
+
+def read_video(path: str | os.PathLike) -> list[GaussianScene]:
+    """Read every frame of a ``.gsv`` file (see :func:`decode_video`)."""
+    with VideoReader(path) as reader:
+        return list(reader)
 
 
 def read_video_info(path: str | os.PathLike) -> VideoInfo:

@@ -30,6 +30,8 @@ from compress.scene import codec as lgs
 from compress.scene.quantize import UniformQuant
 from compress.scene.streams import decode_channels, encode_channels
 from splat.errors import FormatError
+from splat.header import get_int
+from splat.limits import require_at_most, value_cap
 from splat.scene import SH_C0, GaussianScene, sh_rest_count
 
 from .motion import (SparseSkin, default_length, farthest_point_sampling, knn_joints,
@@ -89,9 +91,11 @@ def unpack_sparse(data: bytes, frames: int, n: int, channels: int, *, lo: int, h
                   what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     parts = unpack_arrays(data, 3 if channels else 2)
     counts = decode_ints(parts[0], max_count=frames)
-    if counts.size != frames or (counts.size and (counts.min() < 0 or counts.sum() > frames * max(n, 1))):
+    if counts.size != frames or (counts.size and (counts.min() < 0 or counts.max() > n)):
         raise FormatError(f"{what}: malformed update counts")
     m = int(counts.sum())
+    # one-symbol streams code any count in a few bytes: bound the updates by this chunk's size
+    require_at_most(m * max(channels, 1), value_cap(len(data)), f"{what}: update value count")
     gaps = decode_ints(parts[1], max_count=m)
     if gaps.size != m:
         raise FormatError(f"{what}: {gaps.size} indices, expected {m}")
@@ -262,7 +266,7 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings) -> tuple[by
             cand.append(f.sh_rest[d > st.sh_threshold].reshape(-1, 3 * k_rest))
         cand = torch.cat(cand) if cand else torch.zeros(0, 3 * k_rest)
         if len(cand):
-            from compress.scene.kmeans import weighted_kmeans
+            from splat.kmeans import weighted_kmeans
             kk = max(1, min(st.sh_codebook, len(cand) // 4 or 1))
             res = weighted_kmeans(cand.double(), kk, iters=8, seed=0)
             cents = _np64(res.centroids)
@@ -400,10 +404,7 @@ class DecodedSegment:
         self.mode = h.get("mode")
         if self.mode not in (TRACKED, INTRA):
             raise FormatError(f"unknown segment mode {self.mode!r}")
-        try:
-            self.frames = int(h["frames"])
-        except (KeyError, TypeError, ValueError):
-            raise FormatError("segment header lacks the frame count") from None
+        self.frames = get_int(h, "frames", 1, value_cap(len(data)), what="segment header")
         if self.mode == INTRA:
             self.keys = box.all("KEYF")
             if len(self.keys) != self.frames:
@@ -424,6 +425,9 @@ class DecodedSegment:
         key = lgs.decode(box.get("KEYF"))
         if len(key) != self.n or not 1 <= J <= max(self.n, 1) or not 1 <= k <= 64:
             raise FormatError("segment keyframe does not match its header")
+        require_at_most(self.frames * J * 6, value_cap(len(data)), "joint transform count")
+        if not all(np.isfinite(v) and abs(v) < 1e30 for v in (self.hd["pos_step"], self.rot_step, self.trans_step, length)):
+            raise FormatError("segment header holds non-finite steps")
         jgap = decode_ints(box.get("JIDX"), max_count=J)
         if jgap.size != J or (J > 1 and jgap[1:].min() <= 0) or jgap[0] < 0:
             raise FormatError("joint index stream is malformed")
@@ -435,8 +439,9 @@ class DecodedSegment:
         k_rest = sh_rest_count(key.sh_degree)
         self.cb = None
         shu = (np.zeros(F - 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int64))
+        require_at_most(ncb * max(3 * k_rest, 1), value_cap(len(data)), "SH codebook value count")
         if ncb and k_rest:
-            cbq = UniformQuant.from_json(h["sh_codebook_quant"], 3 * k_rest, "SH codebook")
+            cbq = UniformQuant.from_json(h.get("sh_codebook_quant"), 3 * k_rest, "SH codebook")
             cbi = decode_channels(box.get("SHCB"), ncb, 3 * k_rest, hi=cbq.levels, what="SH codebook")
             self.cb = torch.from_numpy(cbq.dequantize(cbi)).reshape(ncb, k_rest, 3)
             shu = unpack_sparse(box.get("SHUP"), F - 1, n, 1, lo=0, hi=ncb - 1, what="SH updates")

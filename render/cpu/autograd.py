@@ -5,7 +5,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..rasterize import GaussianStats
+from ..projection import MAX_ALPHA, check_max_alpha
+from ..rasterize import GaussianStats, stats_wanted
 from .binning import TileBins, bin_gaussians, depth_order
 from .kernels import backward_tiles, forward_tiles, reduce_pairs
 
@@ -21,7 +22,8 @@ def _gather(flat: np.ndarray, order: np.ndarray, width: int) -> np.ndarray:
 
 class _RasterizeToPixels(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, background, depths, radii, width, height, tile_size, want_stats):
+    def forward(ctx, means2d, conics, colors, opacities, background, depths, radii, width, height, tile_size, want_stats,
+                max_alpha):
         C, N, D = colors.shape
         order, cams = depth_order(depths.detach().cpu().numpy(), radii.detach().cpu().numpy())
         xy = _gather(_np32(means2d), order, 2)
@@ -38,7 +40,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         ph = np.zeros(M, np.int32)
         forward_tiles(
             bins.tile_offsets, bins.tile_entries, xy, con, op, col, bins.tiles_x, bins.tiles_y, tile_size,
-            width, height, bg, out, T, last, pw, ph,
+            width, height, bg, out, T, last, pw, ph, np.float32(max_alpha),
         )
         dtype, dev = colors.dtype, colors.device
         out_t = torch.from_numpy(out).to(dev, dtype)
@@ -59,6 +61,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         ctx.bins = bins
         ctx.arrays = (xy, con, op, col, out, T, last)
         ctx.shape = (C, N, D, width, height, tile_size)
+        ctx.max_alpha = max_alpha
         ctx.has_bg = background is not None
         return out_t, alpha_t, blend_t, hits_t
 
@@ -76,7 +79,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         pair_col = np.zeros((M, D), np.float32)
         backward_tiles(
             bins.tile_offsets, bins.tile_entries, xy, con, op, col, bins.tiles_x, bins.tiles_y, tile_size,
-            width, height, out, T, last, g, ga, pair_geo, pair_col,
+            width, height, out, T, last, g, ga, pair_geo, pair_col, np.float32(ctx.max_alpha),
         )
         geo = np.zeros((K, 6), np.float32)
         vcol = np.zeros((K, D), np.float32)
@@ -95,7 +98,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         v_bg = None
         if ctx.has_bg and ctx.needs_input_grad[4]:
             v_bg = torch.from_numpy((T[..., None] * g).sum(axis=(1, 2), dtype=np.float64)).to(dev, dtype)
-        return v_means2d, v_conics, v_colors, v_opac, v_bg, None, None, None, None, None, None
+        return v_means2d, v_conics, v_colors, v_opac, v_bg, None, None, None, None, None, None, None
 
 
 def rasterize_to_pixels(
@@ -109,15 +112,18 @@ def rasterize_to_pixels(
     height: int,
     *,
     background: Tensor | None = None,
-    return_stats: bool = False,
+    return_stats: bool | str = False,
     tile_size: int = 8,
+    max_alpha: float = MAX_ALPHA,
 ) -> tuple[Tensor, Tensor, GaussianStats | None]:
     """Composite screen-space Gaussians on the CPU (tile-based numba kernels).
 
     means2d [C,N,2] px, conics [C,N,3] (A,B,C), colors [C,N,D] (any D >= 1),
     opacities [C,N], depths [C,N] (sort key), radii [C,N,2] int (0 = culled),
     background [C,D] or None (black). Returns colours [C,H,W,D], alphas [C,H,W,1] and,
-    if asked, per-Gaussian stats summed over cameras. Differentiable w.r.t. means2d,
+    if asked, per-Gaussian stats summed over cameras (``return_stats``: True or "all" for
+    both, "blend_weight" for blend weights only). max_alpha: the clamp on one Gaussian's
+    alpha (0.99; 0.999 reproduces gsplat < 1.6). Differentiable w.r.t. means2d,
     conics, colors, opacities and background; computed in float32, returned in the
     dtype of ``colors``.
     """
@@ -129,8 +135,13 @@ def rasterize_to_pixels(
         raise ValueError(f"image size must be positive, got {width}x{height}")
     if tile_size < 1:
         raise ValueError(f"tile_size must be positive, got {tile_size}")
+    check_max_alpha(max_alpha)
+    want = stats_wanted(return_stats)
     out, alpha, blend, hits = _RasterizeToPixels.apply(
-        means2d, conics, colors, opacities, background, depths, radii, int(width), int(height), int(tile_size), bool(return_stats)
+        means2d, conics, colors, opacities, background, depths, radii, int(width), int(height), int(tile_size),
+        bool(want), float(max_alpha),
     )
-    stats = GaussianStats(hit_count=hits, blend_weight=blend) if return_stats else None
+    stats = None
+    if want:
+        stats = GaussianStats(hit_count=hits if "hit_count" in want else None, blend_weight=blend)
     return out, alpha, stats

@@ -8,7 +8,8 @@ float32 constants, branch-free selects and :func:`exp_neg` instead of ``np.exp``
 
 Rules (identical to gsplat and to ``render/_torch_impl.py``): pixel centres at
 (j + 0.5, i + 0.5); sigma = 0.5 (A dx^2 + C dy^2) + B dx dy with d = mean - pixel;
-alpha = min(0.99, opacity * exp(-sigma)); skipped when sigma < 0 or alpha < 1/255;
+alpha = min(max_alpha, opacity * exp(-sigma)) (max_alpha 0.99 by default, 0.999 to match
+gsplat < 1.6); skipped when sigma < 0 or alpha < 1/255;
 a pixel stops *before* the Gaussian that would bring its transmittance to <= 1e-4.
 
 The forward stores, per pixel, the final transmittance and the list position of the
@@ -24,7 +25,6 @@ from numba import njit, prange
 
 from ._fastmath import F0, F1, HALF, exp_neg
 
-MAX_ALPHA = np.float32(0.99)
 ALPHA_MIN = np.float32(1.0 / 255.0)
 T_MIN = np.float32(1e-4)
 
@@ -54,7 +54,7 @@ def _tile_setup(t, tiles_x, ntile, ts):
 @njit(parallel=True, cache=True, fastmath=_FM)
 def forward_tiles(
     tile_offsets, tile_entries, xy, conic, opac, color, tiles_x, tiles_y, ts, width, height, bg,
-    out_color, out_T, out_last, pair_weight, pair_hits,
+    out_color, out_T, out_last, pair_weight, pair_hits, max_alpha,
 ):
     """Composite every tile.
 
@@ -62,7 +62,9 @@ def forward_tiles(
     Writes out_color [C,H,W,D], out_T [C,H,W] final transmittance, out_last [C,H,W] int32
     (list position of the Gaussian that stopped the pixel, or the list length), and per
     tile-major pair: pair_weight (sum of alpha*T over the tile's pixels), pair_hits.
+    max_alpha: float32 clamp on a single Gaussian's alpha.
     """
+    amax = np.float32(max_alpha)
     D = color.shape[1]
     P = ts * ts
     ntile = tiles_x * tiles_y
@@ -104,7 +106,7 @@ def forward_tiles(
                 dx = mx - px[p]
                 dy = my - py[p]
                 sig = HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-                al = min(MAX_ALPHA, o * exp_neg(sig))
+                al = min(amax, o * exp_neg(sig))
                 Tp = T[p]
                 Tn = Tp * (F1 - al)
                 ok = (sig >= F0) and (al >= ALPHA_MIN) and (act[p] > F0)
@@ -141,7 +143,7 @@ def forward_tiles(
 @njit(parallel=True, cache=True, fastmath=_FM)
 def backward_tiles(
     tile_offsets, tile_entries, xy, conic, opac, color, tiles_x, tiles_y, ts, width, height,
-    out_color, out_T, out_last, v_color_img, v_alpha_img, pair_geo, pair_col,
+    out_color, out_T, out_last, v_color_img, v_alpha_img, pair_geo, pair_col, max_alpha,
 ):
     """Gradients per (Gaussian, tile) pair, front to back.
 
@@ -150,7 +152,9 @@ def backward_tiles(
     each summed over the tile's pixels. Uses, per pixel, R = sum over later contributions
     of w (c . g) plus T_final (bg . g - g_alpha) = out . g - T_final g_alpha minus what
     has been passed, so dL/dalpha_i = T_i (c_i . g) - R_i / (1 - alpha_i).
+    max_alpha: the forward's clamp.
     """
+    amax = np.float32(max_alpha)
     D = color.shape[1]
     P = ts * ts
     ntile = tiles_x * tiles_y
@@ -212,7 +216,7 @@ def backward_tiles(
                 sig = HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
                 e = exp_neg(sig)
                 raw = o * e
-                al = min(MAX_ALPHA, raw)
+                al = min(amax, raw)
                 ok = (sig >= F0) and (al >= ALPHA_MIN) and (g < lastp[p])
                 Tp = T[p]
                 wp = al * Tp if ok else F0
@@ -222,7 +226,7 @@ def backward_tiles(
                 one_m = F1 - al
                 va = Tp * cg[p] - r / one_m
                 va = va if ok else F0
-                vfree = va if raw <= MAX_ALPHA else F0  # clamped alpha has no gradient
+                vfree = va if raw <= amax else F0  # clamped alpha has no gradient
                 vs = -raw * vfree
                 v_o += e * vfree
                 v_mx += vs * (ca * dx + cb * dy)

@@ -30,6 +30,7 @@ SIGMA_MAX = math.log(255.0)
 EPS = 1e-6
 MODE_TOPK = 0
 MODE_SUM = 1
+DEFAULT_MODE = "sum"  # the mode fitting, ImageGaussians and the renderer use unless told otherwise
 
 
 @nb.njit(cache=True, inline="always")

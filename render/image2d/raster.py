@@ -12,9 +12,11 @@ window only, touching only the Gaussians that reach it. Differentiable w.r.t. me
 scales, rotations and colors.
 
 Backends: ``"cpu"`` (tile-based numba kernels with hand-written backward, ``kernels.py``),
+``"torch"`` (``sum`` mode only: banded plain torch, ``torch_sum.py``; runs on CUDA),
 ``"reference"`` (dense float64 PyTorch, ``reference.py``; tests and tiny images only),
-``"auto"`` (= cpu). There is no CUDA backend: gsplat's 2D path has no top-K normalized
-mode, so CUDA tensors are rendered by the CPU kernels and moved back.
+``"auto"`` (torch for CUDA tensors in ``sum`` mode, else cpu). ``topk`` has no GPU path
+(gsplat's 2D path has no top-K normalized mode): CUDA tensors are rendered by the CPU
+kernels and moved back.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from . import kernels
 Mode = Literal["topk", "sum"]
 MAX_CHANNELS = 16
 DEFAULT_K = 10
+DEFAULT_MODE: Mode = kernels.DEFAULT_MODE
 # Gaussian-centric kernels: 32-px tiles bin faster than 16-px ones (0.7 vs 1.6 ms at
 # 768x512) and render as fast
 TILE = 32
@@ -85,15 +88,23 @@ class _Raster2D(torch.autograd.Function):
 
 
 def rasterize_conics(means: Tensor, conics: Tensor, colors: Tensor, width: int, height: int, *,
-                     mode: Mode = "topk", k: int = DEFAULT_K, backend: str = "auto") -> Tensor:
+                     mode: Mode = DEFAULT_MODE, k: int = DEFAULT_K, backend: str = "auto") -> Tensor:
     """Render Gaussians given in output pixels with conics (A, B, C) [N,3]. Returns [H,W,C]."""
     _check(means, colors, width, height, mode, k)
     if backend == "reference":
         from .reference import render_reference
 
         return render_reference(means, conics, colors, width, height, mode=mode, k=k)
+    if backend == "auto" and mode == "sum" and colors.is_cuda:
+        backend = "torch"
+    if backend == "torch":
+        if mode != "sum":
+            raise ValueError("backend='torch' renders mode='sum' only")
+        from .torch_sum import rasterize_sum_torch
+
+        return rasterize_sum_torch(means, conics, colors, width, height).to(colors.dtype)
     if backend not in ("auto", "cpu"):
-        raise ValueError(f"unknown backend {backend!r} (auto, cpu, reference)")
+        raise ValueError(f"unknown backend {backend!r} (auto, cpu, torch, reference)")
     mode_id = kernels.MODE_TOPK if mode == "topk" else kernels.MODE_SUM
     out = _Raster2D.apply(means, conics, colors, int(width), int(height), mode_id, int(k))
     return out.to(colors.dtype)
@@ -117,7 +128,7 @@ def output_size(width: int, height: int, scale: float = 1.0, crop: tuple[int, in
 
 
 def render_image(means: Tensor, scales: Tensor, rotations: Tensor, colors: Tensor, width: int, height: int, *,
-                 mode: Mode = "topk", k: int = DEFAULT_K, scale: float = 1.0,
+                 mode: Mode = DEFAULT_MODE, k: int = DEFAULT_K, scale: float = 1.0,
                  crop: tuple[int, int, int, int] | None = None, backend: str = "auto") -> Tensor:
     """Render [H', W', C] from Gaussians in a width x height image's pixel frame (see module doc)."""
     ow, oh = output_size(width, height, scale, crop)
@@ -127,7 +138,7 @@ def render_image(means: Tensor, scales: Tensor, rotations: Tensor, colors: Tenso
 
 
 def contribution(means: Tensor, conics: Tensor, colors: Tensor, width: int, height: int, *,
-                 mode: Mode = "topk", k: int = DEFAULT_K) -> Tensor:
+                 mode: Mode = DEFAULT_MODE, k: int = DEFAULT_K) -> Tensor:
     """Per-Gaussian summed pixel share [N] (normalised weight in topk mode, weight in sum mode)."""
     _check(means, colors, width, height, mode, k)
     m = np.ascontiguousarray(means.detach().cpu().numpy(), dtype=np.float32)

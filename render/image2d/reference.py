@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .kernels import EPS, SIGMA_MAX
+from .kernels import DEFAULT_MODE, EPS, SIGMA_MAX
 
 
 def render_reference(means: Tensor, conics: Tensor, colors: Tensor, width: int, height: int, *,
-                     mode: str = "topk", k: int = 10) -> Tensor:
+                     mode: str = DEFAULT_MODE, k: int = 10) -> Tensor:
     """means [N,2], conics [N,3], colors [N,C] in output pixels. Returns [H,W,C] (float64)."""
     means, conics, colors = means.double(), conics.double(), colors.double()
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),

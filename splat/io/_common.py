@@ -7,7 +7,6 @@ one place: size limits before allocation, bounded decompression, finiteness.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import warnings
 from pathlib import Path
@@ -108,7 +107,11 @@ def normalize_quats(q: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- scene <-> numpy
 def scene_arrays(scene: GaussianScene) -> dict[str, np.ndarray]:
-    """The core fields as float32 numpy arrays on the CPU (what writers consume)."""
+    """The core fields as float32 numpy arrays on the CPU (what writers consume).
+
+    Raises ValueError when a field holds NaN or Inf: a file we write must read back.
+    """
+    scene.check_finite()
     return {
         name: t.detach().to("cpu", torch.float32).contiguous().numpy()
         for name, t in scene.fields().items()
@@ -175,19 +178,3 @@ def sh_degree_for_coeffs(total: int, path, what: str = "spherical-harmonic coeff
         if 3 * sh_rest_count(d) == total:
             return d
     raise FormatError(f"{total} {what} is not a valid SH layout (expected 0, 9, 24 or 45)", path)
-
-
-def check_count(count: int, limit: int, path, what: str) -> None:
-    """Reject a declared element count that the file cannot possibly hold."""
-    if count < 0:
-        raise FormatError(f"negative {what} count {count}", path)
-    if count > limit:
-        raise FormatError(f"declared {what} count {count:,} is impossible for a file of this size (at most {limit:,})", path)
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def log2_floor(x: float) -> int:
-    return int(math.floor(math.log2(x)))

@@ -135,7 +135,7 @@ def parse_header(data: bytes, path=None) -> PlyHeader:
                 raise FormatError(f"PLY header line {lineno}: unsupported PLY version {parts[2]!r}", path)
             fmt = parts[1]
         elif key == "element":
-            if len(parts) != 3 or not parts[2].isdigit():
+            if len(parts) != 3 or not (parts[2].isascii() and parts[2].isdigit() and len(parts[2]) <= 19):
                 raise FormatError(f"PLY header line {lineno}: malformed element line {raw.strip()!r}", path)
             if any(e.name == parts[1] for e in elements):
                 raise FormatError(f"PLY header line {lineno}: element {parts[1]!r} declared twice", path)

@@ -9,13 +9,17 @@
   split into a share of the centroids proportional to its size. That costs about as
   much as two 256-centroid runs instead of one 65,536-centroid run.
 
-Everything is deterministic for a given seed. The vector k-means runs BLAS single-threaded:
-its many small matrix products are ~10x slower with threads fighting over shared cores.
+Everything is deterministic for a given seed. The vector k-means (the project's one,
+:mod:`splat.kmeans`) runs on one thread: its many small matrix products are ~10x slower
+with threads fighting over shared cores.
 """
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+import torch
+
+from ..kmeans import weighted_kmeans
+from ..threads import threads
 
 
 FLAT_LIMIT = 1 << 25
@@ -66,43 +70,17 @@ def nearest_sorted(codebook: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.searchsorted(mid, x)
 
 
-def _assign(x: np.ndarray, c: np.ndarray, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid index and squared distance for each row of x."""
-    cn = (c * c).sum(1)
-    labels = np.empty(x.shape[0], np.int64)
-    dist = np.empty(x.shape[0], np.float32)
-    for s in range(0, x.shape[0], block):
-        xb = x[s: s + block]
-        d = cn - 2.0 * (xb @ c.T)  # |x|^2 is the same for every centroid: added back below
-        i = d.argmin(1)
-        labels[s: s + block] = i
-        dist[s: s + block] = np.maximum(np.take_along_axis(d, i[:, None], 1)[:, 0] + (xb * xb).sum(1), 0)
-    return labels, dist
-
-
 def _lloyd(x: np.ndarray, k: int, iters: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    n = x.shape[0]
-    if n <= k:
-        return x.copy(), np.arange(n)
-    c = x[rng.permutation(n)[:k]].copy()
-    for _ in range(iters):
-        labels, dist = _assign(x, c)
-        order = np.argsort(labels, kind="stable")
-        counts = np.bincount(labels, minlength=k)
-        nonempty = np.nonzero(counts)[0]
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[nonempty]
-        sums = np.add.reduceat(x[order], starts, axis=0)
-        c[nonempty] = sums / counts[nonempty, None].astype(np.float32)
-        empty = np.nonzero(counts == 0)[0]
-        if empty.size:  # re-seed empty clusters at the worst-fitted points
-            c[empty] = x[np.argsort(-dist, kind="stable")[: empty.size]]
-    labels, _ = _assign(x, c)
-    return c, labels
+    """One flat k-means run (:func:`splat.kmeans.weighted_kmeans`, unweighted) on numpy rows."""
+    if x.shape[0] <= k:
+        return x.copy(), np.arange(x.shape[0])
+    r = weighted_kmeans(torch.from_numpy(x), k, iters=iters, seed=int(rng.integers(1 << 31)))
+    return r.centroids.numpy(), r.labels.numpy()
 
 
 def kmeans(x: np.ndarray, k: int, iters: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cluster rows of ``x`` [N,D] into at most ``k`` centroids: (centroids [K,D] float32, labels [N] int64)."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threads(1):
         return _kmeans(np.ascontiguousarray(x, dtype=np.float32), k, iters, seed)
 
 

@@ -45,6 +45,8 @@ def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene
 
 @quiet_numpy
 def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
+    if not data:
+        raise FormatError("empty file, not a .splat scene (it holds no Gaussians)", path)
     if len(data) % RECORD:
         raise FormatError(
             f"size {len(data):,} bytes is not a multiple of {RECORD} (truncated or not a .splat file)", path)
@@ -67,6 +69,8 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
 
 
 def encode(scene: GaussianScene) -> bytes:
+    if len(scene) == 0:
+        raise ValueError(".splat cannot store an empty scene (an empty file is not a valid .splat)")
     a = scene_arrays(scene)
     if a["sh_rest"].shape[1]:
         warn(f".splat stores no spherical harmonics: SH degree {scene.sh_degree} dropped (base colour kept)")

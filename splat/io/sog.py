@@ -34,14 +34,16 @@ import json
 import math
 import os
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write_bytes
+from ..morton import morton_encode
+from ..bounded import zip_read_bounded
 from ..errors import FormatError, UsageError
+from ..header import parse_json
 from ..scene import GaussianScene, sh_rest_count
 from ._common import (
     expansion_limit,
@@ -115,11 +117,8 @@ class _Source:
         cap = self.limit if cap is None else cap
         if info.file_size > cap:
             raise FormatError(f"{name!r} claims {info.file_size:,} bytes uncompressed, more than the limit of {cap:,}", self.path)
-        try:
-            return self.zip.read(info)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
-                RuntimeError, zlib.error) as e:
-            raise FormatError(f"cannot extract {name!r} from the SOG archive ({e})", self.path) from None
+        # streamed with a hard cap: an entry that understates its size cannot expand past it
+        return zip_read_bounded(self.zip, info, cap, self.path)
 
 
 def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene:
@@ -154,10 +153,9 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
 def _parse_meta(meta_bytes: bytes, path):
     if len(meta_bytes) > MAX_META_BYTES:
         raise FormatError(f"meta.json is larger than {MAX_META_BYTES >> 20} MiB", path)
-    try:
-        return json.loads(meta_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise FormatError(f"meta.json is not valid JSON ({e})", path) from None
+    if not meta_bytes.strip():
+        raise FormatError("empty meta.json (or empty file): not a SOG scene", path)
+    return parse_json(meta_bytes, path, "meta.json")
 
 
 def _all_files(meta, path) -> list:
@@ -366,11 +364,7 @@ def morton_order(means: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     lo, hi = means.min(0), means.max(0)
     q = np.clip(((means - lo) / np.where(hi > lo, hi - lo, 1.0) * 1023.0).astype(np.int64), 0, 1023)
-    code = np.zeros(len(means), np.int64)
-    for bit in range(10):
-        for axis in range(3):
-            code |= ((q[:, axis] >> bit) & 1) << (3 * bit + axis)
-    return np.argsort(code, kind="stable")
+    return np.argsort(morton_encode(q), kind="stable")
 
 
 def _webp(rgba: np.ndarray, w: int, h: int, effort: int) -> bytes:

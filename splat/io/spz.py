@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
+from ..bounded import zstd_decompress_bounded
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene
 from ._common import (
@@ -134,7 +135,6 @@ def _unframe_v4(data: bytes, path) -> tuple[list[bytes], int, int, int, int]:
         what = "truncated" if total > len(data) else "trailing bytes"
         raise FormatError(f"{what}: the TOC accounts for {total:,} bytes, the file has {len(data):,}", path)
     streams, off, entry = [], start, iter(enumerate(entries))
-    dctx = zstandard.ZstdDecompressor()
     for want in _sizes(n, degree, version):
         if want == 0:  # empty attributes have no stream (SH of degree 0, or no Gaussians at all)
             streams.append(b"")
@@ -142,13 +142,8 @@ def _unframe_v4(data: bytes, path) -> tuple[list[bytes], int, int, int, int]:
         i, (csize, usize) = next(entry)
         if usize != want:
             raise FormatError(f"stream {i}: TOC says {usize:,} bytes uncompressed, expected {want:,}", path)
-        try:
-            raw = dctx.decompress(data[off: off + csize], max_output_size=want)
-        except zstandard.ZstdError as e:
-            raise FormatError(f"stream {i}: corrupt zstd data ({e})", path) from None
-        if len(raw) != want:
-            raise FormatError(f"stream {i}: decompressed to {len(raw):,} bytes, expected {want:,}", path)
-        streams.append(raw)
+        # streamed with a hard cap: the frame's own content-size field is not trusted
+        streams.append(zstd_decompress_bounded(data[off: off + csize], want, path, f"stream {i}", exact=True))
         off += csize
     return streams, n, degree, fbits, version
 

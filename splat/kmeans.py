@@ -1,11 +1,14 @@
-"""Weighted k-means (Lloyd) in PyTorch, deterministic for a given seed.
+"""Weighted k-means (Lloyd) in PyTorch, deterministic for a given seed: the project's one k-means.
 
-Used to build the SH codebook: every vector carries a weight (its significance), so
-the centroids spend their precision where the rendered image needs it.
+Used for the ``.lgs`` SH codebook (every vector weighted by its significance, so the
+centroids spend their precision where the rendered image needs it), the SOG writer's SH
+palette (``splat/io/_quantize.py``, two-level for large palettes), the video codec's
+clusters and the feature memory's bank (on unit vectors: cosine clustering).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,12 +42,16 @@ def assign(x: Tensor, centroids: Tensor, chunk: int = 16384) -> tuple[Tensor, Te
 
 
 def _weighted_sums(x: Tensor, w: Tensor, labels: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Per-cluster sums of w*x [k,D] and of w [k] (np.bincount per dimension: far faster
-    than index_add_ on CPU for many rows)."""
+    """Per-cluster sums of w*x [k,D] and of w [k] (rows sorted by cluster, then one
+    np.add.reduceat: far faster than index_add_ or a bincount per dimension on CPU)."""
     lab = labels.numpy()
     wn = w.double().numpy()
-    xw = x.double().numpy() * wn[:, None]
-    sums = np.stack([np.bincount(lab, weights=xw[:, j], minlength=k) for j in range(x.shape[1])], axis=1)
+    order = np.argsort(lab, kind="stable")
+    counts = np.bincount(lab, minlength=k)
+    filled = np.nonzero(counts)[0]
+    starts = (np.cumsum(counts) - counts)[filled]
+    sums = np.zeros((k, x.shape[1]))
+    sums[filled] = np.add.reduceat(x.double().numpy()[order] * wn[order, None], starts, axis=0)
     mass = np.bincount(lab, weights=wn, minlength=k)
     return torch.from_numpy(sums).to(x.dtype), torch.from_numpy(mass).to(x.dtype)
 
@@ -57,11 +64,12 @@ def weighted_kmeans(
     iters: int = 10,
     seed: int = 0,
     tol: float = 1e-4,
+    init: Literal["sample", "heaviest"] = "sample",
 ) -> KMeansResult:
     """Cluster rows of ``x`` [N,D] into ``k`` centroids minimising sum_i w_i ||x_i - c(i)||^2.
 
-    Initialisation draws ``k`` distinct rows with probability proportional to weight
-    (seeded). Empty clusters are re-seeded with the rows of largest weighted error.
+    Initialisation (``init="sample"``) draws ``k`` distinct rows with probability proportional
+    to weight (seeded); ``"heaviest"`` takes the ``k`` heaviest rows (ties: first). Empty clusters are re-seeded with the rows of largest weighted error.
     Stops after ``iters`` Lloyd steps or when the inertia improves by less than ``tol``
     (relative).
     """
@@ -72,9 +80,11 @@ def weighted_kmeans(
     w = torch.ones(n, dtype=x.dtype) if weights is None else weights.to(x.dtype).clamp_min(0) + 1e-12
     k = int(min(k, n))
     g = torch.Generator().manual_seed(seed)
-    init = torch.multinomial(w / w.sum(), k, replacement=False, generator=g)
-    init = torch.sort(init).values
-    c = x[init].clone()
+    if init == "heaviest":
+        first = torch.argsort(w, descending=True, stable=True)[:k]
+    else:
+        first = torch.sort(torch.multinomial(w / w.sum(), k, replacement=False, generator=g)).values
+    c = x[first].clone()
     prev = float("inf")
     labels, dist = assign(x, c)
     for _ in range(iters):
