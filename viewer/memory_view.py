@@ -30,12 +30,11 @@ import torch
 
 from splat.camera import Camera, load_cameras
 from splat.errors import FormatError, UsageError
+from splat.threads import threads
 
 from .assets import AssetInfo, AssetType, asset_size
 from .scene_view import SceneAsset, SceneClientView, viser_to_camera
 from .server import next_free_path
-from splat.threads import threads
-
 from .splats import to_uint8
 
 HEAT_ALPHA = 0.7
