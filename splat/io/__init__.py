@@ -25,7 +25,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, check_input_file
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene
 from . import compressed_ply, dotsplat, ply, sog, spz
@@ -179,6 +179,7 @@ class FormatRegistry:
                 return sog.NAME
             raise FormatError("is a directory without a meta.json (not a SOG folder)", p)
         if p.exists():
+            check_input_file(p)
             try:
                 with open(p, "rb") as f:
                     head = f.read(SNIFF_BYTES)
@@ -213,6 +214,8 @@ class FormatRegistry:
 
     # ------------------------------------------------------------------ I/O
     def read(self, path: str | os.PathLike, format: str | None = None, **options: Any) -> GaussianScene:
+        if Path(path).exists():
+            check_input_file(path, folder_ok=True)  # a FIFO or device would block the reader
         spec = self.get(format) if format is not None else self.get(self.detect(path))
         if spec.reader is None:
             raise UsageError(f"format {spec.name!r} cannot be read")

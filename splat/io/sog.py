@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, write_folder
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene, sh_rest_count
 from ._common import (
@@ -393,6 +393,15 @@ def encode(scene: GaussianScene, **options) -> bytes:
     return buf.getvalue()
 
 
+def _listed_files(meta_path: Path) -> list[str]:
+    """File names an existing loose SOG's meta.json lists (replaced by a new write); [] if unreadable."""
+    try:
+        meta = json.loads(meta_path.read_bytes())
+        return [str(f) for sec in meta.values() if isinstance(sec, dict) for f in sec.get("files", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
 def write(scene: GaussianScene, path: str | os.PathLike, *, sort: bool = True, sh_iterations: int = 10,
           palette_size: int | None = None, effort: int = 80, seed: int = 0) -> None:
     """Write ``.sog`` (zip), or loose files beside ``path`` when it is named ``*.json`` (options: see encode_files)."""
@@ -402,7 +411,5 @@ def write(scene: GaussianScene, path: str | os.PathLike, *, sort: bool = True, s
         atomic_write_bytes(path, encode(scene, **options))
         return
     files = encode_files(scene, **options)
-    for name, data in files.items():  # textures first, meta.json last: readers never see a half scene
-        if name != "meta.json":
-            atomic_write_bytes(path.parent / name, data)
-    atomic_write_bytes(path, files["meta.json"])
+    write_folder(path.parent, {path.name if n == "meta.json" else n: d for n, d in files.items()},
+                 replaces=_listed_files(path))
