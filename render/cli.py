@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from splat.cli_options import backend_option, force_option, output_option
 from splat.progress import make_progress, summary_table
 
 _HELP = """Render a scene to PNG views.
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 def render_command(
     file: Path = typer.Argument(..., help="scene file (any format splat reads)", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="output folder for the PNG files", show_default=False),
+    out: Path = output_option("output folder for the PNG files"),
     cameras: str = typer.Option("orbit", "--cameras", "-c", help="'orbit', 'hemisphere', cameras.json or transforms.json"),
     n: Optional[int] = typer.Option(None, "--num-views", "-n", help="number of views (generated: default 8; files: evenly spaced subset)"),
     width: Optional[int] = typer.Option(None, "--width", help="image width (generated default 640)"),
@@ -41,9 +42,11 @@ def render_command(
     sh_degree: Optional[int] = typer.Option(None, "--sh-degree", help="use at most this SH degree (0-3)"),
     background: str = typer.Option("black", "--background", "-b", help="black, white, gray, #rrggbb or r,g,b"),
     up: Optional[str] = typer.Option(None, "--up", help="world up axis for generated views, e.g. -y, +z"),
-    backend: str = typer.Option("auto", "--backend", help="auto, cpu or gsplat"),
-    force: bool = typer.Option(False, "--force", help="overwrite existing PNG files"),
+    backend: str = backend_option(),
+    force: bool = force_option("overwrite existing PNG files"),
 ) -> None:
+    from splat.atomic import check_output_path
+    from splat.cli_options import check_backend
     from splat.errors import UsageError
     from splat.io import read_scene
 
@@ -54,8 +57,8 @@ def render_command(
             raise UsageError(f"{name} must be at least 1")
     if sh_degree is not None and not 0 <= sh_degree <= 3:
         raise UsageError("--sh-degree must be 0..3")
-    if backend not in ("auto", "cpu", "gsplat"):
-        raise UsageError(f"--backend must be auto, cpu or gsplat, not {backend!r}")
+    check_backend(backend)
+    check_output_path(out, folder=True)
     bg = parse_background(background)
     t0 = time.perf_counter()
     scene = read_scene(file)

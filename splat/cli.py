@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .cli_options import rewrite_deprecated
 from .errors import SplatError
 
 err_console = Console(stderr=True)
@@ -66,6 +67,8 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> int:
     application = build_app()
     debug = bool(os.environ.get("SPLAT_DEBUG"))
+    argv = rewrite_deprecated(list(sys.argv[1:] if argv is None else argv),
+                              lambda text: err_console.print(f"[yellow]warning:[/] {text}", highlight=False))
     try:
         rv = application(args=argv, prog_name="splat", standalone_mode=False)
         if isinstance(rv, int):

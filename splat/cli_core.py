@@ -13,26 +13,8 @@ from .atomic import check_output_path
 from .cli import app, console, err_console
 from .errors import UsageError
 from .io import FormatWarning, default_registry, detect_format, read_scene, write_scene
+from .io.sizes import asset_size
 from .progress import human_bytes, summary_table
-
-
-def _path_size(p: Path) -> int:
-    """Bytes on disk: a file, or a SOG folder's meta.json plus the files it names."""
-    if p.is_dir():
-        p = p / "meta.json"
-    size = p.stat().st_size
-    if p.name.endswith(".json"):
-        try:
-            meta = json.loads(p.read_text())
-            for sec in meta.values():
-                if isinstance(sec, dict):
-                    for f in sec.get("files", []):
-                        q = p.parent / str(f)
-                        if q.is_file():
-                            size += q.stat().st_size
-        except (OSError, ValueError, AttributeError):
-            pass
-    return size
 
 
 def _parse_value(text: str) -> Any:
@@ -95,7 +77,7 @@ def info(
         scene = read_scene(file, fmt, **parse_options(read_opts))
         dt = time.perf_counter() - t0
     _print_warnings(caught)
-    size = _path_size(file)
+    size = asset_size(file)
     n = len(scene)
     lo, hi = scene.bounds()
     rlo, rhi = scene.bounds(quantile=0.01)
@@ -134,7 +116,10 @@ def info(
 @app.command("convert")
 def convert(
     input: Path = typer.Argument(..., help="Input splat file (format detected from magic bytes, then extension)."),
-    output: Path = typer.Argument(..., help="Output file; its extension picks the format unless --format is given."),
+    output_arg: Optional[Path] = typer.Argument(None, metavar="OUTPUT", show_default=False,
+                                                help="Output file (or give -o); its extension picks the format unless --format is given."),
+    output_opt: Optional[Path] = typer.Option(None, "--output", "-o", show_default=False,
+                                              help="Output file, the same as the OUTPUT argument."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Output format: ply, splat, spz, sog, or a plug-in format."),
     input_format: Optional[str] = typer.Option(None, "--input-format", help="Read the input as this format."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output, even the input itself."),
@@ -149,6 +134,8 @@ def convert(
 
       splat convert point_cloud.ply scene.spz
 
+      splat convert point_cloud.ply -o scene.spz
+
       splat convert scene.spz scene.sog
 
       splat convert scene.ply legacy.spz --set version=3
@@ -159,6 +146,9 @@ def convert(
 
       splat convert from_supersplat.spz out.ply -r coordinate_system=rdf   (SPZ in PLY axes)
     """
+    if (output_arg is None) == (output_opt is None):
+        raise UsageError("give the output once: as OUTPUT or as -o/--output")
+    output: Path = output_arg if output_arg is not None else output_opt
     options = parse_options(set_)
     registry = default_registry()
     spec = registry.output_format(output, format)
@@ -177,7 +167,7 @@ def convert(
             write_scene(scene, output, spec.name, **options)
             t_write = time.perf_counter() - t1
     _print_warnings(caught)
-    in_size, out_size = _path_size(input), _path_size(output)
+    in_size, out_size = asset_size(input), asset_size(output)
     rows = [
         ("input", in_fmt, str(input), human_bytes(in_size), "1.00", f"{t_read:.2f}"),
         ("output", spec.name, str(output), human_bytes(out_size),

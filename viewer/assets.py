@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from splat.errors import FormatError
+from splat.io.sizes import asset_size  # noqa: F401  (a SOG folder: meta.json plus the files it names)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import ClientContext
@@ -171,13 +172,6 @@ def read_head(path: Path, n: int = 64) -> bytes:
         raise FormatError("file not found", path) from None
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", path) from None
-
-
-def asset_size(path: Path) -> int:
-    """Bytes on disk: the file, or every file under a folder."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 def open_asset(path: str | os.PathLike, **options) -> ViewerAsset:

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write_bytes, write_folder
+from .sizes import referenced_files
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene, sh_rest_count
 from ._common import (
@@ -393,15 +394,6 @@ def encode(scene: GaussianScene, **options) -> bytes:
     return buf.getvalue()
 
 
-def _listed_files(meta_path: Path) -> list[str]:
-    """File names an existing loose SOG's meta.json lists (replaced by a new write); [] if unreadable."""
-    try:
-        meta = json.loads(meta_path.read_bytes())
-        return [str(f) for sec in meta.values() if isinstance(sec, dict) for f in sec.get("files", [])]
-    except (OSError, ValueError, AttributeError, TypeError):
-        return []
-
-
 def write(scene: GaussianScene, path: str | os.PathLike, *, sort: bool = True, sh_iterations: int = 10,
           palette_size: int | None = None, effort: int = 80, seed: int = 0) -> None:
     """Write ``.sog`` (zip), or loose files beside ``path`` when it is named ``*.json`` (options: see encode_files)."""
@@ -412,4 +404,4 @@ def write(scene: GaussianScene, path: str | os.PathLike, *, sort: bool = True, s
         return
     files = encode_files(scene, **options)
     write_folder(path.parent, {path.name if n == "meta.json" else n: d for n, d in files.items()},
-                 replaces=_listed_files(path))
+                 replaces=[f.name for f in referenced_files(path)[1:] if f.parent == path.parent])
