@@ -183,3 +183,30 @@ def test_fifo_and_device_inputs_fail_at_once(tmp_path, capsys):
             sio.read_scene(path, "ply")
     with pytest.raises(FormatError, match="is a folder"):
         check_input_file(tmp_path)
+
+
+def test_asset_size_counts_what_the_index_names(tmp_path, capsys):
+    import json
+
+    from splat.io.sizes import asset_files, asset_size
+    from viewer import assets
+
+    folder = tmp_path / "loose"
+    sio.write_scene(GaussianScene.random(80, sh_degree=1, seed=5), folder / "meta.json", sort=False)
+    total = sum(p.stat().st_size for p in folder.iterdir())
+    assert total > (folder / "meta.json").stat().st_size + 1000
+    (folder / "notes.txt").write_text("not part of the scene")
+    assert asset_size(folder) == asset_size(folder / "meta.json") == total
+    assert assets.asset_size is asset_size  # the viewer's info panel sizes the same way
+    assert main(["info", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file_size"] == total
+    # a LOD tree: lod-meta.json names chunk indexes, which name their textures; a cycle and an escape are ignored
+    lod = tmp_path / "lod"
+    for i in range(2):
+        sio.write_scene(GaussianScene.random(30, seed=i), lod / f"{i}_0" / "meta.json", sort=False)
+    (lod / "lod-meta.json").write_text(json.dumps({"lodLevels": 2, "filenames": ["0_0/meta.json", "1_0/meta.json"],
+                                                   "self": "lod-meta.json", "escape": "../loose/meta.json"}))
+    want = sum(p.stat().st_size for p in lod.rglob("*") if p.is_file())
+    assert asset_size(lod) == asset_size(lod / "lod-meta.json") == want
+    assert len(asset_files(lod)) == 1 + 2 * (1 + len(list((lod / "0_0").iterdir())) - 1)
+    assert asset_size(tmp_path / "plain.bin") == 0
