@@ -11,6 +11,7 @@ import typer
 
 from .atomic import check_output_path
 from .cli import app, console, err_console
+from .describe import Describer, find_describer
 from .errors import UsageError
 from .io import FormatWarning, default_registry, detect_format, read_scene, write_scene
 from .io.sizes import asset_size
@@ -56,20 +57,28 @@ def _fmt_vec(v) -> str:
 
 @app.command("info")
 def info(
-    file: Path = typer.Argument(..., help="A splat file: .ply, .compressed.ply, .splat, .spz, .sog or a SOG meta.json."),
+    file: Path = typer.Argument(..., help="A splat file (.ply, .compressed.ply, .splat, .spz, .sog, a SOG meta.json, .lgs) "
+                                          "or another file we write (.gsi, .gsv, .m3)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Read as this format instead of detecting it."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
     read_opts: Optional[List[str]] = typer.Option(None, "--read-option", "-r", metavar="KEY=VALUE",
                                                   help="Reader option, repeatable (e.g. coordinate_system=rdf for SPZ)."),
 ) -> None:
-    """Show a splat file's format, Gaussian count, SH degree, bounds and size.
+    """Show a file's format, size and contents: for scenes the Gaussian count, SH degree and bounds;
+    for .gsi images, .gsv videos and .m3 memories what their headers hold.
 
     Examples:
 
       splat info scene.ply
 
       splat info biker.spz --json
+
+      splat info clip.gsv
     """
+    describer = None if format else find_describer(file)
+    if describer is not None:
+        _print_description(file, describer, as_json)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fmt = format or detect_format(file)
@@ -111,6 +120,36 @@ def info(
         ("read time", f"{dt * 1000:.0f} ms"),
     ]
     console.print(summary_table(str(file), ["property", "value"], rows))
+
+
+def _print_description(file: Path, describer: Describer, as_json: bool) -> None:
+    t0 = time.perf_counter()
+    fields = describer.describe(file)
+    dt = time.perf_counter() - t0
+    size = asset_size(file)
+    data = {"file": str(file), "format": describer.name, "file_size": size, **fields, "read_seconds": dt}
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    rows = [("format", f"{describer.name} ({describer.description})" if describer.description else describer.name),
+            ("file size", f"{human_bytes(size)} ({size:,} B)")]
+    rows += [(k, _fmt_field(v)) for k, v in fields.items() if v is not None]
+    rows.append(("read time", f"{dt * 1000:.0f} ms"))
+    console.print(summary_table(str(file), ["property", "value"], rows))
+
+
+def _fmt_field(v: Any) -> str:
+    if isinstance(v, bool) or isinstance(v, str):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            return _fmt_vec(v) if any(isinstance(x, float) for x in v) else ", ".join(f"{x:,}" for x in v)
+        return "; ".join(str(x) for x in v)
+    return str(v)
 
 
 @app.command("convert")
