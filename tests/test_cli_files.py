@@ -210,3 +210,30 @@ def test_asset_size_counts_what_the_index_names(tmp_path, capsys):
     assert asset_size(lod) == asset_size(lod / "lod-meta.json") == want
     assert len(asset_files(lod)) == 1 + 2 * (1 + len(list((lod / "0_0").iterdir())) - 1)
     assert asset_size(tmp_path / "plain.bin") == 0
+
+
+SPECIAL_INPUT_COMMANDS = [
+    ["info", "{x}"], ["convert", "{x}", "{tmp}/o.spz"], ["decompress", "{x}", "-o", "{tmp}/o.ply"],
+    ["eval", "{x}", "{x}"], ["render", "{x}", "-o", "{tmp}/v"], ["compress", "{x}", "-o", "{tmp}/o.lgs"],
+    ["fit-image", "{x}", "-o", "{tmp}/o.gsi"], ["render-image", "{x}", "-o", "{tmp}/o.png"],
+    ["memory", "render", "{x}", "-o", "{tmp}/o.npy"], ["memory", "query", "{x}", "--pixel", "1,1", "-o", "{tmp}/o.png"],
+    ["video", "info", "{x}"], ["video", "decode", "{x}", "-o", "{tmp}/out"], ["view", "{x}", "--port", "0"],
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_special_inputs_fail_at_once_everywhere(tmp_path, capsys, kind):
+    x = tmp_path / "in.bin"
+    if kind == "fifo":
+        os.mkfifo(x)
+    else:
+        x.mkdir()
+    for argv in SPECIAL_INPUT_COMMANDS:
+        argv = [a.format(x=x, tmp=tmp_path) for a in argv]
+        assert main(argv) == 2, argv  # a FIFO is never opened (it would block)
+        err = capsys.readouterr().err
+        assert len(_lines(err)) == 1 and "in.bin" in err, (argv, err)
+        assert ("FIFO" in err) if kind == "fifo" else ("folder" in err or "directory" in err), (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]

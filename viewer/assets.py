@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from splat.atomic import check_input_file
 from splat.errors import FormatError
 from splat.io.sizes import asset_size  # noqa: F401  (a SOG folder: meta.json plus the files it names)
 
@@ -165,6 +166,8 @@ def read_head(path: Path, n: int = 64) -> bytes:
     """The first ``n`` bytes of a file (b"" for a folder, e.g. an unzipped SOG)."""
     if path.is_dir():
         return b""
+    if path.exists():
+        check_input_file(path)  # a FIFO or device would block the open below
     try:
         with open(path, "rb") as f:
             return f.read(n)

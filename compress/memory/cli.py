@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from splat.cli_options import BACKENDS, backend_option, check_backend, check_range, force_option, output_option
-from splat.errors import FormatError, UsageError
+from splat.errors import UsageError
 
 memory_app = typer.Typer(
     name="memory",
@@ -33,8 +33,9 @@ def _console():
 
 
 def _read_scene(path: Path):
-    if not path.is_file():
-        raise FormatError("scene file not found", path)
+    from splat.atomic import check_input_file
+
+    check_input_file(path, folder_ok=True)  # a SOG folder is a scene
     try:
         from splat.io import read_scene
     except ImportError:
@@ -207,9 +208,11 @@ def build_cmd(
 
 
 def _load_memory(path: Path):
+    from splat.atomic import check_input_file
+
     from .m3file import read_m3
 
-    return read_m3(path)
+    return read_m3(check_input_file(path))
 
 
 def _scaled(cam, scale: float):

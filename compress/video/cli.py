@@ -186,9 +186,11 @@ def info_cmd(input: Path = typer.Argument(..., help="A .gsv clip.")) -> None:
     from splat.cli import console
     from splat.progress import human_bytes, summary_table
 
+    from splat.atomic import check_input_file
+
     from .codec import VideoReader
 
-    with VideoReader(input) as r:
+    with VideoReader(check_input_file(input)) as r:
         i = r.info
         rows = [
             ("frames", f"{i.n_frames} at {i.fps:g} fps ({i.n_frames / i.fps:.2f} s)"),
