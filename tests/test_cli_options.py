@@ -133,3 +133,20 @@ def test_codebook_edges_round_trip(codebook):
     assert len(got) == 300 and got.sh_degree == 1 and bool(got.sh_rest.isfinite().all())
     with pytest.raises(ValueError, match="sh_codebook must be >= 1"):
         encode(scene, config=QuantConfig(sh_codebook=0))
+
+
+@pytest.mark.parametrize("level,position_bits", [(0, 16), (3, 21), (0, 21), (3, 16)])
+def test_level_and_position_bits_edges_round_trip(level, position_bits):
+    """--level 0..3 and --position-bits 16..21 (the ranges the CLI accepts) decode back, positions within the grid step."""
+    import torch
+
+    from compress.scene.codec import decode, encode
+    from compress.scene.rate import level_config
+
+    scene = GaussianScene.random(200, sh_degree=0, seed=5)
+    data, report = encode(scene, config=level_config(level, position_bits=position_bits))
+    got = decode(data)
+    assert len(got) == 200
+    extent = float((scene.means.max(0).values - scene.means.min(0).values).max())
+    step = extent / (2 ** position_bits - 1)
+    assert torch.allclose(scene.means[torch.as_tensor(report.permutation)], got.means, atol=step + 1e-6)
