@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m splat.demo --out demo_out
+	$(PY) -m splat.demo -o demo_out
 
 # Debian's Chromium for the headless browser tests (marked `browser`); a no-op when present.
 # If it cannot be installed, those tests skip with a message saying so.
