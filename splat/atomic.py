@@ -1,8 +1,8 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
 A crash or an error never leaves a partial output behind. Temporary names carry the
-writer's process id (``.NAME.splat-PID-RANDOM.part``), so a later write to the same
-target removes the leftovers of a killed one. New files get the umask's mode (like
+writer's host and process id (``.NAME.splat-HOST-PID-RANDOM.part``, HOST a 4-hex-digit hash of
+the host name), so a later write on the same host removes the leftovers of a killed one. New files get the umask's mode (like
 ``open``); an overwritten file keeps its mode.
 """
 from __future__ import annotations
@@ -14,14 +14,17 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
+import zlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from .errors import FormatError, UsageError
 
-_TMP_AFFIX = 32  # bytes a temporary name adds to the target's name
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.splat-(?P<pid>\d+)-[0-9a-f]+\.(?:part|dir|old)$")
+_TMP_AFFIX = 40  # bytes a temporary name adds to the target's name
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.splat-(?P<host>[0-9a-f]{4})-(?P<pid>\d+)-[0-9a-f]+\.(?:part|dir|old)$")
+_HOST = f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"  # a writer elsewhere (NFS) is never judged dead
 
 
 def _umask() -> int:
@@ -51,11 +54,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _tmp_name(path: Path, kind: str) -> Path:
-    return path.parent / f".{path.name}.splat-{os.getpid()}-{secrets.token_hex(4)}.{kind}"
+    return path.parent / f".{path.name}.splat-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.{kind}"
 
 
 def remove_stale(path: str | os.PathLike) -> list[Path]:
-    """Delete temporary files/folders left beside ``path`` by writers that no longer run."""
+    """Delete temporary files/folders left beside ``path`` by writers on this host that no longer run."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     removed: list[Path] = []
@@ -65,7 +68,7 @@ def remove_stale(path: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         m = _TMP_RE.match(entry.name)
-        if not m or m["name"] != path.name or _pid_alive(int(m["pid"])):
+        if not m or m["name"] != path.name or m["host"] != _HOST or _pid_alive(int(m["pid"])):
             continue
         p = Path(entry.path)
         with contextlib.suppress(OSError):
@@ -247,7 +250,7 @@ def _check_parents(out_p: Path) -> None:
     existing = next((p for p in [out_p.parent, *out_p.parent.parents] if p.is_dir()), Path("."))
     limit = _name_max(existing)
     for i, part in enumerate(parts):
-        # the file name needs room for the temporary name's affixes (".NAME.splat-PID-XXXXXXXX.part")
+        # the file name needs room for the temporary name's affixes (".NAME.splat-HOST-PID-XXXXXXXX.part")
         room = limit - (_TMP_AFFIX if i == len(parts) - 1 else 0)
         if len(os.fsencode(part)) > room:
             raise UsageError(f"cannot write {out_p}: the name {part[:40]}... is too long "

@@ -12,7 +12,7 @@ import pytest
 import splat.cli_core
 import splat.io as sio
 from splat import GaussianScene
-from splat.atomic import atomic_dir, atomic_write_bytes, check_input_file, check_output_path, remove_stale
+from splat.atomic import _HOST, atomic_dir, atomic_write_bytes, check_input_file, check_output_path, remove_stale
 from splat.cli import main
 from splat.errors import FormatError, UsageError
 
@@ -87,20 +87,23 @@ def test_stale_part_files_are_removed(tmp_path):
     # a killed writer's leftovers: a pid that cannot be running, and one that is (ours)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".scene.spz.splat-{dead.pid}-0a1b2c3d.part"
-    stale_dir = tmp_path / f".scene.spz.splat-{dead.pid}-0a1b2c3e.dir"
-    live = tmp_path / f".scene.spz.splat-{os.getpid()}-0a1b2c3d.part"
-    other = tmp_path / f".other.spz.splat-{dead.pid}-0a1b2c3d.part"
-    for p in (stale, live, other):
+    host = _HOST
+    elsewhere = "0000" if host != "0000" else "0001"
+    stale = tmp_path / f".scene.spz.splat-{host}-{dead.pid}-0a1b2c3d.part"
+    stale_dir = tmp_path / f".scene.spz.splat-{host}-{dead.pid}-0a1b2c3e.dir"
+    live = tmp_path / f".scene.spz.splat-{host}-{os.getpid()}-0a1b2c3d.part"
+    other = tmp_path / f".other.spz.splat-{host}-{dead.pid}-0a1b2c3d.part"
+    remote = tmp_path / f".scene.spz.splat-{elsewhere}-{dead.pid}-0a1b2c3d.part"  # another host's writer (NFS)
+    for p in (stale, live, other, remote):
         p.write_bytes(b"partial")
     stale_dir.mkdir()
     (stale_dir / "means_l.webp").write_bytes(b"x")
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
     assert not stale.exists() and not stale_dir.exists()
-    assert live.exists() and other.exists()  # a running writer's, and another target's
+    assert live.exists() and other.exists() and remote.exists()  # a running writer's, another target's, another host's
     assert remove_stale(target) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name, remote.name])
 
 
 def test_failed_write_leaves_nothing(tmp_path):

@@ -101,7 +101,7 @@ def extract_cmd(
     from splat.atomic import check_output_path
     from splat.camera import save_inria_cameras
 
-    from .extract import available, extract_scene_features, MISSING
+    from .extract import MISSING, available, extract_scene_features
 
     check_backend(backend, MEMORY_BACKENDS)
     check_output_path(out, folder=True)

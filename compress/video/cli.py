@@ -183,10 +183,9 @@ def decode_cmd(
 
 
 def info_cmd(input: Path = typer.Argument(..., help="A .gsv clip.")) -> None:
+    from splat.atomic import check_input_file
     from splat.cli import console
     from splat.progress import human_bytes, summary_table
-
-    from splat.atomic import check_input_file
 
     from .codec import VideoReader
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from splat.errors import UsageError
-from splat.scene import GaussianScene, rgb_to_sh_dc
+from splat.scene import GaussianScene
 
 from .bvh import Motion, read_bvh
 from .motion import matrix_to_quat, quat_multiply

@@ -33,7 +33,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write_bytes, write_folder
-from .sizes import referenced_files
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene, sh_rest_count
 from ._common import (
@@ -49,6 +48,7 @@ from ._common import (
     warn,
 )
 from ._quantize import codebook_1d, kmeans
+from .sizes import referenced_files
 
 NAME = "sog"
 EXTENSIONS = (".sog", "meta.json")
