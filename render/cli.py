@@ -28,6 +28,25 @@ Examples:
 """
 
 
+def backend_device(backend: str) -> tuple[str, str]:
+    """(backend, torch device) for a ``--backend`` value: gsplat renders CUDA tensors, cpu CPU ones;
+    auto takes gsplat when a CUDA GPU and the gsplat package are there. One-line UsageError otherwise."""
+    import torch
+
+    from splat.cli_options import check_backend
+    from splat.errors import UsageError
+
+    from .rasterize import _gsplat_available
+
+    check_backend(backend)
+    cuda_ok = torch.cuda.is_available() and _gsplat_available(torch.device("cuda"))
+    if backend == "auto":
+        backend = "gsplat" if cuda_ok else "cpu"
+    if backend == "gsplat" and not cuda_ok:
+        raise UsageError("--backend gsplat needs a CUDA GPU and the gsplat package (pip install 'splatkit[cuda]')")
+    return backend, ("cuda" if backend == "gsplat" else "cpu")
+
+
 def register(app: typer.Typer) -> None:
     app.command("render", help=_HELP, no_args_is_help=True)(render_command)
 
@@ -46,7 +65,6 @@ def render_command(
     force: bool = force_option("overwrite existing PNG files"),
 ) -> None:
     from splat.atomic import check_output_path
-    from splat.cli_options import check_backend
     from splat.errors import UsageError
     from splat.io import read_scene
 
@@ -57,7 +75,7 @@ def render_command(
             raise UsageError(f"{name} must be at least 1")
     if sh_degree is not None and not 0 <= sh_degree <= 3:
         raise UsageError("--sh-degree must be 0..3")
-    check_backend(backend)
+    backend, device = backend_device(backend)
     check_output_path(out, folder=True)
     bg = parse_background(background)
     t0 = time.perf_counter()
@@ -74,7 +92,7 @@ def render_command(
         def step(view):
             progress.update(task, advance=1, info=f"{view.path.name} ({view.seconds:.2f} s)")
 
-        views = render_views(scene, cams, out, sh_degree=sh_degree, background=bg, backend=backend, force=force, on_view=step)
+        views = render_views(scene.to(device), cams, out, sh_degree=sh_degree, background=bg, backend=backend, force=force, on_view=step)
     total = time.perf_counter() - t0
     w, h = cams[0].width, cams[0].height
     rows = [

@@ -150,3 +150,16 @@ def test_level_and_position_bits_edges_round_trip(level, position_bits):
     extent = float((scene.means.max(0).values - scene.means.min(0).values).max())
     step = extent / (2 ** position_bits - 1)
     assert torch.allclose(scene.means[torch.as_tensor(report.permutation)], got.means, atol=step + 1e-6)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
+@pytest.mark.parametrize("cmd", [["render", "{ply}", "-o", "{tmp}/v"], ["compress", "{ply}", "-o", "{tmp}/a.lgs"],
+                                 ["eval", "{ply}", "{ply}"], ["compress", "{ply}", "-o", "{tmp}/a.lgs", "--device", "cuda"]])
+def test_gsplat_without_a_gpu_is_one_line(small_ply, tmp_path, capsys, cmd):
+    argv = [a.format(ply=small_ply, tmp=tmp_path) for a in cmd]
+    if "--device" not in argv:
+        argv += ["--backend", "gsplat"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--backend gsplat needs a CUDA GPU" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ply"]

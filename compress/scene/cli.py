@@ -84,26 +84,13 @@ EVAL_HELP = ("Render an original and a compressed scene from the same held-out v
 
 def _backend_device(backend: str, device: Optional[str]) -> tuple[str, str]:
     """(renderer backend, torch device) from --backend (and the deprecated --device)."""
-    import torch
-
-    from splat.cli_options import check_backend
+    from render.cli import backend_device
 
     if device is not None:
         if device not in ("cpu", "cuda"):
             raise UsageError(f"--device must be cpu or cuda, got {device!r} (prefer --backend)")
         backend = "gsplat" if device == "cuda" else "cpu"
-    check_backend(backend)
-    if backend == "auto":
-        backend = "gsplat" if torch.cuda.is_available() and _has_gsplat() else "cpu"
-    if backend == "gsplat" and not torch.cuda.is_available():
-        raise UsageError("--backend gsplat needs a CUDA GPU, and torch sees none")
-    return backend, ("cuda" if backend == "gsplat" else "cpu")
-
-
-def _has_gsplat() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("gsplat") is not None
+    return backend_device(backend)
 
 
 def _check_compress_options(quality: str, prune: Optional[float], sh_degree: Optional[int], codebook: int,
