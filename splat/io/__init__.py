@@ -26,7 +26,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, check_input_file
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene
 from . import compressed_ply, dotsplat, nerfstudio, ply, sog, spz, streamed_sog
@@ -192,6 +192,7 @@ class FormatRegistry:
             raise FormatError("is a directory without a meta.json (not a SOG folder) or a "
                               "nerfstudio_models/ folder (not a splatfacto run)", p)
         if p.exists():
+            check_input_file(p)
             try:
                 with open(p, "rb") as f:
                     head = f.read(SNIFF_BYTES)
@@ -226,6 +227,8 @@ class FormatRegistry:
 
     # ------------------------------------------------------------------ I/O
     def read(self, path: str | os.PathLike, format: str | None = None, **options: Any) -> GaussianScene:
+        if Path(path).exists():
+            check_input_file(path, folder_ok=True)  # a FIFO or device would block the reader
         spec = self.get(format) if format is not None else self.get(self.detect(path))
         if spec.reader is None:
             raise UsageError(f"format {spec.name!r} cannot be read")

@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_write_bytes
-from ..morton import morton_encode
+from ..atomic import atomic_write_bytes, write_folder
 from ..bounded import zip_read_bounded
 from ..errors import FormatError, UsageError
 from ..header import parse_json
+from ..morton import morton_encode
 from ..scene import GaussianScene, sh_rest_count
 from ._common import (
     expansion_limit,
@@ -58,6 +58,7 @@ from ._common import (
     warn,
 )
 from ._quantize import codebook_1d, kmeans
+from .sizes import referenced_files
 
 NAME = "sog"
 EXTENSIONS = (".sog", "meta.json")
@@ -468,7 +469,5 @@ def write(scene: GaussianScene, path: str | os.PathLike, *, sort: bool = True, s
         atomic_write_bytes(path, encode(scene, **options))
         return
     files = encode_files(scene, **options)
-    for name, data in files.items():  # textures first, meta.json last: readers never see a half scene
-        if name != "meta.json":
-            atomic_write_bytes(path.parent / name, data)
-    atomic_write_bytes(path, files["meta.json"])
+    write_folder(path.parent, {path.name if n == "meta.json" else n: d for n, d in files.items()},
+                 replaces=[f.name for f in referenced_files(path)[1:] if f.parent == path.parent])
