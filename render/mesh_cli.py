@@ -17,7 +17,7 @@ band below the horizon), 'orbit', or a camera file (cameras.json, transforms.jso
 cameras; nerfstudio frames as in 'splat render'). Depth is kept where a view is at least
 --min-alpha opaque. Sizes are world units: --voxel-size (default 1/256 of the scene's
 robust diagonal), --sdf-trunc (default 4 voxels), --depth-trunc (default: the far side of
-the scene). Needs the optional extra: pip install 'splatkit[open3d]'.
+the scene). Needs the optional extra: pip install 'splatkit\\[open3d]'.
 
 Examples:
 

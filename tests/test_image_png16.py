@@ -107,7 +107,7 @@ def test_render_image_refuses_rgba_jpeg_before_rendering(tmp_path, monkeypatch, 
     def never(*a, **k):
         raise AssertionError("rendered before checking the output")
 
-    monkeypatch.setattr(model, "render", never)
+    monkeypatch.setattr(model, "render_gaussians", never)
     assert main(["render-image", str(tmp_path / "a.gsi"), "-o", str(tmp_path / "a.jpg")]) == 2
     assert "JPEG holds gray or RGB, not 4 channels" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gsi"]
