@@ -21,10 +21,11 @@ from splat.scene import GaussianScene, sh_rest_count
 
 from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
 from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
+from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context
 from .streams import decode_channels, encode_channels
 
 MAGIC = b"LGS1"
-VERSION = 1
+VERSION = 2  # 2: context-modelled channel records (mode 2); version-1 files still decode
 MAX_COUNT = 1 << 28
 
 
@@ -50,6 +51,7 @@ class QuantConfig:
     sh_direct_bits: int = 8
     kmeans_iters: int = 10
     seed: int = 0
+    context_coding: bool = True
 
     def validate(self) -> None:
         if not 16 <= self.position_bits <= MAX_BITS:
@@ -118,6 +120,7 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     perm, codes = morton_order(means, grid)
     w = np.ones(n) if weights is None else np.asarray(torch.as_tensor(weights).detach().cpu().double().numpy()).reshape(n)
 
+    ctx = cfg.context_coding
     opac = _np(scene.opacities)[perm][:, None]
     oq = UniformQuant.fit(opac, cfg.opacity_bits)
     ls = _np(scene.log_scales)[perm]
@@ -125,9 +128,15 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     rot_idx, rot_vals = encode_rotations(_np(scene.quats)[perm], cfg.rotation_bits)
     dc = _np(scene.sh_dc)[perm]
     cq = UniformQuant.fit(dc, cfg.dc_bits)
+    opq, lsq = oq.quantize(opac), sq.quantize(ls)
+    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(lsq), rot_idx, cfg.rotation_bits)
+
+    def chans(q, context=None, allow_delta=True) -> bytes:
+        return encode_channels(q, allow_delta=allow_delta, context=context, allow_context=ctx)
 
     dcq = cq.quantize(dc)
-    colr, colour_mode = min((encode_channels(dcq), "none"), (encode_channels(colour_transform(dcq)), "g,r-g,b-g"),
+    dc_ctx = colour_context(opq[:, 0], cfg.opacity_bits, cfg.dc_bits)
+    colr, colour_mode = min((chans(dcq, dc_ctx), "none"), (chans(colour_transform(dcq), dc_ctx), "g,r-g,b-g"),
                             key=lambda c: len(c[0]))
     header = {
         "count": n,
@@ -141,10 +150,10 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     }
     chunks = [
         ("POSN", encode_positions(codes)),
-        ("OPAC", encode_channels(oq.quantize(opac))),
-        ("SCAL", encode_channels(sq.quantize(ls))),
-        ("ROTI", encode_channels(rot_idx)),
-        ("ROTV", encode_channels(rot_vals)),
+        ("OPAC", chans(opq)),
+        ("SCAL", chans(lsq, scale_context(opq[:, 0], cfg.opacity_bits, cfg.scale_bits))),
+        ("ROTI", chans(rot_idx, rot_idx_ctx)),
+        ("ROTV", chans(rot_vals, rot_val_ctx)),
         ("COLR", colr),
     ]
     k = sh_rest_count(scene.sh_degree)
@@ -162,11 +171,11 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
             "direct": code.direct_quant.to_json(),
         }
         chunks += [
-            ("SHIX", encode_channels(code.labels)),
-            ("SHCB", encode_channels(code.codebook_q, allow_delta=False)),
-            ("SHDR", encode_channels(code.direct_q, allow_delta=False)),
+            ("SHIX", chans(code.labels)),
+            ("SHCB", chans(code.codebook_q, sh_context(cfg.sh_codebook_bits), allow_delta=False)),
+            ("SHDR", chans(code.direct_q, sh_context(cfg.sh_direct_bits), allow_delta=False)),
         ]
-    blob = pack_container(MAGIC, VERSION, header, chunks)
+    blob = pack_container(MAGIC, VERSION if ctx else 1, header, chunks)
     report = EncodeReport({tag: len(data) for tag, data in chunks}, len(blob), n, perm)
     return blob, report
 
@@ -187,14 +196,14 @@ def decode(data: bytes | memoryview, path: str | os.PathLike | None = None) -> G
     """Decode ``.lgs`` bytes into a float32 :class:`GaussianScene` (Gaussians in Morton order)."""
     box = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".lgs file")
     try:
-        return _decode(box.header, box, path)
+        return _decode(box.header, box, path, box.version >= 2)
     except FormatError as e:
         if e.path is None and path is not None:
             raise FormatError(e.reason, path) from None
         raise
 
 
-def _decode(h: dict, box, path) -> GaussianScene:
+def _decode(h: dict, box, path, ctx: bool) -> GaussianScene:
     n = _header_int(h, "count", 0, MAX_COUNT)
     deg = _header_int(h, "sh_degree", 0, 3)
     try:
@@ -207,16 +216,25 @@ def _decode(h: dict, box, path) -> GaussianScene:
         raise FormatError("header lacks a quantizer description") from None
     if not 1 <= rbits <= 16:
         raise FormatError(f"rotation bits {rbits} out of range")
+    def chans(tag, rows, channels, *, lo=0, hi=None, what, context=None):
+        return decode_channels(box.get(tag), rows, channels, lo=lo, hi=hi, what=what, context=context,
+                               allow_context=ctx)
+
     means, _ = decode_positions(box.get("POSN"), n, grid)
-    opac = oq.dequantize(decode_channels(box.get("OPAC"), n, 1, hi=oq.levels, what="opacity"))[:, 0]
-    ls = sq.dequantize(decode_channels(box.get("SCAL"), n, 3, hi=sq.levels, what="scales"))
-    ridx = decode_channels(box.get("ROTI"), n, 1, hi=3, what="rotation index")[:, 0]
-    rvals = decode_channels(box.get("ROTV"), n, 3, hi=(1 << rbits) - 1, what="rotation")
+    opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
+    opac = oq.dequantize(opq)[:, 0]
+    ls = sq.dequantize(chans("SCAL", n, 3, hi=sq.levels, what="scales",
+                             context=scale_context(opq[:, 0], oq.bits, sq.bits)))
+    ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
+    ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
+    rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
+    rvals = chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation", context=rval_ctx)
     quats = decode_rotations(ridx, rvals, rbits)
     mode = h["sh_dc"].get("transform", "none")
     if mode not in ("none", "g,r-g,b-g"):
         raise FormatError(f"unknown colour transform {mode!r}")
-    dcq = decode_channels(box.get("COLR"), n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC")
+    dcq = chans("COLR", n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC",
+                context=colour_context(opq[:, 0], oq.bits, cq.bits))
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
     if n and (dcq.min() < 0 or dcq.max() > cq.levels):
@@ -234,12 +252,12 @@ def _decode(h: dict, box, path) -> GaussianScene:
             raise FormatError("header lacks the SH rest description") from None
         if not 0 <= kcb <= n or not 0 <= ndir <= n:
             raise FormatError("SH codebook size or direct count out of range")
-        labels = decode_channels(box.get("SHIX"), n, 1, hi=kcb, what="SH indices")[:, 0]
+        labels = chans("SHIX", n, 1, hi=kcb, what="SH indices")[:, 0]
         code = SHCode(
             labels,
-            decode_channels(box.get("SHCB"), kcb, 3 * k, hi=cbq.levels, what="SH codebook"),
+            chans("SHCB", kcb, 3 * k, hi=cbq.levels, what="SH codebook", context=sh_context(cbq.bits)),
             cbq,
-            decode_channels(box.get("SHDR"), ndir, 3 * k, hi=drq.levels, what="SH direct"),
+            chans("SHDR", ndir, 3 * k, hi=drq.levels, what="SH direct", context=sh_context(drq.bits)),
             drq,
         )
         rest = decode_vectree_sh(code).reshape(n, k, 3)
