@@ -19,8 +19,11 @@ Examples:
 
   splat compress scene.ply -o small.lgs --prune 0.8 --sh-degree 1 --codebook 4096
 
-The defaults are visually lossless: fidelity (PSNR of the compressed scene's renders
-against the original's, on held-out views) of at least 35 dB. A cameras.json beside the
+  splat compress point_cloud.ply -o scene.lgs --cameras cameras.json --images images/ --max-seconds 120
+
+The defaults are visually lossless: the smallest file whose fidelity (PSNR of the
+compressed scene's renders against the original's, on held-out views) is at least 35 dB,
+found by pruning further and fine-tuning after each step, within --max-seconds. A cameras.json beside the
 input (or up to three folders above it) is used when --cameras is not given.
 """
 
@@ -93,7 +96,9 @@ def register(app: typer.Typer) -> None:
         level: Optional[int] = typer.Option(None, "--level", help="Quantization level 0 (5-bit), 1 (8-bit), 2 (10-bit) or 3 (12-bit)."),
         position_bits: Optional[int] = typer.Option(None, "--position-bits", help="Position grid bits per axis (16..21)."),
         target_psnr: Optional[float] = typer.Option(None, "--target-psnr", help="Search for the smallest file with at least this fidelity (dB)."),
-        steps: int = typer.Option(0, "--steps", help="Fine-tuning steps after pruning (teacher renders as targets)."),
+        steps: int = typer.Option(60, "--steps", help="Fine-tuning steps per prune round (0: no fine-tuning); targets are the original's renders, or photos with --images."),
+        max_seconds: Optional[float] = typer.Option(60.0, "--max-seconds", help="Time budget (s) of the compression: no prune/fine-tune round starts that would overrun it (0: no limit)."),
+        images: Optional[Path] = typer.Option(None, "--images", help="Training photos folder (named as in the cameras file): fine-tune against them, report PSNR on the held-out photos."),
         distill_steps: int = typer.Option(300, "--distill-steps", help="SH distillation steps (with --sh-degree)."),
         up: str = typer.Option("-y", "--up", help="World up axis for generated views (-y for COLMAP scenes, +z for z-up)."),
         max_side: int = typer.Option(480, "--max-side", help="Longest side (pixels) of the views used for significance and fidelity."),
@@ -121,6 +126,10 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--position-bits must be 16..21")
         if level is not None and level not in (0, 1, 2, 3):
             raise UsageError("--level must be 0, 1, 2 or 3")
+        if steps < 0:
+            raise UsageError("--steps must be >= 0")
+        if max_seconds is not None and not (max_seconds >= 0 and max_seconds < float("inf")):
+            raise UsageError("--max-seconds must be a finite number >= 0")
         check_output_path(output, [input], force)
         t_all = time.perf_counter()
         t0 = time.perf_counter()
@@ -129,7 +138,15 @@ def register(app: typer.Typer) -> None:
         if sh_degree is not None and not 0 <= sh_degree <= 3:
             raise UsageError("--sh-degree must be 0..3")
         cams, cam_path = _load_cameras(cameras, input)
+        photos = None
+        if images is not None:
+            from .photos import load_photos
+
+            if not cams:
+                raise UsageError("--images needs the cameras file the photos belong to (--cameras)")
+            photos = load_photos(cams, images)
         settings = CompressSettings(
+            max_seconds=max_seconds or None, photos=photos,
             quality=quality, prune=prune, level=level, position_bits=position_bits, target_psnr=target_psnr,
             sh_degree=sh_degree, steps=steps, distill_steps=distill_steps, quant=QuantConfig(sh_codebook=codebook, seed=seed),
             up=up, max_side=max_side, device=device, seed=seed, check_fidelity=not no_check,
@@ -155,6 +172,10 @@ def register(app: typer.Typer) -> None:
             ("ratio vs input", f"{in_size / len(result.data):.1f}x"),
             ("prune ratio / level", f"{result.prune:.3f} / {result.level}"),
             ("fidelity PSNR", "not measured" if fid is None else f"{fid.psnr:.2f} dB (SSIM {fid.ssim:.4f})"),
+        ]
+        if result.photo_psnr is not None:
+            summary.append(("PSNR vs held-out photos", f"{result.photo_psnr:.2f} dB ({len(photos)} photos found)"))
+        summary += [
             ("cameras", str(cam_path) if cam_path else "generated views"),
         ]
         summary += [("note", s) for s in result.notes]

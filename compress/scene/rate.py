@@ -58,12 +58,14 @@ def level_config(level: int, base: QuantConfig | None = None, position_bits: int
 
 @dataclass
 class Trial:
-    """One evaluated setting: prune ratio, level, file bytes, fidelity PSNR (dB)."""
+    """One evaluated setting: prune ratio, level, file bytes, fidelity PSNR (dB), and the
+    stage that tried it ("search", "fine-tune" or "codebook")."""
 
     prune: float
     level: int
     bytes: int
     psnr: float
+    stage: str = "search"
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Candidate:
     prune: float
     level: int
     config: QuantConfig
+    source: GaussianScene | None = None  # the scene that was encoded (before quantization)
+    weights: Tensor | None = None        # its significance
 
 
 def evaluate(scene: GaussianScene, scores: Tensor, ratio: float, config: QuantConfig, reference: Tensor,
@@ -83,7 +87,8 @@ def evaluate(scene: GaussianScene, scores: Tensor, ratio: float, config: QuantCo
     pruned, keep = prune(scene, scores, ratio)
     data, report = encode(pruned, scores[keep], config)
     dec = decode(data)
-    return Candidate(data, report, dec, fidelity(reference, dec, views, backend=backend, with_ssim=False), ratio, -1, config)
+    return Candidate(data, report, dec, fidelity(reference, dec, views, backend=backend, with_ssim=False), ratio, -1, config,
+                     pruned, scores[keep])
 
 
 def search(
@@ -148,4 +153,34 @@ def search(
             best = good
         if c0.fidelity.psnr >= target_psnr + quant_margin:
             break  # quantization error is far below the target: finer levels only cost bytes
+    return best, trials
+
+
+def effective_codebook(config: QuantConfig, n: int) -> int:
+    """SH codebook entries :func:`codec.encode` uses for ``n`` Gaussians (the cap included)."""
+    n_cb = n - int(round(config.sh_direct_fraction * n))
+    return min(config.sh_codebook, max(1, int(config.sh_codebook_fraction * n_cb)))
+
+
+def shrink_codebook(chosen: Candidate, target_psnr: float, reference: Tensor, views, *, min_entries: int = 64,
+                    backend: str = "auto", on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate, list[Trial]]:
+    """Halve the SH codebook of ``chosen`` (re-encoding its source scene) while the file gets
+    smaller and the fidelity stays >= ``target_psnr``; returns the last candidate that did
+    and the trials."""
+    best, trials = chosen, []
+    if chosen.source is None or chosen.source.sh_degree == 0:
+        return best, trials
+    size = effective_codebook(chosen.config, len(chosen.source))
+    while size // 2 >= min_entries:
+        size //= 2
+        cfg = replace(best.config, sh_codebook=size)
+        data, report = encode(best.source, best.weights, cfg)
+        dec = decode(data)
+        fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
+        trials.append(Trial(best.prune, best.level, len(data), fid.psnr, "codebook"))
+        if on_trial is not None:
+            on_trial(trials[-1])
+        if fid.psnr < target_psnr or len(data) >= len(best.data):
+            break
+        best = Candidate(data, report, dec, fid, best.prune, best.level, cfg, best.source, best.weights)
     return best, trials

@@ -1,0 +1,96 @@
+"""Prune -> recover -> measure, repeated (LightGaussian's recipe with the fidelity in the loop).
+
+Round r prunes the current scene to keep ``(1 - start) * shrink^r`` of the input Gaussians
+(least significant first), fine-tunes the survivors against fixed targets (the original's
+renders, or photos), encodes, decodes and measures fidelity on the held-out views. While the
+target holds it goes on pruning; the last encoding that met it is the result. Rounds stop
+at ``max_prune`` or when the time budget would run out (a round is assumed to cost what
+the last one did).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from torch import Tensor
+
+from splat.camera import Camera
+from splat.scene import GaussianScene
+
+from .codec import QuantConfig, decode, encode
+from .distill import FinetuneConfig, finetune
+from .eval import fidelity
+from .prune import prune
+from .rate import Candidate, Trial
+
+
+@dataclass
+class RecoverPlan:
+    """target_psnr (dB); start: first prune ratio; shrink: each round keeps this fraction of
+    the survivors; max_prune: never prune more; steps: fine-tuning steps per round;
+    deadline: ``time.perf_counter()`` value after which no round starts (None: none)."""
+
+    target_psnr: float
+    start: float = 0.5
+    shrink: float = 0.78
+    max_prune: float = 0.97
+    steps: int = 60
+    deadline: float | None = None
+    finetune: FinetuneConfig | None = None
+
+
+def prune_schedule(plan: RecoverPlan) -> list[float]:
+    """Cumulative prune ratios of the rounds, increasing, all <= max_prune."""
+    out, keep = [], 1.0 - plan.start
+    while 1.0 - keep <= plan.max_prune + 1e-12 and len(out) < 64:
+        out.append(1.0 - keep)
+        keep *= plan.shrink
+    return out
+
+
+def prune_recover(
+    scene: GaussianScene,
+    scores: Tensor,
+    teacher: GaussianScene,
+    train_views: Sequence[Camera],
+    targets: Tensor,
+    reference: Tensor,
+    heldout: Sequence[Camera],
+    config: QuantConfig,
+    plan: RecoverPlan,
+    *,
+    backend: str = "auto",
+    on_trial: Callable[[Trial], None] | None = None,
+    on_step: Callable[[float], None] | None = None,
+) -> tuple[Candidate | None, list[Trial]]:
+    """The smallest encoding along the schedule whose fidelity >= ``plan.target_psnr``
+    (None when the first round misses it), and every trial (level -1: the caller's)."""
+    trials: list[Trial] = []
+    best: Candidate | None = None
+    current, cur_scores, kept = scene, scores, 1.0
+    last_round = 0.0
+    ft = replace(plan.finetune or FinetuneConfig(), steps=plan.steps)
+    for ratio in prune_schedule(plan):
+        t0 = time.perf_counter()
+        if plan.deadline is not None and best is not None and t0 + last_round > plan.deadline:
+            break
+        rel = max(0.0, 1.0 - (1.0 - ratio) / kept)
+        pruned, keep = prune(current, cur_scores, min(rel, 0.999))
+        pruned_scores = cur_scores[keep]
+        budget = None if plan.deadline is None else max(1.0, plan.deadline - t0)
+        tuned, _ = finetune(pruned, teacher, train_views, targets=targets, backend=backend, progress=on_step,
+                            config=replace(ft, max_seconds=budget if best is not None else None, seed=ft.seed + len(trials)))
+        data, report = encode(tuned, pruned_scores, config)
+        dec = decode(data)
+        fid = fidelity(reference, dec, heldout, backend=backend, with_ssim=False)
+        trial = Trial(ratio, -1, len(data), fid.psnr, "fine-tune")
+        trials.append(trial)
+        if on_trial is not None:
+            on_trial(trial)
+        last_round = time.perf_counter() - t0
+        if fid.psnr < plan.target_psnr:
+            break
+        best = Candidate(data, report, dec, fid, ratio, -1, config, tuned, pruned_scores)
+        current, cur_scores, kept = tuned, pruned_scores, 1.0 - ratio
+    return best, trials
