@@ -21,7 +21,8 @@ from splat.scene import GaussianScene, sh_rest_count
 
 from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
 from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
-from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context
+from .precision import MAX_DROP, coarsen, precision_classes, refine
+from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context, with_class
 from .streams import decode_channels, encode_channels
 
 MAGIC = b"LGS1"
@@ -37,6 +38,9 @@ class QuantConfig:
     sh_codebook: codebook entries, capped at ``sh_codebook_fraction`` x the number of
     codebook-coded Gaussians (a codebook as large as the data would cost more than it saves).
     sh_direct_fraction: the most significant fraction whose SH rest is stored directly.
+    context_coding: context-modelled streams (``.lgs`` version 2; False writes version 1).
+    low_fraction / low_drop: the least significant fraction of the Gaussians stores scales,
+    rotations and colour ``low_drop`` bits coarser (version 2, needs ``weights``).
     """
 
     position_bits: int = 16
@@ -52,6 +56,8 @@ class QuantConfig:
     kmeans_iters: int = 10
     seed: int = 0
     context_coding: bool = True
+    low_fraction: float = 0.0
+    low_drop: int = 2
 
     def validate(self) -> None:
         if not 16 <= self.position_bits <= MAX_BITS:
@@ -66,6 +72,10 @@ class QuantConfig:
             raise ValueError("sh_codebook_fraction must be in (0, 1]")
         if not 0.0 <= self.sh_direct_fraction <= 1.0:
             raise ValueError("sh_direct_fraction must be in [0, 1]")
+        if not 0.0 <= self.low_fraction < 1.0:
+            raise ValueError("low_fraction must be in [0, 1)")
+        if not 0 <= self.low_drop <= min(MAX_DROP, self.scale_bits - 1, self.rotation_bits - 1, self.dc_bits - 1):
+            raise ValueError("low_drop must leave at least one bit of scale, rotation and colour")
 
 
 @dataclass
@@ -89,6 +99,7 @@ STREAM_NAMES = {
     "SHIX": "SH codebook indices",
     "SHCB": "SH codebook",
     "SHDR": "SH direct",
+    "PCLS": "precision classes",
 }
 
 
@@ -128,14 +139,20 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     rot_idx, rot_vals = encode_rotations(_np(scene.quats)[perm], cfg.rotation_bits)
     dc = _np(scene.sh_dc)[perm]
     cq = UniformQuant.fit(dc, cfg.dc_bits)
-    opq, lsq = oq.quantize(opac), sq.quantize(ls)
-    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(lsq), rot_idx, cfg.rotation_bits)
+    cls, drop = None, 0
+    if ctx and weights is not None and int(cfg.low_fraction * n) > 0 and cfg.low_drop > 0:
+        cls, drop = precision_classes(w[perm], cfg.low_fraction), cfg.low_drop
+    opq = oq.quantize(opac)
+    lsq = coarsen(sq.quantize(ls), cls, drop)
+    rot_vals = coarsen(rot_vals, cls, drop)
+    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(refine(lsq, cls, drop, sq.levels)), rot_idx,
+                                                 cfg.rotation_bits)
 
     def chans(q, context=None, allow_delta=True) -> bytes:
         return encode_channels(q, allow_delta=allow_delta, context=context, allow_context=ctx)
 
-    dcq = cq.quantize(dc)
-    dc_ctx = colour_context(opq[:, 0], cfg.opacity_bits, cfg.dc_bits)
+    dcq = coarsen(cq.quantize(dc), cls, drop)
+    dc_ctx = with_class(colour_context(opq[:, 0], cfg.opacity_bits, cfg.dc_bits), cls)
     colr, colour_mode = min((chans(dcq, dc_ctx), "none"), (chans(colour_transform(dcq), dc_ctx), "g,r-g,b-g"),
                             key=lambda c: len(c[0]))
     header = {
@@ -148,12 +165,15 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
         "sh_dc": {**cq.to_json(), "transform": colour_mode},
         "settings": asdict(cfg),
     }
-    chunks = [
-        ("POSN", encode_positions(codes)),
+    chunks = [("POSN", encode_positions(codes))]
+    if cls is not None:
+        header["precision"] = {"low_count": int(cls.sum()), "drop": drop}
+        chunks.append(("PCLS", chans(cls)))
+    chunks += [
         ("OPAC", chans(opq)),
-        ("SCAL", chans(lsq, scale_context(opq[:, 0], cfg.opacity_bits, cfg.scale_bits))),
+        ("SCAL", chans(lsq, with_class(scale_context(opq[:, 0], cfg.opacity_bits, cfg.scale_bits), cls))),
         ("ROTI", chans(rot_idx, rot_idx_ctx)),
-        ("ROTV", chans(rot_vals, rot_val_ctx)),
+        ("ROTV", chans(rot_vals, with_class(rot_val_ctx, cls))),
         ("COLR", colr),
     ]
     k = sh_rest_count(scene.sh_degree)
@@ -221,24 +241,28 @@ def _decode(h: dict, box, path, ctx: bool) -> GaussianScene:
                                allow_context=ctx)
 
     means, _ = decode_positions(box.get("POSN"), n, grid)
+    cls, drop = _precision(h, box, n, ctx, chans, min(sq.bits, rbits, cq.bits))
     opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
     opac = oq.dequantize(opq)[:, 0]
-    ls = sq.dequantize(chans("SCAL", n, 3, hi=sq.levels, what="scales",
-                             context=scale_context(opq[:, 0], oq.bits, sq.bits)))
+    ls = sq.dequantize(refine(chans("SCAL", n, 3, hi=sq.levels, what="scales",
+                                    context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls)),
+                              cls, drop, sq.levels))
     ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
     ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
     rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
-    rvals = chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation", context=rval_ctx)
+    rvals = refine(chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation", context=with_class(rval_ctx, cls)),
+                   cls, drop, (1 << rbits) - 1)
     quats = decode_rotations(ridx, rvals, rbits)
     mode = h["sh_dc"].get("transform", "none")
     if mode not in ("none", "g,r-g,b-g"):
         raise FormatError(f"unknown colour transform {mode!r}")
     dcq = chans("COLR", n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC",
-                context=colour_context(opq[:, 0], oq.bits, cq.bits))
+                context=with_class(colour_context(opq[:, 0], oq.bits, cq.bits), cls))
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
     if n and (dcq.min() < 0 or dcq.max() > cq.levels):
         raise FormatError("SH DC stream decodes outside the quantizer's range")
+    dcq = refine(dcq, cls, drop, cq.levels)
     dc = cq.dequantize(dcq)
     k = sh_rest_count(deg)
     if k:
@@ -268,6 +292,23 @@ def _decode(h: dict, box, path, ctx: bool) -> GaussianScene:
         means=t(means), quats=t(quats), log_scales=t(ls), opacity_logits=t(_logit(opac)),
         sh_dc=t(dc), sh_rest=t(np.ascontiguousarray(rest)),
     )
+
+
+def _precision(h: dict, box, n: int, ctx: bool, chans, max_drop: int) -> tuple[np.ndarray | None, int]:
+    """(class per Gaussian or None, bits dropped in class 1) from the header and ``PCLS``."""
+    p = h.get("precision")
+    if p is None:
+        return None, 0
+    if not ctx:
+        raise FormatError("precision classes need .lgs version 2")
+    if not isinstance(p, dict):
+        raise FormatError("header field 'precision' is malformed")
+    drop = _header_int(p, "drop", 1, min(MAX_DROP, max_drop - 1))
+    low = _header_int(p, "low_count", 1, n)
+    cls = chans("PCLS", n, 1, hi=1, what="precision classes")[:, 0]
+    if int(cls.sum()) != low:
+        raise FormatError(f"precision classes hold {int(cls.sum())} low-precision Gaussians, the header says {low}")
+    return cls, drop
 
 
 def read_lgs(path: str | os.PathLike) -> GaussianScene:

@@ -1,14 +1,16 @@
 """Prune -> recover -> measure, repeated (LightGaussian's recipe with the fidelity in the loop).
 
-Round r prunes the current scene to keep ``(1 - start) * shrink^r`` of the input Gaussians
-(least significant first), fine-tunes the survivors against fixed targets (the original's
-renders, or photos), encodes, decodes and measures fidelity on the held-out views. While the
-target holds it goes on pruning; the last encoding that met it is the result. Rounds stop
-at ``max_prune`` or when the time budget would run out (a round is assumed to cost what
-the last one did).
+Round r prunes the last scene that held to keep ``(1 - start) * shrink^r`` of the input
+Gaussians (least significant first), fine-tunes the survivors against fixed targets (the
+original's renders, or photos), encodes, decodes and measures fidelity on the held-out
+views. While the target holds it goes on pruning; after the first miss a few rounds bisect
+between the last ratio that held and the miss. The smallest encoding that met the target
+is the result. No round starts past ``max_prune`` or when the time budget would run out (a
+round is assumed to cost what the last one did); the first round always runs.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
@@ -28,13 +30,16 @@ from .rate import Candidate, Trial
 @dataclass
 class RecoverPlan:
     """target_psnr (dB); start: first prune ratio; shrink: each round keeps this fraction of
-    the survivors; max_prune: never prune more; steps: fine-tuning steps per round;
+    the survivors; max_prune: never prune more; refine: after the first miss, this many
+    rounds bisect (in kept fraction) between the last ratio that held and the miss, each
+    from the last scene that held; steps: fine-tuning steps per round;
     deadline: ``time.perf_counter()`` value after which no round starts (None: none)."""
 
     target_psnr: float
     start: float = 0.5
-    shrink: float = 0.78
+    shrink: float = 0.6
     max_prune: float = 0.97
+    refine: int = 2
     steps: int = 60
     deadline: float | None = None
     finetune: FinetuneConfig | None = None
@@ -67,30 +72,46 @@ def prune_recover(
     """The smallest encoding along the schedule whose fidelity >= ``plan.target_psnr``
     (None when the first round misses it), and every trial (level -1: the caller's)."""
     trials: list[Trial] = []
-    best: Candidate | None = None
-    current, cur_scores, kept = scene, scores, 1.0
-    last_round = 0.0
+    state = {"best": None, "current": scene, "scores": scores, "kept": 1.0, "last": 0.0}
     ft = replace(plan.finetune or FinetuneConfig(), steps=plan.steps)
-    for ratio in prune_schedule(plan):
+
+    def out_of_time() -> bool:
+        return (plan.deadline is not None and state["best"] is not None
+                and time.perf_counter() + state["last"] > plan.deadline)
+
+    def attempt(ratio: float) -> bool:
+        """Prune the last good scene to ``ratio`` overall, fine-tune, measure; True if it held."""
         t0 = time.perf_counter()
-        if plan.deadline is not None and best is not None and t0 + last_round > plan.deadline:
-            break
-        rel = max(0.0, 1.0 - (1.0 - ratio) / kept)
-        pruned, keep = prune(current, cur_scores, min(rel, 0.999))
-        pruned_scores = cur_scores[keep]
-        budget = None if plan.deadline is None else max(1.0, plan.deadline - t0)
+        rel = max(0.0, 1.0 - (1.0 - ratio) / state["kept"])
+        pruned, keep = prune(state["current"], state["scores"], min(rel, 0.999))
+        pruned_scores = state["scores"][keep]
+        budget = None if plan.deadline is None or state["best"] is None else max(1.0, plan.deadline - t0)
         tuned, _ = finetune(pruned, teacher, train_views, targets=targets, backend=backend, progress=on_step,
-                            config=replace(ft, max_seconds=budget if best is not None else None, seed=ft.seed + len(trials)))
+                            config=replace(ft, max_seconds=budget, seed=ft.seed + len(trials)))
         data, report = encode(tuned, pruned_scores, config)
         dec = decode(data)
         fid = fidelity(reference, dec, heldout, backend=backend, with_ssim=False)
-        trial = Trial(ratio, -1, len(data), fid.psnr, "fine-tune")
-        trials.append(trial)
+        trials.append(Trial(ratio, -1, len(data), fid.psnr, "fine-tune"))
         if on_trial is not None:
-            on_trial(trial)
-        last_round = time.perf_counter() - t0
+            on_trial(trials[-1])
+        state["last"] = time.perf_counter() - t0
         if fid.psnr < plan.target_psnr:
+            return False
+        state.update(best=Candidate(data, report, dec, fid, ratio, -1, config, tuned, pruned_scores),
+                     current=tuned, scores=pruned_scores, kept=1.0 - ratio)
+        return True
+
+    miss = None
+    for ratio in prune_schedule(plan):
+        if out_of_time():
             break
-        best = Candidate(data, report, dec, fid, ratio, -1, config, tuned, pruned_scores)
-        current, cur_scores, kept = tuned, pruned_scores, 1.0 - ratio
-    return best, trials
+        if not attempt(ratio):
+            miss = ratio
+            break
+    for _ in range(plan.refine):
+        if miss is None or state["best"] is None or out_of_time():
+            break
+        mid = 1.0 - math.sqrt((1.0 - state["best"].prune) * (1.0 - miss))
+        if not attempt(mid):
+            miss = mid
+    return state["best"], trials

@@ -9,6 +9,9 @@ values, so the contexts match exactly. Specified in ``docs/formats/lgs.md`` (sec
 * colour: channel 0 the opacity bucket (4); channel 1 the bucket of channel 0 (8); channel 2
   the buckets of channels 0 (8) and 1 (4);
 * SH rest rows: value 3j + c (c > 0) the bucket (8) of value 3j (same coefficient, red).
+
+With precision classes (:mod:`compress.scene.precision`), the scale, rotation and colour
+contexts are doubled: ``2 * context + class``.
 """
 from __future__ import annotations
 
@@ -78,4 +81,15 @@ def sh_context(bits: int) -> ContextFn:
         if c % 3 == 0:
             return np.zeros(len(earlier), dtype=np.int64), 1
         return bucket(earlier[:, c - c % 3], bits, 8), 8
+    return f
+
+
+def with_class(fn: ContextFn | None, cls: np.ndarray | None) -> ContextFn | None:
+    """``fn``'s contexts x 2 + the Gaussian's precision class (``fn`` itself when no classes)."""
+    if cls is None:
+        return fn
+
+    def f(c: int, earlier: np.ndarray):
+        ctx, k = (np.zeros(len(cls), dtype=np.int64), 1) if fn is None else fn(c, earlier)
+        return ctx * 2 + cls, 2 * k
     return f
