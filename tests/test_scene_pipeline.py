@@ -205,3 +205,15 @@ def test_decompressed_ply_opens_in_our_reader(tmp_path, capsys):
     assert r.returncode == 0, r.stderr
     back = read_scene(ply)
     assert len(back) == 200 and back.sh_degree == 1
+
+
+def test_cli_budget_and_photo_options_are_validated(tmp_path, capsys):
+    src = str(shared_file("scenes", "fruit_drops_sh3.ply"))
+    out = str(tmp_path / "x.lgs")
+    r = _splat_inproc(capsys, "compress", src, "-o", out, "--max-seconds", "-1")
+    assert r.returncode == 2 and "--max-seconds" in r.stderr
+    r = _splat_inproc(capsys, "compress", src, "-o", out, "--steps", "-3")
+    assert r.returncode == 2 and "--steps" in r.stderr
+    r = _splat_inproc(capsys, "compress", src, "-o", out, "--images", str(tmp_path))
+    assert r.returncode == 2 and "--cameras" in r.stderr
+    assert not (tmp_path / "x.lgs").exists()
