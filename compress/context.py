@@ -63,6 +63,14 @@ def _model_index(ext, prev, bits, prev_bits, per_ctx):
 
 
 @numba.njit(cache=True, nogil=True)
+def _fresh_models(bits, n_models):
+    """(tree bits, low bits, models per context, probabilities at 1/2, zero counts)."""
+    tb = min(bits, TREE_BITS)
+    low = bits - tb
+    return tb, low, (1 << tb) + low, np.full(n_models, PROB_ONE // 2, dtype=np.int64), np.zeros(n_models, dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
 def _update(p, cnt, m, bit, recip):
     k = cnt[m]
     p[m] += (((bit << PROB_BITS) - p[m]) * recip[k]) >> 16
@@ -77,11 +85,7 @@ def _update(p, cnt, m, bit, recip):
 @numba.njit(cache=True, nogil=True)
 def _model_bins(values, ext, bits, prev_bits, mode, n_models, recip, bin_bits, bin_probs):
     """Forward pass: the bit and the probability of a 1 for every binary decision."""
-    tb = min(bits, TREE_BITS)
-    low = bits - tb
-    per_ctx = (1 << tb) + low
-    p = np.full(n_models, PROB_ONE // 2, dtype=np.int64)
-    cnt = np.zeros(n_models, dtype=np.int64)
+    tb, low, per_ctx, p, cnt = _fresh_models(bits, n_models)
     mask = (1 << bits) - 1
     prev = 0
     j = 0
@@ -144,11 +148,7 @@ def _decode(data, n, ext, bits, prev_bits, mode, n_models, recip, out):
     for k in range(4):
         x = (x << np.uint64(8)) | np.uint64(data[k])
     pos = 4
-    tb = min(bits, TREE_BITS)
-    low = bits - tb
-    per_ctx = (1 << tb) + low
-    p = np.full(n_models, PROB_ONE // 2, dtype=np.int64)
-    cnt = np.zeros(n_models, dtype=np.int64)
+    tb, low, per_ctx, p, cnt = _fresh_models(bits, n_models)
     mask = (1 << bits) - 1
     slot_mask = np.uint64(PROB_ONE - 1)
     prev = 0
