@@ -144,16 +144,18 @@ def test_lgs_with_a_hostile_context_record_raises_format_error():
     scene = read_scene(shared_file("scenes", "fruit_drops_sh3.ply"))
     data, _ = encode(scene, None, QuantConfig(sh_codebook=256))
     box = unpack_container(data, magic=MAGIC)
-    recs = unpack_arrays(box.get("SCAL"), 3)
-    assert recs[1][0] == CONTEXT
-    # claim 5 caller contexts where the decoder rebuilds 32 (wrong table)
-    z, pos = read_varint(recs[1], 1)
-    rec = bytearray(recs[1])
+    tag, c = next((t, c) for t in ("COLR", "SCAL", "ROTV") for c in range(3)
+                  if unpack_arrays(box.get(t), 3)[c][0] == CONTEXT)
+    recs = unpack_arrays(box.get(tag), 3)
+    # claim 5 caller contexts where the decoder rebuilds another number (wrong table)
+    z, pos = read_varint(recs[c], 1)
+    rec = bytearray(recs[c])
     hpos = pos + 5
-    assert rec[hpos] in (1, 32)
+    assert rec[hpos] < 128 and rec[hpos] != 5
     rec[hpos] = 5
-    tags = [c.tag for c in box.chunks]
-    chunks = [(t, pack_arrays(recs[0], bytes(rec), recs[2]) if t == "SCAL" else box.get(t)) for t in tags]
+    recs[c] = bytes(rec)
+    tags = [ch.tag for ch in box.chunks]
+    chunks = [(t, pack_arrays(*recs) if t == tag else box.get(t)) for t in tags]
     with pytest.raises(FormatError, match="contexts"):
         decode(pack_container(MAGIC, 2, box.header, chunks))
     # a context record inside a version-1 file is not allowed

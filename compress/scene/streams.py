@@ -21,6 +21,9 @@ from compress.entropy import decode_ints, encode_ints, pack_arrays, read_varint,
 from splat.errors import FormatError
 
 DIRECT, DELTA, CONTEXT = 0, 1, 2
+# a context-modelled record decodes several times slower than a static one (one adaptive
+# binary decision per bit): keep it only when it saves at least this fraction of the channel
+CONTEXT_MIN_GAIN = 0.03
 
 # context(c, earlier) -> (contexts [N] int64, n_contexts) for channel c, given channels 0..c-1 [N, c]
 ContextFn = Callable[[int, np.ndarray], "tuple[np.ndarray, int]"]
@@ -44,7 +47,7 @@ def encode_channels(q: np.ndarray, *, allow_delta: bool = True, context: Optiona
                     allow_context: bool = False) -> bytes:
     """Encode integers q [N] or [N,C] channel by channel. ``allow_context``: also try the
     context-modelled record (mode 2), with caller contexts from ``context`` (None: the
-    coder's own previous-value context only)."""
+    coder's own previous-value context only), kept when it saves >= ``CONTEXT_MIN_GAIN``."""
     q = np.asarray(q, dtype=np.int64)
     q2 = q.reshape(q.shape[0], int(np.prod(q.shape[1:]))) if q.ndim > 1 else q[:, None]
     records = []
@@ -61,7 +64,7 @@ def encode_channels(q: np.ndarray, *, allow_delta: bool = True, context: Optiona
             if bits <= MAX_BITS:
                 ctx, n_ctx = _contexts(context, c, q2[:, :c], len(col))
                 cand = bytes([CONTEXT]) + write_varint(_zz(lo)) + encode_ctx(col - lo, bits, ctx, n_ctx)
-                if len(cand) < len(best):
+                if len(cand) < (1.0 - CONTEXT_MIN_GAIN) * len(best):
                     best = cand
         records.append(best)
     return pack_arrays(*records)
