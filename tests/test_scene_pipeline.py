@@ -9,6 +9,7 @@ import pytest
 from compress.scene.codec import decode
 from compress.scene.eval import fidelity
 from compress.scene.pipeline import CompressSettings, compress_scene
+from compress.scene.rate import PRESETS
 from compress.scene.views import split_views
 from conftest import shared_file
 from splat import GaussianScene
@@ -46,7 +47,8 @@ def test_default_path_prunes_further_while_fine_tuning_holds_35db():
     res = compress_scene(scene, CompressSettings(steps=10, max_seconds=None, **small))
     rounds = [t for t in res.trials if t.stage == "fine-tune"]
     assert rounds and {t.stage for t in res.trials} <= {"fine-tune", "precision"}, "the prune + fine-tune loop ran"
-    assert res.fidelity.psnr >= 35.0 and res.prune > 0.5  # went past the first round
+    first = PRESETS["default"].prune  # the loop starts at the preset's ratio
+    assert rounds[0].prune == first and res.fidelity.psnr >= 35.0 and res.prune > first  # went further
     passed = [t for t in rounds if t.psnr >= 35.0]
     assert res.prune == max(t.prune for t in passed)
     # it stops after missing: every round past the best ratio missed the floor
@@ -58,7 +60,7 @@ def test_default_path_prunes_further_while_fine_tuning_holds_35db():
     assert abs(fidelity(scene, decode(res.data), held, backend="cpu").psnr - res.fidelity.psnr) < 1e-6
     # a time budget stops the loop after the first round (which always runs)
     quick = compress_scene(scene, CompressSettings(steps=10, max_seconds=1e-3, **small))
-    assert len(quick.trials) == 1 and quick.prune == 0.5 and quick.fidelity.psnr >= 35.0
+    assert len(quick.trials) == 1 and quick.prune == first and quick.fidelity.psnr >= 35.0
 
 
 def test_a_fine_tuned_round_beats_plain_pruning():

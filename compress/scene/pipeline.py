@@ -158,7 +158,7 @@ def compress_scene(
     trials: list[Trial] = []
     chosen: Candidate | None = None
     if st.steps > 0 and st.prune is None and run.reference is not None and floor is not None:
-        chosen, trials = _recover_stage(run, floor, level)
+        chosen, trials = _recover_stage(run, floor, level, ratio)
         if chosen is None:
             chosen, more = _search_stage(run, floor)
             trials += more
@@ -260,11 +260,12 @@ def _search_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tria
                      on_trial=lambda t: run.pg.advance(1, f"prune {t.prune:.2f} L{t.level}: {t.psnr:.2f} dB, {t.bytes} B"))
 
 
-def _recover_stage(run: _Run, target: float, level: int) -> tuple[Candidate | None, list[Trial]]:
-    """Prune further while fine-tuning keeps the fidelity >= ``target`` (None: not even the first round)."""
+def _recover_stage(run: _Run, target: float, level: int, start: float) -> tuple[Candidate | None, list[Trial]]:
+    """From prune ratio ``start`` (the preset's), prune further while fine-tuning keeps the
+    fidelity >= ``target`` (None: not even the first round)."""
     st = run.st
     pv, targets = _finetune_views(run)
-    plan = RecoverPlan(target_psnr=target, steps=st.steps, deadline=run.deadline,
+    plan = RecoverPlan(target_psnr=target, start=start, steps=st.steps, deadline=run.deadline,
                        finetune=FinetuneConfig(steps=st.steps, seed=st.seed, train_geometry=st.finetune_geometry))
     cfg = replace(level_config(level, st.quant, st.position_bits), low_fraction=st.low_fraction,
                   low_drop=min(st.low_drop, LEVELS[level]["scale_bits"] - 1, LEVELS[level]["rotation_bits"] - 1,

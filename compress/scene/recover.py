@@ -29,7 +29,7 @@ from .rate import Candidate, Trial
 
 @dataclass
 class RecoverPlan:
-    """target_psnr (dB); start: first prune ratio; shrink: each round keeps this fraction of
+    """target_psnr (dB); start: first prune ratio (the compressor passes its preset's); shrink: each round keeps this fraction of
     the survivors; max_prune: never prune more; refine: after the first miss, this many
     rounds bisect (in kept fraction) between the last ratio that held and the miss, each
     from the last scene that held; steps: fine-tuning steps per round;
