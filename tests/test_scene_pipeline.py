@@ -9,6 +9,7 @@ import pytest
 from compress.scene.codec import decode
 from compress.scene.eval import fidelity
 from compress.scene.pipeline import CompressSettings, compress_scene
+from compress.scene.rate import PRESETS
 from compress.scene.views import split_views
 from conftest import shared_file
 from splat import GaussianScene
@@ -24,7 +25,7 @@ def test_target_psnr_is_honoured_on_a_real_scene():
     scene = _fruit()
     target = 42.0
     small = dict(max_side=96, train_views=8, heldout_views=4, backend="cpu")
-    st = CompressSettings(target_psnr=target, **small)
+    st = CompressSettings(target_psnr=target, steps=0, **small)
     res = compress_scene(scene, st)
     assert res.trials, "the search ran"
     feasible = [t for t in res.trials if t.psnr >= target]
@@ -35,8 +36,78 @@ def test_target_psnr_is_honoured_on_a_real_scene():
     assert fid.psnr >= target and abs(fid.psnr - res.fidelity.psnr) < 1e-6
     assert res.prune > 0.3  # the search did prune: a lossless-ish encoding would be far bigger
     # within a level, pruning more never raised fidelity in the bisection (the search's premise)
-    lvl0 = sorted((t.prune, t.psnr) for t in res.trials if t.level == 0)
+    lvl0 = sorted((t.prune, t.psnr) for t in res.trials if t.level == 0 and t.stage == "search")
     assert all(b[1] <= a[1] + 0.5 for a, b in zip(lvl0, lvl0[1:]))
+
+
+def test_default_path_prunes_further_while_fine_tuning_holds_35db():
+    """The default: prune, fine-tune, measure, prune further while >= 35 dB (fruit_drops, SH 3)."""
+    scene = _fruit()
+    small = dict(max_side=96, train_views=8, heldout_views=4, backend="cpu")
+    res = compress_scene(scene, CompressSettings(steps=10, max_seconds=None, **small))
+    rounds = [t for t in res.trials if t.stage == "fine-tune"]
+    assert rounds and {t.stage for t in res.trials} <= {"fine-tune", "precision"}, "the prune + fine-tune loop ran"
+    first = PRESETS["default"].prune  # the loop starts at the preset's ratio
+    assert rounds[0].prune == first and res.fidelity.psnr >= 35.0 and res.prune > first  # went further
+    passed = [t for t in rounds if t.psnr >= 35.0]
+    assert res.prune == max(t.prune for t in passed)
+    # it stops after missing: every round past the best ratio missed the floor
+    assert all(t.psnr < 35.0 for t in rounds if t.prune > res.prune)
+    assert len(rounds) < 12  # coarse steps, then bisection: not one round per small step
+    feasible = [t for t in res.trials if t.psnr >= 35.0]
+    assert len(res.data) == min(t.bytes for t in feasible)  # the smallest file that held the floor
+    held = split_views(scene, None, max_side=96, n_heldout=4).heldout
+    assert abs(fidelity(scene, decode(res.data), held, backend="cpu").psnr - res.fidelity.psnr) < 1e-6
+    # a time budget stops the loop after the first round (which always runs)
+    quick = compress_scene(scene, CompressSettings(steps=10, max_seconds=1e-3, **small))
+    assert len(quick.trials) == 1 and quick.prune == first and quick.fidelity.psnr >= 35.0
+
+
+def test_a_fine_tuned_round_beats_plain_pruning():
+    """One prune + fine-tune round at 0.9 (fruit_drops): clearly above the same pruning without it."""
+    from compress.scene.distill import render_targets
+    from compress.scene.eval import render_views
+    from compress.scene.rate import evaluate, level_config
+    from compress.scene.recover import RecoverPlan, prune_recover
+    from compress.scene.significance import significance
+    from compress.scene.views import pseudo_views
+
+    scene = _fruit()
+    views = split_views(scene, None, max_side=96, n_train=8)
+    ref = render_views(scene, views.heldout, backend="cpu")
+    scores = significance(scene, views.train, backend="cpu")
+    pv = [c.scaled(0.5) for c in pseudo_views(scene, views.train)]
+    targets = render_targets(scene, pv, backend="cpu")
+    plan = RecoverPlan(target_psnr=0.0, start=0.9, max_prune=0.9, steps=60)
+    best, trials = prune_recover(scene, scores, scene, pv, targets, ref, views.heldout, level_config(1), plan, backend="cpu")
+    assert len(trials) == 1 and best is not None and len(best.decoded) == len(scene) - int(0.9 * len(scene))
+    plain = evaluate(scene, scores, 0.9, level_config(1), ref, views.heldout, backend="cpu")
+    assert best.fidelity.psnr > plain.fidelity.psnr + 0.5
+
+
+def test_fine_tuning_reads_training_photos(tmp_path):
+    """--images: INRIA cameras.json + an images folder; photos (renders standing in for real
+    ones) replace the teacher's targets and the held-out photo PSNR is reported."""
+    from compress.image.imageio import save_image
+    from compress.scene.eval import render_views
+    from compress.scene.photos import load_photos
+    from splat.camera import hemisphere_cameras, load_cameras, save_inria_cameras
+
+    scene = _fruit()
+    cams = hemisphere_cameras(scene, 10, width=128, height=96, seed=1)
+    save_inria_cameras(cams, tmp_path / "cameras.json")
+    (tmp_path / "images").mkdir()
+    for i, c in enumerate(cams[:-1]):  # one photo missing: that view keeps the teacher's render
+        save_image(tmp_path / "images" / f"{c.name}{'.png' if i % 2 else '.jpg'}", render_views(scene, [c], backend="cpu")[0].numpy())
+    loaded = load_cameras(tmp_path / "cameras.json")
+    photos = load_photos(loaded, tmp_path / "images")
+    assert sorted(photos) == sorted(c.name for c in cams[:-1])
+    st = CompressSettings(prune=0.5, steps=5, max_side=64, backend="cpu", photos=photos)
+    res = compress_scene(scene, st, cameras=loaded)
+    assert any("training photos" in n for n in res.notes)
+    assert res.photo_psnr is not None and res.photo_psnr > 25.0
+    with pytest.raises(Exception, match="none of the"):
+        load_photos(loaded, tmp_path)
 
 
 def _splat(*args: str) -> subprocess.CompletedProcess:
@@ -136,3 +207,15 @@ def test_decompressed_ply_opens_in_our_reader(tmp_path, capsys):
     assert r.returncode == 0, r.stderr
     back = read_scene(ply)
     assert len(back) == 200 and back.sh_degree == 1
+
+
+def test_cli_budget_and_photo_options_are_validated(tmp_path, capsys):
+    src = str(shared_file("scenes", "fruit_drops_sh3.ply"))
+    out = str(tmp_path / "x.lgs")
+    r = _splat_inproc(capsys, "compress", src, "-o", out, "--max-seconds", "-1")
+    assert r.returncode == 2 and "--max-seconds" in r.stderr
+    r = _splat_inproc(capsys, "compress", src, "-o", out, "--steps", "-3")
+    assert r.returncode == 2 and "--steps" in r.stderr
+    r = _splat_inproc(capsys, "compress", src, "-o", out, "--images", str(tmp_path))
+    assert r.returncode == 2 and "--cameras" in r.stderr
+    assert not (tmp_path / "x.lgs").exists()

@@ -96,7 +96,9 @@ def compress_cmd(
     level: Optional[int] = typer.Option(None, "--level", help="Quantization level 0 (5-bit), 1 (8-bit), 2 (10-bit) or 3 (12-bit)."),
     position_bits: Optional[int] = typer.Option(None, "--position-bits", help="Position grid bits per axis (16..21)."),
     target_psnr: Optional[float] = typer.Option(None, "--target-psnr", help="Search for the smallest file with at least this fidelity (dB)."),
-    steps: int = typer.Option(0, "--steps", min=0, max=1_000_000, help="Fine-tuning steps after pruning (teacher renders as targets)."),
+    steps: int = typer.Option(60, "--steps", min=0, max=1_000_000, help="Fine-tuning steps per prune round (0: no fine-tuning); targets are the original's renders, or photos with --images."),
+    max_seconds: float = typer.Option(60.0, "--max-seconds", min=0.0, max=1e7, help="Time budget (s) of the compression: no prune/fine-tune round starts that would overrun it (0: no limit)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Training photos folder (named as in the cameras file): fine-tune against them, report PSNR on the held-out photos."),
     distill_steps: int = typer.Option(300, "--distill-steps", min=0, max=1_000_000, help="SH distillation steps (with --sh-degree)."),
     up: str = typer.Option("-y", "--up", help="World up axis for generated views (-y for COLMAP scenes, +z for z-up)."),
     max_side: int = typer.Option(480, "--max-side", min=16, max=8192, help="Longest side (pixels) of the views used for significance and fidelity."),
@@ -122,7 +124,15 @@ def compress_cmd(
     scene = read_scene(input)
     t_read = time.perf_counter() - t0
     cams, cam_path = _load_cameras(cameras, input)
+    photos = None
+    if images is not None:
+        from .photos import load_photos
+
+        if not cams:
+            raise UsageError("--images needs the cameras file the photos belong to (--cameras)")
+        photos = load_photos(cams, images)
     settings = CompressSettings(
+        max_seconds=max_seconds or None, photos=photos,
         quality=quality, prune=prune, level=level, position_bits=position_bits, target_psnr=target_psnr,
         sh_degree=sh_degree, steps=steps, distill_steps=distill_steps, quant=QuantConfig(sh_codebook=codebook, seed=seed),
         up=up, max_side=max_side, device=dev, seed=seed, check_fidelity=not no_check, backend=backend,
@@ -156,8 +166,10 @@ def _print_compress_summary(console, input: Path, output: Path, scene, result, c
         ("ratio vs input", f"{in_size / len(result.data):.1f}x"),
         ("prune ratio / level", f"{result.prune:.3f} / {result.level}"),
         ("fidelity PSNR", "not measured" if fid is None else f"{fid.psnr:.2f} dB (SSIM {fid.ssim:.4f})"),
-        ("cameras", str(cam_path) if cam_path else "generated views"),
     ]
+    if result.photo_psnr is not None:
+        summary.append(("PSNR vs held-out photos", f"{result.photo_psnr:.2f} dB"))
+    summary.append(("cameras", str(cam_path) if cam_path else "generated views"))
     summary += [("note", s) for s in result.notes]
     console.print(summary_table("splat compress", ["", ""], summary))
 

@@ -24,10 +24,12 @@ from splat.scene import GaussianScene, sh_rest_count
 
 from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
 from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
+from .precision import MAX_DROP, coarsen, precision_classes, refine
+from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context, with_class
 from .streams import decode_channels, encode_channels
 
 MAGIC = b"LGS1"
-VERSION = 1
+VERSION = 2  # 2: context-modelled channel records (mode 2); version-1 files still decode
 MAX_COUNT = 1 << 28
 
 
@@ -39,6 +41,9 @@ class QuantConfig:
     sh_codebook: codebook entries, capped at ``sh_codebook_fraction`` x the number of
     codebook-coded Gaussians (a codebook as large as the data would cost more than it saves).
     sh_direct_fraction: the most significant fraction whose SH rest is stored directly.
+    context_coding: context-modelled streams (``.lgs`` version 2; False writes version 1).
+    low_fraction / low_drop: the least significant fraction of the Gaussians stores scales,
+    rotations and colour ``low_drop`` bits coarser (version 2, needs ``weights``).
     """
 
     position_bits: int = 16
@@ -53,6 +58,9 @@ class QuantConfig:
     sh_direct_bits: int = 8
     kmeans_iters: int = 10
     seed: int = 0
+    context_coding: bool = True
+    low_fraction: float = 0.0
+    low_drop: int = 2
 
     def validate(self) -> None:
         if not 16 <= self.position_bits <= MAX_BITS:
@@ -67,6 +75,10 @@ class QuantConfig:
             raise ValueError("sh_codebook_fraction must be in (0, 1]")
         if not 0.0 <= self.sh_direct_fraction <= 1.0:
             raise ValueError("sh_direct_fraction must be in [0, 1]")
+        if not 0.0 <= self.low_fraction < 1.0:
+            raise ValueError("low_fraction must be in [0, 1)")
+        if not 0 <= self.low_drop <= min(MAX_DROP, self.scale_bits - 1, self.rotation_bits - 1, self.dc_bits - 1):
+            raise ValueError("low_drop must leave at least one bit of scale, rotation and colour")
 
 
 @dataclass
@@ -90,6 +102,7 @@ STREAM_NAMES = {
     "SHIX": "SH codebook indices",
     "SHCB": "SH codebook",
     "SHDR": "SH direct",
+    "PCLS": "precision classes",
 }
 
 
@@ -121,6 +134,7 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     perm, codes = morton_order(means, grid)
     w = np.ones(n) if weights is None else np.asarray(torch.as_tensor(weights).detach().cpu().double().numpy()).reshape(n)
 
+    ctx = cfg.context_coding
     opac = _np(scene.opacities)[perm][:, None]
     oq = UniformQuant.fit(opac, cfg.opacity_bits)
     ls = _np(scene.log_scales)[perm]
@@ -128,9 +142,21 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     rot_idx, rot_vals = encode_rotations(_np(scene.quats)[perm], cfg.rotation_bits)
     dc = _np(scene.sh_dc)[perm]
     cq = UniformQuant.fit(dc, cfg.dc_bits)
+    cls, drop = None, 0
+    if ctx and weights is not None and int(cfg.low_fraction * n) > 0 and cfg.low_drop > 0:
+        cls, drop = precision_classes(w[perm], cfg.low_fraction), cfg.low_drop
+    opq = oq.quantize(opac)
+    lsq = coarsen(sq.quantize(ls), cls, drop)
+    rot_vals = coarsen(rot_vals, cls, drop)
+    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(refine(lsq, cls, drop, sq.levels)), rot_idx,
+                                                 cfg.rotation_bits)
 
-    dcq = cq.quantize(dc)
-    colr, colour_mode = min((encode_channels(dcq), "none"), (encode_channels(colour_transform(dcq)), "g,r-g,b-g"),
+    def chans(q, context=None, allow_delta=True) -> bytes:
+        return encode_channels(q, allow_delta=allow_delta, context=context, allow_context=ctx)
+
+    dcq = coarsen(cq.quantize(dc), cls, drop)
+    dc_ctx = with_class(colour_context(opq[:, 0], cfg.opacity_bits, cfg.dc_bits), cls)
+    colr, colour_mode = min((chans(dcq, dc_ctx), "none"), (chans(colour_transform(dcq), dc_ctx), "g,r-g,b-g"),
                             key=lambda c: len(c[0]))
     header = {
         "count": n,
@@ -142,12 +168,15 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
         "sh_dc": {**cq.to_json(), "transform": colour_mode},
         "settings": asdict(cfg),
     }
-    chunks = [
-        ("POSN", encode_positions(codes)),
-        ("OPAC", encode_channels(oq.quantize(opac))),
-        ("SCAL", encode_channels(sq.quantize(ls))),
-        ("ROTI", encode_channels(rot_idx)),
-        ("ROTV", encode_channels(rot_vals)),
+    chunks = [("POSN", encode_positions(codes))]
+    if cls is not None:
+        header["precision"] = {"low_count": int(cls.sum()), "drop": drop}
+        chunks.append(("PCLS", chans(cls)))
+    chunks += [
+        ("OPAC", chans(opq)),
+        ("SCAL", chans(lsq, with_class(scale_context(opq[:, 0], cfg.opacity_bits, cfg.scale_bits), cls))),
+        ("ROTI", chans(rot_idx, rot_idx_ctx)),
+        ("ROTV", chans(rot_vals, with_class(rot_val_ctx, cls))),
         ("COLR", colr),
     ]
     k = sh_rest_count(scene.sh_degree)
@@ -165,11 +194,11 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
             "direct": code.direct_quant.to_json(),
         }
         chunks += [
-            ("SHIX", encode_channels(code.labels)),
-            ("SHCB", encode_channels(code.codebook_q, allow_delta=False)),
-            ("SHDR", encode_channels(code.direct_q, allow_delta=False)),
+            ("SHIX", chans(code.labels)),
+            ("SHCB", chans(code.codebook_q, sh_context(cfg.sh_codebook_bits), allow_delta=False)),
+            ("SHDR", chans(code.direct_q, sh_context(cfg.sh_direct_bits), allow_delta=False)),
         ]
-    blob = pack_container(MAGIC, VERSION, header, chunks)
+    blob = pack_container(MAGIC, VERSION if ctx else 1, header, chunks)
     report = EncodeReport({tag: len(data) for tag, data in chunks}, len(blob), n, perm)
     return blob, report
 
@@ -188,10 +217,11 @@ def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *,
     """
     box = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".lgs file")
     with naming(path), np.errstate(all="ignore"):
-        return _decode(box.header, box, min(MAX_COUNT, gaussian_cap(len(data), max_gaussians)), path)
+        return _decode(box.header, box, min(MAX_COUNT, gaussian_cap(len(data), max_gaussians)), path,
+                       box.version >= 2)
 
 
-def _decode(h: dict, box, cap: int, path) -> GaussianScene:
+def _decode(h: dict, box, cap: int, path, ctx: bool) -> GaussianScene:
     n = get_int(h, "count", 0, MAX_COUNT)
     require_at_most(n, cap, "Gaussian count", path, "max_gaussians")
     deg = get_int(h, "sh_degree", 0, 3)
@@ -205,20 +235,34 @@ def _decode(h: dict, box, cap: int, path) -> GaussianScene:
             raise
         raise FormatError("header lacks a quantizer description") from None
     rbits = get_int(get_typed(h, "rotation", dict), "bits", 1, 16, what="rotation")
+
+    def chans(tag, rows, channels, *, lo=0, hi=None, what, context=None):
+        return decode_channels(box.get(tag), rows, channels, lo=lo, hi=hi, what=what, context=context,
+                               allow_context=ctx)
+
     means, _ = decode_positions(box.get("POSN"), n, grid)
-    opac = oq.dequantize(decode_channels(box.get("OPAC"), n, 1, hi=oq.levels, what="opacity"))[:, 0]
-    ls = sq.dequantize(decode_channels(box.get("SCAL"), n, 3, hi=sq.levels, what="scales"))
-    ridx = decode_channels(box.get("ROTI"), n, 1, hi=3, what="rotation index")[:, 0]
-    rvals = decode_channels(box.get("ROTV"), n, 3, hi=(1 << rbits) - 1, what="rotation")
+    cls, drop = _precision(h, box, n, ctx, chans, min(sq.bits, rbits, cq.bits))
+    opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
+    opac = oq.dequantize(opq)[:, 0]
+    ls = sq.dequantize(refine(chans("SCAL", n, 3, hi=sq.levels, what="scales",
+                                    context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls)),
+                              cls, drop, sq.levels))
+    ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
+    ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
+    rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
+    rvals = refine(chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation", context=with_class(rval_ctx, cls)),
+                   cls, drop, (1 << rbits) - 1)
     quats = decode_rotations(ridx, rvals, rbits)
     mode = h["sh_dc"].get("transform", "none")
     if mode not in ("none", "g,r-g,b-g"):
         raise FormatError(f"unknown colour transform {str(mode)[:40]!r}")
-    dcq = decode_channels(box.get("COLR"), n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC")
+    dcq = chans("COLR", n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC",
+                context=with_class(colour_context(opq[:, 0], oq.bits, cq.bits), cls))
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
     if n and (dcq.min() < 0 or dcq.max() > cq.levels):
         raise FormatError("SH DC stream decodes outside the quantizer's range")
+    dcq = refine(dcq, cls, drop, cq.levels)
     dc = cq.dequantize(dcq)
     k = sh_rest_count(deg)
     if k:
@@ -232,12 +276,12 @@ def _decode(h: dict, box, cap: int, path) -> GaussianScene:
             if isinstance(e, FormatError):
                 raise
             raise FormatError("header lacks the SH rest description") from None
-        labels = decode_channels(box.get("SHIX"), n, 1, hi=kcb, what="SH indices")[:, 0]
+        labels = chans("SHIX", n, 1, hi=kcb, what="SH indices")[:, 0]
         code = SHCode(
             labels,
-            decode_channels(box.get("SHCB"), kcb, 3 * k, hi=cbq.levels, what="SH codebook"),
+            chans("SHCB", kcb, 3 * k, hi=cbq.levels, what="SH codebook", context=sh_context(cbq.bits)),
             cbq,
-            decode_channels(box.get("SHDR"), ndir, 3 * k, hi=drq.levels, what="SH direct"),
+            chans("SHDR", ndir, 3 * k, hi=drq.levels, what="SH direct", context=sh_context(drq.bits)),
             drq,
         )
         rest = decode_vectree_sh(code).reshape(n, k, 3)
@@ -245,6 +289,23 @@ def _decode(h: dict, box, cap: int, path) -> GaussianScene:
         rest = np.zeros((n, 0, 3), dtype=np.float32)
     return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=_logit(opac), sh_dc=dc,
                       sh_rest=rest)
+
+
+def _precision(h: dict, box, n: int, ctx: bool, chans, max_drop: int) -> tuple[np.ndarray | None, int]:
+    """(class per Gaussian or None, bits dropped in class 1) from the header and ``PCLS``."""
+    p = h.get("precision")
+    if p is None:
+        return None, 0
+    if not ctx:
+        raise FormatError("precision classes need .lgs version 2")
+    if not isinstance(p, dict):
+        raise FormatError("header field 'precision' is malformed")
+    drop = get_int(p, "drop", 1, min(MAX_DROP, max_drop - 1), what="precision")
+    low = get_int(p, "low_count", 1, n, what="precision")
+    cls = chans("PCLS", n, 1, hi=1, what="precision classes")[:, 0]
+    if int(cls.sum()) != low:
+        raise FormatError(f"precision classes hold {int(cls.sum())} low-precision Gaussians, the header says {low}")
+    return cls, drop
 
 
 def read_lgs(path: str | os.PathLike, *, max_gaussians: int | None = None) -> GaussianScene:

@@ -8,6 +8,7 @@ Adam with the 3DGS learning rates (positions scaled by the scene scale).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,7 +28,10 @@ from .views import scene_scale
 class FinetuneConfig:
     """steps: optimisation steps (one view each); lr_*: Adam learning rates per parameter group
     (lr_means is multiplied by the scene scale); ssim_weight: lambda; train_geometry: also
-    optimise means, scales and rotations (otherwise colour and opacity only)."""
+    optimise means, scales and rotations (otherwise colour and opacity only); max_seconds:
+    stop early after this much wall time (None: no limit); torch_threads: torch's intra-op
+    threads during the run (restored after; None: leave as is). One thread is the default:
+    the step's heavy kernels are numba's, and torch's pool only spins against them."""
 
     steps: int = 200
     lr_means: float = 1.6e-4
@@ -39,6 +43,16 @@ class FinetuneConfig:
     ssim_weight: float = 0.2
     train_geometry: bool = True
     seed: int = 0
+    max_seconds: float | None = None
+    torch_threads: int | None = 1
+
+
+def _adam(groups: list[dict]) -> torch.optim.Optimizer:
+    """Adam (eps 1e-15); the fused CPU kernel when this torch has it (one pass per tensor)."""
+    try:
+        return torch.optim.Adam(groups, eps=1e-15, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(groups, eps=1e-15)
 
 
 def render_targets(teacher: GaussianScene, views: Sequence[Camera], *, backend: str = "auto") -> Tensor:
@@ -62,7 +76,15 @@ def finetune(
     Returns the trained scene (detached) and the loss per step. ``progress`` is advanced
     after every step with the loss (the caller starts and ends the stage).
     """
+    from compress.memory.fit import torch_threads
+
     cfg = config or FinetuneConfig()
+    with torch_threads(cfg.torch_threads):
+        return _finetune(student, teacher, views, cfg, targets, backend, progress)
+
+
+def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, progress) -> tuple[GaussianScene, list[float]]:
+    t_start = time.perf_counter()
     views = list(views)
     if targets is None:
         if teacher is None:
@@ -87,11 +109,13 @@ def finetune(
     else:
         for t in (s.means, s.log_scales, s.quats):
             t.requires_grad_(False)
-    opt = torch.optim.Adam(groups, eps=1e-15)
+    opt = _adam(groups)
     g = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(views), generator=g)
     history = []
     for step in range(cfg.steps):
+        if cfg.max_seconds is not None and time.perf_counter() - t_start > cfg.max_seconds:
+            break
         if step and step % len(views) == 0:
             order = torch.randperm(len(views), generator=g)
         i = int(order[step % len(views)])

@@ -58,12 +58,14 @@ def level_config(level: int, base: QuantConfig | None = None, position_bits: int
 
 @dataclass
 class Trial:
-    """One evaluated setting: prune ratio, level, file bytes, fidelity PSNR (dB)."""
+    """One evaluated setting: prune ratio, level, file bytes, fidelity PSNR (dB), and the
+    stage that tried it ("search", "fine-tune" or "codebook")."""
 
     prune: float
     level: int
     bytes: int
     psnr: float
+    stage: str = "search"
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Candidate:
     prune: float
     level: int
     config: QuantConfig
+    source: GaussianScene | None = None  # the scene that was encoded (before quantization)
+    weights: Tensor | None = None        # its significance
 
 
 def evaluate(scene: GaussianScene, scores: Tensor, ratio: float, config: QuantConfig, reference: Tensor,
@@ -83,7 +87,8 @@ def evaluate(scene: GaussianScene, scores: Tensor, ratio: float, config: QuantCo
     pruned, keep = prune(scene, scores, ratio)
     data, report = encode(pruned, scores[keep], config)
     dec = decode(data)
-    return Candidate(data, report, dec, fidelity(reference, dec, views, backend=backend, with_ssim=False), ratio, -1, config)
+    return Candidate(data, report, dec, fidelity(reference, dec, views, backend=backend, with_ssim=False), ratio, -1, config,
+                     pruned, scores[keep])
 
 
 def search(
@@ -149,3 +154,55 @@ def search(
         if c0.fidelity.psnr >= target_psnr + quant_margin:
             break  # quantization error is far below the target: finer levels only cost bytes
     return best, trials
+
+
+def effective_codebook(config: QuantConfig, n: int) -> int:
+    """SH codebook entries :func:`codec.encode` uses for ``n`` Gaussians (the cap included)."""
+    n_cb = n - int(round(config.sh_direct_fraction * n))
+    return min(config.sh_codebook, max(1, int(config.sh_codebook_fraction * n_cb)))
+
+
+def try_configs(chosen: Candidate, configs: list[QuantConfig], target_psnr: float, reference: Tensor, views, *,
+                stage: str, backend: str = "auto",
+                on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate, list[Trial]]:
+    """Re-encode ``chosen``'s source scene with each of ``configs`` in order; keep a result when
+    it is smaller than the best so far and its fidelity >= ``target_psnr``; stop at the first
+    that is not. Returns (best candidate, trials)."""
+    best, trials = chosen, []
+    if chosen.source is None:
+        return best, trials
+    for cfg in configs:
+        data, report = encode(best.source, best.weights, cfg)
+        dec = decode(data)
+        fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
+        trials.append(Trial(best.prune, best.level, len(data), fid.psnr, stage))
+        if on_trial is not None:
+            on_trial(trials[-1])
+        if fid.psnr < target_psnr or len(data) >= len(best.data):
+            break
+        best = Candidate(data, report, dec, fid, best.prune, best.level, cfg, best.source, best.weights)
+    return best, trials
+
+
+def shrink_codebook(chosen: Candidate, target_psnr: float, reference: Tensor, views, *, min_entries: int = 64,
+                    backend: str = "auto", on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate, list[Trial]]:
+    """Halve the SH codebook of ``chosen`` (re-encoding its source scene) while the file gets
+    smaller and the fidelity stays >= ``target_psnr`` (see :func:`try_configs`)."""
+    if chosen.source is None or chosen.source.sh_degree == 0:
+        return chosen, []
+    sizes, size = [], effective_codebook(chosen.config, len(chosen.source))
+    while size // 2 >= min_entries:
+        size //= 2
+        sizes.append(replace(chosen.config, sh_codebook=size))
+    return try_configs(chosen, sizes, target_psnr, reference, views, stage="codebook", backend=backend, on_trial=on_trial)
+
+
+def coarser_classes(chosen: Candidate, target_psnr: float, reference: Tensor, views, *, backend: str = "auto",
+                    on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate, list[Trial]]:
+    """More Gaussians in the low-precision class, then one more bit dropped (see :func:`try_configs`)."""
+    c = chosen.config
+    ladder = [replace(c, low_fraction=f, low_drop=d) for f, d in ((0.9, c.low_drop), (0.9, c.low_drop + 1))
+              if (f, d) != (c.low_fraction, c.low_drop) and f >= c.low_fraction and d >= c.low_drop
+              and d < min(c.scale_bits, c.rotation_bits, c.dc_bits)]
+    return try_configs(chosen, ladder, target_psnr, reference, views, stage="precision", backend=backend,
+                       on_trial=on_trial)

@@ -1,0 +1,118 @@
+"""Prune -> recover -> measure, repeated (LightGaussian's recipe with the fidelity in the loop).
+
+Round r prunes the last scene that held to keep ``(1 - start) * shrink^r`` of the input
+Gaussians (least significant first), fine-tunes the survivors against fixed targets (the
+original's renders, or photos), encodes, decodes and measures fidelity on the held-out
+views. While the target holds it goes on pruning; after the first miss a few rounds bisect
+between the last ratio that held and the miss. The smallest encoding that met the target
+is the result. No round starts past ``max_prune`` or when the time budget would run out (a
+round is assumed to cost what the last one did); the first round always runs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from torch import Tensor
+
+from splat.camera import Camera
+from splat.progress import Progress
+from splat.scene import GaussianScene
+
+from .codec import QuantConfig, decode, encode
+from .distill import FinetuneConfig, finetune
+from .eval import fidelity
+from .prune import prune
+from .rate import Candidate, Trial
+
+
+@dataclass
+class RecoverPlan:
+    """target_psnr (dB); start: first prune ratio (the compressor passes its preset's); shrink: each round keeps this fraction of
+    the survivors; max_prune: never prune more; refine: after the first miss, this many
+    rounds bisect (in kept fraction) between the last ratio that held and the miss, each
+    from the last scene that held; steps: fine-tuning steps per round;
+    deadline: ``time.perf_counter()`` value after which no round starts (None: none)."""
+
+    target_psnr: float
+    start: float = 0.5
+    shrink: float = 0.6
+    max_prune: float = 0.97
+    refine: int = 2
+    steps: int = 60
+    deadline: float | None = None
+    finetune: FinetuneConfig | None = None
+
+
+def prune_schedule(plan: RecoverPlan) -> list[float]:
+    """Cumulative prune ratios of the rounds, increasing, all <= max_prune."""
+    out, keep = [], 1.0 - plan.start
+    while 1.0 - keep <= plan.max_prune + 1e-12 and len(out) < 64:
+        out.append(1.0 - keep)
+        keep *= plan.shrink
+    return out
+
+
+def prune_recover(
+    scene: GaussianScene,
+    scores: Tensor,
+    teacher: GaussianScene,
+    train_views: Sequence[Camera],
+    targets: Tensor,
+    reference: Tensor,
+    heldout: Sequence[Camera],
+    config: QuantConfig,
+    plan: RecoverPlan,
+    *,
+    backend: str = "auto",
+    on_trial: Callable[[Trial], None] | None = None,
+    progress: Progress | None = None,
+) -> tuple[Candidate | None, list[Trial]]:
+    """The smallest encoding along the schedule whose fidelity >= ``plan.target_psnr``
+    (None when the first round misses it), and every trial (level -1: the caller's)."""
+    trials: list[Trial] = []
+    state = {"best": None, "current": scene, "scores": scores, "kept": 1.0, "last": 0.0}
+    ft = replace(plan.finetune or FinetuneConfig(), steps=plan.steps)
+
+    def out_of_time() -> bool:
+        return (plan.deadline is not None and state["best"] is not None
+                and time.perf_counter() + state["last"] > plan.deadline)
+
+    def attempt(ratio: float) -> bool:
+        """Prune the last good scene to ``ratio`` overall, fine-tune, measure; True if it held."""
+        t0 = time.perf_counter()
+        rel = max(0.0, 1.0 - (1.0 - ratio) / state["kept"])
+        pruned, keep = prune(state["current"], state["scores"], min(rel, 0.999))
+        pruned_scores = state["scores"][keep]
+        budget = None if plan.deadline is None or state["best"] is None else max(1.0, plan.deadline - t0)
+        tuned, _ = finetune(pruned, teacher, train_views, targets=targets, backend=backend, progress=progress,
+                            config=replace(ft, max_seconds=budget, seed=ft.seed + len(trials)))
+        data, report = encode(tuned, pruned_scores, config)
+        dec = decode(data)
+        fid = fidelity(reference, dec, heldout, backend=backend, with_ssim=False)
+        trials.append(Trial(ratio, -1, len(data), fid.psnr, "fine-tune"))
+        if on_trial is not None:
+            on_trial(trials[-1])
+        state["last"] = time.perf_counter() - t0
+        if fid.psnr < plan.target_psnr:
+            return False
+        state.update(best=Candidate(data, report, dec, fid, ratio, -1, config, tuned, pruned_scores),
+                     current=tuned, scores=pruned_scores, kept=1.0 - ratio)
+        return True
+
+    miss = None
+    for ratio in prune_schedule(plan):
+        if out_of_time():
+            break
+        if not attempt(ratio):
+            miss = ratio
+            break
+    for _ in range(plan.refine):
+        if miss is None or state["best"] is None or out_of_time():
+            break
+        mid = 1.0 - math.sqrt((1.0 - state["best"].prune) * (1.0 - miss))
+        if not attempt(mid):
+            miss = mid
+    return state["best"], trials

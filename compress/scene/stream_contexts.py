@@ -1,0 +1,95 @@
+"""Which already-decoded data conditions each ``.lgs`` attribute stream (contexts for
+:mod:`compress.context`). Encoder and decoder call the same functions on the same decoded
+values, so the contexts match exactly. Specified in ``docs/formats/lgs.md`` (section 5.3).
+
+* scales: the opacity bucket (4); channel y/z also the bucket of the previous scale channel (8);
+* rotation index: the anisotropy class (6) of the decoded log-scales (max - min, natural log);
+* rotation values: anisotropy class x dropped-component index (4); channels 2 and 3 also the
+  bucket of the previous rotation value (4);
+* colour: channel 0 the opacity bucket (4); channel 1 the bucket of channel 0 (8); channel 2
+  the buckets of channels 0 (8) and 1 (4);
+* SH rest rows: value 3j + c (c > 0) the bucket (8) of value 3j (same coefficient, red).
+
+With precision classes (:mod:`compress.scene.precision`), the scale, rotation and colour
+contexts are doubled: ``2 * context + class``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compress.context import bucket
+
+from .streams import ContextFn
+
+ANISO_EDGES = np.array([0.1, 0.3, 0.7, 1.5, 3.0], dtype=np.float32)  # natural-log units
+
+
+def anisotropy_class(log_scales: np.ndarray) -> np.ndarray:
+    """Class 0..5 of max - min of the decoded float32 log-scales [N,3] (thresholds ANISO_EDGES)."""
+    ls = np.asarray(log_scales, dtype=np.float32)
+    if len(ls) == 0:
+        return np.zeros(0, dtype=np.int64)
+    a = (ls.max(axis=1) - ls.min(axis=1)).astype(np.float32)
+    return np.searchsorted(ANISO_EDGES, a, side="right").astype(np.int64)
+
+
+def scale_context(opacity_q: np.ndarray, opacity_bits: int, scale_bits: int) -> ContextFn:
+    ob = bucket(opacity_q, opacity_bits, 4)
+
+    def f(c: int, earlier: np.ndarray):
+        if c == 0:
+            return ob, 4
+        return ob * 8 + bucket(earlier[:, c - 1], scale_bits, 8), 32
+    return f
+
+
+def rotation_contexts(log_scales: np.ndarray, rot_idx: np.ndarray | None, rot_bits: int) -> tuple[ContextFn, ContextFn | None]:
+    """(context for the rotation index, context for the three values; None until ``rot_idx`` is known)."""
+    ac = anisotropy_class(log_scales)
+
+    def f_idx(c: int, earlier: np.ndarray):
+        return ac, 6
+
+    if rot_idx is None:
+        return f_idx, None
+    base = ac * 4 + np.asarray(rot_idx, dtype=np.int64).reshape(-1)
+
+    def f_val(c: int, earlier: np.ndarray):
+        if c == 0:
+            return base, 24
+        return base * 4 + bucket(earlier[:, c - 1], rot_bits, 4), 96
+    return f_idx, f_val
+
+
+def colour_context(opacity_q: np.ndarray, opacity_bits: int, dc_bits: int) -> ContextFn:
+    """For (g, r-g, b-g) or (r, g, b): luma-like channel 0 first, chroma given it."""
+    ob = bucket(opacity_q, opacity_bits, 4)
+    levels = 1 << dc_bits
+
+    def f(c: int, earlier: np.ndarray):
+        if c == 0:
+            return ob, 4
+        c0 = bucket(earlier[:, 0], dc_bits, 8)
+        if c == 1:
+            return c0, 8
+        return c0 * 4 + bucket(earlier[:, 1] + levels, dc_bits + 1, 4), 32
+    return f
+
+
+def sh_context(bits: int) -> ContextFn:
+    def f(c: int, earlier: np.ndarray):
+        if c % 3 == 0:
+            return np.zeros(len(earlier), dtype=np.int64), 1
+        return bucket(earlier[:, c - c % 3], bits, 8), 8
+    return f
+
+
+def with_class(fn: ContextFn | None, cls: np.ndarray | None) -> ContextFn | None:
+    """``fn``'s contexts x 2 + the Gaussian's precision class (``fn`` itself when no classes)."""
+    if cls is None:
+        return fn
+
+    def f(c: int, earlier: np.ndarray):
+        ctx, k = (np.zeros(len(cls), dtype=np.int64), 1) if fn is None else fn(c, earlier)
+        return ctx * 2 + cls, 2 * k
+    return f
