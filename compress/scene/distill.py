@@ -19,6 +19,7 @@ from render import rasterize
 from render.metrics import ssim
 from splat.camera import Camera
 from splat.progress import Progress
+from splat.threads import threads
 from splat.scene import GaussianScene
 
 from .views import scene_scale
@@ -76,10 +77,8 @@ def finetune(
     Returns the trained scene (detached) and the loss per step. ``progress`` is advanced
     after every step with the loss (the caller starts and ends the stage).
     """
-    from compress.memory.fit import torch_threads
-
     cfg = config or FinetuneConfig()
-    with torch_threads(cfg.torch_threads):
+    with threads(cfg.torch_threads, numba_too=False):
         return _finetune(student, teacher, views, cfg, targets, backend, progress)
 
 

@@ -88,7 +88,9 @@ def photo_targets(targets: Tensor, views: Sequence[Camera], photos: dict[str, Te
 def heldout_photo_psnr(scene: GaussianScene, views: Sequence[Camera], photos: dict[str, Tensor], *,
                        backend: str = "auto") -> float | None:
     """Mean PSNR (dB) of ``scene``'s renders against the photos of the held-out ``views`` (None: no photos)."""
-    from .eval import psnr, render_views
+    from render.metrics import psnr
+
+    from .eval import render_views
 
     vs = [v for v in views if v.name in photos]
     if not vs:
@@ -96,5 +98,5 @@ def heldout_photo_psnr(scene: GaussianScene, views: Sequence[Camera], photos: di
     vals = []
     for v in vs:
         out = render_views(scene, [v], backend=backend)[0]
-        vals.append(psnr(out, resize_photo(photos[v.name], v.width, v.height).to(out.dtype)))
+        vals.append(min(100.0, float(psnr(out, resize_photo(photos[v.name], v.width, v.height).to(out.dtype)))))
     return sum(vals) / len(vals)
