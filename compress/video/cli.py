@@ -16,6 +16,10 @@ Examples:
 
   splat video decode clip.gsv -o out_frames/ --format spz
 
+  splat video encode "frames/*.sog" -o clip.gsv --mode resorted --target-psnr 40
+
+  splat video eval frames/ clip.gsv
+
   splat video info clip.gsv
 
   splat video synth -o performer/ --gaussians 20000 --frames 60
@@ -26,6 +30,9 @@ def register(app: typer.Typer) -> None:
     video = typer.Typer(help="Volumetric video (.gsv): encode Gaussian sequences, decode, inspect.\n" + EXAMPLES,
                         no_args_is_help=True)
     app.add_typer(video, name="video")
+    from .eval import register_eval
+
+    register_eval(video)
 
     @video.command("encode", help="Encode a Gaussian sequence (folder, glob or files) into a .gsv clip.\n" + EXAMPLES)
     def encode_cmd(
@@ -35,17 +42,23 @@ def register(app: typer.Typer) -> None:
         gop: int = typer.Option(30, "--gop", help="Frames per segment (keyframe interval)."),
         quality: str = typer.Option("medium", "--quality", "-q", help="low, medium or high."),
         tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding or per-frame intra coding (default: detect)."),
+        mode: Optional[str] = typer.Option(None, "--mode", help="tracked, resorted or independent (default: detect)."),
+        target_psnr: Optional[float] = typer.Option(None, "--target-psnr", help="Fail (exit 1) when a checked frame's render PSNR is below this (dB)."),
         force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
     ) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path
         from splat.cli import console
         from splat.io import read_scene
+        from splat.errors import UsageError
         from splat.progress import human_bytes, make_progress, summary_table
 
-        from .codec import QUALITY, VideoSettings, encode_video, read_frames
+        from .codec import MODES, QUALITY, VideoReader, VideoSettings, encode_video, read_frames
+        from .eval import clip_fidelity, sample_frames
 
         if quality not in QUALITY:
             raise typer.BadParameter(f"unknown quality {quality!r} (choose {', '.join(QUALITY)})")
+        if mode is not None and mode not in MODES:
+            raise typer.BadParameter(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
         paths = read_frames(input)
         check_output_path(output, paths, force)
         in_bytes = sum(p.stat().st_size for p in paths)
@@ -56,14 +69,27 @@ def register(app: typer.Typer) -> None:
                 scenes.append(read_scene(p))
                 prog.advance(task)
             task2 = prog.add_task("encoding", total=len(scenes), info="")
-            res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked),
+            res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked, mode=mode),
                                progress=lambda done, total: prog.update(task2, completed=done))
+            idx = sample_frames(len(scenes), 5)
+            task3 = prog.add_task("fidelity", total=len(idx), info="")
+            with VideoReader(res.data) as r:
+                fid = clip_fidelity(scenes, r.frame, idx, progress=lambda: prog.advance(task3))
+        worst = min(fid, key=lambda x: x.psnr)
+        if target_psnr is not None and worst.psnr < target_psnr:
+            raise UsageError(f"frame {worst.frame} reaches {worst.psnr:.2f} dB, below --target-psnr {target_psnr:g} "
+                             "(try --quality high or a shorter --gop); nothing written")
         atomic_write_bytes(output, res.data)
         n = max(res.frame_counts)
         rows = [
             ("frames", f"{len(scenes)} ({res.info.n_segments} segments, gop {gop})"),
             ("Gaussians / frame", f"{n:,}"),
-            ("coding", "tracked (dual motion)" if res.info.tracked else "intra per frame (untracked)"),
+            ("coding", {"tracked": "tracked (dual motion)", "resorted": "re-sorted (correspondence recovered, dual motion)",
+                        "independent": "independent (intra per frame)"}[res.mode]
+             + ("" if mode else " [detected]") + (f"; {res.stream_bytes.get('births', 0):,} births, "
+                                                   f"{res.stream_bytes.get('deaths', 0):,} deaths" if res.mode == "resorted" else "")),
+            ("fidelity", f"mean {sum(x.psnr for x in fid) / len(fid):.2f} dB, worst {worst.psnr:.2f} dB (frame {worst.frame}), "
+                         f"SSIM {sum(x.ssim for x in fid) / len(fid):.4f} on {len(fid)} frames"),
             ("input", human_bytes(in_bytes)),
             ("output", f"{output} {human_bytes(len(res.data))} ({in_bytes / max(len(res.data), 1):.1f}x smaller)"),
             ("KB / frame", f"{len(res.data) / 1024 / len(scenes):.1f}"),
@@ -119,7 +145,8 @@ def register(app: typer.Typer) -> None:
             rows = [
                 ("frames", f"{i.n_frames} at {i.fps:g} fps ({i.n_frames / i.fps:.2f} s)"),
                 ("Gaussians", f"{i.n_gaussians:,} (max per frame), SH degree {i.sh_degree}"),
-                ("coding", "tracked (dual motion)" if i.tracked else "intra per frame"),
+                ("coding", {"tracked": "tracked (dual motion)", "resorted": "re-sorted (encoder order, births and deaths)",
+                            "independent": "intra per frame"}[i.coding]),
                 ("segments", f"{i.n_segments} (gop {i.gop})"),
                 ("size", f"{human_bytes(i.total_bytes)}, {i.total_bytes / 1024 / i.n_frames:.1f} KB/frame, "
                          f"{i.total_bytes * 8 * i.fps / i.n_frames / 1e6:.2f} Mbit/s"),

@@ -28,7 +28,8 @@ from splat.scene import GaussianScene
 from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
 
 MAGIC = b"GSV1"
-VERSION = 1
+VERSION = 2  # 2: re-sorted clips (tracked segments with encoder-chosen order, deaths, births)
+MODES = ("tracked", "resorted", "independent")
 
 QUALITY = {
     # name: (position-correction factor x median scale, rotation bits, colour threshold)
@@ -41,12 +42,16 @@ QUALITY = {
 @dataclass
 class VideoSettings:
     """Encoder settings. gop: frames per segment; quality: low/medium/high preset;
-    tracked: force tracked (True) / intra (False) coding, None = detect."""
+    mode: "tracked" (same Gaussians, same order every frame), "resorted" (the encoder
+    recovers correspondence; births and deaths), "independent" (intra per frame), None =
+    detect (:func:`detect_mode`). tracked: the older switch (True = "tracked", False =
+    "independent"), used when mode is None."""
 
     fps: float = 30.0
     gop: int = 30
     quality: str = "medium"
     tracked: bool | None = None
+    mode: str | None = None
     joint_fraction: float = 0.02
     k: int = 8
     quant: QuantConfig = field(default_factory=lambda: QuantConfig(scale_bits=7, rotation_bits=7, opacity_bits=6))
@@ -75,6 +80,7 @@ class VideoInfo:
     total_bytes: int
     segment_first: list = field(default_factory=list, repr=False)  # first frame of each segment
     segment_frames: list = field(default_factory=list, repr=False)  # frame count of each segment
+    coding: str = "tracked"  # tracked, resorted or independent (version 1 files: from the tracked flag)
 
     def segment_of(self, frame: int) -> int:
         """Index of the segment holding ``frame``."""
@@ -96,6 +102,8 @@ class EncodeResult:
     frame_counts: list
     encode_s: float
     tracked_detected: bool
+    mode: str = "tracked"
+    mode_detected: str = "tracked"
 
 
 # ---------------------------------------------------------------------- input
@@ -150,7 +158,35 @@ def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int =
     return True
 
 
+def detect_mode(frames: Sequence[GaussianScene], pairs: int = 3, matched: float = 0.8) -> str:
+    """``"tracked"`` when consecutive frames share Gaussian order (:func:`is_tracked`);
+    else ``"resorted"`` when, on a few frame pairs, at least ``matched`` of the Gaussians
+    find a partner in the next frame (:func:`~compress.video.correspondence.matched_fraction`);
+    else ``"independent"``."""
+    if is_tracked(frames):
+        return "tracked"
+    from .correspondence import matched_fraction
+
+    steps = np.unique(np.linspace(0, len(frames) - 2, min(pairs, len(frames) - 1)).round().astype(int))
+    fr = min(matched_fraction(frames[s], frames[s + 1]) for s in steps)
+    return "resorted" if fr >= matched else "independent"
+
+
 # ---------------------------------------------------------------------- encode
+def _choose_mode(st: VideoSettings, scenes: list[GaussianScene]) -> tuple[str, str]:
+    """(mode used, mode detected)."""
+    forced = st.mode if st.mode is not None else (None if st.tracked is None else ("tracked" if st.tracked else "independent"))
+    if forced is not None and forced not in MODES:
+        raise UsageError(f"unknown mode {forced!r} (choose {', '.join(MODES)})")
+    detected = detect_mode(scenes) if forced is None or forced == "tracked" else forced
+    mode = forced or detected
+    if mode == "tracked" and len({len(s) for s in scenes}) > 1:
+        raise UsageError("tracked coding needs the same Gaussian count in every frame "
+                         f"(counts range {min(len(s) for s in scenes)}..{max(len(s) for s in scenes)}); "
+                         "use mode resorted")
+    return mode, detected
+
+
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
                  progress: Callable[[int, int], None] | None = None) -> EncodeResult:
     """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress(done, total)`` is
@@ -170,27 +206,24 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     scenes = [s.to(dtype=torch.float32) for s in scenes]
     deg = max(s.sh_degree for s in scenes)
     scenes = [s if s.sh_degree == deg else s.with_sh_degree(deg) for s in scenes]
-    detected = is_tracked(scenes)
-    tracked = detected if st.tracked is None else bool(st.tracked)
-    if tracked and len({len(s) for s in scenes}) > 1:
-        raise UsageError("tracked coding needs the same Gaussian count in every frame")
+    mode, detected = _choose_mode(st, scenes)
     chunks, seg_meta, modes, seg_bytes = [], [], [], []
     streams: dict[str, int] = {}
     total = len(scenes)
     for first in range(0, total, st.gop):
         seg = scenes[first:first + st.gop]
-        if tracked and len(seg[0]) >= 8:
-            blob, rep = encode_tracked(seg, seg_st)
-            mode = TRACKED
+        if mode != "independent" and len(seg[0]) >= 8:
+            blob, rep = encode_tracked(seg, seg_st, match=mode == "resorted")
+            seg_mode = TRACKED
         else:
             blob, rep = encode_intra(seg, st.quant)
-            mode = INTRA
+            seg_mode = INTRA
         for kk, v in rep.items():
             if isinstance(v, int):
                 streams[kk] = streams.get(kk, 0) + v
         chunks.append(("SEGM", blob))
-        seg_meta.append({"first": first, "frames": len(seg), "mode": mode})
-        modes.append(mode)
+        seg_meta.append({"first": first, "frames": len(seg), "mode": seg_mode})
+        modes.append(seg_mode)
         seg_bytes.append(len(blob))
         if progress is not None:
             progress(first + len(seg), total)
@@ -198,14 +231,15 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
     header = {
         "fps": float(st.fps), "frames": total, "gaussians": max(len(s) for s in scenes), "sh_degree": deg,
-        "gop": st.gop, "tracked": tracked, "bounds_min": [float(x) for x in lo], "bounds_max": [float(x) for x in hi],
+        "gop": st.gop, "tracked": mode != "independent", "coding": mode,
+        "bounds_min": [float(x) for x in lo], "bounds_max": [float(x) for x in hi],
         "segments": seg_meta, "settings": {"quality": st.quality, "joint_fraction": st.joint_fraction, "k": st.k,
                                            "quant": asdict(st.quant)},
     }
     data = pack_container(MAGIC, VERSION, header, chunks)
     info = _info_from_header(header, len(data), None)
     return EncodeResult(data, info, streams, seg_bytes, modes, [len(s) for s in scenes],
-                        time.perf_counter() - t0, detected)
+                        time.perf_counter() - t0, detected == "tracked", mode, detected)
 
 
 def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None, progress=None) -> EncodeResult:
@@ -229,6 +263,7 @@ def _info_from_header(h: dict, total: int, path) -> VideoInfo:
             bounds_min=np.asarray(h["bounds_min"], dtype=np.float32).reshape(3),
             bounds_max=np.asarray(h["bounds_max"], dtype=np.float32).reshape(3),
             n_segments=len(segs), total_bytes=total, segment_first=first, segment_frames=counts,
+            coding=str(h.get("coding", "tracked" if h["tracked"] else "independent")),
         )
     except (KeyError, TypeError, ValueError):
         raise FormatError(".gsv header is missing fields or malformed", path) from None
@@ -237,6 +272,8 @@ def _info_from_header(h: dict, total: int, path) -> VideoInfo:
         if f != expect or c < 1:
             raise FormatError(".gsv segment list is inconsistent", path)
         expect += c
+    if info.coding not in MODES:
+        raise FormatError(f".gsv header has an unknown coding {info.coding!r}", path)
     if expect != info.n_frames or not info.fps > 0 or not 0 <= info.sh_degree <= 3:
         raise FormatError(".gsv header is inconsistent (frame count, fps or SH degree)", path)
     return info
