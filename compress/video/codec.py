@@ -13,7 +13,7 @@ import mmap
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -45,13 +45,19 @@ class VideoSettings:
     mode: "tracked" (same Gaussians, same order every frame), "resorted" (the encoder
     recovers correspondence; births and deaths), "independent" (intra per frame), None =
     detect (:func:`detect_mode`). tracked: the older switch (True = "tracked", False =
-    "independent"), used when mode is None."""
+    "independent"), used when mode is None. track: in independent mode, carry each
+    keyframe's Gaussians forward by render-supervised tracking (``tracking.py``) instead of
+    coding every frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must
+    reach, else it starts a new segment."""
 
     fps: float = 30.0
     gop: int = 30
     quality: str = "medium"
     tracked: bool | None = None
     mode: str | None = None
+    track: bool = True
+    target_psnr: float = 30.0
+    tracking: "TrackSettings | None" = None  # views, iterations, ... (None: defaults); target_psnr wins
     joint_fraction: float = 0.02
     k: int = 8
     quant: QuantConfig = field(default_factory=lambda: QuantConfig(scale_bits=7, rotation_bits=7, opacity_bits=6))
@@ -187,6 +193,32 @@ def _choose_mode(st: VideoSettings, scenes: list[GaussianScene]) -> tuple[str, s
     return mode, detected
 
 
+def _encode_segment(seg: list[GaussianScene], mode: str, st: VideoSettings,
+                    seg_st: SegmentSettings) -> tuple[bytes, dict, str, int]:
+    """Encode the start of ``seg``: (bytes, report, segment mode, frames used). Tracked and
+    re-sorted input uses every frame; independent input with tracking uses the frames the
+    keyframe's Gaussians can be carried through at ``target_psnr`` (at least one)."""
+    if len(seg[0]) < 8:
+        blob, rep = encode_intra(seg, st.quant)
+        return blob, rep, INTRA, len(seg)
+    if mode != "independent":
+        blob, rep = encode_tracked(seg, seg_st, match=mode == "resorted")
+        return blob, rep, TRACKED, len(seg)
+    if not st.track or len(seg) < 2:
+        blob, rep = encode_intra(seg, st.quant)
+        return blob, rep, INTRA, len(seg)
+    from .tracking import TrackSettings, track_frames
+
+    ts = replace(st.tracking or TrackSettings(), target_psnr=st.target_psnr)
+    tr = track_frames(seg, ts)
+    if len(tr.frames) < 2:
+        blob, rep = encode_intra(seg[:1], st.quant)
+        return blob, rep, INTRA, 1
+    blob, rep = encode_tracked(tr.frames, seg_st)
+    rep["tracked_by_rendering"] = len(tr.frames)
+    return blob, rep, TRACKED, len(tr.frames)
+
+
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
                  progress: Callable[[int, int], None] | None = None) -> EncodeResult:
     """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress(done, total)`` is
@@ -210,23 +242,20 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     chunks, seg_meta, modes, seg_bytes = [], [], [], []
     streams: dict[str, int] = {}
     total = len(scenes)
-    for first in range(0, total, st.gop):
+    first = 0
+    while first < total:
         seg = scenes[first:first + st.gop]
-        if mode != "independent" and len(seg[0]) >= 8:
-            blob, rep = encode_tracked(seg, seg_st, match=mode == "resorted")
-            seg_mode = TRACKED
-        else:
-            blob, rep = encode_intra(seg, st.quant)
-            seg_mode = INTRA
+        blob, rep, seg_mode, used = _encode_segment(seg, mode, st, seg_st)
         for kk, v in rep.items():
             if isinstance(v, int):
                 streams[kk] = streams.get(kk, 0) + v
         chunks.append(("SEGM", blob))
-        seg_meta.append({"first": first, "frames": len(seg), "mode": seg_mode})
+        seg_meta.append({"first": first, "frames": used, "mode": seg_mode})
         modes.append(seg_mode)
         seg_bytes.append(len(blob))
+        first += used
         if progress is not None:
-            progress(first + len(seg), total)
+            progress(first, total)
     lo = torch.stack([s.means.min(0).values if len(s) else torch.zeros(3) for s in scenes]).min(0).values.numpy()
     hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
     header = {
