@@ -23,6 +23,12 @@ def frames():
     return fr
 
 
+@pytest.fixture(scope="module")
+def resorted(frames):
+    shuffled, _ = _shuffle(frames)
+    return shuffled, encode_video(shuffled, VideoSettings(gop=4))
+
+
 def _shuffle(frames, seed=0):
     g = torch.Generator().manual_seed(seed)
     perms = [torch.randperm(len(f), generator=g) for f in frames]
@@ -61,10 +67,9 @@ def test_ambiguous_duplicates_resolved_one_to_one():
     assert (dup.means[torch.from_numpy(m)] == dup.means).all()
 
 
-def test_resorted_clip_detected_and_round_trips(frames):
-    shuffled, _ = _shuffle(frames)
+def test_resorted_clip_detected_and_round_trips(frames, resorted):
+    shuffled, res = resorted
     assert detect_mode(shuffled) == "resorted" and detect_mode(frames) == "tracked"
-    res = encode_video(shuffled, VideoSettings(gop=4))
     assert res.mode == "resorted" and res.info.coding == "resorted" and set(res.segment_modes) == {"tracked"}
     tracked = encode_video(frames, VideoSettings(gop=4))
     assert len(res.data) <= 1.3 * len(tracked.data)
@@ -120,9 +125,8 @@ def test_inconsistent_births_and_deaths_rejected(frames):
         DecodedSegment(_rewrite(blob, "KILL", pack_sparse(np.array([1, 0]), np.array([2050]), None)))
 
 
-def test_corrupt_resorted_segment_fails_alone(frames, tmp_path):
-    shuffled, _ = _shuffle(frames)
-    res = encode_video(shuffled, VideoSettings(gop=4))
+def test_corrupt_resorted_segment_fails_alone(resorted, tmp_path):
+    _, res = resorted
     good = VideoReader(res.data)
     off, ln = good.segment_range(1)
     bad = bytearray(res.data)
@@ -133,3 +137,28 @@ def test_corrupt_resorted_segment_fails_alone(frames, tmp_path):
         assert r.frame(3).equal(good.frame(3))
         with pytest.raises(FormatError, match=r"bad\.gsv.*segment 1"):
             r.frame(5)
+
+
+def test_cli_encode_mode_and_eval(frames, resorted, tmp_path, capsys):
+    from splat.cli import main
+    from splat.io import write_scene
+
+    shuffled, _ = resorted
+    src = tmp_path / "frames"
+    src.mkdir()
+    for i, f in enumerate(shuffled[:4]):
+        write_scene(f, src / f"f_{i}.ply")
+    out = tmp_path / "clip.gsv"
+    assert main(["video", "encode", str(src), "-o", str(out), "--gop", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "re-sorted" in text and "detected" in text and "fidelity" in text
+    assert main(["video", "encode", str(src), "-o", str(tmp_path / "x.gsv"), "--mode", "sideways"]) != 0
+    capsys.readouterr()
+    assert main(["video", "eval", str(src), str(out), "--frames", "2", "--size", "64", "-o", str(tmp_path)]) == 0
+    rows = (tmp_path / "clip_eval.csv").read_text().splitlines()
+    assert rows[0].startswith("frame,psnr_db,ssim") and len(rows) == 3
+    assert float(rows[1].split(",")[1]) > 35.0
+    capsys.readouterr()
+    assert main(["video", "eval", str(src), str(out), "-o", str(tmp_path)]) != 0  # exists, no --force
+    err = capsys.readouterr().err
+    assert "clip_eval.csv exists" in err and "Traceback" not in err

@@ -71,10 +71,10 @@ def register(app: typer.Typer) -> None:
             task2 = prog.add_task("encoding", total=len(scenes), info="")
             res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked, mode=mode),
                                progress=lambda done, total: prog.update(task2, completed=done))
-            idx = sample_frames(len(scenes), 5)
+            idx = sample_frames(len(scenes), 4)
             task3 = prog.add_task("fidelity", total=len(idx), info="")
             with VideoReader(res.data) as r:
-                fid = clip_fidelity(scenes, r.frame, idx, progress=lambda: prog.advance(task3))
+                fid = clip_fidelity(scenes, r.frame, idx, size=128, progress=lambda: prog.advance(task3))
         worst = min(fid, key=lambda x: x.psnr)
         if target_psnr is not None and worst.psnr < target_psnr:
             raise UsageError(f"frame {worst.frame} reaches {worst.psnr:.2f} dB, below --target-psnr {target_psnr:g} "
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
             ("Gaussians / frame", f"{n:,}"),
             ("coding", {"tracked": "tracked (dual motion)", "resorted": "re-sorted (correspondence recovered, dual motion)",
                         "independent": "independent (intra per frame)"}[res.mode]
-             + ("" if mode else " [detected]") + (f"; {res.stream_bytes.get('births', 0):,} births, "
+             + ("" if mode else ", detected") + (f"; {res.stream_bytes.get('births', 0):,} births, "
                                                    f"{res.stream_bytes.get('deaths', 0):,} deaths" if res.mode == "resorted" else "")),
             ("fidelity", f"mean {sum(x.psnr for x in fid) / len(fid):.2f} dB, worst {worst.psnr:.2f} dB (frame {worst.frame}), "
                          f"SSIM {sum(x.ssim for x in fid) / len(fid):.4f} on {len(fid)} frames"),
