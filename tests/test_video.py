@@ -16,6 +16,7 @@ from splat.camera import orbit_cameras
 from splat.errors import FormatError
 
 from conftest import shared_file
+from io_helpers import corrupt_segment
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +86,8 @@ def test_corrupt_and_truncated_segments(clip, tmp_path):
     _, res = clip
     good = VideoReader(res.data)
     off, ln = good.segment_range(1)
-    bad = bytearray(res.data)
-    bad[off + ln // 2] ^= 0xFF
     path = tmp_path / "bad.gsv"
-    path.write_bytes(bytes(bad))
+    corrupt_segment(res.data, 1, path)
     r = VideoReader(path)
     assert r.frame(2).equal(good.frame(2))  # segment 0 still decodes
     with pytest.raises(FormatError, match=r"bad\.gsv.*segment 1"):

@@ -13,6 +13,7 @@ from splat.errors import FormatError, UsageError
 from splat.scene import GaussianScene
 
 from conftest import shared_file
+from io_helpers import corrupt_segment
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +129,8 @@ def test_inconsistent_births_and_deaths_rejected(frames):
 def test_corrupt_resorted_segment_fails_alone(resorted, tmp_path):
     _, res = resorted
     good = VideoReader(res.data)
-    off, ln = good.segment_range(1)
-    bad = bytearray(res.data)
-    bad[off + ln // 2] ^= 0xFF
     path = tmp_path / "bad.gsv"
-    path.write_bytes(bytes(bad))
+    corrupt_segment(res.data, 1, path)
     with VideoReader(path) as r:
         assert r.frame(3).equal(good.frame(3))
         with pytest.raises(FormatError, match=r"bad\.gsv.*segment 1"):
