@@ -133,10 +133,12 @@ def main() -> None:
     ap.add_argument("--psnr-every", type=int, default=15)
     ap.add_argument("--baseline-every", type=int, default=15)
     ap.add_argument("--clips", default="performer,wave,independent",
-                    help="comma list: performer (plain and shuffled), wave, independent")
+                    help="comma list: performer (plain and shuffled), wave, independent, timing")
     ap.add_argument("--shuffled-frames", type=int, default=0, help="frames of the shuffled performer clip (0: --frames)")
     ap.add_argument("--independent-frames", type=int, default=10, help="frames of the re-sampled performer clip")
     ap.add_argument("--independent-gaussians", type=int, default=0, help="its Gaussians per frame (0: --gaussians)")
+    ap.add_argument("--timing-gaussians", type=int, default=50000, help="clip 'timing': Gaussians per frame")
+    ap.add_argument("--timing-frames", type=int, default=8, help="clip 'timing': frames of the shuffled clip")
     ap.add_argument("--qualities", default="medium,high", help="presets for the plain performer")
     ap.add_argument("--quick", action="store_true", help="10k Gaussians, 30 frames, 60 wave frames")
     ap.add_argument("--out", default=str(RESULTS / "video"))
@@ -152,6 +154,8 @@ def main() -> None:
         rows += bench_wave(a)
     if "independent" in clips:
         rows += bench_independent(a)
+    if "timing" in clips:
+        rows += bench_timing(a)
     write_results(rows, a)
 
 
@@ -205,6 +209,22 @@ def bench_independent(a) -> list[dict]:
     rows += bench_per_frame("independent", frames, cams, max(1, a.baseline_every // 5), pidx)
     for r in rows[-3:]:
         print(json.dumps(r), flush=True)
+    return rows
+
+
+def bench_timing(a) -> list[dict]:
+    """Encode time per frame at --timing-gaussians: correspondence (shuffled performer) and
+    tracking by rendering (re-sampled performer, --timing-frames frames), decode fps on one thread."""
+    n, nf = a.timing_gaussians, a.timing_frames
+    frames, fps = performer_frames(n, nf)
+    g = torch.Generator().manual_seed(0)
+    shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames]
+    cams = orbit_cameras(frames[0], 4, width=256, height=256, up="+y", elevation_deg=10)
+    rows = [bench_gsv(f"timing {n // 1000}k shuffled", shuffled, fps, nf, cams, [0, nf - 1])]
+    print(json.dumps(rows[-1]), flush=True)
+    ind, fps = resampled_performer_frames(n, 3)
+    rows.append(bench_gsv(f"timing {n // 1000}k independent", ind, fps, 3, cams, [1, 2]))
+    print(json.dumps(rows[-1]), flush=True)
     return rows
 
 

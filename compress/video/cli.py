@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
         quality: str = typer.Option("medium", "--quality", "-q", help="low, medium or high."),
         tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding or per-frame intra coding (default: detect)."),
         mode: Optional[str] = typer.Option(None, "--mode", help="tracked, resorted or independent (default: detect)."),
-        target_psnr: Optional[float] = typer.Option(None, "--target-psnr", help="Fail (exit 1) when a checked frame's render PSNR is below this (dB)."),
+        target_psnr: Optional[float] = typer.Option(None, "--target-psnr", help="Render PSNR (dB) every frame must reach: independent frames tracked below it start a new segment; "
+                                                            "the encode fails, writing nothing, if a checked frame still falls below it."),
         force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
     ) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path
@@ -69,7 +70,8 @@ def register(app: typer.Typer) -> None:
                 scenes.append(read_scene(p))
                 prog.advance(task)
             task2 = prog.add_task("encoding", total=len(scenes), info="")
-            res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked, mode=mode),
+            res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked, mode=mode,
+                                                       target_psnr=30.0 if target_psnr is None else target_psnr),
                                progress=lambda done, total: prog.update(task2, completed=done))
             idx = sample_frames(len(scenes), 4)
             task3 = prog.add_task("fidelity", total=len(idx), info="")

@@ -321,7 +321,7 @@ def _fit_codebook(qz: _Quant, frames: list[GaussianScene], st: SegmentSettings, 
                 for f in frames[1:]]
     else:
         g = torch.Generator().manual_seed(0)
-        per = max(1, 65536 // (len(frames) - 1))
+        per = max(1, 8192 // (len(frames) - 1))
         cand = [f.sh_rest[torch.randperm(len(f), generator=g)[:per]] for f in frames[1:]]
     cand = torch.cat(cand).reshape(-1, 3 * k_rest)
     if not len(cand):
