@@ -8,6 +8,7 @@ cameras around the first original frame at an elevation and phase the encoder ne
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,6 @@ def write_csv(rows: list[FrameFidelity], bits: list[float], path: Path) -> None:
     bits_per_gaussian (the frame's segment bytes spread over its frames)."""
     from splat.atomic import atomic_write_bytes
 
-    import io
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["frame", "psnr_db", "ssim", "gaussians_original", "gaussians_decoded", "bits_per_gaussian"])

@@ -17,7 +17,6 @@ Intra segments code every frame with the scene codec (untracked input).
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
