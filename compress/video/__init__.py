@@ -1,14 +1,19 @@
 """Volumetric video: ``.gsv`` Gaussian sequences with a DualGS-style motion codec.
 
+Tracked input is coded as is; re-sorted input after correspondence recovery
+(``correspondence.py``, births and deaths per frame); independently made frames by
+render-supervised tracking (``tracking.py``). ``eval.py``: per-frame fidelity.
+
 Public API: :class:`VideoInfo`, :class:`VideoReader`, :class:`FrameStream`,
 :class:`DecodedFrame`, :func:`encode_video`, :class:`VideoSettings`, :class:`EncodeResult`,
-:func:`read_frames`, :func:`write_video`, :func:`is_tracked`.
+:func:`read_frames`, :func:`write_video`, :func:`is_tracked`, :func:`detect_mode`.
 """
-from .codec import (MAGIC, MODES, QUALITY, EncodeResult, VideoInfo, VideoReader, VideoSettings, detect_mode, encode_video, is_tracked,
-                    read_frames, read_video_info, write_video)
+from .codec import (MAGIC, MODES, QUALITY, EncodeResult, VideoInfo, VideoReader, VideoSettings, detect_mode,
+                    encode_video, is_tracked, read_frames, read_video_info, write_video)
 from .stream import DecodedFrame, FrameStream
 
 __all__ = [
-    "MAGIC", "MODES", "QUALITY", "detect_mode", "EncodeResult", "VideoInfo", "VideoReader", "VideoSettings", "encode_video", "is_tracked",
+    "MAGIC", "MODES", "QUALITY", "detect_mode", "EncodeResult", "VideoInfo", "VideoReader", "VideoSettings",
+    "encode_video", "is_tracked",
     "read_frames", "read_video_info", "write_video", "DecodedFrame", "FrameStream",
 ]

@@ -1,8 +1,8 @@
 """The ``.gsv`` volumetric-video container: encode a Gaussian sequence, random-access decode.
 
 File = the shared chunked container (``compress/container.py``) with magic ``GSV1``: a JSON
-header (fps, frame count, Gaussian count, SH degree, gop, tracked flag, bounds, per-segment
-first frame and frame count) and one ``SEGM`` chunk per segment. The chunk table gives each
+header (fps, frame count, Gaussian count, SH degree, gop, tracked flag, coding mode, bounds,
+per-segment first frame and frame count) and one ``SEGM`` chunk per segment. The chunk table gives each
 segment's byte offset, size and CRC-32, so a player can fetch and verify one segment alone.
 Spec: ``docs/formats/gsv.md``.
 """
