@@ -28,7 +28,8 @@ from .motion import (blend_positions, blend_quats, default_length, farthest_poin
 class TrackSettings:
     """Tracking by rendering. views/size: training views per frame and their pixels (square);
     iters: Adam steps per frame; lr_rot (radians) and lr_trans / lr_residual (fractions of
-    the scene extent): step sizes; ssim_weight: weight of (1 - SSIM) next to L1;
+    the scene extent): first step sizes, decayed exponentially to lr_decay times them by the
+    last step (large moves first, then fine ones; the best iterate is kept); ssim_weight: weight of (1 - SSIM) next to L1;
     residual_l1: sparsity weight on the residuals (per unit of extent); target_psnr: a frame
     whose held-out PSNR falls below this starts a new segment (dB)."""
 
@@ -38,6 +39,7 @@ class TrackSettings:
     lr_rot: float = 0.01
     lr_trans: float = 0.002
     lr_residual: float = 0.001
+    lr_decay: float = 1.0
     ssim_weight: float = 0.2
     residual_l1: float = 0.02
     target_psnr: float = 30.0
@@ -131,13 +133,20 @@ def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
         opt = torch.optim.Adam([{"params": [p_rv], "lr": ts.lr_rot},
                                 {"params": [p_tr], "lr": ts.lr_trans * car.extent},
                                 {"params": [p_res], "lr": ts.lr_residual * car.extent}])
-        for _ in range(ts.iters):
+        best = (float("inf"), start_rv, start_tr, res)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, ts.lr_decay ** (1.0 / max(ts.iters, 1)))
+        for _ in range(ts.iters + 1):  # the last pass only scores the final step
             opt.zero_grad()
             img = _render(car.pose(p_rv, p_tr, p_res), cams)
             loss = _loss(img, ref, ts.ssim_weight) + ts.residual_l1 * p_res.abs().mean() / car.extent
+            if float(loss.detach()) < best[0]:  # keep the best iterate seen (Adam's steps need not descend)
+                best = (float(loss.detach()), p_rv.detach().clone(), p_tr.detach().clone(), p_res.detach().clone())
+            if _ == ts.iters:
+                break
             loss.backward()
             opt.step()
-        rv, tr, res = p_rv.detach(), p_tr.detach(), p_res.detach()
+            sched.step()
+        _, rv, tr, res = best
         with torch.no_grad():
             carried = car.pose(rv, tr, res)
             carried = GaussianScene(means=carried.means.detach().clone(), quats=carried.quats.detach().clone(),
