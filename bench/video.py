@@ -5,9 +5,10 @@
 Clips (one run, side by side):
 
 * the synthetic mocap performer (``compress/video/synth.py``; tracked), at gop 30;
-* the same performer with every frame shuffled (untracked; detected automatically);
-* the PlayCanvas wave sequence ``../shared/data/video/wave`` (SOG frames; order mostly
-  consistent).
+* the same performer with every frame shuffled (re-sorted; correspondence recovered);
+* the PlayCanvas wave sequence ``../shared/data/video/wave`` (SOG frames, re-sorted);
+* an independently made sequence: the performer re-sampled every frame (new Gaussians on
+  the same moving surface; tracking by rendering).
 
 Per clip and codec: bits per Gaussian per frame, KB per frame, PSNR of renders of the
 decoded frames against renders of the original frames (4 fixed orbit cameras, 256x256,
@@ -24,6 +25,7 @@ import argparse
 import csv
 import glob
 import json
+import os
 import sys
 import tempfile
 import time
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from compress.scene import codec as lgs  # noqa: E402
 from compress.video import VideoReader, VideoSettings, encode_video  # noqa: E402
-from compress.video.synth import performer_frames  # noqa: E402
+from compress.video.synth import performer_frames, resampled_performer_frames  # noqa: E402
 from render.metrics import psnr  # noqa: E402
 from render.rasterize import rasterize  # noqa: E402
 from splat.camera import orbit_cameras  # noqa: E402
@@ -58,9 +60,9 @@ def _psnr_frames(orig, decoded_fn, idxs, cams) -> float:
     return sum(vals) / len(vals)
 
 
-def bench_gsv(name, frames, fps, gop, cams, psnr_idx, quality="medium"):
+def bench_gsv(name, frames, fps, gop, cams, psnr_idx, quality="medium", tracking=None):
     n_total = sum(len(f) for f in frames)
-    res = encode_video(frames, VideoSettings(fps=fps, gop=gop, quality=quality))
+    res = encode_video(frames, VideoSettings(fps=fps, gop=gop, quality=quality, tracking=tracking))
     r = VideoReader(res.data)
     threads = torch.get_num_threads()
     torch.set_num_threads(DECODE_THREADS)
@@ -80,7 +82,7 @@ def bench_gsv(name, frames, fps, gop, cams, psnr_idx, quality="medium"):
     r3 = VideoReader(res.data)
     p = _psnr_frames(frames, r3.frame, psnr_idx, cams)
     row = {
-        "clip": name, "codec": f"gsv ({'tracked' if res.info.tracked else 'intra'}, gop {gop}, {quality})",
+        "clip": name, "codec": f"gsv ({res.mode}, gop {gop}, {quality})", "mode": res.mode,
         "frames": len(frames), "gaussians": max(len(f) for f in frames),
         "bits_per_gaussian_frame": len(res.data) * 8 / n_total, "kb_per_frame": len(res.data) / 1024 / len(frames),
         "psnr_db": p, "encode_s_per_frame": res.encode_s / len(frames), "decode_fps": dec_fps,
@@ -130,8 +132,14 @@ def main() -> None:
     ap.add_argument("--gop", type=int, default=30)
     ap.add_argument("--psnr-every", type=int, default=15)
     ap.add_argument("--baseline-every", type=int, default=15)
-    ap.add_argument("--clips", default="performer,wave", help="comma list: performer, wave")
-    ap.add_argument("--shuffled-frames", type=int, default=6, help="frames of the shuffled (untracked) performer clip")
+    ap.add_argument("--clips", default="performer,wave,independent",
+                    help="comma list: performer (plain and shuffled), wave, independent, timing")
+    ap.add_argument("--shuffled-frames", type=int, default=0, help="frames of the shuffled performer clip (0: --frames)")
+    ap.add_argument("--independent-frames", type=int, default=10, help="frames of the re-sampled performer clip")
+    ap.add_argument("--independent-gaussians", type=int, default=0, help="its Gaussians per frame (0: --gaussians)")
+    ap.add_argument("--timing-gaussians", type=int, default=50000, help="clip 'timing': Gaussians per frame")
+    ap.add_argument("--timing-frames", type=int, default=8, help="clip 'timing': frames of the shuffled clip")
+    ap.add_argument("--qualities", default="medium,high", help="presets for the plain performer")
     ap.add_argument("--quick", action="store_true", help="10k Gaussians, 30 frames, 60 wave frames")
     ap.add_argument("--out", default=str(RESULTS / "video"))
     a = ap.parse_args()
@@ -144,6 +152,10 @@ def main() -> None:
         rows += bench_performer(a)
     if "wave" in clips:
         rows += bench_wave(a)
+    if "independent" in clips:
+        rows += bench_independent(a)
+    if "timing" in clips:
+        rows += bench_timing(a)
     write_results(rows, a)
 
 
@@ -154,11 +166,11 @@ def bench_performer(a) -> list[dict]:
     print(f"performer: {len(frames)} frames x {len(frames[0]):,} Gaussians ({time.perf_counter() - t0:.1f} s)", flush=True)
     cams = orbit_cameras(frames[0], 4, width=256, height=256, up="+y", elevation_deg=10)
     pidx = list(range(0, len(frames), a.psnr_every))
-    for q in ("medium", "high"):
+    for q in a.qualities.split(","):
         rows.append(bench_gsv("performer", frames, fps, a.gop, cams, pidx, q))
         print(json.dumps(rows[-1]), flush=True)
     g = torch.Generator().manual_seed(0)
-    shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames[: min(len(frames), a.shuffled_frames)]]
+    shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames[: a.shuffled_frames or len(frames)]]
     rows.append(bench_gsv("performer shuffled", shuffled, fps, a.gop, cams, list(range(0, len(shuffled), a.psnr_every))))
     print(json.dumps(rows[-1]), flush=True)
     rows += bench_per_frame("performer", frames, cams, a.baseline_every, pidx)
@@ -184,10 +196,44 @@ def bench_wave(a) -> list[dict]:
     return rows
 
 
+def bench_independent(a) -> list[dict]:
+    """The performer re-sampled every frame (no shared Gaussians): tracking by rendering."""
+    n = a.independent_gaussians or a.gaussians
+    t0 = time.perf_counter()
+    frames, fps = resampled_performer_frames(n, a.independent_frames)
+    print(f"independent: {len(frames)} frames x {n:,} Gaussians ({time.perf_counter() - t0:.1f} s)", flush=True)
+    cams = orbit_cameras(frames[0], 4, width=256, height=256, up="+y", elevation_deg=10)
+    pidx = list(range(0, len(frames), max(1, a.psnr_every // 5)))
+    rows = [bench_gsv("independent", frames, fps, a.gop, cams, pidx)]
+    print(json.dumps(rows[-1]), flush=True)
+    rows += bench_per_frame("independent", frames, cams, max(1, a.baseline_every // 5), pidx)
+    for r in rows[-3:]:
+        print(json.dumps(r), flush=True)
+    return rows
+
+
+def bench_timing(a) -> list[dict]:
+    """Encode time per frame at --timing-gaussians: correspondence (shuffled performer) and
+    tracking by rendering (re-sampled performer, --timing-frames frames), decode fps on one thread."""
+    n, nf = a.timing_gaussians, a.timing_frames
+    frames, fps = performer_frames(n, nf)
+    g = torch.Generator().manual_seed(0)
+    shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames]
+    cams = orbit_cameras(frames[0], 4, width=256, height=256, up="+y", elevation_deg=10)
+    rows = [bench_gsv(f"timing {n // 1000}k shuffled", shuffled, fps, nf, cams, [0, nf - 1])]
+    print(json.dumps(rows[-1]), flush=True)
+    ind, fps = resampled_performer_frames(n, 3)
+    rows.append(bench_gsv(f"timing {n // 1000}k independent", ind, fps, 3, cams, [1, 2]))
+    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def write_results(rows: list[dict], a) -> None:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"gaussians": a.gaussians, "frames": a.frames, "gop": a.gop, "psnr_every": a.psnr_every,
+            "wave_frames": a.wave_frames, "independent_frames": a.independent_frames,
+            "independent_gaussians": a.independent_gaussians or a.gaussians, "load_avg_at_end": os.getloadavg(),
             "baseline_every": a.baseline_every, "cameras": "4 orbit views 256x256", "threads": 2,
             "decode_threads": DECODE_THREADS, "note": "per-frame baselines measured on every baseline_every-th frame"}
     out.with_suffix(".json").write_text(json.dumps({"settings": meta, "rows": rows}, indent=1))

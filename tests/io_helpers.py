@@ -44,3 +44,15 @@ def zip_files(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+def corrupt_segment(data: bytes, segment: int, path) -> None:
+    """Write ``data`` (a ``.gsv`` clip) to ``path`` with one byte flipped in the middle of
+    ``segment``'s payload."""
+    from compress.video import VideoReader
+
+    with VideoReader(data) as r:
+        off, ln = r.segment_range(segment)
+    bad = bytearray(data)
+    bad[off + ln // 2] ^= 0xFF
+    path.write_bytes(bytes(bad))

@@ -16,6 +16,7 @@ from splat.camera import orbit_cameras
 from splat.errors import FormatError
 
 from conftest import shared_file
+from io_helpers import corrupt_segment
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_untracked_detected_and_decoded(clip):
     g = torch.Generator().manual_seed(1)
     shuffled = [f[torch.randperm(len(f), generator=g)] for f in frames[:4]]
     assert is_tracked(frames) and not is_tracked(shuffled)
-    res = encode_video(shuffled, VideoSettings(gop=2))
+    res = encode_video(shuffled, VideoSettings(gop=2, mode="independent", track=False))
     assert not res.info.tracked and set(res.segment_modes) == {"intra"}
     r = VideoReader(res.data)
     cams = orbit_cameras(frames[0], 2, width=96, height=96, up="+y")
@@ -85,10 +86,8 @@ def test_corrupt_and_truncated_segments(clip, tmp_path):
     _, res = clip
     good = VideoReader(res.data)
     off, ln = good.segment_range(1)
-    bad = bytearray(res.data)
-    bad[off + ln // 2] ^= 0xFF
     path = tmp_path / "bad.gsv"
-    path.write_bytes(bytes(bad))
+    corrupt_segment(res.data, 1, path)
     r = VideoReader(path)
     assert r.frame(2).equal(good.frame(2))  # segment 0 still decodes
     with pytest.raises(FormatError, match=r"bad\.gsv.*segment 1"):

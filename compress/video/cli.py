@@ -28,7 +28,9 @@ Examples:
 
   splat video encode "frames/*.ply" -o clip.gsv --fps 30 --gop 30 --quality high
 
-  splat video encode shuffled/ -o clip.gsv --untracked --force
+  splat video encode shuffled/ -o clip.gsv --mode resorted --force
+
+  splat video encode independent/ -o clip.gsv --mode independent --target-psnr 35
 """
 
 DECODE_HELP = """Decode a .gsv clip into one file per frame.
@@ -46,6 +48,10 @@ Examples:
 INFO_HELP = """Show a .gsv clip's header and segment sizes.
 
 Examples:
+
+  splat video encode "frames/*.sog" -o clip.gsv --mode resorted --target-psnr 40
+
+  splat video eval frames/ clip.gsv
 
   splat video info clip.gsv
 """
@@ -67,17 +73,25 @@ def encode_cmd(
     gop: int = typer.Option(30, "--gop", min=1, max=100_000, help="Frames per segment (keyframe interval)."),
     quality: str = typer.Option("medium", "--quality", "-q", help="low, medium or high."),
     tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding or per-frame intra coding (default: detect)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="tracked, resorted or independent (default: detect)."),
+    target_psnr: Optional[float] = typer.Option(None, "--target-psnr", min=0.0, max=100.0,
+                                                help="Render PSNR (dB) every frame must reach: independent frames tracked below it start a new segment; "
+                                                     "the encode fails, writing nothing, if a checked frame still falls below it."),
     force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
 ) -> None:
     from splat.atomic import atomic_write_bytes, check_output_path
     from splat.cli import console
+    from splat.errors import UsageError
     from splat.io import read_scene
-    from splat.progress import RichProgress, human_bytes, make_progress, summary_table
+    from splat.progress import RichProgress, human_bytes, make_progress
 
-    from .codec import QUALITY, VideoSettings, encode_video, read_frames
+    from .codec import MODES, QUALITY, VideoReader, VideoSettings, encode_video, read_frames
+    from .eval import clip_fidelity, sample_frames
 
     if quality not in QUALITY:
         raise typer.BadParameter(f"unknown quality {quality!r} (choose {', '.join(QUALITY)})")
+    if mode is not None and mode not in MODES:
+        raise typer.BadParameter(f"unknown mode {mode!r} (choose {', '.join(MODES)})")
     paths = read_frames(input)
     check_output_path(output, paths, force)
     in_bytes = sum(p.stat().st_size for p in paths)
@@ -87,14 +101,37 @@ def encode_cmd(
         for p in paths:
             scenes.append(read_scene(p))
             prog.advance(task)
-        res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked),
+        res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked, mode=mode,
+                                                   target_psnr=30.0 if target_psnr is None else target_psnr),
                            progress=RichProgress(prog))
+        idx = sample_frames(len(scenes), 4)
+        task3 = prog.add_task("fidelity", total=len(idx), info="")
+        with VideoReader(res.data) as r:
+            fid = clip_fidelity(scenes, r.frame, idx, size=128, progress=lambda: prog.advance(task3))
+    worst = min(fid, key=lambda x: x.psnr)
+    if target_psnr is not None and worst.psnr < target_psnr:
+        raise UsageError(f"frame {worst.frame} reaches {worst.psnr:.2f} dB, below --target-psnr {target_psnr:g} "
+                         "(try --quality high or a shorter --gop); nothing written")
     atomic_write_bytes(output, res.data)
+    _print_encode_summary(console, output, res, scenes, fid, worst, mode, gop, in_bytes)
+
+
+def _print_encode_summary(console, output: Path, res, scenes, fid, worst, mode: Optional[str], gop: int,
+                          in_bytes: int) -> None:
+    from splat.progress import human_bytes, summary_table
+
     n = max(res.frame_counts)
+    coding = {"tracked": "tracked (dual motion)", "resorted": "re-sorted (correspondence recovered, dual motion)",
+              "independent": "independent (intra per frame)"}[res.mode]
+    coding += "" if mode else ", detected"
+    if res.mode == "resorted":
+        coding += f"; {res.stream_bytes.get('births', 0):,} births, {res.stream_bytes.get('deaths', 0):,} deaths"
     rows = [
         ("frames", f"{len(scenes)} ({res.info.n_segments} segments, gop {gop})"),
         ("Gaussians / frame", f"{n:,}"),
-        ("coding", "tracked (dual motion)" if res.info.tracked else "intra per frame (untracked)"),
+        ("coding", coding),
+        ("fidelity", f"mean {sum(x.psnr for x in fid) / len(fid):.2f} dB, worst {worst.psnr:.2f} dB (frame {worst.frame}), "
+                     f"SSIM {sum(x.ssim for x in fid) / len(fid):.4f} on {len(fid)} frames"),
         ("input", human_bytes(in_bytes)),
         ("output", f"{output} {human_bytes(len(res.data))} ({in_bytes / max(len(res.data), 1):.1f}x smaller)"),
         ("KB / frame", f"{len(res.data) / 1024 / len(scenes):.1f}"),
@@ -193,7 +230,8 @@ def info_cmd(input: Path = typer.Argument(..., help="A .gsv clip.")) -> None:
         rows = [
             ("frames", f"{i.n_frames} at {i.fps:g} fps ({i.n_frames / i.fps:.2f} s)"),
             ("Gaussians", f"{i.n_gaussians:,} (max per frame), SH degree {i.sh_degree}"),
-            ("coding", "tracked (dual motion)" if i.tracked else "intra per frame"),
+            ("coding", {"tracked": "tracked (dual motion)", "resorted": "re-sorted (encoder order, births and deaths)",
+                        "independent": "intra per frame"}[i.coding]),
             ("segments", f"{i.n_segments} (gop {i.gop})"),
             ("size", f"{human_bytes(i.total_bytes)}, {i.total_bytes / 1024 / i.n_frames:.1f} KB/frame, "
                      f"{i.total_bytes * 8 * i.fps / i.n_frames / 1e6:.2f} Mbit/s"),
@@ -254,3 +292,6 @@ def register(app: typer.Typer) -> None:
     video.command("decode", help=DECODE_HELP)(decode_cmd)
     video.command("info", help=INFO_HELP)(info_cmd)
     video.command("synth", help=SYNTH_HELP)(synth_cmd)
+    from .eval import register_eval
+
+    register_eval(video)

@@ -1,8 +1,8 @@
 """The ``.gsv`` volumetric-video container: encode a Gaussian sequence, random-access decode.
 
 File = the shared chunked container (``compress/container.py``) with magic ``GSV1``: a JSON
-header (fps, frame count, Gaussian count, SH degree, gop, tracked flag, bounds, per-segment
-first frame and frame count) and one ``SEGM`` chunk per segment. The chunk table gives each
+header (fps, frame count, Gaussian count, SH degree, gop, tracked flag, coding mode, bounds,
+per-segment first frame and frame count) and one ``SEGM`` chunk per segment. The chunk table gives each
 segment's byte offset, size and CRC-32, so a player can fetch and verify one segment alone.
 Spec: ``docs/formats/gsv.md``.
 """
@@ -13,9 +13,9 @@ import mmap
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -28,10 +28,14 @@ from splat.limits import require_at_most, value_cap
 from splat.progress import NullProgress, Progress
 from splat.scene import GaussianScene
 
+if TYPE_CHECKING:
+    from .tracking import TrackSettings
+
 from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
 
 MAGIC = b"GSV1"
-VERSION = 1
+VERSION = 2  # 2: re-sorted clips (tracked segments with encoder-chosen order, deaths, births)
+MODES = ("tracked", "resorted", "independent")
 
 QUALITY = {
     # name: (position-correction factor x median scale, rotation bits, colour threshold)
@@ -44,12 +48,22 @@ QUALITY = {
 @dataclass
 class VideoSettings:
     """Encoder settings. gop: frames per segment; quality: low/medium/high preset;
-    tracked: force tracked (True) / intra (False) coding, None = detect."""
+    mode: "tracked" (same Gaussians, same order every frame), "resorted" (the encoder
+    recovers correspondence; births and deaths), "independent" (intra per frame), None =
+    detect (:func:`detect_mode`). tracked: the older switch (True = "tracked", False =
+    "independent"), used when mode is None. track: in independent mode, carry each
+    keyframe's Gaussians forward by render-supervised tracking (``tracking.py``) instead of
+    coding every frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must
+    reach, else it starts a new segment."""
 
     fps: float = 30.0
     gop: int = 30
     quality: str = "medium"
     tracked: bool | None = None
+    mode: str | None = None
+    track: bool = True
+    target_psnr: float = 30.0
+    tracking: "TrackSettings | None" = None  # views, iterations, ... (None: defaults); target_psnr wins
     joint_fraction: float = 0.02
     k: int = 8
     quant: QuantConfig = field(default_factory=lambda: QuantConfig(scale_bits=7, rotation_bits=7, opacity_bits=6))
@@ -78,6 +92,7 @@ class VideoInfo:
     total_bytes: int
     segment_first: list = field(default_factory=list, repr=False)  # first frame of each segment
     segment_frames: list = field(default_factory=list, repr=False)  # frame count of each segment
+    coding: str = "tracked"  # tracked, resorted or independent (version 1 files: from the tracked flag)
 
     def segment_of(self, frame: int) -> int:
         """Index of the segment holding ``frame``."""
@@ -99,6 +114,8 @@ class EncodeResult:
     frame_counts: list
     encode_s: float
     tracked_detected: bool
+    mode: str = "tracked"
+    mode_detected: str = "tracked"
 
 
 # ---------------------------------------------------------------------- input
@@ -153,7 +170,61 @@ def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int =
     return True
 
 
+def detect_mode(frames: Sequence[GaussianScene], pairs: int = 3, matched: float = 0.8) -> str:
+    """``"tracked"`` when consecutive frames share Gaussian order (:func:`is_tracked`);
+    else ``"resorted"`` when, on a few frame pairs, at least ``matched`` of the Gaussians
+    find a partner in the next frame (:func:`~compress.video.correspondence.matched_fraction`);
+    else ``"independent"``."""
+    if is_tracked(frames):
+        return "tracked"
+    from .correspondence import matched_fraction
+
+    steps = np.unique(np.linspace(0, len(frames) - 2, min(pairs, len(frames) - 1)).round().astype(int))
+    fr = min(matched_fraction(frames[s], frames[s + 1]) for s in steps)
+    return "resorted" if fr >= matched else "independent"
+
+
 # ---------------------------------------------------------------------- encode
+def _choose_mode(st: VideoSettings, scenes: list[GaussianScene]) -> tuple[str, str]:
+    """(mode used, mode detected)."""
+    forced = st.mode if st.mode is not None else (None if st.tracked is None else ("tracked" if st.tracked else "independent"))
+    if forced is not None and forced not in MODES:
+        raise UsageError(f"unknown mode {forced!r} (choose {', '.join(MODES)})")
+    detected = detect_mode(scenes) if forced is None or forced == "tracked" else forced
+    mode = forced or detected
+    if mode == "tracked" and len({len(s) for s in scenes}) > 1:
+        raise UsageError("tracked coding needs the same Gaussian count in every frame "
+                         f"(counts range {min(len(s) for s in scenes)}..{max(len(s) for s in scenes)}); "
+                         "use mode resorted")
+    return mode, detected
+
+
+def _encode_segment(seg: list[GaussianScene], mode: str, st: VideoSettings,
+                    seg_st: SegmentSettings) -> tuple[bytes, dict, str, int]:
+    """Encode the start of ``seg``: (bytes, report, segment mode, frames used). Tracked and
+    re-sorted input uses every frame; independent input with tracking uses the frames the
+    keyframe's Gaussians can be carried through at ``target_psnr`` (at least one)."""
+    if len(seg[0]) < 8:
+        blob, rep = encode_intra(seg, st.quant)
+        return blob, rep, INTRA, len(seg)
+    if mode != "independent":
+        blob, rep = encode_tracked(seg, seg_st, match=mode == "resorted")
+        return blob, rep, TRACKED, len(seg)
+    if not st.track or len(seg) < 2:
+        blob, rep = encode_intra(seg, st.quant)
+        return blob, rep, INTRA, len(seg)
+    from .tracking import TrackSettings, track_frames
+
+    ts = replace(st.tracking or TrackSettings(), target_psnr=st.target_psnr)
+    tr = track_frames(seg, ts)
+    if len(tr.frames) < 2:
+        blob, rep = encode_intra(seg[:1], st.quant)
+        return blob, rep, INTRA, 1
+    blob, rep = encode_tracked(tr.frames, seg_st)
+    rep["tracked_by_rendering"] = len(tr.frames)
+    return blob, rep, TRACKED, len(tr.frames)
+
+
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
                  progress: Progress | None = None) -> EncodeResult:
     """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress``: one stage,
@@ -178,44 +249,39 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
             raise UsageError(f"frame {i}: {e}") from None
     deg = max(s.sh_degree for s in scenes)
     scenes = [s if s.sh_degree == deg else s.with_sh_degree(deg) for s in scenes]
-    detected = is_tracked(scenes)
-    tracked = detected if st.tracked is None else bool(st.tracked)
-    if tracked and len({len(s) for s in scenes}) > 1:
-        raise UsageError("tracked coding needs the same Gaussian count in every frame")
+    mode, detected = _choose_mode(st, scenes)
     chunks, seg_meta, modes, seg_bytes = [], [], [], []
     streams: dict[str, int] = {}
     total = len(scenes)
     pg = progress or NullProgress()
     pg.start("encoding", total)
-    for first in range(0, total, st.gop):
+    first = 0
+    while first < total:
         seg = scenes[first:first + st.gop]
-        if tracked and len(seg[0]) >= 8:
-            blob, rep = encode_tracked(seg, seg_st)
-            mode = TRACKED
-        else:
-            blob, rep = encode_intra(seg, st.quant)
-            mode = INTRA
+        blob, rep, seg_mode, used = _encode_segment(seg, mode, st, seg_st)
         for kk, v in rep.items():
             if isinstance(v, int):
                 streams[kk] = streams.get(kk, 0) + v
         chunks.append(("SEGM", blob))
-        seg_meta.append({"first": first, "frames": len(seg), "mode": mode})
-        modes.append(mode)
+        seg_meta.append({"first": first, "frames": used, "mode": seg_mode})
+        modes.append(seg_mode)
         seg_bytes.append(len(blob))
-        pg.advance(len(seg), f"segment {len(seg_meta)} ({mode})")
+        first += used
+        pg.advance(used, f"segment {len(seg_meta)} ({seg_mode})")
     pg.end()
     lo = torch.stack([s.means.min(0).values if len(s) else torch.zeros(3) for s in scenes]).min(0).values.numpy()
     hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
     header = {
         "fps": float(st.fps), "frames": total, "gaussians": max(len(s) for s in scenes), "sh_degree": deg,
-        "gop": st.gop, "tracked": tracked, "bounds_min": [float(x) for x in lo], "bounds_max": [float(x) for x in hi],
+        "gop": st.gop, "tracked": mode != "independent", "coding": mode,
+        "bounds_min": [float(x) for x in lo], "bounds_max": [float(x) for x in hi],
         "segments": seg_meta, "settings": {"quality": st.quality, "joint_fraction": st.joint_fraction, "k": st.k,
                                            "quant": asdict(st.quant)},
     }
     data = pack_container(MAGIC, VERSION, header, chunks)
     info = _info_from_header(header, len(data), None)
     return EncodeResult(data, info, streams, seg_bytes, modes, [len(s) for s in scenes],
-                        time.perf_counter() - t0, detected)
+                        time.perf_counter() - t0, detected == "tracked", mode, detected)
 
 
 def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None,
@@ -249,6 +315,7 @@ def _info_from_header(h: dict, total: int, path) -> VideoInfo:
         gop=get_int(h, "gop", 1, big, path, w), tracked=get_typed(h, "tracked", bool, path, w),
         bounds_min=bounds[0], bounds_max=bounds[1],
         n_segments=len(segs), total_bytes=total, segment_first=first, segment_frames=counts,
+        coding=get_typed(h, "coding", str, path, w) if "coding" in h else ("tracked" if h["tracked"] else "independent"),
     )
     expect = 0
     for f, c in zip(first, counts):
@@ -257,6 +324,8 @@ def _info_from_header(h: dict, total: int, path) -> VideoInfo:
         expect += c
     if expect != info.n_frames:
         raise FormatError(f".gsv header is inconsistent: segments hold {expect} frames, header says {info.n_frames}", path)
+    if info.coding not in MODES:
+        raise FormatError(f".gsv header has an unknown coding {info.coding[:40]!r}", path)
     return info
 
 

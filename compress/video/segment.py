@@ -17,8 +17,7 @@ Intra segments code every frame with the scene codec (untracked input).
 """
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,16 +28,17 @@ from compress.entropy import decode_ints, encode_ints, pack_arrays, unpack_array
 from compress.scene import codec as lgs
 from compress.scene.quantize import UniformQuant
 from compress.scene.streams import decode_channels, encode_channels
-from splat.errors import FormatError
+from splat.errors import FormatError, UsageError
 from splat.header import get_int
 from splat.limits import require_at_most, value_cap
 from splat.scene import SH_C0, GaussianScene, sh_rest_count
 
-from .motion import (SparseSkin, default_length, farthest_point_sampling, knn_joints,
-                     procrustes, quat_multiply, quat_to_rotvec, rotvec_to_quat, quat_to_matrix, skin_weights)
+from .correspondence import MatchTolerance
+from .motion import (SparseSkin, default_length, farthest_point_sampling, knn_joints, matrix_to_quat, procrustes,
+                     quat_multiply, quat_to_matrix, quat_to_rotvec, rotvec_to_quat, skin_weights)
 
 SEG_MAGIC = b"GSVS"
-SEG_VERSION = 1
+SEG_VERSION = 2  # 2: deaths and births (KILL, BORN, BRTH) in tracked segments
 TRACKED, INTRA = "tracked", "intra"
 
 
@@ -67,6 +67,7 @@ class SegmentSettings:
     sh_codebook: int = 256
     opacity_bits: int = 8
     scale_bits: int = 8
+    match: MatchTolerance = field(default_factory=MatchTolerance)
 
 
 # ---------------------------------------------------------------------- sparse update streams
@@ -121,28 +122,37 @@ def _split(counts: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- decoded state
 class SegmentState:
-    """Decoder state of a tracked segment: the decoded keyframe, the skin binding and the
-    per-Gaussian persistent values that sparse updates modify. Shared by encoder and decoder."""
+    """Decoder state of a tracked segment: the current Gaussians' rest poses (keyframe
+    space), their skin binding, and the per-Gaussian persistent values that sparse updates
+    modify. Deaths remove Gaussians, births append them (section 3.5 of the spec). Shared by
+    encoder and decoder."""
 
     def __init__(self, key: GaussianScene, joint_idx: np.ndarray, k: int, length: float | None):
         self.key = key
-        self.x0 = key.means.float().contiguous()
-        self.q0 = key.unit_quats.float()
+        self.k = k
         self.joint_idx = torch.as_tensor(joint_idx, dtype=torch.int64)
-        self.centers = self.x0[self.joint_idx]
-        self.bind_idx, d2 = knn_joints(self.x0, self.centers, k)
+        x0 = key.means.float().contiguous()
+        self.centers = x0[self.joint_idx]
+        bind_idx, d2 = knn_joints(x0, self.centers, k)
         self.length = default_length(d2) if length is None else float(length)
-        self.bind_w = skin_weights(d2, self.length)
-        self.skin = SparseSkin(self.bind_idx, self.bind_w, len(self.centers))
+        self._key_bind = (bind_idx, skin_weights(d2, self.length))
         self.reset()
 
     def reset(self) -> None:
+        """Back to the keyframe (frame 0)."""
         self.frame = 0
+        self.x0 = self.key.means.float().contiguous()
+        self.q0 = self.key.unit_quats.float()
+        self.bind_idx, self.bind_w = self._key_bind
+        self.skin = SparseSkin(self.bind_idx, self.bind_w, len(self.centers))
         self.offset = torch.zeros_like(self.x0)
         self.sh_dc = self.key.sh_dc.clone()
         self.sh_rest = self.key.sh_rest.clone()
         self.opacity_logits = self.key.opacity_logits.clone()
         self.log_scales = self.key.log_scales.clone()
+
+    def __len__(self) -> int:
+        return len(self.x0)
 
     def transforms(self, rq: np.ndarray, tq: np.ndarray, rot_step: float, trans_step: float) -> tuple[Tensor, Tensor, Tensor]:
         """Dequantized joint transforms: (R [J,3,3], quats [J,4], t [J,3]) float32."""
@@ -162,6 +172,46 @@ class SegmentState:
                              opacity_logits=self.opacity_logits.clone(), sh_dc=self.sh_dc.clone(),
                              sh_rest=self.sh_rest.clone())
 
+    def kill(self, idx: np.ndarray) -> None:
+        """Remove the Gaussians at ``idx`` (indices into the current order); the rest keep
+        their relative order."""
+        if len(idx) == 0:
+            return
+        keep = torch.ones(len(self), dtype=torch.bool)
+        keep[torch.from_numpy(np.asarray(idx, dtype=np.int64))] = False
+        for name in ("x0", "q0", "bind_idx", "bind_w", "offset", "sh_dc", "sh_rest", "opacity_logits", "log_scales"):
+            setattr(self, name, getattr(self, name)[keep])
+        self.skin = SparseSkin(self.bind_idx, self.bind_w, len(self.centers))
+
+    def birth(self, born: GaussianScene, q: Tensor, t: Tensor) -> None:
+        """Append ``born`` (decoded, at this frame's pose). Rest pose: the inverse of the
+        transform (quats q [J,4], translations t [J,3]) of the joint whose moved centre
+        c_j + t_j is nearest; then bound to the keyframe joints like any Gaussian."""
+        if len(born) == 0:
+            return
+        x = born.means.float()
+        moved = (self.centers + t).contiguous()
+        j = knn_joints(x.contiguous(), moved, 1)[0][:, 0]
+        qi = q[j] * torch.tensor([1.0, -1.0, -1.0, -1.0])  # inverse (conjugate) rotation
+        Ri = quat_to_matrix(qi)
+        x0 = (Ri @ (x - moved[j])[:, :, None])[:, :, 0] + self.centers[j]
+        q0 = quat_multiply(qi, born.unit_quats.float())
+        q0 = q0 / q0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        bi, d2 = knn_joints(x0.contiguous(), self.centers, self.k)
+        self.x0 = torch.cat([self.x0, x0]).contiguous()
+        self.q0 = torch.cat([self.q0, q0])
+        self.bind_idx = torch.cat([self.bind_idx, bi])
+        self.bind_w = torch.cat([self.bind_w, skin_weights(d2, self.length)])
+        self.offset = torch.cat([self.offset, torch.zeros_like(x0)])
+        self.sh_dc = torch.cat([self.sh_dc, born.sh_dc.float()])
+        self.sh_rest = torch.cat([self.sh_rest, born.sh_rest.float()])
+        self.opacity_logits = torch.cat([self.opacity_logits, born.opacity_logits.float()])
+        self.log_scales = torch.cat([self.log_scales, born.log_scales.float()])
+        self.skin = SparseSkin(self.bind_idx, self.bind_w, len(self.centers))
+
+
+_EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.int64), None)
+
 
 @dataclass
 class _Updates:
@@ -173,39 +223,58 @@ class _Updates:
     col: tuple
     shu: tuple
     ops: tuple
+    kill: tuple = _EMPTY    # counts, idx, None
+    born: list | None = None  # [F] decoded scenes of the Gaussians born at each frame (None: none)
 
 
-def _apply(state: SegmentState, u: _Updates, f: int, hd: dict, cb: Tensor | None,
-           cq: UniformQuant, oq: UniformQuant, sq: UniformQuant) -> None:
-    """Apply frame f's sparse updates to ``state`` (f >= 1)."""
+@dataclass
+class _Quant:
+    """A tracked segment's quantizers (see the spec's header table)."""
+
+    rot_step: float
+    trans_step: float
+    pos_step: float
+    cq: UniformQuant
+    oq: UniformQuant
+    sq: UniformQuant
+    cb: Tensor | None = None       # dequantized SH codebook [C,K,3]
+    cbq: UniformQuant | None = None
+    cb_int: np.ndarray | None = None
+
+
+def _frame_slice(part: tuple, fi: int) -> tuple[np.ndarray, np.ndarray | None]:
+    counts, idx, vals = part
+    s = _split(counts)
+    a, b = s[fi], s[fi + 1]
+    return idx[a:b], (None if vals is None else vals[a:b])
+
+
+def _apply(state: SegmentState, u: _Updates, f: int, qz: _Quant) -> None:
+    """Apply frame f's deaths, births and sparse updates to ``state`` (f >= 1)."""
     fi = f - 1
-    counts, idx, vals = u.pos
-    s = _split(counts)
-    a, b = s[fi], s[fi + 1]
-    if b > a:
-        i = torch.from_numpy(idx[a:b])
-        state.offset[i] += torch.from_numpy((vals[a:b].astype(np.float64) * hd["pos_step"]).astype(np.float32))
-    counts, idx, vals = u.col
-    s = _split(counts)
-    a, b = s[fi], s[fi + 1]
-    if b > a:
-        rgb = cq.dequantize(vals[a:b])
-        state.sh_dc[torch.from_numpy(idx[a:b])] = torch.from_numpy(((rgb.astype(np.float64) - 0.5) / SH_C0).astype(np.float32))
-    if cb is not None:
-        counts, idx, vals = u.shu
-        s = _split(counts)
-        a, b = s[fi], s[fi + 1]
-        if b > a:
-            state.sh_rest[torch.from_numpy(idx[a:b])] = cb[torch.from_numpy(vals[a:b, 0])]
-    counts, idx, vals = u.ops
-    s = _split(counts)
-    a, b = s[fi], s[fi + 1]
-    if b > a:
-        i = torch.from_numpy(idx[a:b])
-        p = oq.dequantize(vals[a:b, :1])[:, 0].astype(np.float64)
+    if len(u.kill[0]):
+        state.kill(_frame_slice(u.kill, fi)[0])
+    if u.born is not None and u.born[f] is not None:
+        _, q, t = state.transforms(u.rq[f], u.tq[f], qz.rot_step, qz.trans_step)
+        state.birth(u.born[f], q, t)
+    idx, vals = _frame_slice(u.pos, fi)
+    if len(idx):
+        state.offset[torch.from_numpy(idx)] += torch.from_numpy((vals.astype(np.float64) * qz.pos_step).astype(np.float32))
+    idx, vals = _frame_slice(u.col, fi)
+    if len(idx):
+        rgb = qz.cq.dequantize(vals)
+        state.sh_dc[torch.from_numpy(idx)] = torch.from_numpy(((rgb.astype(np.float64) - 0.5) / SH_C0).astype(np.float32))
+    if qz.cb is not None:
+        idx, vals = _frame_slice(u.shu, fi)
+        if len(idx):
+            state.sh_rest[torch.from_numpy(idx)] = qz.cb[torch.from_numpy(vals[:, 0])]
+    idx, vals = _frame_slice(u.ops, fi)
+    if len(idx):
+        i = torch.from_numpy(idx)
+        p = qz.oq.dequantize(vals[:, :1])[:, 0].astype(np.float64)
         p = np.clip(p, 1e-6, 1 - 1e-6)
         state.opacity_logits[i] = torch.from_numpy((np.log(p) - np.log1p(-p)).astype(np.float32))
-        state.log_scales[i] = torch.from_numpy(sq.dequantize(vals[a:b, 1:]))
+        state.log_scales[i] = torch.from_numpy(qz.sq.dequantize(vals[:, 1:]))
     state.frame = f
 
 
@@ -225,127 +294,233 @@ def encode_intra(frames: list[GaussianScene], quant: lgs.QuantConfig) -> tuple[b
     return pack_container(SEG_MAGIC, SEG_VERSION, header, chunks), {"KEYF": sum(sizes), "frame_bytes": sizes}
 
 
-def encode_tracked(frames: list[GaussianScene], st: SegmentSettings) -> tuple[bytes, dict]:
-    """Encode a tracked segment (all frames share count and order). Returns (bytes, report)."""
+def _fit_quant(key: GaussianScene, frames: list[GaussianScene], st: SegmentSettings) -> _Quant:
+    """Segment quantizers from the keyframe and the (possibly unordered) frames."""
+    lo = torch.stack([f.means.min(0).values for f in frames if len(f)]).min(0).values
+    hi = torch.stack([f.means.max(0).values for f in frames if len(f)]).max(0).values
+    extent = float((hi - lo).max().clamp_min(1e-6))
+    med_scale = float(key.scales.median()) if len(key) else 1.0
+    pos_thr = float(np.float32(st.pos_threshold if st.pos_threshold is not None else st.pos_factor * med_scale))
+    ops_all = torch.cat([torch.cat([f.opacities[:, None], f.log_scales], 1) for f in frames])
+    return _Quant(
+        rot_step=float(np.float32(2 * np.pi / (1 << st.rot_bits))),
+        trans_step=float(np.float32(st.trans_step or extent / (1 << 16))),
+        pos_step=pos_thr,  # a corrected Gaussian is off by at most half the threshold
+        cq=UniformQuant.fit(np.zeros((1, 3)), 8, lo=0.0, hi=1.0),
+        oq=UniformQuant.fit(_np64(ops_all[:, :1]), st.opacity_bits),
+        sq=UniformQuant.fit(_np64(ops_all[:, 1:]), st.scale_bits),
+    )
+
+
+def _fit_codebook(qz: _Quant, frames: list[GaussianScene], st: SegmentSettings, ordered: bool) -> None:
+    """SH update codebook: k-means over the SH rest vectors later frames may need (open
+    loop). Ordered frames: the vectors that moved away from the keyframe's; unordered: a
+    sample of every later frame's."""
+    k_rest = frames[0].sh_rest.shape[1]
+    if not k_rest or len(frames) < 2:
+        return
+    if ordered:
+        cand = [f.sh_rest[((f.sh_rest - frames[0].sh_rest) ** 2).mean((1, 2)).sqrt() > st.sh_threshold]
+                for f in frames[1:]]
+    else:
+        g = torch.Generator().manual_seed(0)
+        per = max(1, 8192 // (len(frames) - 1))
+        cand = [f.sh_rest[torch.randperm(len(f), generator=g)[:per]] for f in frames[1:]]
+    cand = torch.cat(cand).reshape(-1, 3 * k_rest)
+    if not len(cand):
+        return
+    from splat.kmeans import weighted_kmeans
+    kk = max(1, min(st.sh_codebook, len(cand) // 4 or 1))
+    cents = _np64(weighted_kmeans(cand.double(), kk, iters=8, seed=0).centroids)
+    qz.cbq = UniformQuant.fit(cents, 8)
+    qz.cb_int = qz.cbq.quantize(cents)
+    qz.cb = torch.from_numpy(qz.cbq.dequantize(qz.cb_int)).reshape(-1, k_rest, 3)
+
+
+class _Streams:
+    """Per-frame update lists the encoder fills (frames 1..F-1)."""
+
+    def __init__(self) -> None:
+        self.acc = {name: ([], [], []) for name in ("pos", "col", "shu", "ops", "kill")}
+        self.born: list = [None]
+        self.born_blobs: list[bytes] = []
+
+    def push(self, name: str, idx: np.ndarray, vals: np.ndarray | None, c: int) -> None:
+        _push(self.acc[name], idx, np.zeros((len(idx), 0)) if vals is None else vals, c)
+
+    def updates(self, rq: np.ndarray, tq: np.ndarray) -> _Updates:
+        width = {"pos": 3, "col": 3, "shu": 1, "ops": 4, "kill": 0}
+        parts = {k: _cat(v, width[k]) for k, v in self.acc.items()}
+        kill = parts["kill"][:2] + (None,)
+        return _Updates(rq, tq, parts["pos"], parts["col"], parts["shu"], parts["ops"], kill,
+                        self.born if any(b is not None for b in self.born) else None)
+
+
+@dataclass
+class _Refs:
+    """The original values last transmitted per Gaussian (appearance updates are sent when
+    the content moves away from them)."""
+
+    sh: Tensor
+    op: Tensor
+    ls: Tensor
+
+    def keep(self, keep: Tensor, born: GaussianScene | None) -> None:
+        self.sh, self.op, self.ls = self.sh[keep], self.op[keep], self.ls[keep]
+        if born is not None:
+            self.sh = torch.cat([self.sh, born.sh_rest])
+            self.op = torch.cat([self.op, born.opacities.double()])
+            self.ls = torch.cat([self.ls, born.log_scales.double()])
+
+
+def _fit_transforms(state: SegmentState, target: Tensor, valid: Tensor, prev: np.ndarray, qz: _Quant) -> np.ndarray:
+    """Quantized joint transforms [J,6] fitting the current Gaussians (rest poses) onto
+    ``target`` [N,3] by weighted Procrustes over the ``valid`` ones; joints without any
+    valid Gaussian keep ``prev``."""
+    sel = torch.nonzero(valid)[:, 0]
+    R, t = procrustes(state.x0[sel].double(), target[sel].double(), state.bind_idx[sel], state.bind_w[sel],
+                      state.centers.double())
+    rv = quat_to_rotvec(matrix_to_quat(R.double()))
+    out = np.concatenate([np.rint(_np64(rv) / qz.rot_step), np.rint(_np64(t) / qz.trans_step)], 1).astype(np.int64)
+    W = torch.zeros(len(state.centers), dtype=torch.float64).index_add_(
+        0, state.bind_idx[sel].reshape(-1), state.bind_w[sel].reshape(-1).double())
+    empty = (W <= 0).numpy()
+    out[empty] = prev[empty]
+    return out
+
+
+def _match_frame(state: SegmentState, fr: GaussianScene, v: np.ndarray, f: int, qz: _Quant,
+                 st: SegmentSettings, sx: _Streams) -> tuple[GaussianScene, np.ndarray, GaussianScene | None]:
+    """Correspondence of frame f with the previous decoded frame (motion-compensated by the
+    transforms extrapolated from the previous two frames). Applies the deaths to ``state`` and
+    records them; returns (frame reordered as survivors then births, survivor mask [N_prev],
+    births in decoded order or None)."""
+    from .correspondence import gaussian_features, match_gaussians
+
+    pred_v = v[f - 1] if f < 2 else 2 * v[f - 1] - v[f - 2]
+    R, q, t = state.transforms(pred_v[:, :3], pred_v[:, 3:], qz.rot_step, qz.trans_step)
+    pos, rot = state.predict(R, q, t)
+    prev = state.scene(pos, rot)
+    m = match_gaussians(_np64(pos), gaussian_features(prev), _np64(fr.means), gaussian_features(fr), st.match)
+    surv = m >= 0
+    dead = np.flatnonzero(~surv)
+    sx.push("kill", dead, None, 0)
+    state.kill(dead)
+    born_src = np.setdiff1d(np.arange(len(fr)), m[surv])
+    ordered = fr[torch.from_numpy(m[surv])]
+    born_dec = None
+    if len(born_src):
+        born = fr[torch.from_numpy(born_src)]
+        blob, rep = lgs.encode(born, None, st.quant)
+        born_dec = lgs.decode(blob)
+        born = born[torch.from_numpy(rep.permutation.astype(np.int64))]
+        ordered = GaussianScene.cat([ordered, born])
+        sx.born_blobs.append(blob)
+    sx.born.append(born_dec)
+    return ordered, surv, born_dec
+
+
+def _appearance_updates(state: SegmentState, fr: GaussianScene, qz: _Quant, st: SegmentSettings, refs: _Refs,
+                        sx: _Streams) -> None:
+    """Colour, SH and opacity/scale updates where frame ``fr`` (in state order) moved away."""
+    rgb = (fr.sh_dc.double() * SH_C0 + 0.5)
+    cur = (state.sh_dc.double() * SH_C0 + 0.5)
+    cm = ((rgb - cur).abs().amax(1) > st.colour_threshold)
+    sx.push("col", torch.nonzero(cm)[:, 0].numpy(), qz.cq.quantize(_np64(rgb[cm])), 3)
+    if qz.cb is not None:
+        from compress.scene.kmeans import assign
+        sm = ((fr.sh_rest - refs.sh) ** 2).mean((1, 2)).sqrt() > st.sh_threshold
+        d = ((fr.sh_rest - state.sh_rest) ** 2).mean((1, 2)).sqrt()
+        idx = torch.nonzero(sm)[:, 0]
+        lab = torch.zeros(0, dtype=torch.int64)
+        if len(idx):
+            lab, _ = assign(fr.sh_rest[idx].reshape(len(idx), -1).float(), qz.cb.reshape(len(qz.cb), -1).float())
+            better = ((fr.sh_rest[idx] - qz.cb[lab]) ** 2).mean((1, 2)).sqrt() < d[idx]
+            idx, lab = idx[better], lab[better]
+            refs.sh[idx] = fr.sh_rest[idx]
+        sx.push("shu", idx.numpy(), lab.numpy().reshape(-1, 1), 1)
+    o_step, s_step = float(qz.oq.step.max()), float(qz.sq.step.max())
+    op = fr.opacities.double()
+    om = ((op - refs.op).abs() > o_step) | ((fr.log_scales.double() - refs.ls).abs().amax(1) > s_step)
+    refs.op[om], refs.ls[om] = op[om], fr.log_scales.double()[om]
+    vals = np.concatenate([qz.oq.quantize(_np64(op[om])[:, None]), qz.sq.quantize(_np64(fr.log_scales[om]))], 1)
+    sx.push("ops", torch.nonzero(om)[:, 0].numpy(), vals, 4)
+
+
+def encode_tracked(frames: list[GaussianScene], st: SegmentSettings, *, match: bool = False) -> tuple[bytes, dict]:
+    """Encode a tracked segment. ``match=False``: every frame holds the same Gaussians in the
+    same order. ``match=True``: order and count may change; each frame is matched to the
+    previous decoded frame, unmatched Gaussians die or are born. Returns (bytes, report)."""
     F = len(frames)
-    n = len(frames[0])
     key_blob, rep = lgs.encode(frames[0], None, st.quant)
-    perm = torch.from_numpy(rep.permutation.astype(np.int64))
-    frames = [f[perm] for f in frames]
+    frames = list(frames)
+    frames[0] = frames[0][torch.from_numpy(rep.permutation.astype(np.int64))]
+    if not match:
+        if any(len(f) != len(frames[0]) for f in frames):
+            raise UsageError("tracked coding needs the same Gaussian count in every frame")
+        perm = torch.from_numpy(rep.permutation.astype(np.int64))
+        frames[1:] = [f[perm] for f in frames[1:]]
     key = lgs.decode(key_blob)
-    deg = key.sh_degree
-    x0 = key.means.double()
-    n_joints = max(4, int(round(st.joint_fraction * n)))
-    joint_idx = np.sort(farthest_point_sampling(_np64(key.means), n_joints))
+    n = len(key)
+    joint_idx = np.sort(farthest_point_sampling(_np64(key.means), max(4, int(round(st.joint_fraction * n)))))
     state = SegmentState(key, joint_idx, st.k, None)
     J = len(joint_idx)
-    lo = torch.stack([f.means.min(0).values for f in frames]).min(0).values
-    hi = torch.stack([f.means.max(0).values for f in frames]).max(0).values
-    extent = float((hi - lo).max().clamp_min(1e-6))
-    rot_step = float(np.float32(2 * np.pi / (1 << st.rot_bits)))
-    trans_step = float(np.float32(st.trans_step or extent / (1 << 16)))
-    med_scale = float(key.scales.median()) if n else 1.0
-    pos_thr = float(np.float32(st.pos_threshold if st.pos_threshold is not None else st.pos_factor * med_scale))
-    pos_step = pos_thr  # a corrected Gaussian is off by at most half the threshold
-    k_rest = sh_rest_count(deg)
-
-    # segment quantizers for appearance updates
-    cq = UniformQuant.fit(np.zeros((1, 3)), 8, lo=0.0, hi=1.0)
-    ops_all = torch.cat([torch.cat([f.opacities[:, None], f.log_scales], 1) for f in frames])
-    oq = UniformQuant.fit(_np64(ops_all[:, :1]), st.opacity_bits)
-    sq = UniformQuant.fit(_np64(ops_all[:, 1:]), st.scale_bits)
-    o_step, s_step = float(oq.step.max()), float(sq.step.max())
-
-    # SH update codebook: k-means over rest vectors that moved away from the keyframe (open loop)
-    cb = None
-    cbq = None
-    if k_rest:
-        cand = []
-        for f in frames[1:]:
-            d = ((f.sh_rest - frames[0].sh_rest) ** 2).mean((1, 2)).sqrt()
-            cand.append(f.sh_rest[d > st.sh_threshold].reshape(-1, 3 * k_rest))
-        cand = torch.cat(cand) if cand else torch.zeros(0, 3 * k_rest)
-        if len(cand):
-            from splat.kmeans import weighted_kmeans
-            kk = max(1, min(st.sh_codebook, len(cand) // 4 or 1))
-            res = weighted_kmeans(cand.double(), kk, iters=8, seed=0)
-            cents = _np64(res.centroids)
-            cbq = UniformQuant.fit(cents, 8)
-            cb_int = cbq.quantize(cents)
-            cb = torch.from_numpy(cbq.dequantize(cb_int)).reshape(-1, k_rest, 3)
-
-    # last transmitted original values: updates are sent when the content changes
-    sh_ref = frames[0].sh_rest.clone()
-    op_ref, ls_ref = frames[0].opacities.double().clone(), frames[0].log_scales.double().clone()
-    rq_all = np.zeros((F, J, 3), dtype=np.int64)
-    tq_all = np.zeros((F, J, 3), dtype=np.int64)
-    pos_u, col_u, shu_u, ops_u = ([], [], []), ([], [], []), ([], [], []), ([], [], [])
+    qz = _fit_quant(key, frames, st)
+    _fit_codebook(qz, frames, st, ordered=not match)
+    refs = _Refs(frames[0].sh_rest.clone(), frames[0].opacities.double().clone(), frames[0].log_scales.double().clone())
+    v = np.zeros((F, J, 6), dtype=np.int64)
+    sx = _Streams()
     for f in range(1, F):
-        fr = frames[f]
-        xt = fr.means.double()
-        R, t = procrustes(x0, xt, state.bind_idx, state.bind_w, state.centers.double())
-        rv = quat_to_rotvec(_rot_to_quat64(R))
-        rq_all[f] = np.rint(_np64(rv) / rot_step).astype(np.int64)
-        tq_all[f] = np.rint(_np64(t) / trans_step).astype(np.int64)
-        Rd, qd, td = state.transforms(rq_all[f], tq_all[f], rot_step, trans_step)
-        pred, _ = state.predict(Rd, qd, td)
+        fr, valid = frames[f], torch.ones(len(frames[f]), dtype=torch.bool)
+        if match:
+            fr, surv, born = _match_frame(state, fr, v, f, qz, st, sx)
+            refs.keep(torch.from_numpy(surv), None if born is None else fr[len(fr) - len(born):])
+            valid = torch.arange(len(fr)) < int(surv.sum())
+        v[f] = _fit_transforms(state, fr.means, valid, v[f - 1], qz)
+        if match and sx.born[f] is not None:
+            _, q, t = state.transforms(v[f, :, :3], v[f, :, 3:], qz.rot_step, qz.trans_step)
+            state.birth(sx.born[f], q, t)
+        R, q, t = state.transforms(v[f, :, :3], v[f, :, 3:], qz.rot_step, qz.trans_step)
+        pred, _ = state.predict(R, q, t)
         err = fr.means - pred
-        mask = err.abs().amax(1) > pos_thr
-        idx = torch.nonzero(mask)[:, 0].numpy()
-        vals = np.rint(_np64(err[mask]) / pos_step).astype(np.int64)
-        _push(pos_u, idx, vals, 3)
-        # colour
-        rgb = (fr.sh_dc.double() * SH_C0 + 0.5)
-        cur = (state.sh_dc.double() * SH_C0 + 0.5)
-        cm = ((rgb - cur).abs().amax(1) > st.colour_threshold)
-        idx = torch.nonzero(cm)[:, 0].numpy()
-        _push(col_u, idx, cq.quantize(_np64(rgb[cm])), 3)
-        if cb is not None:
-            sm = ((fr.sh_rest - sh_ref) ** 2).mean((1, 2)).sqrt() > st.sh_threshold
-            d = ((fr.sh_rest - state.sh_rest) ** 2).mean((1, 2)).sqrt()
-            idx = torch.nonzero(sm)[:, 0]
-            if len(idx):
-                from compress.scene.kmeans import assign
-                lab, _ = assign(fr.sh_rest[idx].reshape(len(idx), -1).float(), cb.reshape(len(cb), -1).float())
-                newd = ((fr.sh_rest[idx] - cb[lab]) ** 2).mean((1, 2)).sqrt()
-                better = newd < d[idx]
-                idx, lab = idx[better], lab[better]
-                sh_ref[idx] = fr.sh_rest[idx]
-            _push(shu_u, idx.numpy(), lab.numpy()[:, None] if len(idx) else np.zeros((0, 1), np.int64), 1)
-        op = fr.opacities.double()
-        om = ((op - op_ref).abs() > o_step) | ((fr.log_scales.double() - ls_ref).abs().amax(1) > s_step)
-        op_ref[om], ls_ref[om] = op[om], fr.log_scales.double()[om]
-        idx = torch.nonzero(om)[:, 0].numpy()
-        vals = np.concatenate([oq.quantize(_np64(op[om])[:, None]), sq.quantize(_np64(fr.log_scales[om]))], 1)
-        _push(ops_u, idx, vals, 4)
-        u = _Updates(rq_all, tq_all, _cat(pos_u, 3), _cat(col_u, 3), _cat(shu_u, 1), _cat(ops_u, 4))
-        _apply(state, u, f, {"pos_step": pos_step}, cb, cq, oq, sq)
+        mask = err.abs().amax(1) > qz.pos_step
+        sx.push("pos", torch.nonzero(mask)[:, 0].numpy(), np.rint(_np64(err[mask]) / qz.pos_step).astype(np.int64), 3)
+        _appearance_updates(state, fr, qz, st, refs, sx)
+        u = sx.updates(v[..., :3], v[..., 3:])
+        u.kill, u.born = _EMPTY, None  # deaths and births of frame f are applied already
+        _apply(state, u, f, qz)
+    return _pack_tracked(F, n, key, key_blob, joint_idx, state, qz, v, sx, st, match)
 
-    u = _Updates(rq_all, tq_all, _cat(pos_u, 3), _cat(col_u, 3), _cat(shu_u, 1), _cat(ops_u, 4))
-    jtrf, pred_mode = _encode_transforms(rq_all, tq_all)
+
+def _pack_tracked(F: int, n: int, key: GaussianScene, key_blob: bytes, joint_idx: np.ndarray, state: SegmentState,
+                  qz: _Quant, v: np.ndarray, sx: _Streams, st: SegmentSettings, match: bool) -> tuple[bytes, dict]:
+    u = sx.updates(v[..., :3], v[..., 3:])
+    jtrf, pred_mode = _encode_transforms(v[..., :3], v[..., 3:])
     header = {
-        "mode": TRACKED, "frames": F, "count": n, "sh_degree": deg, "joints": J, "k": st.k,
-        "length": state.length, "rot_step": rot_step, "trans_step": trans_step, "pos_step": pos_step,
+        "mode": TRACKED, "frames": F, "count": n, "sh_degree": key.sh_degree, "joints": len(joint_idx), "k": st.k,
+        "length": state.length, "rot_step": qz.rot_step, "trans_step": qz.trans_step, "pos_step": qz.pos_step,
         "transform_prediction": pred_mode,
-        "colour": cq.to_json(), "opacity": oq.to_json(), "log_scales": sq.to_json(),
-        "sh_codebook": 0 if cb is None else len(cb),
+        "colour": qz.cq.to_json(), "opacity": qz.oq.to_json(), "log_scales": qz.sq.to_json(),
+        "sh_codebook": 0 if qz.cb is None else len(qz.cb),
     }
-    if cbq is not None:
-        header["sh_codebook_quant"] = cbq.to_json()
+    if qz.cbq is not None:
+        header["sh_codebook_quant"] = qz.cbq.to_json()
     chunks = [("KEYF", key_blob), ("JIDX", encode_ints(np.diff(joint_idx, prepend=0))), ("JTRF", jtrf),
               ("POSU", pack_sparse(*u.pos)), ("COLU", pack_sparse(*u.col)), ("OPSU", pack_sparse(*u.ops))]
-    if cb is not None:
-        chunks += [("SHCB", encode_channels(cb_int, allow_delta=False)), ("SHUP", pack_sparse(*u.shu))]
+    if qz.cb is not None:
+        chunks += [("SHCB", encode_channels(qz.cb_int, allow_delta=False)), ("SHUP", pack_sparse(*u.shu))]
+    if match:
+        births = np.array([0 if b is None else len(b) for b in sx.born[1:]], dtype=np.int64)
+        header["correspondence"] = "encoder"
+        chunks += [("KILL", pack_sparse(u.kill[0], u.kill[1], None)), ("BORN", encode_ints(births))]
+        chunks += [("BRTH", b) for b in sx.born_blobs]
     blob = pack_container(SEG_MAGIC, SEG_VERSION, header, chunks)
-    report = {tag: len(d) for tag, d in chunks}
+    report = {tag: sum(len(d) for t2, d in chunks if t2 == tag) for tag, _ in chunks}
     report["position_updates"] = int(u.pos[0].sum())
     report["colour_updates"] = int(u.col[0].sum())
+    report["deaths"] = int(u.kill[0].sum())
+    report["births"] = int(sum(0 if b is None else len(b) for b in sx.born))
     return blob, report
-
-
-def _rot_to_quat64(R: Tensor) -> Tensor:
-    from .motion import matrix_to_quat
-    return matrix_to_quat(R.double())
 
 
 def _push(acc, idx: np.ndarray, vals: np.ndarray, c: int) -> None:
@@ -357,7 +532,8 @@ def _push(acc, idx: np.ndarray, vals: np.ndarray, c: int) -> None:
 def _cat(acc, c: int) -> tuple:
     if not acc[0]:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, c), np.int64)
-    return np.asarray(acc[0], np.int64), np.concatenate(acc[1]), np.concatenate(acc[2]).reshape(-1, c)
+    vals = np.concatenate(acc[2])
+    return np.asarray(acc[0], np.int64), np.concatenate(acc[1]), vals.reshape(len(vals), c)
 
 
 def _encode_transforms(rq: np.ndarray, tq: np.ndarray) -> tuple[bytes, str]:
@@ -395,6 +571,42 @@ def _decode_transforms(data: bytes, F: int, J: int, mode: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- decoder
+def _decode_births(box, F: int, sh_degree: int, n: int) -> tuple[tuple, list]:
+    """KILL/BORN/BRTH chunks: (kill counts, indices, None) and [F] born scenes (None: none)."""
+    births = decode_ints(box.get("BORN"), max_count=F)
+    blobs = box.all("BRTH")
+    if births.size != F - 1 or (births.size and births.min() < 0) or int((births > 0).sum()) != len(blobs):
+        raise FormatError("birth counts do not match the birth chunks")
+    born: list = [None] * F
+    it = iter(blobs)
+    for f in np.flatnonzero(births) + 1:
+        sc = lgs.decode(next(it))
+        if len(sc) != births[f - 1] or sc.sh_degree != sh_degree:
+            raise FormatError(f"frame {f}: birth chunk holds {len(sc)} Gaussians, counts say {births[f - 1]}")
+        born[f] = sc
+    bound = n + sum(len(b) for b in born if b is not None)  # no frame holds more Gaussians
+    kc, ki, _ = unpack_sparse(box.get("KILL"), F - 1, bound, 0, lo=0, hi=None, what="deaths")
+    return (kc, ki, None), born
+
+
+def _check_sizes(n: int, u: _Updates, F: int) -> None:
+    """Every index of every frame lies inside that frame's Gaussian count."""
+    size = n
+    kill_s = _split(u.kill[0]) if len(u.kill[0]) else None
+    for f in range(1, F):
+        if kill_s is not None:
+            ki = u.kill[1][kill_s[f - 1]:kill_s[f]]
+            if len(ki) and ki.max() >= size:
+                raise FormatError(f"frame {f}: death index {int(ki.max())} outside 0..{size - 1}")
+            size -= len(ki)
+        if u.born is not None and u.born[f] is not None:
+            size += len(u.born[f])
+        for name in ("pos", "col", "shu", "ops"):
+            idx, _ = _frame_slice(getattr(u, name), f - 1)
+            if len(idx) and idx.max() >= size:
+                raise FormatError(f"frame {f}: {name} update index {int(idx.max())} outside 0..{size - 1}")
+
+
 class DecodedSegment:
     """A parsed segment: decode any of its frames (sequential access is cheapest)."""
 
@@ -413,15 +625,17 @@ class DecodedSegment:
         try:
             self.n = int(h["count"])
             J = int(h["joints"])
-            self.hd = {"pos_step": float(h["pos_step"])}
-            self.rot_step, self.trans_step = float(h["rot_step"]), float(h["trans_step"])
             cq = UniformQuant.from_json(h["colour"], 3, "colour")
             oq = UniformQuant.from_json(h["opacity"], 1, "opacity")
             sq = UniformQuant.from_json(h["log_scales"], 3, "log-scales")
+            self.qz = _Quant(float(h["rot_step"]), float(h["trans_step"]), float(h["pos_step"]), cq, oq, sq)
             ncb = int(h["sh_codebook"])
             k, length, mode = int(h["k"]), float(h["length"]), h["transform_prediction"]
+            matched = h.get("correspondence", "fixed")
         except (KeyError, TypeError, ValueError):
             raise FormatError("segment header is malformed") from None
+        if matched not in ("fixed", "encoder") or self.frames < 1:
+            raise FormatError("segment header is malformed (correspondence or frame count)")
         key = lgs.decode(box.get("KEYF"))
         if len(key) != self.n or not 1 <= J <= max(self.n, 1) or not 1 <= k <= 64:
             raise FormatError("segment keyframe does not match its header")
@@ -436,14 +650,17 @@ class DecodedSegment:
             raise FormatError("joint index outside the keyframe")
         self.state = SegmentState(key, jidx, k, length)
         F, n = self.frames, self.n
+        kill, born = _EMPTY, None
+        if matched == "encoder":
+            kill, born = _decode_births(box, F, key.sh_degree, n)
+            n = n + sum(len(b) for b in born if b is not None)  # no frame can hold more
         k_rest = sh_rest_count(key.sh_degree)
-        self.cb = None
         shu = (np.zeros(F - 1, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int64))
         require_at_most(ncb * max(3 * k_rest, 1), value_cap(len(data)), "SH codebook value count")
         if ncb and k_rest:
             cbq = UniformQuant.from_json(h.get("sh_codebook_quant"), 3 * k_rest, "SH codebook")
             cbi = decode_channels(box.get("SHCB"), ncb, 3 * k_rest, hi=cbq.levels, what="SH codebook")
-            self.cb = torch.from_numpy(cbq.dequantize(cbi)).reshape(ncb, k_rest, 3)
+            self.qz.cb = torch.from_numpy(cbq.dequantize(cbi)).reshape(ncb, k_rest, 3)
             shu = unpack_sparse(box.get("SHUP"), F - 1, n, 1, lo=0, hi=ncb - 1, what="SH updates")
         v = _decode_transforms(box.get("JTRF"), F, J, mode)
         self.u = _Updates(
@@ -453,8 +670,10 @@ class DecodedSegment:
             shu,
             unpack_sparse(box.get("OPSU"), F - 1, n, 4, lo=0, hi=255 if oq.bits == 8 and sq.bits == 8 else (1 << 16) - 1,
                           what="opacity/scale updates"),
+            kill, born,
         )
-        self.cq, self.oq, self.sq = cq, oq, sq
+        if matched == "encoder":
+            _check_sizes(self.n, self.u, F)
 
     def frame(self, f: int) -> GaussianScene:
         """Decode frame ``f`` (0-based within the segment)."""
@@ -466,9 +685,9 @@ class DecodedSegment:
         if f < st.frame:
             st.reset()
         for g in range(st.frame + 1, f + 1):
-            _apply(st, self.u, g, self.hd, self.cb, self.cq, self.oq, self.sq)
+            _apply(st, self.u, g, self.qz)
         if f == 0:
             return st.scene(st.x0.clone(), st.q0.clone())
-        R, q, t = st.transforms(self.u.rq[f], self.u.tq[f], self.rot_step, self.trans_step)
+        R, q, t = st.transforms(self.u.rq[f], self.u.tq[f], self.qz.rot_step, self.qz.trans_step)
         pos, rot = st.predict(R, q, t)
         return st.scene(pos, rot)

@@ -198,3 +198,19 @@ def performer_frames(n_gaussians: int = 50000, n_frames: int = 90, *, bvh: str |
     motion = read_bvh(bvh or require_default_bvh())
     p = Performer(motion, n_gaussians, seed=seed, frame_step=frame_step)
     return p.frames(n_frames, start), p.fps
+
+
+def resampled_performer_frames(n_gaussians: int = 50000, n_frames: int = 90, *, bvh: str | os.PathLike | None = None,
+                               seed: int = 0, frame_step: int = 1) -> tuple[list[GaussianScene], float]:
+    """An independently made sequence: the performer's surface and motion, with new Gaussians
+    sampled every frame (frame f from a performer seeded ``seed + 1 + f``), as per-frame
+    training would give. No Gaussian persists from one frame to the next."""
+    motion = read_bvh(bvh or default_bvh_path())
+    out, fps = [], 30.0
+    for f in range(n_frames):
+        p = Performer(motion, n_gaussians, seed=seed + 1 + f, frame_step=frame_step)
+        if f >= p.n_frames:
+            break
+        out.append(p.frame(f))
+        fps = p.fps
+    return out, fps
