@@ -6,10 +6,10 @@
 The container (``compress/container.py``, magic ``GSI1``) holds a JSON header (size,
 channels, render mode, LOD layer sizes, quantiser) and one chunk ``GAUS`` with the
 parameter streams. Gaussians are split into LOD layers along their importance order;
-inside each layer they are sorted by the Morton code of their quantised position, the
-codes are delta-coded, and every other parameter follows in the same order (plain or
-delta-coded, whichever is smaller). Each stream goes through ``compress.entropy``
-(rANS with a stored empirical model, Elias-gamma buckets, or zstd, whichever is smallest).
+inside each layer they are sorted by the Morton code of their quantised position.
+Version 2 (written) codes positions as quadtree occupancy or Morton deltas, whichever is
+smaller, and shape/colour through the context-modelled coder (``streams.py``); version 1
+(plain/delta streams through ``compress.entropy``) still decodes.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from compress.container import pack_container, unpack_container
-from compress.entropy import decode_ints, encode_ints, pack_arrays, unpack_arrays
+from compress.entropy import decode_ints, pack_arrays, unpack_arrays
 from splat.errors import FormatError, naming
 from splat.header import get_int
 from splat.io._common import read_bytes
@@ -122,6 +122,8 @@ def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None,
     else:
         _need(h.get("positions") in ("tree", "delta"), "unknown position coding", path)
         h["tree_nodes"] = get_int(h, "tree_nodes", 0, n * 32, path, ".gsi header")
+        _need((h["tree_nodes"] > 0) == (h["positions"] == "tree"), "'tree_nodes' does not match the position coding",
+              path)
     h["version"] = c.version
     qd = h.get("quant")
     _need(isinstance(qd, dict), "missing quantiser", path)
@@ -156,7 +158,7 @@ def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *, m
 
 def _decode(data: bytes | memoryview, path, max_gaussians: int | None, max_pixels: int | None) -> ImageGaussians:
     h, spec, payload = read_header(data, path, max_gaussians=max_gaussians, max_pixels=max_pixels)
-    n, ch = h["count"], h["channels"]
+    ch = h["channels"]
     names = attribute_names(ch)
     if h["version"] == 1:
         q = _decode_v1(h, spec, payload, path)
@@ -204,8 +206,6 @@ def _decode_v1(h: dict, spec: QuantSpec, payload: bytes, path) -> dict[str, np.n
         raise FormatError(f"invalid .gsi file: {e.reason}", path) from None
     _need(all(v.shape[0] == n for v in values), "a parameter stream does not hold one value per Gaussian", path)
     sizes = h["layers"]
-    first = np.zeros(n, bool)
-    first[np.cumsum([0] + sizes[:-1])] = True
     pos = values[0]
     _need(bool((pos >= 0).all()), "negative position code", path)
     # undo the per-layer deltas: cumulative sum restarted at each layer's first element
