@@ -11,7 +11,7 @@ import torch
 from compress.container import pack_container, unpack_container
 from compress.entropy import encode_ints
 from compress.image import BitDepths, decode, encode
-from compress.image.gsi import MAGIC, VERSION, layer_sizes
+from compress.image.gsi import MAGIC, VERSION, layer_sizes, stream_sizes
 from compress.image.model import ImageGaussians
 from compress.image.quant import make_spec, quantize
 from compress.image.streams import (decode_attributes, decode_positions, encode_attributes, encode_positions,
@@ -131,3 +131,11 @@ def test_bad_position_header_fields_raise_format_error():
 def test_tree_depth_covers_the_grid():
     spec = make_spec(torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(1, 3), 768, 512, BitDepths())
     assert tree_depth(spec) == 12  # 768 px / 0.25 = 3072 cells + 1 edge <= 4096
+
+
+def test_stream_sizes_add_up_to_the_file():
+    g = _gaussians(800, 96, 64, seed=4, clustered=True)
+    for data in (encode(g, bits=BitDepths()), V1_FILE):
+        parts = stream_sizes(data)
+        assert sum(parts.values()) == len(data)
+        assert list(parts)[-4:] == ["sv", "c0", "c1", "c2"] and ("pos" in parts) != ("tree" in parts)

@@ -227,6 +227,25 @@ def _decode_v1(h: dict, spec: QuantSpec, payload: bytes, path) -> dict[str, np.n
     return q
 
 
+def stream_sizes(data: bytes | memoryview, path: str | os.PathLike | None = None) -> dict[str, int]:
+    """Bytes of each part of a ``.gsi`` file: ``header`` (container, JSON and chunk table), the
+    position stream(s) (``pos``, or ``tree`` and ``cells`` for quadtree positions), then one
+    entry per attribute stream (``sa``, ``su``, ``sv``, ``c0``..); the values sum to ``len(data)``."""
+    with naming(path):
+        h, _spec, payload = read_header(data, path)
+        kind = "delta" if h["version"] == 1 else h["positions"]
+        names = (["tree", "cells"] if kind == "tree" else ["pos"]) + attribute_names(h["channels"])
+        try:
+            streams = unpack_arrays(payload, len(names))
+        except FormatError as e:
+            raise FormatError(f"invalid .gsi file: {e.reason}", path) from None
+    out = {"header": len(data) - len(payload)}
+    framing = len(payload) - sum(len(s) for s in streams)  # the length prefixes
+    out.update({name: len(s) for name, s in zip(names, streams)})
+    out["header"] += framing
+    return out
+
+
 def read_gsi(path: str | os.PathLike, *, max_gaussians: int | None = None,
              max_pixels: int | None = None) -> ImageGaussians:
     """Read a ``.gsi`` file (caps: see :func:`read_header`)."""
