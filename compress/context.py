@@ -141,16 +141,17 @@ def _rans_bins(bin_bits, bin_probs, nb, out):
 
 @numba.njit(cache=True, nogil=True)
 def _decode(data, n, ext, bits, prev_bits, mode, n_models, recip, out):
-    """Returns 0 on success, 1 truncated, 2 bad final state, 3 trailing bytes."""
+    """Returns 0 on success, 1 truncated, 2 bad final state, 3 trailing bytes.
+    The state stays below 2^31, so plain int64 arithmetic is exact."""
     if data.size < 4:
         return 1
-    x = np.uint64(0)
+    x = 0
     for k in range(4):
-        x = (x << np.uint64(8)) | np.uint64(data[k])
+        x = (x << 8) | np.int64(data[k])
     pos = 4
+    size = data.size
     tb, low, per_ctx, p, cnt = _fresh_models(bits, n_models)
     mask = (1 << bits) - 1
-    slot_mask = np.uint64(PROB_ONE - 1)
     prev = 0
     for i in range(n):
         base = _model_index(ext[i], prev, bits, prev_bits, per_ctx)
@@ -159,17 +160,18 @@ def _decode(data, n, ext, bits, prev_bits, mode, n_models, recip, out):
         for b in range(bits - 1, -1, -1):
             m = base + node if b >= low else base + (1 << tb) + b
             p1 = p[m]
-            slot = x & slot_mask
-            if slot >= np.uint64(PROB_ONE - p1):
+            p0 = PROB_ONE - p1
+            slot = x & (PROB_ONE - 1)
+            if slot >= p0:
                 bit = 1
-                x = np.uint64(p1) * (x >> np.uint64(PROB_BITS)) + slot - np.uint64(PROB_ONE - p1)
+                x = p1 * (x >> PROB_BITS) + slot - p0
             else:
                 bit = 0
-                x = np.uint64(PROB_ONE - p1) * (x >> np.uint64(PROB_BITS)) + slot
-            while x < np.uint64(RANS_L):
-                if pos >= data.size:
+                x = p0 * (x >> PROB_BITS) + slot
+            while x < RANS_L:
+                if pos >= size:
                     return 1
-                x = (x << np.uint64(8)) | np.uint64(data[pos])
+                x = (x << 8) | np.int64(data[pos])
                 pos += 1
             _update(p, cnt, m, bit, recip)
             if b >= low:
@@ -178,9 +180,9 @@ def _decode(data, n, ext, bits, prev_bits, mode, n_models, recip, out):
         v = s if mode == 0 else (s + prev) & mask
         out[i] = v
         prev = v
-    if x != np.uint64(RANS_L):
+    if x != RANS_L:
         return 2
-    if pos != data.size:
+    if pos != size:
         return 3
     return 0
 
