@@ -83,6 +83,8 @@ def test_quadtree_round_trip_is_exact(dups):
     assert np.array_equal(decode_positions(kind, streams, sizes, depth, nodes), codes)
     gaps = np.concatenate([np.diff(codes[s:s + n].astype(np.int64), prepend=0) for s, n in zip(starts, sizes)])
     assert np.array_equal(decode_positions("delta", [encode_ints(gaps)], sizes, depth, 0), codes)
+    with pytest.raises(FormatError, match="cannot be in this file"):
+        decode_positions("tree", streams, sizes, depth, sum(sizes) * depth + 1)
     with pytest.raises(FormatError, match="position tree"):
         tree_decode(np.concatenate([masks, [1]]), sizes, depth)
     with pytest.raises(FormatError, match="position tree"):

@@ -25,6 +25,7 @@ from splat.errors import FormatError
 from .quant import QuantSpec, attribute_names
 
 MASK_BITS = 4          # a quadtree node's child-occupancy mask (1..15)
+MASKS_PER_BYTE = 360   # upper bound on masks a byte of context-coded stream can hold
 DENSITY_BUCKETS = 8
 MAX_LAYER_CTX = 8
 SHAPE_BUCKETS = 8
@@ -111,6 +112,10 @@ def decode_positions(kind: str, streams: list[bytes], sizes: list[int], depth: i
             out[start:start + s] = np.cumsum(gaps[start:start + s].astype(np.uint64), dtype=np.uint64)
             start += s
         return out
+    # a binary decision costs at least -log2(4080/4096) bits, so a byte holds at most ~354
+    # 4-bit masks: refuse counts the stream cannot hold before allocating
+    if nodes > n * depth or nodes > MASKS_PER_BYTE * len(streams[0]) + 64:
+        raise FormatError(f"invalid .gsi file: {nodes} tree nodes cannot be in this file", path)
     masks = decode_ctx(streams[0], nodes, MASK_BITS)
     leaves, per_layer = tree_decode(masks, sizes, depth, path)
     extra = decode_ints(streams[1], max_count=leaves.size)
