@@ -6,10 +6,10 @@
 The container (``compress/container.py``, magic ``GSI1``) holds a JSON header (size,
 channels, render mode, LOD layer sizes, quantiser) and one chunk ``GAUS`` with the
 parameter streams. Gaussians are split into LOD layers along their importance order;
-inside each layer they are sorted by the Morton code of their quantised position, the
-codes are delta-coded, and every other parameter follows in the same order (plain or
-delta-coded, whichever is smaller). Each stream goes through ``compress.entropy``
-(rANS with a stored empirical model, Elias-gamma buckets, or zstd, whichever is smallest).
+inside each layer they are sorted by the Morton code of their quantised position.
+Version 2 (written) codes positions as quadtree occupancy or Morton deltas, whichever is
+smaller, and shape/colour through the context-modelled coder (``streams.py``); version 1
+(plain/delta streams through ``compress.entropy``) still decodes.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from compress.container import pack_container, unpack_container
-from compress.entropy import decode_ints, encode_ints, pack_arrays, unpack_arrays
+from compress.entropy import decode_ints, pack_arrays, unpack_arrays
 from splat.errors import FormatError, naming
 from splat.header import get_int
 from splat.io._common import read_bytes
@@ -29,10 +29,12 @@ from splat.morton import morton_decode, morton_encode
 from splat.scene import check_finite
 
 from .model import ImageGaussians
+from .streams import decode_attributes, decode_positions, encode_attributes, encode_positions, position_streams, tree_depth
 from .quant import BitDepths, QuantSpec, attribute_names, dequantize, make_spec, quantize
+from .streams import attribute_bits
 
 MAGIC = b"GSI1"
-VERSION = 1
+VERSION = 2   # 2: quadtree positions and context-modelled attributes; 1 (plain streams) still decodes
 DEFAULT_LAYERS = (0.125, 0.25, 0.5, 1.0)
 MAX_COUNT = 1 << 24
 MAX_SIDE = 1 << 20
@@ -67,21 +69,9 @@ def encode(g: ImageGaussians, spec: QuantSpec | None = None, *, layers=DEFAULT_L
     order = np.concatenate([start + np.argsort(code[start:start + s], kind="stable")
                             for start, s in zip(np.cumsum([0] + sizes[:-1]), sizes)])
     code = code[order]
-    first = np.zeros(n, bool)
-    first[np.cumsum([0] + sizes[:-1])] = True
-    pos_stream = np.where(first, code, code - np.concatenate([[np.uint64(0)], code[:-1]])).astype(np.int64)
-    streams = [encode_ints(pos_stream)]
-    delta = []
-    for name in attribute_names(g.channels):
-        v = q[name][order]
-        plain = encode_ints(v)
-        d = np.where(first, v, v - np.concatenate([[0], v[:-1]]))
-        dd = encode_ints(d)
-        if len(dd) < len(plain):
-            streams.append(dd)
-            delta.append(name)
-        else:
-            streams.append(plain)
+    q = {k: v[order] for k, v in q.items()}
+    kind, pos_streams, nodes = encode_positions(code, sizes, tree_depth(spec))
+    streams = pos_streams + encode_attributes(q, spec, g.channels, code, sizes)
     header = {
         "width": g.width,
         "height": g.height,
@@ -91,7 +81,8 @@ def encode(g: ImageGaussians, spec: QuantSpec | None = None, *, layers=DEFAULT_L
         "k": g.k,
         "layers": sizes,
         "quant": spec.to_json(),
-        "delta": delta,
+        "positions": kind,
+        "tree_nodes": nodes,
     }
     if extra:
         header["meta"] = extra
@@ -125,8 +116,15 @@ def read_header(data: bytes | memoryview, path: str | os.PathLike | None = None,
     _need(isinstance(layers, list) and layers and len(layers) <= 64
           and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in layers)
           and sum(layers) == n, f"layer sizes do not add up to the count {n}", path)
-    _need(isinstance(h.get("delta"), list) and all(isinstance(d, str) for d in h["delta"])
-          and set(h["delta"]) <= set(attribute_names(ch)), "bad 'delta' list", path)
+    if c.version == 1:
+        _need(isinstance(h.get("delta"), list) and all(isinstance(d, str) for d in h["delta"])
+              and set(h["delta"]) <= set(attribute_names(ch)), "bad 'delta' list", path)
+    else:
+        _need(h.get("positions") in ("tree", "delta"), "unknown position coding", path)
+        h["tree_nodes"] = get_int(h, "tree_nodes", 0, n * 32, path, ".gsi header")
+        _need((h["tree_nodes"] > 0) == (h["positions"] == "tree"), "'tree_nodes' does not match the position coding",
+              path)
+    h["version"] = c.version
     qd = h.get("quant")
     _need(isinstance(qd, dict), "missing quantiser", path)
     try:
@@ -160,6 +158,45 @@ def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *, m
 
 def _decode(data: bytes | memoryview, path, max_gaussians: int | None, max_pixels: int | None) -> ImageGaussians:
     h, spec, payload = read_header(data, path, max_gaussians=max_gaussians, max_pixels=max_pixels)
+    ch = h["channels"]
+    names = attribute_names(ch)
+    if h["version"] == 1:
+        q = _decode_v1(h, spec, payload, path)
+    else:
+        q = _decode_v2(h, spec, payload, path)
+    limits = {name: 1 << attribute_bits(spec, name) for name in names}
+    for name in names:
+        _need(bool((q[name] >= 0).all() and (q[name] < limits[name]).all()), f"parameter {name!r} out of range", path)
+    means, scales, rot, colors = dequantize(spec, q, ch)
+    _need(all(np.isfinite(a).all() for a in (means, scales, rot, colors)), "quantiser ranges decode to NaN/Inf", path)
+    meta = h.get("meta") if isinstance(h.get("meta"), dict) else {}
+    return ImageGaussians(torch.from_numpy(means), torch.from_numpy(scales), torch.from_numpy(rot),
+                          torch.from_numpy(colors), spec.width, spec.height, h["mode"], h["k"], dict(meta), spec)
+
+
+def _check_positions(code: np.ndarray, spec: QuantSpec, path) -> dict[str, np.ndarray]:
+    qx, qy = morton_decode(code, 2).astype(np.int64).T
+    nx, ny = round(spec.width / spec.pos_step), round(spec.height / spec.pos_step)
+    _need(bool((qx <= nx).all() and (qy <= ny).all()), "a position lies outside the image", path)
+    return {"px": qx, "py": qy}
+
+
+def _decode_v2(h: dict, spec: QuantSpec, payload: bytes, path) -> dict[str, np.ndarray]:
+    n, ch, sizes = h["count"], h["channels"], h["layers"]
+    n_pos = position_streams(h["positions"])
+    try:
+        streams = unpack_arrays(payload, n_pos + 3 + ch)
+        code = decode_positions(h["positions"], streams[:n_pos], sizes, tree_depth(spec), h["tree_nodes"], path)
+        _need(code.size == n, "the position streams do not hold one position per Gaussian", path)
+        q = _check_positions(code, spec, path)
+        q.update(decode_attributes(streams[n_pos:], spec, ch, code, sizes))
+    except FormatError as e:
+        raise FormatError(f"invalid .gsi file: {e.reason.removeprefix('invalid .gsi file: ')}", path) from None
+    return q
+
+
+def _decode_v1(h: dict, spec: QuantSpec, payload: bytes, path) -> dict[str, np.ndarray]:
+    """Version 1: Morton deltas and plain/delta attribute streams through ``compress.entropy``."""
     n, ch = h["count"], h["channels"]
     names = attribute_names(ch)
     try:
@@ -169,8 +206,6 @@ def _decode(data: bytes | memoryview, path, max_gaussians: int | None, max_pixel
         raise FormatError(f"invalid .gsi file: {e.reason}", path) from None
     _need(all(v.shape[0] == n for v in values), "a parameter stream does not hold one value per Gaussian", path)
     sizes = h["layers"]
-    first = np.zeros(n, bool)
-    first[np.cumsum([0] + sizes[:-1])] = True
     pos = values[0]
     _need(bool((pos >= 0).all()), "negative position code", path)
     # undo the per-layer deltas: cumulative sum restarted at each layer's first element
@@ -179,13 +214,7 @@ def _decode(data: bytes | memoryview, path, max_gaussians: int | None, max_pixel
     for s in sizes:
         code[start:start + s] = np.cumsum(pos[start:start + s].astype(np.uint64), dtype=np.uint64)
         start += s
-    qx, qy = morton_decode(code, 2).astype(np.int64).T
-    nx, ny = round(spec.width / spec.pos_step), round(spec.height / spec.pos_step)
-    _need(bool((qx <= nx).all() and (qy <= ny).all()), "a position lies outside the image", path)
-    q = {"px": qx, "py": qy}
-    limits = {"sa": 1 << spec.size_bits, "su": 1 << spec.aniso_bits, "sv": 1 << spec.aniso_bits}
-    for i in range(ch):
-        limits[f"c{i}"] = 1 << spec.color_bits[i]
+    q = _check_positions(code, spec, path)
     for name, v in zip(names, values[1:]):
         if name in h["delta"]:
             out = np.empty(n, np.int64)
@@ -194,13 +223,27 @@ def _decode(data: bytes | memoryview, path, max_gaussians: int | None, max_pixel
                 out[start:start + s] = np.cumsum(v[start:start + s])
                 start += s
             v = out
-        _need(bool((v >= 0).all() and (v < limits[name]).all()), f"parameter {name!r} out of range", path)
         q[name] = v
-    means, scales, rot, colors = dequantize(spec, q, ch)
-    _need(all(np.isfinite(a).all() for a in (means, scales, rot, colors)), "quantiser ranges decode to NaN/Inf", path)
-    meta = h.get("meta") if isinstance(h.get("meta"), dict) else {}
-    return ImageGaussians(torch.from_numpy(means), torch.from_numpy(scales), torch.from_numpy(rot),
-                          torch.from_numpy(colors), spec.width, spec.height, h["mode"], h["k"], dict(meta), spec)
+    return q
+
+
+def stream_sizes(data: bytes | memoryview, path: str | os.PathLike | None = None) -> dict[str, int]:
+    """Bytes of each part of a ``.gsi`` file: ``header`` (container, JSON and chunk table), the
+    position stream(s) (``pos``, or ``tree`` and ``cells`` for quadtree positions), then one
+    entry per attribute stream (``sa``, ``su``, ``sv``, ``c0``..); the values sum to ``len(data)``."""
+    with naming(path):
+        h, _spec, payload = read_header(data, path)
+        kind = "delta" if h["version"] == 1 else h["positions"]
+        names = (["tree", "cells"] if kind == "tree" else ["pos"]) + attribute_names(h["channels"])
+        try:
+            streams = unpack_arrays(payload, len(names))
+        except FormatError as e:
+            raise FormatError(f"invalid .gsi file: {e.reason}", path) from None
+    out = {"header": len(data) - len(payload)}
+    framing = len(payload) - sum(len(s) for s in streams)  # the length prefixes
+    out.update({name: len(s) for name, s in zip(names, streams)})
+    out["header"] += framing
+    return out
 
 
 def read_gsi(path: str | os.PathLike, *, max_gaussians: int | None = None,
