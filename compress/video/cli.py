@@ -18,6 +18,8 @@ Examples:
   splat video decode clip.gsv -o out_frames/ --format spz
 
   splat video info clip.gsv
+
+  splat video eval performer/ clip.gsv
 """
 
 ENCODE_HELP = """Encode a Gaussian sequence (folder, glob or files) into a .gsv clip.
@@ -49,10 +51,6 @@ INFO_HELP = """Show a .gsv clip's header and segment sizes.
 
 Examples:
 
-  splat video encode "frames/*.sog" -o clip.gsv --mode resorted --target-psnr 40
-
-  splat video eval frames/ clip.gsv
-
   splat video info clip.gsv
 """
 
@@ -72,7 +70,7 @@ def encode_cmd(
     fps: float = typer.Option(30.0, "--fps", min=0.001, max=1000.0, help="Frames per second stored in the clip."),
     gop: int = typer.Option(30, "--gop", min=1, max=100_000, help="Frames per segment (keyframe interval)."),
     quality: str = typer.Option("medium", "--quality", "-q", help="low, medium or high."),
-    tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding or per-frame intra coding (default: detect)."),
+    tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding, or per-frame intra coding without tracking (default: detect; see --mode)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="tracked, resorted or independent (default: detect)."),
     target_psnr: Optional[float] = typer.Option(None, "--target-psnr", min=0.0, max=100.0,
                                                 help="Render PSNR (dB) every frame must reach: independent frames tracked below it start a new segment; "

@@ -232,6 +232,8 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     from splat.io import read_scene
 
     st = settings or VideoSettings()
+    if st.tracked is False and st.mode is None:  # --untracked: plain intra coding, no tracking by rendering
+        st = replace(st, track=False)
     if st.gop < 1:
         raise UsageError("gop must be >= 1")
     if not st.fps > 0:

@@ -428,7 +428,7 @@ def _appearance_updates(state: SegmentState, fr: GaussianScene, qz: _Quant, st: 
     cm = ((rgb - cur).abs().amax(1) > st.colour_threshold)
     sx.push("col", torch.nonzero(cm)[:, 0].numpy(), qz.cq.quantize(_np64(rgb[cm])), 3)
     if qz.cb is not None:
-        from compress.scene.kmeans import assign
+        from splat.kmeans import assign
         sm = ((fr.sh_rest - refs.sh) ** 2).mean((1, 2)).sqrt() > st.sh_threshold
         d = ((fr.sh_rest - state.sh_rest) ** 2).mean((1, 2)).sqrt()
         idx = torch.nonzero(sm)[:, 0]
@@ -640,7 +640,7 @@ class DecodedSegment:
         if len(key) != self.n or not 1 <= J <= max(self.n, 1) or not 1 <= k <= 64:
             raise FormatError("segment keyframe does not match its header")
         require_at_most(self.frames * J * 6, value_cap(len(data)), "joint transform count")
-        if not all(np.isfinite(v) and abs(v) < 1e30 for v in (self.hd["pos_step"], self.rot_step, self.trans_step, length)):
+        if not all(np.isfinite(v) and abs(v) < 1e30 for v in (self.qz.pos_step, self.qz.rot_step, self.qz.trans_step, length)):
             raise FormatError("segment header holds non-finite steps")
         jgap = decode_ints(box.get("JIDX"), max_count=J)
         if jgap.size != J or (J > 1 and jgap[1:].min() <= 0) or jgap[0] < 0:
