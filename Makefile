@@ -15,7 +15,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,bench,features]'
+	$(PIP) install -q -e '.[test,bench,features,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,6 +19,10 @@ Examples:
 
   splat compress scene.ply -o small.lgs --prune 0.8 --sh-degree 1 --codebook 4096
 
+  splat compress 'scenes/*.ply' -o out/ --workers 2
+
+  splat compress scenes/ -o out/ --workers 8 --ray-address 10.0.0.1:6379
+
 The defaults are visually lossless: fidelity (PSNR of the compressed scene's renders
 against the original's, on held-out views) of at least 35 dB. A cameras.json beside the
 input (or up to three folders above it) is used when --cameras is not given.
@@ -59,8 +63,8 @@ def _load_cameras(cameras: Optional[Path], scene_path: Path, auto: bool = True):
 def register(app: typer.Typer) -> None:
     @app.command("compress", help="Compress a 3DGS scene to .lgs (prune, distil, quantize, entropy-code).\n" + EXAMPLES_COMPRESS)
     def compress_cmd(
-        input: Path = typer.Argument(..., help="Scene to compress (.ply, .splat, .spz, .sog, .compressed.ply)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Output .lgs file."),
+        input: Path = typer.Argument(..., help="Scene to compress (.ply, .splat, .spz, .sog, .compressed.ply), or a folder or quoted glob of scenes."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output .lgs file (a folder when the input is a folder or glob)."),
         cameras: Optional[Path] = typer.Option(None, "--cameras", help="INRIA cameras.json or transforms.json (default: found beside the input, else generated views)."),
         quality: str = typer.Option("default", "--quality", "-q", help="Preset: small, default, high, max."),
         prune: Optional[float] = typer.Option(None, "--prune", help="Fraction of the least significant Gaussians to remove (preset: 0.66)."),
@@ -77,6 +81,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed for k-means and view sampling."),
         no_check: bool = typer.Option(False, "--no-check", help="Skip the fidelity measurement (and the preset's fallback search)."),
         force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
+        workers: int = typer.Option(1, "--workers", help="Scenes compressed at once on Ray (folder/glob input; needs splatkit[ray]). >1 starts a local Ray."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (paths must be readable on every node)."),
     ) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path
         from splat.cli import console
@@ -97,20 +103,33 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--position-bits must be 16..21")
         if level is not None and level not in (0, 1, 2, 3):
             raise UsageError("--level must be 0, 1, 2 or 3")
-        check_output_path(output, [input], force)
-        t_all = time.perf_counter()
-        t0 = time.perf_counter()
-        scene = read_scene(input)
-        t_read = time.perf_counter() - t0
         if sh_degree is not None and not 0 <= sh_degree <= 3:
             raise UsageError("--sh-degree must be 0..3")
-        cams, cam_path = _load_cameras(cameras, input)
         settings = CompressSettings(
             quality=quality, prune=prune, level=level, position_bits=position_bits, target_psnr=target_psnr,
             sh_degree=sh_degree, steps=steps, distill_steps=distill_steps, quant=QuantConfig(sh_codebook=codebook, seed=seed),
             up=up, max_side=max_side, device=device, seed=seed, check_fidelity=not no_check,
             backend="auto",
         )
+        from splat.workers import check_workers
+
+        from .batch import compress_batch, is_batch
+        check_workers(workers, ray_address)
+        if is_batch(input):
+            with make_progress() as prog:
+                done = compress_batch(input, output, settings, cameras=cameras, workers=workers, address=ray_address,
+                                      force=force, progress=RichProgress(prog))
+            rows = [(str(i), str(o), human_bytes(b)) for i, o, b in done]
+            console.print(summary_table(f"splat compress ({len(done)} scenes, {workers} workers)", ["input", "output", "size"], rows))
+            return
+        if workers > 1 or ray_address:
+            raise UsageError("--workers/--ray-address spread a batch of scenes: give a folder or a quoted glob as input and a folder as -o")
+        check_output_path(output, [input], force)
+        t_all = time.perf_counter()
+        t0 = time.perf_counter()
+        scene = read_scene(input)
+        t_read = time.perf_counter() - t0
+        cams, cam_path = _load_cameras(cameras, input)
         with make_progress() as prog:
             result = compress_scene(scene, settings, cameras=cams, progress=RichProgress(prog))
         t0 = time.perf_counter()

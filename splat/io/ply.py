@@ -14,6 +14,7 @@ INRIA layout (normals zero unless ``extras["normal"]`` exists), then the extras.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import re
 from pathlib import Path
@@ -26,9 +27,10 @@ from ..scene import GaussianScene
 from . import _ply
 from ._common import (
     clamp_infinite_logits,
+    drop_pages,
     make_scene,
+    map_file,
     quiet_numpy,
-    read_bytes,
     scene_arrays,
     sh_degree_for_coeffs,
     warn,
@@ -50,12 +52,14 @@ def sniff(head: bytes) -> bool:
 
 
 def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene:
-    data = read_bytes(path)
-    return decode(data, path, check_finite=check_finite)
+    """Read a PLY memory-mapped: the columns are copied out in row chunks and each chunk's
+    pages are dropped after, so peak memory is the scene's float32 arrays plus one chunk."""
+    with map_file(path) as data:
+        return decode(data, path, check_finite=check_finite)
 
 
 @quiet_numpy
-def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
+def decode(data: bytes | mmap.mmap, path=None, *, check_finite: bool = True) -> GaussianScene:
     header = _ply.parse_header(data, path)
     vertex = header.element("vertex")
     if vertex is None:
@@ -75,20 +79,30 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
     n = vertex.count
 
     k = len(rest_names) // 3
-    rest = cols.stack(rest_names).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
+    groups = {
+        "means": ["x", "y", "z"], "quats": ["rot_0", "rot_1", "rot_2", "rot_3"],
+        "log_scales": ["scale_0", "scale_1", "scale_2"], "opacity": ["opacity"],
+        "sh_dc": ["f_dc_0", "f_dc_1", "f_dc_2"],
+        # coefficient-major ([n, k, 3] once reshaped, no transpose copy): f_rest is channel-major
+        "sh_rest": [f"f_rest_{c * k + j}" for j in range(k) for c in range(3)],
+    }
+    has_normals = all(m in names for m in _NORMALS)
+    if has_normals:
+        groups["normal"] = _NORMALS
+    g = cols.stack_groups(groups, done=lambda a, b: drop_pages(data, a, b))
     extras = _collect_extras(cols, [p for p in names if p not in set(_REQUIRED) | set(rest_names) | set(_NORMALS)])
-    if all(m in names for m in _NORMALS):
-        normals = cols.stack(_NORMALS)
-        if (normals != 0).any():
-            extras["normal"] = normals
+    extras = {key: np.array(v) for key, v in extras.items()}  # own copies: no view into the file
+    if has_normals and (g["normal"] != 0).any():
+        extras["normal"] = g["normal"]
+    del cols
     return make_scene(
         path,
-        means=cols.stack(["x", "y", "z"]),
-        quats=cols.stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
-        log_scales=cols.stack(["scale_0", "scale_1", "scale_2"]),
-        opacity_logits=clamp_infinite_logits(cols["opacity"]),
-        sh_dc=cols.stack(["f_dc_0", "f_dc_1", "f_dc_2"]),
-        sh_rest=rest,
+        means=g["means"],
+        quats=g["quats"],
+        log_scales=g["log_scales"],
+        opacity_logits=clamp_infinite_logits(g["opacity"][:, 0]),
+        sh_dc=g["sh_dc"],
+        sh_rest=g["sh_rest"].reshape(n, k, 3),
         extras=extras,
         check_finite=check_finite,
     )
