@@ -25,7 +25,7 @@ from .progress import NullProgress, Progress
 T = TypeVar("T")
 R = TypeVar("R")
 
-INSTALL_HINT = "pip install 'splatkit[ray]' (or: pip install ray)"
+INSTALL_HINT = "pip install ray (the package's 'ray' extra)"
 
 
 def require_ray():
