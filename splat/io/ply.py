@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..errors import FormatError
 from ..scene import GaussianScene
 from . import _ply
@@ -152,6 +153,12 @@ def _ply_type(t: torch.Tensor, name: str) -> tuple[np.ndarray, str] | None:
 
 def encode(scene: GaussianScene) -> bytes:
     """The scene as binary little-endian INRIA PLY bytes."""
+    header, table = _encode_parts(scene)
+    return header + table.tobytes()
+
+
+def _encode_parts(scene: GaussianScene) -> tuple[bytes, np.ndarray]:
+    """(PLY header bytes, the [n] row table as one C-contiguous array) for :func:`encode`."""
     a = scene_arrays(scene)
     n = len(scene)
     k = a["sh_rest"].shape[1]
@@ -195,8 +202,15 @@ def encode(scene: GaussianScene) -> bytes:
             for j, p in enumerate(names):
                 table[p] = values[:, j]
     header = _ply.build_header("binary_little_endian", [("vertex", n, props)], comments=["written by splatkit"])
-    return header + table.tobytes()
+    return header, np.ascontiguousarray(table)
 
 
 def write(scene: GaussianScene, path: str | os.PathLike) -> None:
-    Path(path).write_bytes(encode(scene))
+    """Write :func:`encode`'s bytes atomically, the table straight from memory (no second
+    copy of the file in memory)."""
+    header, table = _encode_parts(scene)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(header)
+        f.write(memoryview(table).cast("B"))
+        f.flush()
+        os.fsync(f.fileno())
