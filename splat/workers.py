@@ -53,27 +53,29 @@ def run_tasks(
     retries: int = 3,
     progress: Progress | None = None,
     desc: str = "tasks",
+    units: Sequence[int] | None = None,
 ) -> list[R]:
     """``[fn(x) for x in items]``, serially or as Ray tasks (see the module docstring).
 
     ``fn`` must be importable by name (a module-level function) when Ray runs it;
-    ``progress`` gets one stage ``desc`` of ``len(items)`` units."""
+    ``progress`` gets one stage ``desc``, advanced by ``units[i]`` (default 1) when item i is done."""
     check_workers(workers, address)
     pg = progress or NullProgress()
-    pg.start(desc, len(items))
+    units = [1] * len(items) if units is None else list(units)
+    pg.start(desc, sum(units))
     try:
         if workers <= 1 and not address:
             out = []
-            for x in items:
+            for x, u in zip(items, units):
                 out.append(fn(x))
-                pg.advance(1)
+                pg.advance(u)
             return out
-        return _run_ray(fn, items, workers, address, retries, pg)
+        return _run_ray(fn, items, workers, address, retries, pg, units)
     finally:
         pg.end()
 
 
-def _run_ray(fn, items, workers: int, address: str | None, retries: int, pg: Progress) -> list:
+def _run_ray(fn, items, workers: int, address: str | None, retries: int, pg: Progress, units: list[int]) -> list:
     ray = require_ray()
     started = False
     if not ray.is_initialized():
@@ -98,7 +100,7 @@ def _run_ray(fn, items, workers: int, address: str | None, retries: int, pg: Pro
                         ray.cancel(r, force=True)
                     cause = e.as_instanceof_cause()
                     raise cause from None
-                pg.advance(1)
+                pg.advance(units[index[ref]])
         return out
     finally:
         if started:

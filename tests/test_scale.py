@@ -127,6 +127,17 @@ def test_ray_batch_compress_is_byte_identical(ray_local, tmp_path):
         assert a.read_bytes() == b.read_bytes()
 
 
+def test_ray_video_encode_is_byte_identical(ray_local):
+    from compress.video import VideoSettings, encode_video
+    from compress.video.synth import performer_frames
+
+    frames, fps = performer_frames(600, 6, bvh=shared_file("motion", "mocapbank_455f.bvh"), frame_step=3)
+    st = VideoSettings(gop=2, fps=fps)
+    serial = encode_video(frames, st)
+    par = encode_video(frames, st, workers=2)
+    assert serial.info.n_segments == 3 and par.data == serial.data
+
+
 def _die_once(job: tuple[str, int]) -> int:
     """Kill this worker process the first time item i runs (a marker file remembers)."""
     folder, i = job

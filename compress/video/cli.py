@@ -36,16 +36,20 @@ def register(app: typer.Typer) -> None:
         quality: str = typer.Option("medium", "--quality", "-q", help="low, medium or high."),
         tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding or per-frame intra coding (default: detect)."),
         force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
+        workers: int = typer.Option(1, "--workers", help="Segments encoded at once on Ray (needs splatkit[ray]); >1 starts a local Ray. Same bytes as serial."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster instead of starting a local one."),
     ) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path
         from splat.cli import console
         from splat.io import read_scene
+        from splat.workers import check_workers
         from splat.progress import RichProgress, human_bytes, make_progress, summary_table
 
         from .codec import QUALITY, VideoSettings, encode_video, read_frames
 
         if quality not in QUALITY:
             raise typer.BadParameter(f"unknown quality {quality!r} (choose {', '.join(QUALITY)})")
+        check_workers(workers, ray_address)
         paths = read_frames(input)
         check_output_path(output, paths, force)
         in_bytes = sum(p.stat().st_size for p in paths)
@@ -56,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 scenes.append(read_scene(p))
                 prog.advance(task)
             res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked),
-                               progress=RichProgress(prog))
+                               progress=RichProgress(prog), workers=workers, address=ray_address)
         atomic_write_bytes(output, res.data)
         n = max(res.frame_counts)
         rows = [

@@ -25,7 +25,7 @@ from compress.scene.codec import QuantConfig
 from splat.errors import FormatError, UsageError
 from splat.header import get_float, get_int, get_typed
 from splat.limits import require_at_most, value_cap
-from splat.progress import NullProgress, Progress
+from splat.progress import Progress
 from splat.scene import GaussianScene
 
 from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
@@ -154,10 +154,24 @@ def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int =
 
 
 # ---------------------------------------------------------------------- encode
+def _encode_segment(job: tuple) -> tuple[bytes, dict, str]:
+    """One segment (independent of the others): (blob, stream report, mode). Runs in a worker."""
+    seg, tracked, seg_st, quant = job
+    if tracked and len(seg[0]) >= 8:
+        blob, rep = encode_tracked(seg, seg_st)
+        return blob, rep, TRACKED
+    blob, rep = encode_intra(seg, quant)
+    return blob, rep, INTRA
+
+
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
-                 progress: Progress | None = None) -> EncodeResult:
+                 progress: Progress | None = None, *, workers: int = 1, address: str | None = None) -> EncodeResult:
     """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress``: one stage,
-    "encoding", advanced by each segment's frame count."""
+    "encoding", advanced by each segment's frame count. ``workers``/``address``: encode the
+    segments as Ray tasks (:func:`splat.workers.run_tasks`); the bytes are the same."""
+    from splat.workers import check_workers, run_tasks
+
+    check_workers(workers, address)
     from splat.io import read_scene
 
     st = settings or VideoSettings()
@@ -185,16 +199,11 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     chunks, seg_meta, modes, seg_bytes = [], [], [], []
     streams: dict[str, int] = {}
     total = len(scenes)
-    pg = progress or NullProgress()
-    pg.start("encoding", total)
-    for first in range(0, total, st.gop):
-        seg = scenes[first:first + st.gop]
-        if tracked and len(seg[0]) >= 8:
-            blob, rep = encode_tracked(seg, seg_st)
-            mode = TRACKED
-        else:
-            blob, rep = encode_intra(seg, st.quant)
-            mode = INTRA
+    firsts = list(range(0, total, st.gop))
+    jobs = [(scenes[f:f + st.gop], tracked, seg_st, st.quant) for f in firsts]
+    done = run_tasks(_encode_segment, jobs, workers=workers, address=address, progress=progress,
+                     desc="encoding", units=[len(j[0]) for j in jobs])
+    for first, (seg, *_), (blob, rep, mode) in zip(firsts, jobs, done):
         for kk, v in rep.items():
             if isinstance(v, int):
                 streams[kk] = streams.get(kk, 0) + v
@@ -202,8 +211,6 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
         seg_meta.append({"first": first, "frames": len(seg), "mode": mode})
         modes.append(mode)
         seg_bytes.append(len(blob))
-        pg.advance(len(seg), f"segment {len(seg_meta)} ({mode})")
-    pg.end()
     lo = torch.stack([s.means.min(0).values if len(s) else torch.zeros(3) for s in scenes]).min(0).values.numpy()
     hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
     header = {
@@ -219,11 +226,11 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
 
 
 def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None,
-                progress: Progress | None = None) -> EncodeResult:
-    """Encode and write atomically."""
+                progress: Progress | None = None, *, workers: int = 1, address: str | None = None) -> EncodeResult:
+    """Encode and write atomically (after every segment is in)."""
     from splat.atomic import atomic_write_bytes
 
-    res = encode_video(frames, settings, progress)
+    res = encode_video(frames, settings, progress, workers=workers, address=address)
     atomic_write_bytes(path, res.data)
     return res
 
