@@ -12,6 +12,7 @@ Writes bench/results/scale.{json,csv,png} (a log-log plot of time and peak memor
     python bench/scale.py                      # 0.5M and 2M
     python bench/scale.py --sizes 0.5M         # only playbot
     python bench/scale.py --sh3 --sh3-n 6000000
+    python bench/scale.py --ray-ratio          # video encode: serial vs 2 Ray workers only
 """
 from __future__ import annotations
 
@@ -171,6 +172,37 @@ def synthetic_scene(n: int, sh_degree: int = 3, seed: int = 0):
     return GaussianScene.random(n, sh_degree=sh_degree, seed=seed)
 
 
+# --- scale out -----------------------------------------------------------------------
+
+def ray_ratio(gaussians: int = 3000, frames: int = 16, gop: int = 4) -> dict:
+    """Wall time of ``encode_video`` serial vs 2 Ray workers on a synthetic tracked clip
+    (Ray start-up excluded: the local Ray is started first); the bytes must match."""
+    import ray
+
+    from compress.video import VideoSettings, encode_video
+    from compress.video.synth import performer_frames
+
+    bvh = ROOT.parent / "shared" / "data" / "motion" / "mocapbank_455f.bvh"
+    clip, fps = performer_frames(gaussians, frames, bvh=bvh, frame_step=2)
+    st = VideoSettings(gop=gop, fps=fps)
+    load = os.getloadavg()
+    t = time.perf_counter()
+    serial = encode_video(clip, st)
+    t_serial = time.perf_counter() - t
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        encode_video(clip[:gop], st, workers=2)  # warm the workers (imports)
+        t = time.perf_counter()
+        par = encode_video(clip, st, workers=2)
+        t_par = time.perf_counter() - t
+    finally:
+        ray.shutdown()
+    assert par.data == serial.data, "2-worker encode differs from serial"
+    return {"gaussians": gaussians, "frames": frames, "segments": serial.info.n_segments,
+            "serial_s": round(t_serial, 2), "workers2_s": round(t_par, 2), "speedup": round(t_serial / t_par, 2),
+            "load_before": load, "load_after": os.getloadavg()}
+
+
 # --- driver ------------------------------------------------------------------------
 
 def run_child(mode: str, *args: str) -> dict:
@@ -189,8 +221,14 @@ def main() -> None:
     ap.add_argument("--sh3-n", type=int, default=6_000_000)
     ap.add_argument("--no-check", action="store_true", help="skip the fidelity renders")
     ap.add_argument("--out", type=Path, default=RESULTS / "scale")
+    ap.add_argument("--ray-ratio", action="store_true", help="only the serial vs 2-worker video encode ratio")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.ray_ratio:
+        res = ray_ratio()
+        print(json.dumps(res))
+        (RESULTS / "scale_ray.json").write_text(json.dumps(res, indent=1))
+        return
     if a.child:
         mode, *args = a.child
         res = child_compress(args[0], args[1], args[2] == "1") if mode == "compress" else child_decompress(*args)
