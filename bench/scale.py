@@ -5,7 +5,7 @@ Sizes: playbot level 0 (500k Gaussians, SH 2, real), playbot tiled 2x2 with offs
 and, with ``--sh3``, a synthetic SH-3 scene (``--sh3-n`` Gaussians, default 6M). Each
 input is first written as an INRIA PLY (the raw size every ratio is against); every
 compress and decompress runs in its own subprocess, which reports its own peak RSS
-(``resource.getrusage``) and the peak RSS of each pipeline stage (sampled by a thread).
+(VmHWM) and the peak RSS of each pipeline stage (sampled by a thread).
 
 Writes bench/results/scale.{json,csv,png} (a log-log plot of time and peak memory vs N).
 
@@ -41,7 +41,13 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (bytes)."""
+    """Peak resident set size of this process since it started (bytes): VmHWM from /proc.
+    Not ``getrusage``'s ru_maxrss, which Linux carries over fork + exec, so a child started
+    by a large parent would report the parent's size."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -127,6 +127,23 @@ def test_ray_batch_compress_is_byte_identical(ray_local, tmp_path):
         assert a.read_bytes() == b.read_bytes()
 
 
+def test_ray_batch_fit_image_is_byte_identical(ray_local, tmp_path):
+    from PIL import Image
+
+    from compress.image.batch import fit_batch
+
+    (tmp_path / "img").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "img" / f"im{i}.png")
+    opts = {"gaussians": 40, "steps": 15}
+    serial = fit_batch(tmp_path / "img", tmp_path / "a", opts)
+    par = fit_batch(tmp_path / "img" / "*.png", tmp_path / "b", opts, workers=2)
+    assert [o.name for _, o, _ in par] == ["im0.gsi", "im1.gsi"]
+    for (_, a, _), (_, b, _) in zip(serial, par):
+        assert a.read_bytes() == b.read_bytes()
+
+
 def test_ray_video_encode_is_byte_identical(ray_local):
     from compress.video import VideoSettings, encode_video
     from compress.video.synth import performer_frames

@@ -21,6 +21,8 @@ Examples:
   splat fit-image scan16.png -o scan.gsi --psnr 32 --steps 800
 
   splat fit-image photo.png -o photo.gsi --gaussians 4000 --mode topk
+
+  splat fit-image 'photos/*.png' -o gsi/ --workers 2
 """
 
 RENDER_HELP = """Render a .gsi file to an image, at any resolution, detail level or crop.
@@ -60,6 +62,8 @@ def fit_image_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+    workers: int = typer.Option(1, "--workers", help="images fitted at once on Ray (folder/glob input, -o a folder; needs splatkit[ray])"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster instead of starting a local one"),
 ) -> None:
     from render.metrics import ssim
     from splat.atomic import atomic_write_bytes, check_output_path
@@ -78,10 +82,26 @@ def fit_image_cmd(
         raise UsageError("--steps must be >= 1")
     if device not in ("cpu", "cuda"):
         raise UsageError(f"--device must be cpu or cuda, got {device!r}")
-    check_output_path(out, [image], force)
-    img = load_image(image)
     if n_targets == 0:
         bpp = 0.5
+    from splat.batch import is_batch
+    from splat.workers import check_workers
+
+    check_workers(workers, ray_address)
+    if is_batch(image):
+        from .batch import fit_batch
+
+        opts = {"bpp": bpp, "gaussians": gaussians, "psnr": psnr, "steps": steps, "mode": mode, "k": k, "device": device}
+        with make_progress(Console(stderr=True)) as bar:
+            done = fit_batch(image, out, opts, seed=seed, workers=workers, address=ray_address, force=force,
+                             progress=RichProgress(bar))
+        Console().print(summary_table(f"fit-image ({len(done)} images, {workers} workers)", ["input", "output", "size"],
+                                      [(str(i), str(o), human_bytes(b)) for i, o, b in done]))
+        return
+    if workers > 1 or ray_address:
+        raise UsageError("--workers/--ray-address spread a batch: give a folder or a quoted glob of images and a folder as -o")
+    check_output_path(out, [image], force)
+    img = load_image(image)
     console = Console(stderr=True)
     t0 = time.perf_counter()
     with make_progress(console) as bar:

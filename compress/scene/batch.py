@@ -8,49 +8,16 @@ written, each atomically, only after every task is in.
 """
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass
 from pathlib import Path
 
-from splat.atomic import atomic_write_bytes
-from splat.errors import UsageError
+from splat.batch import batch_inputs, batch_outputs, write_batch
 from splat.progress import Progress
 from splat.workers import run_tasks
 
 from .pipeline import CompressSettings
 
 SCENE_SUFFIXES = (".ply", ".splat", ".spz", ".sog", "meta.json")
-
-
-def is_batch(input: Path) -> bool:
-    """True when ``input`` names several scenes: a folder or a glob pattern."""
-    return input.is_dir() or any(ch in str(input) for ch in "*?[")
-
-
-def batch_inputs(input: Path) -> list[Path]:
-    """The scene files named by a folder (its scene files, not recursive) or a glob, sorted."""
-    if input.is_dir():
-        found = [p for p in input.iterdir() if p.is_file() and p.name.lower().endswith(SCENE_SUFFIXES)]
-    else:
-        found = [Path(p) for p in glob.glob(str(input)) if Path(p).is_file()]
-    if not found:
-        raise UsageError(f"no scene files match {input}")
-    return sorted(found)
-
-
-def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
-    """``out_dir/<name>.lgs`` per input (``meta.json`` is named by its folder); UsageError on
-    two inputs with the same name."""
-    outs = []
-    for p in inputs:
-        stem = p.parent.name if p.name.lower() == "meta.json" else p.name.split(".")[0]
-        outs.append(out_dir / f"{stem}.lgs")
-    seen: dict[Path, Path] = {}
-    for p, o in zip(inputs, outs):
-        if o in seen:
-            raise UsageError(f"{seen[o]} and {p} would both be written to {o}")
-        seen[o] = p
-    return outs
 
 
 @dataclass(frozen=True)
@@ -83,16 +50,9 @@ def compress_batch(input: Path, out_dir: Path, settings: CompressSettings, *, ca
                    workers: int = 1, address: str | None = None, force: bool = False,
                    progress: Progress | None = None) -> list[tuple[Path, Path, int]]:
     """Compress every scene named by ``input`` into ``out_dir``: [(input, output, bytes)]."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"-o must be a folder when compressing several scenes, and {out_dir} is a file")
-    inputs = batch_inputs(input)
-    outs = output_names(inputs, out_dir)
-    clash = [o for o in outs if o.exists()]
-    if clash and not force:
-        raise UsageError(f"{clash[0]} exists (pass --force to overwrite)")
+    inputs = batch_inputs(input, SCENE_SUFFIXES)
+    outs = batch_outputs(inputs, out_dir, ".lgs", force)
     jobs = [Job(str(p), str(cameras) if cameras else None, settings) for p in inputs]
     data = run_tasks(compress_job, jobs, workers=workers, address=address, progress=progress, desc="compress scenes")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for o, d in zip(outs, data):
-        atomic_write_bytes(o, d)
+    write_batch(outs, data)
     return [(p, o, len(d)) for p, o, d in zip(inputs, outs, data)]

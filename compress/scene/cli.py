@@ -113,7 +113,9 @@ def register(app: typer.Typer) -> None:
         )
         from splat.workers import check_workers
 
-        from .batch import compress_batch, is_batch
+        from splat.batch import is_batch
+
+        from .batch import compress_batch
         check_workers(workers, ray_address)
         if is_batch(input):
             with make_progress() as prog:
