@@ -127,6 +127,7 @@ def test_ray_batch_compress_is_byte_identical(ray_local, tmp_path):
         assert a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.slow  # ~70 s on the loaded 2-core machine: every worker JIT-compiles the image kernels
 def test_ray_batch_fit_image_is_byte_identical(ray_local, tmp_path):
     from PIL import Image
 
