@@ -53,19 +53,26 @@ def expansion_limit(file_size: int) -> int:
     return MAX_EXPANSION * int(file_size) + EXPANSION_SLACK
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The whole file, or FormatError naming the file when it cannot be read."""
-    p = Path(path)
+@contextlib.contextmanager
+def _opening(p: Path) -> Iterator[None]:
+    """Turn the OS errors of opening/reading ``p`` (and ``p`` being a folder) into FormatError."""
     try:
         if p.is_dir():
             raise FormatError("is a directory, expected a file", p)
-        return p.read_bytes()
+        yield
     except FileNotFoundError:
         raise FormatError("no such file", p) from None
     except PermissionError:
         raise FormatError("permission denied", p) from None
     except OSError as e:
         raise FormatError(f"cannot read file ({e.strerror or e})", p) from None
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The whole file, or FormatError naming the file when it cannot be read."""
+    p = Path(path)
+    with _opening(p):
+        return p.read_bytes()
 
 
 @contextlib.contextmanager
@@ -75,18 +82,9 @@ def map_file(path: str | os.PathLike) -> Iterator[mmap.mmap | bytes]:
     needs in row chunks (and drops the chunks it is done with, :func:`drop_pages`) never
     holds the whole file resident."""
     p = Path(path)
-    try:
-        if p.is_dir():
-            raise FormatError("is a directory, expected a file", p)
-        with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-    except FileNotFoundError:
-        raise FormatError("no such file", p) from None
-    except PermissionError:
-        raise FormatError("permission denied", p) from None
-    except OSError as e:
-        raise FormatError(f"cannot read file ({e.strerror or e})", p) from None
+    with _opening(p), open(p, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     try:
         yield b"" if mm is None else mm
     finally:
