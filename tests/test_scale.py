@@ -71,6 +71,21 @@ def test_mmap_read_truncated_file_is_format_error(tmp_path):
         ply.read(empty)
 
 
+def test_sh_colors_blocks_equal_one_pass(monkeypatch):
+    import render.sh as sh
+
+    s = GaussianScene.random(1000, sh_degree=3, seed=2)
+    campos = torch.tensor([[0.0, 0.0, 4.0], [1.0, -2.0, 3.0]])
+    with torch.no_grad():
+        whole = sh.sh_colors(3, s.sh_coeffs, s.means, campos)
+        monkeypatch.setattr(sh, "SH_CHUNK", 96)
+        blocks = sh.sh_colors(3, s.sh_coeffs, s.means, campos)
+    assert torch.equal(whole, blocks)
+    co = s.sh_coeffs.requires_grad_()
+    sh.sh_colors(3, co, s.means, campos).sum().backward()  # with autograd: one pass, gradients flow
+    assert co.grad is not None and torch.isfinite(co.grad).all()
+
+
 # ------------------------------------------------------------------ --workers without Ray
 
 def test_workers_without_ray_says_what_to_install(monkeypatch, tmp_path, capsys):
