@@ -86,6 +86,24 @@ def sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Ten
     return out
 
 
+def sh_colors_split(degree: int, sh_dc: Tensor, sh_rest: Tensor, means: Tensor, campos: Tensor) -> Tensor:
+    """:func:`sh_colors` from a scene's ``sh_dc`` [N,3] and ``sh_rest`` [N,K-1,3] without
+    concatenating them for all N at once when no gradient is needed (blocks of
+    :data:`SH_CHUNK`; only the coefficients ``degree`` uses)."""
+    nb = (degree + 1) ** 2
+    n = means.shape[0]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (sh_dc, sh_rest, means, campos))
+    if degree == 0 or n <= SH_CHUNK or grad:
+        return sh_colors(degree, torch.cat([sh_dc[:, None, :], sh_rest], dim=1), means, campos)
+    if sh_rest.shape[1] < nb - 1:
+        raise ValueError(f"need {nb} SH coefficients for degree {degree}, got {sh_rest.shape[1] + 1}")
+    out = means.new_empty(campos.shape[0], n, sh_dc.shape[-1])
+    for s in range(0, n, SH_CHUNK):
+        co = torch.cat([sh_dc[s:s + SH_CHUNK, None, :], sh_rest[s:s + SH_CHUNK, : nb - 1]], dim=1)
+        out[:, s:s + SH_CHUNK] = _sh_colors(degree, co, means[s:s + SH_CHUNK], campos)
+    return out
+
+
 def _sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
     dirs = means[None, :, :] - campos[:, None, :]
     return torch.clamp_min(eval_sh(degree, coeffs, dirs) + 0.5, 0.0)

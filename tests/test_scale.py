@@ -80,7 +80,10 @@ def test_sh_colors_blocks_equal_one_pass(monkeypatch):
         whole = sh.sh_colors(3, s.sh_coeffs, s.means, campos)
         monkeypatch.setattr(sh, "SH_CHUNK", 96)
         blocks = sh.sh_colors(3, s.sh_coeffs, s.means, campos)
-    assert torch.equal(whole, blocks)
+        split = sh.sh_colors_split(3, s.sh_dc, s.sh_rest, s.means, campos)
+        lower = sh.sh_colors_split(1, s.sh_dc, s.sh_rest, s.means, campos)
+    assert torch.equal(whole, blocks) and torch.equal(whole, split)
+    assert torch.equal(lower, sh.sh_colors(1, s.sh_coeffs, s.means, campos))
     co = s.sh_coeffs.requires_grad_()
     sh.sh_colors(3, co, s.means, campos).sum().backward()  # with autograd: one pass, gradients flow
     assert co.grad is not None and torch.isfinite(co.grad).all()
