@@ -180,7 +180,7 @@ def synthetic_scene(n: int, sh_degree: int = 3, seed: int = 0):
 
 # --- scale out -----------------------------------------------------------------------
 
-def ray_ratio(gaussians: int = 3000, frames: int = 16, gop: int = 4) -> dict:
+def ray_ratio(gaussians: int = 20000, frames: int = 16, gop: int = 4) -> dict:
     """Wall time of ``encode_video`` serial vs 2 Ray workers on a synthetic tracked clip
     (Ray start-up excluded: the local Ray is started first); the bytes must match."""
     import ray
@@ -197,7 +197,7 @@ def ray_ratio(gaussians: int = 3000, frames: int = 16, gop: int = 4) -> dict:
     t_serial = time.perf_counter() - t
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        encode_video(clip[:gop], st, workers=2)  # warm the workers (imports)
+        encode_video(clip[:2 * gop], st, workers=2)  # warm both workers (imports, numba JIT)
         t = time.perf_counter()
         par = encode_video(clip, st, workers=2)
         t_par = time.perf_counter() - t
