@@ -219,3 +219,26 @@ def test_compress_peak_memory_bounded_1m(tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         res = json.loads(r.stdout.strip().splitlines()[-1])
         assert res["peak_rss"] <= bound * raw, (mode, res["peak_rss"] / raw, res.get("stage_rss"))
+
+
+def test_cli_batches_serial(tmp_path, capsys):
+    """`splat compress DIR -o OUT/` and `splat fit-image GLOB -o OUT/` (no Ray needed at --workers 1)."""
+    from PIL import Image
+
+    from splat.cli import main
+
+    _small_scenes(tmp_path / "in")
+    rc = main(["compress", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--max-side", "32", "--no-check",
+               "--codebook", "64"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0.lgs", "s1.lgs"]
+    rc = main(["compress", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--max-side", "32", "--no-check"])
+    assert rc == 2 and "exists" in capsys.readouterr().err  # no overwrite without --force
+    rc = main(["compress", str(tmp_path / "in" / "s0.ply"), "-o", str(tmp_path / "one.lgs"), "--workers", "2"])
+    assert rc == 2 and "folder or a quoted glob" in capsys.readouterr().err
+    (tmp_path / "img").mkdir()
+    Image.fromarray(np.full((12, 16, 3), 128, np.uint8)).save(tmp_path / "img" / "a.png")
+    rc = main(["fit-image", str(tmp_path / "img" / "*.png"), "-o", str(tmp_path / "gsi"), "--gaussians", "8",
+               "--steps", "5"])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "gsi" / "a.gsi").stat().st_size > 0

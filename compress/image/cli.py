@@ -62,7 +62,7 @@ def fit_image_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
-    workers: int = typer.Option(1, "--workers", help="images fitted at once on Ray (folder/glob input, -o a folder; needs splatkit[ray])"),
+    workers: int = typer.Option(1, "--workers", help="images fitted at once on Ray (folder/glob input, -o a folder; needs the ray extra: pip install ray)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster instead of starting a local one"),
 ) -> None:
     from render.metrics import ssim

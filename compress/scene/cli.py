@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed for k-means and view sampling."),
         no_check: bool = typer.Option(False, "--no-check", help="Skip the fidelity measurement (and the preset's fallback search)."),
         force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
-        workers: int = typer.Option(1, "--workers", help="Scenes compressed at once on Ray (folder/glob input; needs splatkit[ray]). >1 starts a local Ray."),
+        workers: int = typer.Option(1, "--workers", help="Scenes compressed at once on Ray (folder/glob input; needs the ray extra: pip install ray). >1 starts a local Ray."),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (paths must be readable on every node)."),
     ) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path

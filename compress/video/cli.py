@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         quality: str = typer.Option("medium", "--quality", "-q", help="low, medium or high."),
         tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding or per-frame intra coding (default: detect)."),
         force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
-        workers: int = typer.Option(1, "--workers", help="Segments encoded at once on Ray (needs splatkit[ray]); >1 starts a local Ray. Same bytes as serial."),
+        workers: int = typer.Option(1, "--workers", help="Segments encoded at once on Ray (needs the ray extra: pip install ray); >1 starts a local Ray. Same bytes as serial."),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster instead of starting a local one."),
     ) -> None:
         from splat.atomic import atomic_write_bytes, check_output_path
