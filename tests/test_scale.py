@@ -123,14 +123,14 @@ def _small_scenes(folder: Path) -> None:
 
     folder.mkdir()
     for i in range(2):
-        write_scene(GaussianScene.random(1500, sh_degree=1, seed=i, extent=0.5), folder / f"s{i}.ply")
+        write_scene(GaussianScene.random(600, sh_degree=1, seed=i, extent=0.5), folder / f"s{i}.ply")
 
 
 def _settings():
     from compress.scene.codec import QuantConfig
     from compress.scene.pipeline import CompressSettings
 
-    return CompressSettings(check_fidelity=False, max_side=48, train_views=3, heldout_views=1,
+    return CompressSettings(check_fidelity=False, max_side=32, train_views=3, heldout_views=1,
                             quant=QuantConfig(sh_codebook=64))
 
 
