@@ -1,11 +1,18 @@
 # Two entry points that work on a fresh clone: `make demo` and `make test`.
-# Both create .venv, install the CPU build of torch and this package, and run.
+# Both create .venv, install torch (TORCH_SPEC, from TORCH_INDEX when set) and this package, and run.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Which torch to install, and from where. Empty TORCH_INDEX = pip's default index (here a
+# local wheel cache provides the CPU build); elsewhere pick the build explicitly, e.g.
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+#   make test TORCH_SPEC='torch==2.13.0' TORCH_INDEX=https://download.pytorch.org/whl/cu128
+TORCH_SPEC  ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_PIP_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX),)
 
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
@@ -14,14 +21,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test,bench,features,ray]'
+	$(PIP) install -q $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
+	$(PIP) install -q -e '.[test,bench,features,open3d,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m splat.demo --out demo_out
+	$(PY) -m splat.demo -o demo_out
 
 # Debian's Chromium for the headless browser tests (marked `browser`); a no-op when present.
 # If it cannot be installed, those tests skip with a message saying so.

@@ -73,11 +73,14 @@ def make_cameras(
     width: int | None = None,
     height: int | None = None,
     up: str = "-y",
+    dataparser: str | Path | None = None,
+    intrinsics: str | Path | None = None,
 ) -> list[Camera]:
-    """Cameras from 'orbit', 'hemisphere' or a cameras.json / transforms.json path.
+    """Cameras from 'orbit', 'hemisphere' or a cameras.json / transforms.json / ns-export cameras path.
 
     Generated views default to 8 at 640x480; file cameras keep their own size unless
-    width/height are given, and ``n`` picks that many evenly spaced ones.
+    width/height are given, and ``n`` picks that many evenly spaced ones. ``dataparser``
+    and ``intrinsics`` are passed to :func:`splat.camera.load_cameras` (nerfstudio frames).
     """
     if spec in ("orbit", "hemisphere"):
         if len(scene) == 0:
@@ -90,7 +93,7 @@ def make_cameras(
     path = Path(spec)
     if not path.exists():
         raise UsageError(f"--cameras {spec!r}: expected 'orbit', 'hemisphere' or an existing cameras.json / transforms.json")
-    cams = load_cameras(path)
+    cams = load_cameras(path, dataparser=dataparser, intrinsics=intrinsics)
     if n is not None and n < len(cams):
         idx = np.linspace(0, len(cams) - 1, n).round().astype(int)
         cams = [cams[i] for i in idx]

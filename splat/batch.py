@@ -22,6 +22,8 @@ def batch_inputs(input: Path, suffixes: Sequence[str]) -> list[Path]:
         found = [p for p in input.iterdir() if p.is_file() and p.name.lower().endswith(ends)]
     else:
         found = [Path(p) for p in glob.glob(str(input)) if Path(p).is_file()]
+    if not found and input.is_dir():
+        raise UsageError(f"folder {input} holds no input files (ending in {', '.join(suffixes)})")
     if not found:
         raise UsageError(f"no input files match {input}")
     return sorted(found)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,12 @@ from torch import Tensor
 from .errors import FormatError
 
 _AXES = {"x": 0, "y": 1, "z": 2}
+_PINHOLE_MODELS = {"PINHOLE", "SIMPLE_PINHOLE", "OPENCV", "SIMPLE_RADIAL", "RADIAL"}
+_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+
+
+class CameraWarning(UserWarning):
+    """A camera file holds something these pinhole cameras do not model (lens distortion, fisheye...)."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +295,9 @@ def load_inria_cameras(path: str | os.PathLike) -> list[Camera]:
 def load_transforms_json(path: str | os.PathLike) -> list[Camera]:
     """nerfstudio / instant-ngp ``transforms.json``.
 
+    Camera models other than pinhole ones and non-zero distortion (k1..k4, p1, p2,
+    distortion_params) are ignored with a :class:`CameraWarning`.
+
     ``transform_matrix`` is camera-to-world in the OpenGL convention (+y up, +z back);
     it is converted to OpenCV. Intrinsics come from per-frame or top-level
     fl_x/fl_y/cx/cy/w/h, or from camera_angle_x/y (Blender synthetic scenes).
@@ -297,11 +307,13 @@ def load_transforms_json(path: str | os.PathLike) -> list[Camera]:
     if not isinstance(data, dict) or not isinstance(data.get("frames"), list) or not data["frames"]:
         raise FormatError("expected an object with a non-empty 'frames' list (transforms.json)", path)
     cams = []
+    warned: set = set()
     for i, fr in enumerate(data["frames"]):
         ctx = f"frame {i}"
         if not isinstance(fr, dict):
             raise FormatError(f"{ctx} is not an object", path)
         merged = {**data, **fr}
+        _warn_distortion(merged, path, ctx, warned)
         if "w" not in merged or "h" not in merged:
             raise FormatError(f"{ctx}: image size unknown (add 'w' and 'h')", path)
         w, h = int(_num(merged, "w", path, ctx)), int(_num(merged, "h", path, ctx))
@@ -323,15 +335,163 @@ def load_transforms_json(path: str | os.PathLike) -> list[Camera]:
     return cams
 
 
-def load_cameras(path: str | os.PathLike) -> list[Camera]:
-    """Load cameras from an INRIA ``cameras.json`` or a ``transforms.json`` (detected by content)."""
+def _warn_distortion(merged: dict, path: Path, ctx: str, seen: set) -> None:
+    """Warn once per file about camera models or distortion these pinhole cameras ignore."""
+    model = merged.get("camera_model")
+    if isinstance(model, str) and model.upper() not in _PINHOLE_MODELS and "model" not in seen:
+        seen.add("model")
+        warnings.warn(f"{path}: camera_model {model} is not modelled; rendered as a pinhole camera", CameraWarning,
+                      stacklevel=4)
+    dist = [k for k in _DISTORTION_KEYS if isinstance(merged.get(k), (int, float)) and merged[k] != 0]
+    params = merged.get("distortion_params")
+    if isinstance(params, list) and any(isinstance(v, (int, float)) and v != 0 for v in params):
+        dist.append("distortion_params")
+    if dist and "dist" not in seen:
+        seen.add("dist")
+        warnings.warn(f"{path}: {ctx} has lens distortion ({', '.join(dist)}), which is ignored (images are "
+                      "assumed undistorted)", CameraWarning, stacklevel=4)
+
+
+@dataclass(frozen=True)
+class DataparserTransform:
+    """nerfstudio's ``dataparser_transforms.json``: the similarity from data coordinates to the
+    frame the model was trained (and ``ns-export`` exports) in: ``p' = scale * (T @ [p, 1])``.
+
+    ``transform`` is [4,4] float64 (a rotation and translation; the file stores its top 3x4),
+    ``scale`` a positive float.
+    """
+
+    transform: Tensor
+    scale: float
+
+    def matrix(self, inverse: bool = False) -> Tensor:
+        """The [4,4] similarity (data -> dataparser frame, or back with ``inverse``)."""
+        m = self.transform.clone()
+        m[:3] *= self.scale
+        return torch.linalg.inv(m) if inverse else m
+
+    def cameras(self, cameras: Sequence[Camera], inverse: bool = False) -> list[Camera]:
+        """Cameras moved into the dataparser frame (or back to data coordinates with ``inverse``)."""
+        return transform_cameras(cameras, self.matrix(inverse))
+
+    def composed(self, applied: Tensor, applied_scale: float = 1.0) -> "DataparserTransform":
+        """The transform for poses saved after ``applied`` ([3,4] or [4,4]) and ``applied_scale``.
+
+        nerfstudio's dataparser stores ``transform @ applied_transform`` and ``scale * applied_scale``
+        when a ``transforms.json`` carries ``applied_transform`` / ``applied_scale``; poses in that file
+        are already in the applied frame, so this undoes the applied part.
+        """
+        a = torch.eye(4, dtype=torch.float64)
+        a[: applied.shape[0]] = applied
+        return DataparserTransform(self.transform @ torch.linalg.inv(a), self.scale / applied_scale)
+
+
+def transform_cameras(cameras: Sequence[Camera], similarity: Tensor) -> list[Camera]:
+    """Cameras moved by a world similarity [4,4] (rotation * uniform scale, translation).
+
+    The camera sees the transformed world exactly as it saw the original: its centre is mapped,
+    its axes rotated, and its intrinsics kept.
+    """
+    m = torch.as_tensor(similarity, dtype=torch.float64)
+    s = float(torch.linalg.det(m[:3, :3])) ** (1.0 / 3.0)
+    if not s > 0:
+        raise ValueError("the transform must be a similarity with a positive scale")
+    out = []
+    for c in cameras:
+        c2w = c.camera_to_world
+        new = torch.eye(4, dtype=torch.float64)
+        new[:3, :3] = m[:3, :3] @ c2w[:3, :3] / s
+        new[:3, 3] = m[:3, :3] @ c2w[:3, 3] + m[:3, 3]
+        out.append(replace(c, world_to_camera=torch.linalg.inv(new)))
+    return out
+
+
+def load_dataparser_transforms(path: str | os.PathLike) -> DataparserTransform:
+    """Read nerfstudio's ``dataparser_transforms.json`` ({"transform": 3x4, "scale": s})."""
     path = Path(path)
     data = _load_json(path)
+    if not isinstance(data, dict):
+        raise FormatError("expected an object with 'transform' and 'scale' (dataparser_transforms.json)", path)
+    t = _matrix(data.get("transform"), 4, 4, path, "transform")
+    scale = _num(data, "scale", path, "dataparser_transforms.json")
+    if scale <= 0:
+        raise FormatError(f"scale must be positive, got {scale}", path)
+    r = t[:3, :3]
+    if float((r @ r.T - torch.eye(3, dtype=torch.float64)).abs().max()) > 1e-4 or float(torch.linalg.det(r)) < 0:
+        raise FormatError("transform's 3x3 part is not a rotation", path)
+    return DataparserTransform(t, scale)
+
+
+def load_ns_export_cameras(path: str | os.PathLike, intrinsics: Sequence[Camera] | str | os.PathLike) -> list[Camera]:
+    """``ns-export cameras`` JSON (``transforms_train.json``/``transforms_eval.json``).
+
+    It is a list of ``{"file_path", "transform"}``: camera-to-world [3,4] in the OpenGL
+    convention, already in the dataparser frame (matching exported splats), and no
+    intrinsics. Those come from ``intrinsics``: cameras (or a camera file, usually the
+    dataset's ``transforms.json``) matched by image file name, else by position in the
+    list when the counts agree.
+    """
+    path = Path(path)
+    data = _load_json(path)
+    if not isinstance(data, list) or not data:
+        raise FormatError("expected a non-empty JSON list of {file_path, transform} (ns-export cameras)", path)
+    ref = list(intrinsics) if not isinstance(intrinsics, (str, os.PathLike)) else load_cameras(intrinsics)
+    by_name = {Path(c.name).name: c for c in ref}
+    cams = []
+    for i, e in enumerate(data):
+        ctx = f"camera {i}"
+        if not isinstance(e, dict):
+            raise FormatError(f"{ctx} is not an object", path)
+        name = str(e.get("file_path", i))
+        k = by_name.get(Path(name).name)
+        if k is None:
+            if len(ref) != len(data):
+                raise FormatError(f"{ctx} ({name}): no camera of that image name among the {len(ref)} intrinsics, "
+                                  "and the counts differ", path)
+            k = ref[i]
+        c2w = _matrix(e.get("transform"), 4, 4, path, f"{ctx} transform").clone()
+        c2w[:3, 1:3] *= -1.0  # OpenGL -> OpenCV
+        cams.append(replace(k, world_to_camera=torch.linalg.inv(c2w), name=name))
+    return cams
+
+
+def is_ns_export_cameras(data) -> bool:
+    """Whether parsed JSON looks like ``ns-export cameras`` output (a list with 'transform' poses)."""
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "transform" in data[0] \
+        and "rotation" not in data[0]
+
+
+def load_cameras(path: str | os.PathLike, *, dataparser: str | os.PathLike | DataparserTransform | None = None,
+                 intrinsics: str | os.PathLike | Sequence[Camera] | None = None) -> list[Camera]:
+    """Load cameras from an INRIA ``cameras.json``, a ``transforms.json`` or ``ns-export cameras`` JSON.
+
+    With ``dataparser`` (nerfstudio's ``dataparser_transforms.json``) the cameras come back in
+    the frame splatfacto trained in, matching its checkpoints and ``ns-export`` PLYs:
+    ``transforms.json`` (its ``applied_transform`` accounted for) and INRIA cameras are moved
+    into it; ``ns-export cameras`` are already there and stay. For the other direction use
+    ``DataparserTransform.cameras(cams, inverse=True)``. ``intrinsics`` (cameras or a camera
+    file, e.g. the dataset's ``transforms.json``) gives ns-export cameras their intrinsics.
+    """
+    path = Path(path)
+    data = _load_json(path)
+    dp = load_dataparser_transforms(dataparser) if isinstance(dataparser, (str, os.PathLike)) else dataparser
+    if is_ns_export_cameras(data):
+        if intrinsics is None:
+            raise FormatError("ns-export cameras hold poses only; give the dataset's transforms.json for the "
+                              "intrinsics", path)
+        return load_ns_export_cameras(path, intrinsics)
     if isinstance(data, list):
-        return load_inria_cameras(path)
-    if isinstance(data, dict) and "frames" in data:
-        return load_transforms_json(path)
-    raise FormatError("unrecognised camera file: expected INRIA cameras.json (a list) or transforms.json (with 'frames')", path)
+        cams = load_inria_cameras(path)
+    elif isinstance(data, dict) and "frames" in data:
+        cams = load_transforms_json(path)
+        if dp is not None and ("applied_transform" in data or "applied_scale" in data):
+            applied = _matrix(data.get("applied_transform", torch.eye(4).tolist()), 4, 4, path, "applied_transform")
+            dp = dp.composed(applied, _num(data, "applied_scale", path, "transforms.json")
+                             if "applied_scale" in data else 1.0)
+    else:
+        raise FormatError("unrecognised camera file: expected INRIA cameras.json (a list), transforms.json (with "
+                          "'frames') or ns-export cameras (a list with 'transform')", path)
+    return dp.cameras(cams) if dp is not None else cams
 
 
 def save_inria_cameras(cameras: Sequence[Camera], path: str | os.PathLike) -> None:

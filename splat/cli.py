@@ -5,17 +5,21 @@ its sub-commands through the ``splat.commands`` entry-point group (a ``register(
 function), so the dependency direction splat -> render -> compress -> viewer holds.
 
 User mistakes (bad files, bad options) print one clear line and exit with status 2;
-no traceback. ``SPLAT_DEBUG=1`` shows tracebacks anyway.
+no traceback. Anything unexpected prints one line and exits with status 1.
+``SPLAT_DEBUG=1`` shows tracebacks anyway.
 """
 from __future__ import annotations
 
 import os
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from .cli_options import rewrite_deprecated
 from .errors import SplatError
 
 err_console = Console(stderr=True)
@@ -62,29 +66,51 @@ def build_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> int:
     application = build_app()
+    debug = bool(os.environ.get("SPLAT_DEBUG"))
+    argv = rewrite_deprecated(list(sys.argv[1:] if argv is None else argv),
+                              lambda text: err_console.print(f"[yellow]warning:[/] {text}", highlight=False))
     try:
         rv = application(args=argv, prog_name="splat", standalone_mode=False)
         if isinstance(rv, int):
             return rv
     except SplatError as e:
-        if os.environ.get("SPLAT_DEBUG"):
+        if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         return 130
     except SystemExit as e:  # typer/click exits (e.g. --help) arrive here with standalone_mode=False
         return int(e.code or 0)
-    except Exception as e:  # click usage errors (typer >= 0.20 vendors click as typer._click)
+    except Exception as e:
         click_exc = _click_exceptions()
-        if isinstance(e, click_exc.ClickException):
+        if isinstance(e, click_exc.ClickException):  # usage errors: click prints them itself
             e.show()
             return e.exit_code
-        if isinstance(e, click_exc.Abort):
+        if isinstance(e, getattr(click_exc, "Abort", ())):  # Ctrl-C at a prompt
             return 1
-        raise
+        if debug:
+            raise
+        return _unexpected(e)
     return 0
+
+
+def _unexpected(e: BaseException) -> int:
+    """Last resort: one line naming the exception, a hint for the traceback, exit status 1."""
+    text = " ".join(str(e).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    where = ""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" (in {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})"
+    err_console.print(
+        f"[bold red]internal error:[/] {escape(type(e).__name__)}: {escape(text)}{escape(where)}; "
+        "rerun with SPLAT_DEBUG=1 for the traceback", highlight=False, soft_wrap=True)
+    return 1
 
 
 def _click_exceptions():

@@ -11,28 +11,11 @@ import typer
 
 from .atomic import check_output_path
 from .cli import app, console, err_console
+from .describe import Describer, find_describer
 from .errors import UsageError
 from .io import FormatWarning, default_registry, detect_format, read_scene, write_scene
+from .io.sizes import asset_size
 from .progress import human_bytes, summary_table
-
-
-def _path_size(p: Path) -> int:
-    """Bytes on disk: a file, or a SOG folder's meta.json plus the files it names."""
-    if p.is_dir():
-        p = p / "meta.json"
-    size = p.stat().st_size
-    if p.name.endswith(".json"):
-        try:
-            meta = json.loads(p.read_text())
-            for sec in meta.values():
-                if isinstance(sec, dict):
-                    for f in sec.get("files", []):
-                        q = p.parent / str(f)
-                        if q.is_file():
-                            size += q.stat().st_size
-        except (OSError, ValueError, AttributeError):
-            pass
-    return size
 
 
 def _parse_value(text: str) -> Any:
@@ -74,20 +57,28 @@ def _fmt_vec(v) -> str:
 
 @app.command("info")
 def info(
-    file: Path = typer.Argument(..., help="A splat file: .ply, .compressed.ply, .splat, .spz, .sog or a SOG meta.json."),
+    file: Path = typer.Argument(..., help="A splat file (.ply, .compressed.ply, .splat, .spz, .sog, a SOG meta.json, .lgs) "
+                                          "or another file we write (.gsi, .gsv, .m3)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Read as this format instead of detecting it."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
     read_opts: Optional[List[str]] = typer.Option(None, "--read-option", "-r", metavar="KEY=VALUE",
                                                   help="Reader option, repeatable (e.g. coordinate_system=rdf for SPZ)."),
 ) -> None:
-    """Show a splat file's format, Gaussian count, SH degree, bounds and size.
+    """Show a file's format, size and contents: for scenes the Gaussian count, SH degree and bounds;
+    for .gsi images, .gsv videos and .m3 memories what their headers hold.
 
     Examples:
 
       splat info scene.ply
 
       splat info biker.spz --json
+
+      splat info clip.gsv
     """
+    describer = None if format else find_describer(file)
+    if describer is not None:
+        _print_description(file, describer, as_json)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fmt = format or detect_format(file)
@@ -95,7 +86,7 @@ def info(
         scene = read_scene(file, fmt, **parse_options(read_opts))
         dt = time.perf_counter() - t0
     _print_warnings(caught)
-    size = _path_size(file)
+    size = asset_size(file)
     n = len(scene)
     lo, hi = scene.bounds()
     rlo, rhi = scene.bounds(quantile=0.01)
@@ -131,10 +122,43 @@ def info(
     console.print(summary_table(str(file), ["property", "value"], rows))
 
 
+def _print_description(file: Path, describer: Describer, as_json: bool) -> None:
+    t0 = time.perf_counter()
+    fields = describer.describe(file)
+    dt = time.perf_counter() - t0
+    size = asset_size(file)
+    data = {"file": str(file), "format": describer.name, "file_size": size, **fields, "read_seconds": dt}
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    rows = [("format", f"{describer.name} ({describer.description})" if describer.description else describer.name),
+            ("file size", f"{human_bytes(size)} ({size:,} B)")]
+    rows += [(k, _fmt_field(v)) for k, v in fields.items() if v is not None]
+    rows.append(("read time", f"{dt * 1000:.0f} ms"))
+    console.print(summary_table(str(file), ["property", "value"], rows))
+
+
+def _fmt_field(v: Any) -> str:
+    if isinstance(v, bool) or isinstance(v, str):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            return _fmt_vec(v) if any(isinstance(x, float) for x in v) else ", ".join(f"{x:,}" for x in v)
+        return "; ".join(str(x) for x in v)
+    return str(v)
+
+
 @app.command("convert")
 def convert(
     input: Path = typer.Argument(..., help="Input splat file (format detected from magic bytes, then extension)."),
-    output: Path = typer.Argument(..., help="Output file; its extension picks the format unless --format is given."),
+    output_arg: Optional[Path] = typer.Argument(None, metavar="OUTPUT", show_default=False,
+                                                help="Output file (or give -o); its extension picks the format unless --format is given."),
+    output_opt: Optional[Path] = typer.Option(None, "--output", "-o", show_default=False,
+                                              help="Output file, the same as the OUTPUT argument."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="Output format: ply, splat, spz, sog, or a plug-in format."),
     input_format: Optional[str] = typer.Option(None, "--input-format", help="Read the input as this format."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output, even the input itself."),
@@ -149,6 +173,8 @@ def convert(
 
       splat convert point_cloud.ply scene.spz
 
+      splat convert point_cloud.ply -o scene.spz
+
       splat convert scene.spz scene.sog
 
       splat convert scene.ply legacy.spz --set version=3
@@ -159,6 +185,9 @@ def convert(
 
       splat convert from_supersplat.spz out.ply -r coordinate_system=rdf   (SPZ in PLY axes)
     """
+    if (output_arg is None) == (output_opt is None):
+        raise UsageError("give the output once: as OUTPUT or as -o/--output")
+    output: Path = output_arg if output_arg is not None else output_opt
     options = parse_options(set_)
     registry = default_registry()
     spec = registry.output_format(output, format)
@@ -177,7 +206,7 @@ def convert(
             write_scene(scene, output, spec.name, **options)
             t_write = time.perf_counter() - t1
     _print_warnings(caught)
-    in_size, out_size = _path_size(input), _path_size(output)
+    in_size, out_size = asset_size(input), asset_size(output)
     rows = [
         ("input", in_fmt, str(input), human_bytes(in_size), "1.00", f"{t_read:.2f}"),
         ("output", spec.name, str(output), human_bytes(out_size),

@@ -19,7 +19,7 @@ from .progress import summary_table
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run the toolkit's demo steps on built-in sample data.")
-    ap.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
+    ap.add_argument("-o", "--output", "--out", dest="out", default="demo_out", help="output folder (default demo_out/)")
     ap.add_argument("--only", default=None, help="run only steps whose name contains this text")
     args = ap.parse_args(argv)
     out = Path(args.out)

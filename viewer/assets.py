@@ -22,7 +22,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from splat.atomic import check_input_file
 from splat.errors import FormatError
+from splat.io.sizes import asset_size  # noqa: F401  (a SOG folder: meta.json plus the files it names)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import ClientContext
@@ -164,6 +166,8 @@ def read_head(path: Path, n: int = 64) -> bytes:
     """The first ``n`` bytes of a file (b"" for a folder, e.g. an unzipped SOG)."""
     if path.is_dir():
         return b""
+    if path.exists():
+        check_input_file(path)  # a FIFO or device would block the open below
     try:
         with open(path, "rb") as f:
             return f.read(n)
@@ -171,13 +175,6 @@ def read_head(path: Path, n: int = 64) -> bytes:
         raise FormatError("file not found", path) from None
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", path) from None
-
-
-def asset_size(path: Path) -> int:
-    """Bytes on disk: the file, or every file under a folder."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 def open_asset(path: str | os.PathLike, **options) -> ViewerAsset:

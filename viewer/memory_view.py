@@ -30,11 +30,12 @@ import torch
 
 from splat.camera import Camera, load_cameras
 from splat.errors import FormatError, UsageError
+from splat.threads import threads
 
 from .assets import AssetInfo, AssetType, asset_size
 from .scene_view import SceneAsset, SceneClientView, viser_to_camera
 from .server import next_free_path
-from .splats import to_uint8, torch_threads
+from .splats import to_uint8
 
 HEAT_ALPHA = 0.7
 """Weight of the similarity heat map over a Gaussian's own colour."""
@@ -112,7 +113,7 @@ class MemoryAsset(SceneAsset):
             f = self._features.get(model)
             if f is None:
                 api = _memory_api()
-                with torch_threads(1):
+                with threads(1):
                     f = api.gaussian_features(self.memory, model)
                     f = f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12)
                 self._features[model] = f
@@ -121,7 +122,7 @@ class MemoryAsset(SceneAsset):
     def pick(self, camera: Camera, x: int, y: int, model: str) -> torch.Tensor:
         """The feature [D] at pixel (x, y) of ``camera``: the query map rendered for that pixel only."""
         api = _memory_api()
-        with torch_threads(1):
+        with threads(1):
             return api.pick_pixel_feature(self.memory, pixel_window(camera, x, y), 0, 0, model,
                                           backend=self.render_backend)
 
@@ -129,14 +130,14 @@ class MemoryAsset(SceneAsset):
         """Cosine similarity [N] of every Gaussian to ``vector`` [D] (one vectorised pass)."""
         api = _memory_api()
         feats = self.gaussian_features(model)
-        with torch_threads(1):
+        with threads(1):
             return api.gaussian_similarity(self.memory, vector, model, features=feats, unit_features=True)
 
     def tint(self, scores: torch.Tensor, threshold: float) -> np.ndarray:
         """uint8 [N,3]: the similarity heat map blended over each Gaussian's own colour; below
         ``threshold`` the heat map is dark grey, which dims the Gaussian."""
         api = _memory_api()
-        with torch_threads(1):
+        with threads(1):
             heat = api.similarity_colors(scores, threshold).numpy()
         return to_uint8((1.0 - HEAT_ALPHA) * self.prepared.base_rgb + HEAT_ALPHA * heat)
 

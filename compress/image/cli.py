@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from splat.cli_options import backend_option, force_option, output_option
 from splat.errors import UsageError
 
 FIT_HELP = """Fit an image with 2D Gaussians and write a compact .gsi file.
@@ -51,22 +52,24 @@ def _parse_crop(crop: str | None) -> tuple[int, int, int, int] | None:
 
 def fit_image_cmd(
     image: Path = typer.Argument(..., help="input image (PNG/TIFF/JPEG..., 8 or 16 bit, gray/RGB/RGBA) or .npy [H,W,C]"),
-    out: Path = typer.Option(..., "-o", "--out", help="output .gsi file"),
+    out: Path = output_option("output .gsi file"),
     bpp: Optional[float] = typer.Option(None, "--bpp", help="target bits per pixel of the file"),
     gaussians: Optional[int] = typer.Option(None, "--gaussians", help="number of Gaussians"),
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB (smallest file that reaches it)"),
-    steps: Optional[int] = typer.Option(None, "--steps", show_default=False,
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, max=1_000_000, show_default=False,
                                         help="maximum optimisation steps of the main fit (default 420, the benchmarked budget)"),
     mode: str = typer.Option("sum", "--mode", help="render rule: sum (accumulated, best fits) or topk (Image-GS normalised)"),
-    k: int = typer.Option(10, "--k", help="Gaussians kept per pixel in topk mode"),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
-    seed: int = typer.Option(0, "--seed", help="random seed"),
-    force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+    k: int = typer.Option(10, "--k", min=1, max=64, help="Gaussians kept per pixel in topk mode"),
+    backend: str = backend_option("auto or cpu: fitting runs on the CPU (its 2D kernels have no GPU version)"),
+    device: Optional[str] = typer.Option(None, "--device", hidden=True, help="Deprecated: cpu (use --backend)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="random seed"),
+    force: bool = force_option(),
     workers: int = typer.Option(1, "--workers", help="images fitted at once on Ray (folder/glob input, -o a folder; needs the ray extra: pip install ray)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster instead of starting a local one"),
 ) -> None:
     from render.metrics import ssim
-    from splat.atomic import atomic_write_bytes, check_output_path
+    from splat.atomic import atomic_write_bytes, check_input_file, check_output_path
+    from splat.cli_options import check_backend, check_range
     from splat.progress import RichProgress, human_bytes, make_progress, summary_table
 
     from .api import compress_image
@@ -78,10 +81,12 @@ def fit_image_cmd(
         raise UsageError("give only one of --bpp, --gaussians, --psnr")
     if mode not in ("topk", "sum"):
         raise UsageError(f"--mode must be topk or sum, got {mode!r}")
-    if steps is not None and steps < 1:
-        raise UsageError("--steps must be >= 1")
-    if device not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be cpu or cuda, got {device!r}")
+    check_range("--bpp", bpp, 0.0, 64.0, lo_open=True)
+    check_range("--gaussians", gaussians, 1, 10_000_000)
+    check_range("--psnr", psnr, 0.0, 100.0, lo_open=True)
+    if device is not None:
+        backend = {"cpu": "cpu", "cuda": "gsplat"}.get(device, device)
+    check_backend(backend, ("auto", "cpu"), why="fit-image runs on the CPU: its 2D kernels have no GPU version")
     if n_targets == 0:
         bpp = 0.5
     from splat.batch import is_batch
@@ -91,7 +96,7 @@ def fit_image_cmd(
     if is_batch(image):
         from .batch import fit_batch
 
-        opts = {"bpp": bpp, "gaussians": gaussians, "psnr": psnr, "steps": steps, "mode": mode, "k": k, "device": device}
+        opts = {"bpp": bpp, "gaussians": gaussians, "psnr": psnr, "steps": steps, "mode": mode, "k": k, "device": "cpu"}
         with make_progress(Console(stderr=True)) as bar:
             done = fit_batch(image, out, opts, seed=seed, workers=workers, address=ray_address, force=force,
                              progress=RichProgress(bar))
@@ -100,13 +105,14 @@ def fit_image_cmd(
         return
     if workers > 1 or ray_address:
         raise UsageError("--workers/--ray-address spread a batch: give a folder or a quoted glob of images and a folder as -o")
+    check_input_file(image)
     check_output_path(out, [image], force)
     img = load_image(image)
     console = Console(stderr=True)
     t0 = time.perf_counter()
     with make_progress(console) as bar:
         res = compress_image(img.pixels, bpp=bpp, gaussians=gaussians, psnr=psnr, steps=steps, mode=mode, k=k,
-                             device=device, config=FitConfig(seed=seed),
+                             device="cpu", config=FitConfig(seed=seed),
                              meta={"bit_depth": img.bit_depth, "source": image.name}, progress=RichProgress(bar))
     atomic_write_bytes(out, res.data)
     import torch
@@ -132,33 +138,35 @@ def fit_image_cmd(
 
 def render_image_cmd(
     gsi: Path = typer.Argument(..., help="input .gsi file"),
-    out: Path = typer.Option(..., "-o", "--out", help="output image (.png; .npy for more than 4 channels)"),
+    out: Path = output_option("output image (.png; .npy for more than 4 channels; .jpg for gray or RGB)"),
     scale: Optional[float] = typer.Option(None, "--scale", help="resolution factor (2 = twice as wide)"),
     width: Optional[int] = typer.Option(None, "--width", help="output width in pixels (keeps the aspect ratio)"),
     lod: float = typer.Option(1.0, "--lod", help="fraction of the Gaussians to use (level of detail), (0, 1]"),
     crop: Optional[str] = typer.Option(None, "--crop", help="x,y,w,h window of the output to render"),
-    force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+    force: bool = force_option(),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="largest output (and stored) image in pixels "
                                              "(default 67,108,864)"),
 ) -> None:
-    from splat.atomic import check_output_path
+    from splat.atomic import check_input_file, check_output_path
+    from splat.cli_options import check_range
     from splat.progress import summary_table
 
-    from .gsi import read_gsi
-    from .imageio import save_image
+    from .gsi import decode, read_header
+    from .imageio import check_image_output, save_image
     from .model import render_gaussians
 
     if scale is not None and width is not None:
         raise UsageError("give only one of --scale and --width")
-    if scale is not None and not scale > 0:
-        raise UsageError("--scale must be positive")
-    if width is not None and width <= 0:
-        raise UsageError("--width must be positive")
+    check_range("--scale", scale, 0.0, None, lo_open=True)
+    check_range("--width", width, 1, None)
     if not 0.0 < lod <= 1.0:
         raise UsageError(f"--lod must be in (0, 1], got {lod}")
+    check_input_file(gsi)
     check_output_path(out, [gsi], force)
     t0 = time.perf_counter()
-    g = read_gsi(gsi, max_pixels=max_pixels)
+    data = gsi.read_bytes()
+    check_image_output(out, int(read_header(data, gsi, max_pixels=max_pixels)[0]["channels"]))  # e.g. RGBA as JPEG: before rendering
+    g = decode(data, gsi, max_pixels=max_pixels)
     t1 = time.perf_counter()
     try:
         img = render_gaussians(g, scale=scale or 1.0, width=width, lod=lod, crop=_parse_crop(crop), max_pixels=max_pixels)

@@ -1,7 +1,8 @@
 """Reading and writing the images that image fitting consumes and produces.
 
 Images are float32 arrays [H, W, C] in [0, 1] with C in 1..16: 8- and 16-bit PNG/TIFF/...
-(grayscale, RGB, RGBA with alpha as a plain channel) through Pillow, and ``.npy`` arrays
+(grayscale, RGB, RGBA with alpha as a plain channel) through Pillow (16-bit colour PNGs
+through :mod:`.png16`, as Pillow reduces them to 8 bits), and ``.npy`` arrays
 [H, W] or [H, W, C] for multi-channel data (floats taken as they are, integers scaled by
 their type's maximum).
 """
@@ -86,6 +87,11 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
         return LoadedImage(check_pixels(arr, p, max_pixels), depth, str(p))
     from PIL import Image, UnidentifiedImageError
 
+    from .png16 import read_png16
+
+    arr16 = read_png16(p, max_pixels)  # Pillow would reduce 16-bit RGB(A) and gray+alpha to 8 bits
+    if arr16 is not None:
+        return LoadedImage(check_pixels(arr16, p, max_pixels), 16, str(p))
     try:
         with Image.open(p) as im:
             w, h = im.size
@@ -122,9 +128,24 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
     return LoadedImage(check_pixels(arr, p, max_pixels), depth, str(p))
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def check_image_output(path: str | os.PathLike, channels: int) -> None:
+    """One-line ``UsageError`` when ``path``'s format cannot hold ``channels`` channels (e.g. RGBA as JPEG)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in JPEG_SUFFIXES and channels not in (1, 3):
+        raise UsageError(f"{path}: JPEG holds gray or RGB, not {channels} channels; write .png "
+                         f"(or .npy for more than 4 channels)")
+    if suffix not in (".npy", "") and channels > 4:
+        raise UsageError(f"{path}: {channels} channels need a .npy output")
+
+
 def save_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8) -> None:
     """Write [H,W,C] floats in [0,1] atomically: PNG for 1, 2 (gray+alpha), 3, 4 channels
-    (16-bit PNG for grayscale when ``bit_depth`` is 16), ``.npy`` float32 for anything else."""
+    (16-bit PNG when ``bit_depth`` is 16), ``.npy`` float32 for anything else. JPEG (by
+    extension) holds gray or RGB only: see :func:`check_image_output`."""
+    check_image_output(path, pixels.shape[2])
     from PIL import Image
 
     from splat.atomic import atomic_path
@@ -136,6 +157,12 @@ def save_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8) 
         if p.suffix.lower() == ".npy" or c not in (1, 2, 3, 4):
             with open(tmp, "wb") as f:
                 np.save(f, a)
+            return
+        if bit_depth == 16 and p.suffix.lower() in (".png", ""):
+            from .png16 import encode_png16
+
+            with open(tmp, "wb") as f:
+                f.write(encode_png16(np.round(a * 65535).astype(np.uint16)))
             return
         if c == 1 and bit_depth == 16:
             im = Image.fromarray(np.round(a[:, :, 0] * 65535).astype(np.uint16))

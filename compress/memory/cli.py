@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from splat.errors import FormatError, UsageError
+from splat.cli_options import BACKENDS, backend_option, check_backend, check_range, force_option, output_option
+from splat.errors import UsageError
 
 memory_app = typer.Typer(
     name="memory",
@@ -31,8 +32,9 @@ def _console():
 
 
 def _read_scene(path: Path):
-    if not path.is_file():
-        raise FormatError("scene file not found", path)
+    from splat.atomic import check_input_file
+
+    check_input_file(path, folder_ok=True)  # a SOG folder is a scene
     try:
         from splat.io import read_scene
     except ImportError:
@@ -68,36 +70,40 @@ def _pick(cams, i: int):
 
 
 # options shared by several commands
-_CAMERA = typer.Option(0, help="camera index (cameras stored in the .m3, or --cameras)")
+_CAMERA = typer.Option(0, min=0, help="camera index (cameras stored in the .m3, or --cameras)")
 _CAMERAS = typer.Option(None, help="camera file to use instead of the stored cameras")
 _MODEL = typer.Option(None, help="feature model name (default: the first)")
 _SCALE = typer.Option(1.0, help="render at this fraction of the camera resolution")
-_BACKEND = typer.Option("auto", help="renderer backend")
-_FORCE = typer.Option(False, help="overwrite an existing output")
+_BACKEND = backend_option("renderer: auto, cpu, gsplat, or reference (the float64 torch renderer)")
+MEMORY_BACKENDS = (*BACKENDS, "reference")
+_FORCE = force_option()
 
 
 @memory_app.command("extract")
 def extract_cmd(
     scene_path: Path = typer.Argument(..., metavar="SCENE", help="scene file (.ply, .splat, .spz, .sog...)"),
-    out: Path = typer.Option(..., "-o", "--out", help="output folder for features.json, the maps and cameras.json"),
+    out: Path = output_option("output folder for features.json, the maps and cameras.json"),
     cameras: str = typer.Option("orbit", help="camera file (cameras.json / transforms.json) or 'orbit'"),
-    views: int = typer.Option(30, help="number of orbit views (with --cameras orbit)"),
-    width: int = typer.Option(640, help="orbit view width in pixels"),
-    height: int = typer.Option(480, help="orbit view height in pixels"),
+    views: int = typer.Option(30, min=1, max=10_000, help="number of orbit views (with --cameras orbit)"),
+    width: int = typer.Option(640, min=1, max=16384, help="orbit view width in pixels"),
+    height: int = typer.Option(480, min=1, max=16384, help="orbit view height in pixels"),
     layers: str = typer.Option("b10", help="EfficientNet-Lite0 layers, comma-separated (b4, b7, b10, b14, head)"),
-    holdout: int = typer.Option(4, help="hold out every view whose index is 1 mod (views // holdout); 0 = none"),
+    holdout: int = typer.Option(4, min=0, help="hold out every view whose index is 1 mod (views // holdout); 0 = none"),
     fmt: str = typer.Option("npy", "--format", help="npy, pt or safetensors"),
     backend: str = _BACKEND,
 ) -> None:
     """Render views of SCENE and extract real CNN features (EfficientNet-Lite0, offline) into
-    the bring-your-own feature format. Needs the [features] extra.
+    the bring-your-own feature format. Needs the \\[features] extra.
 
     Example: splat memory extract plant.splat --views 30 --holdout 4 -o feats/
     """
+    from splat.atomic import check_output_path
     from splat.camera import save_inria_cameras
 
-    from .extract import available, extract_scene_features, MISSING
+    from .extract import MISSING, available, extract_scene_features
 
+    check_backend(backend, MEMORY_BACKENDS)
+    check_output_path(out, folder=True)
     if not available():
         raise UsageError(MISSING)
     if fmt not in ("npy", "pt", "safetensors"):
@@ -126,20 +132,20 @@ def build_cmd(
     scene_path: Path = typer.Argument(..., metavar="SCENE", help="the trained scene file"),
     cameras: Path = typer.Option(..., help="cameras.json (INRIA) or transforms.json matching the features"),
     features: Path = typer.Option(..., help="feature folder or its features.json index"),
-    out: Path = typer.Option(..., "-o", "--out", help="output .m3 file"),
-    query_dim: int = typer.Option(16, help="query channels per Gaussian and model"),
+    out: Path = output_option("output .m3 file"),
+    query_dim: int = typer.Option(16, min=1, max=1024, help="query channels per Gaussian and model"),
     bank_threshold: float = typer.Option(0.9, help="cosine above which a feature vector counts as a duplicate"),
-    bank_max: int = typer.Option(4096, help="hard cap on the bank size (k-means refinement past it)"),
-    steps: Optional[int] = typer.Option(None, help="maximum optimisation steps (default: until the loss plateaus)"),
+    bank_max: int = typer.Option(4096, min=1, max=1_000_000, help="hard cap on the bank size (k-means refinement past it)"),
+    steps: Optional[int] = typer.Option(None, min=1, help="maximum optimisation steps (default: until the loss plateaus)"),
     max_seconds: float = typer.Option(480.0, help="time budget for the optimisation, seconds"),
-    pixels_per_view: int = typer.Option(2000, help="pixels sampled per view and step"),
+    pixels_per_view: int = typer.Option(2000, min=1, help="pixels sampled per view and step"),
     fixed_projection: bool = typer.Option(False, help="keep M3's fixed random projection instead of learning it"),
     temperature: float = typer.Option(0.05, help="softmax temperature of the memory attention"),
-    query_bits: int = typer.Option(8, help="bits per quantised query channel in the .m3 file"),
+    query_bits: int = typer.Option(8, min=1, max=16, help="bits per quantised query channel in the .m3 file"),
     scene_ref: bool = typer.Option(False, "--scene-ref", help="store a reference to SCENE instead of embedding it"),
     ply: Optional[Path] = typer.Option(None, help="also write an INRIA PLY with M3-compatible f_emb_* properties"),
-    backend: str = typer.Option("auto", help="renderer backend (auto, cpu, gsplat, reference)"),
-    force: bool = typer.Option(False, help="overwrite existing outputs"),
+    backend: str = _BACKEND,
+    force: bool = force_option("overwrite existing outputs"),
 ) -> None:
     """Distil per-view features into SCENE and write a compact .m3 feature memory.
 
@@ -154,6 +160,10 @@ def build_cmd(
     from .fit import FitConfig
     from .m3file import cameras_to_meta, encode_m3, export_ply, write_m3
 
+    check_backend(backend, MEMORY_BACKENDS)
+    check_range("--bank-threshold", bank_threshold, -1.0, 1.0, lo_open=True)
+    check_range("--max-seconds", max_seconds, 0.0, None, lo_open=True)
+    check_range("--temperature", temperature, 0.0, None, lo_open=True)
     check_output_path(out, [scene_path, cameras], force)
     if ply is not None:
         check_output_path(ply, [scene_path], force)
@@ -198,9 +208,11 @@ def build_cmd(
 
 
 def _load_memory(path: Path):
+    from splat.atomic import check_input_file
+
     from .m3file import read_m3
 
-    return read_m3(path)
+    return read_m3(check_input_file(path))
 
 
 def _scaled(cam, scale: float):
@@ -213,7 +225,7 @@ def _scaled(cam, scale: float):
 def render_cmd(
     m3: Path = typer.Argument(..., metavar="MEMORY.m3"),
     camera: int = _CAMERA,
-    out: Path = typer.Option(..., "-o", "--out", help="output .npy (float16 [H,W,D]) or .pt"),
+    out: Path = output_option("output .npy (float16 [H,W,D]) or .pt"),
     cameras: Optional[str] = _CAMERAS,
     model: Optional[str] = _MODEL,
     scale: float = _SCALE,
@@ -229,6 +241,8 @@ def render_cmd(
     from .features import write_array
     from .query import render_features
 
+    check_backend(backend, MEMORY_BACKENDS)
+    check_range("--scale", scale, 0.0, None, lo_open=True)
     check_output_path(out, [m3], force)
     if out.suffix.lower() not in (".npy", ".pt", ".safetensors"):
         raise UsageError("output must end in .npy, .pt or .safetensors")
@@ -242,7 +256,7 @@ def render_cmd(
 @memory_app.command("query")
 def query_cmd(
     m3: Path = typer.Argument(..., metavar="MEMORY.m3"),
-    out: Path = typer.Option(..., "-o", "--out", help="output heatmap PNG"),
+    out: Path = output_option("output heatmap PNG"),
     camera: int = _CAMERA,
     pixel: Optional[str] = typer.Option(None, help="'x,y' pixel (in the rendered image) whose feature is the query"),
     text: Optional[str] = typer.Option(None, help="text prompt (needs --encoder)"),
@@ -264,6 +278,8 @@ def query_cmd(
 
     from .query import load_text_encoder, pick_feature, render_features, similarity, similarity_colors
 
+    check_backend(backend, MEMORY_BACKENDS)
+    check_range("--scale", scale, 0.0, None, lo_open=True)
     check_output_path(out, [m3], force)
     if (pixel is None) == (text is None):
         raise UsageError("give exactly one of --pixel x,y or --text TEXT")

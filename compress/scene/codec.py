@@ -61,8 +61,8 @@ class QuantConfig:
             b = getattr(self, name)
             if not 1 <= b <= 16:
                 raise ValueError(f"{name} must be 1..16, got {b}")
-        if self.sh_codebook < 0:
-            raise ValueError("sh_codebook must be >= 0")
+        if self.sh_codebook < 1:  # 0 entries would leave the non-direct Gaussians without SH
+            raise ValueError(f"sh_codebook must be >= 1, got {self.sh_codebook}")
         if not 0.0 < self.sh_codebook_fraction <= 1.0:
             raise ValueError("sh_codebook_fraction must be in (0, 1]")
         if not 0.0 <= self.sh_direct_fraction <= 1.0:

@@ -16,17 +16,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from splat.scene import GaussianScene, rgb_to_sh_dc
+from splat.errors import UsageError
+from splat.scene import GaussianScene
 
 from .bvh import Motion, read_bvh
 from .motion import matrix_to_quat, quat_multiply
 
-DEFAULT_BVH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "motion" / "mocapbank_455f.bvh"
+DEFAULT_BVH_NAME = "mocapbank_455f.bvh"
 
 
 def default_bvh_path() -> Path:
-    """``../shared/data/motion/mocapbank_455f.bvh`` relative to the repository root."""
-    return DEFAULT_BVH.resolve()
+    """The default motion: ``$SPLAT_BVH`` if set, else ``../shared/data/motion/mocapbank_455f.bvh``
+    beside a source checkout (an installed wheel has no such folder; see :func:`require_default_bvh`)."""
+    env = os.environ.get("SPLAT_BVH")
+    if env:
+        return Path(env)
+    return (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "motion" / DEFAULT_BVH_NAME).resolve()
+
+
+def require_default_bvh() -> Path:
+    """:func:`default_bvh_path`, or a one-line ``UsageError`` saying how to give a BVH when it is missing."""
+    path = default_bvh_path()
+    if not path.is_file():
+        raise UsageError(f"no default motion capture at {path} (it comes with a source checkout's ../shared data, "
+                         "not with the installed package); pass --bvh FILE or set SPLAT_BVH")
+    return path
 
 
 def _radius(name: str) -> float:
@@ -74,8 +88,11 @@ class Performer:
             if m == 0:
                 continue
             axis = c - a
-            L = np.linalg.norm(axis)
-            ax = axis / max(L, 1e-9)
+            L = float(np.linalg.norm(axis))
+            if L < 1e-6:  # a zero-length bone (Mixamo end joints): a sphere, about any axis
+                L, ax = 0.0, np.array([0.0, 1.0, 0.0])
+            else:
+                ax = axis / L
             e1 = np.cross(ax, [0.0, 0.0, 1.0] if abs(ax[2]) < 0.9 else [1.0, 0.0, 0.0])
             e1 /= np.linalg.norm(e1)
             e2 = np.cross(ax, e1)
@@ -96,7 +113,7 @@ class Performer:
             sc = np.stack([np.full(m, 0.8 * spacing), np.full(m, 0.8 * spacing), np.full(m, 0.2 * spacing)], 1)
             scales.append(sc * g.uniform(0.8, 1.2, (m, 1)))
             base = palette[b % len(palette)]
-            u = along / max(L, 1e-9)
+            u = along / (L if L > 0 else r)
             stripes = 0.5 + 0.5 * np.sin(12 * np.pi * u + 3 * th)
             col = base[None] * (0.6 + 0.4 * stripes[:, None]) + g.normal(0, 0.03, (m, 3))
             rgb.append(np.clip(col, 0.02, 0.98))
@@ -178,6 +195,6 @@ class Performer:
 def performer_frames(n_gaussians: int = 50000, n_frames: int = 90, *, bvh: str | os.PathLike | None = None,
                      seed: int = 0, frame_step: int = 1, start: int = 0) -> tuple[list[GaussianScene], float]:
     """Frames of the synthetic performer and their fps."""
-    motion = read_bvh(bvh or default_bvh_path())
+    motion = read_bvh(bvh or require_default_bvh())
     p = Performer(motion, n_gaussians, seed=seed, frame_step=frame_step)
     return p.frames(n_frames, start), p.fps

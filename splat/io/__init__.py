@@ -1,7 +1,8 @@
 """Splat file formats: one module per format, dispatched by magic bytes, then extension.
 
-Built in: INRIA PLY, antimatter15 ``.splat``, Niantic SPZ, PlayCanvas SOG v2 and
-PlayCanvas compressed PLY (read only). Other packages add formats without splat/
+Built in: INRIA PLY (and nerfstudio's ``ns-export`` PLYs), antimatter15 ``.splat``,
+Niantic SPZ, PlayCanvas SOG v1 (read) and v2, PlayCanvas streamed SOG (``lod-meta.json``),
+PlayCanvas compressed PLY (read only) and nerfstudio splatfacto checkpoints. Other packages add formats without splat/
 importing them, through the ``splat.formats`` entry-point group: each entry point
 loads to a :class:`FormatSpec` (or any object with the same attributes, or a callable
 returning one or a list of them)::
@@ -12,7 +13,7 @@ returning one or a list of them)::
 A reader is ``reader(path, **options) -> GaussianScene`` and raises only
 :class:`splat.FormatError` on bad input; a writer is ``writer(scene, path, **options)``
 and must write atomically (see :mod:`splat.atomic`); ``sniff(head: bytes) -> bool``
-looks at the first 64 KiB of a file.
+looks at the first 64 KiB of a file; ``sniff_dir(path: Path) -> bool`` claims folders.
 """
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, check_input_file
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene
-from . import compressed_ply, dotsplat, ply, sog, spz
+from . import compressed_ply, dotsplat, nerfstudio, ply, sog, spz, streamed_sog
 from ._common import FormatWarning
 
 __all__ = [
@@ -64,6 +65,7 @@ class FormatSpec:
     writer: Callable[..., None] | None = None
     priority: int = 0
     origin: str = field(default="builtin", compare=False)
+    sniff_dir: Callable[[Path], bool] | None = None
 
     @property
     def can_read(self) -> bool:
@@ -94,8 +96,16 @@ def builtin_formats() -> list[FormatSpec]:
                    dotsplat.sniff, dotsplat.read, _bytes_writer(dotsplat.encode)),
         FormatSpec(spz.NAME, spz.EXTENSIONS, "Niantic SPZ v1-4 (quantised, gzip or zstd)",
                    spz.sniff, spz.read, _bytes_writer(spz.encode), priority=5),
-        FormatSpec(sog.NAME, sog.EXTENSIONS, "PlayCanvas SOG v2 (WebP textures + meta.json; zip or folder)",
-                   sog.sniff, sog.read, sog.write, priority=5),
+        FormatSpec(sog.NAME, sog.EXTENSIONS, "PlayCanvas SOG v1 (read) and v2 (WebP textures + meta.json; zip or folder)",
+                   sog.sniff, sog.read, sog.write, priority=5, sniff_dir=sog.sniff_dir),
+        FormatSpec(nerfstudio.NAME, nerfstudio.EXTENSIONS,
+                   "nerfstudio splatfacto checkpoint (.ckpt, its nerfstudio_models or run folder)",
+                   nerfstudio.sniff, nerfstudio.read, nerfstudio.write, priority=6,
+                   sniff_dir=nerfstudio.sniff_dir),
+        FormatSpec(streamed_sog.NAME, streamed_sog.EXTENSIONS,
+                   "PlayCanvas streamed SOG (lod-meta.json + level-of-detail SOG folders)",
+                   streamed_sog.sniff, streamed_sog.read, streamed_sog.write, priority=7,
+                   sniff_dir=streamed_sog.sniff_dir),
     ]
 
 
@@ -117,6 +127,7 @@ def _as_specs(obj: Any, origin: str) -> list[FormatSpec]:
             writer=getattr(it, "writer", None),
             priority=int(getattr(it, "priority", 0) or 0),
             origin=origin,
+            sniff_dir=getattr(it, "sniff_dir", None),
         ))
     return out
 
@@ -175,10 +186,13 @@ class FormatRegistry:
         """Format name for a path: magic bytes first (when the file exists), then extension."""
         p = Path(path)
         if p.is_dir():
-            if (p / "meta.json").exists() and sog.NAME in self._specs:
-                return sog.NAME
-            raise FormatError("is a directory without a meta.json (not a SOG folder)", p)
+            for spec in sorted(self._specs.values(), key=lambda s: (-s.priority, s.name)):
+                if spec.sniff_dir is not None and spec.sniff_dir(p):
+                    return spec.name
+            raise FormatError("is a directory without a meta.json (not a SOG folder) or a "
+                              "nerfstudio_models/ folder (not a splatfacto run)", p)
         if p.exists():
+            check_input_file(p)
             try:
                 with open(p, "rb") as f:
                     head = f.read(SNIFF_BYTES)
@@ -213,6 +227,8 @@ class FormatRegistry:
 
     # ------------------------------------------------------------------ I/O
     def read(self, path: str | os.PathLike, format: str | None = None, **options: Any) -> GaussianScene:
+        if Path(path).exists():
+            check_input_file(path, folder_ok=True)  # a FIFO or device would block the reader
         spec = self.get(format) if format is not None else self.get(self.detect(path))
         if spec.reader is None:
             raise UsageError(f"format {spec.name!r} cannot be read")

@@ -8,7 +8,13 @@ logits, SH coefficients, unnormalised wxyz quaternions). ``f_rest`` is channel-m
 Reading accepts binary little-/big-endian and ASCII, any SH degree 0-3, missing
 normals or ``f_rest``, any numeric property type, and extra properties (kept in
 ``scene.extras``: ``name`` -> [N]; a run ``name_0..name_{D-1}`` -> [N,D]; non-zero
-normals -> ``extras["normal"]`` [N,3]). Opacity logits of +-Inf, which some tools
+normals -> ``extras["normal"]`` [N,3]).
+
+nerfstudio's ``ns-export gaussian-splat --ply-color-mode rgb`` writes ``red green blue``
+(uchar, the clamped base colour times 255) instead of ``f_dc_*`` and drops ``f_rest``;
+such files are read with ``sh_dc`` from that colour (``(rgb/255 - 0.5) / SH_C0``).
+Integer colour properties are divided by their type's maximum; float ones are taken
+as [0,1]. Opacity logits of +-Inf, which some tools
 write for opacity exactly 1 or 0, are read as +-13.8 (opacity 1 - 1e-6 or 1e-6). Writing emits binary little-endian in the
 INRIA layout (normals zero unless ``extras["normal"]`` exists), then the extras.
 """
@@ -28,6 +34,7 @@ from ..scene import GaussianScene
 from . import _ply
 from ._common import (
     clamp_infinite_logits,
+    dc_from_rgb,
     drop_pages,
     make_scene,
     map_file,
@@ -40,7 +47,9 @@ from ._common import (
 NAME = "ply"
 EXTENSIONS = (".ply",)
 
-_REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+_DC = ["f_dc_0", "f_dc_1", "f_dc_2"]
+_RGB = ["red", "green", "blue"]
+_REQUIRED = ["x", "y", "z", *_DC, "opacity",
              "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
 _NORMALS = ["nx", "ny", "nz"]
 _NUMPY_TO_PLY = {"f4": "float", "f8": "double", "i1": "char", "u1": "uchar", "i2": "short",
@@ -66,7 +75,8 @@ def decode(data: bytes | mmap.mmap, path=None, *, check_finite: bool = True) -> 
     if vertex is None:
         raise FormatError("PLY file has no 'vertex' element", path)
     names = vertex.names()
-    missing = [n for n in _REQUIRED if n not in names]
+    rgb_mode = not any(n in names for n in _DC) and all(n in names for n in _RGB)
+    missing = [n for n in _REQUIRED if n not in names and not (rgb_mode and n in _DC)]
     if missing:
         raise FormatError(f"not a Gaussian-splat PLY: vertex element lacks {', '.join(missing)}", path)
     rest_names = []
@@ -83,15 +93,18 @@ def decode(data: bytes | mmap.mmap, path=None, *, check_finite: bool = True) -> 
     groups = {
         "means": ["x", "y", "z"], "quats": ["rot_0", "rot_1", "rot_2", "rot_3"],
         "log_scales": ["scale_0", "scale_1", "scale_2"], "opacity": ["opacity"],
-        "sh_dc": ["f_dc_0", "f_dc_1", "f_dc_2"],
         # coefficient-major ([n, k, 3] once reshaped, no transpose copy): f_rest is channel-major
         "sh_rest": [f"f_rest_{c * k + j}" for j in range(k) for c in range(3)],
     }
+    if not rgb_mode:
+        groups["sh_dc"] = _DC
     has_normals = all(m in names for m in _NORMALS)
     if has_normals:
         groups["normal"] = _NORMALS
     g = cols.stack_groups(groups, done=lambda a, b: drop_pages(data, a, b))
-    extras = _collect_extras(cols, [p for p in names if p not in set(_REQUIRED) | set(rest_names) | set(_NORMALS)])
+    sh_dc = _rgb_dc(cols) if rgb_mode else g["sh_dc"]
+    core = set(_REQUIRED) | set(rest_names) | set(_NORMALS) | (set(_RGB) if rgb_mode else set())
+    extras = _collect_extras(cols, [p for p in names if p not in core])
     extras = {key: np.array(v) for key, v in extras.items()}  # own copies: no view into the file
     if has_normals and (g["normal"] != 0).any():
         extras["normal"] = g["normal"]
@@ -102,11 +115,21 @@ def decode(data: bytes | mmap.mmap, path=None, *, check_finite: bool = True) -> 
         quats=g["quats"],
         log_scales=g["log_scales"],
         opacity_logits=clamp_infinite_logits(g["opacity"][:, 0]),
-        sh_dc=g["sh_dc"],
+        sh_dc=sh_dc,
         sh_rest=g["sh_rest"].reshape(n, k, 3),
         extras=extras,
         check_finite=check_finite,
     )
+
+
+def _rgb_dc(cols: _ply.ElementData) -> np.ndarray:
+    """SH DC [N,3] from ``red green blue`` columns (integers scaled by their type's maximum)."""
+    chans = []
+    for name in _RGB:
+        c = cols[name]
+        top = float(np.iinfo(c.dtype).max) if c.dtype.kind in "iu" else 1.0
+        chans.append(c.astype(np.float64) / top)
+    return dc_from_rgb(np.stack(chans, axis=1))
 
 
 def _collect_extras(cols: _ply.ElementData, names: list[str]) -> dict[str, np.ndarray]:
@@ -211,6 +234,7 @@ def write(scene: GaussianScene, path: str | os.PathLike) -> None:
     header, table = _encode_parts(scene)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(header)
-        f.write(memoryview(table).cast("B"))
+        if table.size:  # (memoryview cannot cast an empty table)
+            f.write(memoryview(table).cast("B"))
         f.flush()
         os.fsync(f.fileno())

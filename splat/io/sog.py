@@ -1,4 +1,4 @@
-"""PlayCanvas SOG v2: lossless WebP textures plus ``meta.json``, zipped (``.sog``) or loose.
+"""PlayCanvas SOG v2 (and v1, read only): lossless WebP textures plus ``meta.json``, zipped (``.sog``) or loose.
 
 Each Gaussian owns one texel (row-major, same index in every texture; textures are
 ``W x H`` with ``W = 4*ceil(sqrt(N)/4)``, ``H = 4*ceil(N/W/4)``):
@@ -13,6 +13,14 @@ Each Gaussian owns one texel (row-major, same index in every texture; textures a
 * optional ``shN_centroids.webp`` / ``shN_labels.webp``: a palette of ``meta.shN.count``
   SH vectors (row-major, 64 per texture row, one texel per coefficient, RGB indices into
   ``meta.shN.codebook``) and a 16-bit palette index per Gaussian (R low, G high byte).
+
+SOG v1 (``meta.json`` without ``version``, what splat-transform wrote before v2) has
+the same textures, but ``count`` is ``means.shape[0]`` and there are no codebooks:
+``scales`` and ``sh0`` hold ``mins``/``maxs`` per channel and each byte b decodes as
+``mins + (maxs - mins) * b / 255``; ``sh0``'s fourth channel (alpha) is the opacity
+*logit* on the same scale; ``shN`` has scalar ``mins``/``maxs`` shared by every SH byte,
+no ``bands`` (the centroid texture is 64*K texels wide) and no ``count`` (the palette is
+every slot of that texture).
 
 The writer reorders Gaussians along a Morton curve (as splat-transform does; pass
 ``sort=False`` to keep the order), fits the codebooks with :mod:`splat.io._quantize`
@@ -31,11 +39,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_write_bytes
-from ..morton import morton_encode
+from ..atomic import atomic_write_bytes, write_folder
 from ..bounded import zip_read_bounded
 from ..errors import FormatError, UsageError
 from ..header import parse_json
+from ..morton import morton_encode
 from ..scene import GaussianScene, sh_rest_count
 from ._common import (
     expansion_limit,
@@ -50,6 +58,7 @@ from ._common import (
     warn,
 )
 from ._quantize import codebook_1d, kmeans
+from .sizes import referenced_files
 
 NAME = "sog"
 EXTENSIONS = (".sog", "meta.json")
@@ -65,6 +74,11 @@ def sniff(head: bytes) -> bool:
         return True
     text = head.lstrip()
     return text[:1] == b"{" and b'"means"' in head and b'"quats"' in head
+
+
+def sniff_dir(path: Path) -> bool:
+    """A loose SOG folder (holding ``meta.json``)."""
+    return (path / "meta.json").is_file()
 
 
 def texture_size(n: int) -> tuple[int, int]:
@@ -215,7 +229,7 @@ def _decode(meta, src: _Source, path, check_finite: bool) -> GaussianScene:
         raise FormatError("meta.json must hold a JSON object", path)
     version = meta.get("version")
     if version is None:
-        raise FormatError("SOG v1 (meta.json without 'version') is not supported; only version 2", path)
+        return _decode_v1(meta, src, path, check_finite)
     if version != 2 or isinstance(version, bool):
         raise FormatError(f"unsupported SOG version {version!r} (expected 2)", path)
     n = meta.get("count")
@@ -224,11 +238,29 @@ def _decode(meta, src: _Source, path, check_finite: bool) -> GaussianScene:
     if 4 * n > src.limit:
         raise FormatError(f"meta.json declares {n:,} Gaussians, impossible for a file of this size", path)
     secs = {k: _section(meta, k, path, c) for k, c in _FILES.items()}
-    mins = _num_list(secs["means"], "mins", path, 3)
-    maxs = _num_list(secs["means"], "maxs", path, 3)
     scale_cb = _num_list(secs["scales"], "codebook", path, max_len=256)
     color_cb = _num_list(secs["sh0"], "codebook", path, max_len=256)
 
+    means, quats = _means_quats(secs, src, n, path)
+
+    st = _texture(src, secs["scales"]["files"][0], n, path)[:n]
+    log_scales = _lookup(scale_cb, st[:, :3], "scales", path)
+    c0 = _texture(src, secs["sh0"]["files"][0], n, path)[:n]
+    sh_dc = _lookup(color_cb, c0[:, :3], "sh0", path)
+    opacity = logit(c0[:, 3].astype(np.float64) / 255.0)
+
+    rest = None
+    shn = meta.get("shN")
+    if shn is not None:
+        rest = _decode_shn(shn, src, n, path)
+    return make_scene(path, means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity,
+                      sh_dc=sh_dc, sh_rest=rest, check_finite=check_finite)
+
+
+def _means_quats(secs: dict, src: _Source, n: int, path) -> tuple[np.ndarray, np.ndarray]:
+    """Centres [n,3] and unit wxyz quaternions [n,4] (identical in SOG v1 and v2)."""
+    mins = _num_list(secs["means"], "mins", path, 3)
+    maxs = _num_list(secs["means"], "maxs", path, 3)
     lo = _texture(src, secs["means"]["files"][0], n, path)[:n]
     hi = _texture(src, secs["means"]["files"][1], n, path)[:n]
     q16 = lo[:, :3].astype(np.float64) + 256.0 * hi[:, :3]
@@ -245,19 +277,60 @@ def _decode(meta, src: _Source, path, check_finite: bool) -> GaussianScene:
     quats = np.zeros((n, 4))
     np.put_along_axis(quats, _OTHERS[largest], abc, axis=1)
     np.put_along_axis(quats, largest[:, None], np.sqrt(np.maximum(0.0, 1.0 - (abc ** 2).sum(1)))[:, None], axis=1)
+    return means, quats
 
-    st = _texture(src, secs["scales"]["files"][0], n, path)[:n]
-    log_scales = _lookup(scale_cb, st[:, :3], "scales", path)
-    c0 = _texture(src, secs["sh0"]["files"][0], n, path)[:n]
-    sh_dc = _lookup(color_cb, c0[:, :3], "sh0", path)
-    opacity = logit(c0[:, 3].astype(np.float64) / 255.0)
 
+def _lerp(sec: dict, path, channels: int, data: np.ndarray) -> np.ndarray:
+    """v1 dequantisation: ``mins + (maxs - mins) * byte / 255`` per channel."""
+    lo = _num_list(sec, "mins", path, channels)
+    hi = _num_list(sec, "maxs", path, channels)
+    return lo + (hi - lo) * (data.astype(np.float64) / 255.0)
+
+
+def _decode_v1(meta: dict, src: _Source, path, check_finite: bool) -> GaussianScene:
+    """SOG v1: per-channel min/max quantisation instead of codebooks (see module docstring)."""
+    secs = {k: _section(meta, k, path, c) for k, c in _FILES.items()}
+    shape = secs["means"].get("shape")
+    if (not isinstance(shape, list) or not shape or not isinstance(shape[0], int) or isinstance(shape[0], bool)
+            or shape[0] < 0):
+        raise FormatError(f"meta.json (SOG v1): means.shape must start with the Gaussian count, got {shape!r}", path)
+    n = shape[0]
+    if 4 * n > src.limit:
+        raise FormatError(f"meta.json declares {n:,} Gaussians, impossible for a file of this size", path)
+    means, quats = _means_quats(secs, src, n, path)
+    log_scales = _lerp(secs["scales"], path, 3, _texture(src, secs["scales"]["files"][0], n, path)[:n, :3])
+    sh0 = _lerp(secs["sh0"], path, 4, _texture(src, secs["sh0"]["files"][0], n, path)[:n])
     rest = None
     shn = meta.get("shN")
     if shn is not None:
-        rest = _decode_shn(shn, src, n, path)
-    return make_scene(path, means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity,
-                      sh_dc=sh_dc, sh_rest=rest, check_finite=check_finite)
+        if not isinstance(shn, dict):
+            raise FormatError("meta.json: shN must be an object", path)
+        files = shn.get("files")
+        if not isinstance(files, list) or len(files) != 2 or not all(isinstance(f, str) for f in files):
+            raise FormatError("meta.json: shN.files must list 2 file names", path)
+        lo, hi = (shn.get(k) for k in ("mins", "maxs"))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)):
+            raise FormatError("meta.json (SOG v1): shN.mins and shN.maxs must be finite numbers", path)
+        cen = _texture(src, files[0], 0, path)
+        width = _texture_width(src, files[0], path)
+        k = {192: 3, 512: 8, 960: 15}.get(width)
+        if k is None:
+            raise FormatError(f"{files[0]}: centroid texture is {width} texels wide, expected 192, 512 or 960", path)
+        lab = _texture(src, files[1], n, path)[:n]
+        labels = lab[:, 0].astype(np.int64) | (lab[:, 1].astype(np.int64) << 8)
+        palette = cen.reshape(-1, 64, k, 4)[..., :3].reshape(-1, k, 3)
+        if n and labels.max() >= len(palette):
+            raise FormatError(f"shN_labels: palette index {int(labels.max())} beyond the {len(palette)} palette slots", path)
+        rest = lo + (hi - lo) * (palette[labels].astype(np.float64) / 255.0)
+    return make_scene(path, means=means, quats=quats, log_scales=log_scales, opacity_logits=sh0[:, 3],
+                      sh_dc=sh0[:, :3], sh_rest=rest, check_finite=check_finite)
+
+
+def _texture_width(src: _Source, name: str, path) -> int:
+    try:
+        return Image.open(io.BytesIO(src.read(name)), formats=["WEBP"]).size[0]
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise FormatError(f"{name}: not a decodable WebP image ({e})", path) from None
 
 
 def _decode_shn(shn, src: _Source, n: int, path) -> np.ndarray:
@@ -396,7 +469,5 @@ def write(scene: GaussianScene, path: str | os.PathLike, *, sort: bool = True, s
         atomic_write_bytes(path, encode(scene, **options))
         return
     files = encode_files(scene, **options)
-    for name, data in files.items():  # textures first, meta.json last: readers never see a half scene
-        if name != "meta.json":
-            atomic_write_bytes(path.parent / name, data)
-    atomic_write_bytes(path, files["meta.json"])
+    write_folder(path.parent, {path.name if n == "meta.json" else n: d for n, d in files.items()},
+                 replaces=[f.name for f in referenced_files(path)[1:] if f.parent == path.parent])

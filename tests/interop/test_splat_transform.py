@@ -11,7 +11,9 @@ What is checked:
 * we read what splat-transform writes (SOG with ``-g cpu``, compressed PLY, SPZ): our
   decode matches splat-transform's own decode of the same file exactly, and the scene
   matches the original within that format's quantisation;
-* the shared real files decode identically in both tools.
+* the shared real files decode identically in both tools;
+* streamed SOG (lod-meta.json): splat-transform reads our trees level by level as we do,
+  and we read the trees it writes as it does.
 
 splat-transform treats SPZ as holding the PLY frame unchanged, while we follow the SPZ
 spec (RUB, converted on read/write; see docs/formats/README.md), so SPZ comparisons
@@ -186,3 +188,25 @@ def test_shared_files_decode_identically(st, tmp_path, rel):
         assert e.pop("quat") < 1.0 / 128 and all(v < 1e-6 for v in e.values()), e
     else:
         _same(ours, theirs, tol=1e-6)
+
+
+def test_streamed_sog_both_ways(st, scene, tmp_path):
+    """splat-transform reads every level of our lod-meta.json exactly as we do, and we read its tree."""
+    scene = scene[:600]
+    ours = tmp_path / "ours" / "lod-meta.json"
+    sio.write_scene(scene, ours, levels=3, leaf_size=160, unit_size=320)
+    for level in (0, 2):
+        st(ours, tmp_path / f"l{level}.ply", "-L", str(level))
+        theirs = sio.read_scene(tmp_path / f"l{level}.ply")
+        mine = sio.read_scene(ours, level=level)
+        _same(_match(mine, theirs), theirs, tol=1e-6)
+    # splat-transform's own streamed SOG (from two LOD-tagged PLYs): same Gaussians per level as its decode
+    coarse = sio.read_scene(ours, level=1)
+    sio.write_scene(scene, tmp_path / "l0_src.ply")
+    sio.write_scene(coarse, tmp_path / "l1_src.ply")
+    st(tmp_path / "l0_src.ply", "-l", "0", tmp_path / "l1_src.ply", "-l", "1", tmp_path / "st" / "lod-meta.json",
+       "-g", "cpu")
+    for level in (0, 1):
+        st(tmp_path / "st" / "lod-meta.json", tmp_path / f"st{level}.ply", "-L", str(level))
+        _same(sio.read_scene(tmp_path / "st" / "lod-meta.json", level=level),
+              sio.read_scene(tmp_path / f"st{level}.ply"), tol=1e-6)
