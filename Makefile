@@ -22,7 +22,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
-	$(PIP) install -q -e '.[test,bench,features,open3d]'
+	$(PIP) install -q -e '.[test,bench,features,open3d,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

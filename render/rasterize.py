@@ -29,7 +29,7 @@ from splat.camera import Camera, stack_cameras
 from splat.scene import GaussianScene
 
 from .projection import MAX_ALPHA, Projection, check_max_alpha, project_gaussians
-from .sh import sh_colors
+from .sh import sh_colors_split
 
 Mode = Literal["RGB", "RGB+D", "features"]
 CPU_TILE_SIZE = 8  # measured: 8x8 tiles halve the cpu blend time of 16x16 (more, tighter pairs)
@@ -221,7 +221,7 @@ def rasterize(
         deg = scene.sh_degree if sh_degree is None else min(int(sh_degree), scene.sh_degree)
         campos = torch.linalg.inv(viewmats)[:, :3, 3]
         if not fused:
-            colors = sh_colors(deg, scene.sh_coeffs, scene.means, campos)  # [C,N,3]
+            colors = sh_colors_split(deg, scene.sh_dc, scene.sh_rest, scene.means, campos)  # [C,N,3]
     elif mode == "features":
         if features is None:
             raise ValueError("mode='features' needs features [N,D] or [C,N,D]")

@@ -62,13 +62,48 @@ def eval_sh(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
     return (basis[..., None] * coeffs[..., :nb, :]).sum(dim=-2)
 
 
+SH_CHUNK = 1 << 17
+"""Gaussians per block when :func:`sh_colors` runs without autograd (bounds its temporaries)."""
+
+
 def sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
     """View-dependent RGB as gsplat computes it: max(SH(dir) + 0.5, 0).
 
-    coeffs [N,K,3], means [N,3], campos [C,3] -> [C,N,3].
+    coeffs [N,K,3], means [N,3], campos [C,3] -> [C,N,3]. Without autograd, large N is
+    evaluated in blocks of :data:`SH_CHUNK` Gaussians into one output (same values), so the
+    basis and direction temporaries stay ~20 MB whatever N is.
     """
     if degree == 0:  # view-independent: skip the directions
         rgb = torch.clamp_min(_C0 * coeffs[:, 0, :] + 0.5, 0.0)
         return rgb[None].expand(campos.shape[0], -1, -1)
+    n = means.shape[0]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (coeffs, means, campos))
+    if n <= SH_CHUNK or grad:
+        return _sh_colors(degree, coeffs, means, campos)
+    out = means.new_empty(campos.shape[0], n, coeffs.shape[-1])
+    for s in range(0, n, SH_CHUNK):
+        out[:, s:s + SH_CHUNK] = _sh_colors(degree, coeffs[s:s + SH_CHUNK], means[s:s + SH_CHUNK], campos)
+    return out
+
+
+def sh_colors_split(degree: int, sh_dc: Tensor, sh_rest: Tensor, means: Tensor, campos: Tensor) -> Tensor:
+    """:func:`sh_colors` from a scene's ``sh_dc`` [N,3] and ``sh_rest`` [N,K-1,3] without
+    concatenating them for all N at once when no gradient is needed (blocks of
+    :data:`SH_CHUNK`; only the coefficients ``degree`` uses)."""
+    nb = (degree + 1) ** 2
+    n = means.shape[0]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (sh_dc, sh_rest, means, campos))
+    if degree == 0 or n <= SH_CHUNK or grad:
+        return sh_colors(degree, torch.cat([sh_dc[:, None, :], sh_rest], dim=1), means, campos)
+    if sh_rest.shape[1] < nb - 1:
+        raise ValueError(f"need {nb} SH coefficients for degree {degree}, got {sh_rest.shape[1] + 1}")
+    out = means.new_empty(campos.shape[0], n, sh_dc.shape[-1])
+    for s in range(0, n, SH_CHUNK):
+        co = torch.cat([sh_dc[s:s + SH_CHUNK, None, :], sh_rest[s:s + SH_CHUNK, : nb - 1]], dim=1)
+        out[:, s:s + SH_CHUNK] = _sh_colors(degree, co, means[s:s + SH_CHUNK], campos)
+    return out
+
+
+def _sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:
     dirs = means[None, :, :] - campos[:, None, :]
     return torch.clamp_min(eval_sh(degree, coeffs, dirs) + 0.5, 0.0)

@@ -24,11 +24,17 @@ class KMeansResult:
     inertia: float
 
 
+BLOCK_ELEMENTS = 1 << 22
+"""Largest row-by-centroid distance block :func:`assign` holds at once (16 MiB of float32)."""
+
+
 def assign(x: Tensor, centroids: Tensor, chunk: int = 16384) -> tuple[Tensor, Tensor]:
     """Nearest centroid per row: (labels [N] int64, squared distance [N]).
 
-    x [N,D], centroids [K,D]. Uses ||x||^2 - 2 x.c + ||c||^2 in chunks of rows.
+    x [N,D], centroids [K,D]. Uses ||x||^2 - 2 x.c + ||c||^2 in chunks of at most ``chunk``
+    rows and :data:`BLOCK_ELEMENTS` distances, so memory stays bounded for any N and K.
     """
+    chunk = max(1, min(chunk, BLOCK_ELEMENTS // max(1, centroids.shape[0])))
     cn = (centroids * centroids).sum(1)
     labels = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
     dist = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)

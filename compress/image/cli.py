@@ -22,6 +22,8 @@ Examples:
   splat fit-image scan16.png -o scan.gsi --psnr 32 --steps 800
 
   splat fit-image photo.png -o photo.gsi --gaussians 4000 --mode topk
+
+  splat fit-image 'photos/*.png' -o gsi/ --workers 2
 """
 
 RENDER_HELP = """Render a .gsi file to an image, at any resolution, detail level or crop.
@@ -62,6 +64,8 @@ def fit_image_cmd(
     device: Optional[str] = typer.Option(None, "--device", hidden=True, help="Deprecated: cpu (use --backend)."),
     seed: int = typer.Option(0, "--seed", min=0, help="random seed"),
     force: bool = force_option(),
+    workers: int = typer.Option(1, "--workers", help="images fitted at once on Ray (folder/glob input, -o a folder; needs the ray extra: pip install ray)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster instead of starting a local one"),
 ) -> None:
     from render.metrics import ssim
     from splat.atomic import atomic_write_bytes, check_input_file, check_output_path
@@ -83,11 +87,27 @@ def fit_image_cmd(
     if device is not None:
         backend = {"cpu": "cpu", "cuda": "gsplat"}.get(device, device)
     check_backend(backend, ("auto", "cpu"), why="fit-image runs on the CPU: its 2D kernels have no GPU version")
+    if n_targets == 0:
+        bpp = 0.5
+    from splat.batch import is_batch
+    from splat.workers import check_workers
+
+    check_workers(workers, ray_address)
+    if is_batch(image):
+        from .batch import fit_batch
+
+        opts = {"bpp": bpp, "gaussians": gaussians, "psnr": psnr, "steps": steps, "mode": mode, "k": k, "device": "cpu"}
+        with make_progress(Console(stderr=True)) as bar:
+            done = fit_batch(image, out, opts, seed=seed, workers=workers, address=ray_address, force=force,
+                             progress=RichProgress(bar))
+        Console().print(summary_table(f"fit-image ({len(done)} images, {workers} workers)", ["input", "output", "size"],
+                                      [(str(i), str(o), human_bytes(b)) for i, o, b in done]))
+        return
+    if workers > 1 or ray_address:
+        raise UsageError("--workers/--ray-address spread a batch: give a folder or a quoted glob of images and a folder as -o")
     check_input_file(image)
     check_output_path(out, [image], force)
     img = load_image(image)
-    if n_targets == 0:
-        bpp = 0.5
     console = Console(stderr=True)
     t0 = time.perf_counter()
     with make_progress(console) as bar:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +20,10 @@ Examples:
   splat compress scene.ply -o scene.lgs --cameras cameras.json --target-psnr 38.5
 
   splat compress scene.ply -o small.lgs --prune 0.8 --sh-degree 1 --codebook 4096
+
+  splat compress 'scenes/*.ply' -o out/ --workers 2
+
+  splat compress scenes/ -o out/ --workers 8 --ray-address 10.0.0.1:6379
 
 The defaults are visually lossless: fidelity (PSNR of the compressed scene's renders
 against the original's, on held-out views) of at least 35 dB. A cameras.json beside the
@@ -86,8 +91,8 @@ def _check_compress_options(quality: str, prune: Optional[float], sh_degree: Opt
 
 
 def compress_cmd(
-    input: Path = typer.Argument(..., help="Scene to compress (.ply, .splat, .spz, .sog, .compressed.ply)."),
-    output: Path = output_option("Output .lgs file."),
+    input: Path = typer.Argument(..., help="Scene to compress (.ply, .splat, .spz, .sog, .compressed.ply), or a folder or quoted glob of scenes."),
+    output: Path = output_option("Output .lgs file (a folder when the input is a folder or glob)."),
     cameras: Optional[Path] = typer.Option(None, "--cameras", help="INRIA cameras.json or transforms.json (default: found beside the input, else generated views)."),
     quality: str = typer.Option("default", "--quality", "-q", help="Preset: small, default, high, max."),
     prune: Optional[float] = typer.Option(None, "--prune", help="Fraction of the least significant Gaussians to remove, in [0, 1) (preset: 0.66)."),
@@ -107,36 +112,50 @@ def compress_cmd(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed for k-means and view sampling."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the fidelity measurement (and the preset's fallback search)."),
     force: bool = force_option(),
+    workers: int = typer.Option(1, "--workers", min=1, max=4096, help="Scenes compressed at once on Ray (folder/glob input; needs the ray extra: pip install ray). >1 starts a local Ray."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster (paths must be readable on every node)."),
 ) -> None:
     from splat.atomic import atomic_write_bytes, check_output_path
+    from splat.batch import is_batch
     from splat.cli import console
     from splat.io import read_scene
-    from splat.progress import RichProgress, make_progress
+    from splat.progress import RichProgress, human_bytes, make_progress, summary_table
+    from splat.workers import check_workers
 
+    from .batch import compress_batch
     from .codec import QuantConfig
     from .pipeline import CompressSettings, compress_scene
 
     _check_compress_options(quality, prune, sh_degree, codebook, level, position_bits, target_psnr)
     backend, dev = _backend_device(backend, device)
+    settings = CompressSettings(
+        max_seconds=max_seconds or None,
+        quality=quality, prune=prune, level=level, position_bits=position_bits, target_psnr=target_psnr,
+        sh_degree=sh_degree, steps=steps, distill_steps=distill_steps, quant=QuantConfig(sh_codebook=codebook, seed=seed),
+        up=up, max_side=max_side, device=dev, seed=seed, check_fidelity=not no_check, backend=backend,
+    )
+    check_workers(workers, ray_address)
+    if is_batch(input):
+        with make_progress() as prog:
+            done = compress_batch(input, output, settings, cameras=cameras, workers=workers, address=ray_address,
+                                  force=force, progress=RichProgress(prog))
+        rows = [(str(i), str(o), human_bytes(b)) for i, o, b in done]
+        console.print(summary_table(f"splat compress ({len(done)} scenes, {workers} workers)", ["input", "output", "size"], rows))
+        return
+    if workers > 1 or ray_address:
+        raise UsageError("--workers/--ray-address spread a batch of scenes: give a folder or a quoted glob as input and a folder as -o")
     check_output_path(output, [input], force)
     t_all = time.perf_counter()
     t0 = time.perf_counter()
     scene = read_scene(input)
     t_read = time.perf_counter() - t0
     cams, cam_path = _load_cameras(cameras, input)
-    photos = None
     if images is not None:
         from .photos import load_photos
 
         if not cams:
             raise UsageError("--images needs the cameras file the photos belong to (--cameras)")
-        photos = load_photos(cams, images)
-    settings = CompressSettings(
-        max_seconds=max_seconds or None, photos=photos,
-        quality=quality, prune=prune, level=level, position_bits=position_bits, target_psnr=target_psnr,
-        sh_degree=sh_degree, steps=steps, distill_steps=distill_steps, quant=QuantConfig(sh_codebook=codebook, seed=seed),
-        up=up, max_side=max_side, device=dev, seed=seed, check_fidelity=not no_check, backend=backend,
-    )
+        settings = replace(settings, photos=load_photos(cams, images))
     with make_progress() as prog:
         result = compress_scene(scene, settings, cameras=cams, progress=RichProgress(prog))
     t0 = time.perf_counter()

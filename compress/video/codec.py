@@ -199,11 +199,12 @@ def _choose_mode(st: VideoSettings, scenes: list[GaussianScene]) -> tuple[str, s
     return mode, detected
 
 
-def _encode_segment(seg: list[GaussianScene], mode: str, st: VideoSettings,
-                    seg_st: SegmentSettings) -> tuple[bytes, dict, str, int]:
-    """Encode the start of ``seg``: (bytes, report, segment mode, frames used). Tracked and
-    re-sorted input uses every frame; independent input with tracking uses the frames the
-    keyframe's Gaussians can be carried through at ``target_psnr`` (at least one)."""
+def _encode_segment(job: tuple) -> tuple[bytes, dict, str, int]:
+    """Encode the start of a segment ``job = (frames, mode, settings, segment settings)``:
+    (bytes, report, segment mode, frames used). Tracked and re-sorted input uses every
+    frame; independent input with tracking uses the frames the keyframe's Gaussians can be
+    carried through at ``target_psnr`` (at least one). Runs in a worker (module-level)."""
+    seg, mode, st, seg_st = job
     if len(seg[0]) < 8:
         blob, rep = encode_intra(seg, st.quant)
         return blob, rep, INTRA, len(seg)
@@ -226,9 +227,13 @@ def _encode_segment(seg: list[GaussianScene], mode: str, st: VideoSettings,
 
 
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
-                 progress: Progress | None = None) -> EncodeResult:
+                 progress: Progress | None = None, *, workers: int = 1, address: str | None = None) -> EncodeResult:
     """Encode frames (scenes or paths) into ``.gsv`` bytes. ``progress``: one stage,
-    "encoding", advanced by each segment's frame count."""
+    "encoding", advanced by each segment's frame count. ``workers``/``address``: encode the
+    segments as Ray tasks (:func:`splat.workers.run_tasks`); the bytes are the same."""
+    from splat.workers import check_workers, run_tasks
+
+    check_workers(workers, address)
     from splat.io import read_scene
 
     st = settings or VideoSettings()
@@ -255,12 +260,25 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     chunks, seg_meta, modes, seg_bytes = [], [], [], []
     streams: dict[str, int] = {}
     total = len(scenes)
-    pg = progress or NullProgress()
-    pg.start("encoding", total)
-    first = 0
-    while first < total:
-        seg = scenes[first:first + st.gop]
-        blob, rep, seg_mode, used = _encode_segment(seg, mode, st, seg_st)
+    if mode == "independent" and st.track:
+        # segment lengths follow tracking by rendering, so segments are encoded one after another
+        results = []
+        pg = progress or NullProgress()
+        pg.start("encoding", total)
+        first = 0
+        while first < total:
+            r = _encode_segment((scenes[first:first + st.gop], mode, st, seg_st))
+            results.append((first, r))
+            first += r[3]
+            pg.advance(r[3], f"segment {len(results)} ({r[2]})")
+        pg.end()
+    else:
+        firsts = list(range(0, total, st.gop))
+        jobs = [(scenes[f:f + st.gop], mode, st, seg_st) for f in firsts]
+        done = run_tasks(_encode_segment, jobs, workers=workers, address=address, progress=progress,
+                         desc="encoding", units=[len(j[0]) for j in jobs])
+        results = list(zip(firsts, done))
+    for first, (blob, rep, seg_mode, used) in results:
         for kk, v in rep.items():
             if isinstance(v, int):
                 streams[kk] = streams.get(kk, 0) + v
@@ -268,9 +286,6 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
         seg_meta.append({"first": first, "frames": used, "mode": seg_mode})
         modes.append(seg_mode)
         seg_bytes.append(len(blob))
-        first += used
-        pg.advance(used, f"segment {len(seg_meta)} ({seg_mode})")
-    pg.end()
     lo = torch.stack([s.means.min(0).values if len(s) else torch.zeros(3) for s in scenes]).min(0).values.numpy()
     hi = torch.stack([s.means.max(0).values if len(s) else torch.zeros(3) for s in scenes]).max(0).values.numpy()
     header = {
@@ -287,11 +302,11 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
 
 
 def write_video(frames, path: str | os.PathLike, settings: VideoSettings | None = None,
-                progress: Progress | None = None) -> EncodeResult:
-    """Encode and write atomically."""
+                progress: Progress | None = None, *, workers: int = 1, address: str | None = None) -> EncodeResult:
+    """Encode and write atomically (after every segment is in)."""
     from splat.atomic import atomic_write_bytes
 
-    res = encode_video(frames, settings, progress)
+    res = encode_video(frames, settings, progress, workers=workers, address=address)
     atomic_write_bytes(path, res.data)
     return res
 

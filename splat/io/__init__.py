@@ -88,7 +88,7 @@ def _bytes_writer(encode: Callable[..., bytes]) -> Callable[..., None]:
 def builtin_formats() -> list[FormatSpec]:
     return [
         FormatSpec(ply.NAME, ply.EXTENSIONS, "INRIA 3DGS PLY (float32, any SH degree)",
-                   ply.sniff, ply.read, _bytes_writer(ply.encode), priority=0),
+                   ply.sniff, ply.read, ply.write, priority=0),
         FormatSpec(compressed_ply.NAME, compressed_ply.EXTENSIONS,
                    "PlayCanvas compressed PLY (256-Gaussian chunks, packed 32-bit words)",
                    compressed_ply.sniff, compressed_ply.read, None, priority=10),

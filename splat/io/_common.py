@@ -6,11 +6,13 @@ one place: size limits before allocation, bounded decompression, finiteness.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import mmap
 import os
 import warnings
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -51,19 +53,58 @@ def expansion_limit(file_size: int) -> int:
     return MAX_EXPANSION * int(file_size) + EXPANSION_SLACK
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The whole file, or FormatError naming the file when it cannot be read."""
-    p = Path(path)
+@contextlib.contextmanager
+def _opening(p: Path) -> Iterator[None]:
+    """Turn the OS errors of opening/reading ``p`` (and ``p`` being a folder) into FormatError."""
     try:
         if p.is_dir():
             raise FormatError("is a directory, expected a file", p)
-        return p.read_bytes()
+        yield
     except FileNotFoundError:
         raise FormatError("no such file", p) from None
     except PermissionError:
         raise FormatError("permission denied", p) from None
     except OSError as e:
         raise FormatError(f"cannot read file ({e.strerror or e})", p) from None
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The whole file, or FormatError naming the file when it cannot be read."""
+    p = Path(path)
+    with _opening(p):
+        return p.read_bytes()
+
+
+@contextlib.contextmanager
+def map_file(path: str | os.PathLike) -> Iterator[mmap.mmap | bytes]:
+    """The file memory-mapped read-only (``b""`` when empty), or FormatError naming the file
+    when it cannot be read. Pages are read on first touch, so a reader that copies what it
+    needs in row chunks (and drops the chunks it is done with, :func:`drop_pages`) never
+    holds the whole file resident."""
+    p = Path(path)
+    with _opening(p), open(p, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    try:
+        yield b"" if mm is None else mm
+    finally:
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:  # a view is still alive (an exception's traceback): the GC unmaps it
+                pass
+
+
+def drop_pages(data: object, start: int, stop: int) -> None:
+    """Tell the kernel bytes [start, stop) of a mapping from :func:`map_file` are not needed
+    again (they leave this process's resident set; touching them again re-reads them).
+    A no-op for anything that is not an mmap."""
+    if not isinstance(data, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    page = mmap.PAGESIZE
+    lo, hi = start // page * page, stop // page * page
+    if hi > lo:
+        data.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def warn(message: str) -> None:

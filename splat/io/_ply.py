@@ -10,6 +10,7 @@ import io
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -81,10 +82,32 @@ class ElementData(dict):
     columns in one row-major pass instead of one strided pass per column.
     """
 
-    def __init__(self, columns: dict[str, np.ndarray], matrix: np.ndarray | None = None):
+    def __init__(self, columns: dict[str, np.ndarray], matrix: np.ndarray | None = None,
+                 offset: int = 0, row_bytes: int = 0):
         super().__init__(columns)
         self.matrix = matrix
         self.index = {name: j for j, name in enumerate(columns)}
+        self.offset = offset  # byte offset of the element's first row in the file
+        self.row_bytes = row_bytes
+
+    def stack_groups(self, groups: dict[str, list[str]], dtype=np.float32, chunk_rows: int = 1 << 16,
+                     done: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+        """``{key: self.stack(names)}`` for every group, filled in one pass over row chunks
+        of ``chunk_rows``; after each chunk ``done(start, stop)`` is called with the chunk's
+        byte range in the file (so a memory-mapped reader can drop those pages). Only the
+        outputs are allocated: [count, len(names)] of ``dtype`` each, C-contiguous."""
+        if self.matrix is None:
+            return {k: np.ascontiguousarray(self.stack(names, dtype)) for k, names in groups.items()}
+        n = self.matrix.shape[0]
+        out = {k: np.empty((n, len(names)), dtype) for k, names in groups.items()}
+        idx = {k: [self.index[c] for c in names] for k, names in groups.items()}
+        for s in range(0, n, chunk_rows):
+            block = self.matrix[s: s + chunk_rows]
+            for k, cols in idx.items():
+                out[k][s: s + len(block)] = block[:, cols]
+            if done is not None:
+                done(self.offset + s * self.row_bytes, self.offset + (s + len(block)) * self.row_bytes)
+        return out
 
     def stack(self, names: list[str], dtype=np.float32) -> np.ndarray:
         """Columns ``names`` side by side: [count, len(names)] of ``dtype``."""
@@ -160,7 +183,7 @@ def parse_header(data: bytes, path=None) -> PlyHeader:
     return PlyHeader(fmt, elements, comments, m.end())
 
 
-def read_elements(data: bytes, header: PlyHeader, wanted: set[str], path=None) -> dict[str, ElementData]:
+def read_elements(data: bytes | memoryview, header: PlyHeader, wanted: set[str], path=None) -> dict[str, ElementData]:
     """Decode the elements named in ``wanted`` into {element: {property: column}}.
 
     Columns keep the file's dtype in native byte order (views into ``data`` where possible,
@@ -196,7 +219,8 @@ def read_elements(data: bytes, header: PlyHeader, wanted: set[str], path=None) -
                                     offset=offset).reshape(el.count, len(el.properties))
                 if mat.dtype != native:
                     mat = mat.astype(native)
-                out[el.name] = ElementData({p.name: mat[:, j] for j, p in enumerate(el.properties)}, mat)
+                out[el.name] = ElementData({p.name: mat[:, j] for j, p in enumerate(el.properties)}, mat,
+                                           offset, row)
             else:
                 dt = np.dtype([(p.name, order + p.dtype) for p in el.properties])
                 arr = np.frombuffer(data, dtype=dt, count=el.count, offset=offset)

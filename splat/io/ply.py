@@ -20,6 +20,7 @@ INRIA layout (normals zero unless ``extras["normal"]`` exists), then the extras.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import re
 from pathlib import Path
@@ -27,15 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..errors import FormatError
 from ..scene import GaussianScene
 from . import _ply
 from ._common import (
     clamp_infinite_logits,
     dc_from_rgb,
+    drop_pages,
     make_scene,
+    map_file,
     quiet_numpy,
-    read_bytes,
     scene_arrays,
     sh_degree_for_coeffs,
     warn,
@@ -59,12 +62,14 @@ def sniff(head: bytes) -> bool:
 
 
 def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene:
-    data = read_bytes(path)
-    return decode(data, path, check_finite=check_finite)
+    """Read a PLY memory-mapped: the columns are copied out in row chunks and each chunk's
+    pages are dropped after, so peak memory is the scene's float32 arrays plus one chunk."""
+    with map_file(path) as data:
+        return decode(data, path, check_finite=check_finite)
 
 
 @quiet_numpy
-def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScene:
+def decode(data: bytes | mmap.mmap, path=None, *, check_finite: bool = True) -> GaussianScene:
     header = _ply.parse_header(data, path)
     vertex = header.element("vertex")
     if vertex is None:
@@ -85,21 +90,33 @@ def decode(data: bytes, path=None, *, check_finite: bool = True) -> GaussianScen
     n = vertex.count
 
     k = len(rest_names) // 3
-    rest = cols.stack(rest_names).reshape(n, 3, k).transpose(0, 2, 1) if k else np.zeros((n, 0, 3), np.float32)
+    groups = {
+        "means": ["x", "y", "z"], "quats": ["rot_0", "rot_1", "rot_2", "rot_3"],
+        "log_scales": ["scale_0", "scale_1", "scale_2"], "opacity": ["opacity"],
+        # coefficient-major ([n, k, 3] once reshaped, no transpose copy): f_rest is channel-major
+        "sh_rest": [f"f_rest_{c * k + j}" for j in range(k) for c in range(3)],
+    }
+    if not rgb_mode:
+        groups["sh_dc"] = _DC
+    has_normals = all(m in names for m in _NORMALS)
+    if has_normals:
+        groups["normal"] = _NORMALS
+    g = cols.stack_groups(groups, done=lambda a, b: drop_pages(data, a, b))
+    sh_dc = _rgb_dc(cols) if rgb_mode else g["sh_dc"]
     core = set(_REQUIRED) | set(rest_names) | set(_NORMALS) | (set(_RGB) if rgb_mode else set())
     extras = _collect_extras(cols, [p for p in names if p not in core])
-    if all(m in names for m in _NORMALS):
-        normals = cols.stack(_NORMALS)
-        if (normals != 0).any():
-            extras["normal"] = normals
+    extras = {key: np.array(v) for key, v in extras.items()}  # own copies: no view into the file
+    if has_normals and (g["normal"] != 0).any():
+        extras["normal"] = g["normal"]
+    del cols
     return make_scene(
         path,
-        means=cols.stack(["x", "y", "z"]),
-        quats=cols.stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
-        log_scales=cols.stack(["scale_0", "scale_1", "scale_2"]),
-        opacity_logits=clamp_infinite_logits(cols["opacity"]),
-        sh_dc=_rgb_dc(cols) if rgb_mode else cols.stack(_DC),
-        sh_rest=rest,
+        means=g["means"],
+        quats=g["quats"],
+        log_scales=g["log_scales"],
+        opacity_logits=clamp_infinite_logits(g["opacity"][:, 0]),
+        sh_dc=sh_dc,
+        sh_rest=g["sh_rest"].reshape(n, k, 3),
         extras=extras,
         check_finite=check_finite,
     )
@@ -159,6 +176,12 @@ def _ply_type(t: torch.Tensor, name: str) -> tuple[np.ndarray, str] | None:
 
 def encode(scene: GaussianScene) -> bytes:
     """The scene as binary little-endian INRIA PLY bytes."""
+    header, table = _encode_parts(scene)
+    return header + table.tobytes()
+
+
+def _encode_parts(scene: GaussianScene) -> tuple[bytes, np.ndarray]:
+    """(PLY header bytes, the [n] row table as one C-contiguous array) for :func:`encode`."""
     a = scene_arrays(scene)
     n = len(scene)
     k = a["sh_rest"].shape[1]
@@ -202,8 +225,16 @@ def encode(scene: GaussianScene) -> bytes:
             for j, p in enumerate(names):
                 table[p] = values[:, j]
     header = _ply.build_header("binary_little_endian", [("vertex", n, props)], comments=["written by splatkit"])
-    return header + table.tobytes()
+    return header, np.ascontiguousarray(table)
 
 
 def write(scene: GaussianScene, path: str | os.PathLike) -> None:
-    Path(path).write_bytes(encode(scene))
+    """Write :func:`encode`'s bytes atomically, the table straight from memory (no second
+    copy of the file in memory)."""
+    header, table = _encode_parts(scene)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(header)
+        if table.size:  # (memoryview cannot cast an empty table)
+            f.write(memoryview(table).cast("B"))
+        f.flush()
+        os.fsync(f.fileno())
