@@ -64,7 +64,7 @@ def fit_image_cmd(
     device: Optional[str] = typer.Option(None, "--device", hidden=True, help="Deprecated: cpu (use --backend)."),
     seed: int = typer.Option(0, "--seed", min=0, help="random seed"),
     force: bool = force_option(),
-    workers: int = typer.Option(1, "--workers", help="images fitted at once on Ray (folder/glob input, -o a folder; needs the ray extra: pip install ray)"),
+    workers: int = typer.Option(1, "--workers", min=1, max=4096, help="images fitted at once on Ray (folder/glob input, -o a folder; needs the ray extra: pip install ray)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster instead of starting a local one"),
 ) -> None:
     from render.metrics import ssim
