@@ -32,6 +32,7 @@ import numpy as np
 from splat.errors import FormatError
 
 from .entropy import read_varint, write_varint
+from .rans import put_state
 
 CTX_MAGIC = 0xC1           # first byte of every context-modelled stream (version 1 of this layout)
 PROB_BITS = 12             # probabilities are integers in [PMIN, 2^12 - PMIN]
@@ -132,11 +133,7 @@ def _rans_bins(bin_bits, bin_probs, nb, out):
             out[pos] = np.uint8(x & np.uint64(0xFF))
             x >>= np.uint64(8)
         x = ((x // np.uint64(f)) << np.uint64(PROB_BITS)) + (x % np.uint64(f)) + np.uint64(c)
-    for _ in range(4):
-        pos -= 1
-        out[pos] = np.uint8(x & np.uint64(0xFF))
-        x >>= np.uint64(8)
-    return pos
+    return put_state(x, out, pos)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -61,6 +61,17 @@ def normalize_freqs(counts: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def put_state(x, out, pos):
+    """Write the final rANS state ``x`` as four bytes before ``pos`` in ``out`` (the payload is
+    built backwards); returns the new start of the payload. Shared with ``compress.context``."""
+    for _ in range(4):
+        pos -= 1
+        out[pos] = np.uint8(x & np.uint64(0xFF))
+        x >>= np.uint64(8)
+    return pos
+
+
+@numba.njit(cache=True, nogil=True)
 def _encode(symbols, freq, cum, out):
     x = np.uint64(RANS_L)
     pos = out.size
@@ -73,11 +84,7 @@ def _encode(symbols, freq, cum, out):
             out[pos] = np.uint8(x & np.uint64(0xFF))
             x >>= np.uint64(8)
         x = (x // f << np.uint64(SCALE_BITS)) + (x % f) + np.uint64(cum[s])
-    for _ in range(4):
-        pos -= 1
-        out[pos] = np.uint8(x & np.uint64(0xFF))
-        x >>= np.uint64(8)
-    return pos
+    return put_state(x, out, pos)
 
 
 @numba.njit(cache=True, nogil=True)
