@@ -66,7 +66,11 @@ class VideoSettings:
     tracking: "TrackSettings | None" = None  # views, iterations, ... (None: defaults); target_psnr wins
     joint_fraction: float = 0.02
     k: int = 8
-    quant: QuantConfig = field(default_factory=lambda: QuantConfig(scale_bits=7, rotation_bits=7, opacity_bits=6))
+    # Keyframes are .lgs version 1 (no context-modelled streams): on the 50k performer the
+    # context streams save 8% of the clip but add 50% to each keyframe's decode (127 -> 191 ms),
+    # which takes one-thread playback below 60 fps (bench/video_decode.py).
+    quant: QuantConfig = field(default_factory=lambda: QuantConfig(scale_bits=7, rotation_bits=7, opacity_bits=6,
+                                                                   context_coding=False))
 
     def segment_settings(self) -> SegmentSettings:
         if self.quality not in QUALITY:
