@@ -36,7 +36,7 @@ def compress_job(job: Job) -> bytes:
     from splat.io import read_scene
     from splat.threads import threads
 
-    from .cli import find_cameras
+    from .views import find_cameras
     from .pipeline import compress_scene
 
     with threads(job.threads):

@@ -12,6 +12,8 @@ import typer
 from splat.cli_options import backend_option, force_option, output_option
 from splat.errors import FormatError, UsageError
 
+from .views import find_cameras
+
 EXAMPLES_COMPRESS = """
 Examples:
 
@@ -29,19 +31,6 @@ The defaults are visually lossless: fidelity (PSNR of the compressed scene's ren
 against the original's, on held-out views) of at least 35 dB. A cameras.json beside the
 input (or up to three folders above it) is used when --cameras is not given.
 """
-
-
-def find_cameras(scene_path: Path) -> Path | None:
-    """``cameras.json`` or ``transforms.json`` beside the scene or up to three folders above."""
-    d = scene_path.resolve().parent
-    for _ in range(4):
-        for name in ("cameras.json", "transforms.json"):
-            if (d / name).is_file():
-                return d / name
-        if d.parent == d:
-            break
-        d = d.parent
-    return None
 
 
 def _load_cameras(cameras: Optional[Path], scene_path: Path, auto: bool = True):

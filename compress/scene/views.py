@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -94,3 +95,16 @@ def pseudo_views(scene: GaussianScene, train: Sequence[Camera], *, jitter: float
     if n_orbit:
         views += orbit_cameras(scene, n_orbit, width=w, height=h, fov_y_deg=fov, elevation_deg=10.0, phase_deg=11.0)
     return views
+
+
+def find_cameras(scene_path: Path) -> Path | None:
+    """``cameras.json`` or ``transforms.json`` beside the scene or up to three folders above."""
+    d = scene_path.resolve().parent
+    for _ in range(4):
+        for name in ("cameras.json", "transforms.json"):
+            if (d / name).is_file():
+                return d / name
+        if d.parent == d:
+            break
+        d = d.parent
+    return None
