@@ -4,11 +4,13 @@
 
 Prunes the scene by significance, encodes it at 8 bits with the least significant fraction
 of the Gaussians stored d bits coarser (scales, rotations, colour), and measures fidelity on
-8 held-out 240x180 views. Prints one line per setting with the bytes per stream.
+8 held-out 240x180 views. Prints one line per setting with the bytes per stream and writes
+bench/results/scene_precision.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import replace
@@ -39,12 +41,18 @@ def main(argv=None) -> int:
     ref = render_views(scene, views.heldout)
     scores = significance(scene, views.train)
     pruned, keep = prune(scene, scores, args.prune)
-    print(f"load average {os.getloadavg()}; {args.scene} pruned {args.prune:.2f}: {len(pruned):,} Gaussians")
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f}; {args.scene} pruned {args.prune:.2f}: {len(pruned):,} Gaussians")
+    rows = []
     for frac, drop in SETTINGS:
         cfg = replace(level_config(1), low_fraction=frac, low_drop=max(drop, 1))
         data, rep = encode(pruned, scores[keep], cfg)
         fid = fidelity(ref, decode(data), views.heldout, with_ssim=False)
         print(f"low {frac:4.2f} drop {drop}: {len(data):>9,} B  {fid.psnr:6.2f} dB  {rep.stream_bytes}", flush=True)
+        rows.append({"low_fraction": frac, "low_drop": drop, "bytes": len(data), "psnr": fid.psnr,
+                     "stream_bytes": rep.stream_bytes})
+    out = {"scene": args.scene, "prune": args.prune, "gaussians": len(pruned), "load_average": load, "rows": rows}
+    (ROOT / "bench" / "results" / "scene_precision.json").write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -47,12 +47,13 @@ class CompressSettings:
     compression (the prune/fine-tune loop starts no round it cannot finish; None: none).
     ``photos``: training photos {camera name: [H,W,3] float32 in [0,1]} (see
     :mod:`compress.scene.photos`); fine-tuning fits them where given. ``finetune_geometry``:
-    fine-tune means, scales and rotations too (default: colour and opacity only, which held
-    out better on fruit_drops: 40.5 against 39.8 dB at prune 0.9, and each step is cheaper).
-    ``low_fraction`` / ``low_drop``: precision classes of the fine-tuned path (the least
-    significant fraction stores scales, rotations and colour ``low_drop`` bits coarser; on
-    donut at prune 0.66, 0.75/3 cost 0.14 dB for 18% of the file); a last stage tries
-    coarser classes while the fidelity floor holds."""
+    fine-tune means, scales and rotations too (default: colour and opacity only: fewer
+    parameters to overfit the training views, and each step is cheaper).
+    ``low_fraction`` / ``low_drop``: the starting precision classes of the fine-tuned path (the
+    least significant fraction stores scales, rotations and colour ``low_drop`` bits coarser).
+    The prune loop measures held-out fidelity with these classes applied, so the floor holds
+    on any scene; a last stage tries coarser classes while it still holds (it never tries
+    finer ones; ``bench/scene_precision.py`` measures the trade-off)."""
 
     quality: str = "default"
     prune: float | None = None

@@ -15,9 +15,8 @@ carries ``extras["lod"]``), optionally only the leaves whose bound meets ``regio
 (``[xmin, ymin, zmin, xmax, ymax, zmax]``). Writing builds each coarser level by
 significance-aware decimation: neighbours along a Morton curve are merged pairwise by
 moment matching, weighted by significance (opacity x cross-section), so every level
-halves the count (on donut_sh0, 4 orbit views at 160x120, level 3 renders at 29.3 dB
-PSNR against level 0, against 26.1 dB for a random eighth and 21.9 dB for the most
-significant eighth; ``bench/lod_levels.py``). It then chunks all levels spatially with a median-split k-d tree
+halves the count (``bench/lod_levels.py`` compares it with random and most-significant
+subsets). It then chunks all levels spatially with a median-split k-d tree
 over the level-0 centres and writes every leaf's rows contiguously, Morton-sorted, in
 units of at most ``unit_size`` Gaussians per level.
 """
