@@ -163,3 +163,14 @@ def test_gsplat_without_a_gpu_is_one_line(small_ply, tmp_path, capsys, cmd):
     err = capsys.readouterr().err
     assert "--backend gsplat needs a CUDA GPU" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ply"]
+
+
+@pytest.mark.parametrize("sub", ["extract", "render"])
+def test_memory_gsplat_backend_is_refused_in_one_line(small_ply, tmp_path, capsys, sub):
+    argv = (["memory", "extract", str(small_ply), "--views", "2", "-o", str(tmp_path / "f")] if sub == "extract"
+            else ["memory", "render", str(tmp_path / "missing.m3"), "-o", str(tmp_path / "f.npy")])
+    assert main(argv + ["--backend", "gsplat"]) == 2
+    err = capsys.readouterr().err
+    assert "--backend must be auto, cpu or reference" in err and "feature memories" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ply"]

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from splat.cli_options import BACKENDS, backend_option, check_backend, check_range, force_option, output_option
+from splat.cli_options import backend_option, check_backend, check_range, force_option, output_option
 from splat.errors import UsageError
 
 memory_app = typer.Typer(
@@ -74,8 +74,10 @@ _CAMERA = typer.Option(0, min=0, help="camera index (cameras stored in the .m3, 
 _CAMERAS = typer.Option(None, help="camera file to use instead of the stored cameras")
 _MODEL = typer.Option(None, help="feature model name (default: the first)")
 _SCALE = typer.Option(1.0, help="render at this fraction of the camera resolution")
-_BACKEND = backend_option("renderer: auto, cpu, gsplat, or reference (the float64 torch renderer)")
-MEMORY_BACKENDS = (*BACKENDS, "reference")
+_BACKEND = backend_option("renderer: auto, cpu, or reference (the float64 torch renderer); "
+                          "feature memories render on the CPU")
+MEMORY_BACKENDS = ("auto", "cpu", "reference")
+_MEMORY_WHY = "feature memories keep their tensors on the CPU, so the CUDA gsplat backend cannot render them"
 _FORCE = force_option()
 
 
@@ -102,7 +104,7 @@ def extract_cmd(
 
     from .extract import MISSING, available, extract_scene_features
 
-    check_backend(backend, MEMORY_BACKENDS)
+    check_backend(backend, MEMORY_BACKENDS, why=_MEMORY_WHY)
     check_output_path(out, folder=True)
     if not available():
         raise UsageError(MISSING)
@@ -160,7 +162,7 @@ def build_cmd(
     from .fit import FitConfig
     from .m3file import cameras_to_meta, encode_m3, export_ply, write_m3
 
-    check_backend(backend, MEMORY_BACKENDS)
+    check_backend(backend, MEMORY_BACKENDS, why=_MEMORY_WHY)
     check_range("--bank-threshold", bank_threshold, -1.0, 1.0, lo_open=True)
     check_range("--max-seconds", max_seconds, 0.0, None, lo_open=True)
     check_range("--temperature", temperature, 0.0, None, lo_open=True)
@@ -241,7 +243,7 @@ def render_cmd(
     from .features import write_array
     from .query import render_features
 
-    check_backend(backend, MEMORY_BACKENDS)
+    check_backend(backend, MEMORY_BACKENDS, why=_MEMORY_WHY)
     check_range("--scale", scale, 0.0, None, lo_open=True)
     check_output_path(out, [m3], force)
     if out.suffix.lower() not in (".npy", ".pt", ".safetensors"):
@@ -278,7 +280,7 @@ def query_cmd(
 
     from .query import load_text_encoder, pick_feature, render_features, similarity, similarity_colors
 
-    check_backend(backend, MEMORY_BACKENDS)
+    check_backend(backend, MEMORY_BACKENDS, why=_MEMORY_WHY)
     check_range("--scale", scale, 0.0, None, lo_open=True)
     check_output_path(out, [m3], force)
     if (pixel is None) == (text is None):
