@@ -321,3 +321,38 @@ def test_per_gaussian_similarity_is_fast_for_115k():
         times.append(time.perf_counter() - t0)
     assert tint.shape == (n, 3) and tint.dtype == np.uint8
     assert sorted(times)[2] < 0.1, times
+
+
+def test_render_this_view_shows_the_heat_map(tmp_path):
+    """'render this view' on a memory tab renders what the tab shows: its own colours before a
+    query, the similarity tint after one, and only the matches with "show only matches"."""
+    from splat.scene import rgb_to_sh_dc
+    from viewer.scene_view import render_shown
+
+    mem = small_memory()
+    asset, ctx, view = open_tab(mem, tmp_path)
+    try:
+        assert view.layer.flush(10)
+        before = view.render_view(ctx)
+        r = view.query_pixel(W // 2, H // 2)
+        th = float(torch.quantile(r.scores, 0.7))
+        ctx.gui.controls["Similarity threshold"].set(th)
+        assert view.layer.flush(10)
+        tinted = view.render_view(ctx)
+        assert tinted.shape == before.shape == (H, W, 3)
+        assert np.abs(tinted.astype(int) - before.astype(int)).mean() > 2  # the heat map is visible
+        # reference: the scene re-coloured with the tab's tint, rendered directly
+        tint = asset.tint(r.scores, th)
+        flat = mem.scene.with_sh_degree(0).replace(
+            sh_dc=rgb_to_sh_dc(torch.from_numpy(tint.astype(np.float32) / 255.0)), extras={})
+        ref = render_shown(flat, camera(), np.arange(len(mem.scene)), view.layer.settings, backend="auto")
+        assert np.abs(tinted.astype(int) - ref.astype(int)).max() <= 2
+        ctx.gui.controls["Show only matches"].set(True)
+        assert view.layer.flush(10)
+        only = view.render_view(ctx)
+        keep = np.flatnonzero(r.scores.numpy() >= th)
+        ref_only = render_shown(flat, camera(), keep, view.layer.settings, backend="auto")
+        assert np.abs(only.astype(int) - ref_only.astype(int)).max() <= 2
+        assert np.abs(only.astype(int) - tinted.astype(int)).mean() > 0.5  # fewer Gaussians drawn
+    finally:
+        view.detach()

@@ -148,6 +148,18 @@ class MemoryAsset(SceneAsset):
             sim = api.similarity(self.memory, camera, vector, model, backend=self.render_backend)
             return to_uint8(api.similarity_colors(sim, threshold).numpy())
 
+    def render_tinted(self, camera: Camera, indices: np.ndarray, settings, tint: np.ndarray,
+                      background: Sequence[int] = (0, 0, 0)) -> np.ndarray:
+        """The toolkit's render [H,W,3] uint8 of Gaussians ``indices`` drawn in ``tint`` (uint8 [N,3],
+        scene order) instead of their own colours: what a tab shows while a query is active."""
+        from splat.scene import rgb_to_sh_dc
+
+        from .scene_view import render_shown
+
+        rgb = torch.from_numpy(np.asarray(tint, np.float32) / 255.0)
+        flat = self.scene.with_sh_degree(0).replace(sh_dc=rgb_to_sh_dc(rgb))
+        return render_shown(flat, camera, indices, settings, background, backend=self.render_backend)
+
     def export_matches(self, keep: np.ndarray, path: Path) -> Path:
         """Write the Gaussians where ``keep`` (bool [N]) to ``path`` (format from the extension)."""
         from splat.io import write_scene
@@ -251,6 +263,20 @@ class MemoryClientView(SceneClientView):
             self.queries += 1
             self.apply()
         return r
+
+    def render_view(self, ctx) -> np.ndarray:
+        """What the tab shows: the scene in its own colours, or the similarity heat map while a
+        query is active (the same tint and "show only matches" subset the browser draws)."""
+        r = self.result
+        if r is None:
+            return super().render_view(ctx)
+        pos, wxyz, fov, w, h = ctx.camera_state()
+        cam = viser_to_camera(pos, wxyz, fov, w, h)
+        tint = self.asset.tint(r.scores, self.threshold_value())
+        shown = self.layer.indices
+        if self.only.value:
+            shown = shown[self.matches()[shown]]
+        return self.asset.render_tinted(cam, shown, self.layer.settings, tint, ctx.background)
 
     def matches(self) -> np.ndarray:
         """bool [N]: the Gaussians at or above the threshold for the current query."""
