@@ -31,7 +31,8 @@ from splat.scene import GaussianScene
 if TYPE_CHECKING:
     from .tracking import TrackSettings
 
-from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
+from .segment import (INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_keyframe,
+                      encode_tracked)
 
 MAGIC = b"GSV1"
 VERSION = 2  # 2: re-sorted clips (tracked segments with encoder-chosen order, deaths, births)
@@ -220,13 +221,16 @@ def _encode_segment(job: tuple) -> tuple[bytes, dict, str, int]:
         return blob, rep, INTRA, len(seg)
     from .tracking import TrackSettings, track_frames
 
-    ts = replace(st.tracking or TrackSettings(), target_psnr=st.target_psnr)
-    tr = track_frames(seg, ts)
+    ts = replace(st.tracking or TrackSettings(), target_psnr=st.target_psnr, joint_fraction=st.joint_fraction,
+                 k=st.k)  # the codec's skinning, so its transforms fit the carried frames
+    key_blob, key, _ = encode_keyframe(seg[0], st.quant)
+    tr = track_frames(seg, ts, key=key)
     if len(tr.frames) < 2:
         blob, rep = encode_intra(seg[:1], st.quant)
         return blob, rep, INTRA, 1
-    blob, rep = encode_tracked(tr.frames, seg_st)
+    blob, rep = encode_tracked(tr.frames, seg_st, keyframe=(key_blob, key), transforms=np.stack(tr.transforms))
     rep["tracked_by_rendering"] = len(tr.frames)
+    rep["colour_refreshes"] = sum(tr.refreshed)
     return blob, rep, TRACKED, len(tr.frames)
 
 

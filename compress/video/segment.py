@@ -447,24 +447,47 @@ def _appearance_updates(state: SegmentState, fr: GaussianScene, qz: _Quant, st: 
     sx.push("ops", torch.nonzero(om)[:, 0].numpy(), vals, 4)
 
 
-def encode_tracked(frames: list[GaussianScene], st: SegmentSettings, *, match: bool = False) -> tuple[bytes, dict]:
+def joint_indices(key: GaussianScene, joint_fraction: float) -> np.ndarray:
+    """The segment's joints: ``joint_fraction`` of the (decoded) keyframe's Gaussians, at
+    least 4, by farthest-point sampling of their means; ascending indices."""
+    return np.sort(farthest_point_sampling(_np64(key.means), max(4, int(round(joint_fraction * len(key))))))
+
+
+def encode_keyframe(key: GaussianScene, quant: lgs.QuantConfig) -> tuple[bytes, GaussianScene, Tensor]:
+    """A segment's keyframe: (``.lgs`` bytes, the decoded keyframe, the permutation [N] int64
+    from ``key``'s order to the decoded order)."""
+    blob, rep = lgs.encode(key, None, quant)
+    return blob, lgs.decode(blob), torch.from_numpy(rep.permutation.astype(np.int64))
+
+
+def encode_tracked(frames: list[GaussianScene], st: SegmentSettings, *, match: bool = False,
+                   keyframe: tuple[bytes, GaussianScene] | None = None,
+                   transforms: np.ndarray | None = None) -> tuple[bytes, dict]:
     """Encode a tracked segment. ``match=False``: every frame holds the same Gaussians in the
     same order. ``match=True``: order and count may change; each frame is matched to the
-    previous decoded frame, unmatched Gaussians die or are born. Returns (bytes, report)."""
+    previous decoded frame, unmatched Gaussians die or are born. ``keyframe``: (bytes,
+    decoded) from :func:`encode_keyframe`, the frames then already in the decoded order.
+    ``transforms`` [F,J,6] (ordered frames only): each frame's joint rotation vectors
+    (radians) and translations for the joints of :func:`joint_indices`, used instead of
+    fitting them to the frames' positions (tracking by rendering knows them). Returns
+    (bytes, report)."""
     F = len(frames)
-    key_blob, rep = lgs.encode(frames[0], None, st.quant)
     frames = list(frames)
-    frames[0] = frames[0][torch.from_numpy(rep.permutation.astype(np.int64))]
-    if not match:
-        if any(len(f) != len(frames[0]) for f in frames):
-            raise UsageError("tracked coding needs the same Gaussian count in every frame")
-        perm = torch.from_numpy(rep.permutation.astype(np.int64))
-        frames[1:] = [f[perm] for f in frames[1:]]
-    key = lgs.decode(key_blob)
+    if not match and any(len(f) != len(frames[0]) for f in frames):
+        raise UsageError("tracked coding needs the same Gaussian count in every frame")
+    if keyframe is None:
+        key_blob, key, perm = encode_keyframe(frames[0], st.quant)
+        frames[0] = frames[0][perm]
+        if not match:
+            frames[1:] = [f[perm] for f in frames[1:]]
+    else:
+        key_blob, key = keyframe
     n = len(key)
-    joint_idx = np.sort(farthest_point_sampling(_np64(key.means), max(4, int(round(st.joint_fraction * n)))))
+    joint_idx = joint_indices(key, st.joint_fraction)
     state = SegmentState(key, joint_idx, st.k, None)
     J = len(joint_idx)
+    if transforms is not None and (match or transforms.shape != (F, J, 6)):
+        raise ValueError(f"transforms must be [{F},{J},6] for ordered frames, got {tuple(transforms.shape)}")
     qz = _fit_quant(key, frames, st)
     _fit_codebook(qz, frames, st, ordered=not match)
     refs = _Refs(frames[0].sh_rest.clone(), frames[0].opacities.double().clone(), frames[0].log_scales.double().clone())
@@ -476,7 +499,10 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings, *, match: b
             fr, surv, born = _match_frame(state, fr, v, f, qz, st, sx)
             refs.keep(torch.from_numpy(surv), None if born is None else fr[len(fr) - len(born):])
             valid = torch.arange(len(fr)) < int(surv.sum())
-        v[f] = _fit_transforms(state, fr.means, valid, v[f - 1], qz)
+        if transforms is None:
+            v[f] = _fit_transforms(state, fr.means, valid, v[f - 1], qz)
+        else:
+            v[f] = np.rint(transforms[f] / np.array([qz.rot_step] * 3 + [qz.trans_step] * 3)).astype(np.int64)
         if match and sx.born[f] is not None:
             _, q, t = state.transforms(v[f, :, :3], v[f, :, 3:], qz.rot_step, qz.trans_step)
             state.birth(sx.born[f], q, t)
