@@ -134,6 +134,11 @@ def _print_encode_summary(console, output: Path, res, scenes, fid, worst, mode: 
     coding = {"tracked": "tracked (dual motion)", "resorted": "re-sorted (correspondence recovered, dual motion)",
               "independent": "independent (intra per frame)"}[res.mode]
     coding += "" if mode else ", detected"
+    if res.mode == "independent" and "tracked" in res.segment_modes:
+        coding = coding.replace("intra per frame", "tracked by rendering")
+        coding += (f"; {res.stream_bytes.get('tracked_by_rendering', 0)} frames carried in "
+                   f"{res.segment_modes.count('tracked')} tracked segments, "
+                   f"{res.stream_bytes.get('colour_refreshes', 0)} colour refreshes")
     if res.mode == "resorted":
         coding += f"; {res.stream_bytes.get('births', 0):,} births, {res.stream_bytes.get('deaths', 0):,} deaths"
     rows = [

@@ -53,9 +53,10 @@ class VideoSettings:
     recovers correspondence; births and deaths), "independent" (intra per frame), None =
     detect (:func:`detect_mode`). tracked: the older switch (True = "tracked", False =
     "independent"), used when mode is None. track: in independent mode, carry each
-    keyframe's Gaussians forward by render-supervised tracking (``tracking.py``) instead of
-    coding every frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must
-    reach, else it starts a new segment."""
+    keyframe's Gaussians forward by render-supervised tracking (``tracking.py``: motion,
+    then a colour refresh when the moved set misses the target) instead of coding every
+    frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must reach, else it
+    starts a new segment."""
 
     fps: float = 30.0
     gop: int = 30
@@ -228,7 +229,9 @@ def _encode_segment(job: tuple) -> tuple[bytes, dict, str, int]:
     if len(tr.frames) < 2:
         blob, rep = encode_intra(seg[:1], st.quant)
         return blob, rep, INTRA, 1
-    blob, rep = encode_tracked(tr.frames, seg_st, keyframe=(key_blob, key), transforms=np.stack(tr.transforms))
+    events = any(len(d) for d in tr.deaths) or any(tr.births)
+    blob, rep = encode_tracked(tr.frames, seg_st, keyframe=(key_blob, key), transforms=np.stack(tr.transforms),
+                               deaths=tr.deaths if events else None)
     rep["tracked_by_rendering"] = len(tr.frames)
     rep["colour_refreshes"] = sum(tr.refreshed)
     return blob, rep, TRACKED, len(tr.frames)

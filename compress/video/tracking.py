@@ -40,7 +40,7 @@ from splat.scene import GaussianScene
 from .fidelity import eval_cameras, frame_fidelity
 from .motion import (blend_positions, blend_quats, default_length, knn_joints, matrix_to_quat, procrustes,
                      quat_multiply, quat_to_matrix, quat_to_rotvec, rotvec_to_quat, skin_weights)
-from .segment import joint_indices
+from .segment import joint_indices, rest_pose
 
 
 @dataclass
@@ -53,7 +53,9 @@ class TrackSettings:
     colour_lr: most appearance-refresh steps and their first step (SH DC units);
     patience / tol: stop when the loss has not improved by ``tol`` (relative) for
     ``patience`` steps; ssim_weight: weight of (1 - SSIM) next to L1; refresh: re-fit
-    colours when the moved set misses the target; target_psnr: held-out PSNR (dB) a frame
+    colours when the moved set misses the target; densify: when it still misses, target
+    Gaussians farther than this many target spacings from any carried one are born and
+    carried ones as far from the target die (0: off); target_psnr: held-out PSNR (dB) a frame
     must reach, else it ends the carried run; joint_fraction / k: joints per Gaussian and
     joints per binding (the codec passes its own)."""
 
@@ -66,6 +68,7 @@ class TrackSettings:
     colour_iters: int = 16
     colour_lr: float = 0.05
     patience: int = 4
+    densify: float = 3.0
     tol: float = 2e-3
     ssim_weight: float = 0.2
     refresh: bool = True
@@ -84,6 +87,8 @@ class TrackResult:
     frames: list[GaussianScene]
     psnr: list[float]
     transforms: list[np.ndarray] = field(default_factory=list)
+    deaths: list[np.ndarray] = field(default_factory=list)
+    births: list[int] = field(default_factory=list)
     motion_psnr: list[float] = field(default_factory=list)
     refreshed: list[bool] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
@@ -146,27 +151,65 @@ def descend(params: list[dict], loss_fn: Callable[[], Tensor], steps: int, patie
 
 class Carrier:
     """The keyframe's Gaussians bound to the segment codec's joints by its skinning (so the
-    codec reproduces a carried frame from its joint transforms alone)."""
+    codec reproduces a carried frame from its joint transforms alone). Gaussians die and
+    are born as the codec's segment state does (:class:`~compress.video.segment.SegmentState`)."""
 
     def __init__(self, key: GaussianScene, joint_fraction: float, k: int):
         self.key = key.to(dtype=torch.float32)
-        self.x0 = self.key.means.contiguous()
-        self.q0 = self.key.unit_quats
-        self.centers = self.x0[torch.from_numpy(joint_indices(self.key, joint_fraction))]
-        self.idx, d2 = knn_joints(self.x0, self.centers, k)
-        self.w = skin_weights(d2, default_length(d2))
+        self.k = k
+        x0 = self.key.means.contiguous()
+        self.centers = x0[torch.from_numpy(joint_indices(self.key, joint_fraction))]
+        idx, d2 = knn_joints(x0, self.centers, k)
+        self.length = default_length(d2)
         self.size = float(self.key.scales.median().clamp_min(1e-9))  # median Gaussian size
         self.reach = float(d2[:, 0].sqrt().median().clamp_min(self.size))  # typical Gaussian-to-joint distance
+        self.x0, self.q0, self.idx, self.w = x0, self.key.unit_quats, idx, skin_weights(d2, self.length)
+        k_ = self.key
+        self.app = {"log_scales": k_.log_scales, "opacity_logits": k_.opacity_logits, "sh_dc": k_.sh_dc.clone(),
+                    "sh_rest": k_.sh_rest}
+
+    def __len__(self) -> int:
+        return len(self.x0)
 
     def pose(self, rv: Tensor, t: Tensor, sh_dc: Tensor | None = None) -> GaussianScene:
         """The carried scene for joint rotation vectors rv [J,3] and translations t [J,3]
-        (differentiable), with base colours ``sh_dc`` [N,3] (default: the keyframe's)."""
+        (differentiable), with base colours ``sh_dc`` [N,3] (default: the carried ones)."""
         q = rotvec_to_quat(rv)
         pos = blend_positions(self.x0, self.idx, self.w, quat_to_matrix(q), t, self.centers)
         rot = quat_multiply(blend_quats(self.idx, self.w, q), self.q0)
-        k = self.key
-        return GaussianScene(means=pos, quats=rot, log_scales=k.log_scales, opacity_logits=k.opacity_logits,
-                             sh_dc=k.sh_dc if sh_dc is None else sh_dc, sh_rest=k.sh_rest)
+        app = dict(self.app) if sh_dc is None else {**self.app, "sh_dc": sh_dc}
+        return GaussianScene(means=pos, quats=rot, **app)
+
+    def replace(self, dead: np.ndarray, born: GaussianScene | None, rv: Tensor, t: Tensor) -> None:
+        """Remove the Gaussians at ``dead``, append ``born`` (at the pose rv, t)."""
+        keep = torch.ones(len(self), dtype=torch.bool)
+        keep[torch.from_numpy(np.asarray(dead, dtype=np.int64))] = False
+        self.x0, self.q0, self.idx, self.w = self.x0[keep], self.q0[keep], self.idx[keep], self.w[keep]
+        self.app = {n: v[keep] for n, v in self.app.items()}
+        if born is None or not len(born):
+            return
+        born = born.to(dtype=torch.float32)
+        x0, q0 = rest_pose(born, self.centers, rotvec_to_quat(rv), t)
+        bi, d2 = knn_joints(x0.contiguous(), self.centers, self.k)
+        self.x0, self.q0 = torch.cat([self.x0, x0]).contiguous(), torch.cat([self.q0, q0])
+        self.idx, self.w = torch.cat([self.idx, bi]), torch.cat([self.w, skin_weights(d2, self.length)])
+        self.app = {n: torch.cat([v, getattr(born, n)]) for n, v in self.app.items()}
+
+
+def uncovered(carried: GaussianScene, target: GaussianScene, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the carried set and the target frame disagree on the surface: (indices of
+    carried Gaussians with no target Gaussian within ``factor`` x the target's median
+    nearest-neighbour spacing: deaths; indices of target Gaussians with no carried one
+    within it: births)."""
+    from scipy.spatial import cKDTree
+
+    a, b = carried.means.double().numpy(), target.means.double().numpy()
+    tb = cKDTree(b)
+    spacing = float(np.median(tb.query(b, k=2)[0][:, 1])) if len(b) > 1 else 0.0
+    r = factor * spacing
+    dead = np.flatnonzero(tb.query(a, distance_upper_bound=r)[0] > r)
+    born = np.flatnonzero(cKDTree(a).query(b, distance_upper_bound=r)[0] > r)
+    return dead, born
 
 
 def geometric_start(car: "Carrier", rv: Tensor, t: Tensor, target: Tensor, rounds: int) -> tuple[Tensor, Tensor]:
@@ -220,8 +263,8 @@ def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
     J = len(car.centers)
     rv, tr = torch.zeros(J, 3), torch.zeros(J, 3)
     prev = (rv.clone(), tr.clone())
-    dc = car.key.sh_dc.clone()
-    out = TrackResult([car.key], [float("inf")], [np.zeros((J, 6))], [float("inf")], [False], [0])
+    none = np.zeros(0, np.int64)
+    out = TrackResult([car.key], [float("inf")], [np.zeros((J, 6))], [none], [0], [float("inf")], [False], [0])
     lr_t = ts.step * car.size
     lr_r = lr_t / car.reach
     for f in range(1, len(frames)):
@@ -240,11 +283,11 @@ def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
                 r_c = ref if cams is fine else _render(target, cams).clamp(0, 1)
             p_rv, p_tr = rv.clone().requires_grad_(True), tr.clone().requires_grad_(True)
             (rv, tr), n = descend([{"params": [p_rv], "lr": lr_r}, {"params": [p_tr], "lr": lr_t}],
-                                  lambda: _loss(_render(car.pose(p_rv, p_tr, dc), cams), r_c, ts.ssim_weight),
+                                  lambda: _loss(_render(car.pose(p_rv, p_tr), cams), r_c, ts.ssim_weight),
                                   n_it, ts.patience, ts.tol)
             steps += n
         with torch.no_grad():
-            carried = _detached(car.pose(rv, tr, dc))
+            carried = _detached(car.pose(rv, tr))
             p = frame_fidelity(target, carried, held, f).psnr
         refreshed, p_motion = False, p
         if p < ts.target_psnr and ts.refresh and ts.colour_iters > 0:
@@ -253,12 +296,32 @@ def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
             with torch.no_grad():
                 p2 = frame_fidelity(target, cand, held, f).psnr
             if p2 > p:
-                carried, p, dc, refreshed = cand, p2, cand.sh_dc, True
+                carried, p, refreshed = cand, p2, True
+        dc_new = carried.sh_dc
+        dead, born = none, None
+        if p < ts.target_psnr and ts.densify > 0:
+            dead, b_idx = uncovered(carried, target, ts.densify)
+            if len(dead) or len(b_idx):
+                born = target[torch.from_numpy(b_idx)]
+                keep = torch.ones(len(carried), dtype=torch.bool)
+                keep[torch.from_numpy(dead)] = False
+                cand = GaussianScene.cat([carried[keep], born])
+                with torch.no_grad():
+                    p2 = frame_fidelity(target, cand, held, f).psnr
+                if p2 > p:
+                    carried, p = cand, p2
+                else:
+                    dead, born = none, None
         if progress is not None:
             progress()
         if p < ts.target_psnr:
             break
+        if refreshed:
+            car.app["sh_dc"] = dc_new
+        car.replace(dead, born, rv, tr)
         out.frames.append(carried)
+        out.deaths.append(dead)
+        out.births.append(0 if born is None else len(born))
         out.psnr.append(p)
         out.transforms.append(torch.cat([rv, tr], 1).double().numpy())
         out.motion_psnr.append(p_motion)
