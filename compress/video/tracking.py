@@ -5,9 +5,10 @@ recovered. As DualGS tracks its joint and skin Gaussians, we carry the keyframe'
 forward instead. Per frame:
 
 1. **Motion.** The joint transforms (rotation vector and translation per joint, driving the
-   Gaussians by the linear-blend skinning the decoder uses) are optimised so that renders of
-   the carried set match renders of the target frame from K training views (L1 + SSIM, our
-   differentiable CPU rasterizer). Step sizes are set by the content, not by the clip: a
+   Gaussians by the linear-blend skinning the decoder uses) start from a constant-velocity
+   guess moved towards the frame's Gaussians by iterative closest points, then are optimised
+   so that renders of the carried set match renders of the target frame from K training
+   views (L1 + SSIM, our differentiable CPU rasterizer). Step sizes are set by the content, not by the clip: a
    translation step is a fraction of the median Gaussian size, a rotation step the angle
    that moves a Gaussian at the typical joint distance by that much; they decay on a cosine
    schedule, the optimisation stops early on a plateau and the best iterate is kept. It runs
@@ -19,11 +20,14 @@ forward instead. Per frame:
    of one surface differ by their sampling noise (about 34 dB on held-out views at 20k
    Gaussians), so this is what lifts a carried frame above that floor; the codec sends the
    changed colours as sparse updates.
-3. **New segment.** A frame that still misses the target ends the carried run (the caller
+3. **Densify.** When it still misses, the frame's Gaussians that no carried Gaussian covers
+   (farther than a few of the frame's spacings) are born, intra-coded, and carried ones with
+   no surface under them die; kept only if the held-out PSNR rises.
+4. **New segment.** A frame that still misses the target ends the carried run (the caller
    starts a new segment at it).
 
-The carried frames hold the same Gaussians in the same order, so the tracked segment codec
-encodes them. Fidelity is measured on held-out views (:func:`compress.video.fidelity.eval_cameras`).
+The carried frames hold the keyframe's Gaussians in its order (survivors first, then each
+frame's births), so the tracked segment codec encodes them with their joint transforms. Fidelity is measured on held-out views (:func:`compress.video.fidelity.eval_cameras`).
 """
 from __future__ import annotations
 
@@ -47,9 +51,11 @@ from .segment import joint_indices, rest_pose
 class TrackSettings:
     """Tracking by rendering.
 
-    views/size: training views per frame and their pixels (square; the motion pass starts at
-    ``size // 2``); iters: most motion steps per frame (split over the two resolutions);
-    step: first motion step as a fraction of the median Gaussian size; colour_iters /
+    views/size: training views per frame and their pixels (square); coarse: the first half
+    of the motion steps renders at ``coarse * size`` pixels (at least 32; 1: one resolution);
+    icp_rounds: rounds of iterative closest points before the render refinement; iters: most
+    motion steps per frame; step: first motion step as a fraction of the median Gaussian
+    size; colour_iters /
     colour_lr: most appearance-refresh steps and their first step (SH DC units);
     patience / tol: stop when the loss has not improved by ``tol`` (relative) for
     ``patience`` steps; ssim_weight: weight of (1 - SSIM) next to L1; refresh: re-fit
