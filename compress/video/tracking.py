@@ -66,12 +66,12 @@ class TrackSettings:
     joints per binding (the codec passes its own)."""
 
     views: int = 8
-    size: int = 96
+    size: int = 128
     iters: int = 16
     step: float = 0.25
     coarse: float = 0.5
     icp_rounds: int = 3
-    colour_iters: int = 16
+    colour_iters: int = 24
     colour_lr: float = 0.05
     patience: int = 4
     densify: float = 3.0
