@@ -77,7 +77,8 @@ def test_mixamo_bvh_gives_finite_frames(mixamo, tmp_path):
         assert len(s) == 400
         for t in (s.means, s.quats, s.log_scales, s.opacity_logits, s.sh_dc, s.sh_rest):
             assert bool(t.isfinite().all())
-    assert main(["video", "encode", str(out), "-o", str(tmp_path / "m.gsv"), "--gop", "3"]) == 0
+    # random per-joint motion reads as independent frames; the synth output is tracked by construction
+    assert main(["video", "encode", str(out), "-o", str(tmp_path / "m.gsv"), "--gop", "3", "--mode", "tracked"]) == 0
 
 
 def test_synth_refuses_to_overwrite_without_force(mixamo, tmp_path, capsys):
@@ -151,3 +152,28 @@ def test_each_video_command_has_its_own_examples(cmd, example, capsys):
     assert example in out
     for other in {"encode", "decode", "info", "synth"} - {cmd}:
         assert f"splat video {other} " not in out
+
+
+def test_target_psnr_missed_writes_and_names_the_frames(mixamo, tmp_path, capsys):
+    """A target the clip cannot reach: the clip is written, the summary says how many checked
+    frames reach it, and one warning line names the frames below it with their PSNR."""
+    frames = tmp_path / "frames"
+    assert main(["video", "synth", "-o", str(frames), "--bvh", str(mixamo), "--gaussians", "300", "--frames", "3"]) == 0
+    path = tmp_path / "c.gsv"
+    capsys.readouterr()
+    assert main(["video", "encode", str(frames), "-o", str(path), "--gop", "3", "--untracked",
+                 "--target-psnr", "99"]) == 0
+    out, err = capsys.readouterr()
+    from compress.video.codec import VideoReader
+
+    assert VideoReader(path).info.n_frames == 3
+    assert "0 of 3 checked frames reach it" in out
+    line = [x for x in err.splitlines() if "warning:" in x]
+    assert len(line) == 1 and "3 of 3 checked frames are below --target-psnr 99" in line[0]
+    assert all(f"frame {i} " in line[0] for i in range(3)) and "dB" in line[0]
+    # a reachable target: no warning
+    capsys.readouterr()
+    assert main(["video", "encode", str(frames), "-o", str(path), "--gop", "3", "--untracked", "--target-psnr", "20",
+                 "--force"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in err and "3 of 3 checked frames reach it" in out

@@ -31,7 +31,8 @@ from splat.scene import GaussianScene
 if TYPE_CHECKING:
     from .tracking import TrackSettings
 
-from .segment import INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_tracked
+from .segment import (INTRA, TRACKED, DecodedSegment, SegmentSettings, encode_intra, encode_keyframe,
+                      encode_tracked)
 
 MAGIC = b"GSV1"
 VERSION = 2  # 2: re-sorted clips (tracked segments with encoder-chosen order, deaths, births)
@@ -52,9 +53,10 @@ class VideoSettings:
     recovers correspondence; births and deaths), "independent" (intra per frame), None =
     detect (:func:`detect_mode`). tracked: the older switch (True = "tracked", False =
     "independent"), used when mode is None. track: in independent mode, carry each
-    keyframe's Gaussians forward by render-supervised tracking (``tracking.py``) instead of
-    coding every frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must
-    reach, else it starts a new segment."""
+    keyframe's Gaussians forward by render-supervised tracking (``tracking.py``: motion,
+    then a colour refresh when the moved set misses the target) instead of coding every
+    frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must reach, else it
+    starts a new segment."""
 
     fps: float = 30.0
     gop: int = 30
@@ -220,13 +222,18 @@ def _encode_segment(job: tuple) -> tuple[bytes, dict, str, int]:
         return blob, rep, INTRA, len(seg)
     from .tracking import TrackSettings, track_frames
 
-    ts = replace(st.tracking or TrackSettings(), target_psnr=st.target_psnr)
-    tr = track_frames(seg, ts)
+    ts = replace(st.tracking or TrackSettings(), target_psnr=st.target_psnr, joint_fraction=st.joint_fraction,
+                 k=st.k)  # the codec's skinning, so its transforms fit the carried frames
+    key_blob, key, _ = encode_keyframe(seg[0], st.quant)
+    tr = track_frames(seg, ts, key=key)
     if len(tr.frames) < 2:
         blob, rep = encode_intra(seg[:1], st.quant)
         return blob, rep, INTRA, 1
-    blob, rep = encode_tracked(tr.frames, seg_st)
+    events = any(len(d) for d in tr.deaths) or any(tr.births)
+    blob, rep = encode_tracked(tr.frames, seg_st, keyframe=(key_blob, key), transforms=np.stack(tr.transforms),
+                               deaths=tr.deaths if events else None)
     rep["tracked_by_rendering"] = len(tr.frames)
+    rep["colour_refreshes"] = sum(tr.refreshed)
     return blob, rep, TRACKED, len(tr.frames)
 
 

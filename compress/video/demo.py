@@ -10,7 +10,7 @@ from splat.atomic import atomic_write_bytes
 import torch
 
 from .codec import VideoReader, VideoSettings, encode_video
-from .eval import clip_fidelity, sample_frames
+from .fidelity import clip_fidelity, sample_frames
 from .stream import FrameStream
 from .synth import default_bvh_path, performer_frames
 

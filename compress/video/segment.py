@@ -121,6 +121,19 @@ def _split(counts: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- decoded state
+def rest_pose(born: GaussianScene, centers: Tensor, q: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Keyframe-space means [M,3] and unit quats [M,4] of Gaussians ``born`` at a frame
+    whose joint rotations are q [J,4] and translations t [J,3]: the inverse transform of the
+    joint whose moved centre c_j + t_j is nearest (float32)."""
+    x = born.means.float()
+    moved = (centers + t).contiguous()
+    j = knn_joints(x.contiguous(), moved, 1)[0][:, 0]
+    qi = q[j] * torch.tensor([1.0, -1.0, -1.0, -1.0])  # inverse (conjugate) rotation
+    x0 = (quat_to_matrix(qi) @ (x - moved[j])[:, :, None])[:, :, 0] + centers[j]
+    q0 = quat_multiply(qi, born.unit_quats.float())
+    return x0, q0 / q0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 class SegmentState:
     """Decoder state of a tracked segment: the current Gaussians' rest poses (keyframe
     space), their skin binding, and the per-Gaussian persistent values that sparse updates
@@ -189,14 +202,7 @@ class SegmentState:
         c_j + t_j is nearest; then bound to the keyframe joints like any Gaussian."""
         if len(born) == 0:
             return
-        x = born.means.float()
-        moved = (self.centers + t).contiguous()
-        j = knn_joints(x.contiguous(), moved, 1)[0][:, 0]
-        qi = q[j] * torch.tensor([1.0, -1.0, -1.0, -1.0])  # inverse (conjugate) rotation
-        Ri = quat_to_matrix(qi)
-        x0 = (Ri @ (x - moved[j])[:, :, None])[:, :, 0] + self.centers[j]
-        q0 = quat_multiply(qi, born.unit_quats.float())
-        q0 = q0 / q0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        x0, q0 = rest_pose(born, self.centers, q, t)
         bi, d2 = knn_joints(x0.contiguous(), self.centers, self.k)
         self.x0 = torch.cat([self.x0, x0]).contiguous()
         self.q0 = torch.cat([self.q0, q0])
@@ -408,16 +414,53 @@ def _match_frame(state: SegmentState, fr: GaussianScene, v: np.ndarray, f: int, 
     state.kill(dead)
     born_src = np.setdiff1d(np.arange(len(fr)), m[surv])
     ordered = fr[torch.from_numpy(m[surv])]
-    born_dec = None
-    if len(born_src):
-        born = fr[torch.from_numpy(born_src)]
-        blob, rep = lgs.encode(born, None, st.quant)
-        born_dec = lgs.decode(blob)
-        born = born[torch.from_numpy(rep.permutation.astype(np.int64))]
-        ordered = GaussianScene.cat([ordered, born])
-        sx.born_blobs.append(blob)
-    sx.born.append(born_dec)
+    born = fr[torch.from_numpy(born_src)] if len(born_src) else None
+    perm, born_dec = _code_births(born, st, sx)
+    if perm is not None:
+        ordered = GaussianScene.cat([ordered, born[perm]])
     return ordered, surv, born_dec
+
+
+def _code_births(born: GaussianScene | None, st: SegmentSettings, sx: _Streams) -> tuple[Tensor | None, GaussianScene | None]:
+    """Intra-code a frame's births (``.lgs``) and record them: (the permutation [M] from
+    ``born``'s order to the decoded order, the decoded births); (None, None) when none."""
+    if born is None or not len(born):
+        sx.born.append(None)
+        return None, None
+    blob, rep = lgs.encode(born, None, st.quant)
+    born_dec = lgs.decode(blob)
+    sx.born_blobs.append(blob)
+    sx.born.append(born_dec)
+    return torch.from_numpy(rep.permutation.astype(np.int64)), born_dec
+
+
+def _explicit_events(state: SegmentState, fr: GaussianScene, dead: np.ndarray, order: list[Tensor], st: SegmentSettings,
+                     sx: _Streams, refs: "_Refs") -> tuple[GaussianScene, GaussianScene | None]:
+    """Deaths and births the encoder chose (tracking by rendering). The caller's order of
+    the Gaussians differs from the decoded one where births were re-sorted by the birth
+    codec: ``order[0]`` [N] maps each decoded Gaussian to the caller's index (updated here).
+    ``dead`` indexes the caller's previous frame; ``fr`` holds its survivors in the caller's
+    order, then the births. Applies the deaths to ``state`` and ``refs``; returns (frame in
+    decoded order, decoded births)."""
+    prev = order[0]
+    to_state = torch.empty_like(prev)
+    to_state[prev] = torch.arange(len(prev))
+    dead_s = torch.sort(to_state[torch.from_numpy(np.asarray(dead, dtype=np.int64))]).values
+    sx.push("kill", dead_s.numpy(), None, 0)
+    keep = torch.ones(len(state), dtype=torch.bool)
+    keep[dead_s] = False
+    state.kill(dead_s.numpy())
+    alive = torch.ones(len(prev), dtype=torch.bool)
+    alive[torch.from_numpy(np.asarray(dead, dtype=np.int64))] = False
+    rank = torch.cumsum(alive.long(), 0) - 1  # caller's new index of each surviving caller index
+    surv = rank[prev[keep]]
+    n_s = len(surv)
+    born = fr[torch.arange(n_s, len(fr))] if len(fr) > n_s else None
+    perm, born_dec = _code_births(born, st, sx)
+    order[0] = surv if perm is None else torch.cat([surv, n_s + perm])
+    out = fr[order[0]]
+    refs.keep(keep, None if born_dec is None else out[torch.arange(n_s, len(out))])
+    return out, born_dec
 
 
 def _appearance_updates(state: SegmentState, fr: GaussianScene, qz: _Quant, st: SegmentSettings, refs: _Refs,
@@ -447,37 +490,71 @@ def _appearance_updates(state: SegmentState, fr: GaussianScene, qz: _Quant, st: 
     sx.push("ops", torch.nonzero(om)[:, 0].numpy(), vals, 4)
 
 
-def encode_tracked(frames: list[GaussianScene], st: SegmentSettings, *, match: bool = False) -> tuple[bytes, dict]:
+def joint_indices(key: GaussianScene, joint_fraction: float) -> np.ndarray:
+    """The segment's joints: ``joint_fraction`` of the (decoded) keyframe's Gaussians, at
+    least 4, by farthest-point sampling of their means; ascending indices."""
+    return np.sort(farthest_point_sampling(_np64(key.means), max(4, int(round(joint_fraction * len(key))))))
+
+
+def encode_keyframe(key: GaussianScene, quant: lgs.QuantConfig) -> tuple[bytes, GaussianScene, Tensor]:
+    """A segment's keyframe: (``.lgs`` bytes, the decoded keyframe, the permutation [N] int64
+    from ``key``'s order to the decoded order)."""
+    blob, rep = lgs.encode(key, None, quant)
+    return blob, lgs.decode(blob), torch.from_numpy(rep.permutation.astype(np.int64))
+
+
+def encode_tracked(frames: list[GaussianScene], st: SegmentSettings, *, match: bool = False,
+                   keyframe: tuple[bytes, GaussianScene] | None = None,
+                   transforms: np.ndarray | None = None, deaths: list[np.ndarray] | None = None) -> tuple[bytes, dict]:
     """Encode a tracked segment. ``match=False``: every frame holds the same Gaussians in the
     same order. ``match=True``: order and count may change; each frame is matched to the
-    previous decoded frame, unmatched Gaussians die or are born. Returns (bytes, report)."""
+    previous decoded frame, unmatched Gaussians die or are born. ``keyframe``: (bytes,
+    decoded) from :func:`encode_keyframe`, the frames then already in the decoded order.
+    ``transforms`` [F,J,6] (ordered frames only): each frame's joint rotation vectors
+    (radians) and translations for the joints of :func:`joint_indices`, used instead of
+    fitting them to the frames' positions (tracking by rendering knows them). ``deaths``
+    (with ``keyframe``, ordered frames): per frame, the indices of the previous frame's
+    Gaussians that die; frame f then holds the survivors in order followed by its births,
+    which are intra-coded (frame 0's entry is ignored). Returns (bytes, report)."""
     F = len(frames)
-    key_blob, rep = lgs.encode(frames[0], None, st.quant)
     frames = list(frames)
-    frames[0] = frames[0][torch.from_numpy(rep.permutation.astype(np.int64))]
-    if not match:
-        if any(len(f) != len(frames[0]) for f in frames):
-            raise UsageError("tracked coding needs the same Gaussian count in every frame")
-        perm = torch.from_numpy(rep.permutation.astype(np.int64))
-        frames[1:] = [f[perm] for f in frames[1:]]
-    key = lgs.decode(key_blob)
+    if deaths is not None and (match or keyframe is None or len(deaths) != F):
+        raise ValueError("deaths need ordered frames, a precoded keyframe and one entry per frame")
+    events = deaths is not None
+    if not match and not events and any(len(f) != len(frames[0]) for f in frames):
+        raise UsageError("tracked coding needs the same Gaussian count in every frame")
+    if keyframe is None:
+        key_blob, key, perm = encode_keyframe(frames[0], st.quant)
+        frames[0] = frames[0][perm]
+        if not match:
+            frames[1:] = [f[perm] for f in frames[1:]]
+    else:
+        key_blob, key = keyframe
     n = len(key)
-    joint_idx = np.sort(farthest_point_sampling(_np64(key.means), max(4, int(round(st.joint_fraction * n)))))
+    joint_idx = joint_indices(key, st.joint_fraction)
     state = SegmentState(key, joint_idx, st.k, None)
     J = len(joint_idx)
+    if transforms is not None and (match or transforms.shape != (F, J, 6)):
+        raise ValueError(f"transforms must be [{F},{J},6] for ordered frames, got {tuple(transforms.shape)}")
     qz = _fit_quant(key, frames, st)
-    _fit_codebook(qz, frames, st, ordered=not match)
+    _fit_codebook(qz, frames, st, ordered=not (match or events))
     refs = _Refs(frames[0].sh_rest.clone(), frames[0].opacities.double().clone(), frames[0].log_scales.double().clone())
     v = np.zeros((F, J, 6), dtype=np.int64)
     sx = _Streams()
+    order = [torch.arange(n)]  # with deaths: decoded index -> caller's index
     for f in range(1, F):
         fr, valid = frames[f], torch.ones(len(frames[f]), dtype=torch.bool)
         if match:
             fr, surv, born = _match_frame(state, fr, v, f, qz, st, sx)
             refs.keep(torch.from_numpy(surv), None if born is None else fr[len(fr) - len(born):])
             valid = torch.arange(len(fr)) < int(surv.sum())
-        v[f] = _fit_transforms(state, fr.means, valid, v[f - 1], qz)
-        if match and sx.born[f] is not None:
+        elif events:
+            fr, _ = _explicit_events(state, fr, deaths[f], order, st, sx, refs)
+        if transforms is None:
+            v[f] = _fit_transforms(state, fr.means, valid, v[f - 1], qz)
+        else:
+            v[f] = np.rint(transforms[f] / np.array([qz.rot_step] * 3 + [qz.trans_step] * 3)).astype(np.int64)
+        if (match or events) and sx.born[f] is not None:
             _, q, t = state.transforms(v[f, :, :3], v[f, :, 3:], qz.rot_step, qz.trans_step)
             state.birth(sx.born[f], q, t)
         R, q, t = state.transforms(v[f, :, :3], v[f, :, 3:], qz.rot_step, qz.trans_step)
@@ -489,7 +566,7 @@ def encode_tracked(frames: list[GaussianScene], st: SegmentSettings, *, match: b
         u = sx.updates(v[..., :3], v[..., 3:])
         u.kill, u.born = _EMPTY, None  # deaths and births of frame f are applied already
         _apply(state, u, f, qz)
-    return _pack_tracked(F, n, key, key_blob, joint_idx, state, qz, v, sx, st, match)
+    return _pack_tracked(F, n, key, key_blob, joint_idx, state, qz, v, sx, st, match or events)
 
 
 def _pack_tracked(F: int, n: int, key: GaussianScene, key_blob: bytes, joint_idx: np.ndarray, state: SegmentState,

@@ -2,17 +2,38 @@
 
 Frames trained one by one share a surface but no Gaussians, so correspondence cannot be
 recovered. As DualGS tracks its joint and skin Gaussians, we carry the keyframe's Gaussians
-forward instead: per frame, the joint transforms (rotation vector and translation per
-joint, driving the Gaussians by the same linear-blend skinning the decoder uses) and sparse
-per-Gaussian position residuals are optimised so that renders of the carried set match
-renders of the target frame from K training views (L1 + SSIM, our differentiable CPU
-rasterizer). The carried frames hold the same Gaussians in the same order, so the tracked
-segment codec encodes them. Fidelity is measured on held-out views
-(:func:`compress.video.eval.eval_cameras`); a frame below the target starts a new segment.
+forward instead. Per frame:
+
+1. **Motion.** The joint transforms (rotation vector and translation per joint, driving the
+   Gaussians by the linear-blend skinning the decoder uses) start from a constant-velocity
+   guess moved towards the frame's Gaussians by iterative closest points, then are optimised
+   so that renders of the carried set match renders of the target frame from K training
+   views (L1 + SSIM, our differentiable CPU rasterizer). Step sizes are set by the content, not by the clip: a
+   translation step is a fraction of the median Gaussian size, a rotation step the angle
+   that moves a Gaussian at the typical joint distance by that much; they decay on a cosine
+   schedule, the optimisation stops early on a plateau and the best iterate is kept. It runs
+   coarse to fine (half resolution first). No per-Gaussian position residuals are fitted:
+   on re-sampled content they fit the sampling noise (the codec's own sparse position
+   corrections cover what the skinning cannot).
+2. **Appearance refresh.** When the moved set still misses ``target_psnr`` on held-out views,
+   its base colours (SH DC) are re-fitted to the target's renders. Two independent samplings
+   of one surface differ by their sampling noise (about 34 dB on held-out views at 20k
+   Gaussians), so this is what lifts a carried frame above that floor; the codec sends the
+   changed colours as sparse updates.
+3. **Densify.** When it still misses, the frame's Gaussians that no carried Gaussian covers
+   (farther than a few of the frame's spacings) are born, intra-coded, and carried ones with
+   no surface under them die; kept only if the held-out PSNR rises.
+4. **New segment.** A frame that still misses the target ends the carried run (the caller
+   starts a new segment at it).
+
+The carried frames hold the keyframe's Gaussians in its order (survivors first, then each
+frame's births), so the tracked segment codec encodes them with their joint transforms. Fidelity is measured on held-out views (:func:`compress.video.fidelity.eval_cameras`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,47 +41,73 @@ from torch import Tensor
 
 from splat.scene import GaussianScene
 
-from .motion import (blend_positions, blend_quats, default_length, farthest_point_sampling, knn_joints, quat_multiply,
-                     quat_to_matrix, rotvec_to_quat, skin_weights)
+from .fidelity import eval_cameras, frame_fidelity
+from .motion import (blend_positions, blend_quats, default_length, knn_joints, matrix_to_quat, procrustes,
+                     quat_multiply, quat_to_matrix, quat_to_rotvec, rotvec_to_quat, skin_weights)
+from .segment import joint_indices, rest_pose
 
 
 @dataclass
 class TrackSettings:
-    """Tracking by rendering. views/size: training views per frame and their pixels (square);
-    iters: Adam steps per frame; lr_rot (radians) and lr_trans / lr_residual (fractions of
-    the scene extent): first step sizes, decayed exponentially to lr_decay times them by the
-    last step (large moves first, then fine ones; the best iterate is kept); ssim_weight: weight of (1 - SSIM) next to L1;
-    residual_l1: sparsity weight on the residuals (per unit of extent); target_psnr: a frame
-    whose held-out PSNR falls below this starts a new segment (dB)."""
+    """Tracking by rendering.
 
-    views: int = 4
-    size: int = 80
-    iters: int = 20
-    lr_rot: float = 0.01
-    lr_trans: float = 0.002
-    lr_residual: float = 0.001
-    lr_decay: float = 1.0
+    views/size: training views per frame and their pixels (square); coarse: the first half
+    of the motion steps renders at ``coarse * size`` pixels (at least 32; 1: one resolution);
+    icp_rounds: rounds of iterative closest points before the render refinement; iters: most
+    motion steps per frame; step: first motion step as a fraction of the median Gaussian
+    size; colour_iters /
+    colour_lr: most appearance-refresh steps and their first step (SH DC units);
+    patience / tol: stop when the loss has not improved by ``tol`` (relative) for
+    ``patience`` steps; ssim_weight: weight of (1 - SSIM) next to L1; refresh: re-fit
+    colours when the moved set misses the target; densify: when it still misses, target
+    Gaussians farther than this many target spacings from any carried one are born and
+    carried ones as far from the target die (0: off); target_psnr: held-out PSNR (dB) a frame
+    must reach, else it ends the carried run; joint_fraction / k: joints per Gaussian and
+    joints per binding (the codec passes its own)."""
+
+    views: int = 8
+    size: int = 128
+    iters: int = 16
+    step: float = 0.25
+    coarse: float = 0.5
+    icp_rounds: int = 3
+    colour_iters: int = 24
+    colour_lr: float = 0.05
+    patience: int = 4
+    densify: float = 3.0
+    tol: float = 2e-3
     ssim_weight: float = 0.2
-    residual_l1: float = 0.02
+    refresh: bool = True
     target_psnr: float = 30.0
     joint_fraction: float = 0.02
-    k: int = 4
+    k: int = 8
 
 
 @dataclass
 class TrackResult:
-    """Carried frames (same Gaussians and order as the keyframe) and held-out PSNR per frame."""
+    """Carried frames (same Gaussians and order as the keyframe); per frame: the joint
+    transforms (rotation vector, radians, and translation per joint: [J,6] float64, for the
+    joints of :func:`~compress.video.segment.joint_indices`), held-out PSNR after the motion
+    pass and after refresh, whether the colours were refreshed, the optimiser steps taken."""
 
     frames: list[GaussianScene]
     psnr: list[float]
+    transforms: list[np.ndarray] = field(default_factory=list)
+    deaths: list[np.ndarray] = field(default_factory=list)
+    births: list[int] = field(default_factory=list)
+    motion_psnr: list[float] = field(default_factory=list)
+    refreshed: list[bool] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
 
 
-def _train_cameras(key: GaussianScene, ts: TrackSettings):
+def train_cameras(key: GaussianScene, views: int, size: int):
+    """Training views: two orbits (elevation 15 and -20 degrees) at phases no evaluation
+    view uses (:func:`~compress.video.fidelity.eval_cameras` is at 35 degrees, phase 17)."""
     from splat.camera import orbit_cameras
 
-    half = max(1, ts.views // 2)
-    return (orbit_cameras(key, half, width=ts.size, height=ts.size, elevation_deg=10.0)
-            + orbit_cameras(key, ts.views - half, width=ts.size, height=ts.size, elevation_deg=-25.0, phase_deg=45.0))
+    half = max(1, views // 2)
+    return (orbit_cameras(key, half, width=size, height=size, elevation_deg=15.0, phase_deg=11.0)
+            + orbit_cameras(key, views - half, width=size, height=size, elevation_deg=-20.0, phase_deg=56.0))
 
 
 def _render(scene: GaussianScene, cams) -> Tensor:
@@ -79,84 +126,211 @@ def _loss(img: Tensor, ref: Tensor, ssim_weight: float) -> Tensor:
     return l1 + ssim_weight * (1.0 - s)
 
 
+def descend(params: list[dict], loss_fn: Callable[[], Tensor], steps: int, patience: int, tol: float) -> tuple[list[Tensor], int]:
+    """Adam on ``params`` (torch param groups) with a cosine step decay to 10%, early stop when
+    the loss has not improved by ``tol`` (relative) for ``patience`` steps. Returns the best
+    iterate's values (detached, in group order) and the steps taken."""
+    opt = torch.optim.Adam(params)
+    base = [g["lr"] for g in params]
+    flat = [p for g in params for p in g["params"]]
+    best, best_vals, since, taken = math.inf, [p.detach().clone() for p in flat], 0, 0
+    for i in range(steps + 1):  # the last pass only scores the final step
+        opt.zero_grad()
+        loss = loss_fn()
+        v = float(loss.detach())
+        if v < best * (1 - tol):
+            since = 0
+        else:
+            since += 1
+        if v < best:
+            best, best_vals = v, [p.detach().clone() for p in flat]
+        if i == steps or since >= patience:
+            break
+        loss.backward()
+        frac = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1)))
+        for g, lr in zip(opt.param_groups, base):
+            g["lr"] = lr * frac
+        opt.step()
+        taken += 1
+    return best_vals, taken
+
+
 class Carrier:
-    """The keyframe's Gaussians bound to joints (farthest-point samples) by skinning."""
+    """The keyframe's Gaussians bound to the segment codec's joints by its skinning (so the
+    codec reproduces a carried frame from its joint transforms alone). Gaussians die and
+    are born as the codec's segment state does (:class:`~compress.video.segment.SegmentState`)."""
 
     def __init__(self, key: GaussianScene, joint_fraction: float, k: int):
         self.key = key.to(dtype=torch.float32)
-        self.x0 = self.key.means.contiguous()
-        self.q0 = self.key.unit_quats
-        n = len(key)
-        jidx = np.sort(farthest_point_sampling(self.x0.double().numpy(), max(4, int(round(joint_fraction * n)))))
-        self.centers = self.x0[torch.from_numpy(jidx)]
-        self.idx, d2 = knn_joints(self.x0, self.centers, k)
-        self.w = skin_weights(d2, default_length(d2))
-        self.extent = float((self.x0.max(0).values - self.x0.min(0).values).max().clamp_min(1e-6))
+        self.k = k
+        x0 = self.key.means.contiguous()
+        self.centers = x0[torch.from_numpy(joint_indices(self.key, joint_fraction))]
+        idx, d2 = knn_joints(x0, self.centers, k)
+        self.length = default_length(d2)
+        self.size = float(self.key.scales.median().clamp_min(1e-9))  # median Gaussian size
+        self.reach = float(d2[:, 0].sqrt().median().clamp_min(self.size))  # typical Gaussian-to-joint distance
+        self.x0, self.q0, self.idx, self.w = x0, self.key.unit_quats, idx, skin_weights(d2, self.length)
+        k_ = self.key
+        self.app = {"log_scales": k_.log_scales, "opacity_logits": k_.opacity_logits, "sh_dc": k_.sh_dc.clone(),
+                    "sh_rest": k_.sh_rest}
 
-    def pose(self, rv: Tensor, t: Tensor, residual: Tensor) -> GaussianScene:
-        """The carried scene for joint rotation vectors rv [J,3], translations t [J,3] and
-        per-Gaussian position residuals [N,3] (differentiable)."""
+    def __len__(self) -> int:
+        return len(self.x0)
+
+    def pose(self, rv: Tensor, t: Tensor, sh_dc: Tensor | None = None) -> GaussianScene:
+        """The carried scene for joint rotation vectors rv [J,3] and translations t [J,3]
+        (differentiable), with base colours ``sh_dc`` [N,3] (default: the carried ones)."""
         q = rotvec_to_quat(rv)
-        pos = blend_positions(self.x0, self.idx, self.w, quat_to_matrix(q), t, self.centers) + residual
+        pos = blend_positions(self.x0, self.idx, self.w, quat_to_matrix(q), t, self.centers)
         rot = quat_multiply(blend_quats(self.idx, self.w, q), self.q0)
-        k = self.key
-        return GaussianScene(means=pos, quats=rot, log_scales=k.log_scales, opacity_logits=k.opacity_logits,
-                             sh_dc=k.sh_dc, sh_rest=k.sh_rest)
+        app = dict(self.app) if sh_dc is None else {**self.app, "sh_dc": sh_dc}
+        return GaussianScene(means=pos, quats=rot, **app)
+
+    def replace(self, dead: np.ndarray, born: GaussianScene | None, rv: Tensor, t: Tensor) -> None:
+        """Remove the Gaussians at ``dead``, append ``born`` (at the pose rv, t)."""
+        keep = torch.ones(len(self), dtype=torch.bool)
+        keep[torch.from_numpy(np.asarray(dead, dtype=np.int64))] = False
+        self.x0, self.q0, self.idx, self.w = self.x0[keep], self.q0[keep], self.idx[keep], self.w[keep]
+        self.app = {n: v[keep] for n, v in self.app.items()}
+        if born is None or not len(born):
+            return
+        born = born.to(dtype=torch.float32)
+        x0, q0 = rest_pose(born, self.centers, rotvec_to_quat(rv), t)
+        bi, d2 = knn_joints(x0.contiguous(), self.centers, self.k)
+        self.x0, self.q0 = torch.cat([self.x0, x0]).contiguous(), torch.cat([self.q0, q0])
+        self.idx, self.w = torch.cat([self.idx, bi]), torch.cat([self.w, skin_weights(d2, self.length)])
+        self.app = {n: torch.cat([v, getattr(born, n)]) for n, v in self.app.items()}
+
+
+def uncovered(carried: GaussianScene, target: GaussianScene, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the carried set and the target frame disagree on the surface: (indices of
+    carried Gaussians with no target Gaussian within ``factor`` x the target's median
+    nearest-neighbour spacing: deaths; indices of target Gaussians with no carried one
+    within it: births)."""
+    from scipy.spatial import cKDTree
+
+    a, b = carried.means.double().numpy(), target.means.double().numpy()
+    tb = cKDTree(b)
+    spacing = float(np.median(tb.query(b, k=2)[0][:, 1])) if len(b) > 1 else 0.0
+    r = factor * spacing
+    dead = np.flatnonzero(tb.query(a, distance_upper_bound=r)[0] > r)
+    born = np.flatnonzero(cKDTree(a).query(b, distance_upper_bound=r)[0] > r)
+    return dead, born
+
+
+def geometric_start(car: "Carrier", rv: Tensor, t: Tensor, target: Tensor, rounds: int) -> tuple[Tensor, Tensor]:
+    """Joint transforms moved towards the target frame's Gaussians by ``rounds`` of
+    iterative closest points: each carried Gaussian pairs with its nearest target Gaussian
+    (pairs farther than 3x the median pair distance are dropped), then a weighted rigid fit
+    per joint (:func:`~compress.video.motion.procrustes`). On a re-sampled surface the pairs
+    are noisy but the fit averages them over each joint's neighbourhood. target: [M,3]."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(target.double().numpy())
+    for _ in range(rounds):
+        with torch.no_grad():
+            pos = car.pose(rv, t).means
+        d, j = tree.query(pos.double().numpy())
+        keep = torch.from_numpy(d <= 3 * np.median(d) + 1e-12)
+        R, tt = procrustes(car.x0[keep], target[torch.from_numpy(j)][keep], car.idx[keep], car.w[keep], car.centers)
+        rv, t = quat_to_rotvec(matrix_to_quat(R)).float(), tt.float()
+    return rv, t
+
+
+def refresh_colours(carried: GaussianScene, ref: Tensor, cams, ts: TrackSettings) -> tuple[GaussianScene, int]:
+    """``carried`` with its base colours (SH DC) re-fitted so that its renders from ``cams``
+    match ``ref`` [V,H,W,3] (L1 + SSIM; Adam from the current colours, ``ts.colour_iters``
+    steps at most). Returns (the refreshed scene, steps taken)."""
+    p_dc = carried.sh_dc.detach().clone().requires_grad_(True)
+    geo = dict(means=carried.means, quats=carried.quats, log_scales=carried.log_scales,
+               opacity_logits=carried.opacity_logits, sh_rest=carried.sh_rest)
+    (dc,), n = descend([{"params": [p_dc], "lr": ts.colour_lr}],
+                       lambda: _loss(_render(GaussianScene(sh_dc=p_dc, **geo), cams), ref, ts.ssim_weight),
+                       ts.colour_iters, ts.patience, ts.tol)
+    return GaussianScene(sh_dc=dc, **geo), n
+
+
+def _detached(s: GaussianScene) -> GaussianScene:
+    return GaussianScene(means=s.means.detach().clone(), quats=s.quats.detach().clone(), log_scales=s.log_scales,
+                         opacity_logits=s.opacity_logits, sh_dc=s.sh_dc.detach().clone(), sh_rest=s.sh_rest)
 
 
 def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
-                 progress=None) -> TrackResult:
-    """Carry ``frames[0]``'s Gaussians through ``frames`` (see the module doc). Stops early at
-    the first frame whose held-out PSNR is below ``ts.target_psnr`` (that frame is not
-    returned). ``progress()`` is called per frame."""
-    from .eval import eval_cameras, frame_fidelity
-
+                 progress: Callable[[], None] | None = None, key: GaussianScene | None = None) -> TrackResult:
+    """Carry the keyframe's Gaussians through ``frames`` (see the module doc). ``key``: the
+    Gaussians to carry, e.g. the decoded keyframe (default ``frames[0]``). Stops early at the
+    first frame whose held-out PSNR is below ``ts.target_psnr`` after motion and appearance
+    refresh (that frame is not returned). ``progress()`` is called per frame."""
     ts = ts or TrackSettings()
-    car = Carrier(frames[0], ts.joint_fraction, ts.k)
-    cams, held = _train_cameras(car.key, ts), eval_cameras(car.key)
-    J, N = len(car.centers), len(car.x0)
-    rv = torch.zeros(J, 3)
-    tr = torch.zeros(J, 3)
-    res = torch.zeros(N, 3)
+    car = Carrier(frames[0] if key is None else key, ts.joint_fraction, ts.k)
+    fine = train_cameras(car.key, ts.views, ts.size)
+    coarse = train_cameras(car.key, ts.views, max(32, int(ts.size * ts.coarse)))
+    held = eval_cameras(car.key)
+    J = len(car.centers)
+    rv, tr = torch.zeros(J, 3), torch.zeros(J, 3)
     prev = (rv.clone(), tr.clone())
-    out, fid = [car.key], [float("inf")]
+    none = np.zeros(0, np.int64)
+    out = TrackResult([car.key], [float("inf")], [np.zeros((J, 6))], [none], [0], [float("inf")], [False], [0])
+    lr_t = ts.step * car.size
+    lr_r = lr_t / car.reach
     for f in range(1, len(frames)):
         target = frames[f].to(dtype=torch.float32)
+        start = (2 * rv - prev[0], 2 * tr - prev[1])  # constant-velocity start
+        prev = (rv, tr)
+        rv, tr = geometric_start(car, *start, target.means, ts.icp_rounds) if ts.icp_rounds else start
+        steps = 0
+        split = ts.iters // 2 if 0 < ts.coarse < 1 else 0
         with torch.no_grad():
-            ref = _render(target, cams).clamp(0, 1)
-        # constant-velocity start, then Adam on the transforms and residuals
-        start_rv, start_tr = 2 * rv - prev[0], 2 * tr - prev[1]
-        prev = (rv.clone(), tr.clone())
-        p_rv = start_rv.clone().requires_grad_(True)
-        p_tr = start_tr.clone().requires_grad_(True)
-        p_res = res.clone().requires_grad_(True)
-        opt = torch.optim.Adam([{"params": [p_rv], "lr": ts.lr_rot},
-                                {"params": [p_tr], "lr": ts.lr_trans * car.extent},
-                                {"params": [p_res], "lr": ts.lr_residual * car.extent}])
-        best = (float("inf"), start_rv, start_tr, res)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, ts.lr_decay ** (1.0 / max(ts.iters, 1)))
-        for _ in range(ts.iters + 1):  # the last pass only scores the final step
-            opt.zero_grad()
-            img = _render(car.pose(p_rv, p_tr, p_res), cams)
-            loss = _loss(img, ref, ts.ssim_weight) + ts.residual_l1 * p_res.abs().mean() / car.extent
-            if float(loss.detach()) < best[0]:  # keep the best iterate seen (Adam's steps need not descend)
-                best = (float(loss.detach()), p_rv.detach().clone(), p_tr.detach().clone(), p_res.detach().clone())
-            if _ == ts.iters:
-                break
-            loss.backward()
-            opt.step()
-            sched.step()
-        _, rv, tr, res = best
+            ref = _render(target, fine).clamp(0, 1)
+        for cams, n_it in ((coarse, split), (fine, ts.iters - split)):
+            if n_it == 0:
+                continue
+            with torch.no_grad():
+                r_c = ref if cams is fine else _render(target, cams).clamp(0, 1)
+            p_rv, p_tr = rv.clone().requires_grad_(True), tr.clone().requires_grad_(True)
+            (rv, tr), n = descend([{"params": [p_rv], "lr": lr_r}, {"params": [p_tr], "lr": lr_t}],
+                                  lambda: _loss(_render(car.pose(p_rv, p_tr), cams), r_c, ts.ssim_weight),
+                                  n_it, ts.patience, ts.tol)
+            steps += n
         with torch.no_grad():
-            carried = car.pose(rv, tr, res)
-            carried = GaussianScene(means=carried.means.detach().clone(), quats=carried.quats.detach().clone(),
-                                    log_scales=carried.log_scales, opacity_logits=carried.opacity_logits,
-                                    sh_dc=carried.sh_dc, sh_rest=carried.sh_rest)
+            carried = _detached(car.pose(rv, tr))
             p = frame_fidelity(target, carried, held, f).psnr
+        refreshed, p_motion = False, p
+        if p < ts.target_psnr and ts.refresh and ts.colour_iters > 0:
+            cand, n = refresh_colours(carried, ref, fine, ts)
+            steps += n
+            with torch.no_grad():
+                p2 = frame_fidelity(target, cand, held, f).psnr
+            if p2 > p:
+                carried, p, refreshed = cand, p2, True
+        dc_new = carried.sh_dc
+        dead, born = none, None
+        if p < ts.target_psnr and ts.densify > 0:
+            dead, b_idx = uncovered(carried, target, ts.densify)
+            if len(dead) or len(b_idx):
+                born = target[torch.from_numpy(b_idx)]
+                keep = torch.ones(len(carried), dtype=torch.bool)
+                keep[torch.from_numpy(dead)] = False
+                cand = GaussianScene.cat([carried[keep], born])
+                with torch.no_grad():
+                    p2 = frame_fidelity(target, cand, held, f).psnr
+                if p2 > p:
+                    carried, p = cand, p2
+                else:
+                    dead, born = none, None
         if progress is not None:
             progress()
         if p < ts.target_psnr:
             break
-        out.append(carried)
-        fid.append(p)
-    return TrackResult(out, fid)
+        if refreshed:
+            car.app["sh_dc"] = dc_new
+        car.replace(dead, born, rv, tr)
+        out.frames.append(carried)
+        out.deaths.append(dead)
+        out.births.append(0 if born is None else len(born))
+        out.psnr.append(p)
+        out.transforms.append(torch.cat([rv, tr], 1).double().numpy())
+        out.motion_psnr.append(p_motion)
+        out.refreshed.append(refreshed)
+        out.steps.append(steps)
+    return out
