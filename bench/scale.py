@@ -295,12 +295,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="splat-scale-") as d:
         tmp = Path(d)
         for label, ply in make_inputs(tmp, sizes, a.sh3, a.sh3_n):
-            raw = ply.stat().st_size
+            raw, load_row = ply.stat().st_size, os.getloadavg()
             lgs, back = tmp / (ply.stem + ".lgs"), tmp / (ply.stem + ".out.ply")
             c = run_child("compress", str(ply), str(lgs), "1" if a.no_check else "0")
             dd = run_child("decompress", str(lgs), str(back))
             row = {"size": label, "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
-                   "load_before": os.getloadavg(), "n": c["n"], "raw_ply_bytes": raw, "lgs_bytes": c["bytes"],
+                   "load_before": load_row, "n": c["n"], "raw_ply_bytes": raw, "lgs_bytes": c["bytes"],
                    "compress_s": round(c["wall_s"], 2), "compress_peak_rss": c["peak_rss"],
                    "compress_rss_x_ply": round(c["peak_rss"] / raw, 2),
                    "decompress_s": round(dd["wall_s"], 2), "decompress_peak_rss": dd["peak_rss"],
