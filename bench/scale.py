@@ -1,8 +1,12 @@
 """Scale benchmark: time, peak resident memory and fidelity of ``splat compress`` and
 ``splat decompress`` against scene size.
 
+The compress path is ``splat compress --steps 0 --prune 0.66 --level 1`` (:data:`PATH`):
+one prune + encode pass at the default preset's ratio and level. The default command adds
+prune/fine-tune rounds, whose gradients over all N Gaussians are not bounded here.
+
 Sizes: playbot level 0 (500k Gaussians, SH 2, real), playbot tiled 2x2 with offsets (2M)
-and, with ``--sh3``, a synthetic SH-3 scene (``--sh3-n`` Gaussians, default 6M). Each
+and, with ``--sh3``, a synthetic SH-3 scene (``--sh3-n`` Gaussians, default 6M; :func:`synthetic_scene`). Each
 input is first written as an INRIA PLY (the raw size every ratio is against); every
 compress and decompress runs in its own subprocess, which reports its own peak RSS
 (VmHWM) and the peak RSS of each pipeline stage (sampled by a thread).
@@ -13,6 +17,7 @@ Writes bench/results/scale.{json,csv,png} (a log-log plot of time and peak memor
     python bench/scale.py --sizes 0.5M         # only playbot
     python bench/scale.py --sh3 --sh3-n 6000000
     python bench/scale.py --ray-ratio          # video encode: serial vs 2 Ray workers only
+                                               # (-> bench/results/scale_ray.json, ~2-4 min)
 """
 from __future__ import annotations
 
@@ -87,6 +92,11 @@ class StageMemory:
         return self.peaks
 
 
+PATH = {"steps": 0, "prune": 0.66, "level": 1}
+"""The compress path measured: ``splat compress --steps 0 --prune 0.66 --level 1`` (the
+default preset's prune ratio and level, one pass, no fine-tuning rounds or search)."""
+
+
 # --- child processes ---------------------------------------------------------------
 
 def child_compress(src: str, dst: str, no_check: bool) -> dict:
@@ -99,7 +109,7 @@ def child_compress(src: str, dst: str, no_check: bool) -> dict:
     scene = read_scene(src)
     t_read = time.perf_counter() - t0
     mem.mark("after read")
-    result = compress_scene(scene, CompressSettings(check_fidelity=not no_check), progress=mem)
+    result = compress_scene(scene, CompressSettings(**PATH, check_fidelity=not no_check), progress=mem)
     mem.mark("write")
     Path(dst).write_bytes(result.data)
     wall = time.perf_counter() - t0
@@ -171,42 +181,80 @@ def tile_scene(scene, k: int):
 
 
 def synthetic_scene(n: int, sh_degree: int = 3, seed: int = 0):
-    """A synthetic scene of ``n`` Gaussians (``GaussianScene.random``: uniform in a cube,
-    random scales, rotations, opacities and SH of ``sh_degree``), seeded."""
-    from splat.scene import GaussianScene
+    """A synthetic scene of ``n`` Gaussians shaped like a trained one, seeded: splats on a
+    unit sphere (radial jitter of a tenth of their spacing), sized to the surface spacing
+    sqrt(4 pi / n) (0.5-2x), flattened along the normal, colours smooth over the surface
+    plus noise, SH rest of ``sh_degree`` small and random. Generated in float32 (a 6M SH-3
+    scene is its 1.5 GB of arrays)."""
+    import math
 
-    return GaussianScene.random(n, sh_degree=sh_degree, seed=seed)
+    import torch
+
+    from splat.scene import GaussianScene, sh_rest_count
+
+    g = torch.Generator().manual_seed(seed)
+    d = torch.randn(n, 3, generator=g)
+    d /= d.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    spacing = math.sqrt(4 * math.pi / n)
+    means = d * (1.0 + 0.1 * spacing * torch.randn(n, 1, generator=g))
+    log_scales = math.log(spacing) + math.log(2.0) * (2 * torch.rand(n, 3, generator=g) - 1)
+    log_scales[:, 2] -= 1.5  # flat splats; the rotation below turns z to a random axis, as in trained scenes
+    quats = torch.randn(n, 4, generator=g)
+    quats /= quats.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    opacity_logits = 1.0 + 1.5 * torch.randn(n, generator=g)
+    sh_dc = torch.stack([torch.sin(3 * d[:, 0]), torch.cos(2 * d[:, 1]), torch.sin(4 * d[:, 2] + 1)], 1)
+    sh_dc += 0.2 * torch.randn(n, 3, generator=g)
+    del d
+    sh_rest = 0.1 * torch.randn(n, sh_rest_count(sh_degree), 3, generator=g)
+    return GaussianScene(means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity_logits,
+                         sh_dc=sh_dc, sh_rest=sh_rest)
 
 
 # --- scale out -----------------------------------------------------------------------
 
-def ray_ratio(gaussians: int = 20000, frames: int = 16, gop: int = 4) -> dict:
-    """Wall time of ``encode_video`` serial vs 2 Ray workers on a synthetic tracked clip
-    (Ray start-up excluded: the local Ray is started first); the bytes must match."""
+def ray_ratio(gaussians: int = 20000, frames: int = 32, gop: int = 4) -> dict:
+    """Wall time of ``encode_video`` serial vs 2 Ray workers on a synthetic tracked clip, in
+    one run; the bytes must match. Serial is the default in-process path (its torch/numba
+    thread counts are recorded) and, for reference, the same with one thread. The local Ray
+    is started and both workers warmed (imports, numba cache loads) before the timed run,
+    as a long job amortises them; that start-up is recorded separately."""
     import ray
 
     from compress.video import VideoSettings, encode_video
     from compress.video.synth import performer_frames
+    from splat.threads import threading_info, threads
 
     bvh = ROOT.parent / "shared" / "data" / "motion" / "mocapbank_455f.bvh"
     clip, fps = performer_frames(gaussians, frames, bvh=bvh, frame_step=2)
     st = VideoSettings(gop=gop, fps=fps)
     load = os.getloadavg()
+    encode_video(clip[:gop], st)  # warm this process too (numba cache loads)
+    info = threading_info()
     t = time.perf_counter()
     serial = encode_video(clip, st)
     t_serial = time.perf_counter() - t
+    with threads(1):
+        t = time.perf_counter()
+        one = encode_video(clip, st)
+        t_one = time.perf_counter() - t
+    t = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        encode_video(clip[:2 * gop], st, workers=2)  # warm both workers (imports, numba JIT)
+        encode_video(clip[:2 * gop], st, workers=2)  # warm both workers
+        t_start = time.perf_counter() - t
         t = time.perf_counter()
         par = encode_video(clip, st, workers=2)
         t_par = time.perf_counter() - t
     finally:
         ray.shutdown()
-    assert par.data == serial.data, "2-worker encode differs from serial"
+    assert par.data == serial.data == one.data, "2-worker encode differs from serial"
     return {"gaussians": gaussians, "frames": frames, "segments": serial.info.n_segments,
-            "serial_s": round(t_serial, 2), "workers2_s": round(t_par, 2), "speedup": round(t_serial / t_par, 2),
-            "load_before": load, "load_after": os.getloadavg()}
+            "serial_s": round(t_serial, 2), "serial_threads": {k: info[k] for k in ("torch_threads", "numba_threads")},
+            "serial_1thread_s": round(t_one, 2), "workers2_s": round(t_par, 2),
+            "speedup": round(t_serial / t_par, 2), "speedup_vs_1thread": round(t_one / t_par, 2),
+            "ray_start_and_warm_s": round(t_start, 2), "cpus": os.cpu_count(),
+            "load_before": load, "load_after": os.getloadavg(),
+            "command": "python bench/scale.py --ray-ratio"}
 
 
 # --- driver ------------------------------------------------------------------------
@@ -227,6 +275,7 @@ def main() -> None:
     ap.add_argument("--sh3-n", type=int, default=6_000_000)
     ap.add_argument("--no-check", action="store_true", help="skip the fidelity renders")
     ap.add_argument("--out", type=Path, default=RESULTS / "scale")
+    ap.add_argument("--fresh", action="store_true", help="replace the results file instead of merging into it")
     ap.add_argument("--ray-ratio", action="store_true", help="only the serial vs 2-worker video encode ratio")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -246,23 +295,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="splat-scale-") as d:
         tmp = Path(d)
         for label, ply in make_inputs(tmp, sizes, a.sh3, a.sh3_n):
-            raw = ply.stat().st_size
+            raw, load_row = ply.stat().st_size, os.getloadavg()
             lgs, back = tmp / (ply.stem + ".lgs"), tmp / (ply.stem + ".out.ply")
             c = run_child("compress", str(ply), str(lgs), "1" if a.no_check else "0")
             dd = run_child("decompress", str(lgs), str(back))
-            row = {"size": label, "n": c["n"], "raw_ply_bytes": raw, "lgs_bytes": c["bytes"],
+            row = {"size": label, "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
+                   "load_before": load_row, "n": c["n"], "raw_ply_bytes": raw, "lgs_bytes": c["bytes"],
                    "compress_s": round(c["wall_s"], 2), "compress_peak_rss": c["peak_rss"],
                    "compress_rss_x_ply": round(c["peak_rss"] / raw, 2),
                    "decompress_s": round(dd["wall_s"], 2), "decompress_peak_rss": dd["peak_rss"],
                    "decompress_rss_x_ply": round(dd["peak_rss"] / raw, 2),
                    "psnr": c["psnr"], "compress_stage_rss": c["stage_rss"], "compress_timings": c["timings"],
                    "decompress_stage_rss": dd["stage_rss"]}
+            row["load_after"] = os.getloadavg()
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if "stage" not in k and k != "compress_timings"}), flush=True)
+    if not a.fresh:
+        rows = merge_rows(a.out.with_suffix(".json"), rows)
     meta = {"load_before": load, "load_after": os.getloadavg(), "cpus": os.cpu_count(),
             "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
             "note": "2-core machine shared with other engineers; load averages (1, 5, 15 min) recorded"}
     write_results(a.out, rows, meta)
+
+
+def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """``rows`` plus the rows of an earlier results file for sizes not measured now (each
+    row keeps its own load and command), sorted by Gaussian count."""
+    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    meta = old.get("meta", {})
+    done = {r["size"] for r in rows}
+    kept = [dict(r, command=r.get("command", meta.get("command")), load_before=r.get("load_before", meta.get("load_before")))
+            for r in old.get("rows", []) if r["size"] not in done]
+    return sorted(kept + rows, key=lambda r: r["n"])
 
 
 def write_results(out: Path, rows: list[dict], meta: dict) -> None:
@@ -291,7 +355,8 @@ def write_results(out: Path, rows: list[dict], meta: dict) -> None:
     for a in ax:
         a.legend()
         a.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"splat compress/decompress scaling (load {meta['load_before'][0]:.1f} on {meta['cpus']} shared cores)")
+    loads = ", ".join(f"{r['load_before'][0]:.1f}" for r in rows)
+    fig.suptitle(f"splat compress/decompress scaling ({meta['cpus']} shared cores, load {loads} before each size)")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=100)
 

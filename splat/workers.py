@@ -3,7 +3,8 @@
 ``run_tasks(fn, items, workers=N, address=ADDR)`` returns ``[fn(x) for x in items]`` in
 order. With ``workers <= 1`` and no address it is that loop, in this process. Otherwise
 each item is a Ray task (``num_cpus=1``): with no address a local Ray starts inside this
-process (``workers`` CPUs) and stops when the tasks are done; with ``address`` it joins
+process (``workers`` CPUs) and stops when the tasks are done; each task runs with one
+torch and one numba thread (it holds one CPU); with ``address`` it joins
 that cluster (``ray start --head`` on the machines). A Ray session that is already running
 (``ray.init`` called by the caller) is used as is and left running.
 
@@ -75,6 +76,15 @@ def run_tasks(
         pg.end()
 
 
+def _one_thread(fn: Callable[[T], R], x: T) -> R:
+    """``fn(x)`` with one torch and one numba thread: a Ray task holds one CPU, and a worker
+    that ran kernels on every core would slow the worker beside it."""
+    from .threads import threads
+
+    with threads(1):
+        return fn(x)
+
+
 def _run_ray(fn, items, workers: int, address: str | None, retries: int, pg: Progress, units: list[int]) -> list:
     ray = require_ray()
     started = False
@@ -85,8 +95,8 @@ def _run_ray(fn, items, workers: int, address: str | None, retries: int, pg: Pro
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         started = True
     try:
-        remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(fn)
-        refs = [remote.remote(x) for x in items]
+        remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_one_thread)
+        refs = [remote.remote(fn, x) for x in items]
         index = {ref: i for i, ref in enumerate(refs)}
         out: list = [None] * len(refs)
         pending = list(refs)

@@ -119,6 +119,14 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float64).numpy()
 
 
+def _rows(t: torch.Tensor, perm: np.ndarray) -> np.ndarray:
+    """``t``'s rows in storage order ``perm``, float64 (gathered before the promotion, so
+    no float64 copy of the whole input is made)."""
+    x = t.detach().cpu()
+    x = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    return x.numpy()[perm].astype(np.float64)
+
+
 def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = None,
            config: QuantConfig | None = None) -> tuple[bytes, EncodeReport]:
     """Compress ``scene`` to ``.lgs`` bytes. ``weights`` [N] (significance) steers the SH
@@ -135,12 +143,12 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     w = np.ones(n) if weights is None else np.asarray(torch.as_tensor(weights).detach().cpu().double().numpy()).reshape(n)
 
     ctx = cfg.context_coding
-    opac = _np(scene.opacities)[perm][:, None]
+    opac = _rows(scene.opacities, perm)[:, None]
     oq = UniformQuant.fit(opac, cfg.opacity_bits)
-    ls = _np(scene.log_scales)[perm]
+    ls = _rows(scene.log_scales, perm)
     sq = UniformQuant.fit(ls, cfg.scale_bits)
-    rot_idx, rot_vals = encode_rotations(_np(scene.quats)[perm], cfg.rotation_bits)
-    dc = _np(scene.sh_dc)[perm]
+    rot_idx, rot_vals = encode_rotations(_rows(scene.quats, perm), cfg.rotation_bits)
+    dc = _rows(scene.sh_dc, perm)
     cq = UniformQuant.fit(dc, cfg.dc_bits)
     cls, drop = None, 0
     if ctx and weights is not None and int(cfg.low_fraction * n) > 0 and cfg.low_drop > 0:
@@ -181,10 +189,10 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     ]
     k = sh_rest_count(scene.sh_degree)
     if k:
-        rest = _np(scene.sh_rest)[perm].reshape(n, 3 * k)
+        rest = scene.sh_rest.detach().cpu().float().numpy()  # gathered in storage order inside (float32)
         n_cb = n - int(round(cfg.sh_direct_fraction * n))
         code = vectree_sh(
-            rest, w[perm], codebook_size=min(cfg.sh_codebook, max(1, int(cfg.sh_codebook_fraction * n_cb))), direct_fraction=cfg.sh_direct_fraction,
+            rest, w[perm], rows=perm, codebook_size=min(cfg.sh_codebook, max(1, int(cfg.sh_codebook_fraction * n_cb))), direct_fraction=cfg.sh_direct_fraction,
             codebook_bits=cfg.sh_codebook_bits, direct_bits=cfg.sh_direct_bits, iters=cfg.kmeans_iters, seed=cfg.seed,
         )
         header["sh_rest"] = {

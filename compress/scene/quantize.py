@@ -151,37 +151,46 @@ def vectree_sh(
     direct_bits: int = 8,
     iters: int = 10,
     seed: int = 0,
+    rows: np.ndarray | None = None,
 ) -> SHCode:
     """Code SH rest coefficients sh [N,D] (D = 3K flattened).
 
     The ``direct_fraction`` of Gaussians with the largest ``weights`` keep their own
     coefficients (quantized with ``direct_bits``); the others point into a codebook of at
     most ``codebook_size`` entries, fitted by k-means weighted by ``weights`` and stored
-    with ``codebook_bits`` per coefficient.
+    with ``codebook_bits`` per coefficient. ``rows`` [N] (a permutation): code ``sh[rows]``
+    without materialising it (only the codebook and direct rows are gathered, in float32).
     """
-    sh = np.asarray(sh, dtype=np.float32)
-    n, d = sh.shape
+    n = len(sh) if rows is None else len(rows)
+    d = int(np.prod(sh.shape[1:]))
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+
+    def gather(i: np.ndarray) -> np.ndarray:
+        return np.asarray(sh[rows[i]], dtype=np.float32).reshape(len(i), d)
+
     w = np.asarray(weights, dtype=np.float64).reshape(n)
     n_direct = int(round(float(np.clip(direct_fraction, 0.0, 1.0)) * n))
     order = np.argsort(-w, kind="stable")
     is_direct = np.zeros(n, dtype=bool)
     is_direct[order[:n_direct]] = True
+    del order
     rest_idx = np.nonzero(~is_direct)[0]
     k = int(min(max(codebook_size, 0), len(rest_idx)))
     labels = np.full(n, k, dtype=np.int64)
     if k > 0:
-        km = weighted_kmeans(torch.from_numpy(sh[rest_idx]), k, torch.from_numpy(w[rest_idx]), iters=iters, seed=seed)
-        centroids = km.centroids.numpy().astype(np.float64)
+        x = torch.from_numpy(gather(rest_idx))
+        centroids = weighted_kmeans(x, k, torch.from_numpy(w[rest_idx]), iters=iters, seed=seed).centroids
+        centroids = centroids.numpy().astype(np.float64)
         cq = UniformQuant.fit(centroids, codebook_bits)
         codebook_q = cq.quantize(centroids)
         # re-assign against the quantized codebook the decoder will see
-        deq = torch.from_numpy(cq.dequantize(codebook_q))
-        lab, _ = assign(torch.from_numpy(sh[rest_idx]), deq)
+        lab, _ = assign(x, torch.from_numpy(cq.dequantize(codebook_q)))
+        del x
         labels[rest_idx] = lab.numpy()
     else:
         cq = UniformQuant.fit(np.zeros((0, d)), codebook_bits)
         codebook_q = np.zeros((0, d), dtype=np.int64)
-    direct = sh[is_direct]
+    direct = gather(np.nonzero(is_direct)[0])
     dq = UniformQuant.fit(direct, direct_bits)
     return SHCode(labels, codebook_q, cq, dq.quantize(direct), dq)
 

@@ -28,7 +28,7 @@ def blend_weights(scene: GaussianScene, cameras: Sequence[Camera], *, backend: s
     with torch.no_grad():
         for cam in cameras:
             out = rasterize(scene, cam, backend=backend, return_stats="blend_weight")
-            total += out.stats.blend_weight.detach().to(torch.float64).cpu()
+            total.add_(out.stats.blend_weight.detach().cpu())  # promoted in place, no [N] float64 copy
             if progress is not None:
                 progress.advance(1)
     return total

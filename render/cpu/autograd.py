@@ -20,6 +20,16 @@ def _gather(flat: np.ndarray, order: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(flat.reshape(-1, width)[order])
 
 
+def _per_gaussian(bins, pair_vals: np.ndarray, order: np.ndarray, C: int, N: int) -> np.ndarray:
+    """Sum of ``pair_vals`` [M] over each Gaussian's (tile) pairs, summed over the C cameras:
+    [N] float64 (exact for integer counts)."""
+    sums = np.empty((len(order), 1), np.float64)
+    reduce_pairs(bins.pair_offsets, bins.pair_pos, pair_vals.astype(np.float64)[:, None], sums)
+    full = np.zeros(C * N, np.float64)
+    full[order] = sums[:, 0]
+    return full if C == 1 else full.reshape(C, N).sum(0)
+
+
 class _RasterizeToPixels(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, background, depths, radii, width, height, tile_size, want_stats,
@@ -45,15 +55,10 @@ class _RasterizeToPixels(torch.autograd.Function):
         dtype, dev = colors.dtype, colors.device
         out_t = torch.from_numpy(out).to(dev, dtype)
         alpha_t = torch.from_numpy(1.0 - T).to(dev, dtype)[..., None]
-        if want_stats:
-            sums = np.zeros((len(order), 2), np.float64)
-            reduce_pairs(bins.pair_offsets, bins.pair_pos, np.stack([pw.astype(np.float64), ph.astype(np.float64)], 1), sums)
-            blend = np.zeros(C * N, np.float64)
-            hits = np.zeros(C * N, np.int64)
-            blend[order] = sums[:, 0]
-            hits[order] = np.rint(sums[:, 1]).astype(np.int64)
-            blend_t = torch.from_numpy(blend.reshape(C, N).sum(0)).to(dev, dtype)
-            hits_t = torch.from_numpy(hits.reshape(C, N).sum(0)).to(dev)
+        if want_stats:  # one statistic at a time: a large scene's pair arrays are the peak here
+            blend_t = torch.from_numpy(_per_gaussian(bins, pw, order, C, N)).to(dev, dtype)
+            del pw
+            hits_t = torch.from_numpy(np.rint(_per_gaussian(bins, ph, order, C, N)).astype(np.int64)).to(dev)
         else:
             blend_t = torch.zeros(0, dtype=dtype, device=dev)
             hits_t = torch.zeros(0, dtype=torch.int64, device=dev)

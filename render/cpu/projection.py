@@ -271,6 +271,30 @@ class _ProjectFn(torch.autograd.Function):
         return t(gm), t(gq), t(gs), None, None, None, None, None, None, None, None, None
 
 
+PROJECT_ROWS = 1 << 18
+"""Gaussians projected per block when no gradient is needed (float64 work arrays of one block)."""
+
+
+def _project_blocks(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far, radius_clip,
+                    rows: int = PROJECT_ROWS) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:class:`_ProjectFn`'s forward without autograd, ``rows`` Gaussians at a time: the same
+    values (each Gaussian is projected on its own), without float64 copies of the whole scene."""
+    C, N = viewmats.shape[0], means.shape[0]
+    dt, dev = means.dtype, means.device
+    vm, K = _np64(viewmats), _np64(Ks)
+    xy_t, conic_t = torch.empty((C, N, 2), dtype=dt), torch.empty((C, N, 3), dtype=dt)
+    depth_t, radii_t = torch.empty((C, N), dtype=dt), torch.empty((C, N, 2), dtype=torch.int32)
+    for s in range(0, N, rows):
+        e = min(N, s + rows)
+        xy, conic, depth = np.empty((C, e - s, 2)), np.empty((C, e - s, 3)), np.empty((C, e - s))
+        radii = np.empty((C, e - s, 2), np.int32)
+        _project_fwd(_np64(means[s:e]), _np64(quats[s:e]), _np64(scales[s:e]), _np64(opacities[s:e]), vm, K, width,
+                     height, eps2d, near, far, radius_clip, xy, conic, depth, radii)
+        xy_t[:, s:e], conic_t[:, s:e] = torch.from_numpy(xy), torch.from_numpy(conic)
+        depth_t[:, s:e], radii_t[:, s:e] = torch.from_numpy(depth), torch.from_numpy(radii)
+    return xy_t.to(dev), conic_t.to(dev), depth_t.to(dev), radii_t.to(dev)
+
+
 def project_gaussians_fused(
     means: Tensor,
     quats: Tensor,
@@ -287,9 +311,11 @@ def project_gaussians_fused(
     radius_clip: float = 0.0,
 ) -> Projection:
     """Drop-in for :func:`render.projection.project_gaussians` (classic mode, CPU tensors)."""
-    xy, conic, depth, radii = _ProjectFn.apply(
-        means, quats, scales, opacities.detach(), viewmats.detach(), Ks.detach(), int(width), int(height),
-        float(eps2d), float(near_plane), float(far_plane), float(radius_clip),
-    )
+    args = (int(width), int(height), float(eps2d), float(near_plane), float(far_plane), float(radius_clip))
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (means, quats, scales)):
+        xy, conic, depth, radii = _ProjectFn.apply(means, quats, scales, opacities.detach(), viewmats.detach(),
+                                                   Ks.detach(), *args)
+    else:
+        xy, conic, depth, radii = _project_blocks(means, quats, scales, opacities, viewmats, Ks, *args)
     op = opacities[None, :].expand(viewmats.shape[0], -1)
     return Projection(means2d=xy, conics=conic, depths=depth, radii=radii, opacities=op)
