@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ from splat.threads import threads
 from .fused_loss import FusedLoss
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
+from .rate_term import estimate_bits
 
 
 @dataclass
@@ -62,9 +64,13 @@ class FitConfig:
     refill_every: int = 50  # after growth: prune + re-add at high-error pixels this often...
     refill_end: float = 0.9  # ...until this fraction of the steps
     relocate: float = 0.01  # ...also moving this fraction of the least useful Gaussians
+    rate_weight: float = 0.0  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
     bits: BitDepths = field(default_factory=BitDepths)
     seed: int = 0
     time_limit: float | None = None
+
+
+Retarget = Callable[[ImageGaussians, QuantSpec], int]
 
 
 @dataclass
@@ -204,6 +210,8 @@ class _Fitter:
         img = self.render(quantised, 0.5 if half else 1.0)
         # L1 + w (1 - SSIM) and its gradient in one fused numba pass (see fused_loss.py)
         loss = (self.loss_half if half else self.loss_full).loss_tensor(img)
+        if quantised and self.cfg.rate_weight > 0 and self.spec is not None:
+            loss = loss + self.cfg.rate_weight * self.rate_bpp()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -212,6 +220,11 @@ class _Fitter:
             self.params["means"][:, 0].clamp_(0.0, float(self.w))
             self.params["means"][:, 1].clamp_(0.0, float(self.h))
         return float(loss.detach())
+
+    def rate_bpp(self) -> Tensor:
+        """Estimated bits per pixel of the shape and colour streams (``rate_term.py``)."""
+        p = self.params
+        return estimate_bits(self.spec, p["log_scales"], p["rotations"], p["colors"]) / (self.h * self.w)
 
     def shares(self) -> Tensor:
         with torch.no_grad():
@@ -269,7 +282,8 @@ class _Fitter:
 
 def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None, *,
                   init: ImageGaussians | None = None, spec: QuantSpec | None = None,
-                  progress: Progress | None = None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
+                  progress: Progress | None = None, retarget: Retarget | None = None
+                  ) -> tuple[ImageGaussians, QuantSpec, FitReport]:
     """Fit ``n_gaussians`` to ``target`` [H,W,C] (float32 in [0,1]).
 
     ``progress`` is advanced by the steps done, with the count, PSNR and QAT state as info
@@ -277,6 +291,9 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
 
     With ``init``, start from those Gaussians (refinement/growth, e.g. in rate control) and
     skip the warm-up; with ``spec``, QAT uses that fixed quantiser from the first step.
+    With ``retarget``, at each refill once QAT is on the count becomes
+    ``retarget(current Gaussians in importance order, quantiser)`` (rate control: the count
+    a size budget allows, measured with the real coder).
     Returns the Gaussians in importance order, the quantiser, and a report.
     """
     cfg = cfg or FitConfig()
@@ -285,11 +302,11 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
     # one thread for small images: the loss convolutions are too small to split, and a thread
     # pool costs far more than it saves there (worse on busy cores)
     with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None):
-        return _fit(target, n_gaussians, cfg, init, spec, progress)
+        return _fit(target, n_gaussians, cfg, init, spec, progress, retarget)
 
 
 def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians | None, spec: QuantSpec | None,
-         progress: Progress | None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
+         progress: Progress | None, retarget: Retarget | None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     target = target.float().contiguous()
@@ -316,11 +333,15 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
             ft.grow(int(math.ceil(missing / left)), prune=True)
             last_growth = it
             window, prev_mean = [], None
-        elif (it > last_growth and ft.n() >= n_gaussians and cfg.refill_every and it % cfg.refill_every == 0
-              and it < cfg.refill_end * steps):
+        elif (it > last_growth and (ft.n() >= n_gaussians or it > max(grow_at, default=0)) and cfg.refill_every
+              and it % cfg.refill_every == 0 and it < cfg.refill_end * steps):
+            if qat and retarget is not None:
+                # the count the budget allows at the bits per Gaussian the real coder gives now
+                n_gaussians = ft.n_target = max(1, retarget(ft.result(True), ft.spec))
             # in the normalised mode a pixel that no Gaussian reaches has no gradient, so the
             # optimiser cannot close such holes itself: refill them from the error map
-            ft.grow(0, prune=True, relocate=cfg.relocate)
+            # (dropping the least useful Gaussians beyond a lowered count)
+            ft.grow(0, prune=True, relocate=cfg.relocate + max(0.0, 1.0 - n_gaussians / ft.n()))
         if not qat and it >= qat_at:
             ft.freeze_spec()
             qat = True

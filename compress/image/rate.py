@@ -3,11 +3,14 @@
 Every decision uses real encoded files. Because Gaussians are stored in importance order,
 a prefix of a fitted set is itself a valid, coarser fit; so the solver
 
-1. fits a first guess of the count (from a bits-per-Gaussian prior, a little generous),
+1. fits, starting from a first guess of the count; once quantisation-aware training is on
+   (with the rate term, ``rate_term.py``), each refill re-targets the count to what the
+   budget allows at the bits per Gaussian the real coder gives for the current set
+   (``count_for_budget``), so the count follows the actual streams, not a constant prior;
 2. encodes, and bisects on the prefix length for the largest prefix whose *file* meets the
    target (size monotone in the count), or grows the set if even the whole set is too small,
-3. fine-tunes the chosen prefix with QAT on the fixed quantiser (once), re-encodes, and
-   trims again by bisection if fine-tuning moved the size past the target.
+3. fine-tunes the chosen prefix with QAT on the fixed quantiser (once, re-targeting the
+   count again), re-encodes, and trims by bisection to the budget.
 
 For a PSNR target the bisection runs on the decoded render's PSNR instead.
 """
@@ -26,8 +29,10 @@ from .gsi import decode, encode
 from .model import ImageGaussians
 from .quant import QuantSpec
 
-BITS_PER_GAUSSIAN_PRIOR = 46.0
-OVERSHOOT = 1.08  # first fit gets this many more Gaussians than the prior suggests
+FIRST_GUESS_BITS = 40.0  # bits per Gaussian of the first guess only; the fit re-targets it (step 1)
+OVERSHOOT = 1.08  # first fit gets this many more Gaussians than the first guess suggests
+RETARGET_MARGIN = 1.03  # re-targeted counts aim this far above the budget; the final bisection trims
+RETARGET_STEP = 1.4  # one re-target changes the count by at most this factor
 FINETUNE_FRACTION = 0.25  # fine-tuning steps, as a fraction of the fit's steps
 
 
@@ -65,6 +70,16 @@ def largest_prefix_within(g: ImageGaussians, spec: QuantSpec, max_bytes: int, me
     return _bisect(1, len(g), lambda n: len(_encode_prefix(g, spec, n, meta)) <= max_bytes)
 
 
+def count_for_budget(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None,
+                     max_gaussians: int | None = None) -> int:
+    """The count ``max_bytes`` allows at the bytes per Gaussian of ``g``'s real encoding
+    (times ``RETARGET_MARGIN``, at most ``RETARGET_STEP`` times away from ``len(g)``)."""
+    per = len(_encode_prefix(g, spec, len(g), meta)) / len(g)
+    n = int(RETARGET_MARGIN * max_bytes / per)
+    n = min(max(n, int(len(g) / RETARGET_STEP)), int(len(g) * RETARGET_STEP))
+    return max(1, min(n, max_gaussians) if max_gaussians else n)
+
+
 def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None = None, psnr_db: float | None = None,
              cfg: FitConfig | None = None, max_gaussians: int | None = None, meta: dict | None = None,
              progress: Progress | None = None) -> RateResult:
@@ -78,11 +93,11 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
     steps_total = 0
     seconds = 0.0
 
-    def run(stage: str, n: int, c: FitConfig, init=None, spec=None):
+    def run(stage: str, n: int, c: FitConfig, init=None, spec=None, retarget=None):
         nonlocal steps_total, seconds
         if progress is not None:
             progress.start(stage, c.steps)
-        g, sp, rep = fit_gaussians(target, n, c, init=init, spec=spec, progress=progress)
+        g, sp, rep = fit_gaussians(target, n, c, init=init, spec=spec, progress=progress, retarget=retarget)
         if progress is not None:
             progress.end()
         steps_total += rep.steps
@@ -101,10 +116,14 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         if not bpp > 0:
             raise ValueError("bpp must be positive")
         budget = int(bpp * pixels / 8)
-        n0 = max(8, int(OVERSHOOT * bpp * pixels / BITS_PER_GAUSSIAN_PRIOR))
+        n0 = max(8, int(OVERSHOOT * bpp * pixels / FIRST_GUESS_BITS))
         if max_gaussians:
             n0 = min(n0, max_gaussians)
-        g, spec, _ = run("fit", n0, cfg)
+
+        def retarget(cur: ImageGaussians, sp: QuantSpec) -> int:
+            return count_for_budget(cur, sp, budget, meta, max_gaussians)
+
+        g, spec, _ = run("fit", n0, cfg, retarget=retarget)
         # one refinement stage at most (a trimmed prefix is fine-tuned, or a short set grown);
         # the final bisection below then trims exactly to the budget. Repeating the
         # fine-tune to chase the few bytes QAT moves costs 25% of the fit each time for
@@ -112,12 +131,12 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         size = len(_encode_prefix(g, spec, len(g), meta))
         if size > budget:
             n = largest_prefix_within(g, spec, budget, meta)
-            g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
+            g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec, retarget=retarget)
         elif size < 0.92 * budget and (max_gaussians is None or len(g) < max_gaussians):
             n = int(len(g) * budget / size * 0.99)
             if max_gaussians:
                 n = min(n, max_gaussians)
-            g, spec, _ = run("grow", n, tune, init=g, spec=spec)
+            g, spec, _ = run("grow", n, tune, init=g, spec=spec, retarget=retarget)
         n = largest_prefix_within(g, spec, budget, meta)
         g = g.prefix(n)
     else:
