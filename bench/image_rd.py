@@ -5,7 +5,7 @@
 
 For every image and target bpp: our codec through ``compress_image(bpp=...)`` (fit time,
 decode and render time, PSNR, SSIM, real bpp), and each Pillow codec at the largest real
-bpp at or below the target, found by bisection on its quality setting (Pillow defaults
+bpp at or below ours (the target where ours has no row yet), found by bisection on its quality setting (Pillow defaults
 otherwise: JPEG 4:2:0, WebP lossy method 4, AVIF speed 6). Rows are appended to
 ``bench/results/image_rd.csv`` as they finish (a rerun skips rows already there, so the
 script can be stopped and resumed); the summary goes to ``image_rd_summary.json`` and the
@@ -214,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
                 for c in args.codecs:
                     if (name, c, b) in done:
                         continue
-                    r = ours(pixels, b, cfg) if c == "gsi" else pil_at_bpp(c, pixels, b)
+                    # the other codecs at the largest quality whose real bpp is not above ours
+                    mine = [float(r["bpp"]) for r in rows if r["image"] == name and r["codec"] == "gsi"
+                            and float(r["target_bpp"]) == b]
+                    r = ours(pixels, b, cfg) if c == "gsi" else pil_at_bpp(c, pixels, min([b] + mine))
                     r.update(image=name, target_bpp=b, load=os.getloadavg()[0])
                     w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
                     f.flush()

@@ -10,7 +10,9 @@
   (``fused_loss.py``). Adam with per-parameter learning rates; a low-resolution
   warm-up; plateau detection lowers the learning rate and finally stops early.
 * Quantisation-aware training: from ``qat_start`` on (or at the first plateau after growth),
-  parameters pass through the file's quantiser (straight-through) in the forward pass.
+  parameters pass through the file's quantiser (straight-through) in the forward pass, and
+  ``rate_weight`` times the estimated bits per pixel of the shape and colour streams
+  (``rate_term.py``) joins the loss, so the optimiser trades distortion for bits.
 
 The result is ordered by importance (summed pixel share, largest first) for level of detail.
 """
@@ -19,7 +21,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -64,13 +65,10 @@ class FitConfig:
     refill_every: int = 50  # after growth: prune + re-add at high-error pixels this often...
     refill_end: float = 0.9  # ...until this fraction of the steps
     relocate: float = 0.01  # ...also moving this fraction of the least useful Gaussians
-    rate_weight: float = 0.0  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
+    rate_weight: float = 0.08  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
     bits: BitDepths = field(default_factory=BitDepths)
     seed: int = 0
     time_limit: float | None = None
-
-
-Retarget = Callable[[ImageGaussians, QuantSpec], int]
 
 
 @dataclass
@@ -282,8 +280,7 @@ class _Fitter:
 
 def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None, *,
                   init: ImageGaussians | None = None, spec: QuantSpec | None = None,
-                  progress: Progress | None = None, retarget: Retarget | None = None
-                  ) -> tuple[ImageGaussians, QuantSpec, FitReport]:
+                  progress: Progress | None = None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
     """Fit ``n_gaussians`` to ``target`` [H,W,C] (float32 in [0,1]).
 
     ``progress`` is advanced by the steps done, with the count, PSNR and QAT state as info
@@ -291,9 +288,6 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
 
     With ``init``, start from those Gaussians (refinement/growth, e.g. in rate control) and
     skip the warm-up; with ``spec``, QAT uses that fixed quantiser from the first step.
-    With ``retarget``, at each refill once QAT is on the count becomes
-    ``retarget(current Gaussians in importance order, quantiser)`` (rate control: the count
-    a size budget allows, measured with the real coder).
     Returns the Gaussians in importance order, the quantiser, and a report.
     """
     cfg = cfg or FitConfig()
@@ -302,11 +296,11 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
     # one thread for small images: the loss convolutions are too small to split, and a thread
     # pool costs far more than it saves there (worse on busy cores)
     with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None):
-        return _fit(target, n_gaussians, cfg, init, spec, progress, retarget)
+        return _fit(target, n_gaussians, cfg, init, spec, progress)
 
 
 def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians | None, spec: QuantSpec | None,
-         progress: Progress | None, retarget: Retarget | None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
+         progress: Progress | None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     target = target.float().contiguous()
@@ -333,15 +327,11 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
             ft.grow(int(math.ceil(missing / left)), prune=True)
             last_growth = it
             window, prev_mean = [], None
-        elif (it > last_growth and (ft.n() >= n_gaussians or it > max(grow_at, default=0)) and cfg.refill_every
-              and it % cfg.refill_every == 0 and it < cfg.refill_end * steps):
-            if qat and retarget is not None:
-                # the count the budget allows at the bits per Gaussian the real coder gives now
-                n_gaussians = ft.n_target = max(1, retarget(ft.result(True), ft.spec))
+        elif (it > last_growth and ft.n() >= n_gaussians and cfg.refill_every and it % cfg.refill_every == 0
+              and it < cfg.refill_end * steps):
             # in the normalised mode a pixel that no Gaussian reaches has no gradient, so the
             # optimiser cannot close such holes itself: refill them from the error map
-            # (dropping the least useful Gaussians beyond a lowered count)
-            ft.grow(0, prune=True, relocate=cfg.relocate + max(0.0, 1.0 - n_gaussians / ft.n()))
+            ft.grow(0, prune=True, relocate=cfg.relocate)
         if not qat and it >= qat_at:
             ft.freeze_spec()
             qat = True
