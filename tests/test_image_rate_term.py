@@ -95,3 +95,18 @@ def test_count_for_budget_uses_the_real_coder():
     assert 445 <= count_for_budget(g, spec, int(per * 450)) <= 450  # the budget's count at the measured bytes
     assert count_for_budget(g, spec, int(per * 5000)) == 1000  # one growth stage at most doubles
     assert count_for_budget(g, spec, int(per * 5000), max_gaussians=520) == 520
+
+
+def test_fit_image_default_steps_are_the_benchmarked_ones():
+    """``splat fit-image`` without --steps runs FitConfig's steps, which bench/image_rd.py measures."""
+    import inspect
+    import re
+
+    from compress.image.cli import fit_image_cmd
+    from compress.image.fit import FitConfig
+
+    opt = inspect.signature(fit_image_cmd).parameters["steps"].default
+    assert opt.default is None  # None -> FitConfig().steps in compress_image
+    assert re.search(r"default (\d+)", opt.help).group(1) == str(FitConfig().steps)
+    bench = (__import__("pathlib").Path(__file__).parents[1] / "bench" / "image_rd.py").read_text()
+    assert 'ap.add_argument("--steps", type=int, default=FitConfig().steps)' in bench
