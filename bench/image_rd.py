@@ -2,10 +2,11 @@
 
     python bench/image_rd.py                        # all Kodak images, 0.25 / 0.5 / 1.0 bpp
     python bench/image_rd.py --images kodim03 --bpp 0.5 --steps 600
+    python bench/image_rd.py --images kodim03 --rate-weight 0 --keep /tmp/gsi   # no rate term; keep the files
 
 For every image and target bpp: our codec through ``compress_image(bpp=...)`` (fit time,
 decode and render time, PSNR, SSIM, real bpp), and each Pillow codec at the largest real
-bpp at or below the target, found by bisection on its quality setting (Pillow defaults
+bpp at or below ours (the target where ours has no row yet), found by bisection on its quality setting (Pillow defaults
 otherwise: JPEG 4:2:0, WebP lossy method 4, AVIF speed 6). Rows are appended to
 ``bench/results/image_rd.csv`` as they finish (a rerun skips rows already there, so the
 script can be stopped and resumed); the summary goes to ``image_rd_summary.json`` and the
@@ -82,10 +83,13 @@ def pil_at_bpp(codec: str, pixels: np.ndarray, target_bpp: float) -> dict:
             "render_ms": "", "gaussians": "", "quality": q, "steps": ""}
 
 
-def ours(pixels: np.ndarray, target_bpp: float, cfg: FitConfig) -> dict:
+def ours(pixels: np.ndarray, target_bpp: float, cfg: FitConfig, keep: Path | None = None) -> dict:
+    """Our codec at ``target_bpp``; with ``keep``, the .gsi file is written there too."""
     t0 = time.perf_counter()
     res = compress_image(pixels, bpp=target_bpp, config=cfg)
     fit_s = time.perf_counter() - t0
+    if keep is not None:
+        keep.write_bytes(res.data)
     dts, rts = [], []
     for _ in range(5):
         t1 = time.perf_counter()
@@ -178,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", nargs="*", default=None, help="Kodak names (default: all in the shared folder)")
     ap.add_argument("--bpp", nargs="*", type=float, default=[0.25, 0.5, 1.0])
     ap.add_argument("--steps", type=int, default=FitConfig().steps)
+    ap.add_argument("--rate-weight", type=float, default=FitConfig().rate_weight,
+                    help="lambda of the rate term (FitConfig.rate_weight)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="also write our files here as IMAGE_BPP.gsi (for bench/image_bits.py)")
     ap.add_argument("--codecs", nargs="*", default=["gsi", "jpeg", "webp", "avif"])
     ap.add_argument("--out", default=str(RESULTS / "image_rd.csv"))
     ap.add_argument("--merge", nargs="*", default=None,
@@ -202,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = _read_rows(out)
     done = {(r["image"], r["codec"], float(r["target_bpp"])) for r in rows}
-    cfg = FitConfig(steps=args.steps)
+    cfg = FitConfig(steps=args.steps, rate_weight=args.rate_weight)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     new_file = not out.exists()
     with open(out, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
@@ -214,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
                 for c in args.codecs:
                     if (name, c, b) in done:
                         continue
-                    r = ours(pixels, b, cfg) if c == "gsi" else pil_at_bpp(c, pixels, b)
+                    # the other codecs at the largest quality whose real bpp is not above ours
+                    mine = [float(r["bpp"]) for r in rows if r["image"] == name and r["codec"] == "gsi"
+                            and float(r["target_bpp"]) == b]
+                    keep = None if args.keep is None else args.keep / f"{name}_{b:g}.gsi"
+                    r = ours(pixels, b, cfg, keep) if c == "gsi" else pil_at_bpp(c, pixels, min([b] + mine))
                     r.update(image=name, target_bpp=b, load=os.getloadavg()[0])
                     w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
                     f.flush()

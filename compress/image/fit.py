@@ -10,7 +10,9 @@
   (``fused_loss.py``). Adam with per-parameter learning rates; a low-resolution
   warm-up; plateau detection lowers the learning rate and finally stops early.
 * Quantisation-aware training: from ``qat_start`` on (or at the first plateau after growth),
-  parameters pass through the file's quantiser (straight-through) in the forward pass.
+  parameters pass through the file's quantiser (straight-through) in the forward pass, and
+  ``rate_weight`` times the estimated bits per pixel of the shape and colour streams
+  (``rate_term.py``) joins the loss, so the optimiser trades distortion for bits.
 
 The result is ordered by importance (summed pixel share, largest first) for level of detail.
 """
@@ -33,6 +35,7 @@ from splat.threads import threads
 from .fused_loss import FusedLoss
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
+from .rate_term import estimate_bits
 
 
 @dataclass
@@ -62,6 +65,7 @@ class FitConfig:
     refill_every: int = 50  # after growth: prune + re-add at high-error pixels this often...
     refill_end: float = 0.9  # ...until this fraction of the steps
     relocate: float = 0.01  # ...also moving this fraction of the least useful Gaussians
+    rate_weight: float = 0.08  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
     bits: BitDepths = field(default_factory=BitDepths)
     seed: int = 0
     time_limit: float | None = None
@@ -204,6 +208,8 @@ class _Fitter:
         img = self.render(quantised, 0.5 if half else 1.0)
         # L1 + w (1 - SSIM) and its gradient in one fused numba pass (see fused_loss.py)
         loss = (self.loss_half if half else self.loss_full).loss_tensor(img)
+        if quantised and self.cfg.rate_weight > 0 and self.spec is not None:
+            loss = loss + self.cfg.rate_weight * self.rate_bpp()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -212,6 +218,11 @@ class _Fitter:
             self.params["means"][:, 0].clamp_(0.0, float(self.w))
             self.params["means"][:, 1].clamp_(0.0, float(self.h))
         return float(loss.detach())
+
+    def rate_bpp(self) -> Tensor:
+        """Estimated bits per pixel of the shape and colour streams (``rate_term.py``)."""
+        p = self.params
+        return estimate_bits(self.spec, p["log_scales"], p["rotations"], p["colors"]) / (self.h * self.w)
 
     def shares(self) -> Tensor:
         with torch.no_grad():
