@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scene_rd import SHARED, install_splat_transform, median_time, splat_transform  # noqa: E402
+from scene_rd import install_splat_transform, median_time, shared_scenes, splat_transform  # noqa: E402
 
 from compress.container import unpack_container  # noqa: E402
 from compress.scene.codec import MAGIC, decode  # noqa: E402
@@ -103,12 +103,7 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     print(f"load average at start: {load}")
     rows: list[dict] = []
-    for name in args.scenes.split(","):
-        p = SHARED / "scenes" / name
-        if not p.exists():
-            print(f"skipping {name}: not found under {SHARED}")
-            continue
-        print(f"== {name}", flush=True)
+    for _, p in shared_scenes(args.scenes.split(",")):
         with tempfile.TemporaryDirectory() as td:
             rows += run_scene(p, Path(td))
         write(rows, out, load)

@@ -263,11 +263,13 @@ def _allocate_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tr
         return None, []
     best, trials = run.stage(f"bit allocation >= {target:g} dB", 0, allocate, run.work, run.scores, target,
                              run.reference, run.views.heldout, base=st.quant, backend=st.backend,
+                             cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
                              on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
     if best is not None:
         c = best.config
         run.notes.append(f"bit allocation: positions {c.position_bits}, scales {c.scale_bits}, rotations "
-                         f"{c.rotation_bits}, opacity {c.opacity_bits}, colour {c.dc_bits} bits")
+                         f"{c.rotation_bits}, opacity {c.opacity_bits}, colour {c.dc_bits} bits; up to {c.max_drop} "
+                         f"bits fewer by render sensitivity")
     return best, trials
 
 

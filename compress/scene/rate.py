@@ -210,6 +210,7 @@ def coarser_classes(chosen: Candidate, target_psnr: float, reference: Tensor, vi
                        on_trial=on_trial)
 
 
+CLASSES = (3, 0.7)  # significance classes of the allocation: most bits dropped, reference quantile
 # attribute -> (bits each extra bit costs per Gaussian, probe depth, least, most)
 ALLOCATED: dict[str, tuple[int, int, int, int]] = {
     "position_bits": (3, 16, MIN_POSITION_BITS, POSITION_MAX_BITS),
@@ -240,6 +241,20 @@ def sensitivity(scene: GaussianScene, weights: Tensor | None, reference: Tensor,
             for name, (_, probe, _, _) in ALLOCATED.items()}, floor
 
 
+def class_weights(scene: GaussianScene, cameras, *, backend: str = "auto") -> Tensor:
+    """[N]: each Gaussian's expected render error with scales, rotations and colour at 8 bits
+    over their ranges (the weights significance classes are formed from)."""
+    from .sensitivity import error_weights, render_sensitivity
+
+    def step(t: Tensor) -> float:
+        t = t.detach().double()
+        return float((t.amax(0) - t.amin(0)).mean()) / 255.0 if len(t) else 0.0
+
+    sens = render_sensitivity(scene, cameras, backend=backend)
+    return error_weights(sens, {"log_scales": step(scene.log_scales), "quats": math.sqrt(2.0) / 255.0,
+                                "sh_dc": step(scene.sh_dc)})
+
+
 def bit_depths(added: dict[str, float], budget: float) -> dict[str, int]:
     """Bit depth per attribute that spends the render-error ``budget`` (MSE) at the fewest bits.
 
@@ -256,14 +271,23 @@ def bit_depths(added: dict[str, float], budget: float) -> dict[str, int]:
 
 
 def allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, reference: Tensor, views, *,
-             base: QuantConfig | None = None, max_trials: int = 7, backend: str = "auto",
+             base: QuantConfig | None = None, cameras=None, classes: tuple[int, float] = CLASSES,
+             max_trials: int = 7, backend: str = "auto",
              on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate | None, list[Trial]]:
     """Smallest encoding of ``scene`` (no pruning) with fidelity >= ``target_psnr``, by choosing each
     attribute's bit depth: measure each attribute's error (:func:`sensitivity`), split the error
     budget by :func:`bit_depths`, then scale the budget (halving/doubling, then bisecting in
-    log scale) until the file is as small as the target allows. None when even the first tries miss."""
+    log scale) and take single bits off while the target holds. None when even the first tries miss.
+
+    ``cameras`` (views the compressor may use): also store scales, rotations and colour of each
+    Gaussian up to ``classes[0]`` bits coarser by its render sensitivity on those views
+    (:mod:`compress.scene.sensitivity`; ``.lgs`` v3 classes, reference quantile ``classes[1]``);
+    those weights then replace ``weights`` in the encoder."""
     base = replace(base or QuantConfig(), low_fraction=0.0, max_drop=0)
     added, floor = sensitivity(scene, weights, reference, views, base, backend=backend)
+    if cameras:
+        weights = class_weights(scene, cameras, backend=backend)
+        base = replace(base, max_drop=classes[0], drop_reference=classes[1])
     budget = 10.0 ** (-target_psnr / 10.0) - floor
     trials: list[Trial] = []
     if budget <= 0:
@@ -276,6 +300,7 @@ def allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, r
         key = tuple(sorted(bits.items()))
         if key not in tried:
             cfg = replace(base, **bits)
+            cfg = replace(cfg, max_drop=min(cfg.max_drop, cfg.scale_bits - 1, cfg.rotation_bits - 1, cfg.dc_bits - 1))
             data, report = encode(scene, weights, cfg)
             dec = decode(data)
             fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
