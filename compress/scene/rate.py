@@ -272,47 +272,61 @@ def bit_depths(added: dict[str, float], budget: float) -> dict[str, int]:
 
 def allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, reference: Tensor, views, *,
              base: QuantConfig | None = None, cameras=None, classes: tuple[int, float] = CLASSES,
-             max_trials: int = 7, backend: str = "auto",
+             max_trials: int = 6, max_steps: int = 3, backend: str = "auto",
              on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate | None, list[Trial]]:
     """Smallest encoding of ``scene`` (no pruning) with fidelity >= ``target_psnr``, by choosing each
     attribute's bit depth: measure each attribute's error (:func:`sensitivity`), split the error
-    budget by :func:`bit_depths`, then scale the budget (halving/doubling, then bisecting in
-    log scale) and take single bits off while the target holds. None when even the first tries miss.
+    budget by :func:`bit_depths`, scale the budget (halving/doubling, then bisecting in log
+    scale; at most ``max_trials`` encodings), then take single bits off while the target holds
+    (at most ``max_steps`` more). None when even the first tries miss.
 
-    ``cameras`` (views the compressor may use): also store scales, rotations and colour of each
-    Gaussian up to ``classes[0]`` bits coarser by its render sensitivity on those views
-    (:mod:`compress.scene.sensitivity`; ``.lgs`` v3 classes, reference quantile ``classes[1]``);
-    those weights then replace ``weights`` in the encoder."""
+    ``cameras`` (views the compressor may use): then, from the best so far with one bit more on
+    scales, rotations and colour, store those of each Gaussian up to ``classes[0]`` bits coarser
+    by its render sensitivity on the cameras (:mod:`compress.scene.sensitivity`; ``.lgs`` v3
+    classes, reference quantile ``classes[1]``) and take single bits off again."""
     base = replace(base or QuantConfig(), low_fraction=0.0, max_drop=0)
     added, floor = sensitivity(scene, weights, reference, views, base, backend=backend)
-    if cameras:
-        weights = class_weights(scene, cameras, backend=backend)
-        base = replace(base, max_drop=classes[0], drop_reference=classes[1])
     budget = 10.0 ** (-target_psnr / 10.0) - floor
     trials: list[Trial] = []
     if budget <= 0:
         return None, trials
     tried: dict[tuple, Candidate] = {}
     best: Candidate | None = None
+    cls_weights = None
 
-    def run(bits: dict[str, int]) -> bool:
+    def run(bits: dict[str, int], drop: int = 0) -> Candidate | None:
+        """Encode with ``bits`` (and classes up to ``drop`` bits); the candidate when it meets the target."""
         nonlocal best
-        key = tuple(sorted(bits.items()))
+        key = (tuple(sorted(bits.items())), drop)
         if key not in tried:
             cfg = replace(base, **bits)
-            cfg = replace(cfg, max_drop=min(cfg.max_drop, cfg.scale_bits - 1, cfg.rotation_bits - 1, cfg.dc_bits - 1))
-            data, report = encode(scene, weights, cfg)
+            cfg = replace(cfg, max_drop=min(drop, cfg.scale_bits - 1, cfg.rotation_bits - 1, cfg.dc_bits - 1),
+                          drop_reference=classes[1])
+            data, report = encode(scene, cls_weights if drop else weights, cfg)
             dec = decode(data)
             fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
-            tried[key] = Candidate(data, report, dec, fid, 0.0, -1, cfg, scene, weights)
+            tried[key] = Candidate(data, report, dec, fid, 0.0, -1, cfg, scene, cls_weights if drop else weights)
             trials.append(Trial(0.0, -1, len(data), fid.psnr, "allocate"))
             if on_trial is not None:
                 on_trial(trials[-1])
         c = tried[key]
-        ok = c.fidelity.psnr >= target_psnr
-        if ok and (best is None or len(c.data) < len(best.data)):
+        if c.fidelity.psnr < target_psnr:
+            return None
+        if best is None or len(c.data) < len(best.data):
             best = c
-        return ok
+        return c
+
+    def descend(c: Candidate, drop: int) -> None:
+        """One bit less on single attributes of the passing ``c``, the cheapest predicted error first."""
+        for _ in range(max_steps):
+            have = {k: getattr(c.config, k) for k in ALLOCATED}
+            order = sorted((added[k] * 4.0 ** (ALLOCATED[k][1] - have[k] + 1) / ALLOCATED[k][0], k) for k in ALLOCATED
+                           if have[k] > ALLOCATED[k][2] and ((tuple(sorted({**have, k: have[k] - 1}.items())), drop)
+                                                             not in tried))
+            nxt = next((c2 for _, k in order[:2] if (c2 := run({**have, k: have[k] - 1}, drop)) is not None), None)
+            if nxt is None:
+                return
+            c = nxt
 
     lo, hi = None, None  # log2 budget scales known to pass / fail
     s = 0.0
@@ -327,11 +341,14 @@ def allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, r
             lo = mid
         else:
             hi = mid
-    # rounding leaves slack: one bit less on single attributes, the cheapest predicted error first
-    while best is not None and len(tried) < max_trials + len(ALLOCATED):
+    if best is None:
+        return None, trials
+    descend(best, 0)
+    if cameras and classes[0] > 0:
+        cls_weights = class_weights(scene, cameras, backend=backend)
         have = {k: getattr(best.config, k) for k in ALLOCATED}
-        steps = sorted((added[k] * 4.0 ** (ALLOCATED[k][1] - have[k] + 1) / ALLOCATED[k][0], k) for k in ALLOCATED
-                       if have[k] > ALLOCATED[k][2] and tuple(sorted({**have, k: have[k] - 1}.items())) not in tried)
-        if not steps or not any(run({**have, k: have[k] - 1}) for _, k in steps):
-            break
+        finer = {**have, **{k: min(ALLOCATED[k][3], have[k] + 1) for k in ("scale_bits", "rotation_bits", "dc_bits")}}
+        c = run(finer, classes[0])
+        if c is not None:
+            descend(c, classes[0])
     return best, trials
