@@ -38,7 +38,7 @@ MAX_COUNT = 1 << 28
 class QuantConfig:
     """Quantization settings (bits are per value unless stated).
 
-    position_bits: grid bits per axis (16..21). rotation_bits: per smallest-three component.
+    position_bits: grid bits per axis (12..21). rotation_bits: per smallest-three component.
     sh_codebook: codebook entries, capped at ``sh_codebook_fraction`` x the number of
     codebook-coded Gaussians (a codebook as large as the data would cost more than it saves).
     sh_direct_fraction: the most significant fraction whose SH rest is stored directly.
