@@ -48,3 +48,12 @@ def test_allocate_meets_the_target_with_fewer_bytes_than_uniform_bits():
     uniform, _ = encode(scene, None, replace(cfg, scale_bits=top, rotation_bits=top, opacity_bits=top, dc_bits=top,
                                              max_drop=0))
     assert len(best.data) < len(uniform)
+
+
+def test_allocate_reaches_the_coarsest_depths_without_invalid_settings():
+    scene, views = _small()
+    ref = render_views(scene, views.heldout)
+    best, _ = allocate(scene, None, 12.0, ref, views.heldout, base=QuantConfig(sh_codebook=64), cameras=views.train,
+                       max_trials=3, max_steps=1)  # a low target drives bit depths towards their floors
+    assert best is not None and best.fidelity.psnr >= 12.0
+    assert min(getattr(best.config, k) for k in ALLOCATED) <= 4

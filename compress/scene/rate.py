@@ -284,7 +284,7 @@ def allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, r
     scales, rotations and colour, store those of each Gaussian up to ``classes[0]`` bits coarser
     by its render sensitivity on the cameras (:mod:`compress.scene.sensitivity`; ``.lgs`` v3
     classes, reference quantile ``classes[1]``) and take single bits off again."""
-    base = replace(base or QuantConfig(), low_fraction=0.0, max_drop=0)
+    base = replace(base or QuantConfig(), low_fraction=0.0, low_drop=0, max_drop=0)
     added, floor = sensitivity(scene, weights, reference, views, base, backend=backend)
     budget = 10.0 ** (-target_psnr / 10.0) - floor
     trials: list[Trial] = []
