@@ -241,6 +241,17 @@ def sensitivity(scene: GaussianScene, weights: Tensor | None, reference: Tensor,
             for name, (_, probe, _, _) in ALLOCATED.items()}, floor
 
 
+def _reprobe(added: dict[str, float], budget: float, probe_mse) -> dict[str, float]:
+    """Errors at the probe depths, with those too small to measure (below budget / 1000: e.g. an
+    attribute the source stored with 8 bits, which 8 bits reproduce almost exactly) replaced
+    by the error 2 bits coarser, referred back to the probe depth (/16)."""
+    out = dict(added)
+    for name, (_, probe, lo, _) in ALLOCATED.items():
+        if added[name] < budget / 1000.0 and probe - 2 >= lo:
+            out[name] = max(added[name], probe_mse(name, probe - 2) / 16.0)
+    return out
+
+
 def class_weights(scene: GaussianScene, cameras, *, backend: str = "auto") -> Tensor:
     """[N]: each Gaussian's expected render error with scales, rotations and colour at 8 bits
     over their ranges (the weights significance classes are formed from)."""
@@ -290,6 +301,11 @@ def allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, r
     trials: list[Trial] = []
     if budget <= 0:
         return None, trials
+    fine = replace(base, position_bits=POSITION_MAX_BITS, scale_bits=16, rotation_bits=16, opacity_bits=16, dc_bits=16,
+                   context_coding=False)
+    added = _reprobe(added, budget, lambda name, b: max(0.0, _mse(fidelity(
+        reference, decode(encode(scene, weights, replace(fine, **{name: b}))[0]), views, backend=backend,
+        with_ssim=False)) - floor))
     tried: dict[tuple, Candidate] = {}
     best: Candidate | None = None
     cls_weights = None
