@@ -57,3 +57,19 @@ def test_allocate_reaches_the_coarsest_depths_without_invalid_settings():
                        max_trials=3, max_steps=1)  # a low target drives bit depths towards their floors
     assert best is not None and best.fidelity.psnr >= 12.0
     assert min(getattr(best.config, k) for k in ALLOCATED) <= 4
+
+
+def test_reprobe_replaces_only_unmeasurable_errors():
+    from compress.scene.rate import _reprobe
+
+    added = {k: 1e-6 for k in ALLOCATED}
+    added["opacity_bits"] = 0.0  # e.g. 8-bit opacity stored by the source: exact at the probe depth
+    calls = []
+
+    def probe(name, bits):
+        calls.append((name, bits))
+        return 3.2e-5
+
+    out = _reprobe(added, 1e-4, probe)
+    assert calls == [("opacity_bits", ALLOCATED["opacity_bits"][1] - 2)]
+    assert out["opacity_bits"] == 2e-6 and all(out[k] == 1e-6 for k in ALLOCATED if k != "opacity_bits")
