@@ -268,12 +268,7 @@ def stream_rows(path: Path) -> list[dict]:
 def run_streams(names: list[str], out: Path) -> int:
     rows: list[dict] = []
     print(f"load average at start: {os.getloadavg()}")
-    for name in names:
-        p = SHARED / "scenes" / name
-        if not p.exists():
-            print(f"skipping {name}: not found under {SHARED}")
-            continue
-        print(f"== {name}", flush=True)
+    for _, p in shared_scenes(names):
         rows += stream_rows(p)
         tags = sorted({k for r in rows for k in r if k.startswith("bytes_")})
         cols = ["scene", "gaussians", "sh_degree", "coding", "total_bytes", *tags, "encode_s", "decode_s"]
