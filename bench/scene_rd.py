@@ -87,6 +87,17 @@ def splat_transform(*args: str) -> float:
     return time.perf_counter() - t0
 
 
+def shared_scenes(names: list[str]):
+    """(name, path) of each shared scene that exists (printing a header; a note for the others)."""
+    for name in names:
+        p = SHARED / "scenes" / name
+        if not p.exists():
+            print(f"skipping {name}: not found under {SHARED}")
+            continue
+        print(f"== {name}", flush=True)
+        yield name, p
+
+
 def median_time(fn, repeat: int = 3) -> float:
     ts = []
     for _ in range(repeat):
@@ -257,12 +268,7 @@ def stream_rows(path: Path) -> list[dict]:
 def run_streams(names: list[str], out: Path) -> int:
     rows: list[dict] = []
     print(f"load average at start: {os.getloadavg()}")
-    for name in names:
-        p = SHARED / "scenes" / name
-        if not p.exists():
-            print(f"skipping {name}: not found under {SHARED}")
-            continue
-        print(f"== {name}", flush=True)
+    for _, p in shared_scenes(names):
         rows += stream_rows(p)
         tags = sorted({k for r in rows for k in r if k.startswith("bytes_")})
         cols = ["scene", "gaussians", "sh_degree", "coding", "total_bytes", *tags, "encode_s", "decode_s"]
@@ -296,12 +302,7 @@ def main(argv=None) -> int:
     have_st = install_splat_transform()
     print(f"load average at start: {os.getloadavg()}")
     rows, extras = [], {}
-    for name in args.scenes.split(","):
-        p = SHARED / "scenes" / name
-        if not p.exists():
-            print(f"skipping {name}: not found under {SHARED}")
-            continue
-        print(f"== {name}", flush=True)
+    for name, p in shared_scenes(args.scenes.split(",")):
         with tempfile.TemporaryDirectory() as td:
             r, e = run_scene(p, Path(td), have_st, args.quick)
         rows += r

@@ -219,3 +219,14 @@ def test_cli_budget_and_photo_options_are_validated(tmp_path, capsys):
     r = _splat_inproc(capsys, "compress", src, "-o", out, "--images", str(tmp_path))
     assert r.returncode == 2 and "--cameras" in r.stderr
     assert not (tmp_path / "x.lgs").exists()
+
+
+@pytest.mark.slow  # ~75 s on the loaded 2-core machine (six probes, a dozen encodings with SH 3)
+def test_target_psnr_without_pruning_allocates_bits_per_attribute():
+    scene = _fruit()
+    small = dict(max_side=64, train_views=4, heldout_views=3, backend="cpu")
+    res = compress_scene(scene, CompressSettings(target_psnr=45.0, prune=0.0, **small))
+    assert res.prune == 0.0 and len(res.decoded) == len(scene)
+    assert any(n.startswith("bit allocation") for n in res.notes) and all(t.stage in ("allocate", "codebook") for t in res.trials)
+    held = split_views(scene, None, max_side=64, n_heldout=3).heldout
+    assert fidelity(scene, decode(res.data), held, backend="cpu").psnr >= 45.0

@@ -70,3 +70,65 @@ def test_hostile_precision_headers_raise_format_error():
         decode(pack_container(MAGIC, 1, box.header, chunks))
     with pytest.raises(FormatError, match="PCLS"):
         decode(pack_container(MAGIC, 2, box.header, [c for c in chunks if c[0] != "PCLS"]))
+
+
+def test_significance_classes_follow_the_error_model():
+    from compress.scene.precision import coarsen_by, refine_by, significance_classes
+
+    w = np.array([1.0, 0.25, 1 / 16, 1 / 64, 0.0, 2.0])
+    d = significance_classes(w, 3, reference=5 / 6)  # reference weight 1.0
+    assert d.tolist() == [0, 1, 2, 3, 3, 0]  # one bit per factor 4, capped
+    q = np.random.default_rng(3).integers(0, 1024, (6, 3))
+    back = refine_by(coarsen_by(q, d), d, 1023)
+    assert np.array_equal(back[d == 0], q[d == 0])
+    assert (np.abs(back - q) <= (1 << d)[:, None] // 2 + (q == 1023)).all()
+
+
+def _v3(scene, weights, **kw):
+    base = replace(level_config(1), sh_codebook=256)
+    return encode(scene, weights, replace(base, max_drop=4, **kw))
+
+
+def test_v3_significance_classes_round_trip_exactly():
+    from splat import GaussianScene
+
+    scene = GaussianScene.random(3000, sh_degree=1, seed=4)
+    w = torch.from_numpy(np.random.default_rng(5).random(3000) ** 4)
+    data, rep = _v3(scene, w)
+    box = unpack_container(data, magic=MAGIC)
+    assert box.version == 3 and box.header["precision"] == {"drops": [0, 1, 2, 3, 4]} and "PCLS" in rep.stream_bytes
+    a, b = decode(data), decode(data)
+    assert torch.equal(a.log_scales, b.log_scales) and torch.equal(a.quats, b.quats)
+    # classes coarsen scales, rotations and colour only: positions and opacity decode as without them
+    plain, _ = encode(scene, w, replace(level_config(1), sh_codebook=256))
+    assert len(data) < len(plain)
+    full = decode(plain)
+    assert torch.equal(a.means, full.means) and torch.equal(a.opacity_logits, full.opacity_logits)
+
+
+def test_v3_hostile_drops_raise_format_error():
+    from splat import GaussianScene
+
+    scene = GaussianScene.random(400, sh_degree=0, seed=6)
+    data, _ = _v3(scene, torch.rand(400, dtype=torch.float64))
+    box = unpack_container(data, magic=MAGIC)
+    chunks = [(c.tag, c.data) for c in box.chunks]
+    for bad in ([0], [0, 9], [0, -1], [0, 1.5], "0,1", [0] * 10, [0, 1, 2]):  # [0,1,2]: PCLS holds classes up to 4
+        h = json.loads(json.dumps(box.header))
+        h["precision"] = {"drops": bad}
+        with pytest.raises(FormatError):
+            decode(pack_container(MAGIC, 3, h, chunks))
+    with pytest.raises(FormatError, match="version 3"):
+        decode(pack_container(MAGIC, 2, box.header, chunks))
+
+
+def test_bit_depths_split_the_budget_by_cost():
+    from compress.scene.rate import ALLOCATED, bit_depths
+
+    added = {k: 1e-6 for k in ALLOCATED}
+    b1, b2 = bit_depths(added, 1e-6), bit_depths(added, 1e-6 / 16)
+    assert all(b2[k] == min(ALLOCATED[k][3], b1[k] + 2) for k in ALLOCATED)  # 16x less error: 2 bits more each
+    # the opacity costs 1 bit per Gaussian per bit of depth, the others 3: it gets a smaller share, more bits
+    assert b1["opacity_bits"] > b1["scale_bits"]
+    louder = bit_depths({**added, "dc_bits": 16e-6}, 1e-6)
+    assert louder["dc_bits"] == b1["dc_bits"] + 2 and louder["scale_bits"] == b1["scale_bits"]

@@ -24,12 +24,13 @@ from splat.scene import GaussianScene, sh_rest_count
 
 from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
 from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
-from .precision import MAX_DROP, coarsen, precision_classes, refine
+from .precision import MAX_DROP, coarsen_by, precision_classes, refine_by, significance_classes
 from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context, with_class
 from .streams import decode_channels, encode_channels
 
 MAGIC = b"LGS1"
-VERSION = 2  # 2: context-modelled channel records (mode 2); version-1 files still decode
+VERSION = 3  # 2: context-modelled channel records (mode 2); 3: significance classes; older files still decode
+MIN_POSITION_BITS = 12
 MAX_COUNT = 1 << 28
 
 
@@ -37,13 +38,16 @@ MAX_COUNT = 1 << 28
 class QuantConfig:
     """Quantization settings (bits are per value unless stated).
 
-    position_bits: grid bits per axis (16..21). rotation_bits: per smallest-three component.
+    position_bits: grid bits per axis (12..21). rotation_bits: per smallest-three component.
     sh_codebook: codebook entries, capped at ``sh_codebook_fraction`` x the number of
     codebook-coded Gaussians (a codebook as large as the data would cost more than it saves).
     sh_direct_fraction: the most significant fraction whose SH rest is stored directly.
     context_coding: context-modelled streams (``.lgs`` version 2; False writes version 1).
     low_fraction / low_drop: the least significant fraction of the Gaussians stores scales,
     rotations and colour ``low_drop`` bits coarser (version 2, needs ``weights``).
+    max_drop / drop_reference: significance classes instead (version 3, needs ``weights``):
+    a Gaussian stores them round(0.5 log2(w_ref / w)) bits coarser, at most ``max_drop``,
+    w_ref the ``drop_reference`` quantile of the weights (0: off).
     """
 
     position_bits: int = 16
@@ -61,10 +65,12 @@ class QuantConfig:
     context_coding: bool = True
     low_fraction: float = 0.0
     low_drop: int = 2
+    max_drop: int = 0
+    drop_reference: float = 0.99
 
     def validate(self) -> None:
-        if not 16 <= self.position_bits <= MAX_BITS:
-            raise ValueError(f"position_bits must be 16..{MAX_BITS}, got {self.position_bits}")
+        if not MIN_POSITION_BITS <= self.position_bits <= MAX_BITS:
+            raise ValueError(f"position_bits must be {MIN_POSITION_BITS}..{MAX_BITS}, got {self.position_bits}")
         for name in ("scale_bits", "rotation_bits", "opacity_bits", "dc_bits", "sh_codebook_bits", "sh_direct_bits"):
             b = getattr(self, name)
             if not 1 <= b <= 16:
@@ -79,6 +85,12 @@ class QuantConfig:
             raise ValueError("low_fraction must be in [0, 1)")
         if not 0 <= self.low_drop <= min(MAX_DROP, self.scale_bits - 1, self.rotation_bits - 1, self.dc_bits - 1):
             raise ValueError("low_drop must leave at least one bit of scale, rotation and colour")
+        if not 0 <= self.max_drop <= min(MAX_DROP, self.scale_bits - 1, self.rotation_bits - 1, self.dc_bits - 1):
+            raise ValueError("max_drop must leave at least one bit of scale, rotation and colour")
+        if self.max_drop and self.low_fraction:
+            raise ValueError("use either significance classes (max_drop) or low_fraction, not both")
+        if not 0.0 < self.drop_reference <= 1.0:
+            raise ValueError("drop_reference must be in (0, 1]")
 
 
 @dataclass
@@ -150,20 +162,20 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     rot_idx, rot_vals = encode_rotations(_rows(scene.quats, perm), cfg.rotation_bits)
     dc = _rows(scene.sh_dc, perm)
     cq = UniformQuant.fit(dc, cfg.dc_bits)
-    cls, drop = None, 0
-    if ctx and weights is not None and int(cfg.low_fraction * n) > 0 and cfg.low_drop > 0:
-        cls, drop = precision_classes(w[perm], cfg.low_fraction), cfg.low_drop
+    cls, table = _classes(cfg, w[perm] if weights is not None and ctx else None)
+    drops = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
+    nc = len(table)
     opq = oq.quantize(opac)
-    lsq = coarsen(sq.quantize(ls), cls, drop)
-    rot_vals = coarsen(rot_vals, cls, drop)
-    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(refine(lsq, cls, drop, sq.levels)), rot_idx,
+    lsq = coarsen_by(sq.quantize(ls), drops)
+    rot_vals = coarsen_by(rot_vals, drops)
+    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(refine_by(lsq, drops, sq.levels)), rot_idx,
                                                  cfg.rotation_bits)
 
     def chans(q, context=None, allow_delta=True) -> bytes:
         return encode_channels(q, allow_delta=allow_delta, context=context, allow_context=ctx)
 
-    dcq = coarsen(cq.quantize(dc), cls, drop)
-    dc_ctx = with_class(colour_context(opq[:, 0], cfg.opacity_bits, cfg.dc_bits), cls)
+    dcq = coarsen_by(cq.quantize(dc), drops)
+    dc_ctx = with_class(colour_context(opq[:, 0], cfg.opacity_bits, cfg.dc_bits), cls, nc)
     colr, colour_mode = min((chans(dcq, dc_ctx), "none"), (chans(colour_transform(dcq), dc_ctx), "g,r-g,b-g"),
                             key=lambda c: len(c[0]))
     header = {
@@ -178,13 +190,14 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     }
     chunks = [("POSN", encode_positions(codes))]
     if cls is not None:
-        header["precision"] = {"low_count": int(cls.sum()), "drop": drop}
+        header["precision"] = ({"low_count": int(cls.sum()), "drop": table[1]} if cfg.max_drop == 0
+                               else {"drops": list(table)})
         chunks.append(("PCLS", chans(cls)))
     chunks += [
         ("OPAC", chans(opq)),
-        ("SCAL", chans(lsq, with_class(scale_context(opq[:, 0], cfg.opacity_bits, cfg.scale_bits), cls))),
+        ("SCAL", chans(lsq, with_class(scale_context(opq[:, 0], cfg.opacity_bits, cfg.scale_bits), cls, nc))),
         ("ROTI", chans(rot_idx, rot_idx_ctx)),
-        ("ROTV", chans(rot_vals, with_class(rot_val_ctx, cls))),
+        ("ROTV", chans(rot_vals, with_class(rot_val_ctx, cls, nc))),
         ("COLR", colr),
     ]
     k = sh_rest_count(scene.sh_degree)
@@ -206,9 +219,23 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
             ("SHCB", chans(code.codebook_q, sh_context(cfg.sh_codebook_bits), allow_delta=False)),
             ("SHDR", chans(code.direct_q, sh_context(cfg.sh_direct_bits), allow_delta=False)),
         ]
-    blob = pack_container(MAGIC, VERSION if ctx else 1, header, chunks)
+    version = 1 if not ctx else (3 if "drops" in header.get("precision", {}) else 2)  # the oldest that holds it
+    blob = pack_container(MAGIC, version, header, chunks)
     report = EncodeReport({tag: len(data) for tag, data in chunks}, len(blob), n, perm)
     return blob, report
+
+
+def _classes(cfg: QuantConfig, weights: np.ndarray | None) -> tuple[np.ndarray | None, list[int]]:
+    """(class per stored Gaussian [N] or None, dropped bits per class) from ``cfg`` and the
+    weights in storage order (None: no classes)."""
+    if weights is None:
+        return None, [0]
+    if cfg.max_drop > 0:
+        d = significance_classes(weights, cfg.max_drop, cfg.drop_reference)
+        return d, list(range(cfg.max_drop + 1))
+    if int(cfg.low_fraction * len(weights)) > 0 and cfg.low_drop > 0:
+        return precision_classes(weights, cfg.low_fraction), [0, cfg.low_drop]
+    return None, [0]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -226,10 +253,11 @@ def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *,
     box = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".lgs file")
     with naming(path), np.errstate(all="ignore"):
         return _decode(box.header, box, min(MAX_COUNT, gaussian_cap(len(data), max_gaussians)), path,
-                       box.version >= 2)
+                       box.version)
 
 
-def _decode(h: dict, box, cap: int, path, ctx: bool) -> GaussianScene:
+def _decode(h: dict, box, cap: int, path, version: int) -> GaussianScene:
+    ctx = version >= 2
     n = get_int(h, "count", 0, MAX_COUNT)
     require_at_most(n, cap, "Gaussian count", path, "max_gaussians")
     deg = get_int(h, "sh_degree", 0, 3)
@@ -249,28 +277,30 @@ def _decode(h: dict, box, cap: int, path, ctx: bool) -> GaussianScene:
                                allow_context=ctx)
 
     means, _ = decode_positions(box.get("POSN"), n, grid)
-    cls, drop = _precision(h, box, n, ctx, chans, min(sq.bits, rbits, cq.bits))
+    cls, table = _precision(h, box, n, version, chans, min(sq.bits, rbits, cq.bits))
+    drops = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
+    nc = len(table)
     opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
     opac = oq.dequantize(opq)[:, 0]
-    ls = sq.dequantize(refine(chans("SCAL", n, 3, hi=sq.levels, what="scales",
-                                    context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls)),
-                              cls, drop, sq.levels))
+    ls = sq.dequantize(refine_by(chans("SCAL", n, 3, hi=sq.levels, what="scales",
+                                       context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls, nc)),
+                                 drops, sq.levels))
     ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
     ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
     rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
-    rvals = refine(chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation", context=with_class(rval_ctx, cls)),
-                   cls, drop, (1 << rbits) - 1)
+    rvals = refine_by(chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation", context=with_class(rval_ctx, cls, nc)),
+                      drops, (1 << rbits) - 1)
     quats = decode_rotations(ridx, rvals, rbits)
     mode = h["sh_dc"].get("transform", "none")
     if mode not in ("none", "g,r-g,b-g"):
         raise FormatError(f"unknown colour transform {str(mode)[:40]!r}")
     dcq = chans("COLR", n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC",
-                context=with_class(colour_context(opq[:, 0], oq.bits, cq.bits), cls))
+                context=with_class(colour_context(opq[:, 0], oq.bits, cq.bits), cls, nc))
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
     if n and (dcq.min() < 0 or dcq.max() > cq.levels):
         raise FormatError("SH DC stream decodes outside the quantizer's range")
-    dcq = refine(dcq, cls, drop, cq.levels)
+    dcq = refine_by(dcq, drops, cq.levels)
     dc = cq.dequantize(dcq)
     k = sh_rest_count(deg)
     if k:
@@ -299,21 +329,34 @@ def _decode(h: dict, box, cap: int, path, ctx: bool) -> GaussianScene:
                       sh_rest=rest)
 
 
-def _precision(h: dict, box, n: int, ctx: bool, chans, max_drop: int) -> tuple[np.ndarray | None, int]:
-    """(class per Gaussian or None, bits dropped in class 1) from the header and ``PCLS``."""
+def _precision(h: dict, box, n: int, version: int, chans, max_drop: int) -> tuple[np.ndarray | None, list[int]]:
+    """(class per Gaussian or None, bits dropped per class) from the header and ``PCLS``."""
     p = h.get("precision")
     if p is None:
-        return None, 0
-    if not ctx:
+        return None, [0]
+    if version < 2:
         raise FormatError("precision classes need .lgs version 2")
     if not isinstance(p, dict):
         raise FormatError("header field 'precision' is malformed")
+    if "drops" in p:
+        return _significance_classes(p["drops"], n, version, chans, max_drop)
     drop = get_int(p, "drop", 1, min(MAX_DROP, max_drop - 1), what="precision")
     low = get_int(p, "low_count", 1, n, what="precision")
     cls = chans("PCLS", n, 1, hi=1, what="precision classes")[:, 0]
     if int(cls.sum()) != low:
         raise FormatError(f"precision classes hold {int(cls.sum())} low-precision Gaussians, the header says {low}")
-    return cls, drop
+    return cls, [0, drop]
+
+
+def _significance_classes(drops, n: int, version: int, chans, max_drop: int) -> tuple[np.ndarray, list[int]]:
+    """Version-3 classes: header ``precision.drops`` (bits dropped per class) and ``PCLS``."""
+    if version < 3:
+        raise FormatError("precision.drops needs .lgs version 3")
+    if not isinstance(drops, list) or not 2 <= len(drops) <= MAX_DROP + 1 \
+            or not all(type(d) is int and 0 <= d <= min(MAX_DROP, max_drop - 1) for d in drops):
+        raise FormatError(f"precision.drops must list 2..{MAX_DROP + 1} integers in [0, {min(MAX_DROP, max_drop - 1)}]")
+    cls = chans("PCLS", n, 1, hi=len(drops) - 1, what="precision classes")[:, 0]
+    return cls, list(drops)
 
 
 def read_lgs(path: str | os.PathLike, *, max_gaussians: int | None = None) -> GaussianScene:

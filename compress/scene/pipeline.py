@@ -27,7 +27,7 @@ from .codec import EncodeReport, QuantConfig, decode, encode
 from .distill import FinetuneConfig, distill_sh, finetune, render_targets
 from .eval import Fidelity, fidelity, render_views
 from .prune import prune
-from .rate import (LEVELS, PRESETS, Candidate, Trial, coarser_classes, effective_codebook, level_config, search,
+from .rate import (LEVELS, PRESETS, Candidate, Trial, allocate, coarser_classes, effective_codebook, level_config, search,
                    shrink_codebook)
 from .recover import RecoverPlan, prune_recover
 from .significance import significance
@@ -156,6 +156,8 @@ def compress_scene(
         if chosen is None:
             chosen, more = _search_stage(run, floor)
             trials += more
+    elif st.target_psnr is not None and st.prune == 0.0 and st.level is None:
+        chosen, trials = _allocate_stage(run, st.target_psnr)
     elif st.target_psnr is not None and st.steps <= 0:
         chosen, trials = _search_stage(run, st.target_psnr)
     else:
@@ -252,6 +254,23 @@ def _search_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tria
     return run.stage(f"search >= {target:g} dB", 0, search, run.work, run.scores, target, run.reference,
                      run.views.heldout, base=st.quant, position_bits=st.position_bits, backend=st.backend,
                      on_trial=lambda t: run.pg.advance(1, f"prune {t.prune:.2f} L{t.level}: {t.psnr:.2f} dB, {t.bytes} B"))
+
+
+def _allocate_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Trial]]:
+    """No pruning: the bit depth of every attribute chosen for ``target`` (:func:`rate.allocate`)."""
+    st = run.st
+    if run.reference is None:
+        return None, []
+    best, trials = run.stage(f"bit allocation >= {target:g} dB", 0, allocate, run.work, run.scores, target,
+                             run.reference, run.views.heldout, base=st.quant, backend=st.backend,
+                             cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
+                             on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+    if best is not None:
+        c = best.config
+        run.notes.append(f"bit allocation: positions {c.position_bits}, scales {c.scale_bits}, rotations "
+                         f"{c.rotation_bits}, opacity {c.opacity_bits}, colour {c.dc_bits} bits; up to {c.max_drop} "
+                         f"bits fewer by render sensitivity")
+    return best, trials
 
 
 def _recover_stage(run: _Run, target: float, level: int, start: float) -> tuple[Candidate | None, list[Trial]]:

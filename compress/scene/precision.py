@@ -1,9 +1,16 @@
 """Precision where it is seen: significance classes with their own bit depths.
 
-Class 1 holds the least significant ``fraction`` of the Gaussians (ties by storage index).
-Its scales, rotation values and colour are stored ``drop`` bits coarser: a value q on the
-attribute's grid [0, levels] is stored as ``(q + 2^(drop-1)) >> drop`` and decoded as
-``min(stored << drop, levels)``. Class 0 keeps the full grid. Specified in ``docs/formats/lgs.md``.
+Every Gaussian has a class c in [0, K) and each class a number of dropped bits ``drops[c]``.
+Its scales, rotation values and colour are stored ``d = drops[c]`` bits coarser: a value q
+on the attribute's grid [0, levels] is stored as ``(q + 2^(d-1)) >> d`` and decoded as
+``min(stored << d, levels)`` (d = 0: unchanged). Specified in ``docs/formats/lgs.md``.
+
+Two ways to form classes:
+
+* :func:`precision_classes` (``.lgs`` v2): the least significant fraction in class 1;
+* :func:`significance_classes` (``.lgs`` v3): class = dropped bits, one more bit per factor 4
+  less significance. A Gaussian's share of the render error grows with its significance w
+  times the squared quantization step, so equal error per stored bit wants step ~ w^(-1/2).
 """
 from __future__ import annotations
 
@@ -22,22 +29,44 @@ def precision_classes(weights: np.ndarray, fraction: float) -> np.ndarray:
     return cls
 
 
-def coarsen(q: np.ndarray, cls: np.ndarray, drop: int) -> np.ndarray:
-    """Stored values: rows of class 1 rounded to a grid ``drop`` bits coarser (int64, same shape)."""
+def significance_classes(weights: np.ndarray, max_drop: int, reference: float = 0.99) -> np.ndarray:
+    """Dropped bits per Gaussian [N] int64 in [0, max_drop]: round(0.5 * log2(w_ref / w)),
+    w_ref the ``reference`` quantile of the weights (Gaussians at or above it keep every bit;
+    weight 0 gets ``max_drop``)."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.size == 0 or max_drop <= 0:
+        return np.zeros(w.size, dtype=np.int64)
+    ref = float(np.quantile(w, reference))
+    if not ref > 0:
+        return np.zeros(w.size, dtype=np.int64)
+    with np.errstate(divide="ignore"):
+        d = np.round(0.5 * np.log2(ref / np.maximum(w, ref * 2.0 ** (-2 * max_drop - 2))))
+    return np.clip(d, 0, max_drop).astype(np.int64)
+
+
+def coarsen_by(q: np.ndarray, drops: np.ndarray | None) -> np.ndarray:
+    """Stored values: row i rounded to a grid ``drops[i]`` bits coarser (int64, same shape as q [N] or [N,C])."""
     q = np.asarray(q, dtype=np.int64)
-    if drop == 0:
+    if drops is None:
         return q.copy()
-    out = q.copy()
-    sel = np.asarray(cls) == 1
-    out[sel] = (q[sel] + (1 << (drop - 1))) >> drop
-    return out
+    d = np.asarray(drops, dtype=np.int64).reshape((-1,) + (1,) * (q.ndim - 1))
+    return (q + ((1 << d) >> 1)) >> d
+
+
+def refine_by(stored: np.ndarray, drops: np.ndarray | None, levels: int) -> np.ndarray:
+    """Inverse of :func:`coarsen_by` up to the rounding: grid values in [0, levels] (int64)."""
+    s = np.asarray(stored, dtype=np.int64)
+    if drops is None:
+        return s.copy()
+    d = np.asarray(drops, dtype=np.int64).reshape((-1,) + (1,) * (s.ndim - 1))
+    return np.where(d > 0, np.minimum(s << d, levels), s)
+
+
+def coarsen(q: np.ndarray, cls: np.ndarray, drop: int) -> np.ndarray:
+    """:func:`coarsen_by` with two classes: class 1 ``drop`` bits coarser."""
+    return coarsen_by(q, None if cls is None or drop == 0 else np.asarray(cls, dtype=np.int64) * drop)
 
 
 def refine(stored: np.ndarray, cls: np.ndarray, drop: int, levels: int) -> np.ndarray:
-    """Inverse of :func:`coarsen` up to the rounding: grid values in [0, levels] (int64)."""
-    out = np.asarray(stored, dtype=np.int64).copy()
-    if drop == 0:
-        return out
-    sel = np.asarray(cls) == 1
-    out[sel] = np.minimum(out[sel] << drop, levels)
-    return out
+    """:func:`refine_by` with two classes: class 1 ``drop`` bits coarser."""
+    return refine_by(stored, None if cls is None or drop == 0 else np.asarray(cls, dtype=np.int64) * drop, levels)

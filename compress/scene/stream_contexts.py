@@ -10,8 +10,8 @@ values, so the contexts match exactly. Specified in ``docs/formats/lgs.md`` (sec
   the buckets of channels 0 (8) and 1 (4);
 * SH rest rows: value 3j + c (c > 0) the bucket (8) of value 3j (same coefficient, red).
 
-With precision classes (:mod:`compress.scene.precision`), the scale, rotation and colour
-contexts are doubled: ``2 * context + class``.
+With K precision classes (:mod:`compress.scene.precision`), the scale, rotation and colour
+contexts become ``K * context + class``.
 """
 from __future__ import annotations
 
@@ -84,12 +84,12 @@ def sh_context(bits: int) -> ContextFn:
     return f
 
 
-def with_class(fn: ContextFn | None, cls: np.ndarray | None) -> ContextFn | None:
-    """``fn``'s contexts x 2 + the Gaussian's precision class (``fn`` itself when no classes)."""
+def with_class(fn: ContextFn | None, cls: np.ndarray | None, n_classes: int = 2) -> ContextFn | None:
+    """``fn``'s contexts x ``n_classes`` + the Gaussian's precision class (``fn`` itself when no classes)."""
     if cls is None:
         return fn
 
     def f(c: int, earlier: np.ndarray):
         ctx, k = (np.zeros(len(cls), dtype=np.int64), 1) if fn is None else fn(c, earlier)
-        return ctx * 2 + cls, 2 * k
+        return ctx * n_classes + cls, n_classes * k
     return f
