@@ -35,9 +35,8 @@ def coarsen(q: np.ndarray, cls: np.ndarray, drop: int) -> np.ndarray:
 
 def refine(stored: np.ndarray, cls: np.ndarray, drop: int, levels: int) -> np.ndarray:
     """Inverse of :func:`coarsen` up to the rounding: grid values in [0, levels] (int64)."""
-    out = np.asarray(stored, dtype=np.int64).copy()
+    s = np.asarray(stored, dtype=np.int64)
     if drop == 0:
-        return out
-    sel = np.asarray(cls) == 1
-    out[sel] = np.minimum(out[sel] << drop, levels)
-    return out
+        return s.copy()
+    sel = (np.asarray(cls) == 1).reshape((-1,) + (1,) * (s.ndim - 1))
+    return np.where(sel, np.minimum(s << drop, levels), s)
