@@ -81,3 +81,29 @@ def test_a_version_2_file_decodes_to_the_same_arrays_as_before():
     assert len(scene) == 2000 and scene.sh_degree == 2
     assert scene_digest(scene) == GOLDEN_DIGEST
     assert scene_digest(decode(path.read_bytes())) == GOLDEN_DIGEST
+
+
+def test_serial_and_two_thread_decodes_agree_and_side_errors_surface(tmp_path):
+    from splat.errors import FormatError
+    from splat.threads import threads
+
+    data = (DATA / "scene_v2_golden.lgs").read_bytes()
+    with threads(1):
+        serial = scene_digest(decode(data))
+    assert serial == GOLDEN_DIGEST
+    # damage the SH codebook stream (which the second thread decodes), with valid checksums
+    from compress.container import pack_container, unpack_container
+
+    box = unpack_container(data, magic=b"LGS1", max_version=2)
+    chunks = [(tag, box.get(tag)) for tag in ("POSN", "PCLS", "OPAC", "SCAL", "ROTI", "ROTV", "COLR", "SHIX", "SHCB",
+                                              "SHDR")]
+    shcb = bytearray(chunks[8][1])
+    shcb[len(shcb) // 2] ^= 0x5A
+    chunks[8] = ("SHCB", bytes(shcb))
+    bad = pack_container(b"LGS1", 2, box.header, chunks)
+    path = tmp_path / "bad.lgs"
+    path.write_bytes(bytes(bad))
+    for n_threads in (1, 2):
+        with threads(n_threads), pytest.raises(FormatError) as e:
+            read_lgs(path)
+        assert "bad.lgs" in str(e.value) and "SH codebook" in str(e.value)
