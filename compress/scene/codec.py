@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -210,19 +211,21 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *,
-           max_gaussians: int | None = None) -> GaussianScene:
+           max_gaussians: int | None = None, on_channel=None) -> GaussianScene:
     """Decode ``.lgs`` bytes into a float32 :class:`GaussianScene` (Gaussians in Morton order).
 
     The header's count is capped by the file size (``splat.limits.gaussian_cap``);
     ``max_gaussians`` replaces that cap for legitimate files of degenerate data.
+    ``on_channel(tag, channel, record, values, contexts, n_contexts)``: called for every decoded
+    attribute channel (possibly from a second thread), e.g. by :mod:`compress.scene.bit_split`.
     """
     box = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".lgs file")
     with naming(path), np.errstate(all="ignore"):
         return _decode(box.header, box, min(MAX_COUNT, gaussian_cap(len(data), max_gaussians)), path,
-                       box.version >= 2)
+                       box.version >= 2, on_channel)
 
 
-def _decode(h: dict, box, cap: int, path, ctx: bool) -> GaussianScene:
+def _decode(h: dict, box, cap: int, path, ctx: bool, on_channel=None) -> GaussianScene:
     n = get_int(h, "count", 0, MAX_COUNT)
     require_at_most(n, cap, "Gaussian count", path, "max_gaussians")
     deg = get_int(h, "sh_degree", 0, 3)
@@ -239,7 +242,7 @@ def _decode(h: dict, box, cap: int, path, ctx: bool) -> GaussianScene:
 
     def chans(tag, rows, channels, *, lo=0, hi=None, what, context=None):
         return decode_channels(box.get(tag), rows, channels, lo=lo, hi=hi, what=what, context=context,
-                               allow_context=ctx)
+                               allow_context=ctx, on_record=None if on_channel is None else partial(on_channel, tag))
 
     cls, drop = _precision(h, box, n, ctx, chans, min(sq.bits, rbits, cq.bits))
     opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
