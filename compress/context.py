@@ -190,20 +190,23 @@ def _decode(data, n, ext, bits, prev_bits, mode, n_models, recip, out):
 # cache), branch-free bit decisions, and the tree and low-bit loops split.
 
 @numba.njit(cache=True, nogil=True, inline='always')
-def _step(x, p, cnt, rc, m):
-    """Decode one binary decision with model ``m`` and adapt it: (new state, bit)."""
+def _step(x, p, cnt, rc, m, data, pos):
+    """Decode one binary decision with model ``m``, renormalise from ``data[pos:]`` and adapt
+    the model: (new state, bit, next position; -1 when the payload ran out)."""
     p1 = np.int64(p[m])
     p0 = PROB_ONE - p1
     slot = x & (PROB_ONE - 1)
     bit = np.int64(slot >= p0)
-    f = p0 + bit * (p1 - p0)
-    x = f * (x >> PROB_BITS) + slot - bit * p0
+    x = (p0 + bit * (p1 - p0)) * (x >> PROB_BITS) + slot - bit * p0
+    while x < RANS_L:
+        if pos >= data.size:
+            return x, bit, -1
+        x = (x << 8) | np.int64(data[pos])
+        pos += 1
     k = cnt[m]
-    q = p1 + ((((bit << PROB_BITS) - p1) * rc[k]) >> 16)
-    q = min(max(q, PMIN), PROB_ONE - PMIN)
-    p[m] = q
+    p[m] = min(max(p1 + ((((bit << PROB_BITS) - p1) * rc[k]) >> 16), PMIN), PROB_ONE - PMIN)
     cnt[m] = k + (k < 255)
-    return x, bit
+    return x, bit, pos
 
 
 @numba.njit(cache=True, nogil=True)
@@ -232,31 +235,26 @@ def _decode_fast(data, n, ext, bits, prev_bits, mode, n_models, recip, out):
         base = ctx * per_ctx
         node = np.int64(1)
         for _ in range(tb):
-            x, bit = _step(x, p, cnt, rc, base + node)
-            while x < RANS_L:
-                if pos >= size:
-                    return 1
-                x = (x << 8) | np.int64(data[pos])
-                pos += 1
+            x, bit, pos = _step(x, p, cnt, rc, base + node, data, pos)
+            if pos < 0:
+                return 1
             node = 2 * node + bit
         s = node - (1 << tb)
         lb = base + (1 << tb)
         for b in range(low - 1, -1, -1):
-            x, bit = _step(x, p, cnt, rc, lb + b)
-            while x < RANS_L:
-                if pos >= size:
-                    return 1
-                x = (x << 8) | np.int64(data[pos])
-                pos += 1
+            x, bit, pos = _step(x, p, cnt, rc, lb + b, data, pos)
+            if pos < 0:
+                return 1
             s = (s << 1) | bit
-        v = s if mode == 0 else (s + prev) & mask
-        out[i] = v
-        prev = v
-    if x != RANS_L:
-        return 2
-    if pos != size:
-        return 3
-    return 0
+        prev = s if mode == 0 else (s + prev) & mask
+        out[i] = prev
+    return _end_status(x, pos, size)
+
+
+@numba.njit(cache=True, nogil=True, inline='always')
+def _end_status(x, pos, size):
+    """0 when the stream ended exactly (final state RANS_L, every byte read), else 2 or 3."""
+    return 2 if x != RANS_L else (3 if pos != size else 0)
 
 
 def _n_models(bits: int, n_ext: int, prev_bits: int) -> int:
