@@ -46,8 +46,8 @@ def test_default_path_prunes_further_while_fine_tuning_holds_35db():
     res = compress_scene(scene, CompressSettings(steps=10, max_seconds=None, **small))
     rounds = [t for t in res.trials if t.stage == "fine-tune"]
     assert rounds and {t.stage for t in res.trials} <= {"fine-tune", "precision"}, "the prune + fine-tune loop ran"
-    first = res.start_prune  # the loop starts at the render-only estimate
-    assert 0.0 < first <= 0.97 and rounds[0].prune == first and res.fidelity.psnr >= 35.0
+    first = res.start_prune  # the preset's ratio, or the render-only estimate where that is smaller
+    assert 0.0 < first <= 0.66 and rounds[0].prune == first and res.fidelity.psnr >= 35.0
     passed = [t for t in rounds if t.psnr >= 35.0]
     assert res.prune == max(t.prune for t in passed)
     # it stops after missing: every round past the best ratio missed the floor

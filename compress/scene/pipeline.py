@@ -49,8 +49,9 @@ class CompressSettings:
     :mod:`compress.scene.photos`); fine-tuning fits them where given. ``finetune_geometry``:
     fine-tune means, scales and rotations too (default: colour and opacity only: fewer
     parameters to overfit the training views, and each step is cheaper).
-    ``estimate_start``: the fine-tuned loop's first prune ratio comes from render-only probes
-    (:func:`recover.estimate_start`) instead of the preset.
+    ``estimate_start``: the fine-tuned loop's first prune ratio is the smaller of the preset's
+    and the render-only estimate (:func:`recover.estimate_start`), so a scene on which the
+    preset's ratio cannot hold starts where it can instead of missing its first round.
     ``low_fraction`` / ``low_drop``: the starting precision classes of the fine-tuned path (the
     least significant fraction stores scales, rotations and colour ``low_drop`` bits coarser).
     The prune loop measures held-out fidelity with these classes applied, so the floor holds
@@ -263,8 +264,8 @@ def _recover_stage(run: _Run, target: float, level: int, start: float) -> tuple[
     """From prune ratio ``start`` (the preset's), prune further while fine-tuning keeps the
     fidelity >= ``target`` (None: not even the first round)."""
     st = run.st
-    if st.estimate_start:
-        start = _estimate_stage(run, target)
+    if st.estimate_start:  # never more aggressive than the preset: fine-tuning may not recover the quantization loss
+        start = min(start, _estimate_stage(run, target))
     run.start_prune = start
     pv, targets = _finetune_views(run)
     plan = RecoverPlan(target_psnr=target, start=start, steps=st.steps, deadline=run.deadline,
@@ -300,7 +301,7 @@ def _estimate_stage(run: _Run, target: float) -> float:
     ref = run.stage("probe references", len(views), render_views, run.original, views, backend=st.backend)
     ratio = run.stage("first prune ratio", 0, estimate_start, run.work, run.scores, ref, views, target,
                       backend=st.backend, on_probe=lambda r, p: run.pg.advance(1, f"prune {r:.2f}: {p:.2f} dB unquantized"))
-    run.notes.append(f"first prune ratio {ratio:.3f} (render-only probes >= {target:g} dB)")
+    run.notes.append(f"render-only estimate: prune {ratio:.3f} still >= {target:g} dB unquantized")
     return ratio
 
 
