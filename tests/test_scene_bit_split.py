@@ -46,3 +46,19 @@ def test_a_file_without_classes_has_one_class():
     split = class_split(data)
     assert split.counts == {"0": n}
     assert abs(split.total("0") + split.total(SHARED) - len(data)) < 1e-6
+
+
+def test_the_compress_summary_shows_the_class_split(tmp_path, capsys):
+    """The default (fine-tuned) path writes precision classes; `splat compress` prints their split."""
+    from conftest import shared_file
+    from splat.cli import main
+
+    src = shared_file("scenes", "fruit_drops_sh3.ply")
+    out = tmp_path / "f.lgs"
+    capsys.readouterr()
+    rc = main(["compress", str(src), "-o", str(out), "--max-side", "64", "--steps", "3", "--max-seconds", "1"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "Bytes per precision class" in text and "bytes per Gaussian" in text
+    split = class_split(out.read_bytes())
+    assert set(split.counts) == {"0", "1"} and split.counts["1"] > split.counts["0"]  # 75% coarser by default
