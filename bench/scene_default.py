@@ -2,7 +2,8 @@
 
 For every scene: raw INRIA PLY size (our float32 writer), `.lgs` size, ratio, fidelity (PSNR and
 SSIM of the decoded scene's renders against the original's on the held-out views), encode and
-decode time, and the prune ratio the default chose. Prints a table and writes
+decode time, the prune ratio the default chose, and how the file's bytes split between the
+precision classes (``class_split``: bytes per class-0 / class-1 Gaussian, per stream in the JSON). Prints a table and writes
 bench/results/scene_default.{json,csv}. The default is time-budgeted (`--max-seconds`, 60 s),
 so a loaded machine gets fewer prune rounds: check the load first (it is recorded).
 
