@@ -2,7 +2,8 @@
 
 For every scene: raw INRIA PLY size (our float32 writer), `.lgs` size, ratio, fidelity (PSNR and
 SSIM of the decoded scene's renders against the original's on the held-out views), encode and
-decode time, and the prune ratio the default chose. Prints a table and writes
+decode time, the prune ratio the default chose, and how the file's bytes split between the
+precision classes (``class_split``: bytes per class-0 / class-1 Gaussian, per stream in the JSON). Prints a table and writes
 bench/results/scene_default.{json,csv}. The default is time-budgeted (`--max-seconds`, 60 s),
 so a loaded machine gets fewer prune rounds: check the load first (it is recorded).
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the repository's packages, not bench/render.py
 
 from compress.scene import CompressSettings, compress_scene  # noqa: E402
+from compress.scene.bit_split import class_split  # noqa: E402
 from compress.scene.codec import decode  # noqa: E402
 from splat.io import read_scene, write_scene  # noqa: E402
 from splat.progress import summary_table  # noqa: E402
@@ -47,11 +49,15 @@ def run(path: Path) -> dict:
     decode(res.data)
     dec = time.perf_counter() - t0
     fid = res.fidelity
+    split = class_split(res.data) if "PCLS" in res.report.stream_bytes else None
     return {
         "scene": path.name, "gaussians": len(scene), "sh_degree": scene.sh_degree, "raw_ply_bytes": raw_bytes,
         "lgs_bytes": len(res.data), "ratio": raw_bytes / len(res.data), "psnr": None if fid is None else fid.psnr,
         "ssim": None if fid is None else fid.ssim, "prune": res.prune, "level": res.level, "encode_s": enc,
         "decode_s": dec, "load_before": load, "notes": res.notes,
+        "class0_bytes_per_gaussian": None if split is None else split.bytes_per_gaussian(0),
+        "class1_bytes_per_gaussian": None if split is None else split.bytes_per_gaussian(1),
+        "class_split": None if split is None else split.to_json(),
     }
 
 
@@ -70,7 +76,7 @@ def main(argv=None) -> int:
         print(f"{name}: {rows[-1]['ratio']:.1f}x at {rows[-1]['psnr']:.2f} dB in {rows[-1]['encode_s']:.0f} s", flush=True)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    keys = [k for k in rows[0] if k != "notes"] if rows else []
+    keys = [k for k in rows[0] if k not in ("notes", "class_split")] if rows else []
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, keys, extrasaction="ignore")
         w.writeheader()

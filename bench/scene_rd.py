@@ -20,7 +20,9 @@ Writes bench/results/scene_rd.csv, scene_rd.json and scene_rd.png.
 
 Per-stream accounting only (no renders): every scene, playbot included, encoded at the same
 quantization (no pruning, level 1) with the order-0 streams of `.lgs` version 1 ("before")
-and the context-modelled streams of version 2 ("after"); bytes per stream, encode and
+and the context-modelled streams of version 2 ("after"), then version 2 with precision
+classes (75% of the Gaussians 3 bits coarser, ranked by opacity x area) and how its bytes
+split between the classes (compress/scene/bit_split.py); bytes per stream, encode and
 decode time. Writes bench/results/scene_streams.csv and scene_streams.json.
 """
 from __future__ import annotations
@@ -247,18 +249,31 @@ def stream_rows(path: Path) -> list[dict]:
     from compress.scene.codec import encode
     from compress.scene.rate import level_config
 
+    from compress.scene.bit_split import class_split
+
     scene = read_scene(path)
     n = len(scene)
     rows = []
-    for label, ctx in (("before (v1, order 0)", False), ("after (v2, contexts)", True)):
-        cfg = replace(level_config(1), context_coding=ctx)
+    # a cheap significance stand-in for the precision classes: opacity x projected area
+    proxy = scene.opacities.reshape(-1).double() * torch.exp(scene.log_scales.double()).prod(-1) ** (2 / 3)
+    for label, ctx, weights, classes in (("before (v1, order 0)", False, None, {}),
+                                         ("after (v2, contexts)", True, None, {}),
+                                         ("after + classes (75%, 3 bits)", True, proxy,
+                                          {"low_fraction": 0.75, "low_drop": 3})):
+        cfg = replace(level_config(1), context_coding=ctx, **classes)
         t0 = time.perf_counter()
-        data, rep = encode(scene, None, cfg)
+        data, rep = encode(scene, weights, cfg)
         enc = time.perf_counter() - t0
         dec = median_time(lambda: decode(data))
         row = {"scene": path.name if path.name != "meta.json" else str(path.relative_to(SHARED / "scenes")),
                "gaussians": n, "sh_degree": scene.sh_degree, "coding": label, "total_bytes": len(data),
                "encode_s": enc, "decode_s": dec, **{f"bytes_{k}": v for k, v in rep.stream_bytes.items()}}
+        if classes:
+            split = class_split(data)
+            row.update(class0_bytes_per_gaussian=split.bytes_per_gaussian(0),
+                       class1_bytes_per_gaussian=split.bytes_per_gaussian(1), class_split=split.to_json())
+            print(f"  class split: class 0 {split.bytes_per_gaussian(0):.2f} B/Gaussian, class 1 "
+                  f"{split.bytes_per_gaussian(1):.2f} B/Gaussian, shared {split.total('shared'):,.0f} B", flush=True)
         rows.append(row)
         print(f"  {label:22s} {len(data):>10,} B  enc {enc:6.2f} s  dec {dec:6.3f} s  "
               + " ".join(f"{k}={v:,}" for k, v in rep.stream_bytes.items()), flush=True)
@@ -271,7 +286,8 @@ def run_streams(names: list[str], out: Path) -> int:
     for _, p in shared_scenes(names):
         rows += stream_rows(p)
         tags = sorted({k for r in rows for k in r if k.startswith("bytes_")})
-        cols = ["scene", "gaussians", "sh_degree", "coding", "total_bytes", *tags, "encode_s", "decode_s"]
+        cols = ["scene", "gaussians", "sh_degree", "coding", "total_bytes", *tags, "encode_s", "decode_s",
+                "class0_bytes_per_gaussian", "class1_bytes_per_gaussian"]
         with open(out / "scene_streams.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
             w.writeheader()

@@ -166,6 +166,11 @@ def _print_compress_summary(console, input: Path, output: Path, scene, result, c
     rows = [(STREAM_NAMES.get(tag, tag), human_bytes(b), f"{b / max(n, 1):.2f}") for tag, b in result.report.stream_bytes.items()]
     rows.append(("total (.lgs)", human_bytes(len(result.data)), f"{len(result.data) / max(n, 1):.2f}"))
     console.print(summary_table("Streams (bytes per input Gaussian)", ["stream", "size", "B/Gaussian"], rows))
+    if "PCLS" in result.report.stream_bytes:
+        from .bit_split import class_split
+
+        cols, split_rows = class_split(result.data).table(STREAM_NAMES)
+        console.print(summary_table("Bytes per precision class (0: full precision, 1: coarser)", cols, split_rows))
     console.print(summary_table("Time per stage", ["stage", "time"], [(k, f"{v:.2f} s") for k, v in stages]))
     fid = result.fidelity
     summary = [

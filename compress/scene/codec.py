@@ -10,7 +10,9 @@ Extra per-Gaussian channels (``scene.extras``) are not stored.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -244,19 +246,21 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def decode(data: bytes | memoryview, path: str | os.PathLike | None = None, *,
-           max_gaussians: int | None = None) -> GaussianScene:
+           max_gaussians: int | None = None, on_channel=None) -> GaussianScene:
     """Decode ``.lgs`` bytes into a float32 :class:`GaussianScene` (Gaussians in Morton order).
 
     The header's count is capped by the file size (``splat.limits.gaussian_cap``);
     ``max_gaussians`` replaces that cap for legitimate files of degenerate data.
+    ``on_channel(tag, channel, record, values, contexts, n_contexts)``: called for every decoded
+    attribute channel (possibly from a second thread), e.g. by :mod:`compress.scene.bit_split`.
     """
     box = unpack_container(data, magic=MAGIC, path=path, max_version=VERSION, what=".lgs file")
     with naming(path), np.errstate(all="ignore"):
         return _decode(box.header, box, min(MAX_COUNT, gaussian_cap(len(data), max_gaussians)), path,
-                       box.version)
+                       box.version, on_channel)
 
 
-def _decode(h: dict, box, cap: int, path, version: int) -> GaussianScene:
+def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> GaussianScene:
     ctx = version >= 2
     n = get_int(h, "count", 0, MAX_COUNT)
     require_at_most(n, cap, "Gaussian count", path, "max_gaussians")
@@ -274,23 +278,69 @@ def _decode(h: dict, box, cap: int, path, version: int) -> GaussianScene:
 
     def chans(tag, rows, channels, *, lo=0, hi=None, what, context=None):
         return decode_channels(box.get(tag), rows, channels, lo=lo, hi=hi, what=what, context=context,
-                               allow_context=ctx)
+                               allow_context=ctx, on_record=None if on_channel is None else partial(on_channel, tag))
 
-    means, _ = decode_positions(box.get("POSN"), n, grid)
     cls, table = _precision(h, box, n, version, chans, min(sq.bits, rbits, cq.bits))
     drops = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
     nc = len(table)
     opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
-    opac = oq.dequantize(opq)[:, 0]
-    ls = sq.dequantize(refine_by(chans("SCAL", n, 3, hi=sq.levels, what="scales",
-                                       context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls, nc)),
-                                 drops, sq.levels))
-    ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
-    ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
-    rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
-    rvals = refine_by(chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation", context=with_class(rval_ctx, cls, nc)),
-                      drops, (1 << rbits) - 1)
-    quats = decode_rotations(ridx, rvals, rbits)
+    # positions, SH rest and colour do not depend on scales and rotations: decode them beside
+    with _beside(_side_streams, h, box, n, grid, deg, chans, opq, oq, cq, cls, drops, nc) as side:
+        ls = sq.dequantize(refine_by(chans("SCAL", n, 3, hi=sq.levels, what="scales",
+                                           context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls, nc)),
+                                     drops, sq.levels))
+        ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
+        ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
+        rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
+        rvals = refine_by(chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation",
+                                context=with_class(rval_ctx, cls, nc)),
+                          drops, (1 << rbits) - 1)
+        quats = decode_rotations(ridx, rvals, rbits)
+        means, dc, rest = side.result()
+    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=_logit(oq.dequantize(opq)[:, 0]),
+                      sh_dc=dc, sh_rest=rest)
+
+
+class _beside:
+    """Run ``fn(*args)`` on a second thread while the block runs (inline, before the block,
+    when numba's thread count for this thread is 1, e.g. under ``splat.threads.threads(1)``);
+    ``result()`` waits for it and re-raises its error. The thread ends with the block."""
+
+    def __init__(self, fn, *args):
+        self._fn, self._args, self._pool, self._future, self._value = fn, args, None, None, None
+
+    def _call(self):
+        with np.errstate(all="ignore"):
+            return self._fn(*self._args)
+
+    def __enter__(self) -> "_beside":
+        import numba
+
+        if numba.get_num_threads() > 1:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="lgs-decode")
+            self._future = self._pool.submit(self._call)
+        else:
+            self._value = self._call()
+        return self
+
+    def result(self):
+        return self._value if self._future is None else self._future.result()
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def _side_streams(h: dict, box, n: int, grid: PositionGrid, deg: int, chans, opq: np.ndarray, oq: UniformQuant,
+                  cq: UniformQuant, cls: np.ndarray | None, drops: np.ndarray | None,
+                  nc: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positions [n,3], SH DC [n,3], SH rest [n,K,3]) from ``POSN``, the SH streams and ``COLR``."""
+    means, _ = decode_positions(box.get("POSN"), n, grid)
+    return means, _colour(h, chans, n, opq, oq, cq, cls, drops, nc), _sh_rest(h, chans, n, deg)
+
+
+def _colour(h: dict, chans, n: int, opq: np.ndarray, oq: UniformQuant, cq: UniformQuant, cls: np.ndarray | None,
+            drops: np.ndarray | None, nc: int) -> np.ndarray:
     mode = h["sh_dc"].get("transform", "none")
     if mode not in ("none", "g,r-g,b-g"):
         raise FormatError(f"unknown colour transform {str(mode)[:40]!r}")
@@ -300,33 +350,32 @@ def _decode(h: dict, box, cap: int, path, version: int) -> GaussianScene:
         dcq = inverse_colour_transform(dcq)
     if n and (dcq.min() < 0 or dcq.max() > cq.levels):
         raise FormatError("SH DC stream decodes outside the quantizer's range")
-    dcq = refine_by(dcq, drops, cq.levels)
-    dc = cq.dequantize(dcq)
+    return cq.dequantize(refine_by(dcq, drops, cq.levels))
+
+
+def _sh_rest(h: dict, chans, n: int, deg: int) -> np.ndarray:
     k = sh_rest_count(deg)
-    if k:
-        s = get_typed(h, "sh_rest", dict)
-        kcb = get_int(s, "codebook_size", 0, n, what="sh_rest")
-        ndir = get_int(s, "direct_count", 0, n, what="sh_rest")
-        try:
-            cbq = UniformQuant.from_json(s["codebook"], 3 * k, "SH codebook")
-            drq = UniformQuant.from_json(s["direct"], 3 * k, "SH direct")
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            if isinstance(e, FormatError):
-                raise
-            raise FormatError("header lacks the SH rest description") from None
-        labels = chans("SHIX", n, 1, hi=kcb, what="SH indices")[:, 0]
-        code = SHCode(
-            labels,
-            chans("SHCB", kcb, 3 * k, hi=cbq.levels, what="SH codebook", context=sh_context(cbq.bits)),
-            cbq,
-            chans("SHDR", ndir, 3 * k, hi=drq.levels, what="SH direct", context=sh_context(drq.bits)),
-            drq,
-        )
-        rest = decode_vectree_sh(code).reshape(n, k, 3)
-    else:
-        rest = np.zeros((n, 0, 3), dtype=np.float32)
-    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=_logit(opac), sh_dc=dc,
-                      sh_rest=rest)
+    if not k:
+        return np.zeros((n, 0, 3), dtype=np.float32)
+    s = get_typed(h, "sh_rest", dict)
+    kcb = get_int(s, "codebook_size", 0, n, what="sh_rest")
+    ndir = get_int(s, "direct_count", 0, n, what="sh_rest")
+    try:
+        cbq = UniformQuant.from_json(s["codebook"], 3 * k, "SH codebook")
+        drq = UniformQuant.from_json(s["direct"], 3 * k, "SH direct")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, FormatError):
+            raise
+        raise FormatError("header lacks the SH rest description") from None
+    labels = chans("SHIX", n, 1, hi=kcb, what="SH indices")[:, 0]
+    code = SHCode(
+        labels,
+        chans("SHCB", kcb, 3 * k, hi=cbq.levels, what="SH codebook", context=sh_context(cbq.bits)),
+        cbq,
+        chans("SHDR", ndir, 3 * k, hi=drq.levels, what="SH direct", context=sh_context(drq.bits)),
+        drq,
+    )
+    return decode_vectree_sh(code).reshape(n, k, 3)
 
 
 def _precision(h: dict, box, n: int, version: int, chans, max_drop: int) -> tuple[np.ndarray | None, list[int]]:

@@ -29,7 +29,7 @@ from .eval import Fidelity, fidelity, render_views
 from .prune import prune
 from .rate import (LEVELS, PRESETS, Candidate, Trial, allocate, coarser_classes, effective_codebook, level_config, search,
                    shrink_codebook)
-from .recover import RecoverPlan, prune_recover
+from .recover import RecoverPlan, estimate_start, prune_recover
 from .significance import significance
 from .views import ViewSplit, pseudo_views, split_views
 
@@ -49,6 +49,9 @@ class CompressSettings:
     :mod:`compress.scene.photos`); fine-tuning fits them where given. ``finetune_geometry``:
     fine-tune means, scales and rotations too (default: colour and opacity only: fewer
     parameters to overfit the training views, and each step is cheaper).
+    ``estimate_start``: the fine-tuned loop's first prune ratio is the smaller of the preset's
+    and the render-only estimate (:func:`recover.estimate_start`), so a scene on which the
+    preset's ratio cannot hold starts where it can instead of missing its first round.
     ``low_fraction`` / ``low_drop``: the starting precision classes of the fine-tuned path (the
     least significant fraction stores scales, rotations and colour ``low_drop`` bits coarser).
     The prune loop measures held-out fidelity with these classes applied, so the floor holds
@@ -63,6 +66,7 @@ class CompressSettings:
     sh_degree: int | None = None
     steps: int = 60
     finetune_geometry: bool = False
+    estimate_start: bool = True
     low_fraction: float = 0.75
     low_drop: int = 3
     max_seconds: float | None = 60.0
@@ -95,6 +99,7 @@ class CompressResult:
     trials: list[Trial] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     photo_psnr: float | None = None
+    start_prune: float | None = None  # the fine-tuned loop's first ratio, when it ran
 
 
 @dataclass
@@ -111,6 +116,7 @@ class _Run:
     scores: Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    start_prune: float | None = None
 
     def timed(self, name: str, t0: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
@@ -180,7 +186,7 @@ def compress_scene(
                         backend=st.backend)
     photo = _photo_psnr(run, chosen.decoded)
     return CompressResult(chosen.data, chosen.report, chosen.decoded, fid, run.timings, len(run.original),
-                          chosen.prune, chosen.level, trials, run.notes, photo)
+                          chosen.prune, chosen.level, trials, run.notes, photo, run.start_prune)
 
 
 def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
@@ -277,6 +283,9 @@ def _recover_stage(run: _Run, target: float, level: int, start: float) -> tuple[
     """From prune ratio ``start`` (the preset's), prune further while fine-tuning keeps the
     fidelity >= ``target`` (None: not even the first round)."""
     st = run.st
+    if st.estimate_start:  # never more aggressive than the preset: fine-tuning may not recover the quantization loss
+        start = min(start, _estimate_stage(run, target))
+    run.start_prune = start
     pv, targets = _finetune_views(run)
     plan = RecoverPlan(target_psnr=target, start=start, steps=st.steps, deadline=run.deadline,
                        finetune=FinetuneConfig(steps=st.steps, seed=st.seed, train_geometry=st.finetune_geometry))
@@ -301,6 +310,18 @@ def _recover_stage(run: _Run, target: float, level: int, start: float) -> tuple[
             c = best.config
             run.notes.append(f"precision classes: {c.low_fraction:.0%} of the Gaussians {c.low_drop} bits coarser")
     return best, trials
+
+
+def _estimate_stage(run: _Run, target: float) -> float:
+    """The first prune ratio of the fine-tuned loop from render-only probes (no fine-tuning, no
+    quantization) on the held-out views at the fine-tuning scale (:func:`recover.estimate_start`)."""
+    st = run.st
+    views = [c.scaled(st.finetune_scale) for c in run.views.heldout]
+    ref = run.stage("probe references", len(views), render_views, run.original, views, backend=st.backend)
+    ratio = run.stage("first prune ratio", 0, estimate_start, run.work, run.scores, ref, views, target,
+                      backend=st.backend, on_probe=lambda r, p: run.pg.advance(1, f"prune {r:.2f}: {p:.2f} dB unquantized"))
+    run.notes.append(f"render-only estimate: prune {ratio:.3f} still >= {target:g} dB unquantized")
+    return ratio
 
 
 def _codebook_stage(run: _Run, chosen: Candidate, target: float) -> tuple[Candidate, list[Trial]]:

@@ -202,12 +202,13 @@ def decode_vectree_sh(code: SHCode) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() > k):
         raise FormatError(f"SH index stream points outside the codebook of {k} entries")
     d = code.codebook_q.shape[1] if code.codebook_q.ndim == 2 else code.direct_q.shape[1]
-    out = np.zeros((len(labels), d), dtype=np.float32)
     is_direct = labels == k
     if int(is_direct.sum()) != len(code.direct_q):
         raise FormatError(f"{int(is_direct.sum())} Gaussians are marked direct but {len(code.direct_q)} direct SH rows are stored")
+    table = np.zeros((k + 1, d), dtype=np.float32)  # row k (direct) is filled below
     if k:
-        out[~is_direct] = code.codebook_quant.dequantize(code.codebook_q)[labels[~is_direct]]
+        table[:k] = code.codebook_quant.dequantize(code.codebook_q)
+    out = table[labels]  # one gather
     if len(code.direct_q):
         out[is_direct] = code.direct_quant.dequantize(code.direct_q)
     return out

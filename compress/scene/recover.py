@@ -4,7 +4,7 @@ Round r prunes the last scene that held to keep ``(1 - start) * shrink^r`` of th
 Gaussians (least significant first), fine-tunes the survivors against fixed targets (the
 original's renders, or photos), encodes, decodes and measures fidelity on the held-out
 views. While the target holds it goes on pruning; after the first miss a few rounds bisect
-between the last ratio that held and the miss. The smallest encoding that met the target
+between the last ratio that held (no pruning, when the first round missed) and the miss. The smallest encoding that met the target
 is the result. No round starts past ``max_prune`` or when the time budget would run out (a
 round is assumed to cost what the last one did); the first round always runs.
 """
@@ -44,6 +44,29 @@ class RecoverPlan:
     steps: int = 60
     deadline: float | None = None
     finetune: FinetuneConfig | None = None
+
+
+def estimate_start(scene: GaussianScene, scores: Tensor, reference: Tensor, views: Sequence[Camera],
+                   target_psnr: float, *, max_prune: float = 0.97, probes: int = 5, backend: str = "auto",
+                   on_probe: Callable[[float, float], None] | None = None) -> float:
+    """A first prune ratio from cheap probes: the largest ratio (bisection in log kept
+    fraction, ``probes`` renders of ``views``) whose pruned scene, neither fine-tuned nor
+    quantized, still renders >= ``target_psnr`` against ``reference`` [V,H,W,3] (renders of
+    ``scene`` on ``views``, e.g. the held-out views at a reduced size). Fine-tuning then has
+    to recover only the quantization loss, so the first round usually holds and fewer
+    rounds are spent walking towards the edge. 0.0 when even the gentlest probe misses."""
+    lo, hi = 0.0, math.log(1.0 - max_prune)  # log kept fraction: lo holds (nothing pruned), hi untested
+    for _ in range(probes):
+        mid = 0.5 * (lo + hi)
+        ratio = 1.0 - math.exp(mid)
+        psnr = fidelity(reference, prune(scene, scores, ratio)[0], views, backend=backend, with_ssim=False).psnr
+        if on_probe is not None:
+            on_probe(ratio, psnr)
+        if psnr >= target_psnr:
+            lo = mid
+        else:
+            hi = mid
+    return 1.0 - math.exp(lo)
 
 
 def prune_schedule(plan: RecoverPlan) -> list[float]:
@@ -110,9 +133,10 @@ def prune_recover(
             miss = ratio
             break
     for _ in range(plan.refine):
-        if miss is None or state["best"] is None or out_of_time():
+        if miss is None or out_of_time():
             break
-        mid = 1.0 - math.sqrt((1.0 - state["best"].prune) * (1.0 - miss))
+        held = 0.0 if state["best"] is None else state["best"].prune  # the first round missed: bisect towards 0
+        mid = 1.0 - math.sqrt((1.0 - held) * (1.0 - miss))
         if not attempt(mid):
             miss = mid
     return state["best"], trials

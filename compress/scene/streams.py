@@ -27,6 +27,8 @@ CONTEXT_MIN_GAIN = 0.03
 
 # context(c, earlier) -> (contexts [N] int64, n_contexts) for channel c, given channels 0..c-1 [N, c]
 ContextFn = Callable[[int, np.ndarray], "tuple[np.ndarray, int]"]
+# on_record(channel, record, values [N], contexts [N] or None, n_contexts): a decoded channel
+RecordFn = Callable[[int, bytes, np.ndarray, Optional[np.ndarray], int], None]
 
 
 def _zz(x: int) -> int:
@@ -71,9 +73,12 @@ def encode_channels(q: np.ndarray, *, allow_delta: bool = True, context: Optiona
 
 
 def decode_channels(data: bytes, n: int, channels: int, *, lo: int = 0, hi: int | None = None, what: str = "stream",
-                    context: Optional[ContextFn] = None, allow_context: bool = False) -> np.ndarray:
+                    context: Optional[ContextFn] = None, allow_context: bool = False,
+                    on_record: Optional[RecordFn] = None) -> np.ndarray:
     """Inverse of :func:`encode_channels`: int64 [n, channels]; checks every value is in [lo, hi].
-    ``allow_context``: accept mode-2 records (files of a version that has them)."""
+    ``allow_context``: accept mode-2 records (files of a version that has them). ``on_record``:
+    called after each channel with (channel, record bytes, values [n], contexts [n] or None,
+    context count), e.g. to account bits per Gaussian (:mod:`compress.scene.bit_split`)."""
     records = unpack_arrays(data, channels)
     out = np.empty((n, channels), dtype=np.int64)
     modes = (DIRECT, DELTA, CONTEXT) if allow_context else (DIRECT, DELTA)
@@ -100,4 +105,6 @@ def decode_channels(data: bytes, n: int, channels: int, *, lo: int = 0, hi: int 
         if n and (v.min() < lo or (hi is not None and v.max() > hi)):  # checked before it feeds later contexts
             raise FormatError(f"{what}: values outside [{lo}, {hi}]")
         out[:, c] = v
+        if on_record is not None:
+            on_record(c, rec, v, ctx if rec[0] == CONTEXT else None, n_ctx if rec[0] == CONTEXT else 1)
     return out
