@@ -107,3 +107,32 @@ def test_serial_and_two_thread_decodes_agree_and_side_errors_surface(tmp_path):
         with threads(n_threads), pytest.raises(FormatError) as e:
             read_lgs(path)
         assert "bad.lgs" in str(e.value) and "SH codebook" in str(e.value)
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8, 12, 16])
+def test_fused_rotation_decode_matches_numpy_reference(bits):
+    from compress.scene.quantize import decode_rotations, decode_rotations_reference
+
+    rng = np.random.default_rng(bits)
+    idx, vals = rng.integers(0, 4, 20000), rng.integers(0, 1 << bits, (20000, 3))
+    vals[:4] = [[0, 0, 0], [(1 << bits) - 1] * 3, [(1 << bits) // 2] * 3, [0, (1 << bits) - 1, 0]]
+    a, b = decode_rotations(idx, vals, bits), decode_rotations_reference(idx, vals, bits)
+    assert a.dtype == np.float32 and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    with pytest.raises(Exception, match="component index"):
+        decode_rotations(np.array([4]), np.zeros((1, 3), np.int64), bits)
+
+
+def test_one_pass_exp_golomb_tails_round_trip_and_reject_truncation():
+    from compress.entropy import RANS_EG, decode_ints, encode_ints
+    from splat.errors import FormatError
+
+    rng = np.random.default_rng(3)
+    for v in (rng.geometric(0.01, 50000).astype(np.int64) - 1, rng.integers(-(1 << 40), 1 << 40, 3000),
+              np.array([0, 1, 2, 3, (1 << 62) - 1, 0], dtype=np.int64)):
+        data = encode_ints(v, methods=(RANS_EG,))
+        assert data[0] == RANS_EG
+        assert np.array_equal(decode_ints(data, max_count=len(v)), v)
+        with pytest.raises(FormatError):
+            decode_ints(data[:-1], max_count=len(v))
+        with pytest.raises(FormatError, match="trailing"):
+            decode_ints(data + b"\0", max_count=len(v))

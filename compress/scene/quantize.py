@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 
@@ -108,7 +109,44 @@ def encode_rotations(quats: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarr
 
 
 def decode_rotations(idx: np.ndarray, vals: np.ndarray, bits: int) -> np.ndarray:
-    """Inverse of :func:`encode_rotations`: unit wxyz quats [N,4] float32."""
+    """Inverse of :func:`encode_rotations`: unit wxyz quats [N,4] float32 (one fused pass,
+    bit-identical with :func:`decode_rotations_reference`)."""
+    idx = np.ascontiguousarray(idx, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() > 3):
+        raise FormatError("rotation stream holds a component index outside 0..3")
+    out = np.empty((len(idx), 4), dtype=np.float32)
+    _rotations_kernel(idx, np.ascontiguousarray(vals, dtype=np.int64).reshape(len(idx), 3), float((1 << bits) - 1), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _rotations_kernel(idx, vals, levels, out):
+    """Per row: the float64 steps of :func:`decode_rotations_reference` in the same order."""
+    r = np.empty(3)
+    q = np.empty(4)
+    for i in range(idx.size):
+        ss = 0.0
+        for j in range(3):
+            r[j] = (vals[i, j] / levels * 2.0 - 1.0) * _INV_SQRT2
+            ss += r[j] * r[j]
+        big = math.sqrt(min(max(1.0 - ss, 0.0), 1.0))
+        k = 0
+        for j in range(4):
+            if j == idx[i]:
+                q[j] = big
+            else:
+                q[j] = r[k]
+                k += 1
+        nn = 0.0
+        for j in range(4):
+            nn += q[j] * q[j]
+        d = max(math.sqrt(nn), 1e-12)
+        for j in range(4):
+            out[i, j] = np.float32(q[j] / d)
+
+
+def decode_rotations_reference(idx: np.ndarray, vals: np.ndarray, bits: int) -> np.ndarray:
+    """The readable numpy form of :func:`decode_rotations` (tests compare the two)."""
     idx = np.asarray(idx, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() > 3):
         raise FormatError("rotation stream holds a component index outside 0..3")
