@@ -136,3 +136,14 @@ def test_one_pass_exp_golomb_tails_round_trip_and_reject_truncation():
             decode_ints(data[:-1], max_count=len(v))
         with pytest.raises(FormatError, match="trailing"):
             decode_ints(data + b"\0", max_count=len(v))
+
+
+def test_one_pass_anisotropy_class_matches_numpy():
+    from compress.scene.stream_contexts import ANISO_EDGES, anisotropy_class
+
+    rng = np.random.default_rng(5)
+    ls = (rng.normal(size=(30000, 3)) * 2).astype(np.float32)
+    ls[:len(ANISO_EDGES)] = np.stack([np.zeros_like(ANISO_EDGES), ANISO_EDGES, ANISO_EDGES / 2], 1)  # on the edges
+    ref = np.searchsorted(ANISO_EDGES, (ls.max(1) - ls.min(1)).astype(np.float32), side="right")
+    assert np.array_equal(anisotropy_class(ls), ref)
+    assert anisotropy_class(np.zeros((0, 3), np.float32)).shape == (0,)

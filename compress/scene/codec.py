@@ -28,7 +28,7 @@ from .positions import MAX_BITS, PositionGrid, decode_positions, encode_position
 from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
 from .precision import MAX_DROP, coarsen_by, precision_classes, refine_by, refine_dequantize, significance_classes
 from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context, with_class
-from .streams import decode_channels, encode_channels
+from .streams import outside_range, decode_channels, encode_channels
 
 MAGIC = b"LGS1"
 VERSION = 3  # 2: context-modelled channel records (mode 2); 3: significance classes; older files still decode
@@ -361,7 +361,7 @@ def _colour(h: dict, chans, n: int, opq: np.ndarray, oq: UniformQuant, cq: Unifo
                 context=with_class(colour_context(opq[:, 0], oq.bits, cq.bits), cls, nc))
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
-    if n and (dcq.min() < 0 or dcq.max() > cq.levels):
+    if n and outside_range(np.ascontiguousarray(dcq).reshape(-1), 0, cq.levels):
         raise FormatError("SH DC stream decodes outside the quantizer's range")
     return _refined(dcq, drops, cq)
 
