@@ -405,4 +405,15 @@ def decode_ctx(data: bytes | memoryview, n: int, bits: int, contexts: np.ndarray
 def bucket(q: np.ndarray, bits: int, n_buckets: int) -> np.ndarray:
     """Context bucket of quantised values q in [0, 2^bits): floor(q * n_buckets / 2^bits), int64 [N]."""
     q = np.asarray(q, dtype=np.int64)
-    return np.clip((q * n_buckets) >> bits, 0, n_buckets - 1)
+    if q.ndim != 1:
+        return np.clip((q * n_buckets) >> bits, 0, n_buckets - 1)
+    out = np.empty(q.size, dtype=np.int64)
+    _bucket(q, bits, n_buckets, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _bucket(q, bits, n_buckets, out):
+    """One pass of :func:`bucket` for a 1-D (possibly strided) array."""
+    for i in range(q.size):
+        out[i] = min(max((q[i] * n_buckets) >> bits, 0), n_buckets - 1)

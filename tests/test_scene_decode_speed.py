@@ -147,3 +147,13 @@ def test_one_pass_anisotropy_class_matches_numpy():
     ref = np.searchsorted(ANISO_EDGES, (ls.max(1) - ls.min(1)).astype(np.float32), side="right")
     assert np.array_equal(anisotropy_class(ls), ref)
     assert anisotropy_class(np.zeros((0, 3), np.float32)).shape == (0,)
+
+
+def test_one_pass_bucket_matches_numpy_on_strided_columns():
+    from compress.context import bucket
+
+    q = np.random.default_rng(6).integers(-5000, 70000, (20000, 3))
+    for bits in (1, 8, 16):
+        for nb in (1, 4, 8):
+            for col in (q[:, 1], q[:, 2] + 7):
+                assert np.array_equal(bucket(col, bits, nb), np.clip((col * nb) >> bits, 0, nb - 1))
