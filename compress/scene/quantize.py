@@ -243,10 +243,22 @@ def decode_vectree_sh(code: SHCode) -> np.ndarray:
     is_direct = labels == k
     if int(is_direct.sum()) != len(code.direct_q):
         raise FormatError(f"{int(is_direct.sum())} Gaussians are marked direct but {len(code.direct_q)} direct SH rows are stored")
-    table = np.zeros((k + 1, d), dtype=np.float32)  # row k (direct) is filled below
-    if k:
-        table[:k] = code.codebook_quant.dequantize(code.codebook_q)
-    out = table[labels]  # one gather
-    if len(code.direct_q):
-        out[is_direct] = code.direct_quant.dequantize(code.direct_q)
+    table = code.codebook_quant.dequantize(code.codebook_q) if k else np.zeros((0, d), dtype=np.float32)
+    direct = code.direct_quant.dequantize(code.direct_q) if len(code.direct_q) else np.zeros((0, d), dtype=np.float32)
+    out = np.empty((len(labels), d), dtype=np.float32)
+    _gather_sh(np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(table, dtype=np.float32).reshape(k, d),
+               np.ascontiguousarray(direct, dtype=np.float32).reshape(-1, d), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_sh(labels, table, direct, out):
+    """Row i of ``out``: ``table[labels[i]]``, or the next ``direct`` row where the label is the codebook size."""
+    k = table.shape[0]
+    j = 0
+    for i in range(labels.size):
+        if labels[i] == k:
+            out[i] = direct[j]
+            j += 1
+        else:
+            out[i] = table[labels[i]]
