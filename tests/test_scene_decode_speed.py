@@ -157,3 +157,17 @@ def test_one_pass_bucket_matches_numpy_on_strided_columns():
         for nb in (1, 4, 8):
             for col in (q[:, 1], q[:, 2] + 7):
                 assert np.array_equal(bucket(col, bits, nb), np.clip((col * nb) >> bits, 0, nb - 1))
+
+
+def test_fused_refine_dequantize_matches_refine_then_dequantize():
+    from compress.scene.precision import refine_by, refine_dequantize
+    from compress.uniform import dequantize_uniform, uniform_step
+
+    rng = np.random.default_rng(7)
+    lo, hi, bits = np.array([-7.5, 0.0, 1e-3]), np.array([2.25, 0.0, 3.0]), 8  # an empty range too
+    levels = (1 << bits) - 1
+    stored = rng.integers(0, levels + 1, (5000, 3))
+    for drops in (None, rng.integers(0, 4, 5000)):
+        ref = dequantize_uniform(refine_by(stored, drops, levels), lo, hi, bits).astype(np.float32)
+        got = refine_dequantize(stored, drops, levels, lo, uniform_step(lo, hi, bits))
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), ref.view(np.uint32))
