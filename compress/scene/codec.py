@@ -289,6 +289,7 @@ def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> Gaus
         nc = len(table)
         opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
         dc = side.submit(_colour, h, chans, n, opq, oq, cq, cls, drops, nc)
+        logits = side.submit(lambda: _logit(oq.dequantize(opq)[:, 0]))
         ls = _refined(chans("SCAL", n, 3, hi=sq.levels, what="scales",
                             context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls, nc)), drops, sq)
         ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
@@ -298,10 +299,9 @@ def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> Gaus
                                 context=with_class(rval_ctx, cls, nc)),
                           drops, (1 << rbits) - 1)
         quats = decode_rotations(ridx, rvals, rbits)
-        opacity_logits = _logit(oq.dequantize(opq)[:, 0])
         means, sh_rest = rest.result()
         sh_dc = dc.result()
-    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=opacity_logits,
+    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=logits.result(),
                       sh_dc=sh_dc, sh_rest=sh_rest)
 
 
