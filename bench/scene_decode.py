@@ -9,7 +9,7 @@ The load average is recorded: on a shared machine wall times are upper bounds.
 
     .venv/bin/python bench/scene_decode.py --make-full /tmp/playbot_all.lgs   # all 500k Gaussians, no pruning
     .venv/bin/splat compress ../shared/data/scenes/playbot/0_0/meta.json -o /tmp/playbot.lgs   # the default path
-    git archive 0bff952 | tar -x -C /tmp/lgs_old
+    git archive 0bff952 | tar -x -C /tmp/lgs_old   # before the fast path (14227bd: after the first round)
     .venv/bin/python bench/scene_decode.py /tmp/playbot_all.lgs /tmp/playbot.lgs --baseline /tmp/lgs_old
 """
 from __future__ import annotations

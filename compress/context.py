@@ -257,6 +257,28 @@ def _end_status(x, pos, size):
     return 2 if x != RANS_L else (3 if pos != size else 0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _int_range(a):
+    lo = a[0]
+    hi = a[0]
+    for i in range(1, a.size):
+        v = a[i]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    return lo, hi
+
+
+def int_range(a: np.ndarray) -> tuple[int, int]:
+    """(min, max) of a non-empty int64 array in one pass (decoders' range checks)."""
+    a = np.asarray(a)
+    if a.dtype != np.int64 or a.ndim != 1 or not a.flags.c_contiguous:
+        return int(a.min()), int(a.max())
+    lo, hi = _int_range(a)
+    return int(lo), int(hi)
+
+
 def _n_models(bits: int, n_ext: int, prev_bits: int) -> int:
     tb = min(bits, TREE_BITS)
     return (n_ext << prev_bits) * ((1 << tb) + bits - tb)
@@ -363,8 +385,10 @@ def decode_ctx(data: bytes | memoryview, n: int, bits: int, contexts: np.ndarray
         ext = np.ascontiguousarray(np.asarray(contexts).reshape(-1), dtype=np.int64) if contexts is not None else None
         if ext is None or ext.size != n:
             raise FormatError("context-modelled stream needs one context per value")
-        if n and (ext.min() < 0 or ext.max() >= h["n_contexts"]):
-            raise FormatError(f"context index out of range [0, {h['n_contexts']})")
+        if n:
+            lo, hi = int_range(ext)
+            if lo < 0 or hi >= h["n_contexts"]:
+                raise FormatError(f"context index out of range [0, {h['n_contexts']})")
     payload = np.frombuffer(bytes(memoryview(data)[h["payload"]:]), dtype=np.uint8)
     out = np.empty(n, dtype=np.int64)
     status = _decode_fast(payload, n, ext, bits, h["prev_bits"], h["mode"], _n_models(bits, h["n_contexts"], h["prev_bits"]),
@@ -381,4 +405,15 @@ def decode_ctx(data: bytes | memoryview, n: int, bits: int, contexts: np.ndarray
 def bucket(q: np.ndarray, bits: int, n_buckets: int) -> np.ndarray:
     """Context bucket of quantised values q in [0, 2^bits): floor(q * n_buckets / 2^bits), int64 [N]."""
     q = np.asarray(q, dtype=np.int64)
-    return np.clip((q * n_buckets) >> bits, 0, n_buckets - 1)
+    if q.ndim != 1:
+        return np.clip((q * n_buckets) >> bits, 0, n_buckets - 1)
+    out = np.empty(q.size, dtype=np.int64)
+    _bucket(q, bits, n_buckets, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _bucket(q, bits, n_buckets, out):
+    """One pass of :func:`bucket` for a 1-D (possibly strided) array."""
+    for i in range(q.size):
+        out[i] = min(max((q[i] * n_buckets) >> bits, 0), n_buckets - 1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 
 
+import numba
 import numpy as np
 
 from splat.bounded import zstd_decompress_bounded
@@ -117,6 +118,37 @@ def unpack_bits(buf: bytes | memoryview, count: int, width: int) -> np.ndarray:
     bits = bits.reshape(count, width).astype(np.uint64)
     shifts = np.arange(width - 1, -1, -1, dtype=np.uint64)
     return (bits << shifts[None, :]).sum(axis=1, dtype=np.uint64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _eg_values(b, data, n_buckets, out):
+    """Exp-Golomb-style values from bucket indices ``b`` [N] and the bucket-major bit-packed
+    tails in ``data`` (bucket k >= 2: the values of that bucket in order, k - 1 bits each, MSB
+    first, padded to a byte): ``out`` [N] uint64 gets 0, 1 or 2^(k-1) + tail. Returns the
+    bytes used, or -1 when ``data`` is too short. One pass; same result as unpacking per bucket."""
+    counts = np.zeros(n_buckets, dtype=np.int64)
+    for i in range(b.size):
+        counts[b[i]] += 1
+    cursor = np.zeros(n_buckets, dtype=np.int64)  # next bit of each bucket's tail
+    nbytes = 0
+    for k in range(2, n_buckets):
+        cursor[k] = 8 * nbytes
+        nbytes += (counts[k] * (k - 1) + 7) // 8
+    if nbytes > data.size:
+        return -1
+    for i in range(b.size):
+        k = b[i]
+        if k < 2:
+            out[i] = np.uint64(k)
+            continue
+        c = cursor[k]
+        v = np.uint64(1)
+        for _ in range(k - 1):
+            v = (v << np.uint64(1)) | np.uint64((data[c >> 3] >> (7 - (c & 7))) & 1)
+            c += 1
+        cursor[k] = c
+        out[i] = v
+    return nbytes
 
 
 # ---------------------------------------------------------------------- rANS core
@@ -259,16 +291,12 @@ def decode_ints(data: bytes | memoryview, *, max_count: int) -> np.ndarray:
         pos += clen
         if (b < 0).any() or (b >= len(counts)).any():
             raise FormatError("corrupt entropy stream (bucket)")
-        u = np.zeros(n, dtype=np.uint64)
-        u[b == 1] = 1
-        for bk in range(2, len(counts)):
-            sel = b == bk
-            m = int(sel.sum())
-            if m:
-                nbytes = (m * (bk - 1) + 7) // 8
-                vals = unpack_bits(buf[pos:pos + nbytes], m, bk - 1)
-                pos += nbytes
-                u[sel] = vals + (np.uint64(1) << np.uint64(bk - 1))
+        u = np.empty(n, dtype=np.uint64)
+        used = _eg_values(np.ascontiguousarray(b, dtype=np.int64), np.frombuffer(buf[pos:], dtype=np.uint8),
+                          len(counts), u)
+        if used < 0:
+            raise FormatError("truncated bit-packed data in entropy stream")
+        pos += used
         if pos != len(buf):
             raise FormatError("entropy stream has trailing bytes")
     else:

@@ -107,3 +107,67 @@ def test_serial_and_two_thread_decodes_agree_and_side_errors_surface(tmp_path):
         with threads(n_threads), pytest.raises(FormatError) as e:
             read_lgs(path)
         assert "bad.lgs" in str(e.value) and "SH codebook" in str(e.value)
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8, 12, 16])
+def test_fused_rotation_decode_matches_numpy_reference(bits):
+    from compress.scene.quantize import decode_rotations, decode_rotations_reference
+
+    rng = np.random.default_rng(bits)
+    idx, vals = rng.integers(0, 4, 20000), rng.integers(0, 1 << bits, (20000, 3))
+    vals[:4] = [[0, 0, 0], [(1 << bits) - 1] * 3, [(1 << bits) // 2] * 3, [0, (1 << bits) - 1, 0]]
+    a, b = decode_rotations(idx, vals, bits), decode_rotations_reference(idx, vals, bits)
+    assert a.dtype == np.float32 and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    with pytest.raises(Exception, match="component index"):
+        decode_rotations(np.array([4]), np.zeros((1, 3), np.int64), bits)
+
+
+def test_one_pass_exp_golomb_tails_round_trip_and_reject_truncation():
+    from compress.entropy import RANS_EG, decode_ints, encode_ints
+    from splat.errors import FormatError
+
+    rng = np.random.default_rng(3)
+    for v in (rng.geometric(0.01, 50000).astype(np.int64) - 1, rng.integers(-(1 << 40), 1 << 40, 3000),
+              np.array([0, 1, 2, 3, (1 << 62) - 1, 0], dtype=np.int64)):
+        data = encode_ints(v, methods=(RANS_EG,))
+        assert data[0] == RANS_EG
+        assert np.array_equal(decode_ints(data, max_count=len(v)), v)
+        with pytest.raises(FormatError):
+            decode_ints(data[:-1], max_count=len(v))
+        with pytest.raises(FormatError, match="trailing"):
+            decode_ints(data + b"\0", max_count=len(v))
+
+
+def test_one_pass_anisotropy_class_matches_numpy():
+    from compress.scene.stream_contexts import ANISO_EDGES, anisotropy_class
+
+    rng = np.random.default_rng(5)
+    ls = (rng.normal(size=(30000, 3)) * 2).astype(np.float32)
+    ls[:len(ANISO_EDGES)] = np.stack([np.zeros_like(ANISO_EDGES), ANISO_EDGES, ANISO_EDGES / 2], 1)  # on the edges
+    ref = np.searchsorted(ANISO_EDGES, (ls.max(1) - ls.min(1)).astype(np.float32), side="right")
+    assert np.array_equal(anisotropy_class(ls), ref)
+    assert anisotropy_class(np.zeros((0, 3), np.float32)).shape == (0,)
+
+
+def test_one_pass_bucket_matches_numpy_on_strided_columns():
+    from compress.context import bucket
+
+    q = np.random.default_rng(6).integers(-5000, 70000, (20000, 3))
+    for bits in (1, 8, 16):
+        for nb in (1, 4, 8):
+            for col in (q[:, 1], q[:, 2] + 7):
+                assert np.array_equal(bucket(col, bits, nb), np.clip((col * nb) >> bits, 0, nb - 1))
+
+
+def test_fused_refine_dequantize_matches_refine_then_dequantize():
+    from compress.scene.precision import refine_by, refine_dequantize
+    from compress.uniform import dequantize_uniform, uniform_step
+
+    rng = np.random.default_rng(7)
+    lo, hi, bits = np.array([-7.5, 0.0, 1e-3]), np.array([2.25, 0.0, 3.0]), 8  # an empty range too
+    levels = (1 << bits) - 1
+    stored = rng.integers(0, levels + 1, (5000, 3))
+    for drops in (None, rng.integers(0, 4, 5000)):
+        ref = dequantize_uniform(refine_by(stored, drops, levels), lo, hi, bits).astype(np.float32)
+        got = refine_dequantize(stored, drops, levels, lo, uniform_step(lo, hi, bits))
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), ref.view(np.uint32))

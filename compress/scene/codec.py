@@ -26,9 +26,9 @@ from splat.scene import GaussianScene, sh_rest_count
 
 from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
 from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
-from .precision import MAX_DROP, coarsen_by, precision_classes, refine_by, significance_classes
+from .precision import MAX_DROP, coarsen_by, precision_classes, refine_by, refine_dequantize, significance_classes
 from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context, with_class
-from .streams import decode_channels, encode_channels
+from .streams import outside_range, decode_channels, encode_channels
 
 MAGIC = b"LGS1"
 VERSION = 3  # 2: context-modelled channel records (mode 2); 3: significance classes; older files still decode
@@ -280,15 +280,18 @@ def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> Gaus
         return decode_channels(box.get(tag), rows, channels, lo=lo, hi=hi, what=what, context=context,
                                allow_context=ctx, on_record=None if on_channel is None else partial(on_channel, tag))
 
-    cls, table = _precision(h, box, n, version, chans, min(sq.bits, rbits, cq.bits))
-    drops = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
-    nc = len(table)
-    opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
-    # positions, SH rest and colour do not depend on scales and rotations: decode them beside
-    with _beside(_side_streams, h, box, n, grid, deg, chans, opq, oq, cq, cls, drops, nc) as side:
-        ls = sq.dequantize(refine_by(chans("SCAL", n, 3, hi=sq.levels, what="scales",
-                                           context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls, nc)),
-                                     drops, sq.levels))
+    # positions and the SH rest depend on nothing else, colour only on opacity and the classes:
+    # they decode on a second thread while this one decodes the classes, opacity, scales and rotations
+    with _Side() as side:
+        rest = side.submit(_positions_and_sh, h, box, n, grid, deg, chans)
+        cls, table = _precision(h, box, n, version, chans, min(sq.bits, rbits, cq.bits))
+        drops = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
+        nc = len(table)
+        opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
+        dc = side.submit(_colour, h, chans, n, opq, oq, cq, cls, drops, nc)
+        logits = side.submit(lambda: _logit(oq.dequantize(opq)[:, 0]))
+        ls = _refined(chans("SCAL", n, 3, hi=sq.levels, what="scales",
+                            context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls, nc)), drops, sq)
         ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
         ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
         rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
@@ -296,47 +299,57 @@ def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> Gaus
                                 context=with_class(rval_ctx, cls, nc)),
                           drops, (1 << rbits) - 1)
         quats = decode_rotations(ridx, rvals, rbits)
-        means, dc, rest = side.result()
-    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=_logit(oq.dequantize(opq)[:, 0]),
-                      sh_dc=dc, sh_rest=rest)
+        means, sh_rest = rest.result()
+        sh_dc = dc.result()
+    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=logits.result(),
+                      sh_dc=sh_dc, sh_rest=sh_rest)
 
 
-class _beside:
-    """Run ``fn(*args)`` on a second thread while the block runs (inline, before the block,
-    when numba's thread count for this thread is 1, e.g. under ``splat.threads.threads(1)``);
-    ``result()`` waits for it and re-raises its error. The thread ends with the block."""
+class _Done:
+    """A value computed inline, with the ``result()`` of a future."""
 
-    def __init__(self, fn, *args):
-        self._fn, self._args, self._pool, self._future, self._value = fn, args, None, None, None
+    def __init__(self, value):
+        self._value = value
 
-    def _call(self):
-        with np.errstate(all="ignore"):
-            return self._fn(*self._args)
+    def result(self):
+        return self._value
 
-    def __enter__(self) -> "_beside":
+
+class _Side:
+    """A second decode thread for the block: ``submit(fn, *args)`` queues ``fn`` on it (in
+    submission order) and returns an object whose ``result()`` waits for it and re-raises its
+    error. When numba's thread count for this thread is 1 (e.g. under
+    ``splat.threads.threads(1)``) ``fn`` runs inline instead. The thread ends with the block."""
+
+    def __init__(self):
+        self._pool = None
+
+    def __enter__(self) -> "_Side":
         import numba
 
         if numba.get_num_threads() > 1:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="lgs-decode")
-            self._future = self._pool.submit(self._call)
-        else:
-            self._value = self._call()
         return self
 
-    def result(self):
-        return self._value if self._future is None else self._future.result()
+    def submit(self, fn, *args):
+        if self._pool is None:
+            return _Done(fn(*args))
+        return self._pool.submit(_quiet, fn, *args)
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _side_streams(h: dict, box, n: int, grid: PositionGrid, deg: int, chans, opq: np.ndarray, oq: UniformQuant,
-                  cq: UniformQuant, cls: np.ndarray | None, drops: np.ndarray | None,
-                  nc: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(positions [n,3], SH DC [n,3], SH rest [n,K,3]) from ``POSN``, the SH streams and ``COLR``."""
+def _quiet(fn, *args):
+    with np.errstate(all="ignore"):
+        return fn(*args)
+
+
+def _positions_and_sh(h: dict, box, n: int, grid: PositionGrid, deg: int, chans) -> tuple[np.ndarray, np.ndarray]:
+    """(positions [n,3], SH rest [n,K,3]) from ``POSN`` and the SH streams."""
     means, _ = decode_positions(box.get("POSN"), n, grid)
-    return means, _colour(h, chans, n, opq, oq, cq, cls, drops, nc), _sh_rest(h, chans, n, deg)
+    return means, _sh_rest(h, chans, n, deg)
 
 
 def _colour(h: dict, chans, n: int, opq: np.ndarray, oq: UniformQuant, cq: UniformQuant, cls: np.ndarray | None,
@@ -348,9 +361,14 @@ def _colour(h: dict, chans, n: int, opq: np.ndarray, oq: UniformQuant, cq: Unifo
                 context=with_class(colour_context(opq[:, 0], oq.bits, cq.bits), cls, nc))
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
-    if n and (dcq.min() < 0 or dcq.max() > cq.levels):
+    if n and outside_range(np.ascontiguousarray(dcq).reshape(-1), 0, cq.levels):
         raise FormatError("SH DC stream decodes outside the quantizer's range")
-    return cq.dequantize(refine_by(dcq, drops, cq.levels))
+    return _refined(dcq, drops, cq)
+
+
+def _refined(stored: np.ndarray, drops: np.ndarray | None, uq: UniformQuant) -> np.ndarray:
+    """float32 values of stored grid indices [N,C] with ``drops`` bits per Gaussian dropped (one pass)."""
+    return refine_dequantize(stored, drops, uq.levels, uq.lo, uq.step)
 
 
 def _sh_rest(h: dict, chans, n: int, deg: int) -> np.ndarray:

@@ -14,6 +14,7 @@ Two ways to form classes:
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 MAX_DROP = 8
@@ -70,3 +71,27 @@ def coarsen(q: np.ndarray, cls: np.ndarray, drop: int) -> np.ndarray:
 def refine(stored: np.ndarray, cls: np.ndarray, drop: int, levels: int) -> np.ndarray:
     """:func:`refine_by` with two classes: class 1 ``drop`` bits coarser."""
     return refine_by(stored, None if cls is None or drop == 0 else np.asarray(cls, dtype=np.int64) * drop, levels)
+
+
+def refine_dequantize(stored: np.ndarray, drops: np.ndarray | None, levels: int, lo: np.ndarray,
+                      step: np.ndarray) -> np.ndarray:
+    """float32 [N,C] ``lo + refine_by(stored, drops, levels) * step`` in one pass (float64 inside,
+    bit-identical with :func:`refine_by` followed by ``compress.uniform.dequantize_uniform``).
+    ``lo``, ``step``: float64 [C]; ``drops``: bits per row [N] or None."""
+    s = np.ascontiguousarray(stored, dtype=np.int64)
+    d = np.zeros(len(s), dtype=np.int64) if drops is None else np.ascontiguousarray(drops, dtype=np.int64)
+    out = np.empty(s.shape, dtype=np.float32)
+    _refine_dequantize(s, d, levels, np.ascontiguousarray(lo, dtype=np.float64).reshape(-1),
+                       np.ascontiguousarray(step, dtype=np.float64).reshape(-1), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine_dequantize(s, d, levels, lo, step, out):
+    for i in range(s.shape[0]):
+        di = d[i]
+        for c in range(s.shape[1]):
+            q = s[i, c]
+            if di > 0:
+                q = min(q << di, levels)
+            out[i, c] = np.float32(lo[c] + np.float64(q) * step[c])

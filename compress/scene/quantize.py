@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 
@@ -108,7 +109,44 @@ def encode_rotations(quats: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarr
 
 
 def decode_rotations(idx: np.ndarray, vals: np.ndarray, bits: int) -> np.ndarray:
-    """Inverse of :func:`encode_rotations`: unit wxyz quats [N,4] float32."""
+    """Inverse of :func:`encode_rotations`: unit wxyz quats [N,4] float32 (one fused pass,
+    bit-identical with :func:`decode_rotations_reference`)."""
+    idx = np.ascontiguousarray(idx, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() > 3):
+        raise FormatError("rotation stream holds a component index outside 0..3")
+    out = np.empty((len(idx), 4), dtype=np.float32)
+    _rotations_kernel(idx, np.ascontiguousarray(vals, dtype=np.int64).reshape(len(idx), 3), float((1 << bits) - 1), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _rotations_kernel(idx, vals, levels, out):
+    """Per row: the float64 steps of :func:`decode_rotations_reference` in the same order."""
+    r = np.empty(3)
+    q = np.empty(4)
+    for i in range(idx.size):
+        ss = 0.0
+        for j in range(3):
+            r[j] = (vals[i, j] / levels * 2.0 - 1.0) * _INV_SQRT2
+            ss += r[j] * r[j]
+        big = math.sqrt(min(max(1.0 - ss, 0.0), 1.0))
+        k = 0
+        for j in range(4):
+            if j == idx[i]:
+                q[j] = big
+            else:
+                q[j] = r[k]
+                k += 1
+        nn = 0.0
+        for j in range(4):
+            nn += q[j] * q[j]
+        d = max(math.sqrt(nn), 1e-12)
+        for j in range(4):
+            out[i, j] = np.float32(q[j] / d)
+
+
+def decode_rotations_reference(idx: np.ndarray, vals: np.ndarray, bits: int) -> np.ndarray:
+    """The readable numpy form of :func:`decode_rotations` (tests compare the two)."""
     idx = np.asarray(idx, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() > 3):
         raise FormatError("rotation stream holds a component index outside 0..3")
@@ -205,10 +243,22 @@ def decode_vectree_sh(code: SHCode) -> np.ndarray:
     is_direct = labels == k
     if int(is_direct.sum()) != len(code.direct_q):
         raise FormatError(f"{int(is_direct.sum())} Gaussians are marked direct but {len(code.direct_q)} direct SH rows are stored")
-    table = np.zeros((k + 1, d), dtype=np.float32)  # row k (direct) is filled below
-    if k:
-        table[:k] = code.codebook_quant.dequantize(code.codebook_q)
-    out = table[labels]  # one gather
-    if len(code.direct_q):
-        out[is_direct] = code.direct_quant.dequantize(code.direct_q)
+    table = code.codebook_quant.dequantize(code.codebook_q) if k else np.zeros((0, d), dtype=np.float32)
+    direct = code.direct_quant.dequantize(code.direct_q) if len(code.direct_q) else np.zeros((0, d), dtype=np.float32)
+    out = np.empty((len(labels), d), dtype=np.float32)
+    _gather_sh(np.ascontiguousarray(labels, dtype=np.int64), np.ascontiguousarray(table, dtype=np.float32).reshape(k, d),
+               np.ascontiguousarray(direct, dtype=np.float32).reshape(-1, d), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_sh(labels, table, direct, out):
+    """Row i of ``out``: ``table[labels[i]]``, or the next ``direct`` row where the label is the codebook size."""
+    k = table.shape[0]
+    j = 0
+    for i in range(labels.size):
+        if labels[i] == k:
+            out[i] = direct[j]
+            j += 1
+        else:
+            out[i] = table[labels[i]]

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from compress.context import MAX_BITS, decode_ctx, encode_ctx, read_ctx_header
+from compress.context import MAX_BITS, decode_ctx, encode_ctx, int_range, read_ctx_header
 from compress.entropy import decode_ints, encode_ints, pack_arrays, read_varint, unpack_arrays, write_varint
 from splat.errors import FormatError
 
@@ -43,6 +43,12 @@ def _contexts(context: Optional[ContextFn], c: int, earlier: np.ndarray, n: int)
     if context is None:
         return np.zeros(n, dtype=np.int64), 1
     return context(c, earlier)
+
+
+def outside_range(v: np.ndarray, lo: int, hi: int | None) -> bool:
+    """True when a value of v [N] (int64) lies outside [lo, hi] (hi None: no upper bound)."""
+    vmin, vmax = int_range(v)
+    return vmin < lo or (hi is not None and vmax > hi)
 
 
 def encode_channels(q: np.ndarray, *, allow_delta: bool = True, context: Optional[ContextFn] = None,
@@ -102,7 +108,7 @@ def decode_channels(data: bytes, n: int, channels: int, *, lo: int = 0, hi: int 
                 raise FormatError(f"{what}: channel {c} holds {v.size} values, expected {n}")
             if rec[0] == DELTA:
                 v = np.cumsum(v)
-        if n and (v.min() < lo or (hi is not None and v.max() > hi)):  # checked before it feeds later contexts
+        if n and outside_range(v, lo, hi):  # checked before it feeds later contexts
             raise FormatError(f"{what}: values outside [{lo}, {hi}]")
         out[:, c] = v
         if on_record is not None:
