@@ -6,9 +6,9 @@ a prefix of a fitted set is itself a valid, coarser fit; so the solver
 1. fits a first guess of the count (``first_guess``: bits per Gaussian as measured on
    version-2 files fitted with the rate term, a little generous),
 2. encodes, and re-estimates the count from the bytes per Gaussian the real coder gave
-   after the fit's QAT with the rate term (``count_for_budget``), aiming ``BUDGET_AIM``
-   over the budget: a larger set is trimmed to the largest prefix within that aim (size is
-   monotone in the count), a smaller one grown to it (new Gaussians at high-error pixels),
+   after the fit's QAT with the rate term (``count_for_budget``): a larger set is trimmed
+   to the largest prefix within the budget (size is monotone in the count), a smaller one
+   (even a little smaller) grown to it (new Gaussians at high-error pixels),
 3. fine-tunes that set with QAT (and the rate term) on the fixed quantiser (always, once),
    re-encodes, and trims by bisection to the budget; the first fit's best prefix within the
    budget is kept instead when it decodes to a higher PSNR.
@@ -34,7 +34,6 @@ from .quant import QuantSpec
 OVERSHOOT = 1.08  # first fit gets this many more Gaussians than the first guess suggests
 GROW_STEP = 2.0  # one growth stage at most doubles the count
 FINETUNE_FRACTION = 0.25  # fine-tuning steps, as a fraction of the fit's steps
-BUDGET_AIM = 1.04  # the refinement stage aims this far over the byte budget (then trimmed to it)
 
 
 @dataclass
@@ -133,17 +132,17 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         if max_gaussians:
             n0 = min(n0, max_gaussians)
         g, spec, _ = run("fit", n0, cfg)
-        # one refinement stage, always: the rate term has lowered the bits per Gaussian during
-        # the fit's QAT, so re-estimate the count from the real coder and either trim to it and
-        # fine-tune, or grow to it (new Gaussians at high-error pixels). The stage aims
-        # ``BUDGET_AIM`` over the budget, because its own QAT lowers the bits a little more and
-        # the final bisection below trims the least important Gaussians back to the budget.
-        # The first fit's best prefix is kept when the refined set is no better.
+        # one refinement stage, always (a fit that lands just under the budget would otherwise
+        # keep the unused bytes): the rate term has lowered the bits per Gaussian during the
+        # fit's QAT, so re-estimate the count from the real coder and either trim to it and
+        # fine-tune, or grow to it (new Gaussians at high-error pixels). Trimming *after* the
+        # stage costs more than it saves (the dropped Gaussians were fitted jointly), so the
+        # stage aims at the budget itself and the final bisection only removes what its QAT
+        # moved. The first fit's best prefix is kept when the refined set is no better.
         first = g.prefix(largest_prefix_within(g, spec, budget, meta))
-        aim = int(budget * BUDGET_AIM)
-        n = count_for_budget(g, spec, aim, meta, max_gaussians)
+        n = count_for_budget(g, spec, budget, meta, max_gaussians)
         if n < len(g):
-            n = largest_prefix_within(g, spec, aim, meta)
+            n = largest_prefix_within(g, spec, budget, meta)
             g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
         elif n > len(g):
             g, spec, _ = run("grow", n, tune, init=g, spec=spec)
