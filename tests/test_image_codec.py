@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from compress.image import rate
 from compress.image import BitDepths, FitConfig, compress_image, decode, encode, fit_image, render_gaussians
 from compress.image.gsi import MAGIC, layer_sizes
 from splat.morton import morton_decode, morton_encode
@@ -12,6 +13,7 @@ from render.metrics import psnr
 from compress.image.model import ImageGaussians
 from compress.image.quant import dequantize, quantize
 from splat import FormatError, UsageError
+from splat.progress import NullProgress
 from tests.conftest import shared_file
 
 QUICK = FitConfig(steps=150)
@@ -86,6 +88,27 @@ def test_rate_control_lands_within_ten_percent():
         assert abs(res.bpp() - bpp) <= 0.1 * bpp, (bpp, res.bpp())
     res = compress_image(target, gaussians=50, config=QUICK)
     assert len(res.gaussians) <= 50 and len(res.gaussians) >= 45
+
+
+class _Stages(NullProgress):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def start(self, desc: str, total: int | None) -> None:
+        self.names.append(desc)
+
+
+def test_rate_control_spends_what_the_first_fit_leaves(monkeypatch):
+    """A first fit that lands just under the budget (95%) is grown, not kept as it is."""
+    target = _kodak_crop("kodim03.png", 200, 200, 96, 64)
+    first = compress_image(target, gaussians=150, config=QUICK)
+    bpp = len(first.data) * 8 / 0.95 / (96 * 64)  # the first fit's file is 95% of this budget
+    monkeypatch.setattr(rate, "first_guess", lambda bpp, pixels: 150)  # the same first fit
+    stages = _Stages()
+    res = compress_image(target, bpp=bpp, config=QUICK, progress=stages)
+    assert stages.names == ["fit", "grow"]
+    assert len(res.gaussians) > 150 and 0.96 * bpp <= res.bpp() <= bpp, (len(res.gaussians), res.bpp() / bpp)
+    assert res.psnr >= first.psnr
 
 
 def test_psnr_target():

@@ -5,12 +5,13 @@ a prefix of a fitted set is itself a valid, coarser fit; so the solver
 
 1. fits a first guess of the count (``first_guess``: bits per Gaussian as measured on
    version-2 files fitted with the rate term, a little generous),
-2. encodes, and bisects on the prefix length for the largest prefix whose *file* meets the
-   target (size monotone in the count), or, when the whole set is well under the budget,
-   grows it to the count the budget allows at the bytes per Gaussian the real coder gave
-   (``count_for_budget``: the estimate iterates on the actual streams),
-3. fine-tunes the chosen prefix with QAT (and the rate term) on the fixed quantiser (once),
-   re-encodes, and trims by bisection to the budget.
+2. encodes, and re-estimates the count from the bytes per Gaussian the real coder gave
+   after the fit's QAT with the rate term (``count_for_budget``): a larger set is trimmed
+   to the largest prefix within the budget (size is monotone in the count), a smaller one
+   (even a little smaller) grown to it (new Gaussians at high-error pixels),
+3. fine-tunes that set with QAT (and the rate term) on the fixed quantiser (always, once),
+   re-encodes, and trims by bisection to the budget; the first fit's best prefix within the
+   budget is kept instead when it decodes to a higher PSNR.
 
 For a PSNR target the bisection runs on the decoded render's PSNR instead.
 """
@@ -67,6 +68,11 @@ def _encode_prefix(g: ImageGaussians, spec: QuantSpec, n: int, meta: dict | None
 def largest_prefix_within(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None) -> int:
     """Largest prefix length whose encoded file has at most ``max_bytes`` bytes (>= 1)."""
     return _bisect(1, len(g), lambda n: len(_encode_prefix(g, spec, n, meta)) <= max_bytes)
+
+
+def _psnr_of(g: ImageGaussians, spec: QuantSpec, meta: dict | None, target: Tensor) -> float:
+    """PSNR (dB) of the decoded file of ``g`` against ``target`` [H,W,C]."""
+    return float(psnr(decode(_encode_prefix(g, spec, len(g), meta)).render().clamp(0, 1), target))
 
 
 def first_guess(bpp: float, pixels: int) -> int:
@@ -126,19 +132,25 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         if max_gaussians:
             n0 = min(n0, max_gaussians)
         g, spec, _ = run("fit", n0, cfg)
-        # one refinement stage at most (a trimmed prefix is fine-tuned, or a short set grown);
-        # the final bisection below then trims exactly to the budget. Repeating the
-        # fine-tune to chase the few bytes QAT moves costs 25% of the fit each time for
-        # almost no PSNR.
-        size = len(_encode_prefix(g, spec, len(g), meta))
-        if size > budget:
+        # one refinement stage, always (a fit that lands just under the budget would otherwise
+        # keep the unused bytes): the rate term has lowered the bits per Gaussian during the
+        # fit's QAT, so re-estimate the count from the real coder and either trim to it and
+        # fine-tune, or grow to it (new Gaussians at high-error pixels). Trimming *after* the
+        # stage costs more than it saves (the dropped Gaussians were fitted jointly), so the
+        # stage aims at the budget itself and the final bisection only removes what its QAT
+        # moved. The first fit's best prefix is kept when the refined set is no better.
+        first = g.prefix(largest_prefix_within(g, spec, budget, meta))
+        n = count_for_budget(g, spec, budget, meta, max_gaussians)
+        if n < len(g):
             n = largest_prefix_within(g, spec, budget, meta)
             g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
-        elif size < 0.92 * budget and (max_gaussians is None or len(g) < max_gaussians):
-            n = count_for_budget(g, spec, budget, meta, max_gaussians)
+        elif n > len(g):
             g, spec, _ = run("grow", n, tune, init=g, spec=spec)
-        n = largest_prefix_within(g, spec, budget, meta)
-        g = g.prefix(n)
+        else:
+            g, spec, _ = run("fine-tune", n, tune, init=g, spec=spec)
+        g = g.prefix(largest_prefix_within(g, spec, budget, meta))
+        if _psnr_of(first, spec, meta, target) > _psnr_of(g, spec, meta, target):
+            g = first
     else:
         if not psnr_db > 0:
             raise ValueError("the PSNR target must be positive (dB)")
@@ -146,7 +158,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         n0 = min(cap, max(64, pixels // 128))
         g, spec, _ = run("fit", n0, cfg)
         def quality(m: int) -> float:
-            return float(psnr(decode(_encode_prefix(g, spec, m, meta)).render().clamp(0, 1), target))
+            return _psnr_of(g.prefix(m), spec, meta, target)
 
         while quality(len(g)) < psnr_db:
             if len(g) >= cap:
@@ -158,7 +170,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
             n = 1 + _bisect(0, len(g) - 1, lambda m: m == 0 or quality(m) < psnr_db)
             if n < len(g):
                 g2, _, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
-                if float(psnr(decode(_encode_prefix(g2, spec, len(g2), meta)).render().clamp(0, 1), target)) >= psnr_db:
+                if _psnr_of(g2, spec, meta, target) >= psnr_db:
                     g = g2
                 else:
                     g = g.prefix(n)
