@@ -170,7 +170,7 @@ def _print_compress_summary(console, input: Path, output: Path, scene, result, c
         from .bit_split import class_split
 
         cols, split_rows = class_split(result.data).table(STREAM_NAMES)
-        console.print(summary_table("Bytes per precision class (0: full precision, 1: coarser)", cols, split_rows))
+        console.print(summary_table("Bytes per precision class (0: full precision; higher classes store fewer bits)", cols, split_rows))
     console.print(summary_table("Time per stage", ["stage", "time"], [(k, f"{v:.2f} s") for k, v in stages]))
     fid = result.fidelity
     summary = [
