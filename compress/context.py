@@ -32,7 +32,7 @@ import numpy as np
 from splat.errors import FormatError
 
 from .entropy import read_varint, write_varint
-from .rans import put_state
+from .rans import check_end_status, put_state
 
 CTX_MAGIC = 0xC1           # first byte of every context-modelled stream (version 1 of this layout)
 PROB_BITS = 12             # probabilities are integers in [PMIN, 2^12 - PMIN]
@@ -392,13 +392,8 @@ def decode_ctx(data: bytes | memoryview, n: int, bits: int, contexts: np.ndarray
     payload = np.frombuffer(bytes(memoryview(data)[h["payload"]:]), dtype=np.uint8)
     out = np.empty(n, dtype=np.int64)
     status = _decode_fast(payload, n, ext, bits, h["prev_bits"], h["mode"], _n_models(bits, h["n_contexts"], h["prev_bits"]),
-                     _recip(h["rate"]), out)
-    if status == 1:
-        raise FormatError("truncated context-modelled stream")
-    if status == 2:
-        raise FormatError("corrupt context-modelled stream (final state check failed: wrong contexts or data)")
-    if status == 3:
-        raise FormatError("context-modelled stream has trailing bytes")
+                          _recip(h["rate"]), out)
+    check_end_status(status, "context-modelled stream", ": wrong contexts or data")
     return out
 
 

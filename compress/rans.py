@@ -141,11 +141,17 @@ def rans_decode(data: bytes | memoryview, n: int, freq: np.ndarray) -> np.ndarra
     lookup = np.repeat(np.arange(f.size, dtype=np.int64), f)
     buf = np.frombuffer(bytes(data), dtype=np.uint8)
     out = np.empty(n, dtype=np.int64)
-    status = _decode(buf, n, f, cum, lookup, out)
-    if status == 1:
-        raise FormatError("truncated rANS stream")
-    if status == 2:
-        raise FormatError("corrupt rANS stream (final state check failed)")
-    if status == 3:
-        raise FormatError("rANS stream has trailing bytes")
+    check_end_status(_decode(buf, n, f, cum, lookup, out), "rANS stream")
     return out
+
+
+def check_end_status(status: int, what: str, corrupt_hint: str = "") -> None:
+    """Turn a decode kernel's end status into a FormatError naming ``what``: 0 ok, 1 the data
+    ran out, 2 the final state check failed (``corrupt_hint`` says what that points to), 3 bytes
+    are left over."""
+    if status == 1:
+        raise FormatError(f"truncated {what}")
+    if status == 2:
+        raise FormatError(f"corrupt {what} (final state check failed{corrupt_hint})")
+    if status == 3:
+        raise FormatError(f"{what} has trailing bytes")

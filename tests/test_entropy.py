@@ -114,3 +114,49 @@ def test_rans_rejects_corruption():
                 detected += 1
     # the final-state check alone catches nearly every flipped bit (containers add CRCs on top)
     assert detected >= 0.98 * total
+
+
+def test_rans_end_status_names_the_fault():
+    """Every decode kernel's end status maps to one FormatError naming the stream (one helper
+    for the rANS and context-modelled decoders)."""
+    from compress.rans import check_end_status, normalize_freqs, rans_decode, rans_encode
+
+    rng = np.random.default_rng(2)
+    sym = rng.integers(0, 20, 2000)
+    f = normalize_freqs(np.bincount(sym))
+    enc = rans_encode(sym, f)
+    with pytest.raises(FormatError, match="truncated rANS stream"):
+        rans_decode(enc[:2], sym.size, f)
+    with pytest.raises(FormatError, match="rANS stream has trailing bytes"):
+        rans_decode(enc + b"\x00\x00\x00\x00", sym.size, f)
+    check_end_status(0, "x")  # 0: fine
+    with pytest.raises(FormatError, match=r"corrupt x \(final state check failed: why\)"):
+        check_end_status(2, "x", ": why")
+
+
+@pytest.mark.parametrize("method", ["RAW", "ZSTD", "RANS", "RANS_EG"])
+def test_int_stream_mutations_give_only_format_errors(method):
+    """Truncations, bit flips and inserted bytes of every int-stream method (the one-pass
+    Exp-Golomb tail reader included) give FormatError or a bounded, valid result, never another
+    exception; the count never exceeds max_count."""
+    import compress.entropy as ent
+
+    rng = np.random.default_rng(7)
+    v = (rng.geometric(0.02, 4000).astype(np.int64) - 1) * rng.choice([-1, 1], 4000)
+    data = ent.encode_ints(v, methods=(getattr(ent, method),))
+    assert np.array_equal(ent.decode_ints(data, max_count=len(v)), v)
+    for i in range(300):
+        b = bytearray(data)
+        kind = i % 3
+        pos = int(rng.integers(0, len(b)))
+        if kind == 0:
+            b = b[:pos]
+        elif kind == 1:
+            b[pos] ^= 1 << int(rng.integers(0, 8))
+        else:
+            b[pos:pos] = bytes([int(rng.integers(0, 256))])
+        try:
+            out = ent.decode_ints(bytes(b), max_count=len(v))
+        except FormatError:
+            continue
+        assert out.dtype == np.int64 and len(out) <= len(v)
