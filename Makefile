@@ -17,7 +17,23 @@ TORCH_PIP_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX),)
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: install demo test test-slow test-all bench clean chromium
+.PHONY: install demo test test-slow test-all bench clean chromium web node
+
+# The web client (viewer/web/): Node and npm from Debian when missing, then the packages
+# pinned by package-lock.json (`npm ci`), then the bundles (esbuild).
+WEB       := viewer/web
+WEB_STAMP := $(WEB)/node_modules/.installed-stamp
+
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	$(MAKE) node
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)
+	cd $(WEB) && node build.mjs
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +43,7 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) web
 	$(PY) -m splat.demo -o demo_out
 
 # Debian's Chromium for the headless browser tests (marked `browser`); a no-op when present.
@@ -36,17 +52,17 @@ chromium:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "warning: could not install chromium; browser tests will be skipped"
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium web
 	$(PY) -m pytest -q -m "not slow and not cuda" $(PYTEST_ARGS)
 
-test-slow: $(STAMP) chromium
+test-slow: $(STAMP) chromium web
 	$(PY) -m pytest -q -m "slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP) chromium
+test-all: $(STAMP) chromium web
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/render.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache $(WEB)/node_modules $(WEB)/dist

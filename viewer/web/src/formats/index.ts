@@ -1,0 +1,2 @@
+/** splatkit's decoders: ES modules with no DOM, for Web Workers and Node. */
+export { FormatError } from "./errors.js";
