@@ -17,7 +17,7 @@ TORCH_PIP_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX),)
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: install demo test test-slow test-all bench clean chromium web node
+.PHONY: install demo test test-slow test-all bench clean chromium web node docs docs-serve
 
 # The web client (viewer/web/): Node and npm from Debian when missing, then the packages
 # pinned by package-lock.json (`npm ci`), then the bundles (esbuild).
@@ -38,7 +38,7 @@ web: $(WEB_STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q $(TORCH_PIP_ARGS) '$(TORCH_SPEC)'
-	$(PIP) install -q -e '.[test,bench,features,open3d,ray]'
+	$(PIP) install -q -e '.[test,bench,features,open3d,ray,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -61,8 +61,17 @@ test-slow: $(STAMP) chromium web
 test-all: $(STAMP) chromium web
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The documentation site (MkDocs + Material, API pages from the docstrings by mkdocstrings) into
+# site/; --strict turns a broken link, a missing page or a page left out of the nav into an error.
+# Result pages are generated from bench/results/ at build time (docs/hooks.py, docs/gen_results.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
 bench: $(STAMP)
 	$(PY) bench/render.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache $(WEB)/node_modules $(WEB)/dist
+	rm -rf $(VENV) demo_out site .pytest_cache $(WEB)/node_modules $(WEB)/dist

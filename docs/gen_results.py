@@ -1,0 +1,606 @@
+"""The result pages and the README's headline table, generated from ``bench/results/*.json``.
+
+One script renders every measured figure the documentation quotes, so a number in the docs or
+in the README cannot drift from the benchmark file that holds it. Every table states the
+machine, the load and the command that produced it.
+
+    python docs/gen_results.py --out DIR   # write the result pages (the docs hook does this at build time)
+    python docs/gen_results.py --readme    # rewrite the README's headline block in place
+    python docs/gen_results.py --check     # exit 1 when the README's block differs from the generator's
+
+The README block sits between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+``tests/test_docs.py`` fails when it is out of date. A file under bench/results/ that no page
+uses is listed on the results index page under "Not on a results page".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+MACHINE = "the project's shared development machine: 2 x86-64 CPU cores, no GPU"
+
+# Results files kept in bench/results/ but measured with earlier code (a later file supersedes
+# them); they are not rendered, and the results index says so.
+SUPERSEDED = {
+    "image_rd_summary.json": "`.gsi` version 1 streams, before the rate term (image_rd_v3_summary.json)",
+    "image_rd_subset_summary.json": "before the rate term (image_rd_v3_summary.json)",
+    "image_rd_v2_summary.json": "before the rate term (image_rd_v3_summary.json)",
+    "image_bits.json": "`.gsi` files fitted before the rate term (image_bits_rate.json)",
+    "image_budget_kodim07_summary.json": "a repeat of one row of image_budget_summary.json",
+    "scene_default_quick.json": "one prune round under load (scene_default.json)",
+    "scale_2m_sh_blocks.json": "the 2M row before the SH blocks were streamed (scale.json)",
+    "memory_x1.json": "supervision on the feature map's own grid, not the default (memory.json)",
+    "video_timing.json": "the encoder before its current training-view defaults (video_independent.json)",
+    "scene_streams_classes.json": "one scene of scene_streams.json with precision classes",
+}
+
+
+def load(name: str) -> Any:
+    return json.loads((RESULTS / name).read_text())
+
+
+def one_min(x: Any) -> list[float]:
+    """The 1-minute load averages in a recorded value (a number, a [1, 5, 15] triple, or lists of them)."""
+    if x is None:
+        return []
+    if isinstance(x, (int, float)):
+        return [float(x)]
+    if isinstance(x, list) and len(x) == 3 and all(isinstance(v, (int, float)) for v in x):
+        return [float(x[0])]
+    if isinstance(x, list):
+        return [v for item in x for v in one_min(item)]
+    return []
+
+
+def load_text(*values: Any) -> str:
+    """'1.0' or '1.0-1.6': the range of the recorded 1-minute load averages."""
+    vals = [v for x in values for v in one_min(x)]
+    if not vals:
+        return "not recorded"
+    lo, hi = min(vals), max(vals)
+    return f"{lo:.1f}" if round(lo, 1) == round(hi, 1) else f"{lo:.1f}-{hi:.1f}"
+
+
+def num(x: float | None, digits: int = 2, unit: str = "") -> str:
+    if x is None:
+        return "-"
+    s = f"{x:,.{digits}f}"
+    return f"{s} {unit}" if unit else s
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def scene_name(path: str) -> str:
+    return "playbot level 0" if path.endswith("meta.json") else path
+
+
+@dataclass
+class Table:
+    """One measured table: what, where it comes from, and its rows."""
+
+    title: str
+    source: list[str]
+    command: str
+    load: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: str = ""
+    machine: str = MACHINE
+
+    def markdown(self, link: Callable[[str], str]) -> str:
+        src = ", ".join(f"[`{s}`]({link(s)})" for s in self.source)
+        lines = [f"### {self.title}", "",
+                 f"- **Machine:** {self.machine}", f"- **Load average (1 min):** {self.load}",
+                 f"- **Command:** `{self.command}`", f"- **Results file:** {src}", ""]
+        lines.append("| " + " | ".join(self.header) + " |")
+        lines.append("|" + "---|" * len(self.header))
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        if self.notes:
+            lines += ["", self.notes]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Page:
+    name: str
+    title: str
+    intro: str
+    tables: list[Table] = field(default_factory=list)
+
+    def sources(self) -> set[str]:
+        return {s for t in self.tables for s in t.source}
+
+    def markdown(self) -> str:
+        link = lambda s: f"files/{s}"  # noqa: E731  (copies of bench/results/ beside the pages)
+        head = (f"# Results: {self.title}\n\n{self.intro}\n\n"
+                "This page is generated by `docs/gen_results.py` from `bench/results/`; edit the "
+                "benchmark, not the page.\n\n")
+        return head + "\n".join(t.markdown(link) for t in self.tables)
+
+
+# ---------------------------------------------------------------- rendering
+def render_tables() -> list[Table]:
+    d = load("render.json")
+    m = d["meta"]
+    rows = [[s["scene"], f"{s['gaussians']:,}", s["size"], f"**{num(s['forward_s'], 3)} s**",
+             f"**{num(s['forward_backward_s'], 3)} s**", f"{num(s['forward_cpu1_s'], 3)} s",
+             f"{num(s['forward_backward_cpu1_s'], 3)} s",
+             f"{s['forward_peak_mb']:.0f} / {s['forward_backward_peak_mb']:.0f} MB"] for s in d["scenes"]]
+    r = d["small_scene_ratios"]
+    t1 = Table("CPU backend speed", ["render.json"], "python bench/render.py", load_text(m["load_average"]),
+               ["scene", "Gaussians", "size", "forward, 2 threads (wall)", "fwd+bwd, 2 threads (wall)",
+                "forward, 1 thread (CPU)", "fwd+bwd, 1 thread (CPU)", "peak memory fwd / fwd+bwd"], rows,
+               f"Median of {m['runs']} runs, one orbit view, projection and SH included; torch {m['torch']}, "
+               f"numba {m['numba']}, measured {m['date']}.")
+    t2 = Table("Against dense PyTorch", ["render.json"], "python bench/render.py", load_text(m["load_average"]),
+               ["scene", "vs float64 reference, forward", "vs float64 reference, fwd+bwd",
+                "vs dense float32, forward", "vs dense float32, fwd+bwd"],
+               [[r["scene"], f"{r['speedup_vs_float64_reference_fwd']:,.0f}x",
+                 f"{r['speedup_vs_float64_reference_fwdbwd']:,.0f}x", f"{r['speedup_vs_dense_float32_fwd']:,.0f}x",
+                 f"{r['speedup_vs_dense_float32_fwdbwd']:,.0f}x"]],
+               "How many times faster the CPU backend is than the same rendering written as dense tensor code. "
+               "At this size the CPU backend's 2-3 ms are mostly fixed cost, so the ratios grow with the scene.")
+    return [t1, t2]
+
+
+# ---------------------------------------------------------------- scene compression
+def scene_tables() -> list[Table]:
+    rows_in = load("scene_default.json") + load("scene_default_playbot.json")
+    rows = [[scene_name(r["scene"]), f"{r['gaussians']:,}", str(r["sh_degree"]), f"**{r['ratio']:.1f}x**",
+             f"{r['psnr']:.2f} dB", f"{r['prune']:.2f}", f"{r['encode_s']:.0f} s", ms(r["decode_s"])] for r in rows_in]
+    default = Table("The default path (`splat compress in -o out.lgs`)",
+                    ["scene_default.json", "scene_default_playbot.json"],
+                    "python bench/scene_default.py (playbot: --scenes playbot/0_0/meta.json --out bench/results/scene_default_playbot)",
+                    load_text([r["load_before"] for r in rows_in]),
+                    ["scene", "Gaussians", "SH", "x raw PLY", "fidelity", "prune chosen", "encode", "decode"], rows,
+                    "Ratio against the float32 INRIA PLY; fidelity is the PSNR of the decoded scene's renders "
+                    "against the original's on 8 held-out views.")
+
+    d = load("scene_vs_sog.json")
+    by_scene: dict[str, dict[str, dict]] = {}
+    for r in d["rows"]:
+        key = "sog" if r["format"] == "sog" else ("target" if "target" in r["setting"] else r["setting"])
+        by_scene.setdefault(r["scene"], {})[key] = r
+    rows = []
+    for sc, v in by_scene.items():
+        s, t = v["sog"], v["target"]
+        b = t.get("bits", {})
+        bits = " / ".join(str(b.get(k, "-")) for k in ("position_bits", "scale_bits", "rotation_bits",
+                                                          "opacity_bits", "dc_bits"))
+        rows.append([sc, f"{s['gaussians']:,}", f"{s['bytes']:,}", f"{s['psnr']:.2f} dB", f"{t['bytes']:,}",
+                     f"{t['psnr']:.2f} dB", f"**{s['bytes'] / t['bytes']:.2f}x**", bits,
+                     f"{t['encode_s']:.0f} s", f"{t['decode_s']:.2f} s"])
+    vs_sog = Table("At SOG's fidelity (`--target-psnr P --prune 0`)", ["scene_vs_sog.json"],
+                   "python bench/scene_vs_sog.py", load_text(d["load_average_start"], d["load_average_end"]),
+                   ["scene", "Gaussians", "SOG bytes", "SOG fidelity", "`.lgs` bytes", "`.lgs` fidelity",
+                    "SOG / `.lgs`", "bits: pos / scale / rot / opacity / colour", "encode", "decode"], rows,
+                   "SOG written by PlayCanvas splat-transform 3.7.0 (`-g cpu`) in the same run; the four scenes ran "
+                   "in parallel, so encode and decode times are several times the idle ones.")
+
+    d = load("scene_decode.json")
+    rows = [[f["file"], f"{f['default_threads']['gaussians']:,}", f"{f['default_threads']['bytes']:,}",
+             f"**{ms(f['default_threads']['min_s'])}**", ms(f["one_thread"]["min_s"]), ms(f["default_threads"]["cold_s"])]
+            for f in d["files"]]
+    decode = Table("Decode speed", ["scene_decode.json"], "python bench/scene_decode.py FILES",
+                   load_text(d["load_before"], d["load_after"]),
+                   ["file", "Gaussians", "bytes", "2 threads", "1 thread", "cold (first call)"], rows,
+                   f"Minimum of {d['repeat']} warm decodes. The files are playbot level 0 with every Gaussian kept, "
+                   "pruned 66% (the size of the default output), and with `--target-psnr 38.5`; "
+                   "the benchmark's docstring has the commands that make them.")
+
+    d = load("scene_target_playbot.json")
+    target = Table("playbot at a 38.5 dB target", ["scene_target_playbot.json"],
+                   "splat compress ../shared/data/scenes/playbot/0_0/meta.json -o out.lgs --target-psnr 38.5",
+                   load_text(d["load_before"], d["load_after"]),
+                   ["Gaussians", "bytes", "x raw PLY", "fidelity", "prune", "encode", "decode"],
+                   [["500,000", f"{d['bytes']:,}", f"**{d['ratio']:.1f}x**", f"{d['psnr']:.2f} dB", f"{d['prune']:.2f}",
+                     f"{d['encode_s']:.0f} s", ms(d["decode_s"])]],
+                   "Encode time under that load: " + ", ".join(f"{k} {v:.0f} s" for k, v in d["timings"].items()) + ".")
+
+    d = load("scene_rd.json")
+    rows = [[f"{r['scene']} ({r['gaussians']:,}, {r['sh_degree']})", f"{r['format']} {r['setting']}",
+             f"{r['bytes_per_gaussian']:.2f}", f"{r['ratio_vs_ply']:.1f}", f"{r['ratio_vs_spz']:.1f}",
+             f"{r['ratio_vs_sog']:.1f}", f"{r['psnr']:.2f}", f"{r['encode_s']:.1f}", f"{r['decode_s']:.3f}"]
+            for r in d["rows"] if r["format"] != "ply"]
+    rd = Table("Formats and settings side by side", ["scene_rd.json"], "python bench/scene_rd.py --quick",
+               load_text(d["load_average_end"]),
+               ["scene (Gaussians, SH)", "format / setting", "B/G", "x raw PLY", "x SPZ", "x SOG", "fidelity dB",
+                "encode s", "decode s"], rows,
+               "B/G = bytes per input Gaussian; fidelity on the same 8 held-out 480x360 views for every format; "
+               "SOG and compressed PLY by splat-transform 3.7.0. `no-prune L0/L1`: no pruning at 5 / 8 bits. "
+               "This run predates the default path's prune/fine-tune loop (see the first table for the default).")
+
+    d = load("scene_precision.json")
+    rows = [[f"{r['low_fraction']:.0%}", str(r["low_drop"]), f"{r['bytes'] / 1000:.1f} kB", f"{r['psnr']:.2f} dB"]
+            for r in d["rows"]]
+    prec = Table(f"Precision classes ({d['scene']}, pruned {d['prune']:.0%})", ["scene_precision.json"],
+                 "python bench/scene_precision.py", load_text(d["load_average"]),
+                 ["coarser fraction", "bits dropped", "file", "fidelity"], rows,
+                 "The least significant fraction of the Gaussians stores scales, rotations and colour this many bits "
+                 "coarser (8 held-out 240x180 views).")
+
+    d = load("scene_streams.json")
+    rows = [[f"{r['scene']} ({r['gaussians']:,})", r["coding"], f"{r['total_bytes'] / 1000:.1f}",
+             f"{r['encode_s']:.1f}", f"{r['decode_s']:.3f}"] for r in d["rows"]]
+    streams = Table("Order-0 against context-modelled streams (no pruning, 8 bits)", ["scene_streams.json"],
+                    "python bench/scene_rd.py --streams", load_text(d["load_average_end"]),
+                    ["scene", "coding", "total kB", "encode s", "decode s"], rows, d.get("note", ""))
+    return [default, vs_sog, decode, target, rd, prec, streams]
+
+
+# ---------------------------------------------------------------- image fitting
+def image_tables() -> list[Table]:
+    d = load("image_rd_v3_summary.json")
+    rows = []
+    for bpp, v in d.items():
+        g, j, w, diff = v["gsi"], v["jpeg"], v["webp"], v["gsi_minus_jpeg"]
+        rows.append([f"{float(bpp):g} bpp", str(g["images"]), f"{g['psnr']:.2f} dB @ {g['bpp']:.3f}",
+                     f"{j['psnr']:.2f} dB @ {j['bpp']:.3f}", f"{w['psnr']:.2f} dB @ {w['bpp']:.3f}",
+                     f"**{diff['mean_db']:+.2f}** / {diff['min_db']:+.2f} dB ({diff['worst_image']})"])
+    rd = Table("Kodak: rate and distortion against JPEG and WebP", ["image_rd_v3_summary.json"],
+               "python bench/image_rd.py --images kodim01 kodim03 kodim05 kodim07 kodim09 kodim12 --codecs gsi jpeg webp",
+               "not recorded in the file (shared machine, heavily loaded)",
+               ["target", "images", "ours (.gsi)", "JPEG", "WebP", "ours - JPEG (mean / worst)"], rows,
+               "JPEG and WebP (Pillow) at the largest quality whose real bpp is not above ours. Fit times from "
+               "this loaded run are not the machine's speed; see the next table.")
+    d = load("image_speed.json")
+    speed = Table("Fit and decode time of one image", ["image_speed.json"], d["command"],
+                  load_text(d["load_before"], d["load_after"]),
+                  ["image", "bpp", "Gaussians", "fit (wall)", "fit (CPU)", "peak RSS", "decode + render, default threads",
+                   "decode + render, 1 thread"],
+                  [[d["image"], f"{d['bpp']:.3f}", f"{d['gaussians']:,}", f"**{d['fit_wall_s']:.1f} s**",
+                    f"{d['fit_cpu_s']:.1f} s", f"{d['fit_peak_rss_mb']:.0f} MB",
+                    f"**{d['decode_render_default_threads']['min_ms']:.1f} ms**",
+                    f"{d['decode_render_one_thread']['min_ms']:.1f} ms"]],
+                  "768x512; decode + render is the minimum over warm runs in one process.")
+    d = load("image_budget_summary.json")
+    rows = [[k.split("@")[1] + " bpp", "without the final stage" if k.startswith("main") else "always refine (current)",
+             f"{v['psnr']:.3f} dB", f"{v['bpp']:.3f}", f"{v['gaussians']:,.0f}", f"{v['fit_s']:.0f} s"]
+            for k, v in sorted(d.items(), key=lambda kv: kv[0].split("@")[::-1]) if "@" in k]
+    budget = Table("Rate control: the final refinement stage (kodim01, 03, 07; means)", ["image_budget_summary.json"],
+                   "python bench/image_budget.py", load_text(d["load_range"]),
+                   ["target", "rate control", "PSNR", "bpp", "Gaussians", "fit"], rows)
+    d = load("image_bits_rate.json")[0]
+    s = d["streams"]
+    bits = Table("Where the bits go", ["image_bits_rate.json"], "python bench/image_bits.py X.gsi",
+                 "not recorded",
+                 ["file", "Gaussians", "bpp", "header", "position", "shape (size + anisotropy)",
+                  "colour (Y + Co + Cg)", "total bits per Gaussian"],
+                 [[d["file"], f"{d['gaussians']:,}", f"{d['bpp']:.3f}", f"{d['header']:.2f}", f"{d['position']:.2f}",
+                   f"{d['shape']:.2f} ({s['sa']:.2f} + {s['su']:.2f} + {s['sv']:.2f})",
+                   f"{d['colour']:.2f} ({s['c0']:.2f} + {s['c1']:.2f} + {s['c2']:.2f})", f"{d['total']:.2f}"]],
+                 "From `splat fit-image kodim03.png -o X.gsi --bpp 0.5`.")
+    return [rd, speed, budget, bits]
+
+
+# ---------------------------------------------------------------- video
+def video_rows(d: dict, psnr_min: bool = False) -> list[list[str]]:
+    rows = []
+    for r in d["rows"]:
+        psnr = f"{r['psnr_db']:.1f}" if r["psnr_db"] < 99 else "lossless"
+        if psnr_min and r.get("psnr_min_db") is not None:
+            psnr += f" / {r['psnr_min_db']:.1f}"
+        bold = "**" if r["codec"].startswith("gsv") else ""
+        rows.append([f"{r['clip']} ({r['gaussians']:,}, {r['frames']} frames)", r["codec"],
+                     f"{bold}{r['bits_per_gaussian_frame']:.2f}{bold}", f"{r['kb_per_frame']:.1f}", psnr,
+                     f"{r['encode_s_per_frame']:.2f}", f"{r['decode_fps']:.1f}"])
+    return rows
+
+
+def video_tables() -> list[Table]:
+    d = load("video.json")
+    st = d["settings"]
+    head = ["clip", "codec", "bits/Gaussian/frame", "KB/frame", "PSNR dB", "encode s/frame", "decode fps"]
+    main = Table("`.gsv` against per-frame codecs", ["video.json"],
+                 f"python bench/video.py --gaussians {st['gaussians']} --frames {st['frames']} --wave-frames "
+                 f"{st['wave_frames']} --qualities medium --independent-frames {st['independent_frames']} "
+                 f"--psnr-every {st['psnr_every']} --baseline-every {st['baseline_every']}",
+                 load_text(st["load_avg_at_end"]) + " (at the end)", head, video_rows(d),
+                 f"PSNR of renders of decoded against original frames ({st['cameras']}); decode on "
+                 f"{st['decode_threads']} thread; the load makes the times pessimistic.")
+    d = load("video_independent.json")
+    st = d["settings"]
+    indep = Table("Independently made frames, tracked by rendering", ["video_independent.json"],
+                  "python bench/video.py --clips independent --gaussians 20000 --independent-frames 8 "
+                  "--psnr-every 5 --baseline-every 20 --out bench/results/video_independent",
+                  load_text(st["load_avg_at_end"]) + " (at the end)",
+                  head[:4] + ["PSNR dB mean / worst"] + head[5:], video_rows(d, psnr_min=True),
+                  "The performer re-sampled every frame (new Gaussians on the same moving surface), "
+                  "encoded with `--target-psnr 35`.")
+    d = load("video_decode_idle.json")
+    dec = Table("Playback-speed decode", ["video_decode_idle.json"], "python bench/video_decode.py",
+                load_text(d["load_average_before"], d["load_average_after"]),
+                ["Gaussians", "frames", "GOP", "bits/Gaussian/frame", "decode fps (one thread, segment loads included)",
+                 "keyframe", "predicted frame (median)"],
+                [[f"{d['gaussians']:,}", str(d["frames"]), str(d["gop"]), f"{d['bits_per_gaussian_frame']:.2f}",
+                  f"**{d['decode_fps_incl_segment_loads']:.1f}**", f"{d['keyframe_ms']:.0f} ms",
+                  f"{d['pframe_ms_median']:.1f} ms"]])
+    d = load("video_playback.json")
+    p, s = d["playback"], d["server_only"]
+    play = Table("Playback in the viewer", ["video_playback.json"], d["meta"]["command"].strip(),
+                 load_text(d["meta"]["load_average"]),
+                 ["clip", "viewport", "delivered fps", "shown fps", "on the wire", "server alone (decode + pack)",
+                  "keyframe / predicted decode"],
+                 [[d["clip"]["clip"], "x".join(map(str, p["viewport"])), f"**{p['delivered_fps']:.1f}**",
+                   f"{p['shown_fps']:.1f}", f"{p['wire_mbit_s']:.0f} Mbit/s", f"{s['fps']:.0f} fps",
+                   f"{s['keyframe_decode_ms']:.0f} / {s['pframe_decode_ms']:.1f} ms"]],
+                 f"Client: {d['meta']['client']} on the same 2 cores; the software WebGL drawing, not the server, "
+                 "limits the frame rate here.")
+    return [main, indep, dec, play]
+
+
+# ---------------------------------------------------------------- feature memory
+def memory_tables() -> list[Table]:
+    d = load("memory.json")
+    m = d["meta"]
+    names = {"feature3dgs-full": "Feature-3DGS-style, full D per Gaussian", "langsplat-ae-d3": "LangSplat-style AE latent"}
+    rows = []
+    for r in d["rows"]:
+        bank = "-" if r["bank_max"] is None else f"{r['bank_max']}" + (
+            f" ({r['bank_size']})" if r["bank_size"] and r["bank_size"] != r["bank_max"] else "")
+        rows.append([names.get(r["method"], r["method"]), str(r["query_dim"]), bank, r["projection"] or "-",
+                     f"{r['heldout_cos']:.3f}", f"{r['cos_gap_vs_full']:+.3f}", f"{r['heldout_l2']:.1f}",
+                     f"{r['bytes'] / 1e6:.2f} MB", f"{r['storage_ratio_vs_full']:.0f}x", f"{r['train_seconds']:.0f} s"])
+    return [Table(f"Held-out feature fidelity and storage ({m['scene']}, {m['gaussians']:,} Gaussians)", ["memory.json"],
+                  m["command"], load_text(m["load_avg"]),
+                  ["method", "q", "bank cap (size)", "projection", "held-out cos", "gap to full", "L2", "storage",
+                   "vs full f32", "time"], rows,
+                  f"{m['views']} views at {m['size'][0]}x{m['size'][1]} with {len(m['holdout'])} held out, "
+                  f"{m['model']} features (D={m['dim']}); scored on the held-out views' feature cells. Storage is the "
+                  f"feature part only. Times exclude the shared per-view operators ({m['operator_seconds']:.0f} s).")]
+
+
+# ---------------------------------------------------------------- viewer
+def viewer_tables() -> list[Table]:
+    d = load("viewer.json")
+    m = d["meta"]
+    rows = [[r["asset"], f"{r['gaussians']:,}", ms(r["decode_s"]), f"{r['ready_s']:.2f} s", f"{r['connected_s']:.1f} s",
+             f"**{r['ttff_s']:.1f} s**", f"{r['wire_bytes'] / 1e6:.2f} MB"] for r in d["time_to_first_frame"]]
+    ttff = Table("Time to first frame", ["viewer.json"], "python bench/viewer.py", load_text(m["load_average"]),
+                 ["asset", "Gaussians drawn", "decode", "server ready", "tab connected", "first frame", "sent"], rows,
+                 f"From the start of decoding to the first frame the tab drew, browser already open; client: "
+                 f"{m['client']}, {m['viewport'][0]}x{m['viewport'][1]}, median of {m['repeats']}.")
+    rows = [[r["scene"], f"{r['gaussians']:,}", str(r["sh_degree"]), f"{r['refresh_compute_ms']:.2f} ms",
+             f"{r['delivered_fps']:.0f}", f"{r['bytes_per_refresh'] / 1e6:.2f} MB"] for r in d["sh_refresh"]]
+    sh = Table("View-dependent colour refresh", ["viewer.json"], "python bench/viewer.py", load_text(m["load_average"]),
+               ["scene", "Gaussians", "SH degree", "compute per refresh", "refreshes/s reaching the tab", "per refresh"],
+               rows)
+    d = load("viewer_memory.json")
+    m = d["meta"]
+    rows = [[r["scene"], f"{r['gaussians']:,}", str(r["dim"]), f"{r['median_pick']:.0f} ms",
+             f"{r['median_similarity']:.0f} ms", f"{r['median_colors']:.0f} ms",
+             f"{r['median_click_to_drawn_ms'] / 1000:.1f} s", f"{r['bytes_per_query'] / 1e6:.2f} MB"]
+            for r in d["memory_query"]]
+    mem = Table("Feature-memory query", ["viewer_memory.json"], "python bench/viewer.py --memory-only",
+                load_text(m["load_average"]),
+                ["scene", "Gaussians", "D", "pick", "similarity", "colours", "click to drawn", "pushed"], rows,
+                f"Median of the clicks; client: {m['client']}. The server's part is the first three columns; the "
+                "rest is the transfer and software WebGL on the loaded cores.")
+    return [ttff, sh, mem]
+
+
+# ---------------------------------------------------------------- scale
+def scale_tables() -> list[Table]:
+    d = load("scale.json")
+    names = {"0.5M": "playbot level 0 (SH 2)", "2M": "playbot tiled 2x2 (SH 2)"}
+    rows = []
+    for r in d["rows"]:
+        rows.append([names.get(r["size"], f"synthetic sphere ({r['size']})"), f"{r['n']:,}",
+                     f"{r['raw_ply_bytes'] / 1e6:,.0f} MB", f"{r['lgs_bytes'] / 1e6:.2f} MB", f"{r['compress_s']:.0f} s",
+                     f"{r['compress_peak_rss'] / 1e6:,.0f} MB ({r['compress_rss_x_ply']:.2f}x)", f"{r['decompress_s']:.2f} s",
+                     f"{r['decompress_peak_rss'] / 1e6:,.0f} MB ({r['decompress_rss_x_ply']:.2f}x)",
+                     "-" if r["psnr"] is None else f"{r['psnr']:.2f} dB", load_text(r.get("load_before"), r.get("load_after")),
+                     f"`{r.get('command', d['meta']['command'])}`"])
+    size = Table("Memory and time against scene size", ["scale.json"], d["meta"]["command"] + " (per row below)",
+                 load_text([r.get("load_before") for r in d["rows"]], [r.get("load_after") for r in d["rows"]]),
+                 ["scene", "Gaussians", "raw PLY", ".lgs", "compress", "peak RSS (x PLY)", "decompress",
+                  "peak RSS (x PLY)", "fidelity", "load", "command"], rows,
+                 "Compress path: `splat compress --steps 0 --prune 0.66 --level 1` (one prune + encode pass); each run "
+                 "in its own process, peak RSS = VmHWM.")
+    d = load("scale_ray.json")
+    ray = Table("Serial against 2 Ray workers (video segments)", ["scale_ray.json"], d["command"],
+                load_text(d["load_before"], d["load_after"]),
+                ["clip", "serial (default threads)", "serial (1 thread)", "2 workers", "speed-up", "vs 1-thread serial",
+                 "Ray start + warm-up (not counted)"],
+                [[f"{d['gaussians']:,} Gaussians, {d['frames']} frames, {d['segments']} segments", f"{d['serial_s']:.1f} s",
+                  f"{d['serial_1thread_s']:.1f} s", f"{d['workers2_s']:.1f} s", f"**{d['speedup']:.2f}x**",
+                  f"{d['speedup_vs_1thread']:.2f}x", f"{d['ray_start_and_warm_s']:.1f} s"]],
+                 "Bytes checked equal to the serial run's.")
+    d = load("threads.json")
+    rows = [[r["background"], r["setup"], str(r["threads"]), f"{r['wall_ms_per_step']:.1f}", f"{r['cpu_ms_per_step']:.1f}"]
+            for r in d["rows"]]
+    threads = Table("Threads: one image-fitting step, 1 and 2 threads", ["threads.json"], d["command"],
+                    load_text([r["load_avg_1min"] for r in d["rows"]]),
+                    ["background", "set-up", "threads", "wall ms/step", "CPU ms/step"], rows,
+                    f"{d['image']} crop {d['crop']}x{d['crop']}, {d['gaussians']:,} Gaussians. `package`: the threading "
+                    "layer `import splat` selects (numba `omp`, passive wait); `spin`: OpenMP's default active wait; "
+                    "`busy`: one busy-looping process beside it. Under this load CPU time is the steadier figure.")
+    return [size, ray, threads]
+
+
+# ---------------------------------------------------------------- formats
+def formats_tables() -> list[Table]:
+    d = load("formats.json")
+    rows = [[r["scene"], r["format"], f"{r['bytes_per_gaussian']:.1f}", f"{r['write_s']:.2f} s", f"{r['read_s']:.2f} s",
+             f"{r['means_max']:.2g}", f"{r['opacity_max']:.2g}", f"{r['rgb_mean']:.2g}", f"{r['quat_max']:.2g}",
+             "-" if r.get("sh_rel_rmse") is None else f"{r['sh_rel_rmse']:.3f}"] for r in d["round_trips"]]
+    rt = Table("Round trips through each writable format", ["formats.json"], "python bench/formats.py",
+               load_text(d["load_average"]),
+               ["scene", "format", "B/G", "write", "read", "max position error", "max opacity error", "mean colour error",
+                "max quaternion error", "SH relative RMSE"], rows)
+    rows = [[r["file"], r["format"], f"{r['gaussians']:,}", f"{r['read_s']:.2f} s"] for r in d["real_files"]]
+    real = Table("Reading the shared scenes", ["formats.json"], "python bench/formats.py", load_text(d["load_average"]),
+                 ["file", "format", "Gaussians", "read"], rows)
+    d = load("entropy_constriction.json")
+    rows = []
+    for r in d["rows"]:
+        c = r["constriction_our_models"]
+        rows.append([r["scene"], r["stream"], f"{r['count']:,}", f"{r['ours_static']['bytes']:,}",
+                     f"{r['constriction_static']['bytes']:,}", f"{r['ours_context']['bytes']:,}", f"{c['bytes']:,}",
+                     f"{r['ours_context']['decode_s'] * 1000:.1f} ms", f"{c['decode_s_extrapolated']:.2f} s"])
+    ent = Table("The entropy coder against `constriction`", ["entropy_constriction.json"],
+                "python bench/entropy_constriction.py", load_text(d["load_average_start"], d["load_average_end"]),
+                ["scene", "stream", "values", "ours, static", "constriction, static", "ours, context models",
+                 "constriction, our models", "ours, context decode", "constriction, our models, decode (extrapolated)"],
+                rows, f"constriction {d.get('constriction', '')}. Same models, same size; decoding adaptive models "
+                      "symbol by symbol from Python is what costs.")
+    return [rt, real, ent]
+
+
+PAGES: list[tuple[str, str, str, Callable[[], list[Table]]]] = [
+    ("render", "rendering", "The differentiable rasterizer's CPU backend. Design: [the renderer](../renderer.md).",
+     render_tables),
+    ("scene", "scene compression", "`.lgs`: size and fidelity. Usage: [scene compression](../guides/scene.md).",
+     scene_tables),
+    ("image", "image fitting", "`.gsi` on the Kodak images. Usage: [image fitting](../guides/image.md).", image_tables),
+    ("video", "volumetric video", "`.gsv` clips. Usage: [volumetric video](../guides/video.md).", video_tables),
+    ("memory", "feature memory", "`.m3`. Usage: [feature memory](../guides/memory.md).", memory_tables),
+    ("viewer", "viewer", "`splat view` in headless Chromium. Usage: [the viewer](../viewer.md).", viewer_tables),
+    ("scale", "scale and threads", "Large scenes, Ray workers and threads. Design: [scale](../scale.md).", scale_tables),
+    ("formats", "formats and entropy coding", "Readers and writers ([formats and I/O](../guides/io.md)) and the "
+     "entropy layer ([design note](../design/entropy.md)).", formats_tables),
+]
+
+
+def pages() -> dict[str, str]:
+    """Markdown of every result page, keyed by its path under docs/ (``results/render.md``, ...)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    index = ["# Results", "",
+             "Every figure in this documentation and in the README comes from a file in `bench/results/`, "
+             "written by a script in `bench/`. These pages are generated from those files by "
+             "`docs/gen_results.py` at every build, so they cannot disagree with them. Each table names the "
+             "machine, the load average while it ran and the command that reproduces it. The development "
+             "machine is shared, so a table measured under load gives upper bounds for times; sizes and "
+             "qualities do not depend on the load.", "",
+             "## Headline results", "", headline_table(lambda s: f"files/{s}"), "",
+             "## Pages", ""]
+    for name, title, intro, make in PAGES:
+        page = Page(name, title, intro, make())
+        used |= page.sources()
+        out[f"results/{name}.md"] = page.markdown()
+        index.append(f"- [{title[0].upper() + title[1:]}]({name}.md)")
+    used |= set(HEADLINE_SOURCES)
+    rest = sorted(p.name for p in RESULTS.glob("*.json") if p.name not in used)
+    index += ["", "## Not on a results page", ""]
+    for n in rest:
+        why = SUPERSEDED.get(n, "not rendered yet: add it to `docs/gen_results.py`")
+        index.append(f"- [`{n}`](files/{n}): {why}")
+    out["results/index.md"] = "\n".join(index) + "\n"
+    return out
+
+
+# ---------------------------------------------------------------- the README's headline table
+HEADLINE_SOURCES = ["render.json", "scene_default.json", "scene_vs_sog.json", "scene_decode.json",
+                    "image_rd_v3_summary.json", "image_speed.json", "video.json", "video_decode_idle.json",
+                    "memory.json", "scale.json"]
+
+
+def headline_rows() -> Iterable[tuple[str, str, str, str]]:
+    """(capability, result, conditions, results file) for the README's table."""
+    d = load("render.json")
+    b = max(d["scenes"], key=lambda s: s["gaussians"])
+    yield ("Rendering", f"{b['gaussians']:,} Gaussians at {b['size']}: forward {b['forward_s']:.3f} s, "
+                        f"forward + backward {b['forward_backward_s']:.3f} s", f"CPU, 2 threads, load {load_text(d['meta']['load_average'])}",
+           "render.json")
+    rows = load("scene_default.json")
+    lo, hi = min(r["ratio"] for r in rows), max(r["ratio"] for r in rows)
+    big = max(rows, key=lambda r: r["gaussians"])
+    yield ("Scene compression", f"{lo:.1f}-{hi:.0f}x smaller than the PLY at >= {min(r['psnr'] for r in rows):.0f} dB "
+                                f"fidelity on {len(rows)} scenes; {big['scene']} ({big['gaussians']:,} Gaussians) in {big['encode_s']:.0f} s",
+           f"default settings, load {load_text([r['load_before'] for r in rows])}", "scene_default.json")
+    d = load("scene_vs_sog.json")
+    sog = {r["scene"]: r["bytes"] for r in d["rows"] if r["format"] == "sog"}
+    ratios = [sog[r["scene"]] / r["bytes"] for r in d["rows"] if "target" in r["setting"]]
+    yield ("Scene compression", f"{min(ratios):.2f}-{max(ratios):.2f}x smaller than SOG at SOG's fidelity "
+                                f"({len(ratios)} scenes)", f"`--target-psnr P --prune 0`, load {load_text(d['load_average_start'], d['load_average_end'])}",
+           "scene_vs_sog.json")
+    d = load("scene_decode.json")
+    f = max(d["files"], key=lambda f: f["default_threads"]["gaussians"])["default_threads"]
+    yield ("Scene decode", f"{f['gaussians']:,} Gaussians in {f['min_s']:.3f} s", f"2 threads, load "
+                                                                                   f"{load_text(d['load_before'], d['load_after'])}",
+           "scene_decode.json")
+    d = load("image_rd_v3_summary.json")
+    parts = [f"{v['gsi_minus_jpeg']['mean_db']:+.2f} dB at {float(k):g} bpp" for k, v in d.items()]
+    n = next(iter(d.values()))["gsi"]["images"]
+    yield ("Image fitting", "against JPEG: " + ", ".join(parts), f"{n} Kodak images", "image_rd_v3_summary.json")
+    d = load("image_speed.json")
+    yield ("Image fitting", f"fit {d['fit_wall_s']:.1f} s, decode + render {d['decode_render_default_threads']['min_ms']:.0f} ms",
+           f"{d['image']}, 768x512 at {d['target_bpp']} bpp, load {load_text(d['load_before'], d['load_after'])}",
+           "image_speed.json")
+    d = load("video.json")
+    tr = next(r for r in d["rows"] if r.get("mode") == "tracked")
+    lgs = next(r for r in d["rows"] if r["clip"] == tr["clip"] and r["codec"] == "per-frame lgs")
+    yield ("Volumetric video", f"{tr['bits_per_gaussian_frame']:.2f} bits/Gaussian/frame at {tr['psnr_db']:.1f} dB, "
+                               f"{lgs['bits_per_gaussian_frame'] / tr['bits_per_gaussian_frame']:.0f}x below per-frame `.lgs`",
+           f"tracked performer, {tr['gaussians']:,} Gaussians, load {load_text(d['settings']['load_avg_at_end'])}", "video.json")
+    d = load("video_decode_idle.json")
+    yield ("Volumetric video", f"decode {d['decode_fps_incl_segment_loads']:.1f} fps, {d['gaussians']:,} Gaussians",
+           f"one thread, load {load_text(d['load_average_before'], d['load_average_after'])}", "video_decode_idle.json")
+    d = load("memory.json")
+    ours = next(r for r in d["rows"] if r["method"] == "ours" and r["query_dim"] == 16 and r["projection"] == "learnable"
+                and r["bank_max"] == 4096)
+    yield ("Feature memory", f"held-out cosine {ours['cos_gap_vs_full']:.3f} below full per-Gaussian features at "
+                             f"{ours['storage_ratio_vs_full']:.0f}x less storage", f"{d['meta']['scene']}, default settings, load {load_text(d['meta']['load_avg'])}",
+           "memory.json")
+    d = load("scale.json")
+    r = max(d["rows"], key=lambda r: r["n"])
+    yield ("Scale", f"{r['n']:,} Gaussians compressed in {r['compress_s'] / 60:.1f} min, peak memory "
+                    f"{r['compress_rss_x_ply']:.2f}x the PLY", f"SH 3, load {load_text(r.get('load_before'), r.get('load_after'))}",
+           "scale.json")
+
+
+def headline_table(link: Callable[[str], str]) -> str:
+    lines = ["| capability | result | conditions | source |", "|---|---|---|---|"]
+    for cap, result, cond, src in headline_rows():
+        lines.append(f"| {cap} | {result} | {cond} | [{src}]({link(src)}) |")
+    return "\n".join(lines)
+
+
+def readme_block() -> str:
+    return (f"{BEGIN}\n<!-- generated by docs/gen_results.py from bench/results/: run "
+            f"`python docs/gen_results.py --readme` after a benchmark -->\n"
+            f"{headline_table(lambda s: f'bench/results/{s}')}\n{END}")
+
+
+def rewrite_readme(text: str) -> str:
+    a, b = text.find(BEGIN), text.find(END)
+    if a < 0 or b < a:
+        raise SystemExit(f"{README}: no {BEGIN} ... {END} block")
+    return text[:a] + readme_block() + text[b + len(END):]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, help="write the result pages under this folder (results/*.md)")
+    ap.add_argument("--readme", action="store_true", help="rewrite the README's headline block")
+    ap.add_argument("--check", action="store_true", help="exit 1 if the README's block is out of date")
+    args = ap.parse_args(argv)
+    if args.out:
+        for rel, text in pages().items():
+            p = args.out / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+    text = README.read_text()
+    if args.readme:
+        new = rewrite_readme(text)
+        if new != text:
+            README.write_text(new)
+    if args.check and rewrite_readme(text) != text:
+        print(f"{README}: the headline block is out of date; run python docs/gen_results.py --readme", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
