@@ -150,7 +150,15 @@ def render_tables() -> list[Table]:
                  f"{r['speedup_vs_dense_float32_fwdbwd']:,.0f}x"]],
                "How many times faster the CPU backend is than the same rendering written as dense tensor code. "
                "At this size the CPU backend's 2-3 ms are mostly fixed cost, so the ratios grow with the scene.")
-    return [t1, t2]
+    d = load("kernel_tech.json")
+    rows = [[r["kernel"], f"{r['cpu_1thread_s']:.3f} s", f"{r['wall_2threads_s']:.3f} s",
+             f"{r['build_s']:.1f} s" if r["build_s"] else "-"] for r in d["rows"]]
+    diffs = "; ".join(f"{k[len('max_abs_diff_'):]}: {v:.1e}" for k, v in d.items() if k.startswith("max_abs_diff_"))
+    t3 = Table("The blend kernel: numba against a C++/OpenMP twin", ["kernel_tech.json"], "python bench/kernel_tech.py",
+               "not recorded", ["kernel", "CPU, 1 thread", "wall, 2 threads", "build"], rows,
+               f"{d['pairs']:,} tile-Gaussian pairs, {d['tile_size']}-px tiles, {d['gaussians_visible']:,} visible Gaussians. "
+               f"Largest difference from the numba image: {diffs}.")
+    return [t1, t2, t3]
 
 
 # ---------------------------------------------------------------- scene compression
@@ -237,7 +245,20 @@ def scene_tables() -> list[Table]:
     streams = Table("Order-0 against context-modelled streams (no pruning, 8 bits)", ["scene_streams.json"],
                     "python bench/scene_rd.py --streams", load_text(d["load_average_end"]),
                     ["scene", "coding", "total kB", "encode s", "decode s"], rows, d.get("note", ""))
-    return [default, vs_sog, decode, target, rd, prec, streams]
+    d = load("scene_candidates.json")
+    rows = []
+    for r in d["rows"]:
+        for bits, v in r["positions"].items():
+            base = v["morton deltas"]
+            rows.append([f"{r['scene']} ({r['gaussians']:,})", bits] +
+                        [f"{v[k]:,}" + ("" if k == "morton deltas" else f" ({(v[k] / base - 1) * 100:+.1f}%)")
+                         for k in ("morton deltas", "octree, no context", "octree, neighbour count",
+                                   "octree, neighbour pattern")])
+    cand = Table("Position coding candidates", ["scene_candidates.json"], "python bench/scene_candidates.py",
+                 load_text(d["load_average_start"], d["load_average_end"]),
+                 ["scene", "grid bits", "Morton deltas (kept)", "octree, no context", "octree, neighbour count",
+                  "octree, neighbour pattern"], rows, "Bytes of the position stream.")
+    return [default, vs_sog, decode, target, rd, prec, streams, cand]
 
 
 # ---------------------------------------------------------------- image fitting
@@ -456,7 +477,14 @@ def formats_tables() -> list[Table]:
                  "constriction, our models", "ours, context decode", "constriction, our models, decode (extrapolated)"],
                 rows, f"constriction {d.get('constriction', '')}. Same models, same size; decoding adaptive models "
                       "symbol by symbol from Python is what costs.")
-    return [rt, real, ent]
+    d = load("lod_levels.json")
+    rows = [[str(r["level"]), f"{r['gaussians']:,}", f"**{r['merged_db']:.2f} dB**", f"{r['random_db']:.2f} dB",
+             f"{r['most_significant_db']:.2f} dB"] for r in d["rows"]]
+    lod = Table(f"Streamed SOG levels of detail ({d['scene']})", ["lod_levels.json"], "python bench/lod_levels.py",
+                load_text(d["load_average"]),
+                ["level", "Gaussians", "merged (ours)", "random subset", "most significant subset"], rows,
+                f"PSNR of each coarser level against the full scene, {d['views']} views.")
+    return [rt, real, ent, lod]
 
 
 PAGES: list[tuple[str, str, str, Callable[[], list[Table]]]] = [
