@@ -149,3 +149,26 @@ def test_readme_links_resolve():
     assert links
     missing = [l for l in links if not (ROOT / l.split("#")[0]).exists()]
     assert not missing, f"README.md links to missing paths: {missing}"
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
+def test_python_examples_import_what_exists():
+    """Every `from X import a, b` in a Python example of the README or the docs names a real
+    module and real attributes, so an API example cannot outlive a rename."""
+    import importlib
+
+    checked = 0
+    for path in doc_files():
+        for block in _python_blocks(path.read_text()):
+            found = re.findall(r"^from\s+([\w.]+)\s+import\s+\(([\w\s,]+)\)", block, re.M)
+            found += re.findall(r"^from\s+([\w.]+)\s+import\s+([\w ,]+)$", block, re.M)
+            for mod, names in found:
+                m = importlib.import_module(mod)
+                for name in (n.strip() for n in names.replace("\n", " ").split(",")):
+                    if name:
+                        assert hasattr(m, name), f"{path.relative_to(ROOT)}: {mod} has no {name}"
+                        checked += 1
+    assert checked >= 20
