@@ -34,3 +34,5 @@ export {
 } from "./entropy.js";
 export { decodeCtx, readCtxHeader, bucket, CTX_MAGIC, type CtxHeader } from "./context.js";
 export { decodeChannels, DIRECT, DELTA, CONTEXT, type IntArray, type ContextFn, type ChannelOptions } from "./channels.js";
+export { decodeLgs, lgsInfo, LGS_MAGIC, LGS_VERSION, type LgsOptions } from "./lgs.js";
+export { quantFromJson, uniformStep, MAX_BOUND, type UniformQuant } from "./quant.js";
