@@ -36,3 +36,5 @@ export { decodeCtx, readCtxHeader, bucket, CTX_MAGIC, type CtxHeader } from "./c
 export { decodeChannels, DIRECT, DELTA, CONTEXT, type IntArray, type ContextFn, type ChannelOptions } from "./channels.js";
 export { decodeLgs, lgsInfo, LGS_MAGIC, LGS_VERSION, type LgsOptions } from "./lgs.js";
 export { quantFromJson, uniformStep, MAX_BOUND, type UniformQuant } from "./quant.js";
+export { FORMATS, detectFormat, type FormatEntry } from "./formats.js";
+export { encodePly, plyHeader } from "./ply.js";
