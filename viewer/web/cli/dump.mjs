@@ -11,42 +11,16 @@
 //     with dumpers[KIND]; prints one JSON line: outcome counts, slowest case, worst failure.
 //     Only FormatError or a result is allowed; anything else is reported as a failure.
 //
-// Dumpers map (bytes, options) to {name: TypedArray | number | string | boolean}. A format's
-// decoder plugs in by adding an entry to `dumpers` (see docs/web.md).
+// The decoders by kind live in dumpers.mjs.
 import { readFileSync, writeFileSync } from "node:fs";
 import * as F from "../dist/formats.mjs";
+import { dumpers } from "./dumpers.mjs";
 
 const DTYPES = new Map([
   [Float32Array, "float32"], [Float64Array, "float64"], [Int32Array, "int32"], [Uint32Array, "uint32"],
   [Uint8Array, "uint8"], [Int8Array, "int8"], [Uint16Array, "uint16"], [Int16Array, "int16"],
   [BigInt64Array, "int64"], [BigUint64Array, "uint64"],
 ]);
-
-const splat = (s) => ({
-  count: s.count, shDegree: s.shDegree, means: s.means, quats: s.quats, logScales: s.logScales,
-  opacityLogits: s.opacityLogits, shDc: s.shDc, shRest: s.shRest,
-});
-
-/** kind -> (bytes, options) -> {name: value}. */
-export const dumpers = {
-  ints: (b, o) => ({ values: F.decodeInts(b, o.maxCount ?? b.length * 256 + 4096) }),
-  intsraw: (b, o) => {
-    const r = F.decodeIntsRaw(b, o.maxCount ?? b.length * 256 + 4096);
-    return { lo: r.lo, hi: r.hi ?? new Uint32Array(r.n), signed: r.signed };
-  },
-  bytes: (b, o) => ({ values: F.decodeBytes(b, o.maxSize ?? b.length * 64 + 4096) }),
-  ctx: (b, o) => {
-    const ctx = o.contexts ? Int32Array.from(o.contexts) : null;
-    return { values: F.decodeCtx(b, o.n, o.bits, ctx, o.nContexts ?? 1) };
-  },
-  container: (b, o) => {
-    const box = F.unpackContainer(b, { magic: o.magic, maxVersion: o.maxVersion, what: "container" });
-    const out = { version: box.version, header: JSON.stringify(box.header), tags: box.chunks.map((c) => c.tag).join(",") };
-    box.chunks.forEach((c, i) => { out[`chunk${i}`] = c.data; });
-    return out;
-  },
-  lgs: (b, o) => splat(F.decodeLgs(b, { maxGaussians: o.maxGaussians })),
-};
 
 function writeResult(path, result) {
   const arrays = [];
