@@ -10,7 +10,8 @@ import pytest
 
 from compress.container import pack_container
 from compress.context import encode_ctx
-from compress.entropy import RAW, RANS, RANS_EG, ZSTD, encode_bytes, encode_ints
+from compress.entropy import RAW, RANS, RANS_EG, ZSTD, encode_bytes, encode_ints, pack_arrays, write_varint
+from compress.scene.streams import decode_channels, encode_channels
 from web_harness import assert_bits_equal, node_decode
 
 
@@ -74,6 +75,33 @@ def test_context_streams_match_python(bits):
     for r in node_decode(jobs):
         assert r.error is None, r.error
         assert_bits_equal(r.arrays["values"], v, f"ctx {bits} bits")
+
+
+def test_channel_streams_match_python():
+    """Plain, delta and context-modelled records; values beyond 32 bits (the video codec's
+    joint transforms use [-2^40, 2^40]) come back exact."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    walk = np.cumsum(rng.integers(-3, 4, (n, 3)), axis=0) + 500
+    big = rng.integers(-(1 << 40), 1 << 40, (n, 2))
+    jobs = [("channels", encode_channels(walk, allow_context=True), {"n": n, "channels": 3, "lo": -(1 << 20), "hi": 1 << 20}),
+            ("channels", encode_channels(walk, allow_context=False), {"n": n, "channels": 3, "lo": -(1 << 20), "hi": 1 << 20,
+                                                                       "allowContext": False}),
+            ("channels", encode_channels(big), {"n": n, "channels": 2, "lo": -(1 << 40), "hi": 1 << 40}),
+            # one mode-2 record: lo = -5 (zigzag 9), then a context-modelled stream of value - lo
+            ("channels", pack_arrays(bytes([2]) + write_varint(9) + encode_ctx(walk[:, 0] % 16, 4)),
+             {"n": n, "channels": 1, "lo": -5, "hi": 10})]
+    for (_, data, o), r in zip(jobs, node_decode(jobs)):
+        assert r.error is None, r.error
+        want = decode_channels(data, o["n"], o["channels"], lo=o["lo"], hi=o["hi"], allow_context=True)
+        for c in range(o["channels"]):
+            assert_bits_equal(r.arrays[f"c{c}"], want[:, c].astype(np.float64), f"channel {c}")
+    # out of range, and a context record where the version has none
+    bad = node_decode([("channels", jobs[2][1], {"n": n, "channels": 2, "lo": 0, "hi": 1 << 40}),
+                       ("channels", jobs[3][1], {"n": n, "channels": 1, "lo": -5, "hi": 10, "allowContext": False}),
+                       ("channels", jobs[3][1], {"n": n, "channels": 1, "lo": -5, "hi": 9})])
+    assert "outside" in (bad[0].error or "") and "prediction mode" in (bad[1].error or "")
+    assert "outside" in (bad[2].error or "")
 
 
 def test_byte_streams_and_container_match_python():

@@ -21,6 +21,13 @@ export const dumpers = {
     const ctx = o.contexts ? Int32Array.from(o.contexts) : null;
     return { values: F.decodeCtx(b, o.n, o.bits, ctx, o.nContexts ?? 1) };
   },
+  // channel streams without caller contexts (the coder's own previous-value context only)
+  channels: (b, o) => {
+    const ch = F.decodeChannels(b, o.n, o.channels, { lo: o.lo, hi: o.hi, allowContext: o.allowContext ?? true });
+    const out = {};
+    ch.forEach((c, i) => { out[`c${i}`] = c instanceof Float64Array ? c : Float64Array.from(c); });
+    return out;
+  },
   container: (b, o) => {
     const box = F.unpackContainer(b, { magic: o.magic, maxVersion: o.maxVersion, what: "container" });
     const out = { version: box.version, header: JSON.stringify(box.header), tags: box.chunks.map((c) => c.tag).join(",") };
