@@ -161,6 +161,20 @@ def test_corrupt_containers_give_format_errors_as_in_python():
         assert r.error is not None, f"{name}: the TypeScript reader accepted it"
 
 
+def test_bounded_reader():
+    import struct
+
+    data = struct.pack("<BHIQ", 7, 513, 4_000_000_000, (1 << 53) - 1) + write_varint(300_000) + b"abcXY"
+    r = node_decode([("reader", data, {})] + [("reader", data[:k], {}) for k in (0, 2, 14, 15, 18)]
+                    + [("reader", data[:7] + struct.pack("<Q", 1 << 53) + data[15:], {})])
+    ok = r[0]
+    assert ok.error is None and ok.values == {"u8": 7, "u16": 513, "u32": 4_000_000_000, "u64": (1 << 53) - 1,
+                                              "varint": 300_000, "remaining": 0}
+    assert ok.arrays["three"].tobytes() == b"abc" and ok.arrays["rest"].tobytes() == b"XY"
+    assert all("truncated" in (x.error or "") for x in r[1:6]), [x.error for x in r[1:6]]
+    assert "implausibly large" in (r[6].error or "")
+
+
 def test_corrupt_streams_give_format_errors():
     v = np.arange(1000) % 17
     streams = {m: encode_ints(v, methods=(m,)) for m in (RAW, ZSTD, RANS, RANS_EG)}

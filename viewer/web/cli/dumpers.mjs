@@ -21,6 +21,12 @@ export const dumpers = {
     const ctx = o.contexts ? Int32Array.from(o.contexts) : null;
     return { values: F.decodeCtx(b, o.n, o.bits, ctx, o.nContexts ?? 1) };
   },
+  // the bounded reader: u8, u16, u32, u64, varint, then 3 bytes, then the rest
+  reader: (b) => {
+    const r = new F.ByteReader(b, 0, "test data");
+    const out = { u8: r.u8(), u16: r.u16(), u32: r.u32(), u64: r.u64(), varint: r.varint() };
+    return { ...out, three: r.bytes(3).slice(), rest: r.rest().slice(), remaining: r.remaining };
+  },
   // channel streams without caller contexts (the coder's own previous-value context only)
   channels: (b, o) => {
     const ch = F.decodeChannels(b, o.n, o.channels, { lo: o.lo, hi: o.hi, allowContext: o.allowContext ?? true });
