@@ -1,0 +1,393 @@
+/**
+ * The `.gsv` motion model (docs/formats/gsv.md sections 3.3-3.5): skin binding, joint
+ * transforms and linear-blend skinning. Binding decisions (which joints) are made in float32
+ * exactly as the spec states; per-frame blending accumulates in float64 and stores float32.
+ */
+import { FormatError } from "./errors.js";
+
+const f32 = Math.fround;
+
+/** Most joints a segment may bind (the joint table costs J^2). */
+export const MAX_JOINTS = 65536;
+
+/** Unit quaternions in float32: q / max(sqrt(((w^2 + x^2) + y^2) + z^2), 1e-12), every step rounded to float32. */
+export function unitQuatsF32(q: Float32Array): Float32Array {
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i += 4) {
+    const a = q[i], b = q[i + 1], c = q[i + 2], d = q[i + 3];
+    let s = f32(a * a);
+    s = f32(s + f32(b * b));
+    s = f32(s + f32(c * c));
+    s = f32(s + f32(d * d));
+    const n = Math.max(f32(Math.sqrt(s)), f32(1e-12));
+    out[i] = a / n;
+    out[i + 1] = b / n;
+    out[i + 2] = c / n;
+    out[i + 3] = d / n;
+  }
+  return out;
+}
+
+/** Squared distance in float32, summed x, y, z in order. */
+function d2f32(ax: number, ay: number, az: number, bx: number, by: number, bz: number): number {
+  const e0 = f32(ax - bx), e1 = f32(ay - by), e2 = f32(az - bz);
+  return f32(f32(f32(e0 * e0) + f32(e1 * e1)) + f32(e2 * e2));
+}
+
+/**
+ * For each joint, the m joints nearest to it (itself included; float32 squared distance, ties to
+ * the lower index), listed in ascending joint index: [J*m].
+ */
+export function jointTable(c: Float32Array, m: number): Int32Array {
+  const J = c.length / 3;
+  const out = new Int32Array(J * m);
+  const bd = new Float64Array(m), bi = new Int32Array(m);
+  for (let i = 0; i < J; i++) {
+    bd.fill(Infinity);
+    bi.fill(-1);
+    const x = c[3 * i], y = c[3 * i + 1], z = c[3 * i + 2];
+    for (let j = 0; j < J; j++) {
+      const d = d2f32(x, y, z, c[3 * j], c[3 * j + 1], c[3 * j + 2]);
+      if (d < bd[m - 1]) {
+        let a = m - 1;
+        while (a > 0 && d < bd[a - 1]) {
+          bd[a] = bd[a - 1];
+          bi[a] = bi[a - 1];
+          a--;
+        }
+        bd[a] = d;
+        bi[a] = j;
+      }
+    }
+    const row = Array.from(bi).sort((p, q) => p - q);
+    for (let a = 0; a < m; a++) out[i * m + a] = row[a];
+  }
+  return out;
+}
+
+/**
+ * A uniform grid over the joints for the nearest-joint search (an acceleration only: the
+ * result is the argmin over all joints of |c_j|^2 - 2 x.c_j in float32, first on ties).
+ */
+class JointGrid {
+  readonly lo: Float64Array;
+  readonly h: number;
+  readonly dims: Int32Array;
+  readonly start: Int32Array;
+  readonly items: Int32Array;
+  constructor(readonly c: Float32Array) {
+    const J = c.length / 3;
+    const lo = new Float64Array(3), hi = new Float64Array(3);
+    lo.fill(Infinity);
+    hi.fill(-Infinity);
+    for (let j = 0; j < J; j++) {
+      for (let a = 0; a < 3; a++) {
+        lo[a] = Math.min(lo[a], c[3 * j + a]);
+        hi[a] = Math.max(hi[a], c[3 * j + a]);
+      }
+    }
+    const ext = [0, 1, 2].map((a) => Math.max(hi[a] - lo[a], 0));
+    const span = Math.max(...ext) > 0 ? Math.max(...ext) : 1;
+    const vol = ext.reduce((p, e) => p * Math.max(e, span / 64), 1);
+    this.h = Math.max((2 * vol / J) ** (1 / 3), span / 256);
+    this.lo = lo;
+    this.dims = Int32Array.from(ext.map((e) => Math.floor(e / this.h) + 1));
+    const [dx, dy, dz] = this.dims;
+    const cells = dx * dy * dz;
+    const cell = new Int32Array(J);
+    this.start = new Int32Array(cells + 1);
+    for (let j = 0; j < J; j++) {
+      cell[j] = this.cellOf(c[3 * j], c[3 * j + 1], c[3 * j + 2]);
+      this.start[cell[j] + 1]++;
+    }
+    for (let i = 0; i < cells; i++) this.start[i + 1] += this.start[i];
+    const fill = this.start.slice(0, cells);
+    this.items = new Int32Array(J);
+    for (let j = 0; j < J; j++) this.items[fill[cell[j]]++] = j;
+  }
+  private axis(v: number, a: number): number {
+    const i = Math.floor((v - this.lo[a]) / this.h);
+    return Math.min(Math.max(i, 0), this.dims[a] - 1);
+  }
+  cellOf(x: number, y: number, z: number): number {
+    return (this.axis(x, 0) * this.dims[1] + this.axis(y, 1)) * this.dims[2] + this.axis(z, 2);
+  }
+  /** argmin_j of jn[j] - 2 x.c_j (float32), lowest j on ties. */
+  nearest(x: number, y: number, z: number, jn: Float32Array): number {
+    const { c, dims, h, start, items } = this;
+    const cx = this.axis(x, 0), cy = this.axis(y, 1), cz = this.axis(z, 2);
+    let best = -1, bval = 0, bd = Infinity;
+    const maxs = Math.max(dims[0], dims[1], dims[2]);
+    for (let s = 0; s <= maxs; s++) {
+      for (let ix = Math.max(cx - s, 0); ix <= Math.min(cx + s, dims[0] - 1); ix++) {
+        for (let iy = Math.max(cy - s, 0); iy <= Math.min(cy + s, dims[1] - 1); iy++) {
+          const edge = Math.abs(ix - cx) === s || Math.abs(iy - cy) === s;
+          const zlo = Math.max(cz - s, 0), zhi = Math.min(cz + s, dims[2] - 1);
+          // inside the shell's x/y extent only its two z faces are new
+          const zstep = edge ? 1 : Math.max(2 * s, 1);
+          for (let iz = edge ? zlo : cz - s; iz <= zhi; iz += zstep) {
+            if (iz < zlo) continue;
+            const cell = (ix * dims[1] + iy) * dims[2] + iz;
+            for (let p = start[cell]; p < start[cell + 1]; p++) {
+              const j = items[p];
+              const cj0 = c[3 * j], cj1 = c[3 * j + 1], cj2 = c[3 * j + 2];
+              const dot = f32(f32(f32(x * cj0) + f32(y * cj1)) + f32(z * cj2));
+              const v = f32(jn[j] - f32(2 * dot));
+              if (best < 0 || v < bval || (v === bval && j < best)) {
+                best = j;
+                bval = v;
+                bd = d2f32(x, y, z, cj0, cj1, cj2);
+              }
+            }
+          }
+        }
+      }
+      // joints not yet seen are at least s*h away (margin: the argmin uses the expanded form)
+      if (best >= 0 && s * h > Math.sqrt(bd) * 1.001 + 1e-6 * h) break;
+    }
+    return best;
+  }
+}
+
+/** A skin binding: for each point, k joint indices [N*k] and normalised weights [N*k] (float32). */
+export interface Binding {
+  k: number;
+  idx: Int32Array;
+  w: Float32Array;
+}
+
+/** Joints of a binding problem: centres [J*3] with their candidate table and grid (built once). */
+export class JointSet {
+  readonly J: number;
+  readonly jn: Float32Array;
+  private tables = new Map<number, Int32Array>();
+  private grid: JointGrid;
+  constructor(readonly c: Float32Array) {
+    this.J = c.length / 3;
+    if (this.J > MAX_JOINTS) throw new FormatError(`${this.J} joints exceed this decoder's limit of ${MAX_JOINTS}`);
+    this.jn = new Float32Array(this.J);
+    for (let j = 0; j < this.J; j++) {
+      const a = c[3 * j], b = c[3 * j + 1], d = c[3 * j + 2];
+      this.jn[j] = f32(f32(f32(a * a) + f32(b * b)) + f32(d * d));
+    }
+    this.grid = new JointGrid(c);
+  }
+  table(m: number): Int32Array {
+    let t = this.tables.get(m);
+    if (!t) {
+      t = jointTable(this.c, m);
+      this.tables.set(m, t);
+    }
+    return t;
+  }
+  /**
+   * The k nearest joints of each point x [N*3] (section 3.3): the nearest joint n_i, then the k of
+   * its m = min(J, 2k + 8) candidates with the smallest float32 squared distance (stable).
+   * Returns indices [N*k] and squared distances [N*k].
+   */
+  knn(x: Float32Array, kWant: number): { k: number; idx: Int32Array; d2: Float32Array } {
+    const J = this.J, N = x.length / 3;
+    const k = Math.min(kWant, J);
+    const m = Math.min(J, 2 * k + 8);
+    const table = this.table(m);
+    const idx = new Int32Array(N * k), d2 = new Float32Array(N * k);
+    const c = this.c;
+    const bd = new Float64Array(k), bi = new Int32Array(k);
+    for (let i = 0; i < N; i++) {
+      const px = x[3 * i], py = x[3 * i + 1], pz = x[3 * i + 2];
+      const near = this.grid.nearest(px, py, pz, this.jn);
+      bd.fill(Infinity);
+      bi.fill(-1);
+      for (let a = 0; a < m; a++) {
+        const j = table[near * m + a];
+        const d = d2f32(px, py, pz, c[3 * j], c[3 * j + 1], c[3 * j + 2]);
+        if (d < bd[k - 1]) {
+          let b = k - 1;
+          while (b > 0 && d < bd[b - 1]) {
+            bd[b] = bd[b - 1];
+            bi[b] = bi[b - 1];
+            b--;
+          }
+          bd[b] = d;
+          bi[b] = j;
+        }
+      }
+      for (let b = 0; b < k; b++) {
+        idx[i * k + b] = bi[b];
+        d2[i * k + b] = bd[b];
+      }
+    }
+    return { k, idx, d2 };
+  }
+  /** Skin binding of points x [N*3] with kernel length l: weights exp(-(d2 - d2_0)/l^2), normalised (float32). */
+  bind(x: Float32Array, kWant: number, length: number): Binding {
+    const { k, idx, d2 } = this.knn(x, kWant);
+    const N = x.length / 3;
+    const l2 = f32(Math.max(length * length, 1e-30));
+    const w = new Float32Array(N * k);
+    for (let i = 0; i < N; i++) {
+      const d0 = d2[i * k];
+      let s = 0;
+      for (let b = 0; b < k; b++) {
+        const e = f32(Math.exp(f32(-f32(d2[i * k + b] - d0) / l2)));
+        w[i * k + b] = e;
+        s = f32(s + e);
+      }
+      for (let b = 0; b < k; b++) w[i * k + b] = w[i * k + b] / s;
+    }
+    return { k, idx, w };
+  }
+}
+
+/** Rotation vectors [J*3] (radians) -> unit quaternions [J*4] (float32 steps, series near 0). */
+export function rotvecToQuat(v: Float32Array): Float32Array {
+  const J = v.length / 3;
+  const q = new Float32Array(J * 4);
+  for (let j = 0; j < J; j++) {
+    const a = v[3 * j], b = v[3 * j + 1], c = v[3 * j + 2];
+    const ang = f32(Math.sqrt(f32(f32(f32(a * a) + f32(b * b)) + f32(c * c))));
+    const half = f32(0.5 * ang);
+    const k = ang > 1e-6 ? f32(f32(Math.sin(half)) / Math.max(ang, 1e-12)) : f32(0.5 - f32(f32(ang * ang) / 48));
+    q[4 * j] = Math.cos(half);
+    q[4 * j + 1] = f32(a * k);
+    q[4 * j + 2] = f32(b * k);
+    q[4 * j + 3] = f32(c * k);
+  }
+  return q;
+}
+
+/** Rotation matrices [J*9] (row-major) of quaternions [J*4], normalised first (float32 steps). */
+export function quatToMatrix(q: Float32Array): Float32Array {
+  const u = unitQuatsF32(q);
+  const J = q.length / 4;
+  const R = new Float32Array(J * 9);
+  for (let j = 0; j < J; j++) {
+    const w = u[4 * j], x = u[4 * j + 1], y = u[4 * j + 2], z = u[4 * j + 3];
+    const xx = f32(x * x), yy = f32(y * y), zz = f32(z * z);
+    const xy = f32(x * y), xz = f32(x * z), yz = f32(y * z), wx = f32(w * x), wy = f32(w * y), wz = f32(w * z);
+    const o = 9 * j;
+    R[o] = 1 - 2 * f32(yy + zz);
+    R[o + 1] = 2 * f32(xy - wz);
+    R[o + 2] = 2 * f32(xz + wy);
+    R[o + 3] = 2 * f32(xy + wz);
+    R[o + 4] = 1 - 2 * f32(xx + zz);
+    R[o + 5] = 2 * f32(yz - wx);
+    R[o + 6] = 2 * f32(xz - wy);
+    R[o + 7] = 2 * f32(yz + wx);
+    R[o + 8] = 1 - 2 * f32(xx + yy);
+  }
+  return R;
+}
+
+/** Hamilton product a (x) b of wxyz quaternions, each term rounded to float32 as the spec's reference does. */
+export function quatMul(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, out: Float32Array, oo: number): void {
+  const aw = a[ao], ax = a[ao + 1], ay = a[ao + 2], az = a[ao + 3];
+  const bw = b[bo], bx = b[bo + 1], by = b[bo + 2], bz = b[bo + 3];
+  out[oo] = f32(f32(f32(f32(aw * bw) - f32(ax * bx)) - f32(ay * by)) - f32(az * bz));
+  out[oo + 1] = f32(f32(f32(f32(aw * bx) + f32(ax * bw)) + f32(ay * bz)) - f32(az * by));
+  out[oo + 2] = f32(f32(f32(f32(aw * by) - f32(ax * bz)) + f32(ay * bw)) + f32(az * bx));
+  out[oo + 3] = f32(f32(f32(f32(aw * bz) + f32(ax * by)) - f32(ay * bx)) + f32(az * bw));
+}
+
+/** One frame's dequantized joint transforms. */
+export interface JointPose {
+  /** [J*4] joint quaternions */
+  q: Float32Array;
+  /** [J*9] rotation matrices */
+  R: Float32Array;
+  /** [J*3] translations */
+  t: Float32Array;
+}
+
+/** Joint transforms of a frame from its integers v [J*6] (r_x, r_y, r_z, t_x, t_y, t_z). */
+export function jointPose(v: ArrayLike<number>, J: number, rotStep: number, transStep: number): JointPose {
+  const rv = new Float32Array(3 * J), t = new Float32Array(3 * J);
+  for (let j = 0; j < J; j++) {
+    for (let a = 0; a < 3; a++) {
+      rv[3 * j + a] = v[6 * j + a] * rotStep;
+      t[3 * j + a] = v[6 * j + 3 + a] * transStep;
+    }
+  }
+  const q = rotvecToQuat(rv);
+  return { q, R: quatToMatrix(q), t };
+}
+
+/**
+ * Skinned centres and rotations of a frame: x = sum_k w (R_j (x0 - c_j) + c_j + t_j) + o and
+ * q = normalise(sum_k w s Q_j) (x) q0. Writes means [N*3] and quats [N*4].
+ */
+export function skin(pose: JointPose, centres: Float32Array, b: Binding, x0: Float32Array, q0: Float32Array,
+                     offset: Float32Array, means: Float32Array, quats: Float32Array): void {
+  const J = centres.length / 3;
+  const N = x0.length / 3;
+  const { R, t, q } = pose;
+  // per joint: [R | u] with u = c + t - R c
+  const M = new Float64Array(J * 12);
+  for (let j = 0; j < J; j++) {
+    const cx = centres[3 * j], cy = centres[3 * j + 1], cz = centres[3 * j + 2];
+    const r = 9 * j, o = 12 * j;
+    for (let a = 0; a < 9; a++) M[o + a] = R[r + a];
+    for (let a = 0; a < 3; a++) {
+      const rc = R[r + 3 * a] * cx + R[r + 3 * a + 1] * cy + R[r + 3 * a + 2] * cz;
+      M[o + 9 + a] = centres[3 * j + a] + t[3 * j + a] - rc;
+    }
+  }
+  const k = b.k, idx = b.idx, w = b.w;
+  const blend = new Float32Array(4);
+  for (let i = 0; i < N; i++) {
+    let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0, a10 = 0, a11 = 0;
+    let qw = 0, qx = 0, qy = 0, qz = 0;
+    const base = i * k;
+    const j0 = idx[base];
+    const pw = q[4 * j0], px = q[4 * j0 + 1], py = q[4 * j0 + 2], pz = q[4 * j0 + 3];
+    for (let s = 0; s < k; s++) {
+      const j = idx[base + s];
+      const ws = w[base + s];
+      const o = 12 * j;
+      a0 += ws * M[o]; a1 += ws * M[o + 1]; a2 += ws * M[o + 2];
+      a3 += ws * M[o + 3]; a4 += ws * M[o + 4]; a5 += ws * M[o + 5];
+      a6 += ws * M[o + 6]; a7 += ws * M[o + 7]; a8 += ws * M[o + 8];
+      a9 += ws * M[o + 9]; a10 += ws * M[o + 10]; a11 += ws * M[o + 11];
+      const jw = q[4 * j], jx = q[4 * j + 1], jy = q[4 * j + 2], jz = q[4 * j + 3];
+      const dot = f32(f32(f32(f32(jw * pw) + f32(jx * px)) + f32(jy * py)) + f32(jz * pz));
+      const sw = dot < 0 ? -ws : ws;
+      qw += sw * jw; qx += sw * jx; qy += sw * jy; qz += sw * jz;
+    }
+    const x = x0[3 * i], y = x0[3 * i + 1], z = x0[3 * i + 2];
+    means[3 * i] = a0 * x + a1 * y + a2 * z + a9 + offset[3 * i];
+    means[3 * i + 1] = a3 * x + a4 * y + a5 * z + a10 + offset[3 * i + 1];
+    means[3 * i + 2] = a6 * x + a7 * y + a8 * z + a11 + offset[3 * i + 2];
+    const nn = Math.max(Math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12);
+    blend[0] = qw / nn; blend[1] = qx / nn; blend[2] = qy / nn; blend[3] = qz / nn;
+    quatMul(blend, 0, q0, 4 * i, quats, 4 * i);
+  }
+}
+
+/**
+ * Rest pose of Gaussians born at a frame (section 3.5 step 2): centres x [M*3] and unit
+ * quaternions qu [M*4] at the frame's pose; the nearest moved joint's inverse transform.
+ */
+export function restPose(x: Float32Array, qu: Float32Array, centres: Float32Array, pose: JointPose
+                         ): { x0: Float32Array; q0: Float32Array } {
+  const J = centres.length / 3, M = x.length / 3;
+  const moved = new Float32Array(3 * J);
+  for (let a = 0; a < 3 * J; a++) moved[a] = centres[a] + pose.t[a];
+  const { idx } = new JointSet(moved).knn(x, 1);
+  const x0 = new Float32Array(3 * M), q0 = new Float32Array(4 * M);
+  const qi = new Float32Array(4);
+  for (let i = 0; i < M; i++) {
+    const j = idx[i];
+    qi[0] = pose.q[4 * j];
+    qi[1] = -pose.q[4 * j + 1];
+    qi[2] = -pose.q[4 * j + 2];
+    qi[3] = -pose.q[4 * j + 3];
+    const Rm = quatToMatrix(qi);
+    const e0 = f32(x[3 * i] - moved[3 * j]), e1 = f32(x[3 * i + 1] - moved[3 * j + 1]), e2 = f32(x[3 * i + 2] - moved[3 * j + 2]);
+    for (let a = 0; a < 3; a++) {
+      const r = f32(f32(f32(Rm[3 * a] * e0) + f32(Rm[3 * a + 1] * e1)) + f32(Rm[3 * a + 2] * e2));
+      x0[3 * i + a] = r + centres[3 * j + a];
+    }
+    quatMul(qi, 0, qu, 4 * i, q0, 4 * i);
+  }
+  return { x0, q0: unitQuatsF32(q0) };
+}
