@@ -46,6 +46,37 @@ export const dumpers = {
     return out;
   },
   lgs: (b, o) => splat(F.decodeLgs(b, { maxGaussians: o.maxGaussians })),
+  gsi: (b, o) => {
+    const g = F.decodeGsi(b, { maxGaussians: o.maxGaussians, maxPixels: o.maxPixels });
+    return {
+      means: g.means, scales: g.scales, rotations: g.rotations, colors: g.colors, count: g.count, width: g.width,
+      height: g.height, channels: g.channels, mode: g.mode, k: g.k, layers: JSON.stringify(g.layers), version: g.version,
+    };
+  },
+  m3: (b, o) => {
+    // o.refCount: the file references its scene; stand in a zero scene of that many Gaussians
+    const scene = o.refCount === undefined ? undefined : {
+      count: o.refCount, shDegree: 0, means: new Float32Array(3 * o.refCount), quats: new Float32Array(4 * o.refCount),
+      logScales: new Float32Array(3 * o.refCount), opacityLogits: new Float32Array(o.refCount),
+      shDc: new Float32Array(3 * o.refCount), shRest: new Float32Array(0),
+    };
+    const m = F.decodeM3(b, { maxGaussians: o.maxGaussians, scene });
+    const out = { count: m.count, queryTotal: m.queryTotal, queries: m.queries, models: m.models.length };
+    if (m.sceneRef) out.sceneRef = m.sceneRef.ref;
+    else Object.entries(splat(m.scene)).forEach(([k, v]) => { out[`scene.${k}`] = v; });
+    m.models.forEach((md, i) => {
+      Object.assign(out, {
+        [`m${i}.name`]: md.name, [`m${i}.offset`]: md.offset, [`m${i}.dim`]: md.dim, [`m${i}.temperature`]: md.temperature,
+        [`m${i}.learnable`]: md.learnable, [`m${i}.bank`]: md.bank, [`m${i}.projection`]: md.projection,
+      });
+      if (o.features) {
+        const f = F.gaussianFeatures(m, md.name);
+        out[`m${i}.features`] = f;
+        if (o.vector) out[`m${i}.scores`] = F.cosineScores(f, md.dim, o.vector.slice(0, md.dim));
+      }
+    });
+    return out;
+  },
 };
 
 function writeResult(path, result) {

@@ -5,10 +5,10 @@
  *
  * Dequantisation follows section 4 of the spec: float64 maths, rounded to float32 once.
  */
-import { FormatError } from "./errors.js";
+import { FormatError, naming } from "./errors.js";
 import { unpackContainer } from "./container.js";
-import { decodeInts, unpackArrays } from "./entropy.js";
-import { decodeCtx } from "./context.js";
+import { decodeInts, decodeIntsRaw, unpackArrays, type RawInts } from "./entropy.js";
+import { decodeCtx, bucket } from "./context.js";
 import { gaussianCap } from "./limits.js";
 
 export const GSI_MAGIC = "GSI1";
@@ -102,11 +102,15 @@ function step(lo: number, hi: number, bits: number): number {
 
 /** Decode a `.gsi` file to its 2D Gaussians (FormatError naming `opts.file` on any fault). */
 export function decodeGsi(data: Uint8Array, opts: GsiOptions = {}): Gaussians2D {
+  return naming(opts.file, () => decodeGsiBytes(data, opts));
+}
+
+function decodeGsiBytes(data: Uint8Array, opts: GsiOptions): Gaussians2D {
   const file = opts.file;
   const bad = (msg: string): never => {
     throw new FormatError(`invalid .gsi file: ${msg}`, file);
   };
-  const c = unpackContainer(data, { magic: GSI_MAGIC, maxVersion: GSI_VERSION, what: ".gsi file", file });
+  const c = unpackContainer(data, { magic: GSI_MAGIC, maxVersion: GSI_VERSION, what: ".gsi file" });
   const h = c.header as Record<string, unknown>;
   const int = (key: string, lo: number, hi: number): number => {
     const v = h[key];
@@ -157,9 +161,10 @@ export function decodeGsi(data: Uint8Array, opts: GsiOptions = {}): Gaussians2D 
   try {
     if (c.version === 1) {
       const streams = unpackArrays(payload, 1 + names.length);
-      const vals = streams.map((s) => decodeInts(s, n));
-      if (!vals.every((v) => v.length === n)) bad("a parameter stream does not hold one value per Gaussian");
-      [qx, qy] = codesFromGaps(vals[0], layers, depth, bad);
+      const pos = decodeIntsRaw(streams[0], n);
+      const vals = [new Float64Array(0), ...streams.slice(1).map((s) => decodeInts(s, n))];
+      if (pos.n !== n || !vals.slice(1).every((v) => v.length === n)) bad("a parameter stream does not hold one value per Gaussian");
+      [qx, qy] = codesFromGaps(pos, layers, depth, bad);
       names.forEach((name, i) => {
         const v = vals[i + 1];
         const out = new Int32Array(n);
@@ -169,7 +174,7 @@ export function decodeGsi(data: Uint8Array, opts: GsiOptions = {}): Gaussians2D 
         for (const s of layers) {
           let acc = 0;
           for (let j = start; j < start + s; j++) {
-            const x = Number(v[j]);
+            const x = v[j];
             acc = delta ? acc + x : x;
             if (!(acc >= 0 && acc < lim)) bad(`parameter '${name}' out of range`);
             out[j] = acc;
@@ -182,8 +187,8 @@ export function decodeGsi(data: Uint8Array, opts: GsiOptions = {}): Gaussians2D 
       const nPos = positions === "tree" ? 2 : 1;
       const streams = unpackArrays(payload, nPos + names.length);
       if (positions === "delta") {
-        const gaps = decodeInts(streams[0], n);
-        if (gaps.length !== n) bad("bad position stream");
+        const gaps = decodeIntsRaw(streams[0], n);
+        if (gaps.n !== n) bad("bad position stream");
         [qx, qy] = codesFromGaps(gaps, layers, depth, bad);
       } else {
         [qx, qy] = treePositions(streams[0], streams[1], layers, depth, treeNodes, n, bad);
@@ -191,9 +196,7 @@ export function decodeGsi(data: Uint8Array, opts: GsiOptions = {}): Gaussians2D 
       decodeAttributes(streams.slice(nPos), q, names, qx, qy, layers, idx);
     }
   } catch (e) {
-    if (e instanceof FormatError && !e.message.includes("invalid .gsi file")) {
-      throw new FormatError(`invalid .gsi file: ${(e as FormatError & { reason?: string }).reason ?? e.message}`, file);
-    }
+    if (e instanceof FormatError && !e.reason.startsWith("invalid .gsi file")) bad(e.reason);
     throw e;
   }
   const nx = roundHalfEven(width / q.posStep);
@@ -268,33 +271,30 @@ function spread(v: number): number {
 const TWO32 = 4294967296;
 
 /** Running sums of Morton gaps restarted at each layer (a layer's first value is its code) -> (qx, qy). */
-function codesFromGaps(gaps: ArrayLike<number | bigint>, layers: number[], depth: number,
-                       bad: (m: string) => never): [Uint32Array, Uint32Array] {
-  const n = gaps.length;
+function codesFromGaps(gaps: RawInts, layers: number[], depth: number, bad: (m: string) => never): [Uint32Array, Uint32Array] {
+  const n = gaps.n;
   const qx = new Uint32Array(n), qy = new Uint32Array(n);
-  const limit = 2n ** BigInt(2 * depth);
+  // codes lie below 2^(2 depth) <= 2^58: exact as (hi, lo) 32-bit halves
+  const limitHi = 2 ** Math.max(0, 2 * depth - 32);
+  const limitLo = 2 * depth >= 32 ? 0 : 2 ** (2 * depth);
+  const above = (hi: number, lo: number) => (2 * depth >= 32 ? hi >= limitHi : hi > 0 || lo >= limitLo);
   let start = 0;
   for (const s of layers) {
-    // codes below 2^(2 depth) <= 2^58: exact as hi/lo halves; sums checked against the grid
     let hi = 0, lo = 0;
     for (let i = start; i < start + s; i++) {
-      const g = gaps[i];
-      let ghi: number, glo: number;
-      if (typeof g === "bigint") {
-        if (g < 0n || g >= limit) bad("bad position stream");
-        ghi = Number(g >> 32n);
-        glo = Number(g & 0xffffffffn);
-      } else {
-        if (!(g >= 0) || g >= Number(limit)) bad("bad position stream");
-        ghi = Math.floor(g / TWO32);
-        glo = g - ghi * TWO32;
+      let glo = gaps.lo[i], ghi = gaps.hi === null ? 0 : gaps.hi[i];
+      if (gaps.signed) {
+        if (glo & 1) bad("bad position stream (negative gap)");
+        glo = ((glo >>> 1) | ((ghi & 1) << 31)) >>> 0;
+        ghi = ghi >>> 1;
       }
+      if (above(ghi, glo)) bad("a position lies outside the image");
       lo += glo;
       hi += ghi;
       if (lo >= TWO32) { lo -= TWO32; hi += 1; }
-      if (hi * TWO32 + lo >= Number(limit)) bad("a position lies outside the image");
-      qx[i] = compact(lo) | (compact(hi) << 16);
-      qy[i] = compact(lo >>> 1) | (compact(hi >>> 1) << 16);
+      if (above(hi, lo)) bad("a position lies outside the image");
+      qx[i] = (compact(lo) | (compact(hi) << 16)) >>> 0;
+      qy[i] = (compact(lo >>> 1) | (compact(hi >>> 1) << 16)) >>> 0;
     }
     start += s;
   }
@@ -318,7 +318,7 @@ function treePositions(maskStream: Uint8Array, extraStream: Uint8Array, layers: 
       if (pos + m > masks.length) bad("the position tree stream ends early");
       let count = 0;
       for (let j = 0; j < m; j++) {
-        const v = Number(masks[pos + j]);
+        const v = masks[pos + j];
         if (v < 1 || v > 15) bad("empty or bad node in the position tree");
         count += (v & 1) + ((v >> 1) & 1) + ((v >> 2) & 1) + ((v >> 3) & 1);
       }
@@ -326,7 +326,7 @@ function treePositions(maskStream: Uint8Array, extraStream: Uint8Array, layers: 
       const nx = new Uint32Array(count), ny = new Uint32Array(count);
       let o = 0;
       for (let j = 0; j < m; j++) {
-        const v = Number(masks[pos + j]);
+        const v = masks[pos + j];
         for (let b = 0; b < 4; b++) {
           if (v & (1 << b)) {
             nx[o] = xs[j] * 2 + (b & 1);
@@ -352,7 +352,7 @@ function treePositions(maskStream: Uint8Array, extraStream: Uint8Array, layers: 
     const xs = leafX[l], ys = leafY[l];
     let sum = 0;
     for (let j = 0; j < xs.length; j++) {
-      const c = Number(extra[e++]);
+      const c = extra[e++];
       if (!(c >= 0)) bad("bad leaf-count stream");
       sum += c + 1;
       if (sum > s) bad("the position tree does not hold the layer sizes");
@@ -365,12 +365,6 @@ function treePositions(maskStream: Uint8Array, extraStream: Uint8Array, layers: 
     if (sum !== s) bad("the position tree does not hold the layer sizes");
   });
   return [qx, qy];
-}
-
-function bucket(q: number, bits: number, k: number): number {
-  // floor(q * k / 2^bits), clamped to [0, k-1]
-  const b = Math.floor((q * k) / 2 ** bits);
-  return b < 0 ? 0 : b > k - 1 ? k - 1 : b;
 }
 
 /** Bit length of the Morton gap code(i) - code(i-1), from the (x, y) indices of both. */
@@ -420,8 +414,7 @@ function decodeAttributes(streams: Uint8Array[], q: Quant, names: string[], qx: 
       nCtx = 8; // c1, c3..
       for (let i = 0; i < n; i++) ctx[i] = c0B(i);
     }
-    const v = decodeCtx(streams[si], n, attrBits(q, name), ctx, nCtx);
-    out[name] = v instanceof Int32Array ? v : Int32Array.from(v as ArrayLike<number>, Number);
+    out[name] = decodeCtx(streams[si], n, attrBits(q, name), ctx, nCtx);
   });
 }
 

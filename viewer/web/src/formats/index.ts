@@ -34,3 +34,9 @@ export {
 } from "./entropy.js";
 export { decodeCtx, readCtxHeader, bucket, CTX_MAGIC, type CtxHeader } from "./context.js";
 export { decodeChannels, DIRECT, DELTA, CONTEXT, type IntArray, type ContextFn, type ChannelOptions } from "./channels.js";
+// .gsi images and .m3 feature memory (docs/web.md)
+export { decodeGsi, treeDepth, GSI_MAGIC, GSI_VERSION, type Gaussians2D, type GsiOptions } from "./gsi.js";
+export {
+  decodeM3, memoryAttention, gaussianFeatures, cosineScores, m3Model, halfToFloat, M3_MAGIC, M3_VERSION,
+  type M3Memory, type M3Model, type M3Options,
+} from "./m3.js";

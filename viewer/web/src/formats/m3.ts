@@ -6,7 +6,7 @@
  *   const f = gaussianFeatures(mem, "clip");         // [N*D] float32, each Gaussian's own feature
  *   const s = cosineScores(f, mem.models[0].dim, v); // [N] cosine similarity to a vector v [D]
  */
-import { FormatError } from "./errors.js";
+import { FormatError, naming } from "./errors.js";
 import { unpackContainer } from "./container.js";
 import { decodeBytes, decodeInts } from "./entropy.js";
 import { gaussianCap, valueCap } from "./limits.js";
@@ -73,11 +73,15 @@ export function halfToFloat(h: number): number {
 }
 
 export function decodeM3(data: Uint8Array, opts: M3Options = {}): M3Memory {
+  return naming(opts.file, () => decodeM3Bytes(data, opts));
+}
+
+function decodeM3Bytes(data: Uint8Array, opts: M3Options): M3Memory {
   const file = opts.file;
   const err = (msg: string): never => {
     throw new FormatError(msg, file);
   };
-  const c = unpackContainer(data, { magic: M3_MAGIC, maxVersion: M3_VERSION, what: ".m3 file", file });
+  const c = unpackContainer(data, { magic: M3_MAGIC, maxVersion: M3_VERSION, what: ".m3 file" });
   const h = c.header as Record<string, unknown>;
   const int = (o: Record<string, unknown>, key: string, lo: number, hi: number, what: string, dflt?: number): number => {
     const v = key in o ? o[key] : dflt;
@@ -111,7 +115,7 @@ export function decodeM3(data: Uint8Array, opts: M3Options = {}): M3Memory {
   for (let ch = 0; ch < qt; ch++) {
     const l = lo[ch], s = step[ch];
     for (let i = 0; i < n; i++) {
-      const code = Number(codes[ch * n + i]);
+      const code = codes[ch * n + i];
       if (!(code >= 0 && code < levels)) err(`QRYS chunk holds ${n * qt} codes, expected ${n} x ${qt} of ${bits} bits (a code is out of range)`);
       // float32 arithmetic: the product and the sum each round to float32
       const v = f32(l + f32(code * s));
