@@ -46,6 +46,15 @@ export const dumpers = {
     return out;
   },
   lgs: (b, o) => splat(F.decodeLgs(b, { maxGaussians: o.maxGaussians })),
+  // .gsv: the header values and, for each frame in o.frames (default all), its arrays as "f<i>.<name>"
+  gsv: async (b, o) => {
+    const r = await F.openGsv(F.bytesReader(b), { size: b.length, partial: o.partial });
+    const out = { frames: r.header.frames, segments: r.segments.length, version: r.header.version, coding: r.header.coding };
+    for (const i of o.frames ?? [...Array(r.header.frames).keys()]) {
+      Object.entries(splat(await r.frame(i))).forEach(([k, v]) => { out[`f${i}.${k}`] = v; });
+    }
+    return out;
+  },
   gsi: (b, o) => {
     const g = F.decodeGsi(b, { maxGaussians: o.maxGaussians, maxPixels: o.maxPixels });
     return {
@@ -102,14 +111,14 @@ function writeResult(path, result) {
   writeFileSync(path + ".json", JSON.stringify({ arrays, values }));
 }
 
-function runJobs(jobsPath) {
+async function runJobs(jobsPath) {
   const jobs = JSON.parse(readFileSync(jobsPath, "utf8"));
   for (const job of jobs) {
     const fn = dumpers[job.kind];
     if (!fn) throw new Error(`no dumper for ${job.kind}`);
     const bytes = new Uint8Array(readFileSync(job.input));
     try {
-      writeResult(job.output, fn(bytes, job.options ?? {}));
+      writeResult(job.output, await fn(bytes, job.options ?? {}));
     } catch (e) {
       if (!(e instanceof F.FormatError)) throw e;
       writeFileSync(job.output + ".json", JSON.stringify({ error: e.name, message: e.message }));
@@ -117,7 +126,7 @@ function runJobs(jobsPath) {
   }
 }
 
-function runFuzz(kind, corpusPath, caseMs, options) {
+async function runFuzz(kind, corpusPath, caseMs, options) {
   const fn = dumpers[kind];
   if (!fn) throw new Error(`no dumper for ${kind}`);
   const corpus = new Uint8Array(readFileSync(corpusPath));
@@ -132,7 +141,7 @@ function runFuzz(kind, corpusPath, caseMs, options) {
     pos += 4 + len;
     const t0 = performance.now();
     try {
-      fn(bytes, options);
+      await fn(bytes, options);
       counts.ok++;
     } catch (e) {
       if (e instanceof F.FormatError) counts.FormatError++;
@@ -151,9 +160,9 @@ function runFuzz(kind, corpusPath, caseMs, options) {
 const args = process.argv.slice(2);
 if (args[0] === "--fuzz") {
   const get = (flag, dflt) => { const j = args.indexOf(flag); return j >= 0 ? args[j + 1] : dflt; };
-  runFuzz(args[1], args[2], Number(get("--case-ms", "2000")), JSON.parse(get("--options", "{}")));
+  await runFuzz(args[1], args[2], Number(get("--case-ms", "2000")), JSON.parse(get("--options", "{}")));
 } else if (args.length === 1) {
-  runJobs(args[0]);
+  await runJobs(args[0]);
 } else {
   console.error("usage: node dump.mjs JOBS.json | node dump.mjs --fuzz KIND CORPUS [--case-ms MS] [--options JSON]");
   process.exit(2);

@@ -8,11 +8,14 @@
  * A segment decodes from its own byte range alone (`decodeGsvSegment(bytes)`). Arrays a
  * frame returns are shared with later frames until those change them: treat them as read-only.
  */
-import { FormatError } from "./errors.js";
-import { crc32, parseHeaderJson, unpackContainer } from "./container.js";
+import { FormatError, naming } from "./errors.js";
+import { crc32 } from "./crc32.js";
+import { indexBytesNeeded, readIndex, unpackContainer, type Container, type ContainerIndex } from "./container.js";
 import { decodeInts, unpackArrays } from "./entropy.js";
 import { decodeChannels } from "./channels.js";
+import { getFloat, getInt, isObject, type JsonObject } from "./header.js";
 import { decodeLgs } from "./lgs.js";
+import { quantFromJson, type UniformQuant } from "./quant.js";
 import { valueCap } from "./limits.js";
 import type { SplatArrays } from "./types.js";
 import { JointSet, jointPose, restPose, skin, unitQuatsF32, type Binding, type JointPose } from "./gsvmotion.js";
@@ -72,24 +75,6 @@ export interface GsvOptions {
   partial?: boolean;
 }
 
-function isInt(v: unknown): v is number {
-  return typeof v === "number" && Number.isInteger(v);
-}
-
-function getInt(h: Record<string, unknown>, key: string, lo: number, hi: number, what: string): number {
-  const v = h[key];
-  if (!isInt(v) || v < lo || v > hi) throw new FormatError(`${what} field '${key}' is not an integer in [${lo}, ${hi}]`);
-  return v;
-}
-
-function getNum(h: Record<string, unknown>, key: string, lo: number, hi: number, what: string): number {
-  const v = h[key];
-  if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi) {
-    throw new FormatError(`${what} field '${key}' is not a number in [${lo}, ${hi}]`);
-  }
-  return v;
-}
-
 function rename(e: unknown, prefix: string, file?: string): never {
   if (e instanceof FormatError) {
     const reason = (e as FormatError & { reason?: string }).reason ?? e.message;
@@ -106,67 +91,38 @@ export class GsvReader {
   private constructor(private readonly read: RangeReader, readonly header: GsvHeader,
                       readonly segments: GsvSegmentEntry[], readonly file?: string) {}
 
-  /** Read and verify the prefix, JSON header and segment table (one or two range reads). */
+  /** Read and verify the prefix, JSON header and segment table (one range read, more only for a large header). */
   static async open(read: RangeReader, opts: GsvOptions = {}): Promise<GsvReader> {
     const file = opts.file;
-    const fail = (m: string): never => {
-      throw new FormatError(m, file);
-    };
-    let head = await read(0, 65536);
-    if (head.length < 12) fail(`truncated .gsv file: ${head.length} bytes, the fixed prefix needs 12`);
-    const magic = String.fromCharCode(head[0], head[1], head[2], head[3]);
-    if (magic !== GSV_MAGIC) fail(`not a .gsv file (magic ${JSON.stringify(magic)})`);
-    const version = head[4] | (head[5] << 8);
-    if (version < 1 || version > GSV_VERSION) fail(`.gsv file version ${version} is not supported (this reader knows 1..${GSV_VERSION})`);
-    const H = u32(head, 8);
-    if (H > 64 * 1024 * 1024) fail(`.gsv header length ${H} exceeds 64 MiB`);
-    if (opts.size !== undefined && 20 + H > opts.size) fail(`truncated .gsv file: ${opts.size} bytes, the header needs ${20 + H}`);
-    if (head.length < 20 + H) {
-      head = await read(0, 20 + H + 16 * 64 + 4);
-      if (head.length < 20 + H) fail(`truncated .gsv file: ${head.length} bytes, the header needs ${20 + H}`);
+    let requested = 65536;
+    let head = await read(0, requested);
+    // fetch until the prefix, header and table are all in (a large header or table needs more)
+    for (;;) {
+      const need = naming(file, () => indexBytesNeeded(head));
+      if (need <= head.length || head.length < requested) break; // complete, or the file ends here
+      requested = need;
+      head = await read(0, requested);
     }
-    if (crc32(head.subarray(0, 12 + H)) !== u32(head, 12 + H)) fail(".gsv file header CRC mismatch");
-    const K = u32(head, 16 + H);
-    const tableEnd = 24 + H + 16 * K;
-    if (K > 1 << 20) fail(`.gsv chunk count ${K} exceeds 2^20`);
-    if (opts.size !== undefined && tableEnd > opts.size) fail(`truncated .gsv file: ${opts.size} bytes, the chunk table needs ${tableEnd}`);
-    if (head.length < tableEnd) {
-      head = await read(0, tableEnd);
-      if (head.length < tableEnd) fail(`truncated .gsv file: ${head.length} bytes, the chunk table needs ${tableEnd}`);
-    }
-    if (crc32(head.subarray(16 + H, 20 + H + 16 * K)) !== u32(head, 20 + H + 16 * K)) fail(".gsv file chunk table CRC mismatch");
-    let h: Record<string, unknown>;
-    try {
-      h = parseHeaderJson(head.subarray(12, 12 + H)) as Record<string, unknown>;
-    } catch (e) {
-      rename(e, ".gsv file header", file);
-    }
-    let header: GsvHeader, segs: { first: number; frames: number; mode: "tracked" | "intra" }[];
-    try {
-      [header, segs] = parseHeader(h!, version);
-    } catch (e) {
-      rename(e, "invalid .gsv file", file);
-    }
-    if (segs!.length !== K) fail(`.gsv file has ${K} segment chunks, header lists ${segs!.length}`);
-    const entries: GsvSegmentEntry[] = [];
-    let off = tableEnd;
-    for (let s = 0; s < K; s++) {
-      const o = 20 + H + 16 * s;
-      const tag = String.fromCharCode(head[o], head[o + 1], head[o + 2], head[o + 3]);
-      const lenLo = u32(head, o + 4), lenHi = u32(head, o + 8);
-      if (lenHi >= 1 << 21) fail(`.gsv chunk ${s} length is out of range`);
-      const length = lenHi * 4294967296 + lenLo;
-      if (tag !== "SEGM") fail(`.gsv chunk ${s} has tag ${JSON.stringify(tag)}, expected "SEGM"`);
-      const cap = valueCap(length);
-      if (segs![s].frames > cap) fail(`segment ${s}'s frame count ${segs![s].frames} exceeds the limit of ${cap} for this file`);
-      entries.push({ index: s, ...segs![s], offset: off, length, crc: u32(head, o + 12) });
-      off += length;
-    }
+    const index = naming(file, () => readIndex(head, { magic: GSV_MAGIC, maxVersion: GSV_VERSION, what: ".gsv file", whole: false }));
+    let header: GsvHeader, segs: SegmentList;
+    const idx = index;
+    naming(file, () => {
+      [header, segs] = parseHeader(idx.header, idx.version);
+      const K = idx.tags.length;
+      if (segs.length !== K) throw new FormatError(`.gsv file has ${K} segment chunks, header lists ${segs.length}`);
+    });
+    const entries: GsvSegmentEntry[] = segs!.map((sg, s) => {
+      if (idx.tags[s] !== "SEGM") throw new FormatError(`.gsv chunk ${s} has tag ${JSON.stringify(idx.tags[s])}, expected "SEGM"`, file);
+      const cap = valueCap(idx.lengths[s]);
+      if (sg.frames > cap) throw new FormatError(`segment ${s}'s frame count ${sg.frames} exceeds the limit of ${cap} for this file`, file);
+      return { index: s, ...sg, offset: idx.starts[s], length: idx.lengths[s], crc: idx.crcs[s] };
+    });
+    const end = idx.starts[idx.tags.length];
     if (opts.size !== undefined) {
-      if (off < opts.size) fail(`.gsv file has ${opts.size - off} trailing bytes`);
-      if (off > opts.size && !opts.partial) {
+      if (end < opts.size) throw new FormatError(`.gsv file has ${opts.size - end} trailing bytes after the last chunk`, file);
+      if (end > opts.size && !opts.partial) {
         const bad = entries.find((e) => e.offset + e.length > opts.size!)!;
-        fail(`truncated .gsv file: ${opts.size} bytes, chunk ${bad.index} ends at ${bad.offset + bad.length}`);
+        throw new FormatError(`truncated .gsv file: chunk ${bad.index} ('SEGM') ends at byte ${bad.offset + bad.length}, file has ${opts.size}`, file);
       }
     }
     return new GsvReader(read, header!, entries, file);
@@ -233,24 +189,25 @@ export function openGsv(read: RangeReader, opts: GsvOptions = {}): Promise<GsvRe
   return GsvReader.open(read, opts);
 }
 
-function parseHeader(h: Record<string, unknown>, version: number
-): [GsvHeader, { first: number; frames: number; mode: "tracked" | "intra" }[]] {
+type SegmentList = { first: number; frames: number; mode: "tracked" | "intra" }[];
+
+function parseHeader(h: JsonObject, version: number): [GsvHeader, SegmentList] {
   const w = ".gsv header";
   const segsRaw = h.segments;
   if (!Array.isArray(segsRaw) || !segsRaw.every((s) => s && typeof s === "object" && !Array.isArray(s))) {
     throw new FormatError(".gsv segment list is malformed");
   }
-  const segs = (segsRaw as Record<string, unknown>[]).map((s) => {
+  const segs = (segsRaw as JsonObject[]).map((s) => {
     const mode = s.mode;
     if (mode !== "tracked" && mode !== "intra") throw new FormatError(".gsv segment mode must be \"tracked\" or \"intra\"");
-    return { first: getInt(s, "first", 0, BIG, ".gsv segment"), frames: getInt(s, "frames", 1, BIG, ".gsv segment"), mode };
+    return { first: getInt(s, "first", 0, BIG, ".gsv segment"), frames: getInt(s, "frames", 1, BIG, ".gsv segment"), mode: mode as "tracked" | "intra" };
   });
   const bounds = (key: string): [number, number, number] => {
     const b = h[key];
     if (!Array.isArray(b) || b.length !== 3 || !b.every((x) => typeof x === "number" && Math.abs(x) <= 1e30)) {
       throw new FormatError(`${w} field '${key}' must be 3 finite numbers`);
     }
-    return [b[0], b[1], b[2]];
+    return [b[0] as number, b[1] as number, b[2] as number];
   };
   if (typeof h.tracked !== "boolean") throw new FormatError(`${w} field 'tracked' is missing or has the wrong type`);
   let coding: string;
@@ -264,12 +221,12 @@ function parseHeader(h: Record<string, unknown>, version: number
   }
   const header: GsvHeader = {
     version,
-    fps: getNum(h, "fps", 1e-6, 1e6, w),
+    fps: getFloat(h, "fps", 1e-6, 1e6, w),
     frames: getInt(h, "frames", 0, BIG, w),
     gaussians: getInt(h, "gaussians", 0, BIG, w),
     shDegree: getInt(h, "sh_degree", 0, 3, w),
     gop: getInt(h, "gop", 1, BIG, w),
-    tracked: h.tracked,
+    tracked: h.tracked as boolean,
     coding,
     boundsMin: bounds("bounds_min"),
     boundsMax: bounds("bounds_max"),
@@ -302,7 +259,7 @@ export interface SegmentOptions {
 /** Parse one segment from its own bytes (the SEGM chunk payload). */
 export function decodeGsvSegment(data: Uint8Array, opts: SegmentOptions = {}): GsvSegment {
   const box = unpackContainer(data, { magic: SEGMENT_MAGIC, maxVersion: SEGMENT_VERSION, what: "segment" });
-  const h = box.header as Record<string, unknown>;
+  const h = box.header;
   const mode = h.mode;
   if (mode !== "tracked" && mode !== "intra") throw new FormatError(`unknown segment mode ${JSON.stringify(String(mode).slice(0, 40))}`);
   const frames = getInt(h, "frames", 1, valueCap(data.length), "segment header");
@@ -330,33 +287,9 @@ class IntraSegment implements GsvSegment {
   }
 }
 
-/** A uniform quantizer {lo, hi, bits} per channel: q -> float32(lo + q * step), step in float64. */
-interface Quant {
-  lo: number[];
-  hi: number[];
-  bits: number;
-  step: number[];
-  levels: number;
-}
-
-function readQuant(d: unknown, channels: number, what: string): Quant {
-  const bad = (): never => {
-    throw new FormatError(`quantizer for ${what} is malformed or out of range (bits 1..16, ${channels} finite bounds within +-1e30, hi >= lo)`);
-  };
-  if (!d || typeof d !== "object" || Array.isArray(d)) bad();
-  const o = d as Record<string, unknown>;
-  const lo = o.lo, hi = o.hi, bits = o.bits;
-  const ok = (l: unknown) => Array.isArray(l) && l.length === channels && l.every((x) => typeof x === "number" && Math.abs(x) <= 1e30);
-  if (!ok(lo) || !ok(hi) || !isInt(bits) || bits < 1 || bits > 16) bad();
-  const L = lo as number[], Hh = hi as number[];
-  if (L.some((x, i) => Hh[i] < x)) bad();
-  const levels = 2 ** (bits as number) - 1;
-  return { lo: L, hi: Hh, bits: bits as number, levels, step: L.map((x, i) => (Hh[i] - x > 0 ? (Hh[i] - x) / levels : 1)) };
-}
-
 const f32 = Math.fround;
 
-function deq(qz: Quant, c: number, v: number): number {
+function deq(qz: UniformQuant, c: number, v: number): number {
   return f32(qz.lo[c] + v * qz.step[c]);
 }
 
@@ -374,7 +307,7 @@ function unpackSparse(data: Uint8Array, frames: number, n: number, channels: num
   if (counts.length !== frames) throw new FormatError(`${what}: malformed update counts`);
   const start = new Float64Array(frames + 1);
   for (let g = 0; g < frames; g++) {
-    const c = Number(counts[g]);
+    const c = counts[g];
     if (!(c >= 0 && c <= n)) throw new FormatError(`${what}: malformed update counts`);
     start[g + 1] = start[g] + c;
   }
@@ -389,7 +322,7 @@ function unpackSparse(data: Uint8Array, frames: number, n: number, channels: num
   for (let g = 0; g < frames; g++) {
     let acc = 0;
     for (let i = start[g]; i < start[g + 1]; i++) {
-      const d = Number(gaps[i]);
+      const d = gaps[i];
       if (i === start[g] ? d < 0 : d <= 0) throw new FormatError(`${what}: indices not ascending`);
       acc = i === start[g] ? d : acc + d;
       if (acc >= n) throw new FormatError(`${what}: index outside 0..${n - 1}`);
@@ -399,11 +332,13 @@ function unpackSparse(data: Uint8Array, frames: number, n: number, channels: num
   let vals: Float64Array | null = null;
   if (channels) {
     const v = decodeChannels(parts[2], m, channels, { lo: Math.min(...lo), hi: Math.max(...hi), what });
-    vals = v instanceof Float64Array ? v : Float64Array.from(v as ArrayLike<number>, Number);
-    for (let i = 0; i < m; i++) {
-      for (let c = 0; c < channels; c++) {
-        const x = vals[i * channels + c];
+    vals = new Float64Array(m * channels);
+    for (let c = 0; c < channels; c++) {
+      const col = v[c];
+      for (let i = 0; i < m; i++) {
+        const x = col[i];
         if (x < lo[c] || x > hi[c]) throw new FormatError(`${what}: values outside [${lo[c]}, ${hi[c]}]`);
+        vals[i * channels + c] = x;
       }
     }
   }
@@ -447,30 +382,30 @@ class TrackedSegment implements GsvSegment {
   private shu: Sparse = EMPTY;
   private kill: Sparse = EMPTY;
   private born: (SplatArrays | null)[] | null = null;
-  private cq: Quant;
-  private oq: Quant;
-  private sq: Quant;
+  private cq: UniformQuant;
+  private oq: UniformQuant;
+  private sq: UniformQuant;
   private codebook: Float32Array | null = null; // [C*3K]
   private kRest: number;
   private st!: State;
 
-  constructor(box: ReturnType<typeof unpackContainer>, h: Record<string, unknown>, readonly frames: number, nbytes: number,
+  constructor(box: Container, h: JsonObject, readonly frames: number, nbytes: number,
               shDegree?: number) {
     const w = "segment header";
     const n = getInt(h, "count", 0, BIG, w);
     const J = getInt(h, "joints", 1, Math.max(n, 1), w);
     const k = getInt(h, "k", 1, 64, w);
-    this.length = getNum(h, "length", -1e30, 1e30, w);
-    this.rotStep = getNum(h, "rot_step", -1e30, 1e30, w);
-    this.transStep = getNum(h, "trans_step", -1e30, 1e30, w);
-    this.posStep = getNum(h, "pos_step", -1e30, 1e30, w);
+    this.length = getFloat(h, "length", -1e30, 1e30, w);
+    this.rotStep = getFloat(h, "rot_step", -1e30, 1e30, w);
+    this.transStep = getFloat(h, "trans_step", -1e30, 1e30, w);
+    this.posStep = getFloat(h, "pos_step", -1e30, 1e30, w);
     const pred = h.transform_prediction;
     if (pred !== "delta" && pred !== "linear") throw new FormatError("segment header field 'transform_prediction' must be \"delta\" or \"linear\"");
     const corr = "correspondence" in h ? h.correspondence : "fixed";
     if (corr !== "fixed" && corr !== "encoder") throw new FormatError("segment header is malformed (correspondence)");
-    this.cq = readQuant(h.colour, 3, "colour");
-    this.oq = readQuant(h.opacity, 1, "opacity");
-    this.sq = readQuant(h.log_scales, 3, "log-scales");
+    this.cq = quantFromJson(h.colour, 3, "colour");
+    this.oq = quantFromJson(h.opacity, 1, "opacity");
+    this.sq = quantFromJson(h.log_scales, 3, "log-scales");
     const ncb = getInt(h, "sh_codebook", 0, BIG, w);
     const key = decodeLgs(box.get("KEYF"));
     if (key.count !== n) throw new FormatError("segment keyframe does not match its header");
@@ -488,7 +423,7 @@ class TrackedSegment implements GsvSegment {
     const centres = new Float32Array(3 * J);
     let acc = 0;
     for (let j = 0; j < J; j++) {
-      const g = Number(jgap[j]);
+      const g = jgap[j];
       if (j === 0 ? g < 0 : g <= 0) throw new FormatError("joint index stream is malformed");
       acc += g;
       if (acc >= n) throw new FormatError("joint index outside the keyframe");
@@ -523,11 +458,11 @@ class TrackedSegment implements GsvSegment {
     const cbCount = ncb * Math.max(3 * this.kRest, 1);
     if (cbCount > cap) throw new FormatError(`SH codebook value count ${cbCount} exceeds the limit of ${cap} for this file`);
     if (ncb && this.kRest) {
-      const cbq = readQuant(h.sh_codebook_quant, 3 * this.kRest, "SH codebook");
+      const cbq = quantFromJson(h.sh_codebook_quant, 3 * this.kRest, "SH codebook");
       const C3 = 3 * this.kRest;
       const cbi = decodeChannels(box.get("SHCB"), ncb, C3, { lo: 0, hi: cbq.levels, what: "SH codebook" });
       this.codebook = new Float32Array(ncb * C3);
-      for (let e = 0; e < ncb; e++) for (let c = 0; c < C3; c++) this.codebook[e * C3 + c] = deq(cbq, c, Number(cbi[e * C3 + c]));
+      for (let c = 0; c < C3; c++) for (let e = 0; e < ncb; e++) this.codebook[e * C3 + c] = deq(cbq, c, cbi[c][e]);
       this.shu = unpackSparse(box.get("SHUP"), F - 1, bound, 1, [0], [ncb - 1], "SH updates");
     }
     this.v = decodeTransforms(box.get("JTRF"), F, J, pred);
@@ -702,7 +637,7 @@ function decodeTransforms(data: Uint8Array, F: number, J: number, mode: "delta" 
   const row = J * 6;
   for (let f = 1; f < F; f++) {
     for (let i = 0; i < row; i++) {
-      const e = Number(r[(f - 1) * row + i]);
+      const e = r[i % 6][(f - 1) * J + Math.floor(i / 6)];
       v[f * row + i] = mode === "linear" && f >= 2 ? e + 2 * v[(f - 1) * row + i] - v[(f - 2) * row + i] : e + v[(f - 1) * row + i];
     }
   }

@@ -42,3 +42,8 @@ export {
   decodeM3, memoryAttention, gaussianFeatures, cosineScores, m3Model, halfToFloat, M3_MAGIC, M3_VERSION,
   type M3Memory, type M3Model, type M3Options,
 } from "./m3.js";
+// .gsv volumetric video
+export {
+  openGsv, GsvReader, decodeGsvSegment, bytesReader, GSV_MAGIC, GSV_VERSION, SEGMENT_MAGIC, SEGMENT_VERSION,
+  type RangeReader, type GsvHeader, type GsvSegmentEntry, type GsvOptions, type GsvSegment, type SegmentOptions,
+} from "./gsv.js";

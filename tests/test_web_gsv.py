@@ -1,0 +1,141 @@
+"""The TypeScript `.gsv` decoder (viewer/web) against `VideoReader`, on clips the Python encoder
+writes in the test: tracked, re-sorted (deaths and births), intra, and a version-1 file.
+
+What is bit for bit and what is not (docs/formats/gsv.md section 3.5): keyframes, intra frames,
+every appearance value (colours, SH rest, opacities, log-scales: float64 maths rounded once to
+float32) and every count are exact. A predicted frame's centres and rotations come from float32
+skinning whose rounding the reference leaves to torch (a vectorised exp for the skin weights,
+vectorised sin/cos for the joint rotations, an MKL sparse product in its own summation order):
+the TypeScript decoder follows the spec's formulas, accumulates in float64 and rounds once, so
+those two arrays agree to a few float32 ulps of the scene's extent, not bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from compress.container import pack_container, unpack_container
+from compress.video import VideoReader, VideoSettings, encode_video
+from compress.video.codec import MAGIC
+from compress.video.segment import SEG_MAGIC
+from splat.scene import GaussianScene
+
+from conftest import shared_file
+from web_harness import assert_bits_equal, node_decode
+
+# centres: |TS - Python| <= POS_TOL x the clip's extent (float32 ulp at the extent is 2^-24 = 6e-8;
+# the skinning's float32 rounding in the reference spreads over a few dozen ulps at most)
+POS_TOL = 1e-6
+# rotations: unit quaternions, compared up to sign
+ROT_TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def frames():
+    from compress.video.synth import performer_frames
+
+    fr, _ = performer_frames(1500, 8, bvh=shared_file("motion", "mocapbank_455f.bvh"), frame_step=2)
+    return fr
+
+
+def _shuffle(frames, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [f[torch.randperm(len(f), generator=g)] for f in frames]
+
+
+@pytest.fixture(scope="module")
+def clips(frames):
+    """name -> .gsv bytes."""
+    out = {"tracked": encode_video(frames, VideoSettings(gop=4)).data}
+    sh = _shuffle(frames[:6], seed=5)
+    extra = frames[0][:40]
+    extra = GaussianScene(means=extra.means + 0.5, quats=extra.quats, log_scales=extra.log_scales,
+                          opacity_logits=extra.opacity_logits, sh_dc=extra.sh_dc, sh_rest=extra.sh_rest)
+    seq = [sh[0], sh[1][:1300], sh[2][:1300], GaussianScene.cat([sh[3], extra]), GaussianScene.cat([sh[4], extra]),
+           sh[5][100:]]
+    res = encode_video(seq, VideoSettings(gop=6, mode="resorted"))
+    assert res.mode == "resorted" and res.segment_modes == ["tracked"]
+    assert res.stream_bytes["deaths"] >= 300 and res.stream_bytes["births"] >= 40  # both are exercised
+    out["resorted"] = res.data
+    res = encode_video(_shuffle(frames[:3], seed=1), VideoSettings(gop=2, mode="independent", track=False))
+    assert set(res.segment_modes) == {"intra"}
+    out["intra"] = res.data
+    out["version 1"] = _as_version_1(out["tracked"])
+    return out
+
+
+def _as_version_1(data: bytes) -> bytes:
+    """The same clip as a version-1 file: no `coding` key, version-1 segments."""
+    box = unpack_container(data, magic=MAGIC, max_version=2)
+    h = {k: v for k, v in box.header.items() if k != "coding"}
+    segs = []
+    for c in box.chunks:
+        s = unpack_container(c.data, magic=SEG_MAGIC, max_version=2)
+        assert "correspondence" not in s.header
+        segs.append(("SEGM", pack_container(SEG_MAGIC, 1, s.header, [(x.tag, x.data) for x in s.chunks])))
+    return pack_container(MAGIC, 1, h, segs)
+
+
+def _compare(name: str, got: dict, want: GaussianScene, frame: int, predicted: bool, extent: float) -> dict:
+    exact = {"logScales": want.log_scales, "opacityLogits": want.opacity_logits, "shDc": want.sh_dc,
+             "shRest": want.sh_rest}
+    if not predicted:
+        exact.update(means=want.means, quats=want.quats)
+    for key, arr in exact.items():
+        assert_bits_equal(got[key], arr.numpy(), f"{name} frame {frame}: {key}")
+    if not predicted:
+        return {}
+    m = got["means"].reshape(-1, 3)
+    q = got["quats"].reshape(-1, 4)
+    dm = float(np.abs(m - want.means.numpy()).max()) / extent
+    wq = want.quats.numpy()
+    dq = float(np.minimum(np.abs(q - wq).max(1), np.abs(q + wq).max(1)).max())
+    assert dm <= POS_TOL, f"{name} frame {frame}: centres off by {dm:.3g} x extent"
+    assert dq <= ROT_TOL, f"{name} frame {frame}: rotations off by {dq:.3g}"
+    return {"pos": dm, "rot": dq}
+
+
+def test_gsv_matches_video_reader(clips):
+    names = list(clips)
+    res = node_decode([("gsv", clips[n], {}) for n in names])
+    worst = {"pos": 0.0, "rot": 0.0}
+    for name, r in zip(names, res):
+        assert r.error is None, f"{name}: {r.error}"
+        reader = VideoReader(clips[name])
+        info = reader.info
+        assert r.values["frames"] == info.n_frames and r.values["segments"] == info.n_segments
+        assert r.values["coding"] == info.coding
+        extent = float(np.abs(np.concatenate([info.bounds_min, info.bounds_max])).max())
+        for i in range(info.n_frames):
+            want = reader.frame(i)
+            s = info.segment_of(i)
+            predicted = reader.segment(s).mode == "tracked" and i != info.segment_first[s]
+            got = {k.split(".", 1)[1]: v for k, v in {**r.arrays, **r.values}.items() if k.startswith(f"f{i}.")}
+            assert got["count"] == len(want) and got["shDegree"] == want.sh_degree, f"{name} frame {i}"
+            d = _compare(name, got, want, i, predicted, extent)
+            for k, v in d.items():
+                worst[k] = max(worst[k], v)
+        reader.close()
+    print(f"worst predicted-frame deviation: centres {worst['pos']:.3g} x extent, rotations {worst['rot']:.3g}")
+
+
+def test_gsv_segments_decode_alone_and_refuse_corruption(clips):
+    """A segment decodes from its own byte range; a corrupt segment fails alone; truncation is an error at open."""
+    data = clips["tracked"]
+    reader = VideoReader(data)
+    off, ln = reader.segment_range(1)
+    bad = bytearray(data)
+    bad[off + ln // 2] ^= 0x40
+    cases = [bytes(bad), bytes(bad), data[:off + ln // 3], data[:off + ln // 3], data + b"\0", b"GSVX" + data[4:]]
+    opts = [{"frames": [1]}, {"frames": [5]}, {"frames": [0]}, {"frames": [0], "partial": True}, {"frames": [0]},
+            {"frames": [0]}]
+    res = node_decode([("gsv", c, o) for c, o in zip(cases, opts)])
+    assert res[0].error is None  # segment 0 is intact
+    assert_bits_equal(res[0].arrays["f1.shDc"], reader.frame(1).sh_dc.numpy(), "frame 1 beside a corrupt segment")
+    assert res[1].error is not None and "segment 1" in res[1].error and "CRC" in res[1].error.upper()
+    assert res[2].error is not None and "truncated" in res[2].error
+    assert res[3].error is None  # partial=True: the intact segment still decodes
+    assert res[4].error is not None and "trailing" in res[4].error
+    assert res[5].error is not None and "not a .gsv" in res[5].error
+    reader.close()
