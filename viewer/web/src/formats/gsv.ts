@@ -621,7 +621,7 @@ class TrackedSegment implements GsvSegment {
       quats = new Float32Array(4 * N);
       skin(this.pose(f), this.centres, st.bind, st.x0, st.q0, st.offset, means, quats);
     }
-    for (const a of [st.shDc, st.shRest, st.opacityLogits, st.logScales, st.x0, st.q0, st.offset]) st.shared.add(a);
+    for (const a of [st.shDc, st.shRest, st.opacityLogits, st.logScales, st.x0, st.q0]) st.shared.add(a);
     return {
       count: N, shDegree: this.key.shDegree, means, quats, logScales: st.logScales, opacityLogits: st.opacityLogits,
       shDc: st.shDc, shRest: st.shRest,

@@ -333,33 +333,39 @@ export function skin(pose: JointPose, centres: Float32Array, b: Binding, x0: Flo
     }
   }
   const k = b.k, idx = b.idx, w = b.w;
-  const blend = new Float32Array(4);
   for (let i = 0; i < N; i++) {
     let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0, a10 = 0, a11 = 0;
     let qw = 0, qx = 0, qy = 0, qz = 0;
     const base = i * k;
-    const j0 = idx[base];
-    const pw = q[4 * j0], px = q[4 * j0 + 1], py = q[4 * j0 + 2], pz = q[4 * j0 + 3];
+    const j0 = 4 * idx[base];
+    const pw = q[j0], px = q[j0 + 1], py = q[j0 + 2], pz = q[j0 + 3];
     for (let s = 0; s < k; s++) {
-      const j = idx[base + s];
       const ws = w[base + s];
+      const j = idx[base + s];
       const o = 12 * j;
       a0 += ws * M[o]; a1 += ws * M[o + 1]; a2 += ws * M[o + 2];
       a3 += ws * M[o + 3]; a4 += ws * M[o + 4]; a5 += ws * M[o + 5];
       a6 += ws * M[o + 6]; a7 += ws * M[o + 7]; a8 += ws * M[o + 8];
       a9 += ws * M[o + 9]; a10 += ws * M[o + 10]; a11 += ws * M[o + 11];
-      const jw = q[4 * j], jx = q[4 * j + 1], jy = q[4 * j + 2], jz = q[4 * j + 3];
-      const dot = f32(f32(f32(f32(jw * pw) + f32(jx * px)) + f32(jy * py)) + f32(jz * pz));
-      const sw = dot < 0 ? -ws : ws;
+      const jq = 4 * j;
+      const jw = q[jq], jx = q[jq + 1], jy = q[jq + 2], jz = q[jq + 3];
+      // hemisphere of joint j against the nearest joint's (sign 1 when the dot is 0)
+      const sw = jw * pw + jx * px + jy * py + jz * pz < 0 ? -ws : ws;
       qw += sw * jw; qx += sw * jx; qy += sw * jy; qz += sw * jz;
     }
-    const x = x0[3 * i], y = x0[3 * i + 1], z = x0[3 * i + 2];
-    means[3 * i] = a0 * x + a1 * y + a2 * z + a9 + offset[3 * i];
-    means[3 * i + 1] = a3 * x + a4 * y + a5 * z + a10 + offset[3 * i + 1];
-    means[3 * i + 2] = a6 * x + a7 * y + a8 * z + a11 + offset[3 * i + 2];
-    const nn = Math.max(Math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12);
-    blend[0] = qw / nn; blend[1] = qx / nn; blend[2] = qy / nn; blend[3] = qz / nn;
-    quatMul(blend, 0, q0, 4 * i, quats, 4 * i);
+    const i3 = 3 * i;
+    const x = x0[i3], y = x0[i3 + 1], z = x0[i3 + 2];
+    means[i3] = a0 * x + a1 * y + a2 * z + a9 + offset[i3];
+    means[i3 + 1] = a3 * x + a4 * y + a5 * z + a10 + offset[i3 + 1];
+    means[i3 + 2] = a6 * x + a7 * y + a8 * z + a11 + offset[i3 + 2];
+    const inv = 1 / Math.max(Math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12);
+    const aw = qw * inv, ax = qx * inv, ay = qy * inv, az = qz * inv;
+    const i4 = 4 * i;
+    const bw = q0[i4], bx = q0[i4 + 1], by = q0[i4 + 2], bz = q0[i4 + 3];
+    quats[i4] = aw * bw - ax * bx - ay * by - az * bz;
+    quats[i4 + 1] = aw * bx + ax * bw + ay * bz - az * by;
+    quats[i4 + 2] = aw * by - ax * bz + ay * bw + az * bx;
+    quats[i4 + 3] = aw * bz + ax * by - ay * bx + az * bw;
   }
 }
 
