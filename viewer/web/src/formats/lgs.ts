@@ -103,7 +103,7 @@ type Chans = (tag: string, rows: number, channels: number, o: ChannelOptions) =>
 /** (class per Gaussian or null, bits dropped per class) from the header and PCLS. */
 function precision(h: JsonObject, n: number, version: number, chans: Chans, maxDrop: number): [IntArray | null, number[]] {
   const p = h["precision"];
-  if (p === undefined) return [null, [0]];
+  if (p === undefined || p === null) return [null, [0]];
   if (version < 2) throw new FormatError("precision classes need .lgs version 2");
   if (!isObject(p)) throw new FormatError("header field 'precision' is malformed");
   const top = Math.min(MAX_DROP, maxDrop - 1);

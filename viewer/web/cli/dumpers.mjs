@@ -1,0 +1,72 @@
+// The decoders the harness (dump.mjs) and the benchmark (bench.mjs) run, by kind. A dumper maps
+// (file bytes, options) to {name: TypedArray | number | string | boolean}; a new format's
+// decoder plugs in by adding an entry here (see docs/web.md).
+import * as F from "../dist/formats.mjs";
+
+/** SplatArrays as named arrays. */
+export const splat = (s) => ({
+  count: s.count, shDegree: s.shDegree, means: s.means, quats: s.quats, logScales: s.logScales,
+  opacityLogits: s.opacityLogits, shDc: s.shDc, shRest: s.shRest,
+});
+
+/** kind -> (bytes, options) -> {name: value}. */
+export const dumpers = {
+  ints: (b, o) => ({ values: F.decodeInts(b, o.maxCount ?? b.length * 256 + 4096) }),
+  intsraw: (b, o) => {
+    const r = F.decodeIntsRaw(b, o.maxCount ?? b.length * 256 + 4096);
+    return { lo: r.lo, hi: r.hi ?? new Uint32Array(r.n), signed: r.signed };
+  },
+  bytes: (b, o) => ({ values: F.decodeBytes(b, o.maxSize ?? b.length * 64 + 4096) }),
+  ctx: (b, o) => {
+    const ctx = o.contexts ? Int32Array.from(o.contexts) : null;
+    return { values: F.decodeCtx(b, o.n, o.bits, ctx, o.nContexts ?? 1) };
+  },
+  container: (b, o) => {
+    const box = F.unpackContainer(b, { magic: o.magic, maxVersion: o.maxVersion, what: "container" });
+    const out = { version: box.version, header: JSON.stringify(box.header), tags: box.chunks.map((c) => c.tag).join(",") };
+    box.chunks.forEach((c, i) => { out[`chunk${i}`] = c.data; });
+    return out;
+  },
+  lgs: (b, o) => splat(F.decodeLgs(b, { maxGaussians: o.maxGaussians })),
+  // .gsv: header values and, for each frame in o.frames (default all), its arrays as "f<i>.<name>" (async)
+  gsv: async (b, o) => {
+    const r = await F.openGsv(F.bytesReader(b), { size: b.length, partial: o.partial });
+    const out = { frames: r.header.frames, segments: r.segments.length, version: r.header.version, coding: r.header.coding };
+    for (const i of o.frames ?? [...Array(r.header.frames).keys()]) {
+      Object.entries(splat(await r.frame(i))).forEach(([k, v]) => { out[`f${i}.${k}`] = v; });
+    }
+    return out;
+  },
+  gsi: (b, o) => {
+    const g = F.decodeGsi(b, { maxGaussians: o.maxGaussians, maxPixels: o.maxPixels });
+    return {
+      means: g.means, scales: g.scales, rotations: g.rotations, colors: g.colors, count: g.count, width: g.width,
+      height: g.height, channels: g.channels, mode: g.mode, k: g.k, layers: JSON.stringify(g.layers), version: g.version,
+    };
+  },
+  m3: (b, o) => {
+    // o.refCount: the file references its scene; stand in a zero scene of that many Gaussians
+    const scene = o.refCount === undefined ? undefined : {
+      count: o.refCount, shDegree: 0, means: new Float32Array(3 * o.refCount), quats: new Float32Array(4 * o.refCount),
+      logScales: new Float32Array(3 * o.refCount), opacityLogits: new Float32Array(o.refCount),
+      shDc: new Float32Array(3 * o.refCount), shRest: new Float32Array(0),
+    };
+    const m = F.decodeM3(b, { maxGaussians: o.maxGaussians, scene });
+    const out = { count: m.count, queryTotal: m.queryTotal, queries: m.queries, models: m.models.length };
+    if (m.sceneRef) out.sceneRef = m.sceneRef.ref;
+    else Object.entries(splat(m.scene)).forEach(([k, v]) => { out[`scene.${k}`] = v; });
+    m.models.forEach((md, i) => {
+      Object.assign(out, {
+        [`m${i}.name`]: md.name, [`m${i}.offset`]: md.offset, [`m${i}.dim`]: md.dim, [`m${i}.temperature`]: md.temperature,
+        [`m${i}.learnable`]: md.learnable, [`m${i}.bank`]: md.bank, [`m${i}.projection`]: md.projection,
+      });
+      if (o.features) {
+        const f = F.gaussianFeatures(m, md.name);
+        out[`m${i}.features`] = f;
+        if (o.vector) out[`m${i}.scores`] = F.cosineScores(f, md.dim, o.vector.slice(0, md.dim));
+      }
+    });
+    return out;
+  },
+};
+
