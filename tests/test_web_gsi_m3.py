@@ -218,3 +218,60 @@ def test_m3_refusals():
         with pytest.raises(Exception):
             decode_m3(c)
         assert r.error is not None, f"case {i}: TS decoder accepted a corrupt file"
+
+
+# ---------------------------------------------------------------------- the Node CLI
+def _cli(*args) -> "subprocess.CompletedProcess":
+    import subprocess
+
+    from web_harness import WEB, require_node
+    return subprocess.run([require_node(), str(WEB / "cli" / "decode.mjs"), *map(str, args)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_m3_writes_the_scene_with_f_emb_queries(tmp_path):
+    """decode.mjs on an .m3 file writes what `splat memory build --ply` (export_ply) writes: the
+    scene's INRIA properties and the queries as f_emb_*; a referenced .lgs scene is read beside it."""
+    from plyfile import PlyData
+
+    from compress.memory.m3file import export_ply, read_m3, write_m3
+    from compress.scene.codec import QuantConfig, encode as lgs_encode
+
+    mem = _memory(300, 2, seed=4)
+    cases = {"embedded": tmp_path / "a.m3"}
+    write_m3(mem, cases["embedded"])
+    lgs = tmp_path / "scene.lgs"
+    lgs.write_bytes(lgs_encode(mem.scene.replace(extras={}), None, QuantConfig(sh_codebook=16, kmeans_iters=2))[0])
+    cases["referenced"] = tmp_path / "b.m3"
+    write_m3(mem, cases["referenced"], embed_scene=False, scene_path=lgs)
+    for name, path in cases.items():
+        out, ref = tmp_path / f"{name}.ply", tmp_path / f"{name}.ref.ply"
+        r = _cli(path, out)
+        assert r.returncode == 0, r.stderr
+        export_ply(read_m3(path), ref)
+        got, want = PlyData.read(str(out))["vertex"], PlyData.read(str(ref))["vertex"]
+        assert [p.name for p in got.properties] == [p.name for p in want.properties], name
+        for p in want.properties:
+            assert_bits_equal(np.asarray(got[p.name]), np.asarray(want[p.name]), f"{name}: {p.name}")
+    lgs.write_bytes(lgs.read_bytes()[:-1] + b"\0")  # the referenced scene changed
+    r = _cli(cases["referenced"], tmp_path / "c.ply")
+    assert r.returncode == 2 and "SHA-256" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_gsi_writes_the_documented_2d_layout(tmp_path):
+    from plyfile import PlyData
+
+    data = _gsi_files()[3][1]  # RGBA
+    src, out = tmp_path / "img.gsi", tmp_path / "img.ply"
+    src.write_bytes(data)
+    r = _cli(src, out)
+    assert r.returncode == 0, r.stderr
+    want = decode(data)
+    ply = PlyData.read(str(out))
+    v = ply["gaussian2d"]
+    assert [p.name for p in v.properties] == ["x", "y", "scale_0", "scale_1", "rot"] + [f"color_{c}" for c in range(4)]
+    assert_bits_equal(np.stack([v["x"], v["y"]], 1), want.means.numpy(), "means")
+    assert_bits_equal(np.stack([v["scale_0"], v["scale_1"]], 1), want.scales.numpy(), "scales")
+    assert_bits_equal(np.asarray(v["rot"]), want.rotations.numpy(), "rotations")
+    assert_bits_equal(np.stack([v[f"color_{c}"] for c in range(4)], 1), want.colors.numpy(), "colors")
+    assert f"gsi width {want.width}" in ply.comments and f"gsi mode {want.mode}" in ply.comments

@@ -139,3 +139,28 @@ def test_gsv_segments_decode_alone_and_refuse_corruption(clips):
     assert res[4].error is not None and "trailing" in res[4].error
     assert res[5].error is not None and "not a .gsv" in res[5].error
     reader.close()
+
+
+def test_cli_writes_a_frame_as_the_python_ply(clips, tmp_path):
+    """`decode.mjs clip.gsv out.ply --frame N`: intra frames and keyframes as the exact PLY bytes of
+    the Python decode (predicted frames differ only by the centre/rotation rounding above)."""
+    import subprocess
+
+    from splat.io import ply
+    from web_harness import WEB, require_node
+
+    cli = WEB / "cli" / "decode.mjs"
+    for name, frame in (("intra", 1), ("tracked", 4)):
+        src = tmp_path / f"{name}.gsv"
+        src.write_bytes(clips[name])
+        out = tmp_path / f"{name}.ply"
+        r = subprocess.run([require_node(), str(cli), str(src), str(out), "--frame", str(frame)], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        with VideoReader(clips[name]) as reader:
+            assert reader.segment(reader.info.segment_of(frame)).mode == name  # frame 4 starts a tracked segment
+            assert out.read_bytes() == ply.encode(reader.frame(frame)), name
+    r = subprocess.run([require_node(), str(cli), str(tmp_path / "intra.gsv"), str(tmp_path / "x.ply"), "--frame", "99"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "frames" in r.stderr
+    assert not (tmp_path / "x.ply").exists()

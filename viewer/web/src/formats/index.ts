@@ -37,7 +37,7 @@ export { decodeChannels, DIRECT, DELTA, CONTEXT, type IntArray, type ContextFn, 
 export { decodeLgs, lgsInfo, LGS_MAGIC, LGS_VERSION, type LgsOptions } from "./lgs.js";
 export { quantFromJson, uniformStep, MAX_BOUND, type UniformQuant } from "./quant.js";
 export { FORMATS, detectFormat, type FormatEntry } from "./formats.js";
-export { encodePly, plyHeader } from "./ply.js";
+export { encodePly, encodeFloatPly, plyHeader, type PlyExtra } from "./ply.js";
 // .gsi images and .m3 feature memory (docs/web.md)
 export { decodeGsi, treeDepth, GSI_MAGIC, GSI_VERSION, type Gaussians2D, type GsiOptions } from "./gsi.js";
 export {
