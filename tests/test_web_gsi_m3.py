@@ -3,6 +3,7 @@ on files the Python encoders write in the test (and a frozen version-1 `.gsi`)."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from splat.morton import morton_encode
 from splat.scene import GaussianScene
 from test_image_streams import V1_FILE
 from web_harness import assert_bits_equal, node_decode
+
+DATA = Path(__file__).with_name("data")
 
 
 # ---------------------------------------------------------------------- .gsi
@@ -78,6 +81,7 @@ def _gsi_files() -> list[tuple[str, bytes]]:
     ]):
         files.append((f"v2 #{i} ({n} Gaussians, {c} channels)", encode(_gaussians(n, w, h, c, i, clustered), bits=bits)))
     files.append(("v1 frozen", V1_FILE))
+    files.append(("v2 frozen", (DATA / "image_golden.gsi").read_bytes()))
     files.append(("v1 delta", _v1_file(_gaussians(250, 50, 40, 3, 7, True), ["sa", "c0", "c2"])))
     files.append(("v1 rgba", _v1_file(_gaussians(120, 20, 70, 4, 8, False), [])))
     return files
@@ -164,6 +168,9 @@ def test_m3_matches_python_bit_for_bit():
     vec = [float(x) for x in np.random.default_rng(0).normal(size=24)]
     jobs = [("m3", data, {"features": True, "vector": vec, **({} if embed else {"refCount": len(mem.scene)})})
             for mem, data, embed in cases]
+    golden = (DATA / "memory_golden.m3").read_bytes()  # frozen (tests/data/make_web_goldens.py)
+    cases.append((decode_m3(golden), golden, True))
+    jobs.append(("m3", golden, {"features": True, "vector": vec}))
     jobs.append(("m3", cases[2][1], {}))  # a referenced scene is needed
     res = node_decode(jobs)
     assert res[-1].error is not None and "references its scene" in res[-1].error

@@ -21,6 +21,8 @@ from compress.video.codec import MAGIC
 from compress.video.segment import SEG_MAGIC
 from splat.scene import GaussianScene
 
+from pathlib import Path
+
 from conftest import shared_file
 from web_harness import assert_bits_equal, node_decode
 
@@ -29,6 +31,7 @@ from web_harness import assert_bits_equal, node_decode
 POS_TOL = 1e-6
 # rotations: unit quaternions, compared up to sign
 ROT_TOL = 1e-6
+GOLDEN = Path(__file__).with_name("data") / "video_golden.gsv"
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +99,11 @@ def _compare(name: str, got: dict, want: GaussianScene, frame: int, predicted: b
     return {"pos": dm, "rot": dq}
 
 
-def test_gsv_matches_video_reader(clips):
-    names = list(clips)
-    res = node_decode([("gsv", clips[n], {}) for n in names])
+def _check_clip(name: str, data: bytes, r) -> dict:
+    """The Node result ``r`` of clip ``data`` against VideoReader, frame by frame; worst deviations."""
+    assert r.error is None, f"{name}: {r.error}"
     worst = {"pos": 0.0, "rot": 0.0}
-    for name, r in zip(names, res):
-        assert r.error is None, f"{name}: {r.error}"
-        reader = VideoReader(clips[name])
+    with VideoReader(data) as reader:
         info = reader.info
         assert r.values["frames"] == info.n_frames and r.values["segments"] == info.n_segments
         assert r.values["coding"] == info.coding
@@ -113,11 +114,27 @@ def test_gsv_matches_video_reader(clips):
             predicted = reader.segment(s).mode == "tracked" and i != info.segment_first[s]
             got = {k.split(".", 1)[1]: v for k, v in {**r.arrays, **r.values}.items() if k.startswith(f"f{i}.")}
             assert got["count"] == len(want) and got["shDegree"] == want.sh_degree, f"{name} frame {i}"
-            d = _compare(name, got, want, i, predicted, extent)
-            for k, v in d.items():
+            for k, v in _compare(name, got, want, i, predicted, extent).items():
                 worst[k] = max(worst[k], v)
-        reader.close()
+    return worst
+
+
+def test_gsv_matches_video_reader(clips):
+    names = list(clips)
+    worst = {"pos": 0.0, "rot": 0.0}
+    for name, r in zip(names, node_decode([("gsv", clips[n], {}) for n in names])):
+        for k, v in _check_clip(name, clips[name], r).items():
+            worst[k] = max(worst[k], v)
     print(f"worst predicted-frame deviation: centres {worst['pos']:.3g} x extent, rotations {worst['rot']:.3g}")
+
+
+def test_gsv_golden_file_matches_video_reader():
+    """The frozen re-sorted clip (deaths and births; tests/data/make_web_goldens.py)."""
+    data = GOLDEN.read_bytes()
+    with VideoReader(data) as reader:
+        seg = reader.segment(0)
+        assert seg.mode == "tracked" and seg.u.born is not None and len(seg.u.kill[1]) > 0
+    _check_clip("golden", data, node_decode([("gsv", data, {})])[0])
 
 
 def test_gsv_segments_decode_alone_and_refuse_corruption(clips):
