@@ -81,13 +81,17 @@ def test_byte_streams_and_container_match_python():
     chunks = [("AAAA", b""), ("BBBB", payload), ("AAAA", b"x" * 1000)]
     header = {"count": 3, "name": "t", "nested": {"a": [1, 2.5, None]}}
     blob = pack_container(b"TST1", 2, header, chunks)
-    res = node_decode([("bytes", encode_bytes(payload), {}), ("container", blob, {"magic": "TST1", "maxVersion": 2})])
+    res = node_decode([("bytes", encode_bytes(payload), {}), ("container", blob, {"magic": "TST1", "maxVersion": 2}),
+                       ("containerRange", blob, {"magic": "TST1"})])
     assert res[0].error is None and res[0].arrays["values"].tobytes() == payload
     box = res[1]
     assert box.error is None and box.values["version"] == 2 and json.loads(box.values["header"]) == header
     assert box.values["tags"] == "AAAA,BBBB,AAAA"
+    ranged = res[2]
+    assert ranged.error is None and ranged.values["prefixBytes"] == ranged.values["payloadStart"]
     for i, (_, data) in enumerate(chunks):
         assert box.arrays[f"chunk{i}"].tobytes() == data
+        assert ranged.arrays[f"chunk{i}"].tobytes() == data
 
 
 def _bad_containers() -> dict[str, bytes]:

@@ -13,17 +13,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
-import pytest
 import torch
 
 from compress.scene.codec import QuantConfig, decode, encode
 from splat.scene import GaussianScene
-from web_harness import assert_bits_equal, node_decode
+from web_harness import assert_bits_equal, assert_splat_equal, node_decode
 
 DATA = Path(__file__).with_name("data")
-FIELDS = {"means": "means", "quats": "quats", "logScales": "log_scales", "opacityLogits": "opacity_logits",
-          "shDc": "sh_dc", "shRest": "sh_rest"}
 
 
 def _synthetic(n: int, seed: int):
@@ -43,11 +39,7 @@ def _with_degree(scene: GaussianScene, deg: int) -> GaussianScene:
 
 def assert_scene_parity(result, data: bytes, name: str) -> None:
     """The Node decode of ``data`` equals ``compress.scene.codec.decode(data)`` bit for bit."""
-    assert result.error is None, f"{name}: {result.error}"
-    want = decode(data)
-    assert result.values["count"] == len(want) and result.values["shDegree"] == want.sh_degree
-    for ts_name, py_name in FIELDS.items():
-        assert_bits_equal(result.arrays[ts_name], getattr(want, py_name).numpy(), f"{name}: {py_name}")
+    assert_splat_equal(result, decode(data), name)
 
 
 def _cases() -> dict[str, bytes]:

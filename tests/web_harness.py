@@ -93,6 +93,20 @@ def assert_bits_equal(got: np.ndarray, want: np.ndarray, name: str) -> None:
         raise AssertionError(f"{name}: {len(bad)} of {want.size} values differ; first at {i}: {got[i]!r} != {want[i]!r}")
 
 
+SPLAT_FIELDS = {"means": "means", "quats": "quats", "logScales": "log_scales", "opacityLogits": "opacity_logits",
+                "shDc": "sh_dc", "shRest": "sh_rest"}
+"""SplatArrays field -> GaussianScene attribute."""
+
+
+def assert_splat_equal(result: NodeResult, scene, name: str) -> None:
+    """A decoded ``SplatArrays`` (dumped by ``splat`` in dumpers.mjs) equals the Python
+    ``GaussianScene`` bit for bit: count, SH degree and every float32 array."""
+    assert result.error is None, f"{name}: {result.error}"
+    assert result.values["count"] == len(scene) and result.values["shDegree"] == scene.sh_degree, name
+    for ts_name, py_name in SPLAT_FIELDS.items():
+        assert_bits_equal(result.arrays[ts_name], getattr(scene, py_name).detach().cpu().numpy(), f"{name}: {py_name}")
+
+
 def node_fuzz(kind: str, cases: Sequence[bytes], *, case_ms: float = 2000.0, heap_mib: int = 512,
               options: dict | None = None, timeout_s: float = NODE_TIMEOUT_S) -> dict:
     """Run every case through dumper ``kind`` in one Node process (heap capped at ``heap_mib``

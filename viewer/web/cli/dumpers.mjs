@@ -27,6 +27,20 @@ export const dumpers = {
     box.chunks.forEach((c, i) => { out[`chunk${i}`] = c.data; });
     return out;
   },
+  // range reading: the index from the shortest prefix, then each chunk from its own bytes only
+  containerRange: (b, o) => {
+    let prefix = b.subarray(0, 0);
+    for (let need = F.indexBytesNeeded(prefix); need > prefix.length; need = F.indexBytesNeeded(prefix)) {
+      if (need > b.length) throw new F.FormatError(`truncated container: the index needs ${need} bytes`);
+      prefix = b.subarray(0, need);
+    }
+    const idx = F.readIndex(prefix, { magic: o.magic, whole: false });
+    const out = { prefixBytes: prefix.length, payloadStart: idx.payloadStart };
+    idx.tags.forEach((t, i) => {
+      out[`chunk${i}`] = F.readChunk(b.slice(idx.starts[i], idx.starts[i + 1]), idx, i, "container", idx.starts[i]);
+    });
+    return out;
+  },
   lgs: (b, o) => splat(F.decodeLgs(b, { maxGaussians: o.maxGaussians })),
   // .gsv: header values and, for each frame in o.frames (default all), its arrays as "f<i>.<name>" (async)
   gsv: async (b, o) => {

@@ -358,12 +358,10 @@ function shRestRows(h: JsonObject, chans: Chans, n: number, deg: number): Float3
   let j = 0;
   for (let i = 0; i < n; i++) {
     const l = labels[i];
-    if (l === kcb) {
-      out.set(rows.subarray(j * D, j * D + D), i * D);
-      j++;
-    } else {
-      out.set(table.subarray(l * D, l * D + D), i * D);
-    }
+    const src = l === kcb ? rows : table;
+    const from = (l === kcb ? j++ : l) * D;
+    const to = i * D;
+    for (let k = 0; k < D; k++) out[to + k] = src[from + k];
   }
   return out;
 }
