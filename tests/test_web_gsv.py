@@ -181,3 +181,20 @@ def test_cli_writes_a_frame_as_the_python_ply(clips, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "frames" in r.stderr
     assert not (tmp_path / "x.ply").exists()
+
+
+def test_gsv_reads_only_the_index_and_the_segments_it_needs(clips):
+    """openGsv reads one 64 KiB prefix; a frame fetches exactly its segment's byte range; a
+    segment's bytes alone decode to the same frames."""
+    data = clips["tracked"]
+    with VideoReader(data) as reader:
+        ranges = [reader.segment_range(s) for s in range(reader.info.n_segments)]
+        want = reader.frame(6)
+        res = node_decode([("gsv", data, {"frames": [6], "size": False}),
+                           ("gsvSegment", data[ranges[1][0]:sum(ranges[1])], {"frame": 2})])
+    reads = res[0].arrays["reads"].reshape(-1, 2).astype(np.int64).tolist()
+    assert reads[0] == [0, 65536]  # one speculative read holds the prefix, header and table
+    assert reads[1:] == [[ranges[1][0], sum(ranges[1])]]  # then segment 1 alone
+    assert_bits_equal(res[0].arrays["f6.shDc"], want.sh_dc.numpy(), "frame 6")
+    assert_bits_equal(res[1].arrays["shDc"], want.sh_dc.numpy(), "frame 6 from its segment's bytes")
+    assert_bits_equal(res[1].arrays["means"], res[0].arrays["f6.means"], "frame 6 from its segment's bytes")

@@ -43,14 +43,21 @@ export const dumpers = {
   },
   lgs: (b, o) => splat(F.decodeLgs(b, { maxGaussians: o.maxGaussians })),
   // .gsv: header values and, for each frame in o.frames (default all), its arrays as "f<i>.<name>" (async)
+  // (o.size false: the reader is not told the file size; "reads": every [start, end) the reader asked for)
   gsv: async (b, o) => {
-    const r = await F.openGsv(F.bytesReader(b), { size: b.length, partial: o.partial });
+    const reads = [];
+    const inner = F.bytesReader(b);
+    const read = (start, end) => { reads.push(start, end); return inner(start, end); };
+    const r = await F.openGsv(read, { size: o.size === false ? undefined : b.length, partial: o.partial });
     const out = { frames: r.header.frames, segments: r.segments.length, version: r.header.version, coding: r.header.coding };
     for (const i of o.frames ?? [...Array(r.header.frames).keys()]) {
       Object.entries(splat(await r.frame(i))).forEach(([k, v]) => { out[`f${i}.${k}`] = v; });
     }
+    out.reads = Float64Array.from(reads);
     return out;
   },
+  // one .gsv segment from its own bytes (the SEGM payload): frame o.frame
+  gsvSegment: (b, o) => splat(F.decodeGsvSegment(b).frame(o.frame ?? 0)),
   gsi: (b, o) => {
     const g = F.decodeGsi(b, { maxGaussians: o.maxGaussians, maxPixels: o.maxPixels });
     return {
