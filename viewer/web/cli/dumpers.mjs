@@ -57,7 +57,12 @@ export const dumpers = {
     return out;
   },
   // one .gsv segment from its own bytes (the SEGM payload): frame o.frame
-  gsvSegment: (b, o) => splat(F.decodeGsvSegment(b).frame(o.frame ?? 0)),
+  gsvSegment: (b, o) => {
+    const seg = F.decodeGsvSegment(b);
+    const out = splat(seg.frame(o.frame ?? 0));
+    if (seg.binding) Object.assign(out, { bindIdx: seg.binding().idx, bindW: seg.binding().w });
+    return out;
+  },
   gsi: (b, o) => {
     const g = F.decodeGsi(b, { maxGaussians: o.maxGaussians, maxPixels: o.maxPixels });
     return {

@@ -249,6 +249,8 @@ export interface GsvSegment {
   frames: number;
   /** frame f (0-based within the segment) */
   frame(f: number): SplatArrays;
+  /** tracked segments: the skin binding of the last decoded frame's Gaussians (k joints each, section 3.3) */
+  binding?(): Binding;
 }
 
 export interface SegmentOptions {
@@ -604,6 +606,10 @@ class TrackedSegment implements GsvSegment {
       }
     }
     st.frame = f;
+  }
+
+  binding(): Binding {
+    return this.st.bind;
   }
 
   frame(f: number): SplatArrays {

@@ -6,6 +6,8 @@
 import { FormatError } from "./errors.js";
 
 const f32 = Math.fround;
+/** Relative bound on float32 rounding of a distance or expanded-form value (a few ulps, with margin). */
+const PREFILTER = 4e-6;
 
 /** Most joints a segment may bind (the joint table costs J^2). */
 export const MAX_JOINTS = 65536;
@@ -47,6 +49,9 @@ export function jointTable(c: Float32Array, m: number): Int32Array {
     bi.fill(-1);
     const x = c[3 * i], y = c[3 * i + 1], z = c[3 * i + 2];
     for (let j = 0; j < J; j++) {
+      const ex = x - c[3 * j], ey = y - c[3 * j + 1], ez = z - c[3 * j + 2];
+      const d64 = ex * ex + ey * ey + ez * ez;
+      if (d64 * (1 - PREFILTER) > bd[m - 1]) continue;
       const d = d2f32(x, y, z, c[3 * j], c[3 * j + 1], c[3 * j + 2]);
       if (d < bd[m - 1]) {
         let a = m - 1;
@@ -69,7 +74,7 @@ export function jointTable(c: Float32Array, m: number): Int32Array {
  * A uniform grid over the joints for the nearest-joint search (an acceleration only: the
  * result is the argmin over all joints of |c_j|^2 - 2 x.c_j in float32, first on ties).
  */
-class JointGrid {
+export class JointGrid {
   readonly lo: Float64Array;
   readonly h: number;
   readonly dims: Int32Array;
@@ -131,6 +136,9 @@ class JointGrid {
             for (let p = start[cell]; p < start[cell + 1]; p++) {
               const j = items[p];
               const cj0 = c[3 * j], cj1 = c[3 * j + 1], cj2 = c[3 * j + 2];
+              // float64 first: only a joint that may win in float32 is evaluated exactly
+              const d64 = x * cj0 + y * cj1 + z * cj2;
+              if (best >= 0 && jn[j] - 2 * d64 - PREFILTER * (jn[j] + 2 * Math.abs(d64)) > bval) continue;
               const dot = f32(f32(f32(x * cj0) + f32(y * cj1)) + f32(z * cj2));
               const v = f32(jn[j] - f32(2 * dot));
               if (best < 0 || v < bval || (v === bval && j < best)) {
@@ -161,7 +169,8 @@ export class JointSet {
   readonly J: number;
   readonly jn: Float32Array;
   private tables = new Map<number, Int32Array>();
-  private grid: JointGrid;
+  private radii = new Map<number, Float64Array>();
+  readonly grid: JointGrid;
   constructor(readonly c: Float32Array) {
     this.J = c.length / 3;
     if (this.J > MAX_JOINTS) throw new FormatError(`${this.J} joints exceed this decoder's limit of ${MAX_JOINTS}`);
@@ -180,6 +189,63 @@ export class JointSet {
     }
     return t;
   }
+  /** Per joint, the distance to the farthest joint of its m-candidate table (Infinity when m = J). */
+  radius(m: number): Float64Array {
+    let r = this.radii.get(m);
+    if (!r) {
+      const t = this.table(m), c = this.c;
+      r = new Float64Array(this.J);
+      for (let b = 0; b < this.J; b++) {
+        let mx = 0;
+        for (let a = 0; a < m; a++) {
+          const j = t[b * m + a];
+          const ex = c[3 * b] - c[3 * j], ey = c[3 * b + 1] - c[3 * j + 1], ez = c[3 * b + 2] - c[3 * j + 2];
+          mx = Math.max(mx, Math.sqrt(ex * ex + ey * ey + ez * ez));
+        }
+        r[b] = m >= this.J ? Infinity : mx;
+      }
+      this.radii.set(m, r);
+    }
+    return r;
+  }
+
+  /**
+   * The nearest joint (the argmin of section 3.3) by a walk over candidate tables from `guess`,
+   * or -1 when the walk cannot prove its answer (then the grid search decides). Proof: b is the
+   * float32 argmin over its own table, and every joint outside the table is farther from the
+   * point than b by more than the float32 error of the compared values.
+   */
+  nearestByTable(px: number, py: number, pz: number, guess: number, table: Int32Array, m: number,
+                 rad: Float64Array): number {
+    const c = this.c, jn = this.jn;
+    let b = guess;
+    for (let it = 0; it < 32; it++) {
+      let best = -1, bval = 0;
+      for (let a = 0; a < m; a++) {
+        const j = table[b * m + a];
+        const dot = f32(f32(f32(px * c[3 * j]) + f32(py * c[3 * j + 1])) + f32(pz * c[3 * j + 2]));
+        const v = f32(jn[j] - f32(2 * dot));
+        if (best < 0 || v < bval || (v === bval && j < best)) {
+          best = j;
+          bval = v;
+        }
+      }
+      if (best !== b) {
+        b = best;
+        continue;
+      }
+      const R = rad[b];
+      if (R === Infinity) return b;
+      const ex = px - c[3 * b], ey = py - c[3 * b + 1], ez = pz - c[3 * b + 2];
+      const r = Math.sqrt(ex * ex + ey * ey + ez * ez);
+      const dot = Math.abs(px * c[3 * b] + py * c[3 * b + 1] + pz * c[3 * b + 2]);
+      const err = 8 * PREFILTER * (jn[b] + 2 * dot) + 1e-30;
+      const gap = R - r; // the least distance from the point to a joint outside b's table
+      return gap > r * 1.001 && gap * gap - r * r > err ? b : -1;
+    }
+    return -1;
+  }
+
   /**
    * The k nearest joints of each point x [N*3] (section 3.3): the nearest joint n_i, then the k of
    * its m = min(J, 2k + 8) candidates with the smallest float32 squared distance (stable).
@@ -193,13 +259,19 @@ export class JointSet {
     const idx = new Int32Array(N * k), d2 = new Float32Array(N * k);
     const c = this.c;
     const bd = new Float64Array(k), bi = new Int32Array(k);
+    const rad = this.radius(m);
+    let guess = 0;
     for (let i = 0; i < N; i++) {
       const px = x[3 * i], py = x[3 * i + 1], pz = x[3 * i + 2];
-      const near = this.grid.nearest(px, py, pz, this.jn);
+      let near = this.nearestByTable(px, py, pz, guess, table, m, rad);
+      if (near < 0) near = this.grid.nearest(px, py, pz, this.jn);
+      guess = near; // neighbours in storage (Morton) order share their nearest joint
       bd.fill(Infinity);
       bi.fill(-1);
       for (let a = 0; a < m; a++) {
         const j = table[near * m + a];
+        const ex = px - c[3 * j], ey = py - c[3 * j + 1], ez = pz - c[3 * j + 2];
+        if ((ex * ex + ey * ey + ez * ez) * (1 - PREFILTER) > bd[k - 1]) continue;
         const d = d2f32(px, py, pz, c[3 * j], c[3 * j + 1], c[3 * j + 2]);
         if (d < bd[k - 1]) {
           let b = k - 1;
