@@ -36,6 +36,19 @@ function d2f32(ax: number, ay: number, az: number, bx: number, by: number, bz: n
   return f32(f32(f32(e0 * e0) + f32(e1 * e1)) + f32(e2 * e2));
 }
 
+/** Keep the bd.length smallest distances (ascending, bi their joints): insert d of joint j; ties keep the earlier. */
+function insertNearest(bd: Float64Array, bi: Int32Array, d: number, j: number): void {
+  let a = bd.length - 1;
+  if (!(d < bd[a])) return;
+  while (a > 0 && d < bd[a - 1]) {
+    bd[a] = bd[a - 1];
+    bi[a] = bi[a - 1];
+    a--;
+  }
+  bd[a] = d;
+  bi[a] = j;
+}
+
 /**
  * For each joint, the m joints nearest to it (itself included; float32 squared distance, ties to
  * the lower index), listed in ascending joint index: [J*m].
@@ -52,17 +65,7 @@ export function jointTable(c: Float32Array, m: number): Int32Array {
       const ex = x - c[3 * j], ey = y - c[3 * j + 1], ez = z - c[3 * j + 2];
       const d64 = ex * ex + ey * ey + ez * ez;
       if (d64 * (1 - PREFILTER) > bd[m - 1]) continue;
-      const d = d2f32(x, y, z, c[3 * j], c[3 * j + 1], c[3 * j + 2]);
-      if (d < bd[m - 1]) {
-        let a = m - 1;
-        while (a > 0 && d < bd[a - 1]) {
-          bd[a] = bd[a - 1];
-          bi[a] = bi[a - 1];
-          a--;
-        }
-        bd[a] = d;
-        bi[a] = j;
-      }
+      insertNearest(bd, bi, d2f32(x, y, z, c[3 * j], c[3 * j + 1], c[3 * j + 2]), j);
     }
     const row = Array.from(bi).sort((p, q) => p - q);
     for (let a = 0; a < m; a++) out[i * m + a] = row[a];
@@ -272,17 +275,7 @@ export class JointSet {
         const j = table[near * m + a];
         const ex = px - c[3 * j], ey = py - c[3 * j + 1], ez = pz - c[3 * j + 2];
         if ((ex * ex + ey * ey + ez * ez) * (1 - PREFILTER) > bd[k - 1]) continue;
-        const d = d2f32(px, py, pz, c[3 * j], c[3 * j + 1], c[3 * j + 2]);
-        if (d < bd[k - 1]) {
-          let b = k - 1;
-          while (b > 0 && d < bd[b - 1]) {
-            bd[b] = bd[b - 1];
-            bi[b] = bi[b - 1];
-            b--;
-          }
-          bd[b] = d;
-          bi[b] = j;
-        }
+        insertNearest(bd, bi, d2f32(px, py, pz, c[3 * j], c[3 * j + 1], c[3 * j + 2]), j);
       }
       for (let b = 0; b < k; b++) {
         idx[i * k + b] = bi[b];
