@@ -512,7 +512,11 @@ class TrackedSegment implements GsvSegment {
   }
 
   private pose(f: number): JointPose {
-    return jointPose(this.v.subarray(f * this.J * 6, (f + 1) * this.J * 6), this.J, this.rotStep, this.transStep);
+    const p = jointPose(this.v.subarray(f * this.J * 6, (f + 1) * this.J * 6), this.J, this.rotStep, this.transStep);
+    if (!p.q.every(Number.isFinite) || !p.t.every(Number.isFinite)) {
+      throw new FormatError(`frame ${f}: joint transforms decode to non-finite values`);
+    }
+    return p;
   }
 
   /** A private copy of an appearance array before changing it, when a frame handed it out. */
@@ -574,7 +578,10 @@ class TrackedSegment implements GsvSegment {
       if (st.shared.has(st.offset)) st.offset = st.offset.slice();
       for (let i = u.start[g]; i < u.start[g + 1]; i++) {
         const j = u.idx[i];
-        for (let c = 0; c < 3; c++) st.offset[3 * j + c] = st.offset[3 * j + c] + f32(u.vals![3 * i + c] * this.posStep);
+        for (let c = 0; c < 3; c++) {
+          const o = (st.offset[3 * j + c] = st.offset[3 * j + c] + f32(u.vals![3 * i + c] * this.posStep));
+          if (!Number.isFinite(o)) throw new FormatError(`frame ${f}: position corrections decode to non-finite values`);
+        }
       }
     }
     u = this.col;
