@@ -9,11 +9,10 @@
  * frame returns are shared with later frames until those change them: treat them as read-only.
  */
 import { FormatError, naming } from "./errors.js";
-import { crc32 } from "./crc32.js";
-import { indexBytesNeeded, readIndex, unpackContainer, type Container, type ContainerIndex } from "./container.js";
+import { indexBytesNeeded, readChunk, readIndex, unpackContainer, type Container, type ContainerIndex } from "./container.js";
 import { decodeInts, unpackArrays } from "./entropy.js";
 import { decodeChannels } from "./channels.js";
-import { getFloat, getInt, isObject, type JsonObject } from "./header.js";
+import { getFloat, getInt, type JsonObject } from "./header.js";
 import { decodeLgs } from "./lgs.js";
 import { quantFromJson, type UniformQuant } from "./quant.js";
 import { valueCap } from "./limits.js";
@@ -76,20 +75,15 @@ export interface GsvOptions {
 }
 
 function rename(e: unknown, prefix: string, file?: string): never {
-  if (e instanceof FormatError) {
-    const reason = (e as FormatError & { reason?: string }).reason ?? e.message;
-    throw new FormatError(`${prefix}: ${reason}`, file);
-  }
+  if (e instanceof FormatError) throw new FormatError(`${prefix}: ${e.reason}`, file);
   throw e;
 }
-
-const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 
 /** Random access to a `.gsv` clip through a RangeReader. */
 export class GsvReader {
   private cache: { index: number; seg: GsvSegment } | null = null;
-  private constructor(private readonly read: RangeReader, readonly header: GsvHeader,
-                      readonly segments: GsvSegmentEntry[], readonly file?: string) {}
+  private constructor(private readonly read: RangeReader, private readonly index: ContainerIndex,
+                      readonly header: GsvHeader, readonly segments: GsvSegmentEntry[], readonly file?: string) {}
 
   /** Read and verify the prefix, JSON header and segment table (one range read, more only for a large header). */
   static async open(read: RangeReader, opts: GsvOptions = {}): Promise<GsvReader> {
@@ -103,9 +97,8 @@ export class GsvReader {
       requested = need;
       head = await read(0, requested);
     }
-    const index = naming(file, () => readIndex(head, { magic: GSV_MAGIC, maxVersion: GSV_VERSION, what: ".gsv file", whole: false }));
+    const idx = naming(file, () => readIndex(head, { magic: GSV_MAGIC, maxVersion: GSV_VERSION, what: ".gsv file", whole: false }));
     let header: GsvHeader, segs: SegmentList;
-    const idx = index;
     naming(file, () => {
       [header, segs] = parseHeader(idx.header, idx.version);
       const K = idx.tags.length;
@@ -125,7 +118,7 @@ export class GsvReader {
         throw new FormatError(`truncated .gsv file: chunk ${bad.index} ('SEGM') ends at byte ${bad.offset + bad.length}, file has ${opts.size}`, file);
       }
     }
-    return new GsvReader(read, header!, entries, file);
+    return new GsvReader(read, idx, header!, entries, file);
   }
 
   /** Index of the segment holding `frame`. */
@@ -147,11 +140,11 @@ export class GsvReader {
     const e = this.segments[s];
     if (!e) throw new RangeError(`segment ${s} outside 0..${this.segments.length - 1}`);
     const data = await this.read(e.offset, e.offset + e.length);
-    if (data.length !== e.length) {
-      throw new FormatError(`segment ${s} (frames ${e.first}..): truncated: ${data.length} of ${e.length} bytes`, this.file);
+    try {
+      return readChunk(data, this.index, s, ".gsv file", e.offset);
+    } catch (err) {
+      rename(err, `segment ${s} (frames ${e.first}..)`, this.file);
     }
-    if (crc32(data) !== e.crc) throw new FormatError(`segment ${s} (frames ${e.first}..): chunk ${s} (SEGM) CRC mismatch`, this.file);
-    return data;
   }
 
   /** Fetch, verify and parse segment s (the last one is cached). */
