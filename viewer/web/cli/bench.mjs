@@ -16,12 +16,22 @@ if (!fn || !file) {
   console.error("usage: node bench.mjs KIND FILE [--repeat N] [--options JSON]");
   process.exit(2);
 }
+// [wall s, CPU s (user + system of this process: the decode and the garbage collector), result]
 const once = () => {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const out = fn(new Uint8Array(readFileSync(file)), options);
-  return [(performance.now() - t0) / 1000, out];
+  const c = process.cpuUsage(c0);
+  return [(performance.now() - t0) / 1000, (c.user + c.system) / 1e6, out];
 };
-const [cold, first] = once();
-const times = [];
-for (let i = 0; i < repeat; i++) times.push(once()[0]);
-console.log(JSON.stringify({ kind, file, cold_s: cold, times_s: times, min_s: Math.min(...times), count: first.count ?? null }));
+const [cold, , first] = once();
+const times = [], cpu = [];
+for (let i = 0; i < repeat; i++) {
+  const [t, c] = once();
+  times.push(t);
+  cpu.push(c);
+}
+console.log(JSON.stringify({
+  kind, file, cold_s: cold, times_s: times, min_s: Math.min(...times), cpu_s: cpu, min_cpu_s: Math.min(...cpu),
+  count: first.count ?? null,
+}));

@@ -97,8 +97,8 @@ function ctxKernel(d: Uint8Array, start: number, n: number, ext: Int32Array | nu
   const tb = bits < TREE_BITS ? bits : TREE_BITS;
   const low = bits - tb;
   const perCtx = (1 << tb) + low;
-  const p = new Uint16Array(models).fill(2048);
-  const cnt = new Uint8Array(models);
+  // per model: probability of a 1 (scale 2^12) in the low 16 bits, observation count above
+  const model = new Int32Array(models).fill(2048);
   const mask = (1 << bits) - 1;
   const shift = bits - prevBits;
   const top = 1 << tb;
@@ -110,7 +110,8 @@ function ctxKernel(d: Uint8Array, start: number, n: number, ext: Int32Array | nu
     let node = 1;
     for (let t = 0; t < tb; t++) {
       const m = base + node;
-      const p1 = p[m];
+      const st = model[m];
+      const p1 = st & 0xffff;
       const p0 = 4096 - p1;
       const slot = x & 4095;
       let bit: number;
@@ -125,18 +126,18 @@ function ctxKernel(d: Uint8Array, start: number, n: number, ext: Int32Array | nu
         if (pos >= size) return 1;
         x = (x << 8) | d[pos++];
       }
-      const k = cnt[m];
+      const k = st >>> 16;
       let q = p1 + ((((bit << 12) - p1) * rc[k]) >> 16);
       q = q < PMIN ? PMIN : q > PMAX ? PMAX : q;
-      p[m] = q;
-      if (k < 255) cnt[m] = k + 1;
+      model[m] = q | ((k < 255 ? k + 1 : 255) << 16);
       node = 2 * node + bit;
     }
     let s = node - top;
     const lb = base + top;
     for (let b = low - 1; b >= 0; b--) {
       const m = lb + b;
-      const p1 = p[m];
+      const st = model[m];
+      const p1 = st & 0xffff;
       const p0 = 4096 - p1;
       const slot = x & 4095;
       let bit: number;
@@ -151,11 +152,10 @@ function ctxKernel(d: Uint8Array, start: number, n: number, ext: Int32Array | nu
         if (pos >= size) return 1;
         x = (x << 8) | d[pos++];
       }
-      const k = cnt[m];
+      const k = st >>> 16;
       let q = p1 + ((((bit << 12) - p1) * rc[k]) >> 16);
       q = q < PMIN ? PMIN : q > PMAX ? PMAX : q;
-      p[m] = q;
-      if (k < 255) cnt[m] = k + 1;
+      model[m] = q | ((k < 255 ? k + 1 : 255) << 16);
       s = (s << 1) | bit;
     }
     prev = mode === 0 ? s : (s + prev) & mask;

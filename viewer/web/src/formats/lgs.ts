@@ -132,13 +132,13 @@ function dropsPerGaussian(cls: IntArray, table: number[]): Int32Array {
   return out;
 }
 
-/** bucket(q, bits, k) = clamp(floor(q k / 2^bits), 0, k - 1) per row. */
+/** bucket(q, bits, k) = clamp(floor(q k / 2^bits), 0, k - 1) per row (q below 2^17, k <= 8: int32 maths). */
 function buckets(q: IntArray, bits: number, k: number): Int32Array {
   const out = new Int32Array(q.length);
-  const div = 2 ** bits;
+  const top = k - 1;
   for (let i = 0; i < q.length; i++) {
-    const b = Math.floor((q[i] * k) / div);
-    out[i] = b < 0 ? 0 : b > k - 1 ? k - 1 : b;
+    const b = (q[i] * k) >> bits;
+    out[i] = b < 0 ? 0 : b > top ? top : b;
   }
   return out;
 }
@@ -172,7 +172,7 @@ function refineDequantize(ch: IntArray[], drops: Int32Array | null, q: UniformQu
         const d = drops[i];
         let v = s[i];
         if (d > 0) {
-          v *= 2 ** d;
+          v <<= d; // stored values are below 2^16 and d <= 8
           if (v > levels) v = levels;
         }
         out[i * C + c] = lo + v * step;
@@ -207,10 +207,10 @@ function rotations(ridx: IntArray, v: IntArray[], drops: Int32Array | null, leve
   for (let i = 0; i < n; i++) {
     let a = v0[i], b = v1[i], c = v2[i];
     if (drops !== null && drops[i] > 0) {
-      const m = 2 ** drops[i];
-      a = Math.min(a * m, levels);
-      b = Math.min(b * m, levels);
-      c = Math.min(c * m, levels);
+      const d = drops[i];
+      a = Math.min(a << d, levels);
+      b = Math.min(b << d, levels);
+      c = Math.min(c << d, levels);
     }
     const r0 = (a / levels * 2.0 - 1.0) * INV_SQRT2;
     const r1 = (b / levels * 2.0 - 1.0) * INV_SQRT2;
@@ -248,7 +248,8 @@ function colour(h: JsonObject, chans: Chans, n: number, ob: Int32Array, cq: Unif
       if (c === 1) return { ctx: c0, count: 8 };
       const t1 = earlier[1];
       const shifted = new Int32Array(n);
-      for (let i = 0; i < n; i++) shifted[i] = t1[i] + 2 ** cq.bits;
+      const half = 1 << cq.bits;
+      for (let i = 0; i < n; i++) shifted[i] = t1[i] + half;
       return { ctx: combine(c0, 4, buckets(shifted, cq.bits + 1, 4)), count: 32 };
     }, cls, nc),
   });
