@@ -4,7 +4,8 @@
 //   node bench_video.mjs FILE [--repeat N]
 // Each pass opens the clip and decodes every frame in order; a segment's load (fetch, CRC,
 // keyframe, skin binding) is timed apart from its frames. Prints one JSON line: per pass the
-// segment-load and predicted-frame times (ms); the first pass is cold (includes V8 warm-up).
+// segment-load and predicted-frame times (ms, wall) and the CPU time of the predicted frames
+// (user + system of this process, garbage collection included); the first pass is cold.
 import { readFileSync } from "node:fs";
 import * as F from "../dist/formats.mjs";
 
@@ -21,15 +22,19 @@ const data = new Uint8Array(readFileSync(file));
 async function pass() {
   const t0 = performance.now();
   const video = await F.openGsv(F.bytesReader(data), { size: data.length });
-  const out = { open_ms: performance.now() - t0, segment_ms: [], keyframe_ms: [], predicted_ms: [] };
+  const out = { open_ms: performance.now() - t0, segment_ms: [], keyframe_ms: [], predicted_ms: [], predicted_cpu_ms: 0 };
   for (let s = 0; s < video.segments.length; s++) {
     let t = performance.now();
     const seg = await video.segment(s);
     out.segment_ms.push(performance.now() - t);
     for (let f = 0; f < seg.frames; f++) {
       t = performance.now();
+      const c0 = process.cpuUsage();
       seg.frame(f);
-      (f === 0 || seg.mode === "intra" ? out.keyframe_ms : out.predicted_ms).push(performance.now() - t);
+      const c = process.cpuUsage(c0);
+      const predicted = f > 0 && seg.mode === "tracked";
+      (predicted ? out.predicted_ms : out.keyframe_ms).push(performance.now() - t);
+      if (predicted) out.predicted_cpu_ms += (c.user + c.system) / 1000;
     }
   }
   out.total_ms = performance.now() - t0;
