@@ -217,3 +217,32 @@ def test_gsv_skin_binding_is_exact():
         assert r.error is None, r.error
         assert_bits_equal(r.arrays["bindIdx"], idx, f"frame {f}: bound joints")
         assert np.abs(r.arrays["bindW"] - w.reshape(-1)).max() <= 1e-6, f"frame {f}: weights"
+
+
+@pytest.mark.parametrize("layout", ["clustered", "uniform", "line", "duplicates"])
+def test_binding_kernels_match_python(layout):
+    """The joint table (grid search and its brute-force reference) and each point's k nearest
+    joints with their float32 squared distances, bit for bit against compress.video.motion."""
+    from compress.video.motion import _joint_table, knn_joints
+
+    rng = np.random.default_rng(7)
+    if layout == "clustered":
+        c = (rng.normal(size=(300, 3)) * 0.1 + rng.normal(size=(6, 3))[rng.integers(0, 6, 300)]).astype(np.float32)
+    elif layout == "uniform":
+        c = (rng.random((200, 3)) * 4 - 2).astype(np.float32)
+    elif layout == "line":
+        c = np.stack([np.linspace(-3, 3, 150), np.zeros(150), np.zeros(150)], 1).astype(np.float32) + 100.0
+    else:  # coincident joints: ties everywhere, resolved by the lower index
+        c = np.repeat((rng.random((40, 3)) * 2).astype(np.float32), 3, axis=0)
+    x = (c[rng.integers(0, len(c), 3000)] + rng.normal(size=(3000, 3)) * 0.2).astype(np.float32)
+    x[:50] = c[:50]  # points exactly at joints
+    k = 8
+    m = min(len(c), 2 * k + 8)
+    r = node_decode([("joints", c.tobytes() + x.tobytes(), {"joints": len(c), "k": k})])[0]
+    assert r.error is None, r.error
+    table = _joint_table(c, m)
+    assert_bits_equal(r.arrays["table"], table, f"{layout}: joint table (grid)")
+    assert_bits_equal(r.arrays["tableRef"], table, f"{layout}: joint table (brute force)")
+    idx, d2 = knn_joints(torch.from_numpy(x), torch.from_numpy(c), k)
+    assert_bits_equal(r.arrays["idx"], idx.numpy(), f"{layout}: bound joints")
+    assert_bits_equal(r.arrays["d2"], d2.numpy(), f"{layout}: squared distances")

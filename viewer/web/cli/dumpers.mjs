@@ -56,6 +56,16 @@ export const dumpers = {
     out.reads = Float64Array.from(reads);
     return out;
   },
+  // .gsv skin-binding kernels: bytes = float32 joints [o.joints*3] then points [*3]; the grid and
+  // brute-force joint tables (m = min(J, 2k + 8)) and each point's k nearest joints
+  joints: (b, o) => {
+    const f = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    const c = f.slice(0, 3 * o.joints), x = f.slice(3 * o.joints);
+    const js = new F.JointSet(c);
+    const m = Math.min(o.joints, 2 * o.k + 8);
+    const { idx, d2 } = js.knn(x, o.k);
+    return { table: js.table(m), tableRef: F.jointTable(c, m), idx, d2 };
+  },
   // one .gsv segment from its own bytes (the SEGM payload): frame o.frame
   gsvSegment: (b, o) => {
     const seg = F.decodeGsvSegment(b);

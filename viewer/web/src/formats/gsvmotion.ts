@@ -9,8 +9,14 @@ const f32 = Math.fround;
 /** Relative bound on float32 rounding of a distance or expanded-form value (a few ulps, with margin). */
 const PREFILTER = 4e-6;
 
-/** Most joints a segment may bind (the joint table costs J^2). */
+/** Most joints a segment may bind (tables of J x m candidates). */
 export const MAX_JOINTS = 65536;
+/** Most joints at one position (joints are distinct samples of the keyframe; a hostile pile of
+ * coincident joints would make every search scan all of them). */
+export const MAX_COINCIDENT = 16;
+/** Grid-search work allowed per bound point (at least 2^24 in all): far above real layouts, whose
+ * points are mostly placed by the table walk; a layout of coincident joints would cost N x J. */
+const GRID_WORK_PER_POINT = 512;
 
 /** Unit quaternions in float32: q / max(sqrt(((w^2 + x^2) + y^2) + z^2), 1e-12), every step rounded to float32. */
 export function unitQuatsF32(q: Float32Array): Float32Array {
@@ -49,9 +55,23 @@ function insertNearest(bd: Float64Array, bi: Int32Array, d: number, j: number): 
   bi[a] = j;
 }
 
+/** insertNearest ordering by (distance, index): the same result as inserting in ascending index order. */
+function insertNearestLex(bd: Float64Array, bi: Int32Array, d: number, j: number): void {
+  let a = bd.length - 1;
+  if (!(d < bd[a] || (d === bd[a] && j < bi[a]))) return;
+  while (a > 0 && (d < bd[a - 1] || (d === bd[a - 1] && j < bi[a - 1]))) {
+    bd[a] = bd[a - 1];
+    bi[a] = bi[a - 1];
+    a--;
+  }
+  bd[a] = d;
+  bi[a] = j;
+}
+
 /**
  * For each joint, the m joints nearest to it (itself included; float32 squared distance, ties to
- * the lower index), listed in ascending joint index: [J*m].
+ * the lower index), listed in ascending joint index: [J*m]. The grid search of `JointSet.table`
+ * gives the same table; this is its brute-force reference (J^2 distances).
  */
 export function jointTable(c: Float32Array, m: number): Int32Array {
   const J = c.length / 3;
@@ -83,6 +103,8 @@ export class JointGrid {
   readonly dims: Int32Array;
   readonly start: Int32Array;
   readonly items: Int32Array;
+  /** candidates evaluated so far (a work budget for hostile layouts) */
+  evaluations = 0;
   constructor(readonly c: Float32Array) {
     const J = c.length / 3;
     const lo = new Float64Array(3), hi = new Float64Array(3);
@@ -120,6 +142,39 @@ export class JointGrid {
   cellOf(x: number, y: number, z: number): number {
     return (this.axis(x, 0) * this.dims[1] + this.axis(y, 1)) * this.dims[2] + this.axis(z, 2);
   }
+  /**
+   * The bd.length joints nearest to (x, y, z) by float32 squared distance, ties to the lower
+   * index, into bd (ascending) and bi: shells of cells until no unseen joint can be nearer.
+   */
+  kNearest(x: number, y: number, z: number, bd: Float64Array, bi: Int32Array): void {
+    const { c, dims, h, start, items } = this;
+    const m = bd.length;
+    bd.fill(Infinity);
+    bi.fill(-1);
+    const cx = this.axis(x, 0), cy = this.axis(y, 1), cz = this.axis(z, 2);
+    const maxs = Math.max(dims[0], dims[1], dims[2]);
+    for (let s = 0; s <= maxs; s++) {
+      for (let ix = Math.max(cx - s, 0); ix <= Math.min(cx + s, dims[0] - 1); ix++) {
+        for (let iy = Math.max(cy - s, 0); iy <= Math.min(cy + s, dims[1] - 1); iy++) {
+          const edge = Math.abs(ix - cx) === s || Math.abs(iy - cy) === s;
+          const zhi = Math.min(cz + s, dims[2] - 1);
+          for (let iz = edge ? Math.max(cz - s, 0) : cz - s; iz <= zhi; iz += edge ? 1 : Math.max(2 * s, 1)) {
+            if (iz < 0) continue;
+            const cell = (ix * dims[1] + iy) * dims[2] + iz;
+            this.evaluations += start[cell + 1] - start[cell];
+            for (let p = start[cell]; p < start[cell + 1]; p++) {
+              const j = items[p];
+              const ex = x - c[3 * j], ey = y - c[3 * j + 1], ez = z - c[3 * j + 2];
+              if ((ex * ex + ey * ey + ez * ez) * (1 - PREFILTER) > bd[m - 1]) continue;
+              insertNearestLex(bd, bi, d2f32(x, y, z, c[3 * j], c[3 * j + 1], c[3 * j + 2]), j);
+            }
+          }
+        }
+      }
+      if (bi[m - 1] >= 0 && s * h > Math.sqrt(bd[m - 1]) * 1.001 + 1e-6 * h) break;
+    }
+  }
+
   /** argmin_j of jn[j] - 2 x.c_j (float32), lowest j on ties. */
   nearest(x: number, y: number, z: number, jn: Float32Array): number {
     const { c, dims, h, start, items } = this;
@@ -136,6 +191,7 @@ export class JointGrid {
           for (let iz = edge ? zlo : cz - s; iz <= zhi; iz += zstep) {
             if (iz < zlo) continue;
             const cell = (ix * dims[1] + iy) * dims[2] + iz;
+            this.evaluations += start[cell + 1] - start[cell];
             for (let p = start[cell]; p < start[cell + 1]; p++) {
               const j = items[p];
               const cj0 = c[3 * j], cj1 = c[3 * j + 1], cj2 = c[3 * j + 2];
@@ -177,6 +233,13 @@ export class JointSet {
   constructor(readonly c: Float32Array) {
     this.J = c.length / 3;
     if (this.J > MAX_JOINTS) throw new FormatError(`${this.J} joints exceed this decoder's limit of ${MAX_JOINTS}`);
+    const seen = new Map<string, number>();
+    for (let j = 0; j < this.J; j++) {
+      const key = `${c[3 * j]},${c[3 * j + 1]},${c[3 * j + 2]}`;
+      const n = (seen.get(key) ?? 0) + 1;
+      if (n > MAX_COINCIDENT) throw new FormatError(`more than ${MAX_COINCIDENT} joints share one position`);
+      seen.set(key, n);
+    }
     this.jn = new Float32Array(this.J);
     for (let j = 0; j < this.J; j++) {
       const a = c[3 * j], b = c[3 * j + 1], d = c[3 * j + 2];
@@ -184,10 +247,22 @@ export class JointSet {
     }
     this.grid = new JointGrid(c);
   }
+  /** jointTable(c, m) by the grid: each joint's m nearest (FormatError for a hostile, degenerate layout). */
   table(m: number): Int32Array {
     let t = this.tables.get(m);
     if (!t) {
-      t = jointTable(this.c, m);
+      const J = this.J, c = this.c;
+      t = new Int32Array(J * m);
+      const bd = new Float64Array(m), bi = new Int32Array(m);
+      const budget = this.grid.evaluations + 2 ** 22 + 32 * m * J; // real layouts: 3-10 m per joint
+      for (let i = 0; i < J; i++) {
+        this.grid.kNearest(c[3 * i], c[3 * i + 1], c[3 * i + 2], bd, bi);
+        if (this.grid.evaluations > budget) {
+          throw new FormatError("the segment's joints are too crowded to bind (a hostile layout: the search would cost N x J)");
+        }
+        const row = Array.from(bi).sort((p, q) => p - q);
+        for (let a = 0; a < m; a++) t[i * m + a] = row[a];
+      }
       this.tables.set(m, t);
     }
     return t;
@@ -263,11 +338,17 @@ export class JointSet {
     const c = this.c;
     const bd = new Float64Array(k), bi = new Int32Array(k);
     const rad = this.radius(m);
+    const budget = this.grid.evaluations + Math.max(2 ** 24, GRID_WORK_PER_POINT * N);
     let guess = 0;
     for (let i = 0; i < N; i++) {
       const px = x[3 * i], py = x[3 * i + 1], pz = x[3 * i + 2];
       let near = this.nearestByTable(px, py, pz, guess, table, m, rad);
-      if (near < 0) near = this.grid.nearest(px, py, pz, this.jn);
+      if (near < 0) {
+        near = this.grid.nearest(px, py, pz, this.jn);
+        if (this.grid.evaluations > budget) {
+          throw new FormatError("the segment's joints are too crowded to bind (a hostile layout: the search would cost N x J)");
+        }
+      }
       guess = near; // neighbours in storage (Morton) order share their nearest joint
       bd.fill(Infinity);
       bi.fill(-1);

@@ -49,4 +49,4 @@ export {
   openGsv, GsvReader, decodeGsvSegment, bytesReader, GSV_MAGIC, GSV_VERSION, SEGMENT_MAGIC, SEGMENT_VERSION,
   type RangeReader, type GsvHeader, type GsvSegmentEntry, type GsvOptions, type GsvSegment, type SegmentOptions,
 } from "./gsv.js";
-export { type Binding } from "./gsvmotion.js";
+export { JointSet, jointTable, MAX_JOINTS, type Binding } from "./gsvmotion.js";
