@@ -4,8 +4,10 @@ For every file: the Python reader under ``splat.threads.threads(1)`` (numba on o
 minimum of ``--repeat`` warm decodes after one cold one) and the TypeScript decoder in Node
 (``viewer/web/cli/bench.mjs``: read + decode, minimum of ``--repeat`` warm runs after one cold
 run, which includes V8's warm-up). Python and Node run one after the other, never side by side;
-the load average is recorded before and after (on a shared machine wall times are upper bounds,
-the ratio of the two, taken minutes apart, is the number to read).
+the load average is recorded before and after. Both wall time and CPU time (the process's user
++ system time during the decode: numba's one thread; Node's main thread plus V8's background
+compiler and GC threads) are reported: on a shared, overloaded machine the wall times are upper
+bounds that swing with the other jobs, and the CPU-time ratio is the steadier comparison.
 
 Default files (written to ``--work`` once, then reused):
   playbot_all.lgs   every playbot Gaussian (500k, SH 2), ``bench/scene_decode.py --make-full``
@@ -173,11 +175,22 @@ def time_node_video(path: Path, repeat: int) -> dict:
     return {"cold": out["cold"], **_playback(out["warm"])}
 
 
+def _best(runs: list[dict]) -> dict:
+    """The first run's record with the minimum wall and CPU times over all runs."""
+    best = dict(runs[0])
+    best["min_s"] = min(r["min_s"] for r in runs)
+    best["min_cpu_s"] = min(r["min_cpu_s"] for r in runs)
+    best["cold_s"] = runs[0]["cold_s"]
+    best["rounds"] = [{"times_s": r["times_s"]} for r in runs]
+    return best
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*", type=Path, help=".lgs files (default: the two playbot files, made in --work)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/splatkit_web_decode"), help="where the default files are kept")
     ap.add_argument("--repeat", type=int, default=5, help="warm decodes per file and decoder (the minimum is reported)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating Python / Node rounds per file")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS, help="results JSON")
     ap.add_argument("--video", type=Path, default=None, help="a .gsv clip to play (default: the 50k performer, made in --work)")
     ap.add_argument("--no-video", action="store_true", help="skip the video rows")
@@ -187,10 +200,14 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     rows = []
     for f in files:
-        py = time_python(f, args.repeat)
-        ts = time_node(f, args.repeat)
+        py_runs, ts_runs = [], []
+        for _ in range(args.rounds):  # alternate, so a burst of load from other jobs hits both
+            py_runs.append(time_python(f, args.repeat))
+            ts_runs.append(time_node(f, args.repeat))
+        py, ts = _best(py_runs), _best(ts_runs)
         rows.append({"file": f.name, "bytes": f.stat().st_size, "gaussians": py["gaussians"], "python_numba_1thread": py,
-                     "node": ts, "ratio_ts_over_numba": ts["min_s"] / py["min_s"]})
+                     "node": ts, "ratio_ts_over_numba": ts["min_s"] / py["min_s"],
+                     "cpu_ratio_ts_over_numba": ts["min_cpu_s"] / py["min_cpu_s"]})
     videos = []
     if not args.no_video:
         clip = args.video or make_clip(args.work)
@@ -200,6 +217,7 @@ def main(argv=None) -> int:
                        "ratio_predicted_ts_over_python": ts["predicted_ms_mean"] / py["predicted_ms_mean"]})
     load_after = os.getloadavg()
     result = {"load_before": load_before, "load_after": load_after, "cpu_count": os.cpu_count(), "repeat": args.repeat,
+              "rounds": args.rounds,
               "goal_ratio": GOAL_RATIO, "node_version": subprocess.run(["node", "--version"], capture_output=True,
                                                                        text=True).stdout.strip(), "files": rows,
               "goal_fps": GOAL_FPS, "videos": videos}
@@ -211,12 +229,16 @@ def main(argv=None) -> int:
 
     if rows:
         Console().print(summary_table(
-            f"decode time, min of {args.repeat} warm runs (load {load_before[0]:.1f} -> {load_after[0]:.1f}, "
+            f"decode time, min of {args.rounds} x {args.repeat} warm runs (load {load_before[0]:.1f} -> {load_after[0]:.1f}, "
             f"{os.cpu_count()} cores)",
-            ["file", "Gaussians", "bytes", "numba 1 thread s", "Node s", "Node cold s", "TS / numba", f"goal <= {GOAL_RATIO:g}x"],
-            [(r["file"], f"{r['gaussians']:,}", f"{r['bytes']:,}", f"{r['python_numba_1thread']['min_s']:.3f}",
-              f"{r['node']['min_s']:.3f}", f"{r['node']['cold_s']:.3f}", f"{r['ratio_ts_over_numba']:.2f}",
-              "met" if r["ratio_ts_over_numba"] <= GOAL_RATIO else "missed") for r in rows]))
+            ["file", "Gaussians", "bytes", "numba 1 thread s (CPU s)", "Node s (CPU s)", "Node cold s",
+             "TS / numba wall", "TS / numba CPU", f"goal <= {GOAL_RATIO:g}x"],
+            [(r["file"], f"{r['gaussians']:,}", f"{r['bytes']:,}",
+              f"{r['python_numba_1thread']['min_s']:.3f} ({r['python_numba_1thread']['min_cpu_s']:.3f})",
+              f"{r['node']['min_s']:.3f} ({r['node']['min_cpu_s']:.3f})", f"{r['node']['cold_s']:.3f}",
+              f"{r['ratio_ts_over_numba']:.2f}", f"{r['cpu_ratio_ts_over_numba']:.2f}",
+              "met" if max(r["ratio_ts_over_numba"], r["cpu_ratio_ts_over_numba"]) <= GOAL_RATIO
+              else ("met in CPU time" if r["cpu_ratio_ts_over_numba"] <= GOAL_RATIO else "missed")) for r in rows]))
     if videos:
         Console().print(summary_table(
             f"sequential playback, fastest of {args.repeat} warm passes (load {load_before[0]:.1f} -> {load_after[0]:.1f})",
@@ -225,7 +247,8 @@ def main(argv=None) -> int:
             [(v["file"], name, f"{d['predicted_ms_mean']:.1f}", f"{d['predicted_ms_median']:.1f}",
               f"{d['predicted_fps']:.0f}", f"{d['predicted_fps_cpu']:.0f}", " / ".join(f"{x:.0f}" for x in d["segment_load_ms"]),
               f"{d['playback_fps_incl_segment_loads']:.0f}",
-              ("met" if d["predicted_fps"] >= GOAL_FPS else "missed") if name == "Node" else "")
+              ("met" if min(d["predicted_fps"], d["predicted_fps_cpu"]) >= GOAL_FPS
+               else ("met in CPU time" if d["predicted_fps_cpu"] >= GOAL_FPS else "missed")) if name == "Node" else "")
              for v in videos for name, d in (("Python (1 thread)", v["python_1thread"]), ("Node", v["node"]))]))
     print(f"wrote {args.output}")
     return 0

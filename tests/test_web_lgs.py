@@ -100,3 +100,17 @@ def test_lgs_count_cap_and_override():
     r = node_decode([("lgs", bomb, {}), ("lgs", data, {"maxGaussians": 49})])
     assert "exceeds the limit" in (r[0].error or "") and "maxGaussians" in r[0].error
     assert "exceeds the limit" in (r[1].error or "")
+
+
+def test_lgs_real_scene_bit_exact():
+    """A real SH-3 scene (../shared/data), encoded with the default settings and with
+    significance classes from opacity x area."""
+    from conftest import shared_file
+    from splat.io import read_scene
+
+    scene = read_scene(shared_file("scenes", "fruit_drops_sh3.ply"))
+    w = scene.opacities.reshape(-1).double() * torch.exp(scene.log_scales.double()).prod(-1) ** (2 / 3)
+    cases = {"fruit_drops default": encode(scene, None, QuantConfig())[0],
+             "fruit_drops v3 classes": encode(scene, w, QuantConfig(max_drop=3, drop_reference=0.7))[0]}
+    for (name, data), r in zip(cases.items(), node_decode([("lgs", d, {}) for d in cases.values()])):
+        assert_scene_parity(r, data, name)

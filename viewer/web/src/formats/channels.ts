@@ -56,7 +56,7 @@ export function decodeChannels(data: Uint8Array, n: number, channels: number, op
       let count = 1;
       if (h.nContexts !== 1 && opts.context) ({ ctx, count } = opts.context(c, out));
       try {
-        const s = decodeCtx(body, n, h.bits, ctx, count);
+        const s = decodeCtx(body, n, h.bits, ctx, count, v instanceof Int32Array ? v : undefined);
         for (let i = 0; i < n; i++) {
           const x = s[i] + base;
           if (x < lo || x > vmax) throw new FormatError(`values outside [${lo}, ${hi}]`);
