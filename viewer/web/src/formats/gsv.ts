@@ -140,6 +140,9 @@ export class GsvReader {
     const e = this.segments[s];
     if (!e) throw new RangeError(`segment ${s} outside 0..${this.segments.length - 1}`);
     const data = await this.read(e.offset, e.offset + e.length);
+    if (data.length > e.length) {
+      throw new RangeError(`the range reader returned ${data.length} bytes for segment ${s}'s ${e.length} (does the server honour range requests?)`);
+    }
     try {
       return readChunk(data, this.index, s, ".gsv file", e.offset);
     } catch (err) {
