@@ -6,7 +6,8 @@
  *   const frame = seg.frame(3);               // SplatArrays; sequential frames are cheapest
  *
  * A segment decodes from its own byte range alone (`decodeGsvSegment(bytes)`). Arrays a
- * frame returns are shared with later frames until those change them: treat them as read-only.
+ * frame returns for colours, SH, opacities and scales are shared with later frames until those
+ * change them (copy on write): treat them as read-only. Centres and rotations are the caller's.
  */
 import { FormatError, naming } from "./errors.js";
 import { indexBytesNeeded, readChunk, readIndex, unpackContainer, type Container, type ContainerIndex } from "./container.js";
@@ -503,7 +504,7 @@ class TrackedSegment implements GsvSegment {
     this.st = {
       frame: 0, x0: key.means, q0: this.keyQuats, bind: this.keyBind, offset: new Float32Array(key.means.length),
       shDc: key.shDc, shRest: key.shRest, opacityLogits: key.opacityLogits, logScales: key.logScales,
-      shared: new Set([key.shDc, key.shRest, key.opacityLogits, key.logScales, key.means, this.keyQuats]),
+      shared: new Set([key.shDc, key.shRest, key.opacityLogits, key.logScales]),
     };
   }
 
@@ -623,14 +624,14 @@ class TrackedSegment implements GsvSegment {
     const N = st.x0.length / 3;
     let means: Float32Array, quats: Float32Array;
     if (f === 0) {
-      means = st.x0;
-      quats = st.q0;
+      means = st.x0.slice(); // the rest pose stays the decoder's own
+      quats = st.q0.slice();
     } else {
       means = new Float32Array(3 * N);
       quats = new Float32Array(4 * N);
       skin(this.pose(f), this.centres, st.bind, st.x0, st.q0, st.offset, means, quats);
     }
-    for (const a of [st.shDc, st.shRest, st.opacityLogits, st.logScales, st.x0, st.q0]) st.shared.add(a);
+    for (const a of [st.shDc, st.shRest, st.opacityLogits, st.logScales]) st.shared.add(a);
     return {
       count: N, shDegree: this.key.shDegree, means, quats, logScales: st.logScales, opacityLogits: st.opacityLogits,
       shDc: st.shDc, shRest: st.shRest,
