@@ -301,7 +301,11 @@ export class JointSet {
       let best = -1, bval = 0;
       for (let a = 0; a < m; a++) {
         const j = table[b * m + a];
-        const dot = f32(f32(f32(px * c[3 * j]) + f32(py * c[3 * j + 1])) + f32(pz * c[3 * j + 2]));
+        const cx = c[3 * j], cy = c[3 * j + 1], cz = c[3 * j + 2];
+        // float64 first: only a joint that may win in float32 is evaluated exactly
+        const d64 = px * cx + py * cy + pz * cz;
+        if (best >= 0 && jn[j] - 2 * d64 - PREFILTER * (jn[j] + 2 * Math.abs(d64)) > bval) continue;
+        const dot = f32(f32(f32(px * cx) + f32(py * cy)) + f32(pz * cz));
         const v = f32(jn[j] - f32(2 * dot));
         if (best < 0 || v < bval || (v === bval && j < best)) {
           best = j;
