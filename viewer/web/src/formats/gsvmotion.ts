@@ -55,6 +55,18 @@ function insertNearest(bd: Float64Array, bi: Int32Array, d: number, j: number): 
   bi[a] = j;
 }
 
+/**
+ * The nearest-joint criterion |c_j|^2 - 2 x.c_j of section 3.3 in float32 (jn[j] = |c_j|^2), or
+ * Infinity when float64 already shows it exceeds `bound` (only a joint that may win is evaluated exactly).
+ */
+function expanded(c: Float32Array, jn: Float32Array, j: number, x: number, y: number, z: number, bound: number): number {
+  const cx = c[3 * j], cy = c[3 * j + 1], cz = c[3 * j + 2];
+  const d64 = x * cx + y * cy + z * cz;
+  if (jn[j] - 2 * d64 - PREFILTER * (jn[j] + 2 * Math.abs(d64)) > bound) return Infinity;
+  const dot = f32(f32(f32(x * cx) + f32(y * cy)) + f32(z * cz));
+  return f32(jn[j] - f32(2 * dot));
+}
+
 /** insertNearest ordering by (distance, index): the same result as inserting in ascending index order. */
 function insertNearestLex(bd: Float64Array, bi: Int32Array, d: number, j: number): void {
   let a = bd.length - 1;
@@ -194,16 +206,11 @@ export class JointGrid {
             this.evaluations += start[cell + 1] - start[cell];
             for (let p = start[cell]; p < start[cell + 1]; p++) {
               const j = items[p];
-              const cj0 = c[3 * j], cj1 = c[3 * j + 1], cj2 = c[3 * j + 2];
-              // float64 first: only a joint that may win in float32 is evaluated exactly
-              const d64 = x * cj0 + y * cj1 + z * cj2;
-              if (best >= 0 && jn[j] - 2 * d64 - PREFILTER * (jn[j] + 2 * Math.abs(d64)) > bval) continue;
-              const dot = f32(f32(f32(x * cj0) + f32(y * cj1)) + f32(z * cj2));
-              const v = f32(jn[j] - f32(2 * dot));
+              const v = expanded(c, jn, j, x, y, z, best < 0 ? Infinity : bval);
               if (best < 0 || v < bval || (v === bval && j < best)) {
                 best = j;
                 bval = v;
-                bd = d2f32(x, y, z, cj0, cj1, cj2);
+                bd = d2f32(x, y, z, c[3 * j], c[3 * j + 1], c[3 * j + 2]);
               }
             }
           }
@@ -301,12 +308,7 @@ export class JointSet {
       let best = -1, bval = 0;
       for (let a = 0; a < m; a++) {
         const j = table[b * m + a];
-        const cx = c[3 * j], cy = c[3 * j + 1], cz = c[3 * j + 2];
-        // float64 first: only a joint that may win in float32 is evaluated exactly
-        const d64 = px * cx + py * cy + pz * cz;
-        if (best >= 0 && jn[j] - 2 * d64 - PREFILTER * (jn[j] + 2 * Math.abs(d64)) > bval) continue;
-        const dot = f32(f32(f32(px * cx) + f32(py * cy)) + f32(pz * cz));
-        const v = f32(jn[j] - f32(2 * dot));
+        const v = expanded(c, jn, j, px, py, pz, best < 0 ? Infinity : bval);
         if (best < 0 || v < bval || (v === bval && j < best)) {
           best = j;
           bval = v;
@@ -528,6 +530,7 @@ export function restPose(x: Float32Array, qu: Float32Array, centres: Float32Arra
   const J = centres.length / 3, M = x.length / 3;
   const moved = new Float32Array(3 * J);
   for (let a = 0; a < 3 * J; a++) moved[a] = centres[a] + pose.t[a];
+  if (!moved.every(Number.isFinite)) throw new FormatError("moved joint centres are not finite");
   const { idx } = new JointSet(moved).knn(x, 1);
   const x0 = new Float32Array(3 * M), q0 = new Float32Array(4 * M);
   const qi = new Float32Array(4);
