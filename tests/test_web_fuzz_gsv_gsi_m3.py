@@ -21,7 +21,7 @@ from test_web_gsi_m3 import _v1_file, _gaussians
 from web_harness import node_decode, node_fuzz
 
 CASES = int(os.environ.get("SPLAT_FUZZ_CASES", "1000"))
-CASE_MS = 2000.0  # per case (typical: well under a millisecond)
+CASE_MS = 5000.0  # per case: typical well under 1 ms, slowest tens of ms; the cap tells a hang from a busy machine
 HEAP_MIB = 256
 
 
@@ -128,8 +128,8 @@ def test_crafted_bombs_refused_fast_and_small(seeds):  # noqa: F811
         gsv.append(pack_container(idx.magic, idx.version, outer, [(chunks[0][0], seg)] + chunks[1:]))
     bombs["gsv"] = gsv
     for kind, cases in bombs.items():
-        # the crowded-joints case costs ~0.25 s idle (its search budget); the cap leaves room for a busy machine
-        out = node_fuzz(kind, cases, case_ms=4 * CASE_MS, heap_mib=HEAP_MIB)
+        # the crowded-joints case costs ~0.25 s idle (its search budget)
+        out = node_fuzz(kind, cases, case_ms=2 * CASE_MS, heap_mib=HEAP_MIB)
         assert out["n_failures"] == 0, out["failures"]
         assert out["counts"] == {"ok": 0, "FormatError": len(cases)}, (kind, out["counts"])
         assert out["max_rss_mib"] < 400, (kind, out["max_rss_mib"])
