@@ -181,6 +181,8 @@ def _best(runs: list[dict]) -> dict:
     best["min_s"] = min(r["min_s"] for r in runs)
     best["min_cpu_s"] = min(r["min_cpu_s"] for r in runs)
     best["cold_s"] = runs[0]["cold_s"]
+    if "cold_cpu_s" in runs[0]:
+        best["cold_cpu_s"] = runs[0]["cold_cpu_s"]
     best["rounds"] = [{"times_s": r["times_s"]} for r in runs]
     return best
 
@@ -228,19 +230,20 @@ def main(argv=None) -> int:
     from splat.progress import summary_table
 
     if rows:
-        Console().print(summary_table(
+        Console(width=200).print(summary_table(
             f"decode time, min of {args.rounds} x {args.repeat} warm runs (load {load_before[0]:.1f} -> {load_after[0]:.1f}, "
             f"{os.cpu_count()} cores)",
-            ["file", "Gaussians", "bytes", "numba 1 thread s (CPU s)", "Node s (CPU s)", "Node cold s",
+            ["file", "Gaussians", "bytes", "numba 1 thread s (CPU s)", "Node s (CPU s)", "Node cold s (CPU s)",
              "TS / numba wall", "TS / numba CPU", f"goal <= {GOAL_RATIO:g}x"],
             [(r["file"], f"{r['gaussians']:,}", f"{r['bytes']:,}",
               f"{r['python_numba_1thread']['min_s']:.3f} ({r['python_numba_1thread']['min_cpu_s']:.3f})",
-              f"{r['node']['min_s']:.3f} ({r['node']['min_cpu_s']:.3f})", f"{r['node']['cold_s']:.3f}",
+              f"{r['node']['min_s']:.3f} ({r['node']['min_cpu_s']:.3f})",
+              f"{r['node']['cold_s']:.3f} ({r['node'].get('cold_cpu_s', float('nan')):.3f})",
               f"{r['ratio_ts_over_numba']:.2f}", f"{r['cpu_ratio_ts_over_numba']:.2f}",
               "met" if max(r["ratio_ts_over_numba"], r["cpu_ratio_ts_over_numba"]) <= GOAL_RATIO
               else ("met in CPU time" if r["cpu_ratio_ts_over_numba"] <= GOAL_RATIO else "missed")) for r in rows]))
     if videos:
-        Console().print(summary_table(
+        Console(width=200).print(summary_table(
             f"sequential playback, fastest of {args.repeat} warm passes (load {load_before[0]:.1f} -> {load_after[0]:.1f})",
             ["clip", "decoder", "predicted ms (mean)", "predicted ms (median)", "predicted fps", "predicted fps (CPU)",
              "segment load ms", "fps incl. loads", f"goal >= {GOAL_FPS:g} fps"],

@@ -10,7 +10,8 @@ import pytest
 
 from compress.container import pack_container
 from compress.context import encode_ctx
-from compress.entropy import RAW, RANS, RANS_EG, ZSTD, encode_bytes, encode_ints
+from compress.entropy import RAW, RANS, RANS_EG, ZSTD, encode_bytes, encode_ints, pack_arrays, write_varint
+from compress.scene.streams import decode_channels, encode_channels
 from web_harness import assert_bits_equal, node_decode
 
 
@@ -76,6 +77,33 @@ def test_context_streams_match_python(bits):
         assert_bits_equal(r.arrays["values"], v, f"ctx {bits} bits")
 
 
+def test_channel_streams_match_python():
+    """Plain, delta and context-modelled records; values beyond 32 bits (the video codec's
+    joint transforms use [-2^40, 2^40]) come back exact."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    walk = np.cumsum(rng.integers(-3, 4, (n, 3)), axis=0) + 500
+    big = rng.integers(-(1 << 40), 1 << 40, (n, 2))
+    jobs = [("channels", encode_channels(walk, allow_context=True), {"n": n, "channels": 3, "lo": -(1 << 20), "hi": 1 << 20}),
+            ("channels", encode_channels(walk, allow_context=False), {"n": n, "channels": 3, "lo": -(1 << 20), "hi": 1 << 20,
+                                                                       "allowContext": False}),
+            ("channels", encode_channels(big), {"n": n, "channels": 2, "lo": -(1 << 40), "hi": 1 << 40}),
+            # one mode-2 record: lo = -5 (zigzag 9), then a context-modelled stream of value - lo
+            ("channels", pack_arrays(bytes([2]) + write_varint(9) + encode_ctx(walk[:, 0] % 16, 4)),
+             {"n": n, "channels": 1, "lo": -5, "hi": 10})]
+    for (_, data, o), r in zip(jobs, node_decode(jobs)):
+        assert r.error is None, r.error
+        want = decode_channels(data, o["n"], o["channels"], lo=o["lo"], hi=o["hi"], allow_context=True)
+        for c in range(o["channels"]):
+            assert_bits_equal(r.arrays[f"c{c}"], want[:, c].astype(np.float64), f"channel {c}")
+    # out of range, and a context record where the version has none
+    bad = node_decode([("channels", jobs[2][1], {"n": n, "channels": 2, "lo": 0, "hi": 1 << 40}),
+                       ("channels", jobs[3][1], {"n": n, "channels": 1, "lo": -5, "hi": 10, "allowContext": False}),
+                       ("channels", jobs[3][1], {"n": n, "channels": 1, "lo": -5, "hi": 9})])
+    assert "outside" in (bad[0].error or "") and "prediction mode" in (bad[1].error or "")
+    assert "outside" in (bad[2].error or "")
+
+
 def test_byte_streams_and_container_match_python():
     payload = bytes(range(256)) * 37
     chunks = [("AAAA", b""), ("BBBB", payload), ("AAAA", b"x" * 1000)]
@@ -131,6 +159,20 @@ def test_corrupt_containers_give_format_errors_as_in_python():
         with pytest.raises(FormatError):
             unpack_container(b, magic=b"TST1", max_version=1)
         assert r.error is not None, f"{name}: the TypeScript reader accepted it"
+
+
+def test_bounded_reader():
+    import struct
+
+    data = struct.pack("<BHIQ", 7, 513, 4_000_000_000, (1 << 53) - 1) + write_varint(300_000) + b"abcXY"
+    r = node_decode([("reader", data, {})] + [("reader", data[:k], {}) for k in (0, 2, 14, 15, 18)]
+                    + [("reader", data[:7] + struct.pack("<Q", 1 << 53) + data[15:], {})])
+    ok = r[0]
+    assert ok.error is None and ok.values == {"u8": 7, "u16": 513, "u32": 4_000_000_000, "u64": (1 << 53) - 1,
+                                              "varint": 300_000, "remaining": 0}
+    assert ok.arrays["three"].tobytes() == b"abc" and ok.arrays["rest"].tobytes() == b"XY"
+    assert all("truncated" in (x.error or "") for x in r[1:6]), [x.error for x in r[1:6]]
+    assert "implausibly large" in (r[6].error or "")
 
 
 def test_corrupt_streams_give_format_errors():

@@ -67,3 +67,29 @@ def test_ts_decoders_fuzz_only_format_error(name):
     assert res["counts"]["FormatError"] > refused * len(cases), res  # the mutations really reach the checks
     assert res["counts"]["ok"] >= 1  # the seed itself decodes
     assert res["max_rss_mib"] < RSS_MIB, res
+
+
+@pytest.mark.parametrize("name", [n for n in SEEDS if n.startswith("lgs")])
+def test_mutants_both_decoders_accept_decode_identically(name):
+    """Mutated files that the Python reader and the TypeScript decoder both accept (edited
+    header settings, other quantizer bounds or bit widths, still-consistent streams) decode to
+    the same bits; and the two refuse the same files (a few leniencies of the Python reader,
+    e.g. a bare number for a one-channel quantizer bound, are allowed for)."""
+    from compress.scene.codec import decode
+    from splat.errors import FormatError
+    from web_harness import assert_splat_equal, node_decode
+
+    kind, data, options, mutator, _ = SEEDS[name]
+    rng = np.random.default_rng(29)
+    cases = [mutator(data, rng) for _ in range(300)]
+    agree = both_ok = 0
+    for i, (case, r) in enumerate(zip(cases, node_decode([(kind, c, options) for c in cases]))):
+        try:
+            want = decode(case)
+        except FormatError:
+            want = None
+        agree += (want is None) == (r.error is not None)
+        if want is not None and r.error is None:
+            both_ok += 1
+            assert_splat_equal(r, want, f"{name} mutant {i}")
+    assert both_ok >= 10 and agree >= 0.97 * len(cases), (both_ok, agree)

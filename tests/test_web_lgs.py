@@ -63,10 +63,34 @@ def _cases() -> dict[str, bytes]:
     return cases
 
 
+def _coverage(cases: dict[str, bytes]) -> tuple[set, set, set]:
+    """(colour transforms, channel record modes, integer-stream methods) the files use."""
+    from compress.container import unpack_container
+    from compress.entropy import unpack_arrays
+
+    transforms, modes, methods = set(), set(), set()
+    for data in cases.values():
+        box = unpack_container(data, magic=b"LGS1")
+        d = 3 * ((box.header["sh_degree"] + 1) ** 2 - 1)
+        transforms.add(box.header["sh_dc"].get("transform", "none"))
+        channels = {"PCLS": 1, "OPAC": 1, "SCAL": 3, "ROTI": 1, "ROTV": 3, "COLR": 3, "SHIX": 1, "SHCB": d, "SHDR": d}
+        for c in box.chunks:
+            if c.tag == "POSN":
+                methods.add(c.data[0])
+                continue
+            for rec in unpack_arrays(c.data, channels[c.tag]):
+                modes.add(rec[0])
+                if rec[0] < 2:
+                    methods.add(rec[1])
+    return transforms, modes, methods
+
+
 def test_lgs_every_version_and_precision_mode_bit_exact():
     cases = _cases()
     versions = {int.from_bytes(d[4:6], "little") for d in cases.values()}
     assert versions == {1, 2, 3}
+    # the files exercise both colour transforms, every record mode and every stream method
+    assert _coverage(cases) == ({"none", "g,r-g,b-g"}, {0, 1, 2}, {0, 1, 2, 3})
     results = node_decode([("lgs", d, {}) for d in cases.values()])
     for (name, data), r in zip(cases.items(), results):
         assert_scene_parity(r, data, name)

@@ -108,15 +108,22 @@ def assert_splat_equal(result: NodeResult, scene, name: str) -> None:
 
 
 def node_fuzz(kind: str, cases: Sequence[bytes], *, case_ms: float = 2000.0, heap_mib: int = 512,
-              options: dict | None = None, timeout_s: float = NODE_TIMEOUT_S) -> dict:
+              options: dict | None = None, timeout_s: float = 120.0) -> dict:
     """Run every case through dumper ``kind`` in one Node process (heap capped at ``heap_mib``
-    by ``--max-old-space-size``); returns its summary (counts, failures, slowest case, peak RSS)."""
+    by ``--max-old-space-size``); returns its summary (counts, failures, slowest case, peak RSS).
+    A run still going after ``timeout_s`` (a hang: a JavaScript loop cannot be interrupted from
+    inside) is killed and the test fails naming the case it was decoding."""
     node = require_node()
     with tempfile.TemporaryDirectory(prefix="web-fuzz-") as tmp:
         corpus = Path(tmp) / "corpus.bin"
+        progress = Path(tmp) / "case"
         corpus.write_bytes(b"".join(struct.pack("<I", len(c)) + c for c in cases))
-        run = subprocess.run([node, f"--max-old-space-size={heap_mib}", str(DUMP), "--fuzz", kind, str(corpus),
-                              "--case-ms", str(case_ms), "--options", json.dumps(options or {})],
-                             capture_output=True, text=True, timeout=timeout_s)
+        try:
+            run = subprocess.run([node, f"--max-old-space-size={heap_mib}", str(DUMP), "--fuzz", kind, str(corpus),
+                                  "--case-ms", str(case_ms), "--options", json.dumps(options or {}),
+                                  "--progress", str(progress)], capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            case = progress.read_text().strip() if progress.exists() else "?"
+            raise AssertionError(f"{kind}: the Node fuzz run hung on case {case} (killed after {timeout_s:.0f} s)") from None
         assert run.returncode == 0, f"node fuzz run died (rc {run.returncode}):\n{run.stderr[-4000:]}"
         return json.loads(run.stdout.strip().splitlines()[-1])

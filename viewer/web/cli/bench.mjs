@@ -24,7 +24,7 @@ const once = () => {
   const c = process.cpuUsage(c0);
   return [(performance.now() - t0) / 1000, (c.user + c.system) / 1e6, out];
 };
-const [cold, , first] = once();
+const [cold, coldCpu, first] = once();
 const times = [], cpu = [];
 for (let i = 0; i < repeat; i++) {
   const [t, c] = once();
@@ -32,6 +32,6 @@ for (let i = 0; i < repeat; i++) {
   cpu.push(c);
 }
 console.log(JSON.stringify({
-  kind, file, cold_s: cold, times_s: times, min_s: Math.min(...times), cpu_s: cpu, min_cpu_s: Math.min(...cpu),
+  kind, file, cold_s: cold, cold_cpu_s: coldCpu, times_s: times, min_s: Math.min(...times), cpu_s: cpu, min_cpu_s: Math.min(...cpu),
   count: first.count ?? null,
 }));

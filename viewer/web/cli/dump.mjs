@@ -6,13 +6,14 @@
 //     Decodes every input with dumpers[K] in this one process and writes, per job, OUT (the
 //     raw typed arrays back to back) and OUT.json ({"arrays": [{name, dtype, offset, length}],
 //     "values": {...}} or {"error": name, "message": ...}).
-//   node dump.mjs --fuzz KIND CORPUS [--case-ms MS] [--options JSON]
+//   node dump.mjs --fuzz KIND CORPUS [--case-ms MS] [--options JSON] [--progress FILE]
 //     CORPUS: cases back to back, each a u32 little-endian length and the bytes. Decodes each
 //     with dumpers[KIND]; prints one JSON line: outcome counts, slowest case, worst failure.
 //     Only FormatError or a result is allowed; anything else is reported as a failure.
+//     FILE (optional) always holds the index of the case being decoded.
 //
 // The decoders by kind live in dumpers.mjs.
-import { readFileSync, writeFileSync } from "node:fs";
+import { openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import * as F from "../dist/formats.mjs";
 import { dumpers } from "./dumpers.mjs";
 
@@ -60,10 +61,11 @@ async function runJobs(jobsPath) {
   }
 }
 
-async function runFuzz(kind, corpusPath, caseMs, options) {
+async function runFuzz(kind, corpusPath, caseMs, options, progressPath) {
   const fn = dumpers[kind];
   if (!fn) throw new Error(`no dumper for ${kind}`);
   const corpus = new Uint8Array(readFileSync(corpusPath));
+  const progressFd = progressPath ? openSync(progressPath, "w") : null;
   const counts = { ok: 0, FormatError: 0 };
   const failures = [];
   let slowest = { ms: 0, case: -1 };
@@ -73,6 +75,8 @@ async function runFuzz(kind, corpusPath, caseMs, options) {
     const len = F.readU32(corpus, pos);
     const bytes = corpus.slice(pos + 4, pos + 4 + len);
     pos += 4 + len;
+    // the case about to run, so that a harness that has to kill a hung run can name it
+    if (progressFd !== null) writeSync(progressFd, String(i).padStart(10), 0);
     const t0 = performance.now();
     try {
       await fn(bytes, options);
@@ -94,10 +98,10 @@ async function runFuzz(kind, corpusPath, caseMs, options) {
 const args = process.argv.slice(2);
 if (args[0] === "--fuzz") {
   const get = (flag, dflt) => { const j = args.indexOf(flag); return j >= 0 ? args[j + 1] : dflt; };
-  await runFuzz(args[1], args[2], Number(get("--case-ms", "2000")), JSON.parse(get("--options", "{}")));
+  await runFuzz(args[1], args[2], Number(get("--case-ms", "2000")), JSON.parse(get("--options", "{}")), get("--progress"));
 } else if (args.length === 1) {
   await runJobs(args[0]);
 } else {
-  console.error("usage: node dump.mjs JOBS.json | node dump.mjs --fuzz KIND CORPUS [--case-ms MS] [--options JSON]");
+  console.error("usage: node dump.mjs JOBS.json | node dump.mjs --fuzz KIND CORPUS [--case-ms MS] [--options JSON] [--progress FILE]");
   process.exit(2);
 }

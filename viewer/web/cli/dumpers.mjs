@@ -21,6 +21,19 @@ export const dumpers = {
     const ctx = o.contexts ? Int32Array.from(o.contexts) : null;
     return { values: F.decodeCtx(b, o.n, o.bits, ctx, o.nContexts ?? 1) };
   },
+  // the bounded reader: u8, u16, u32, u64, varint, then 3 bytes, then the rest
+  reader: (b) => {
+    const r = new F.ByteReader(b, 0, "test data");
+    const out = { u8: r.u8(), u16: r.u16(), u32: r.u32(), u64: r.u64(), varint: r.varint() };
+    return { ...out, three: r.bytes(3).slice(), rest: r.rest().slice(), remaining: r.remaining };
+  },
+  // channel streams without caller contexts (the coder's own previous-value context only)
+  channels: (b, o) => {
+    const ch = F.decodeChannels(b, o.n, o.channels, { lo: o.lo, hi: o.hi, allowContext: o.allowContext ?? true });
+    const out = {};
+    ch.forEach((c, i) => { out[`c${i}`] = c instanceof Float64Array ? c : Float64Array.from(c); });
+    return out;
+  },
   container: (b, o) => {
     const box = F.unpackContainer(b, { magic: o.magic, maxVersion: o.maxVersion, what: "container" });
     const out = { version: box.version, header: JSON.stringify(box.header), tags: box.chunks.map((c) => c.tag).join(",") };
