@@ -2,7 +2,8 @@
 // Decode one of our files (or one frame of a video) to an INRIA binary PLY with the
 // TypeScript decoders (../dist/formats.mjs; build it with `make web`).
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, chmodSync, unlinkSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { basename, dirname, join, resolve } from "node:path";
 import * as F from "../dist/formats.mjs";
 
 const USAGE = `usage: node viewer/web/cli/decode.mjs IN OUT.ply [--frame N] [--max-gaussians N] [--force]
@@ -12,7 +13,7 @@ Formats (detected from the magic bytes, then the extension):
 ${F.FORMATS.map((f) => `  ${f.extensions.join(" ")}  ${f.description}`).join("\n")}
 
 options:
-  --frame N           frame N (0-based) of a video file
+  --frame N           frame N (0-based) of a video file (default 0)
   --max-gaussians N   raise the cap on the Gaussian count (default 16 per file byte + 65,536)
   --force             overwrite OUT if it exists
   -h, --help          this text
@@ -20,17 +21,80 @@ options:
 examples:
   node viewer/web/cli/decode.mjs scene.lgs scene.ply
   node viewer/web/cli/decode.mjs clip.gsv frame12.ply --frame 12 --force
+  node viewer/web/cli/decode.mjs memory.m3 memory.ply      # the scene with f_emb_* queries
+  node viewer/web/cli/decode.mjs photo.gsi photo.ply       # 2D Gaussians (layout: docs/web.md)
   splat eval scene.lgs scene.ply      # compare with the Python decoder
 
 exit status: 0 done, 2 bad input or usage (one line on stderr).`;
 
-/** Per format: (bytes, options) -> SplatArrays. A new format's decoder adds its case here. */
+/** Per format: (bytes, options) -> {ply: bytes to write, summary: one line}. A new format adds its case here. */
 const DECODERS = {
   lgs: (bytes, o) => {
-    if (o.frame !== undefined) throw new UsageError("--frame applies to video files only");
-    return F.decodeLgs(bytes, { file: o.file, maxGaussians: o.maxGaussians });
+    noFrame(o);
+    return scenePly(F.decodeLgs(bytes, { file: o.file, maxGaussians: o.maxGaussians }));
+  },
+  gsv: async (bytes, o) => {
+    const video = await F.openGsv(F.bytesReader(bytes), { file: o.file, size: bytes.length });
+    const f = o.frame ?? 0;
+    if (f >= video.header.frames) throw new UsageError(`--frame ${f}: ${o.file} has ${video.header.frames} frames (0..${video.header.frames - 1})`);
+    const out = scenePly(await video.frame(f));
+    return { ...out, summary: `frame ${f} of ${video.header.frames}: ${out.summary}` };
+  },
+  gsi: (bytes, o) => {
+    noFrame(o);
+    const g = F.decodeGsi(bytes, { file: o.file, maxGaussians: o.maxGaussians });
+    const C = g.channels;
+    const props = ["x", "y", "scale_0", "scale_1", "rot", ...Array.from({ length: C }, (_, c) => `color_${c}`)];
+    const rows = new Float32Array(g.count * props.length);
+    for (let i = 0; i < g.count; i++) {
+      const r = rows.subarray(i * props.length);
+      r[0] = g.means[2 * i]; r[1] = g.means[2 * i + 1];
+      r[2] = g.scales[2 * i]; r[3] = g.scales[2 * i + 1];
+      r[4] = g.rotations[i];
+      for (let c = 0; c < C; c++) r[5 + c] = g.colors[i * C + c];
+    }
+    const comments = [`gsi width ${g.width}`, `gsi height ${g.height}`, `gsi mode ${g.mode}`, `gsi k ${g.k}`,
+      `gsi layers ${g.layers.join(",")}`];
+    return { ply: F.encodeFloatPly("gaussian2d", g.count, props, rows, comments),
+      summary: `${g.count} 2D Gaussians, ${g.width}x${g.height}, ${C} channels` };
+  },
+  m3: (bytes, o) => {
+    noFrame(o);
+    const mem = F.decodeM3(bytes, { file: o.file, maxGaussians: o.maxGaussians, scene: referencedScene(bytes, o) });
+    const names = Array.from({ length: mem.queryTotal }, (_, c) => `f_emb_${c}`);
+    const out = scenePly(mem.scene, { names, values: mem.queries });
+    return { ...out, summary: `${out.summary}, ${mem.queryTotal} query channels (${mem.models.map((m) => m.name).join(", ")})` };
   },
 };
+
+function noFrame(o) {
+  if (o.frame !== undefined) throw new UsageError("--frame applies to video files only");
+}
+
+function scenePly(scene, extra) {
+  return { ply: F.encodePly(scene, extra), summary: `${scene.count} Gaussians, SH degree ${scene.shDegree}` };
+}
+
+/** The scene a `.m3` file references (a `.lgs` beside it, SHA-256 checked), or undefined when it embeds one. */
+function referencedScene(bytes, o) {
+  const h = F.readIndex(bytes, { magic: "GSM3", what: ".m3 file", whole: false }).header;
+  const ref = h.scene;
+  if (ref === "embedded" || !ref || typeof ref !== "object" || typeof ref.ref !== "string") return undefined;
+  const path = resolve(dirname(o.file), ref.ref);
+  let data;
+  try {
+    data = new Uint8Array(readFileSync(path));
+  } catch {
+    throw new F.FormatError(`referenced scene ${path} not found`, o.file);
+  }
+  if (typeof ref.sha256 === "string" && ref.sha256 && createHash("sha256").update(data).digest("hex") !== ref.sha256) {
+    throw new F.FormatError(`referenced scene ${path} has changed (SHA-256 mismatch)`, o.file);
+  }
+  if (F.detectFormat(data, path)?.name !== "lgs") {
+    throw new UsageError(`${o.file}: its scene ${path} is not a .lgs file; this decoder reads referenced .lgs scenes only`);
+  }
+  return F.decodeLgs(data, { file: path });
+}
 
 class UsageError extends Error {}
 
@@ -80,7 +144,7 @@ function writeAtomic(path, bytes) {
   }
 }
 
-function main() {
+async function main() {
   let o;
   try { o = parseArgs(process.argv.slice(2)); } catch (e) { fail(e.message); }
   if (existsSync(o.output) && !o.force) fail(`${o.output} exists (pass --force to overwrite)`);
@@ -94,19 +158,19 @@ function main() {
   if (!fmt) fail(`${o.input}: not a file this decoder knows (${F.FORMATS.map((f) => f.extensions.join("/")).join(", ")})`);
   const decoder = DECODERS[fmt.name];
   if (!decoder) fail(`${o.input}: ${fmt.description} files are not supported by this command yet`);
-  let scene;
+  let result;
   try {
-    scene = decoder(bytes, { ...o, file: o.input });
+    result = await decoder(bytes, { ...o, file: o.input });
   } catch (e) {
     if (e instanceof F.FormatError || e instanceof UsageError) fail(e.message);
     throw e;
   }
   try {
-    writeAtomic(o.output, F.encodePly(scene));
+    writeAtomic(o.output, result.ply);
   } catch (e) {
     fail(`cannot write ${o.output}: ${e.code ?? e.message}`);
   }
-  process.stdout.write(`${o.input} -> ${o.output}: ${scene.count} Gaussians, SH degree ${scene.shDegree}\n`);
+  process.stdout.write(`${o.input} -> ${o.output}: ${result.summary}\n`);
 }
 
-main();
+await main();

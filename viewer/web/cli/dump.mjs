@@ -46,14 +46,14 @@ function writeResult(path, result) {
   writeFileSync(path + ".json", JSON.stringify({ arrays, values }));
 }
 
-function runJobs(jobsPath) {
+async function runJobs(jobsPath) {
   const jobs = JSON.parse(readFileSync(jobsPath, "utf8"));
   for (const job of jobs) {
     const fn = dumpers[job.kind];
     if (!fn) throw new Error(`no dumper for ${job.kind}`);
     const bytes = new Uint8Array(readFileSync(job.input));
     try {
-      writeResult(job.output, fn(bytes, job.options ?? {}));
+      writeResult(job.output, await fn(bytes, job.options ?? {}));
     } catch (e) {
       if (!(e instanceof F.FormatError)) throw e;
       writeFileSync(job.output + ".json", JSON.stringify({ error: e.name, message: e.message }));
@@ -61,7 +61,7 @@ function runJobs(jobsPath) {
   }
 }
 
-function runFuzz(kind, corpusPath, caseMs, options, progressPath) {
+async function runFuzz(kind, corpusPath, caseMs, options, progressPath) {
   const fn = dumpers[kind];
   if (!fn) throw new Error(`no dumper for ${kind}`);
   const corpus = new Uint8Array(readFileSync(corpusPath));
@@ -79,7 +79,7 @@ function runFuzz(kind, corpusPath, caseMs, options, progressPath) {
     if (progressFd !== null) writeSync(progressFd, String(i).padStart(10), 0);
     const t0 = performance.now();
     try {
-      fn(bytes, options);
+      await fn(bytes, options);
       counts.ok++;
     } catch (e) {
       if (e instanceof F.FormatError) counts.FormatError++;
@@ -98,9 +98,9 @@ function runFuzz(kind, corpusPath, caseMs, options, progressPath) {
 const args = process.argv.slice(2);
 if (args[0] === "--fuzz") {
   const get = (flag, dflt) => { const j = args.indexOf(flag); return j >= 0 ? args[j + 1] : dflt; };
-  runFuzz(args[1], args[2], Number(get("--case-ms", "2000")), JSON.parse(get("--options", "{}")), get("--progress"));
+  await runFuzz(args[1], args[2], Number(get("--case-ms", "2000")), JSON.parse(get("--options", "{}")), get("--progress"));
 } else if (args.length === 1) {
-  runJobs(args[0]);
+  await runJobs(args[0]);
 } else {
   console.error("usage: node dump.mjs JOBS.json | node dump.mjs --fuzz KIND CORPUS [--case-ms MS] [--options JSON] [--progress FILE]");
   process.exit(2);

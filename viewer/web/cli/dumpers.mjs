@@ -55,5 +55,67 @@ export const dumpers = {
     return out;
   },
   lgs: (b, o) => splat(F.decodeLgs(b, { maxGaussians: o.maxGaussians })),
+  // .gsv: header values and, for each frame in o.frames (default all), its arrays as "f<i>.<name>" (async)
+  // (o.size false: the reader is not told the file size; "reads": every [start, end) the reader asked for)
+  gsv: async (b, o) => {
+    const reads = [];
+    const inner = F.bytesReader(b);
+    const read = (start, end) => { reads.push(start, end); return inner(start, end); };
+    const r = await F.openGsv(read, { size: o.size === false ? undefined : b.length, partial: o.partial });
+    const out = { frames: r.header.frames, segments: r.segments.length, version: r.header.version, coding: r.header.coding };
+    for (const i of o.frames ?? [...Array(r.header.frames).keys()]) {
+      Object.entries(splat(await r.frame(i))).forEach(([k, v]) => { out[`f${i}.${k}`] = v; });
+    }
+    out.reads = Float64Array.from(reads);
+    return out;
+  },
+  // .gsv skin-binding kernels: bytes = float32 joints [o.joints*3] then points [*3]; the grid and
+  // brute-force joint tables (m = min(J, 2k + 8)) and each point's k nearest joints
+  joints: (b, o) => {
+    const f = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    const c = f.slice(0, 3 * o.joints), x = f.slice(3 * o.joints);
+    const js = new F.JointSet(c);
+    const m = Math.min(o.joints, 2 * o.k + 8);
+    const { idx, d2 } = js.knn(x, o.k);
+    return { table: js.table(m), tableRef: F.jointTable(c, m), idx, d2 };
+  },
+  // one .gsv segment from its own bytes (the SEGM payload): frame o.frame
+  gsvSegment: (b, o) => {
+    const seg = F.decodeGsvSegment(b);
+    const out = splat(seg.frame(o.frame ?? 0));
+    if (seg.binding) Object.assign(out, { bindIdx: seg.binding().idx, bindW: seg.binding().w });
+    return out;
+  },
+  gsi: (b, o) => {
+    const g = F.decodeGsi(b, { maxGaussians: o.maxGaussians, maxPixels: o.maxPixels });
+    return {
+      means: g.means, scales: g.scales, rotations: g.rotations, colors: g.colors, count: g.count, width: g.width,
+      height: g.height, channels: g.channels, mode: g.mode, k: g.k, layers: JSON.stringify(g.layers), version: g.version,
+    };
+  },
+  m3: (b, o) => {
+    // o.refCount: the file references its scene; stand in a zero scene of that many Gaussians
+    const scene = o.refCount === undefined ? undefined : {
+      count: o.refCount, shDegree: 0, means: new Float32Array(3 * o.refCount), quats: new Float32Array(4 * o.refCount),
+      logScales: new Float32Array(3 * o.refCount), opacityLogits: new Float32Array(o.refCount),
+      shDc: new Float32Array(3 * o.refCount), shRest: new Float32Array(0),
+    };
+    const m = F.decodeM3(b, { maxGaussians: o.maxGaussians, scene });
+    const out = { count: m.count, queryTotal: m.queryTotal, queries: m.queries, models: m.models.length };
+    if (m.sceneRef) out.sceneRef = m.sceneRef.ref;
+    else Object.entries(splat(m.scene)).forEach(([k, v]) => { out[`scene.${k}`] = v; });
+    m.models.forEach((md, i) => {
+      Object.assign(out, {
+        [`m${i}.name`]: md.name, [`m${i}.offset`]: md.offset, [`m${i}.dim`]: md.dim, [`m${i}.temperature`]: md.temperature,
+        [`m${i}.learnable`]: md.learnable, [`m${i}.bank`]: md.bank, [`m${i}.projection`]: md.projection,
+      });
+      if (o.features) {
+        const f = F.gaussianFeatures(m, md.name);
+        out[`m${i}.features`] = f;
+        if (o.vector) out[`m${i}.scores`] = F.cosineScores(f, md.dim, o.vector.slice(0, md.dim));
+      }
+    });
+    return out;
+  },
 };
 

@@ -16,6 +16,9 @@ export interface FormatEntry {
 
 export const FORMATS: FormatEntry[] = [
   { name: "lgs", magic: "LGS1", extensions: [".lgs"], description: "compressed Gaussian scene" },
+  { name: "gsv", magic: "GSV1", extensions: [".gsv"], description: "volumetric video (one frame per PLY, --frame N)" },
+  { name: "gsi", magic: "GSI1", extensions: [".gsi"], description: "image as 2D Gaussians (a 2D-Gaussian PLY, docs/web.md)" },
+  { name: "m3", magic: "GSM3", extensions: [".m3"], description: "feature memory (the scene with f_emb_* query properties)" },
 ];
 
 /**

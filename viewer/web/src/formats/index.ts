@@ -37,4 +37,16 @@ export { decodeChannels, DIRECT, DELTA, CONTEXT, type IntArray, type ContextFn, 
 export { decodeLgs, lgsInfo, LGS_MAGIC, LGS_VERSION, type LgsOptions } from "./lgs.js";
 export { quantFromJson, uniformStep, MAX_BOUND, type UniformQuant } from "./quant.js";
 export { FORMATS, detectFormat, type FormatEntry } from "./formats.js";
-export { encodePly, plyHeader } from "./ply.js";
+export { encodePly, encodeFloatPly, plyHeader, type PlyExtra } from "./ply.js";
+// .gsi images and .m3 feature memory (docs/web.md)
+export { decodeGsi, treeDepth, GSI_MAGIC, GSI_VERSION, type Gaussians2D, type GsiOptions } from "./gsi.js";
+export {
+  decodeM3, memoryAttention, gaussianFeatures, cosineScores, m3Model, halfToFloat, M3_MAGIC, M3_VERSION,
+  type M3Memory, type M3Model, type M3Options,
+} from "./m3.js";
+// .gsv volumetric video
+export {
+  openGsv, GsvReader, decodeGsvSegment, bytesReader, GSV_MAGIC, GSV_VERSION, SEGMENT_MAGIC, SEGMENT_VERSION,
+  type RangeReader, type GsvHeader, type GsvSegmentEntry, type GsvOptions, type GsvSegment, type SegmentOptions,
+} from "./gsv.js";
+export { JointSet, jointTable, MAX_JOINTS, type Binding } from "./gsvmotion.js";

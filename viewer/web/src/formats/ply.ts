@@ -5,24 +5,32 @@
  */
 import type { SplatArrays } from "./types.js";
 
-/** The PLY header for `s`. */
-export function plyHeader(s: SplatArrays): string {
+/** Extra float32 properties appended to every row: `values` [N * names.length], row-major. */
+export interface PlyExtra {
+  names: string[];
+  values: Float32Array;
+}
+
+/** The PLY header for `s` (plus `extra` properties after the INRIA ones). */
+export function plyHeader(s: SplatArrays, extra?: PlyExtra): string {
   const K = s.shRest.length / Math.max(s.count, 1) / 3;
   const props = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"];
   for (let i = 0; i < 3 * K; i++) props.push(`f_rest_${i}`);
   props.push("opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3");
+  if (extra) props.push(...extra.names);
   const lines = ["ply", "format binary_little_endian 1.0", "comment written by splatkit", `element vertex ${s.count}`];
   for (const p of props) lines.push(`property float ${p}`);
   lines.push("end_header");
   return lines.join("\n") + "\n";
 }
 
-/** The whole PLY file as bytes (header + one float32 row per Gaussian). */
-export function encodePly(s: SplatArrays): Uint8Array {
+/** The whole PLY file as bytes (header + one float32 row per Gaussian, `extra` columns last). */
+export function encodePly(s: SplatArrays, extra?: PlyExtra): Uint8Array {
   const n = s.count;
   const K = (s.shDegree + 1) * (s.shDegree + 1) - 1;
-  const head = new TextEncoder().encode(plyHeader(s));
-  const row = 17 + 3 * K;
+  const head = new TextEncoder().encode(plyHeader(s, extra));
+  const E = extra ? extra.names.length : 0;
+  const row = 17 + 3 * K + E;
   const out = new Uint8Array(head.length + 4 * row * n);
   out.set(head);
   const f = new Float32Array(row * n);
@@ -41,8 +49,25 @@ export function encodePly(s: SplatArrays): Uint8Array {
     f[t + 2] = s.logScales[3 * i + 1];
     f[t + 3] = s.logScales[3 * i + 2];
     for (let j = 0; j < 4; j++) f[t + 4 + j] = s.quats[4 * i + j];
+    for (let e = 0; e < E; e++) f[t + 8 + e] = extra!.values[i * E + e];
   }
   // little-endian float32 rows (every platform Node and browsers run on is little-endian)
   out.set(new Uint8Array(f.buffer), head.length);
+  return out;
+}
+
+/**
+ * Rows of float32 properties as a binary little-endian PLY: one element `name` of `count`
+ * rows, `values` [count * props.length] row-major, `comments` as header comment lines.
+ */
+export function encodeFloatPly(element: string, count: number, props: string[], values: Float32Array,
+                               comments: string[] = []): Uint8Array {
+  const lines = ["ply", "format binary_little_endian 1.0", "comment written by splatkit",
+    ...comments.map((c) => `comment ${c.replace(/[\r\n]/g, " ")}`), `element ${element} ${count}`,
+    ...props.map((p) => `property float ${p}`), "end_header"];
+  const head = new TextEncoder().encode(lines.join("\n") + "\n");
+  const out = new Uint8Array(head.length + values.byteLength);
+  out.set(head);
+  out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), head.length);
   return out;
 }
