@@ -19,7 +19,10 @@ HEAD_BYTES = 16
 
 @dataclass(frozen=True)
 class Describer:
-    """``sniff(first bytes) -> bool``; ``describe(path) -> {field: JSON-able value}`` (FormatError on bad input)."""
+    """``sniff(first bytes) -> bool``; ``describe(path) -> {field: JSON-able value}`` (FormatError on bad input).
+
+    A describer of a file that references another (a ``.m3``'s scene) also takes the keyword
+    ``allow_outside_ref`` (``splat info --allow-outside-ref``)."""
 
     name: str
     extensions: tuple[str, ...]
