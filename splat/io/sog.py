@@ -138,9 +138,11 @@ class _Source:
 def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene:
     """Read a ``.sog`` archive, a SOG ``meta.json`` (textures beside it) or a folder holding one."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # the folder's meta.json: a name the folder holds, so it must stay inside it
+        data = read_regular("meta.json", MAX_META_BYTES, root=path, what="meta.json")
         path = path / "meta.json"
-    data = read_bytes(path)  # the file the user named: a regular file, read to its size
+    else:
+        data = read_bytes(path)  # the file the user named: a regular file, read to its size
     if data[:4] == b"PK\x03\x04":
         return decode(data, path, check_finite=check_finite)
     src = _Source(path, None)

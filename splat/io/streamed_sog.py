@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_bytes
-from ..bounded import resolve_inside
+from ..bounded import read_regular, resolve_inside
 from ..errors import FormatError, UsageError
 from ..header import parse_json
 from ..scene import GaussianScene
@@ -159,9 +159,12 @@ def read(path: str | os.PathLike, *, level: int | None = 0, region=None, check_f
     """Read one level (0 = finest) or every level (``level=None``, tagged in ``extras["lod"]``),
     of the leaves meeting ``region`` (all when None)."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # a name the folder holds: it must stay inside it
+        data = read_regular("lod-meta.json", MAX_META_BYTES, root=path, what="lod-meta.json")
         path = path / "lod-meta.json"
-    meta, leaves = parse_meta(read_bytes(path, MAX_META_BYTES), path)
+    else:
+        data = read_bytes(path, MAX_META_BYTES)
+    meta, leaves = parse_meta(data, path)
     levels = int(meta["lodLevels"])
     if level is not None and not (isinstance(level, int) and 0 <= level < levels):
         raise UsageError(f"level must be 0..{levels - 1} (or None for all levels), got {level!r}")
