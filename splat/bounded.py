@@ -73,7 +73,8 @@ def zip_read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """'a FIFO', 'a device', 'a socket', 'a folder' or 'not a regular file' for an ``st_mode``."""
     return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
             else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
@@ -130,7 +131,7 @@ def _open_regular(path: Path, label, nofollow: bool) -> int:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise FormatError(f"is {_kind(st.st_mode)}, expected a regular file", label)
+            raise FormatError(f"is {file_kind(st.st_mode)}, expected a regular file", label)
     except BaseException:
         os.close(fd)
         raise
@@ -157,7 +158,7 @@ def stat_regular(path: str | os.PathLike, *, root: str | os.PathLike | None = No
     except OSError as e:
         raise FormatError(f"cannot read file ({e.strerror or e})", label) from None
     if not stat.S_ISREG(st.st_mode):
-        raise FormatError(f"is {_kind(st.st_mode)}, expected a regular file", label)
+        raise FormatError(f"is {file_kind(st.st_mode)}, expected a regular file", label)
     return st
 
 
