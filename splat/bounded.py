@@ -74,8 +74,8 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY
 
 
 def file_kind(mode: int) -> str:
-    """'a FIFO', 'a device', 'a socket', 'a folder' or 'not a regular file' for an ``st_mode``."""
-    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+    """'a FIFO', 'a device', 'a socket', 'a directory' or 'not a regular file' for an ``st_mode``."""
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
             else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
 
@@ -126,7 +126,7 @@ def _open_regular(path: Path, label, nofollow: bool) -> int:
         if e.errno == errno.ELOOP:
             raise FormatError("changed into a symlink while being opened (refused)", label) from None
         if e.errno == errno.EISDIR:
-            raise FormatError("is a folder, expected a file", label) from None
+            raise FormatError("is a directory, expected a file", label) from None
         raise FormatError(f"cannot read file ({e.strerror or e})", label) from None
     try:
         st = os.fstat(fd)

@@ -351,7 +351,7 @@ def test_read_regular_bounds_and_kinds(tmp_path):
         stat_regular("p", root=tmp_path)
     with pytest.raises(FormatError, match="a device"):
         read_regular("/dev/zero", 10)
-    with pytest.raises(FormatError, match="a folder"):
+    with pytest.raises(FormatError, match="a directory"):
         read_regular(tmp_path)
     with pytest.raises(FormatError, match="no such file"):
         read_regular("missing", root=tmp_path)

@@ -167,6 +167,8 @@ def read_head(path: Path, n: int = 64) -> bytes:
     or socket is refused without blocking (:func:`splat.bounded.open_regular`)."""
     if path.is_dir():
         return b""
+    if not os.path.lexists(path):
+        raise FormatError("file not found", path)
     with open_regular(path) as f:
         try:
             return f.read(n)
