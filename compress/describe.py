@@ -7,7 +7,6 @@ fields; ``FormatError`` (naming the file) on bad input.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from splat.describe import Describer
@@ -17,7 +16,9 @@ def describe_gsi(path: str | os.PathLike) -> dict[str, Any]:
     """Image size, channels, Gaussian count, render rule and bits per pixel of a ``.gsi`` file."""
     from .image.gsi import decode, read_header
 
-    data = Path(path).read_bytes()
+    from splat.io._common import read_bytes
+
+    data = read_bytes(path)
     h, _, _ = read_header(data, path)
     g = decode(data, path)
     meta = h.get("meta") if isinstance(h.get("meta"), dict) else {}
@@ -45,11 +46,11 @@ def describe_gsv(path: str | os.PathLike) -> dict[str, Any]:
         }
 
 
-def describe_m3(path: str | os.PathLike) -> dict[str, Any]:
+def describe_m3(path: str | os.PathLike, *, allow_outside_ref: bool = False) -> dict[str, Any]:
     """Gaussians, feature models and query size of a ``.m3`` feature memory (its scene loaded and checked)."""
     from .memory.m3file import cameras_from_meta, read_m3
 
-    mem = read_m3(path)
+    mem = read_m3(path, allow_outside_ref=allow_outside_ref)
     return {
         "gaussians": len(mem.scene), "sh_degree": mem.scene.sh_degree,
         "scene": mem.scene_ref or "embedded",

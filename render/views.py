@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +14,7 @@ import torch
 
 from splat.atomic import atomic_write_bytes, check_output_path
 from splat.camera import Camera, hemisphere_cameras, load_cameras, orbit_cameras
-from splat.errors import UsageError
+from splat.errors import FormatError, UsageError
 from splat.scene import GaussianScene
 
 from .rasterize import Backend, rasterize
@@ -53,12 +53,15 @@ def parse_background(text: str | Sequence[float]) -> tuple[float, float, float]:
 
 def scene_up_axis(path: Path, default: str = "-y") -> str:
     """World up axis from ``<stem>.meta.json`` beside a scene file (geometry.up_axis), else ``default``."""
-    names = {path.with_suffix(".meta.json"), path.with_name(path.name.split(".")[0] + ".meta.json")}
-    for meta in sorted(names):
-        if meta.is_file():
-            try:
-                up = json.loads(meta.read_text())["geometry"]["up_axis"]
-            except (OSError, ValueError, KeyError, TypeError):
+    from splat.bounded import read_regular
+    from splat.header import parse_json
+
+    names = {path.with_suffix(".meta.json").name, path.name.split(".")[0] + ".meta.json"}
+    for name in sorted(names):
+        if os.path.lexists(path.parent / name):
+            try:  # a regular file inside the scene's folder, at most 1 MiB; anything else is ignored
+                up = parse_json(read_regular(name, 1 << 20, root=path.parent), path.parent / name)["geometry"]["up_axis"]
+            except (FormatError, KeyError, TypeError):
                 continue
             if isinstance(up, str):
                 return up

@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .bounded import file_kind
 from .errors import FormatError, UsageError
 
 _TMP_AFFIX = 40  # bytes a temporary name adds to the target's name
@@ -274,10 +275,7 @@ def check_input_file(path: str | os.PathLike, *, folder_ok: bool = False) -> Pat
             return p
         raise FormatError("is a folder, expected a file", p)
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-        raise FormatError(f"is {kind}, expected a regular file", p)
+        raise FormatError(f"is {file_kind(st.st_mode)}, expected a regular file", p)
     if not os.access(p, os.R_OK):
         raise FormatError("permission denied", p)
     return p

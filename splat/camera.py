@@ -227,14 +227,18 @@ def hemisphere_cameras(
 
 
 # ---------------------------------------------------------------------- loaders
-def _load_json(path: Path):
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise FormatError("file not found", path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"not valid JSON ({e})", path) from None
+MAX_CAMERA_FILE_BYTES = 256 << 20
+"""The largest camera file read (a million cameras at ~250 bytes each)."""
+
+
+def _load_json(path: Path, root: str | os.PathLike | None = None):
+    """A camera file's JSON (a regular file of at most :data:`MAX_CAMERA_FILE_BYTES`; with
+    ``root``, a name that must resolve inside that folder: a camera file found beside an asset)."""
+    from .bounded import read_regular
+    from .header import parse_json
+
+    raw = read_regular(path, MAX_CAMERA_FILE_BYTES, root=root, what="camera file")
+    return parse_json(raw, path, "camera file", top=(dict, list))
 
 
 def _num(d: dict, key: str, path: Path, ctx: str) -> float:

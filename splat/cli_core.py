@@ -10,6 +10,7 @@ from typing import Any, List, Optional
 import typer
 
 from .atomic import check_output_path
+from .cli_options import allow_outside_ref_option
 from .cli import app, console, err_console
 from .describe import Describer, find_describer
 from .errors import UsageError
@@ -63,6 +64,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
     read_opts: Optional[List[str]] = typer.Option(None, "--read-option", "-r", metavar="KEY=VALUE",
                                                   help="Reader option, repeatable (e.g. coordinate_system=rdf for SPZ)."),
+    allow_outside_ref: bool = allow_outside_ref_option(),
 ) -> None:
     """Show a file's format, size and contents: for scenes the Gaussian count, SH degree and bounds;
     for .gsi images, .gsv videos and .m3 memories what their headers hold.
@@ -77,7 +79,7 @@ def info(
     """
     describer = None if format else find_describer(file)
     if describer is not None:
-        _print_description(file, describer, as_json)
+        _print_description(file, describer, as_json, allow_outside_ref)
         return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -122,9 +124,9 @@ def info(
     console.print(summary_table(str(file), ["property", "value"], rows))
 
 
-def _print_description(file: Path, describer: Describer, as_json: bool) -> None:
+def _print_description(file: Path, describer: Describer, as_json: bool, allow_outside_ref: bool = False) -> None:
     t0 = time.perf_counter()
-    fields = describer.describe(file)
+    fields = describer.describe(file, allow_outside_ref=True) if allow_outside_ref else describer.describe(file)
     dt = time.perf_counter() - t0
     size = asset_size(file)
     data = {"file": str(file), "format": describer.name, "file_size": size, **fields, "read_seconds": dt}

@@ -25,6 +25,14 @@ def force_option(help: str = "Overwrite an existing output.") -> Any:
     return typer.Option(False, "--force", help=help)
 
 
+def allow_outside_ref_option() -> Any:
+    """``--allow-outside-ref``: follow a file's reference (a ``.m3``'s scene) even when it is absolute
+    or leads outside the referring file's folder. The referenced file's SHA-256 is checked still."""
+    return typer.Option(False, "--allow-outside-ref",
+                        help="follow a .m3's scene reference even when it leads outside the .m3's folder "
+                             "(only for files you trust; the scene's SHA-256 is still checked)")
+
+
 def backend_option(help: str = "Renderer: auto (gsplat on a CUDA GPU when installed, else cpu), cpu or gsplat.") -> Any:
     return typer.Option("auto", "--backend", help=help)
 

@@ -12,14 +12,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import check_input_file
+from .bounded import open_regular
 
 HEAD_BYTES = 16
 
 
 @dataclass(frozen=True)
 class Describer:
-    """``sniff(first bytes) -> bool``; ``describe(path) -> {field: JSON-able value}`` (FormatError on bad input)."""
+    """``sniff(first bytes) -> bool``; ``describe(path) -> {field: JSON-able value}`` (FormatError on bad input).
+
+    A describer of a file that references another (a ``.m3``'s scene) also takes the keyword
+    ``allow_outside_ref`` (``splat info --allow-outside-ref``)."""
 
     name: str
     extensions: tuple[str, ...]
@@ -48,8 +51,7 @@ def find_describer(path: str | os.PathLike) -> Describer | None:
     p = Path(path)
     if p.is_dir() or not p.exists():
         return None
-    check_input_file(p)
-    with open(p, "rb") as f:
+    with open_regular(p) as f:  # a FIFO or device is refused, never read
         head = f.read(HEAD_BYTES)
     found = describers()
     for d in found:

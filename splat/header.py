@@ -45,14 +45,14 @@ def _const(s: str) -> Any:
     raise _Reject(f"a non-finite number ({s})")
 
 
-def _check_tree(obj: Any) -> None:
+def _check_tree(obj: Any, max_depth: int = MAX_DEPTH) -> None:
     """Iterative walk: nesting depth and NUL characters in strings and keys."""
     stack = [(obj, 1)]
     while stack:
         o, d = stack.pop()
         if isinstance(o, (dict, list)):
-            if d > MAX_DEPTH:
-                raise _Reject(f"nesting deeper than {MAX_DEPTH} levels")
+            if d > max_depth:
+                raise _Reject(f"nesting deeper than {max_depth} levels")
             items = list(o.items()) if isinstance(o, dict) else [(None, v) for v in o]
             for k, v in items:
                 if isinstance(k, str) and "\x00" in k:
@@ -62,8 +62,11 @@ def _check_tree(obj: Any) -> None:
             raise _Reject("a NUL character in a string")
 
 
-def parse_json(raw: bytes, path: _PathLike = None, what: str = "header") -> dict:
-    """A JSON object from ``raw`` (UTF-8), or FormatError naming the file and the problem."""
+def parse_json(raw: bytes, path: _PathLike = None, what: str = "header", *, max_depth: int = MAX_DEPTH,
+               top: type | tuple[type, ...] = dict) -> Any:
+    """A JSON object (of type ``top``: a dict unless told) from ``raw`` (UTF-8), or FormatError
+    naming the file and the problem: integers over 20 digits, non-finite numbers, NUL
+    characters and nesting deeper than ``max_depth`` are refused."""
     try:
         obj = json.loads(raw.decode("utf-8"), parse_int=_int, parse_float=_float, parse_constant=_const)
     except _Reject as e:
@@ -72,10 +75,10 @@ def parse_json(raw: bytes, path: _PathLike = None, what: str = "header") -> dict
         raise FormatError(f"{what} is nested too deeply", path) from None
     except (UnicodeDecodeError, ValueError, OverflowError):
         raise FormatError(f"{what} is not valid JSON", path) from None
-    if not isinstance(obj, dict):
-        raise FormatError(f"{what} must hold a JSON object", path)
+    if not isinstance(obj, top):
+        raise FormatError(f"{what} must hold a JSON {'object' if top is dict else 'object or list'}", path)
     try:
-        _check_tree(obj)
+        _check_tree(obj, max_depth)
     except _Reject as e:
         raise FormatError(f"{what} holds {e}", path) from None
     return obj

@@ -78,9 +78,15 @@ def test_cli_build_render_query(plant_features, tmp_path):
 
     scene, cams, feats = plant_features
     out = tmp_path / "plant.m3"
-    rc = main(["memory", "build", str(shared_file("scenes", "plant.splat")), "--cameras", str(feats / "cameras.json"),
-               "--features", str(feats), "--query-dim", "4", "--bank-max", "128", "--steps", "6", "-o", str(out),
-               "--ply", str(tmp_path / "plant_emb.ply"), "--scene-ref"])
+    args = ["--cameras", str(feats / "cameras.json"), "--features", str(feats), "--query-dim", "4", "--bank-max", "128",
+            "--steps", "6", "-o", str(out), "--ply", str(tmp_path / "plant_emb.ply"), "--scene-ref"]
+    # a reference readers would refuse (the scene is outside the .m3's folder): refused before any work
+    assert main(["memory", "build", str(shared_file("scenes", "plant.splat"))] + args) == 2
+    assert not out.exists()
+    import shutil
+
+    shutil.copyfile(shared_file("scenes", "plant.splat"), tmp_path / "plant.splat")
+    rc = main(["memory", "build", str(tmp_path / "plant.splat")] + args)
     assert rc == 0 and out.exists() and (tmp_path / "plant_emb.ply").exists()
     mem = read_m3(out)  # the scene comes back through the stored reference
     assert len(mem.scene) == len(scene) and mem.queries.shape == (len(scene), 4)

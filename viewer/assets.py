@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from splat.atomic import check_input_file
+from splat.bounded import open_regular
 from splat.errors import FormatError
 from splat.io.sizes import asset_size  # noqa: F401  (a SOG folder: meta.json plus the files it names)
 
@@ -163,18 +163,17 @@ def asset_types() -> list[AssetType]:
 
 
 def read_head(path: Path, n: int = 64) -> bytes:
-    """The first ``n`` bytes of a file (b"" for a folder, e.g. an unzipped SOG)."""
+    """The first ``n`` bytes of a file (b"" for a folder, e.g. an unzipped SOG); a FIFO, device
+    or socket is refused without blocking (:func:`splat.bounded.open_regular`)."""
     if path.is_dir():
         return b""
-    if path.exists():
-        check_input_file(path)  # a FIFO or device would block the open below
-    try:
-        with open(path, "rb") as f:
+    if not os.path.lexists(path):
+        raise FormatError("file not found", path)
+    with open_regular(path) as f:
+        try:
             return f.read(n)
-    except FileNotFoundError:
-        raise FormatError("file not found", path) from None
-    except OSError as e:
-        raise FormatError(f"cannot read ({e.strerror})", path) from None
+        except OSError as e:
+            raise FormatError(f"cannot read ({e.strerror})", path) from None
 
 
 def open_asset(path: str | os.PathLike, **options) -> ViewerAsset:

@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence
 
 import typer
 
+from splat.cli_options import allow_outside_ref_option
 from splat.errors import UsageError
 
 from .server import DEFAULT_HOST, DEFAULT_PORT
@@ -63,12 +64,14 @@ def serve(
     loop: bool = True,
     allow_origins: Sequence[str] = (),
     encoder: str | None = None,
+    allow_outside_ref: bool = False,
 ):
     """Decode ``path`` and start serving it; returns the running :class:`ViewerServer`.
 
     ``allow_origins``: web origins (``http://host:port``) allowed to connect besides the
     viewer's own page. ``encoder``: a text encoder ``package.module:function`` for feature
-    memory (``.m3``) text queries."""
+    memory (``.m3``) text queries. ``allow_outside_ref``: follow a ``.m3``'s scene reference
+    that leads outside its folder."""
     from .assets import open_asset
     from .server import ViewerServer
 
@@ -83,7 +86,7 @@ def serve(
 
     allow_origins = [normalise_origin(o) for o in allow_origins]  # a bad one is a UsageError before decoding
     asset = open_asset(path, cameras=cameras, up=up, budget=budget, sh=sh, paused=paused, speed=speed, loop=loop,
-                       encoder=encoder)
+                       encoder=encoder, allow_outside_ref=allow_outside_ref)
     try:
         return ViewerServer(asset, host=host, port=port, render_dir=render_dir, background=background,
                             t_start=t_start, log=log, allow_origins=allow_origins)
@@ -115,6 +118,7 @@ def register(app: typer.Typer) -> None:
         encoder: Optional[str] = typer.Option(
             None, metavar="MODULE:FUNCTION",
             help=".m3: text encoder for text queries, a callable str -> vector [D] (as `splat memory query --text`)"),
+        allow_outside_ref: bool = allow_outside_ref_option(),
     ) -> None:
         from rich.console import Console
 
@@ -128,7 +132,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--up: {e}") from None
         srv = serve(file, host=host, port=port, cameras=cameras, up=up, budget=budget, sh=not no_sh,
                     render_dir=render_dir, background=_parse_rgb(background), t_start=t_start,
-                    paused=paused, speed=speed, loop=loop, allow_origins=allow_origin or (), encoder=encoder)
+                    paused=paused, speed=speed, loop=loop, allow_origins=allow_origin or (), encoder=encoder,
+                    allow_outside_ref=allow_outside_ref)
         info = srv.asset.info
         ready = time.perf_counter() - t_start
         console.print(

@@ -352,17 +352,19 @@ def load_memory_asset(
     budget: int | None = None,
     sh: bool = True,
     encoder: str | None = None,
+    allow_outside_ref: bool = False,
     **_ignored,
 ) -> MemoryAsset:
     """Read a ``.m3`` file (its scene embedded or referenced) for the viewer; ``encoder`` names
-    a text encoder ``package.module:function``."""
+    a text encoder ``package.module:function``; ``allow_outside_ref`` follows a scene reference
+    leading outside the .m3's folder."""
     from compress.memory.m3file import cameras_from_meta
 
     api = _memory_api()
     path = Path(path)
     enc = api.load_text_encoder(encoder) if encoder else None
     t0 = time.perf_counter()
-    memory = api.read_m3(path)
+    memory = api.read_m3(path, allow_outside_ref=allow_outside_ref)
     decode_s = time.perf_counter() - t0
     if cameras is None:
         cams = cameras_from_meta(memory.meta)

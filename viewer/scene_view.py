@@ -307,10 +307,15 @@ class SceneClientView(SplatLayerView):
 
 # ---------------------------------------------------------------------- loader
 def _sibling_cameras(path: Path) -> list[Camera]:
-    for cand in (path.parent / "cameras.json", path.parent / "transforms.json"):
-        if cand.is_file():
+    """Camera presets from a ``cameras.json`` / ``transforms.json`` beside the asset, if one is
+    there and readable; one that leads out of the folder (a link), or is not a regular file, is
+    not read (see :func:`splat.bounded.resolve_inside`)."""
+    from splat.bounded import resolve_inside
+
+    for name in ("cameras.json", "transforms.json"):
+        if os.path.lexists(path.parent / name):
             try:
-                return load_cameras(cand)
+                return load_cameras(resolve_inside(path.parent, name))
             except FormatError:
                 return []
     return []

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from splat.atomic import atomic_write_bytes
+from splat.bounded import read_regular
 from splat.errors import UsageError
 
 from .assets import CameraPose, ClientView, ViewerAsset
@@ -398,7 +399,7 @@ class ViewerServer:
         self.log(f"rendered {image.shape[1]}x{image.shape[0]} view to {path} in {dt:.2f} s")
         ctx.notify("Rendered", f"{path} ({image.shape[1]}×{image.shape[0]}, {dt:.2f} s)")
         try:
-            ctx.client.send_file_download(path.name, path.read_bytes())
+            ctx.client.send_file_download(path.name, read_regular(path))  # the PNG just written
         except Exception:
             pass
         return path

@@ -7,7 +7,14 @@ from typing import Optional
 
 import typer
 
-from splat.cli_options import backend_option, check_backend, check_range, force_option, output_option
+from splat.cli_options import (
+    allow_outside_ref_option,
+    backend_option,
+    check_backend,
+    check_range,
+    force_option,
+    output_option,
+)
 from splat.errors import UsageError
 
 memory_app = typer.Typer(
@@ -79,6 +86,7 @@ _BACKEND = backend_option("renderer: auto, cpu, or reference (the float64 torch 
 MEMORY_BACKENDS = ("auto", "cpu", "reference")
 _MEMORY_WHY = "feature memories keep their tensors on the CPU, so the CUDA gsplat backend cannot render them"
 _FORCE = force_option()
+ALLOW_OUTSIDE_REF = allow_outside_ref_option()
 
 
 @memory_app.command("extract")
@@ -144,7 +152,9 @@ def build_cmd(
     fixed_projection: bool = typer.Option(False, help="keep M3's fixed random projection instead of learning it"),
     temperature: float = typer.Option(0.05, help="softmax temperature of the memory attention"),
     query_bits: int = typer.Option(8, min=1, max=16, help="bits per quantised query channel in the .m3 file"),
-    scene_ref: bool = typer.Option(False, "--scene-ref", help="store a reference to SCENE instead of embedding it"),
+    scene_ref: bool = typer.Option(False, "--scene-ref", help="store a reference to SCENE instead of embedding it "
+                                   "(SCENE must be in the output's folder or below)"),
+    allow_outside_ref: bool = ALLOW_OUTSIDE_REF,
     ply: Optional[Path] = typer.Option(None, help="also write an INRIA PLY with M3-compatible f_emb_* properties"),
     backend: str = _BACKEND,
     force: bool = force_option("overwrite existing outputs"),
@@ -160,8 +170,10 @@ def build_cmd(
     from .distill import DistillConfig, distill
     from .features import load_features
     from .fit import FitConfig
-    from .m3file import cameras_to_meta, encode_m3, export_ply, write_m3
+    from .m3file import cameras_to_meta, check_scene_ref, encode_m3, export_ply, write_m3
 
+    if scene_ref:
+        check_scene_ref(out, scene_path, allow_outside_ref)
     check_backend(backend, MEMORY_BACKENDS, why=_MEMORY_WHY)
     check_range("--bank-threshold", bank_threshold, -1.0, 1.0, lo_open=True)
     check_range("--max-seconds", max_seconds, 0.0, None, lo_open=True)
@@ -180,7 +192,8 @@ def build_cmd(
     with make_progress(transient=True) as bar:
         mem, rep = distill(scene, cams, fs, cfg, progress=RichProgress(bar))
     mem.meta["cameras"] = cameras_to_meta(cams)
-    nbytes = write_m3(mem, out, query_bits=query_bits, scene_path=scene_path, embed_scene=not scene_ref)
+    nbytes = write_m3(mem, out, query_bits=query_bits, scene_path=scene_path, embed_scene=not scene_ref,
+                      allow_outside_ref=allow_outside_ref)
     if ply is not None:
         export_ply(mem, ply)
     rows = []
@@ -209,12 +222,12 @@ def build_cmd(
     ]))
 
 
-def _load_memory(path: Path):
+def _load_memory(path: Path, allow_outside_ref: bool = False):
     from splat.atomic import check_input_file
 
     from .m3file import read_m3
 
-    return read_m3(check_input_file(path))
+    return read_m3(check_input_file(path), allow_outside_ref=allow_outside_ref)
 
 
 def _scaled(cam, scale: float):
@@ -233,6 +246,7 @@ def render_cmd(
     scale: float = _SCALE,
     backend: str = _BACKEND,
     force: bool = _FORCE,
+    allow_outside_ref: bool = ALLOW_OUTSIDE_REF,
 ) -> None:
     """Render one view's features [H,W,D] in the foundation model's space.
 
@@ -248,7 +262,7 @@ def render_cmd(
     check_output_path(out, [m3], force)
     if out.suffix.lower() not in (".npy", ".pt", ".safetensors"):
         raise UsageError("output must end in .npy, .pt or .safetensors")
-    mem = _load_memory(m3)
+    mem = _load_memory(m3, allow_outside_ref)
     cam = _scaled(_pick(_memory_cameras(mem, cameras), camera), scale)
     f = render_features(mem, cam, model, backend=backend)
     write_array(out, f.numpy().astype("float16"))
@@ -269,6 +283,7 @@ def query_cmd(
     scale: float = _SCALE,
     backend: str = _BACKEND,
     force: bool = _FORCE,
+    allow_outside_ref: bool = ALLOW_OUTSIDE_REF,
 ) -> None:
     """Similarity heatmap for a clicked pixel's feature (or a text prompt) in one view.
 
@@ -285,7 +300,7 @@ def query_cmd(
     check_output_path(out, [m3], force)
     if (pixel is None) == (text is None):
         raise UsageError("give exactly one of --pixel x,y or --text TEXT")
-    mem = _load_memory(m3)
+    mem = _load_memory(m3, allow_outside_ref)
     cam = _scaled(_pick(_memory_cameras(mem, cameras), camera), scale)
     feats = render_features(mem, cam, model, backend=backend)
     if pixel is not None:

@@ -277,12 +277,11 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
         p = p / INDEX_NAME
     if not p.is_file():
         raise FormatError("feature index not found (expected a folder with features.json or the JSON file)", p)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"feature index is not valid JSON ({e})", p) from None
-    if not isinstance(doc, dict):
-        raise FormatError("feature index must be a JSON object", p)
+    from splat.bounded import read_regular
+    from splat.header import parse_json
+
+    # bounded, regular files only; overlong integers, NaN and NUL bytes are clear errors
+    doc = parse_json(read_regular(p, 64 << 20, what="feature index"), p, "feature index")
     if doc.get("format", FORMAT_TAG) != FORMAT_TAG:
         raise FormatError(f"feature index 'format' must be {FORMAT_TAG!r}", p)
     if "models" in doc:

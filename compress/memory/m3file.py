@@ -18,7 +18,8 @@ import torch
 from compress.container import pack_container, unpack_container
 from compress.entropy import decode_bytes, decode_ints, encode_bytes, encode_ints
 from splat.atomic import atomic_path, atomic_write_bytes
-from splat.errors import FormatError, naming
+from splat.bounded import open_regular, resolve_inside
+from splat.errors import FormatError, UsageError, naming
 from splat.header import get_float, get_int, get_typed
 from splat.io._common import make_scene, read_bytes
 from splat.limits import check_pixels, gaussian_cap, require_at_most, value_cap
@@ -28,6 +29,8 @@ from .memory import QUERY_EXTRA, Memory, ModelMemory
 
 MAGIC = b"GSM3"
 VERSION = 1
+MAX_KEY = 1e18
+"""Largest |q @ P| a query may reach (its float32 norm must not overflow)."""
 _GEOM_FIELDS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
 
 
@@ -76,7 +79,7 @@ def _geom_scene(data: bytes, n: int, sh_degree: int, path) -> GaussianScene:
 
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -134,16 +137,29 @@ def _jsonable(x):
     return str(x)
 
 
+def check_scene_ref(m3_path: str | os.PathLike, scene_path: str | os.PathLike, allow_outside_ref: bool = False) -> None:
+    """UsageError unless a ``.m3`` at ``m3_path`` may reference ``scene_path``: the scene must
+    be in the .m3's folder or below (readers follow nothing else), or ``allow_outside_ref``."""
+    folder = Path(m3_path).resolve().parent
+    if not allow_outside_ref and folder not in Path(scene_path).resolve().parents:
+        raise UsageError(f"the scene {scene_path} is not in the .m3's folder or below, where readers look for it; "
+                         "write the .m3 beside the scene, embed the scene, or allow an outside reference "
+                         "(--allow-outside-ref; reading then needs it too)")
+
+
 def write_m3(memory: Memory, path: str | os.PathLike, *, query_bits: int = 8, scene_path: str | os.PathLike | None = None,
-             embed_scene: bool = True) -> int:
+             embed_scene: bool = True, allow_outside_ref: bool = False) -> int:
     """Write ``memory`` to ``path`` atomically; returns the byte count.
 
-    ``embed_scene=False`` stores a reference to ``scene_path`` (and its SHA-256) instead of the geometry.
+    ``embed_scene=False`` stores a reference to ``scene_path`` (relative to the .m3, and its
+    SHA-256) instead of the geometry. Readers follow only references inside the .m3's folder,
+    so a scene elsewhere is a UsageError unless ``allow_outside_ref`` (its readers need it too).
     """
     ref = sha = None
     if not embed_scene:
         if scene_path is None:
             raise ValueError("scene_path is needed when the scene is not embedded")
+        check_scene_ref(path, scene_path, allow_outside_ref)
         ref = os.path.relpath(Path(scene_path).resolve(), Path(path).resolve().parent)
         sha = file_sha256(scene_path)
     data = encode_m3(memory, query_bits=query_bits, embed_scene=embed_scene, scene_ref=ref, scene_sha256=sha)
@@ -203,6 +219,11 @@ def _decode(c, nbytes: int, path, scene: GaussianScene | None, max_gaussians: in
         proj = torch.from_numpy(np.frombuffer(p, dtype="<f4").astype(np.float32).reshape(qd, dim))
         if not (torch.isfinite(bank).all() and torch.isfinite(proj).all()):
             raise FormatError(f".m3 model {name[:40]!r}: bank or projection holds NaN/Inf", path)
+        # the keys q @ P (q: dequantised queries) must stay finite, and so must their norms in float32
+        qmax = queries[:, off:off + qd].abs().amax(0).double() if n else torch.zeros(qd, dtype=torch.float64)
+        if qd and float((qmax @ proj.abs().double()).max()) > MAX_KEY:
+            raise FormatError(f".m3 model {name[:40]!r}: projection values too large (the features would "
+                              "overflow to NaN/Inf)", path)
         temp = get_float(mh, "temperature", 1e-9, 1e9, path, wm, default=0.05)
         sizes = [mh.get(key, [0, 0]) for key in ("image_size", "feature_size")]
         if not all(isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and 0 <= x <= 1 << 20 for x in v)
@@ -231,26 +252,65 @@ def _decode(c, nbytes: int, path, scene: GaussianScene | None, max_gaussians: in
     return Memory(geo.with_extras(**{QUERY_EXTRA: queries}), models, ref, dict(meta) if isinstance(meta, dict) else {})
 
 
-def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None, *, max_gaussians: int | None = None) -> Memory:
-    """Read a ``.m3`` file. A referenced scene is loaded from its path (relative to the .m3)
-    and checked against the stored SHA-256, unless ``scene`` is given."""
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def scene_reference(header: dict, m3_path: str | os.PathLike, *, allow_outside_ref: bool = False) -> tuple[Path, str] | None:
+    """(scene path, SHA-256 hex) of a ``.m3`` header's scene reference; None for an embedded scene.
+
+    The reference must be a relative path resolving (symlinks followed) inside the ``.m3``'s
+    folder or below, and carry the 64-hex-digit SHA-256 of the scene file; ``allow_outside_ref``
+    lets it be absolute or lead elsewhere (the hash is still required). FormatError names the .m3.
+    """
+    p = Path(m3_path)
+    sref = header.get("scene")
+    if sref == "embedded":
+        return None
+    if not isinstance(sref, dict) or not isinstance(sref.get("ref"), str):
+        raise FormatError(".m3 header 'scene' must be \"embedded\" or {\"ref\": path, \"sha256\": hex}", p)
+    ref, sha = sref["ref"], sref.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64 or not set(sha.lower()) <= _SHA256_HEX:
+        raise FormatError(f".m3 scene reference {ref[:80]!r} has no valid SHA-256 (a 64-digit hex hash is required)", p)
+    if not allow_outside_ref:
+        sp = resolve_inside(p.parent, ref, owner=p)
+    elif not ref or "\x00" in ref:
+        raise FormatError(f".m3 scene reference {ref[:80]!r} is not a file name", p)
+    else:
+        sp = (p.parent / ref).resolve()
+    return sp, sha.lower()
+
+
+def read_m3(path: str | os.PathLike, scene: GaussianScene | None = None, *, max_gaussians: int | None = None,
+            allow_outside_ref: bool = False) -> Memory:
+    """Read a ``.m3`` file. A referenced scene is loaded from its path (relative to the .m3,
+    inside its folder unless ``allow_outside_ref``) after its SHA-256 has been checked against
+    the stored one, unless ``scene`` is given."""
     p = Path(path)
     data = read_bytes(p)
     if scene is None:
         c = unpack_container(data, magic=MAGIC, path=p, max_version=VERSION, what=".m3 file")
-        sref = c.header.get("scene")
-        if isinstance(sref, dict) and isinstance(sref.get("ref"), str):
-            sp = (p.parent / sref["ref"]).resolve()
-            if not sp.is_file():
-                raise FormatError(f"referenced scene {sp} not found", p)
-            if sref.get("sha256") and file_sha256(sp) != sref["sha256"]:
-                raise FormatError(f"referenced scene {sp} has changed (SHA-256 mismatch)", p)
+        found = scene_reference(c.header, p, allow_outside_ref=allow_outside_ref)
+        if found is not None:
+            sp, sha = found
+            # hashed through the same safe open: a regular file, never a FIFO or device
+            with open_regular(sp) as f:
+                h = hashlib.sha256()
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            if h.hexdigest() != sha:
+                raise FormatError(f"referenced scene {sref_name(c.header)!r} does not match its SHA-256 "
+                                  "(changed or replaced; refused)", p)
             try:
                 from splat.io import read_scene
             except ImportError:
-                raise FormatError(f"the referenced scene {sp} needs splat.io.read_scene, which is not installed", p) from None
+                raise FormatError("the referenced scene needs splat.io.read_scene, which is not installed", p) from None
             scene = read_scene(sp)
     return decode_m3(data, p, scene, max_gaussians=max_gaussians)
+
+
+def sref_name(header: dict) -> str:
+    sref = header.get("scene")
+    return str(sref.get("ref", ""))[:80] if isinstance(sref, dict) else ""
 
 
 # ---------------------------------------------------------------------- cameras in the header
@@ -320,5 +380,5 @@ def read_ply_queries(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(np.stack([np.asarray(v[nm], dtype=np.float32) for nm in names], axis=1))
 
 
-__all__ = ["MAGIC", "VERSION", "cameras_from_meta", "cameras_to_meta", "decode_m3", "encode_m3", "export_ply", "read_m3", "read_ply_queries", "write_m3",
+__all__ = ["MAGIC", "VERSION", "cameras_from_meta", "check_scene_ref", "scene_reference", "cameras_to_meta", "decode_m3", "encode_m3", "export_ply", "read_m3", "read_ply_queries", "write_m3",
            "quantize_queries", "dequantize_queries"]

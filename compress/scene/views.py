@@ -11,6 +11,7 @@ time in check; the intrinsics are scaled with the image.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -98,12 +99,17 @@ def pseudo_views(scene: GaussianScene, train: Sequence[Camera], *, jitter: float
 
 
 def find_cameras(scene_path: Path) -> Path | None:
-    """``cameras.json`` or ``transforms.json`` beside the scene or up to three folders above."""
+    """``cameras.json`` or ``transforms.json`` beside the scene or up to three folders above.
+
+    A found name must be a regular file whose real path stays in the folder it was found in
+    (FormatError for a link leading elsewhere); FIFOs and devices are refused when read."""
+    from splat.bounded import resolve_inside
+
     d = scene_path.resolve().parent
     for _ in range(4):
         for name in ("cameras.json", "transforms.json"):
-            if (d / name).is_file():
-                return d / name
+            if os.path.lexists(d / name):
+                return resolve_inside(d, name)
         if d.parent == d:
             break
         d = d.parent

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..atomic import atomic_write_bytes, check_input_file
+from ..bounded import open_regular
 from ..errors import FormatError, UsageError
 from ..scene import GaussianScene
 from . import compressed_ply, dotsplat, nerfstudio, ply, sog, spz, streamed_sog
@@ -192,9 +193,8 @@ class FormatRegistry:
             raise FormatError("is a directory without a meta.json (not a SOG folder) or a "
                               "nerfstudio_models/ folder (not a splatfacto run)", p)
         if p.exists():
-            check_input_file(p)
             try:
-                with open(p, "rb") as f:
+                with open_regular(p) as f:  # a FIFO or device is refused, never read
                     head = f.read(SNIFF_BYTES)
             except OSError as e:
                 raise FormatError(f"cannot read file ({e.strerror or e})", p) from None

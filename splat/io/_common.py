@@ -11,12 +11,12 @@ import functools
 import mmap
 import os
 import warnings
-from pathlib import Path
 from typing import Iterator, Mapping
 
 import numpy as np
 import torch
 
+from ..bounded import open_regular, read_regular
 from ..errors import FormatError
 from ..scene import SH_C0, GaussianScene, sh_rest_count
 
@@ -53,26 +53,10 @@ def expansion_limit(file_size: int) -> int:
     return MAX_EXPANSION * int(file_size) + EXPANSION_SLACK
 
 
-@contextlib.contextmanager
-def _opening(p: Path) -> Iterator[None]:
-    """Turn the OS errors of opening/reading ``p`` (and ``p`` being a folder) into FormatError."""
-    try:
-        if p.is_dir():
-            raise FormatError("is a directory, expected a file", p)
-        yield
-    except FileNotFoundError:
-        raise FormatError("no such file", p) from None
-    except PermissionError:
-        raise FormatError("permission denied", p) from None
-    except OSError as e:
-        raise FormatError(f"cannot read file ({e.strerror or e})", p) from None
-
-
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The whole file, or FormatError naming the file when it cannot be read."""
-    p = Path(path)
-    with _opening(p):
-        return p.read_bytes()
+def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The whole regular file (at most ``limit`` bytes), or FormatError naming the file
+    (see :func:`splat.bounded.read_regular`: FIFOs and devices are refused, never read)."""
+    return read_regular(path, limit)
 
 
 @contextlib.contextmanager
@@ -81,8 +65,7 @@ def map_file(path: str | os.PathLike) -> Iterator[mmap.mmap | bytes]:
     when it cannot be read. Pages are read on first touch, so a reader that copies what it
     needs in row chunks (and drops the chunks it is done with, :func:`drop_pages`) never
     holds the whole file resident."""
-    p = Path(path)
-    with _opening(p), open(p, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     try:

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from ..bounded import read_regular, resolve_inside
+from ..errors import FormatError
+
 INDEX_NAMES = ("meta.json", "lod-meta.json")
 MAX_FILES = 100_000  # a hostile index cannot make sizing walk forever
 
@@ -27,7 +30,6 @@ def referenced_files(index: str | os.PathLike) -> list[Path]:
     """Files a JSON index names (relative to its folder, never outside it), following nested
     ``*.json`` indexes (LOD trees); the index itself first. Unreadable indexes name nothing."""
     index = Path(index)
-    root = index.parent.resolve()
     seen: set[Path] = set()
     out: list[Path] = []
     todo = [index]
@@ -44,19 +46,16 @@ def referenced_files(index: str | os.PathLike) -> list[Path]:
         if p.suffix.lower() != ".json":
             continue
         try:
-            doc = json.loads(p.read_bytes())
-        except (OSError, ValueError, RecursionError):
+            doc = json.loads(read_regular(p, 64 << 20))
+        except (FormatError, ValueError, RecursionError):
             continue
         for s in _strings(doc):
-            if not s or len(s) > 4096 or "\x00" in s:
-                continue
-            q = p.parent / s
+            q = p.parent / s if s and "\x00" not in s else None
             try:
-                rq = q.resolve()
-            except (OSError, ValueError):
+                if q is not None and resolve_inside(index.parent, q.relative_to(index.parent)).is_file():
+                    todo.append(q)
+            except (FormatError, ValueError, OSError):
                 continue
-            if (rq == root or root in rq.parents) and rq.is_file():
-                todo.append(q)
     return out
 
 

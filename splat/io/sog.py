@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write_bytes, write_folder
-from ..bounded import zip_read_bounded
+from ..bounded import read_regular, stat_regular, zip_read_bounded
 from ..errors import FormatError, UsageError
 from ..header import parse_json
 from ..morton import morton_encode
@@ -81,6 +81,14 @@ def sniff_dir(path: Path) -> bool:
     return (path / "meta.json").is_file()
 
 
+def texture_cap(n: int) -> int:
+    """The most bytes one WebP texture of a scene of ``n`` Gaussians may hold: 8 bytes a texel
+    (lossless WebP never needs more than its 4 raw bytes plus entropy-code overhead) of the
+    larger of the per-Gaussian textures and the biggest SH palette, plus 1 MiB."""
+    w, h = texture_size(n)
+    return 8 * max(w * h, 64 * 15 * (MAX_PALETTE // 64)) + (1 << 20)
+
+
 def texture_size(n: int) -> tuple[int, int]:
     """(width, height) of the textures for n Gaussians, as splat-transform lays them out."""
     w = max(4, math.ceil(math.sqrt(n) / 4) * 4)
@@ -106,16 +114,21 @@ class _Source:
         else:
             self.dir = path.parent
             self.limit = None  # set after meta.json is read (sum of the referenced files)
+        self.file_cap: int | None = None  # the most bytes one texture may hold, set from the Gaussian count
 
     def read(self, name: str, cap: int | None = None) -> bytes:
-        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
-            raise FormatError(f"meta.json names an invalid file {name!r}", self.path)
+        if (not isinstance(name, str) or not name or "/" in name or "\\" in name or "\x00" in name
+                or name in (".", "..")):
+            raise FormatError(f"meta.json names an invalid file {name[:80]!r}", self.path)
         if self.zip is None:
-            return read_bytes(self.dir / name)
+            # a name in meta.json: inside the folder (symlinks resolved), a regular file, bounded
+            limit = cap if cap is not None else self.file_cap
+            return read_regular(name, limit, root=self.dir, owner=self.path, what=name)
         info = self.infos.get(name)
         if info is None:
             raise FormatError(f"SOG archive has no {name!r}", self.path)
-        cap = self.limit if cap is None else cap
+        if cap is None:
+            cap = self.limit if self.file_cap is None else min(self.limit, self.file_cap)
         if info.file_size > cap:
             raise FormatError(f"{name!r} claims {info.file_size:,} bytes uncompressed, more than the limit of {cap:,}", self.path)
         # streamed with a hard cap: an entry that understates its size cannot expand past it
@@ -125,19 +138,21 @@ class _Source:
 def read(path: str | os.PathLike, *, check_finite: bool = True) -> GaussianScene:
     """Read a ``.sog`` archive, a SOG ``meta.json`` (textures beside it) or a folder holding one."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # the folder's meta.json: a name the folder holds, so it must stay inside it
+        data = read_regular("meta.json", MAX_META_BYTES, root=path, what="meta.json")
         path = path / "meta.json"
-    data = read_bytes(path)
+    else:
+        data = read_bytes(path)  # the file the user named: a regular file, read to its size
     if data[:4] == b"PK\x03\x04":
         return decode(data, path, check_finite=check_finite)
     src = _Source(path, None)
     meta = _parse_meta(data, path)
     total = len(data)
-    for f in _all_files(meta, path):
-        try:
-            total += (src.dir / f).stat().st_size if isinstance(f, str) and "/" not in f else 0
-        except OSError:
-            pass
+    for f in dict.fromkeys(x for x in _all_files(meta, path) if isinstance(x, str)):
+        if not f or "/" in f or "\\" in f or "\x00" in f:
+            continue  # refused with a clear message when read
+        # every file meta.json names is checked before any is read: inside the folder, regular
+        total += stat_regular(f, root=src.dir, owner=path).st_size
     src.limit = expansion_limit(total)
     return _decode(meta, src, path, check_finite)
 
@@ -237,6 +252,7 @@ def _decode(meta, src: _Source, path, check_finite: bool) -> GaussianScene:
         raise FormatError(f"meta.json: count must be a non-negative integer, got {n!r}", path)
     if 4 * n > src.limit:
         raise FormatError(f"meta.json declares {n:,} Gaussians, impossible for a file of this size", path)
+    src.file_cap = texture_cap(n)
     secs = {k: _section(meta, k, path, c) for k, c in _FILES.items()}
     scale_cb = _num_list(secs["scales"], "codebook", path, max_len=256)
     color_cb = _num_list(secs["sh0"], "codebook", path, max_len=256)
@@ -297,6 +313,7 @@ def _decode_v1(meta: dict, src: _Source, path, check_finite: bool) -> GaussianSc
     n = shape[0]
     if 4 * n > src.limit:
         raise FormatError(f"meta.json declares {n:,} Gaussians, impossible for a file of this size", path)
+    src.file_cap = texture_cap(n)
     means, quats = _means_quats(secs, src, n, path)
     log_scales = _lerp(secs["scales"], path, 3, _texture(src, secs["scales"]["files"][0], n, path)[:n, :3])
     sh0 = _lerp(secs["sh0"], path, 4, _texture(src, secs["sh0"]["files"][0], n, path)[:n])

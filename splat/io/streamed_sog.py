@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,7 +33,9 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_bytes
+from ..bounded import read_regular, resolve_inside
 from ..errors import FormatError, UsageError
+from ..header import parse_json
 from ..scene import GaussianScene
 from . import sog
 from ._common import logit, make_scene, normalize_quats, read_bytes, scene_arrays, sigmoid, warn
@@ -77,22 +80,23 @@ def parse_meta(data: bytes, path) -> tuple[dict, list[tuple[np.ndarray, dict[int
     """(meta, leaves): each leaf is (bound [6], {level: (file, offset, count)}), validated."""
     if len(data) > MAX_META_BYTES:
         raise FormatError(f"lod-meta.json is larger than {MAX_META_BYTES >> 20} MiB", path)
-    try:
-        meta = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise FormatError(f"not valid JSON ({e})", path) from None
-    if not isinstance(meta, dict):
-        raise FormatError("lod-meta.json must hold a JSON object", path)
+    # a tree level is two JSON levels (node -> children list -> node)
+    meta = parse_json(data, path, "lod-meta.json", max_depth=2 * MAX_DEPTH + 8)
     if meta.get("version") not in (None, 1) or isinstance(meta.get("version"), bool):
         raise FormatError(f"unsupported lod-meta.json version {meta.get('version')!r} (expected 1)", path)
     levels = _int(meta.get("lodLevels"), "lodLevels", path, 1, MAX_LEVELS)
     names = meta.get("filenames")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise FormatError("lod-meta.json: filenames must be a non-empty list of strings", path)
+    seen: set[str] = set()
     for n in names:
         parts = n.replace("\\", "/").split("/")
-        if n.startswith("/") or ".." in parts or not n.endswith(".json"):
-            raise FormatError(f"lod-meta.json: file name {n!r} must be a relative path to a meta.json", path)
+        if n.startswith("/") or ".." in parts or not n.endswith(".json") or len(n) > 4096 or ":" in n:
+            raise FormatError(f"lod-meta.json: file name {n[:80]!r} must be a relative path to a meta.json", path)
+        norm = posixpath.normpath(n.replace("\\", "/"))
+        if norm in seen:
+            raise FormatError(f"lod-meta.json names the unit {n[:80]!r} twice (refused)", path)
+        seen.add(norm)
     counts = meta.get("counts")
     if counts is not None and (not isinstance(counts, list) or len(counts) != levels):
         raise FormatError(f"lod-meta.json: counts must list {levels} numbers", path)
@@ -116,19 +120,30 @@ def parse_meta(data: bytes, path) -> tuple[dict, list[tuple[np.ndarray, dict[int
             raise FormatError("lod-meta.json: a leaf lacks 'lods'", path)
         refs = {}
         for key, ref in lods.items():
-            if not (isinstance(key, str) and key.isdigit()) or int(key) >= levels:
-                raise FormatError(f"lod-meta.json: level {key!r} is not in 0..{levels - 1}", path)
+            if not (isinstance(key, str) and 0 < len(key) <= 3 and key.isascii() and key.isdigit()) or int(key) >= levels:
+                raise FormatError(f"lod-meta.json: level {key[:20]!r} is not in 0..{levels - 1}", path)
             if not isinstance(ref, dict):
                 raise FormatError("lod-meta.json: a level entry must be {file, offset, count}", path)
             refs[int(key)] = (_int(ref.get("file"), "file", path, 0, len(names) - 1),
                               _int(ref.get("offset"), "offset", path), _int(ref.get("count"), "count", path))
         leaves.append((bound, refs))
+    _check_disjoint(leaves, names, path)
     if counts is not None:
         for lv in range(levels):
             got = sum(r[lv][2] for _, r in leaves if lv in r)
             if counts[lv] != got:
                 raise FormatError(f"lod-meta.json: counts[{lv}] is {counts[lv]!r} but the tree holds {got}", path)
     return meta, leaves
+
+
+def _check_disjoint(leaves: list, names: list[str], path) -> None:
+    """Every row of a unit belongs to at most one leaf and level: a range referenced twice
+    (or overlapping another) is refused, so the Gaussians the tree declares never exceed
+    what its units hold. O(R log R) in the R ranges."""
+    ranges = sorted((f, off, cnt) for _, refs in leaves for f, off, cnt in refs.values() if cnt > 0)
+    for (f0, o0, c0), (f1, o1, _) in zip(ranges, ranges[1:]):
+        if f0 == f1 and o1 < o0 + c0:
+            raise FormatError(f"lod-meta.json: rows {o1}.. of {names[f1][:80]!r} are referenced twice (refused)", path)
 
 
 def _parse_region(region, path) -> np.ndarray | None:
@@ -144,13 +159,21 @@ def read(path: str | os.PathLike, *, level: int | None = 0, region=None, check_f
     """Read one level (0 = finest) or every level (``level=None``, tagged in ``extras["lod"]``),
     of the leaves meeting ``region`` (all when None)."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir():  # a name the folder holds: it must stay inside it
+        data = read_regular("lod-meta.json", MAX_META_BYTES, root=path, what="lod-meta.json")
         path = path / "lod-meta.json"
-    meta, leaves = parse_meta(read_bytes(path), path)
+    else:
+        data = read_bytes(path, MAX_META_BYTES)
+    meta, leaves = parse_meta(data, path)
     levels = int(meta["lodLevels"])
     if level is not None and not (isinstance(level, int) and 0 <= level < levels):
         raise UsageError(f"level must be 0..{levels - 1} (or None for all levels), got {level!r}")
     box = _parse_region(region, path)
+    # every unit resolves inside the tree's folder (a unit folder that is a symlink out is refused)
+    # and no two names reach the same unit
+    unit_paths = [resolve_inside(path.parent, n, owner=path) for n in meta["filenames"]]
+    if len(set(unit_paths)) != len(unit_paths):
+        raise FormatError("lod-meta.json names one unit twice (through a link or an alias; refused)", path)
     want = range(levels) if level is None else [level]
     units: dict[int, GaussianScene] = {}
     parts: list[GaussianScene] = []
@@ -161,7 +184,7 @@ def read(path: str | os.PathLike, *, level: int | None = 0, region=None, check_f
                 continue
             f, off, cnt = refs[lv]
             if f not in units:
-                units[f] = sog.read(path.parent / meta["filenames"][f], check_finite=check_finite)
+                units[f] = sog.read(unit_paths[f], check_finite=check_finite)
             unit = units[f]
             if off + cnt > len(unit):
                 raise FormatError(f"a leaf asks for rows {off}..{off + cnt} of {meta['filenames'][f]}, "
