@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Decode one of our files (or one frame of a video) to an INRIA binary PLY with the
 // TypeScript decoders (../dist/formats.mjs; build it with `make web`).
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, chmodSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, statSync, chmodSync, unlinkSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import * as F from "../dist/formats.mjs";
 
 const USAGE = `usage: node viewer/web/cli/decode.mjs IN OUT.ply [--frame N] [--max-gaussians N] [--force]
@@ -75,23 +75,41 @@ function scenePly(scene, extra) {
   return { ply: F.encodePly(scene, extra), summary: `${scene.count} Gaussians, SH degree ${scene.shDegree}` };
 }
 
-/** The scene a `.m3` file references (a `.lgs` beside it, SHA-256 checked), or undefined when it embeds one. */
+/**
+ * The scene a `.m3` file references, or undefined when it embeds one. Same rules as the Python
+ * reader (docs/formats/m3.md, "Scene references"): a relative path that resolves, symlinks
+ * followed, inside the .m3's folder; a regular file; a 64-hex-digit SHA-256 that matches,
+ * checked before decoding. This decoder reads referenced `.lgs` scenes only.
+ */
 function referencedScene(bytes, o) {
   const h = F.readIndex(bytes, { magic: "GSM3", what: ".m3 file", whole: false }).header;
   const ref = h.scene;
   if (ref === "embedded" || !ref || typeof ref !== "object" || typeof ref.ref !== "string") return undefined;
-  const path = resolve(dirname(o.file), ref.ref);
-  let data;
-  try {
-    data = new Uint8Array(readFileSync(path));
-  } catch {
-    throw new F.FormatError(`referenced scene ${path} not found`, o.file);
+  const name = ref.ref;
+  if (!name || name.includes("\0") || isAbsolute(name)) {
+    throw new F.FormatError(`scene reference must be a relative path inside the file's folder`, o.file);
   }
-  if (typeof ref.sha256 === "string" && ref.sha256 && createHash("sha256").update(data).digest("hex") !== ref.sha256) {
-    throw new F.FormatError(`referenced scene ${path} has changed (SHA-256 mismatch)`, o.file);
+  if (typeof ref.sha256 !== "string" || !/^[0-9a-f]{64}$/i.test(ref.sha256)) {
+    throw new F.FormatError(`scene reference has no SHA-256 (64 hex digits are required)`, o.file);
+  }
+  const root = realpathSync(dirname(resolve(o.file)));
+  let path;
+  try {
+    path = realpathSync(resolve(root, name));
+  } catch {
+    throw new F.FormatError(`referenced scene ${name} not found`, o.file);
+  }
+  const rel = relative(root, path);
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
+    throw new F.FormatError(`scene reference ${name} leads outside the file's folder`, o.file);
+  }
+  if (!statSync(path).isFile()) throw new F.FormatError(`referenced scene ${name} is not a regular file`, o.file);
+  const data = new Uint8Array(readFileSync(path));
+  if (createHash("sha256").update(data).digest("hex") !== ref.sha256.toLowerCase()) {
+    throw new F.FormatError(`referenced scene ${name} has changed (SHA-256 mismatch)`, o.file);
   }
   if (F.detectFormat(data, path)?.name !== "lgs") {
-    throw new UsageError(`${o.file}: its scene ${path} is not a .lgs file; this decoder reads referenced .lgs scenes only`);
+    throw new UsageError(`${o.file}: its scene ${name} is not a .lgs file; this decoder reads referenced .lgs scenes only`);
   }
   return F.decodeLgs(data, { file: path });
 }

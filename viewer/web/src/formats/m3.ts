@@ -12,6 +12,9 @@ import { decodeBytes, decodeInts } from "./entropy.js";
 import { gaussianCap, valueCap } from "./limits.js";
 import type { SplatArrays } from "./types.js";
 
+/** Largest |q P| a query may reach (the spec's bound: its float32 norm must not overflow). */
+const MAX_KEY = 1e18;
+
 export const M3_MAGIC = "GSM3";
 export const M3_VERSION = 1;
 const SH_REST = [0, 3, 8, 15];
@@ -49,7 +52,7 @@ export interface M3Memory {
   /** the embedded geometry, or null when the file references its scene (see sceneRef) */
   scene: SplatArrays | null;
   /** { ref, sha256 } when the geometry lives in another file (path relative to the .m3) */
-  sceneRef: { ref: string; sha256: string | null } | null;
+  sceneRef: { ref: string; sha256: string } | null;
   shDegree: number;
   meta: Record<string, unknown>;
 }
@@ -153,6 +156,17 @@ function decodeM3Bytes(data: Uint8Array, opts: M3Options): M3Memory {
     if (!bank.every(Number.isFinite) || !projection.every(Number.isFinite)) {
       err(`.m3 model '${name.slice(0, 40)}': bank or projection holds NaN/Inf`);
     }
+    // the keys q P must stay finite (and so must their float32 norms): bound |q P| by the
+    // queries' per-channel maxima, in float64, as the spec says
+    const qmax = new Float64Array(qd);
+    for (let i = 0; i < n; i++) {
+      for (let ch = 0; ch < qd; ch++) qmax[ch] = Math.max(qmax[ch], Math.abs(queries[i * qt + off + ch]));
+    }
+    for (let d = 0; d < dim; d++) {
+      let s = 0;
+      for (let ch = 0; ch < qd; ch++) s += qmax[ch] * Math.abs(projection[ch * dim + d]);
+      if (s > MAX_KEY) err(`.m3 model '${name.slice(0, 40)}': projection values too large (the features would overflow to NaN/Inf)`);
+    }
     const t = "temperature" in o ? o.temperature : 0.05;
     if (typeof t !== "number" || !Number.isFinite(t) || t < 1e-9 || t > 1e9) {
       err(`.m3 model field 'temperature' is not a number in [1e-09, 1e+09]`);
@@ -182,7 +196,10 @@ function decodeM3Bytes(data: Uint8Array, opts: M3Options): M3Memory {
     if (!s || typeof s !== "object" || Array.isArray(s) || typeof s.ref !== "string") {
       err(`.m3 header 'scene' must be "embedded" or {"ref": path, "sha256": hex}`);
     }
-    sceneRef = { ref: s!.ref as string, sha256: typeof s!.sha256 === "string" ? s!.sha256 : null };
+    if (typeof s!.sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(s!.sha256)) {
+      err(".m3 scene reference has no SHA-256 (64 hex digits are required)");
+    }
+    sceneRef = { ref: s!.ref as string, sha256: s!.sha256 as string };
     if (!opts.scene) err(`.m3 file references its scene (${sceneRef.ref}); pass the decoded scene as options.scene`);
     scene = opts.scene!;
     shDegree = scene.shDegree;
