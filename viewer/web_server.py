@@ -81,6 +81,18 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     return start, end
 
 
+def _host_forms(origins) -> frozenset[str]:
+    """Every ``Host`` header value that names one of ``origins``: ``host:port``, and the bare
+    host where the port is the scheme's default (browsers leave it out)."""
+    out = set()
+    for o in origins:
+        p = urlsplit(o)
+        out.add(p.netloc)
+        if p.port is None:
+            out.add(f"{p.netloc}:{443 if p.scheme == 'https' else 80}")
+    return frozenset(out)
+
+
 def clean_path(raw: str) -> str | None:
     """The request target's path, percent-decoded once, or None if it tries anything odd:
     encoded slashes or backslashes, dot segments, doubled slashes, NUL or control bytes."""
@@ -124,7 +136,7 @@ class WebPlayerServer:
         self.host = host
         self.port = self.httpd.server_address[1]
         self.own_origins = own_origins(host, self.port)
-        self.allowed_hosts = frozenset(urlsplit(o).netloc for o in self.own_origins | self.extra_origins)
+        self.allowed_hosts = _host_forms(self.own_origins | self.extra_origins)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="splat-web", daemon=True)
         self._thread.start()
 
@@ -216,12 +228,7 @@ def _handler_for(server: WebPlayerServer):
                 self.wfile.write(body)
 
         def _host_ok(self) -> bool:
-            host = (self.headers.get("Host") or "").strip().lower()
-            if not host:
-                return False
-            if ":" not in host.rsplit("]", 1)[-1]:
-                host = f"{host}:80"
-            return host in server.allowed_hosts
+            return (self.headers.get("Host") or "").strip().lower() in server.allowed_hosts
 
         def _origin_ok(self) -> bool:
             origin = self.headers.get("Origin")
