@@ -151,13 +151,13 @@ function unpack(streams: Uint8Array[], n: number, degree: number, fbits: number)
       logScales[3 * i + a] = scale[3 * i + a] / 16 - 10;
     }
     const p = Math.min(Math.max(alpha[i] / 255, 1e-6), 1 - 1e-6);
-    opacityLogits[i] = Math.log(p / (1 - p));
+    opacityLogits[i] = Math.log(p) - Math.log1p(-p);
     // smallest three: top 2 bits = index of the largest xyzw component; three 10-bit values
     // (sign bit 9, magnitude 0-8) for the others, the highest-indexed in the lowest bits
     const word = (rot[4 * i] | (rot[4 * i + 1] << 8) | (rot[4 * i + 2] << 16) | (rot[4 * i + 3] << 24)) >>> 0;
     const largest = word >>> 30;
     const xyzw = [0, 0, 0, 0];
-    let rest = 1;
+    let sumSq = 0;
     let shift = 0;
     for (let c = 3; c >= 0; c--) {
       if (c === largest) continue;
@@ -166,9 +166,9 @@ function unpack(streams: Uint8Array[], n: number, degree: number, fbits: number)
       const mag = (bits & 0x1ff) * (SQRT1_2 / 511);
       const v = bits & 0x200 ? -mag : mag;
       xyzw[c] = v;
-      rest -= v * v;
+      sumSq += v * v;
     }
-    xyzw[largest] = Math.sqrt(Math.max(0, rest));
+    xyzw[largest] = Math.sqrt(Math.max(0, 1 - sumSq));
     // wxyz out, turned RUB -> RDF: y and z negated
     quats[4 * i] = xyzw[3];
     quats[4 * i + 1] = xyzw[0];

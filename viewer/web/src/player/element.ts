@@ -155,6 +155,14 @@ export class SplatPlayer extends HTMLElement {
 
   // ------------------------------------------------------------------ lifecycle
   connectedCallback(): void {
+    // a property set before this element was upgraded shadows the accessor: re-set it
+    for (const prop of ["src"] as const) {
+      if (Object.prototype.hasOwnProperty.call(this, prop)) {
+        const v = (this as unknown as Record<string, string>)[prop];
+        delete (this as unknown as Record<string, string>)[prop];
+        this[prop] = v;
+      }
+    }
     if (!this.view) {
       this.view = new SplatView(this.canvas);
       this.view.onDraw = () => this.onDraw();
@@ -209,7 +217,7 @@ export class SplatPlayer extends HTMLElement {
   }
 
   private onDraw(): void {
-    if (this._frame < 0 && this.view && this.view.framesDrawn >= 2) {
+    if (this._frame < 0 && this.view && this.view.framesDrawn >= 1) {
       this._frame = 0;
       if (this._info && this._info.firstFrameMs === null) {
         this._info.firstFrameMs = performance.now() - this.loadStart;

@@ -23,6 +23,9 @@ export interface DisplaySettings {
 
 export const DEFAULT_SETTINGS: DisplaySettings = { splatScale: 1, opacityThreshold: 0, budget: 0, sh: true, background: "#000000" };
 
+/** How often a still view is redrawn, ms. */
+const IDLE_REDRAW_MS = 500;
+
 /** Rotation by 180 degrees about x: SPZ's RUB axes into the PLY frame (RDF). */
 const RUB_TO_RDF = new THREE.Quaternion(1, 0, 0, 0);
 
@@ -43,25 +46,55 @@ export class SplatView {
   /** Sorted significances of the current mesh (ascending), for the budget. */
   private significance: Float32Array | null = null;
   private home: { position: THREE.Vector3; target: THREE.Vector3 } | null = null;
+  private pendingFrames = 3;
+  private activeUntil = 0;
+  private lastRender = 0;
 
   constructor(readonly canvas: HTMLCanvasElement) {
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false, alpha: false });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
-    this.spark = new SparkRenderer({ renderer: this.renderer });
+    // Render on demand: when the camera moves, a setting changes, or Spark has a new sort.
+    this.spark = new SparkRenderer({ renderer: this.renderer, onDirty: () => this.invalidate() });
     this.scene.add(this.spark);
     this.camera.up.set(0, -1, 0); // the PLY frame has y down
     this.controls = new OrbitControls(this.camera, canvas);
     this.controls.enableDamping = true;
+    this.controls.addEventListener("change", () => this.invalidate());
     this.setBackground(this.settings.background);
     this.renderer.setAnimationLoop(() => this.draw());
   }
 
+  /**
+   * Ask for renders: at least `frames` more, and every frame for the next second (Spark
+   * regenerates and sorts in workers over a few frames; it also calls onDirty when a new
+   * sort is ready). A still view is redrawn only twice a second, which also picks up any
+   * late result of Spark's workers.
+   */
+  invalidate(frames = 3): void {
+    this.pendingFrames = Math.max(this.pendingFrames, frames);
+    this.activeUntil = performance.now() + 1000;
+  }
+
   private draw(): void {
-    this.controls.update();
-    this.renderer.render(this.scene, this.camera);
-    if (this.mesh?.isInitialized) {
+    if (this.controls.update()) this.invalidate();
+    const now = performance.now();
+    if (this.pendingFrames <= 0 && now > this.activeUntil && now - this.lastRender < IDLE_REDRAW_MS) return;
+    this.pendingFrames--;
+    this.lastRender = now;
+    try {
+      this.renderer.render(this.scene, this.camera);
+    } catch (e) {
+      // a throw here would end three's animation loop: report it and keep the loop alive
+      console.error("render failed:", e);
+      return;
+    }
+    if (!this.mesh?.isInitialized) return;
+    if (this.spark.activeSplats > 0) {
+      // a frame that drew the mesh's splats (Spark draws none until its first sort is in)
       this.framesDrawn++;
       this.onDraw?.();
+    } else {
+      this.invalidate(1); // keep going until Spark's workers have delivered
     }
   }
 
@@ -70,11 +103,13 @@ export class SplatView {
     this.renderer.setSize(width, height, false);
     this.camera.aspect = width / height;
     this.camera.updateProjectionMatrix();
+    this.invalidate();
   }
 
   setBackground(css: string): void {
     this.settings.background = css;
     this.renderer.setClearColor(new THREE.Color(css), 1);
+    this.invalidate();
   }
 
   /** The modifier: scales x splatScale; opacity 0 below the threshold or the budget's cut. */
@@ -116,6 +151,7 @@ export class SplatView {
     this.significance = null;
     this.scene.add(mesh);
     this.applySettings();
+    this.invalidate(6);
     return mesh;
   }
 
@@ -126,6 +162,7 @@ export class SplatView {
       this.mesh = null;
     }
     this.framesDrawn = 0;
+    this.invalidate();
   }
 
   count(): number {
@@ -140,10 +177,12 @@ export class SplatView {
     this.splatScale.value = s.splatScale;
     this.minOpacity.value = s.opacityThreshold;
     this.minSignificance.value = this.budgetCut(s.budget);
-    if (this.mesh) {
+    const splatsChanged = Object.keys(patch).length === 0 || Object.keys(patch).some((k) => k !== "background");
+    if (this.mesh && splatsChanged) {
       this.mesh.maxSh = s.sh ? 3 : 0;
-      this.mesh.updateVersion();
+      this.mesh.updateVersion(); // the modifier's uniforms are read when Spark regenerates
     }
+    this.invalidate();
   }
 
   /** The significance the budget's N-th most significant Gaussian has (0 keeps all). */
@@ -180,7 +219,7 @@ export class SplatView {
     });
     const centre = lo.clone().add(hi).multiplyScalar(0.5);
     const radius = Math.max(hi.clone().sub(lo).length() / 2, 1e-3);
-    const dist = 1.6 * radius / Math.tan(((this.camera.fov / 2) * Math.PI) / 180);
+    const dist = 1.25 * radius / Math.tan(((this.camera.fov / 2) * Math.PI) / 180);
     this.camera.near = dist / 1000;
     this.camera.far = dist * 100;
     const position = centre.clone().add(new THREE.Vector3(0, -0.35, -1).normalize().multiplyScalar(dist));
@@ -196,6 +235,7 @@ export class SplatView {
     this.camera.lookAt(this.home.target);
     this.camera.updateProjectionMatrix();
     this.controls.update();
+    this.invalidate();
   }
 
   /** Put the camera at a preset (PLY frame; three.js camera axes). */
@@ -213,6 +253,7 @@ export class SplatView {
     this.camera.up.set(0, 1, 0).applyQuaternion(q);
     this.controls.target.copy(this.camera.position).addScaledVector(ahead, dist);
     this.controls.update();
+    this.invalidate();
   }
 
   dispose(): void {
