@@ -33,7 +33,7 @@ pytestmark = [
 ]
 
 BACKGROUND = (32, 48, 64)
-SIZE = (480, 360)
+SIZE = (320, 240)
 SCREENSHOT = ROOT / "docs" / "images" / "web_player.png"
 
 
@@ -101,15 +101,28 @@ def load(page, src: str | None, timeout: float = 120) -> dict:
         return {info: p.info, error: p.error, frame: p.frame, bytesFetched: p.bytesFetched}; }""")
 
 
-def drawn_fraction(page, settle_s: float = 0.5) -> float:
+def settled_shot(page, timeout: float = 30.0) -> np.ndarray:
+    """A screenshot once the picture stopped changing (Spark sorts in a worker, then redraws)."""
+    n = page.evaluate("document.querySelector('splat-player').framesDrawn")
+    page.wait_for_function(f"document.querySelector('splat-player').framesDrawn > {n}", timeout=60_000)
+    shot = screenshot_rgb(page, canvas_only=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.4)
+        again = screenshot_rgb(page, canvas_only=False)
+        if np.array_equal(again, shot):
+            return shot
+        shot = again
+    return shot
+
+
+def drawn_fraction(page) -> float:
     """Fraction of the canvas that is not the background, with the panel hidden."""
     page.evaluate("""bg => { const p = document.querySelector('splat-player');
         p.setAttribute('controls', 'none'); p.setSettings({background: bg}); }""",
                   "#%02x%02x%02x" % BACKGROUND)
-    n = page.evaluate("document.querySelector('splat-player').framesDrawn")
-    page.wait_for_function(f"document.querySelector('splat-player').framesDrawn > {n}", timeout=60_000)
-    time.sleep(settle_s)  # the regenerated splats are sorted in a worker, then drawn
-    return coverage(screenshot_rgb(page, canvas_only=False), background=BACKGROUND, tol=16)
+    page.last_shot = settled_shot(page)
+    return coverage(page.last_shot, background=BACKGROUND, tol=16)
 
 
 def test_scene_formats_draw_and_a_corrupt_file_shows_its_error(browser, scenes):
@@ -124,6 +137,7 @@ def test_scene_formats_draw_and_a_corrupt_file_shows_its_error(browser, scenes):
         assert info["fileBytes"] == info["bytesFetched"] == scenes["spz4"].stat().st_size
         assert info["decodeMs"] > 0 and abs(info["bytesPerGaussian"] - info["fileBytes"] / 152_746) < 1e-9
         frac = drawn_fraction(page)
+        v4_image = page.last_shot.astype(np.float64)
         if not SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT") == "1":
             page.evaluate("document.querySelector('splat-player').removeAttribute('controls')")
             time.sleep(0.5)
@@ -136,6 +150,11 @@ def test_scene_formats_draw_and_a_corrupt_file_shows_its_error(browser, scenes):
             assert got["info"]["format"] == fmt and got["info"]["count"] == 152_746
             frac = drawn_fraction(page)
             assert frac > 0.04, f"{key} draws only {frac:.1%} of the frame"
+            if key == "spz3":
+                # the same quantised values, read by Spark (v3) and by our reader + packer (v4):
+                # the same picture (only rotations whose two largest components tie may differ)
+                diff = np.abs(page.last_shot.astype(np.float64) - v4_image).mean()
+                assert diff < 1.0, f"SPZ v4 (our reader) and v3 (Spark's) differ by {diff:.2f} per channel"
 
         for key, fault in (("truncated", "Truncated gzip stream"), ("badcount", "more than this file can hold")):
             got = load(page, f"assets/{scenes[key].name}")
@@ -167,7 +186,7 @@ def test_settings_change_what_is_drawn(browser):
         def shot(settings: str) -> np.ndarray:
             page.evaluate(f"document.querySelector('splat-player').setSettings({settings})")
             drawn_fraction(page)
-            return screenshot_rgb(page, canvas_only=False).astype(np.float64)
+            return page.last_shot.astype(np.float64)
 
         base = shot("{}")
         small = shot("{splatScale: 0.2}")
@@ -180,6 +199,33 @@ def test_settings_change_what_is_drawn(browser):
         assert np.abs(hidden - bg).max() <= 2  # every Gaussian is below the threshold
         assert np.abs(budget - base).mean() > 2, np.abs(budget - base).mean()  # 10 of 4,721 kept
         assert np.abs(back - base).mean() < 0.5, np.abs(back - base).mean()
+        assert log.errors == []
+        page.close()
+    finally:
+        srv.stop()
+
+
+def test_lgs_draws_like_the_ply_it_came_from(browser, tmp_path):
+    """.lgs through the worker (our TypeScript decoder) into Spark: a real SH-3 scene draws
+    the picture its source PLY draws through Spark's own reader (orientation, colour, SH)."""
+    from splat.io import read_scene, write_scene
+
+    ply = shared_file("scenes", "fruit_drops_sh3.ply")
+    lgs = tmp_path / "fruit.lgs"
+    write_scene(read_scene(ply), lgs)
+    srv = serve_web([ply, lgs], port=0)
+    try:
+        page, log = open_page(browser, srv.url)
+        assert load(page, None)["error"] is None
+        drawn_fraction(page)
+        ply_image = page.last_shot.astype(np.float64)
+        got = load(page, "assets/fruit.lgs")
+        assert got["error"] is None, got["error"]
+        assert got["info"]["format"] == ".lgs" and got["info"]["count"] == 4721 and got["info"]["shDegree"] == 3
+        assert got["info"]["decodeMs"] > 0
+        frac = drawn_fraction(page)
+        diff = np.abs(page.last_shot.astype(np.float64) - ply_image).mean()
+        assert frac > 0.3 and diff < 2.5, (frac, diff)  # SH packed wrong (4x too strong) gave 4.2
         assert log.errors == []
         page.close()
     finally:

@@ -15,9 +15,9 @@
  * like the toolkit's Python reader: y and z of positions, quaternion y/z and the SH
  * coefficients odd in y or z are negated (a 180 degree turn about x).
  */
-import { Decompress } from "fzstd";
-import { FormatError } from "./errors.js";
+import { FormatError, naming } from "./errors.js";
 import type { SplatArrays } from "./types.js";
+import { zstdDecompressExact } from "./zstd.js";
 
 const MAGIC = 0x5053474e; // "NGSP"
 const HEADER = 32;
@@ -39,31 +39,6 @@ export function isSpzV4(bytes: Uint8Array): boolean {
 /** Byte sizes of the six attribute streams of a v4 file, in file order. */
 function streamSizes(n: number, degree: number): number[] {
   return [9 * n, n, 3 * n, 3 * n, 4 * n, 3 * n * SH_DIM[degree]];
-}
-
-/** One zstd frame into exactly `want` bytes; never holds more than `want` (streamed, capped). */
-function inflate(frame: Uint8Array, want: number, what: string, file?: string): Uint8Array {
-  const out = new Uint8Array(want);
-  let have = 0;
-  let overflow = false;
-  const d = new Decompress((chunk) => {
-    if (have + chunk.length > want) {
-      overflow = true;
-      throw new FormatError(`${what}: decompresses to more than the ${want.toLocaleString("en")} bytes its header implies`, file);
-    }
-    out.set(chunk, have);
-    have += chunk.length;
-  });
-  try {
-    d.push(frame, true);
-  } catch (e) {
-    if (e instanceof FormatError) throw e;
-    throw new FormatError(`${what}: corrupt zstd frame (${(e as Error).message ?? e})`, file);
-  }
-  if (overflow || have !== want) {
-    throw new FormatError(`${what}: decompresses to ${have.toLocaleString("en")} bytes, expected ${want.toLocaleString("en")}`, file);
-  }
-  return out;
 }
 
 /** Decode an SPZ v4 file. Throws FormatError (naming `file`) for anything malformed. */
@@ -120,7 +95,8 @@ export function decodeSpzV4(bytes: Uint8Array, file?: string): SplatArrays {
     if (usize !== want) {
       throw new FormatError(`stream ${k}: TOC says ${usize.toLocaleString("en")} bytes uncompressed, expected ${want.toLocaleString("en")}`, file);
     }
-    streams.push(inflate(bytes.subarray(off, off + csize), want, `stream ${k}`, file));
+    const frame = bytes.subarray(off, off + csize);
+    streams.push(naming(file, () => zstdDecompressExact(frame, want, `stream ${k}`)));
     off += csize;
     k++;
   }

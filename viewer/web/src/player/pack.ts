@@ -1,5 +1,5 @@
 /** SplatArrays (our decoders' output) into Spark's PackedSplats, SH included. */
-import { PackedSplats, utils } from "@sparkjsdev/spark";
+import { defines, PackedSplats, utils } from "@sparkjsdev/spark";
 import type { SplatArrays } from "../formats/types.js";
 
 const SH_C0 = 0.28209479177387814;
@@ -53,5 +53,7 @@ export function packSplats(a: SplatArrays): PackedSplats {
     }
     extra[`sh${b + 1}`] = arr;
   }
-  return new PackedSplats({ packedArray: packed, numSplats: n, extra, splatEncoding: { ...encoding } });
+  // the SH ranges must reach the shader: SplatMesh replaces a PackedSplats' encoding with its
+  // own option, so the caller passes `packed.splatEncoding` on (view.ts)
+  return new PackedSplats({ packedArray: packed, numSplats: n, extra, splatEncoding: { ...defines.DEFAULT_SPLAT_ENCODING, ...encoding } });
 }

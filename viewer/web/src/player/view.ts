@@ -136,7 +136,7 @@ export class SplatView {
   async show(source: { packed: PackedSplats } | { bytes: Uint8Array; fileType: string; fileName: string; rub: boolean }): Promise<SplatMesh> {
     this.clear();
     const mesh = "packed" in source
-      ? new SplatMesh({ packedSplats: source.packed })
+      ? new SplatMesh({ packedSplats: source.packed, splatEncoding: source.packed.splatEncoding })
       : new SplatMesh({ fileBytes: source.bytes, fileType: source.fileType as never, fileName: source.fileName });
     if (!("packed" in source) && source.rub) mesh.quaternion.copy(RUB_TO_RDF);
     mesh.objectModifier = this.modifier();
@@ -179,7 +179,11 @@ export class SplatView {
     this.minSignificance.value = this.budgetCut(s.budget);
     const splatsChanged = Object.keys(patch).length === 0 || Object.keys(patch).some((k) => k !== "background");
     if (this.mesh && splatsChanged) {
-      this.mesh.maxSh = s.sh ? 3 : 0;
+      const maxSh = s.sh ? 3 : 0;
+      if (this.mesh.maxSh !== maxSh) {
+        this.mesh.maxSh = maxSh;
+        this.mesh.updateGenerator(); // the SH degree is part of Spark's compiled pipeline
+      }
       this.mesh.updateVersion(); // the modifier's uniforms are read when Spark regenerates
     }
     this.invalidate();

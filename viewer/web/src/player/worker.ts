@@ -5,6 +5,7 @@
  * back as bytes (Spark decodes them in its own worker).
  */
 import { FormatError } from "../formats/errors.js";
+import { decodeLgs } from "../formats/lgs.js";
 import { decodeSpzV4 } from "../formats/spz.js";
 import type { SplatArrays } from "../formats/types.js";
 import type { Decoded, LoadRequest, WorkerReply } from "./protocol.js";
@@ -64,14 +65,14 @@ async function load(req: LoadRequest): Promise<void> {
   if (bytes.length === 0) throw new FormatError("empty file", req.name);
   const kind = sniff(bytes, req.name);
   const info = { format: kind.format, fileBytes: bytes.length, bytesFetched: bytes.length, decodeMs: 0, fetchMs };
-  if (kind.reader === "unknown") throw new FormatError("unknown format (not PLY, SPZ, SOG, .splat or .ksplat)", req.name);
+  if (kind.reader === "unknown") throw new FormatError("unknown format (not .lgs, PLY, SPZ, SOG, .splat or .ksplat)", req.name);
   if (kind.reader === "spark") {
     const decoded: Decoded = { kind: "spark", fileType: kind.fileType, bytes };
     post({ id: req.id, type: "done", decoded, info }, [bytes.buffer as ArrayBuffer]);
     return;
   }
   const t1 = performance.now();
-  const arrays = decodeSpzV4(bytes, req.name);
+  const arrays = kind.reader === "lgs" ? decodeLgs(bytes, { file: req.name }) : decodeSpzV4(bytes, req.name);
   info.decodeMs = performance.now() - t1;
   post({ id: req.id, type: "done", decoded: { kind: "arrays", arrays }, info }, arraysTransfer(arrays));
 }
