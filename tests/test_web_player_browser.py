@@ -139,9 +139,12 @@ def test_scene_formats_draw_and_a_corrupt_file_shows_its_error(browser, scenes):
         frac = drawn_fraction(page)
         v4_image = page.last_shot.astype(np.float64)
         if not SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT") == "1":
-            page.evaluate("document.querySelector('splat-player').removeAttribute('controls')")
-            time.sleep(0.5)
+            page.set_viewport_size({"width": 900, "height": 560})
+            page.evaluate("""() => { const p = document.querySelector('splat-player');
+                p.removeAttribute('controls'); p.setSettings({background: '#000000'}); }""")
+            settled_shot(page)
             page.screenshot(path=str(SCREENSHOT))
+            page.set_viewport_size({"width": SIZE[0], "height": SIZE[1]})
         assert frac > 0.04, f"SPZ v4 draws only {frac:.1%} of the frame"
 
         for key, fmt in (("spz3", "SPZ (gzip)"), ("sog", "SOG")):

@@ -318,3 +318,34 @@ def test_publish_cli(tmp_path, asset):
     assert (out / "index.html").is_file()
     assert main(["publish", str(asset), "-o", str(out)]) == 2  # exists: refused
     assert main(["publish", str(asset), "-o", str(out), "--force"]) == 0
+
+
+def test_splat_view_web_cli(tmp_path, asset):
+    """`splat view FILE --web --no-open --port 0` prints its URL, serves the page, stops on SIGTERM."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.Popen([sys.executable, "-m", "splat.cli", "view", str(asset), "--web", "--no-open", "--port", "0",
+                             "--no-autoplay"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = None
+        for line in proc.stdout:
+            m = re.search(r"(http://127\.0\.0\.1:(\d+)/)", line)
+            if m:
+                url, port = m.group(1), int(m.group(2))
+                break
+        assert url is not None, "no URL printed"
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/")
+        r = c.getresponse()
+        page = r.read()
+        assert r.status == 200 and b'src="assets/scene.spz"' in page and b"autoplay" not in page
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

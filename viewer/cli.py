@@ -107,12 +107,13 @@ def serve(
         raise
 
 
+def _terminate(_signum, _frame):  # stop cleanly under a service manager too
+    raise KeyboardInterrupt
+
+
 def _wait_for_interrupt(console, stop) -> None:
     """Sleep until Ctrl-C or SIGTERM, then call ``stop``."""
     import signal
-
-    def _terminate(_signum, _frame):  # stop cleanly under a service manager too
-        raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -128,9 +129,12 @@ def _wait_for_interrupt(console, stop) -> None:
 def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None, open_browser: bool,
               autoplay: bool, allow_origins: Sequence[str]) -> None:
     """``splat view FILE --web``: serve the web player on FILE until interrupted."""
+    import signal
+
     from .origin import normalise_origin
     from .web_server import serve_web
 
+    signal.signal(signal.SIGTERM, _terminate)  # before the URL is printed: a caller may stop us right after
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {port}")
     allow_origins = [normalise_origin(o) for o in allow_origins]
