@@ -40,9 +40,9 @@ def test_shipped_bundle_matches_a_fresh_build(fresh_build):
     """viewer/client/ (package data: a pip install without Node gets these) is reproducible."""
     for name in CLIENT_FILES:
         shipped = CLIENT_DIR / name
-        assert shipped.is_file(), f"{shipped} is missing: run `make web` and commit viewer/client/"
+        assert shipped.is_file(), f"{shipped} is missing: run `make client` and commit viewer/client/"
         assert shipped.read_bytes() == (fresh_build / name).read_bytes(), (
-            f"{shipped} differs from a fresh build of viewer/web/: run `make web` and commit viewer/client/")
+            f"{shipped} differs from a fresh build of viewer/web/: run `make client` and commit viewer/client/")
 
 
 def test_bundle_loads_nothing_from_outside(fresh_build):

@@ -15,7 +15,7 @@ from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
 from viewer.web_server import clean_path, parse_range, serve_web
 
 pytestmark = pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
-                                reason="viewer/client/ is not built (run `make web`)")
+                                reason="viewer/client/ is not built (run `make client`)")
 
 
 @pytest.fixture(scope="module")

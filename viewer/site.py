@@ -1,7 +1,7 @@
 """The web player's pages and static sites: `splat publish ASSET... -o site/`.
 
 The client (``viewer/client/``: ``splat-player.js`` and its worker ``splat-worker.js``) is
-built from ``viewer/web/`` and shipped as package data, so this needs no Node. A published
+built from ``viewer/web/`` (``make client``) and shipped as package data, so this needs no Node. A published
 folder holds::
 
     index.html          the player on the one asset, or a list of the assets
@@ -55,7 +55,7 @@ def client_file(name: str) -> Path:
     p = CLIENT_DIR / name
     if not p.is_file():
         raise UsageError(f"the web player is missing from this installation ({p}); "
-                         "build it with `make web` from a source checkout")
+                         "build it with `make client` from a source checkout")
     return p
 
 

@@ -1,10 +1,11 @@
 // Builds the web bundles with esbuild (pinned in package-lock.json).
 //   node build.mjs            every bundle
-//   node build.mjs --out DIR  the player into DIR instead of ../client (the reproducibility test)
+//   node build.mjs --out DIR  the player into DIR instead of dist/client (`make client`: ../client,
+//                             the shipped copy; the reproducibility test: a temporary folder)
 // Outputs:
 //   dist/formats.mjs          the decoding library as one ES module (Node and workers)
-//   ../client/splat-player.js the web player (<splat-player>, three.js + Spark), one ES module
-//   ../client/splat-worker.js its decoding worker (fetches and decodes off the main thread)
+//   dist/client/splat-player.js  the web player (<splat-player>, three.js + Spark), one ES module
+//   dist/client/splat-worker.js  its decoding worker (fetches and decodes off the main thread)
 // The player files are shipped as Python package data (viewer/client/), so a pip install
 // without Node has a working viewer; they are minified and byte-reproducible from the lockfile.
 import { build } from "esbuild";
@@ -13,7 +14,7 @@ import { dirname, join, resolve } from "node:path";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const outIndex = process.argv.indexOf("--out");
-const clientDir = outIndex > 0 ? resolve(process.argv[outIndex + 1]) : join(here, "../client");
+const clientDir = outIndex > 0 ? resolve(process.argv[outIndex + 1]) : join(here, "dist/client");
 
 /** Options every bundle shares: deterministic output (no timestamps, fixed target). */
 const common = {

@@ -223,7 +223,7 @@ export class SplatView {
     });
     const centre = lo.clone().add(hi).multiplyScalar(0.5);
     const radius = Math.max(hi.clone().sub(lo).length() / 2, 1e-3);
-    const dist = 1.25 * radius / Math.tan(((this.camera.fov / 2) * Math.PI) / 180);
+    const dist = 1.4 * radius / Math.tan(((this.camera.fov / 2) * Math.PI) / 180);
     this.camera.near = dist / 1000;
     this.camera.far = dist * 100;
     const position = centre.clone().add(new THREE.Vector3(0, -0.35, -1).normalize().multiplyScalar(dist));
