@@ -17,7 +17,7 @@ TORCH_PIP_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX),)
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: install demo test test-slow test-all bench clean chromium web node docs docs-serve
+.PHONY: install demo test test-slow test-all bench clean chromium web node client docs docs-serve
 
 # The web client (viewer/web/): Node and npm from Debian when missing, then the packages
 # pinned by package-lock.json (`npm ci`), then the bundles (esbuild).
@@ -34,6 +34,11 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 
 web: $(WEB_STAMP)
 	cd $(WEB) && node build.mjs
+
+# Rebuild the shipped web player (viewer/client/, package data) from viewer/web/; commit the
+# result. `make test` checks that the committed files are exactly what this builds.
+client: $(WEB_STAMP)
+	cd $(WEB) && node build.mjs --out ../client
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -161,7 +161,7 @@ def run_scene(path: Path, tmp: Path, have_st: bool, quick: bool) -> tuple[list[d
 
     spz = tmp / "x.spz"
     t0 = time.perf_counter()
-    write_scene(scene, spz)
+    write_scene(scene, spz, version=4)
     add("spz", "v4 (ours)", spz.stat().st_size, read_scene(spz), time.perf_counter() - t0, median_time(lambda: read_scene(spz)))
 
     if have_st:

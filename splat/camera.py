@@ -500,6 +500,13 @@ def load_cameras(path: str | os.PathLike, *, dataparser: str | os.PathLike | Dat
 
 def save_inria_cameras(cameras: Sequence[Camera], path: str | os.PathLike) -> None:
     """Write cameras as an INRIA ``cameras.json`` (cx, cy are added as extra keys)."""
+    from .atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, inria_cameras_json(cameras))
+
+
+def inria_cameras_json(cameras: Sequence[Camera]) -> bytes:
+    """Cameras as the bytes of an INRIA ``cameras.json`` (cx, cy are added as extra keys)."""
     out = []
     for i, c in enumerate(cameras):
         c2w = c.camera_to_world
@@ -517,6 +524,4 @@ def save_inria_cameras(cameras: Sequence[Camera], path: str | os.PathLike) -> No
                 "cy": c.cy,
             }
         )
-    from .atomic import atomic_write_bytes
-
-    atomic_write_bytes(path, json.dumps(out, indent=1).encode())
+    return json.dumps(out, indent=1).encode()

@@ -157,7 +157,7 @@ def test_splat_errors(tmp_path):
 
 # ---------------------------------------------------------------------------------- SPZ
 def _v4(n=50, degree=1) -> bytes:
-    return spz.encode(GaussianScene.random(n, sh_degree=degree, seed=1))
+    return spz.encode(GaussianScene.random(n, sh_degree=degree, seed=1), version=4)
 
 
 def _patch(data: bytes, offset: int, fmt: str, value) -> bytes:

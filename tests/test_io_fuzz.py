@@ -205,7 +205,7 @@ def targets(full: bool) -> list[Target]:
     wave = shared_file("video", "wave", "wave_0001.sog")
     biker_scene = spz.decode(biker.read_bytes())
     sub = biker_scene if full else biker_scene[:1000]
-    spz_seeds = [spz.encode(sub), spz.encode(sub, version=3), spz.encode(sub, version=2)]
+    spz_seeds = [spz.encode(sub, version=4), spz.encode(sub, version=3), spz.encode(sub, version=2)]
     if full:
         spz_seeds.append(biker.read_bytes())
     guitar = shared_file("scenes", "guitar.compressed.ply").read_bytes()

@@ -8,11 +8,19 @@ Asset types are plug-ins (:mod:`viewer.assets`): a loader plus a per-tab view wi
 GUI panel. Scenes push splats through :class:`viewer.splat_layer.SplatLayer`, which
 updates a tab's splats in place (display settings, SH colour, or new content such as
 the next frame of a video).
+
+The web player (the browser decodes the file itself; ``splat view --web``) and static sites:
+
+    from viewer import serve_web, publish
+    srv = serve_web(["scene.spz"], port=0); print(srv.url); srv.stop()
+    publish(["scene.spz", "scene.lgs"], "site/")
 """
 from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_types, open_asset
 from .cli import serve
 from .server import ClientContext, ViewerServer
+from .site import publish
 from .splat_layer import DisplaySettings, SplatLayer
+from .web_server import WebPlayerServer, serve_web
 
 __all__ = [
     "AssetInfo",
@@ -24,7 +32,10 @@ __all__ = [
     "SplatLayer",
     "ViewerAsset",
     "ViewerServer",
+    "WebPlayerServer",
     "asset_types",
     "open_asset",
+    "publish",
     "serve",
+    "serve_web",
 ]

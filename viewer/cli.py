@@ -33,6 +33,21 @@ Examples:
   splat view scene.ply --allow-origin https://proxy.example:8443
 
   splat view scene.ply --host 0.0.0.0   (reachable from other machines)
+
+  splat view biker.spz --web            (the web player: decoding in the browser)
+"""
+
+PUBLISH_HELP = """Write a self-contained static web site that plays the assets in any browser.
+
+The folder holds index.html (the player on the one asset, or a list of several), the web player (splat-player.js and its worker), the assets, and embed.html with the two lines that embed the player in another page. Any static host serves it, Range requests or not: python -m http.server, nginx, object storage, GitHub Pages.
+
+Examples:
+
+  splat publish ../shared/data/scenes/biker.spz -o site/
+
+  splat publish a.spz b.sog -o site/ --force
+
+  python -m http.server -d site 8000   (then open http://127.0.0.1:8000/)
 """
 
 
@@ -95,7 +110,76 @@ def serve(
         raise
 
 
+def _terminate(_signum, _frame):  # stop cleanly under a service manager too
+    raise KeyboardInterrupt
+
+
+def _wait_for_interrupt(console, stop) -> None:
+    """Sleep until Ctrl-C or SIGTERM, then call ``stop``."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None, open_browser: bool,
+              autoplay: bool, allow_origins: Sequence[str]) -> None:
+    """``splat view FILE --web``: serve the web player on FILE until interrupted."""
+    import signal
+
+    from .origin import normalise_origin
+    from .web_server import serve_web
+
+    signal.signal(signal.SIGTERM, _terminate)  # before the URL is printed: a caller may stop us right after
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {port}")
+    allow_origins = [normalise_origin(o) for o in allow_origins]
+    srv = serve_web([file], host=host, port=port, cameras=cameras, autoplay=autoplay, allow_origins=allow_origins,
+                    log=lambda m: console.print(m, highlight=False, markup=False))
+    size = srv.assets[0].path.stat().st_size
+    console.print(f"[bold]{file.name}[/]: {size:,} bytes, decoded in the browser", highlight=False)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
+    console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
+    if open_browser:
+        import webbrowser
+
+        try:
+            webbrowser.open(srv.url)
+        except Exception:  # noqa: BLE001 - no browser is not an error: the URL is printed
+            pass
+    _wait_for_interrupt(console, srv.stop)
+
+
 def register(app: typer.Typer) -> None:
+    @app.command("publish", help=PUBLISH_HELP)
+    def publish_cmd(
+        files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat)"),
+        out: Path = typer.Option(..., "-o", "--out", help="folder to write (refused if it exists, unless --force)"),
+        force: bool = typer.Option(False, "--force", help="replace an existing folder"),
+        cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "
+                                                           "(default: one beside each file, if any)"),
+        no_autoplay: bool = typer.Option(False, "--no-autoplay", help="do not start playing on load"),
+    ) -> None:
+        from rich.console import Console
+
+        from .site import embed_snippet, make_assets, publish
+
+        console = Console()
+        site = publish(files, out, force=force, cameras=cameras, autoplay=not no_autoplay)
+        total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
+        console.print(f"wrote [bold]{site}[/]: {len(files)} asset(s), {total:,} bytes; serve it with "
+                      f"`python -m http.server -d {site}` or any static host", highlight=False)
+        console.print("embed it in another page with:", highlight=False)
+        console.print(embed_snippet(make_assets(files[:1])[0]), highlight=False, markup=False, soft_wrap=True)
+
     @app.command("view", help=VIEW_HELP)
     def view(
         file: Path = typer.Argument(..., help="asset to open (.ply .splat .spz .sog .lgs .gsi .gsv ...)"),
@@ -119,11 +203,19 @@ def register(app: typer.Typer) -> None:
             None, metavar="MODULE:FUNCTION",
             help=".m3: text encoder for text queries, a callable str -> vector [D] (as `splat memory query --text`)"),
         allow_outside_ref: bool = allow_outside_ref_option(),
+        web: bool = typer.Option(False, "--web", help="the web player instead: the browser fetches the file and "
+                                                     "decodes it itself (scene formats: .ply .spz .sog .splat .ksplat)"),
+        no_open: bool = typer.Option(False, "--no-open", help="--web: do not open a browser"),
+        no_autoplay: bool = typer.Option(False, "--no-autoplay", help="--web: do not start playing on load"),
     ) -> None:
         from rich.console import Console
 
         t_start = time.perf_counter()
         console = Console()
+        if web:
+            _view_web(console, file, host=host, port=port, cameras=cameras, open_browser=not no_open,
+                      autoplay=not no_autoplay, allow_origins=allow_origin or ())
+            return
         try:
             from splat.camera import parse_up
 
@@ -146,17 +238,4 @@ def register(app: typer.Typer) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
         console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
-        import signal
-
-        def _terminate(_signum, _frame):  # stop cleanly under a service manager too
-            raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGTERM, _terminate)
-        try:
-            while True:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            console.print("stopping")
-        finally:
-            srv.stop()
-            signal.signal(signal.SIGTERM, previous)
+        _wait_for_interrupt(console, srv.stop)

@@ -1,4 +1,8 @@
-"""Niantic SPZ (``.spz``): read versions 1-4, write version 4 (zstd) or 2/3 (gzip).
+"""Niantic SPZ (``.spz``): read versions 1-4, write version 3 (gzip, the default), 2 or 4 (zstd).
+
+Version 3 is the default because every SPZ reader in use reads it (Spark 2.2, PlayCanvas,
+Niantic's library); version 4 (zstd streams: ``version=4``, ``--set version=4`` on the
+command line) is read by PlayCanvas and Niantic's library but not by Spark 2.2.
 
 Packed attributes, one stream each, in this order: positions (3 x signed 24-bit
 fixed point with ``fractional_bits``), alphas (u8 of sigmoid(opacity)), colours (u8
@@ -267,7 +271,7 @@ def _quantize_sh(x: np.ndarray, bits: int) -> np.ndarray:
 def encode(
     scene: GaussianScene,
     *,
-    version: int = 4,
+    version: int = 3,
     fractional_bits: int | None = None,
     sh1_bits: int = 5,
     sh_rest_bits: int = 4,
@@ -275,7 +279,7 @@ def encode(
     antialiased: bool = False,
     level: int = 12,
 ) -> bytes:
-    """Pack a scene as SPZ bytes (version 4: zstd streams; 2 or 3: one gzip stream).
+    """Pack a scene as SPZ bytes (version 3, the default, or 2: one gzip stream; 4: zstd streams).
 
     ``fractional_bits`` defaults to 12 (1/4096 units), lowered automatically when a
     position would not fit 24 bits.

@@ -50,3 +50,4 @@ export {
   type RangeReader, type GsvHeader, type GsvSegmentEntry, type GsvOptions, type GsvSegment, type SegmentOptions,
 } from "./gsv.js";
 export { JointSet, jointTable, MAX_JOINTS, type Binding } from "./gsvmotion.js";
+export { decodeSpzV4, isSpzV4 } from "./spz.js";

@@ -1,0 +1,287 @@
+"""The web player (`splat view --web`, `splat publish`) in real headless Chromium (WebGL
+through SwiftShader), driven through `<splat-player>`'s scripting API.
+
+A real scene (biker, 152,746 Gaussians) as SPZ v3 (what `splat convert` now writes), SPZ v4
+(the shared PlayCanvas file, through our TypeScript reader) and SOG (Spark's reader) must
+draw over a real part of the frame; a corrupt file must show its one error line and leave
+the player usable; a published folder must play under `python -m http.server` (no Range)
+and under a Range-capable server. Every page must stay on loopback.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, shared_file
+from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
+from viewer.web_server import serve_web
+from viewer_browser import CHROMIUM, FLAGS, RefusingProxy, coverage, require_chromium, screenshot_rgb, watch
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
+                       reason="viewer/client/ is not built (run `make client`)"),
+]
+
+BACKGROUND = (32, 48, 64)
+SIZE = (320, 240)
+SCREENSHOT = ROOT / "docs" / "images" / "web_player.png"
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    """Every request Chromium makes outside loopback lands here (and is refused)."""
+    p = RefusingProxy()
+    yield p
+    p.close()
+    assert p.page_requests() == [], f"pages tried to reach outside hosts: {p.page_requests()}"
+
+
+@pytest.fixture(scope="module")
+def browser(proxy):
+    sync_api = require_chromium()
+    pw = sync_api.sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
+    except Exception as e:  # pragma: no cover - a broken chromium install
+        pw.stop()
+        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
+    yield b
+    b.close()
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> dict[str, Path]:
+    """biker as SPZ v4 (the shared file), SPZ v3 (`splat convert`'s default) and SOG, plus a
+    truncated SPZ v3 and a bit-flipped SPZ v4."""
+    from splat.cli import main
+
+    biker = shared_file("scenes", "biker.spz")
+    d = tmp_path_factory.mktemp("scenes")
+    out = {"spz4": d / "biker_v4.spz", "spz3": d / "biker_v3.spz", "sog": d / "biker.sog"}
+    shutil.copyfile(biker, out["spz4"])
+    assert main(["convert", str(biker), str(out["spz3"])]) == 0
+    assert main(["convert", str(biker), str(out["sog"])]) == 0
+    assert out["spz3"].read_bytes()[:2] == b"\x1f\x8b"  # v3: one gzip stream
+    out["truncated"] = d / "truncated.spz"
+    out["truncated"].write_bytes(out["spz3"].read_bytes()[:100_000])
+    bad = bytearray(biker.read_bytes())
+    bad[8:12] = (10**9).to_bytes(4, "little")  # an absurd count
+    out["badcount"] = d / "badcount.spz"
+    out["badcount"].write_bytes(bytes(bad))
+    return out
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": SIZE[0], "height": SIZE[1]})
+    page.set_default_timeout(120_000)  # SwiftShader on a loaded 2-core machine is slow
+    log = watch(page)
+    page.goto(url)
+    page.wait_for_function("customElements.get('splat-player') !== undefined", timeout=60_000)
+    return page, log
+
+
+def load(page, src: str | None, timeout: float = 120) -> dict:
+    """Load ``src`` (None: what the page's src attribute names) and wait for a drawn frame or an
+    error; returns {info, error, frame, bytesFetched}."""
+    if src is not None:
+        page.evaluate("src => { const p = document.querySelector('splat-player'); p.src = src; }", src)
+    page.wait_for_function("() => { const p = document.querySelector('splat-player'); return p.error || p.frame >= 0; }",
+                           timeout=timeout * 1000)
+    return page.evaluate("""() => { const p = document.querySelector('splat-player');
+        return {info: p.info, error: p.error, frame: p.frame, bytesFetched: p.bytesFetched}; }""")
+
+
+def settled_shot(page, timeout: float = 30.0) -> np.ndarray:
+    """A screenshot once the picture stopped changing (Spark sorts in a worker, then redraws)."""
+    n = page.evaluate("document.querySelector('splat-player').framesDrawn")
+    page.wait_for_function(f"document.querySelector('splat-player').framesDrawn > {n}", timeout=60_000)
+    shot = screenshot_rgb(page, canvas_only=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.4)
+        again = screenshot_rgb(page, canvas_only=False)
+        if np.array_equal(again, shot):
+            return shot
+        shot = again
+    return shot
+
+
+def drawn_fraction(page) -> float:
+    """Fraction of the canvas that is not the background, with the panel hidden."""
+    page.evaluate("""bg => { const p = document.querySelector('splat-player');
+        p.setAttribute('controls', 'none'); p.setSettings({background: bg}); }""",
+                  "#%02x%02x%02x" % BACKGROUND)
+    page.last_shot = settled_shot(page)
+    return coverage(page.last_shot, background=BACKGROUND, tol=16)
+
+
+def test_scene_formats_draw_and_a_corrupt_file_shows_its_error(browser, scenes):
+    """One page, one player: v4, v3, SOG, then two corrupt files, then v3 again (still usable)."""
+    srv = serve_web([scenes[k] for k in ("spz4", "spz3", "sog", "truncated", "badcount")], port=0)
+    try:
+        page, log = open_page(browser, srv.url)
+        got = load(page, None)  # the page opens the first asset itself
+        assert got["error"] is None and got["frame"] == 0
+        info = got["info"]
+        assert info["format"] == "SPZ v4" and info["count"] == 152_746
+        assert info["fileBytes"] == info["bytesFetched"] == scenes["spz4"].stat().st_size
+        assert info["decodeMs"] > 0 and abs(info["bytesPerGaussian"] - info["fileBytes"] / 152_746) < 1e-9
+        frac = drawn_fraction(page)
+        v4_image = page.last_shot.astype(np.float64)
+        if not SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT") == "1":
+            page.set_viewport_size({"width": 900, "height": 560})
+            page.evaluate("""() => { const p = document.querySelector('splat-player');
+                p.removeAttribute('controls'); p.setSettings({background: '#000000'}); }""")
+            settled_shot(page)
+            page.screenshot(path=str(SCREENSHOT))
+            page.set_viewport_size({"width": SIZE[0], "height": SIZE[1]})
+        assert frac > 0.04, f"SPZ v4 draws only {frac:.1%} of the frame"
+
+        for key, fmt in (("spz3", "SPZ (gzip)"), ("sog", "SOG")):
+            got = load(page, f"assets/{scenes[key].name}")
+            assert got["error"] is None, got["error"]
+            assert got["info"]["format"] == fmt and got["info"]["count"] == 152_746
+            frac = drawn_fraction(page)
+            assert frac > 0.04, f"{key} draws only {frac:.1%} of the frame"
+            if key == "spz3":
+                # the same quantised values, read by Spark (v3) and by our reader + packer (v4):
+                # the same picture (only rotations whose two largest components tie may differ)
+                diff = np.abs(page.last_shot.astype(np.float64) - v4_image).mean()
+                assert diff < 1.0, f"SPZ v4 (our reader) and v3 (Spark's) differ by {diff:.2f} per channel"
+
+        for key, fault in (("truncated", "Truncated gzip stream"), ("badcount", "more than this file can hold")):
+            got = load(page, f"assets/{scenes[key].name}")
+            assert got["info"] is None and got["frame"] == -1
+            assert got["error"].startswith(scenes[key].name + ": ") and fault in got["error"], got["error"]
+            line = page.evaluate("document.querySelector('splat-player').shadowRoot.querySelector('.error')")
+            text = page.evaluate("""() => { const e = document.querySelector('splat-player').shadowRoot.querySelector('.error');
+                return e.hidden ? null : e.textContent; }""")
+            assert line is not None and text == got["error"] and "\n" not in text
+
+        got = load(page, f"assets/{scenes['spz3'].name}")  # the player is still usable:
+        assert got["error"] is None and got["frame"] == 0  # frame 0 = a frame with splats drawn
+        assert page.evaluate("document.querySelector('splat-player').shadowRoot.querySelector('.error').hidden")
+        assert log.foreign() == [] and log.errors == [], (log.foreign(), log.errors)
+        page.close()
+    finally:
+        srv.stop()
+
+
+def test_settings_change_what_is_drawn(browser):
+    """Splat scale, opacity threshold and budget act on the GPU, and undoing them restores the
+    picture (a small real scene with SH degree 3, through Spark's PLY reader)."""
+    srv = serve_web([shared_file("scenes", "fruit_drops_sh3.ply")], port=0)
+    try:
+        page, log = open_page(browser, srv.url)
+        assert load(page, None)["error"] is None
+
+        def shot(settings: str) -> np.ndarray:
+            page.evaluate(f"document.querySelector('splat-player').setSettings({settings})")
+            drawn_fraction(page)
+            return page.last_shot.astype(np.float64)
+
+        base = shot("{}")
+        small = shot("{splatScale: 0.2}")
+        hidden = shot("{splatScale: 1, opacityThreshold: 0.999}")
+        budget = shot("{opacityThreshold: 0, budget: 10}")
+        back = shot("{budget: 0}")
+        bg = np.asarray(BACKGROUND, np.float64)
+        cover = lambda img: coverage(img.astype(np.uint8), background=BACKGROUND, tol=16)  # noqa: E731
+        assert cover(small) < 0.8 * cover(base), (cover(small), cover(base))
+        assert np.abs(hidden - bg).max() <= 2  # every Gaussian is below the threshold
+        assert np.abs(budget - base).mean() > 2, np.abs(budget - base).mean()  # 10 of 4,721 kept
+        assert np.abs(back - base).mean() < 0.5, np.abs(back - base).mean()
+        assert log.errors == []
+        page.close()
+    finally:
+        srv.stop()
+
+
+def test_lgs_draws_like_the_ply_it_came_from(browser, tmp_path):
+    """.lgs through the worker (our TypeScript decoder) into Spark: a real SH-3 scene draws
+    the picture its source PLY draws through Spark's own reader (orientation, colour, SH)."""
+    from splat.io import read_scene, write_scene
+
+    ply = shared_file("scenes", "fruit_drops_sh3.ply")
+    lgs = tmp_path / "fruit.lgs"
+    write_scene(read_scene(ply), lgs)
+    srv = serve_web([ply, lgs], port=0)
+    try:
+        page, log = open_page(browser, srv.url)
+        assert load(page, None)["error"] is None
+        drawn_fraction(page)
+        ply_image = page.last_shot.astype(np.float64)
+        got = load(page, "assets/fruit.lgs")
+        assert got["error"] is None, got["error"]
+        assert got["info"]["format"] == ".lgs" and got["info"]["count"] == 4721 and got["info"]["shDegree"] == 3
+        assert got["info"]["decodeMs"] > 0
+        frac = drawn_fraction(page)
+        diff = np.abs(page.last_shot.astype(np.float64) - ply_image).mean()
+        assert frac > 0.3 and diff < 2.5, (frac, diff)  # SH packed wrong (4x too strong) gave 4.2
+        assert log.errors == []
+        page.close()
+    finally:
+        srv.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, scenes) -> Path:
+    return publish([scenes["spz3"]], tmp_path_factory.mktemp("pub") / "site")
+
+
+def test_published_site_plays_under_python_http_server(browser, site):
+    """No Range support, no server of ours: the static folder plays as it is."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(site)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        page, log = open_page(browser, f"http://127.0.0.1:{port}/index.html")
+        got = load(page, None)
+        assert got["error"] is None and got["info"]["count"] == 152_746
+        assert got["bytesFetched"] == (site / "assets" / "biker_v3.spz").stat().st_size
+        assert drawn_fraction(page) > 0.04
+        assert log.foreign() == [] and log.errors == []
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_published_site_plays_under_a_range_server(browser, site):
+    """The same folder from a Range-capable server (tests/range_server.py) that counts bytes:
+    one whole fetch of the asset, nothing more."""
+    from range_server import RangeFolderServer
+
+    with RangeFolderServer(site) as srv:
+        page, log = open_page(browser, srv.url + "index.html")
+        got = load(page, None)
+        assert got["error"] is None and got["info"]["count"] == 152_746
+        assert drawn_fraction(page) > 0.04
+        size = (site / "assets" / "biker_v3.spz").stat().st_size
+        assert srv.bytes_sent["/assets/biker_v3.spz"] == size  # fetched once, whole
+        assert log.foreign() == [] and log.errors == []
+        page.close()

@@ -1,0 +1,38 @@
+/** Messages between the page and the decoding worker (worker.ts). */
+import type { SplatArrays } from "../formats/types.js";
+
+/** Page -> worker: fetch `url` (resolved against the page) and decode it. */
+export interface LoadRequest {
+  id: number;
+  url: string;
+  /** File name used for messages and for formats told apart by extension only. */
+  name: string;
+}
+
+/** How the page should hand the file to the renderer. */
+export type Decoded =
+  /** A format Spark reads itself (PLY, SPZ v1-3, SOG, .splat, .ksplat): the raw bytes. */
+  | { kind: "spark"; fileType: SparkFileType; bytes: Uint8Array }
+  /** A format our decoders read: flat arrays in the PLY frame. */
+  | { kind: "arrays"; arrays: SplatArrays };
+
+/** The subset of Spark's SplatFileType values the player passes on. */
+export type SparkFileType = "ply" | "spz" | "splat" | "ksplat" | "pcsogszip" | "pcsogs";
+
+export interface FormatInfo {
+  /** Human name, e.g. "SPZ v4", "PLY", "SOG". */
+  format: string;
+  /** Total bytes of the file. */
+  fileBytes: number;
+  /** Bytes fetched over the network for it. */
+  bytesFetched: number;
+  /** Time spent decoding in the worker, ms (0 when Spark decodes). */
+  decodeMs: number;
+  /** Time spent fetching, ms. */
+  fetchMs: number;
+}
+
+export type WorkerReply =
+  | { id: number; type: "progress"; bytesFetched: number; total: number | null }
+  | { id: number; type: "done"; decoded: Decoded; info: FormatInfo }
+  | { id: number; type: "error"; message: string };

@@ -1,0 +1,269 @@
+/**
+ * The 3D view: a three.js renderer with Spark's SparkRenderer, an orbit camera and one
+ * SplatMesh at a time, with the display settings (splat scale, opacity threshold, budget,
+ * SH, background) applied on the GPU by one object-space modifier.
+ */
+import { dyno, SparkRenderer, SplatMesh, type PackedSplats } from "@sparkjsdev/spark";
+import * as THREE from "three";
+import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import type { CameraPreset } from "./cameras.js";
+
+export interface DisplaySettings {
+  /** Multiplies every Gaussian's extent. */
+  splatScale: number;
+  /** Gaussians with opacity below this are hidden. */
+  opacityThreshold: number;
+  /** Keep only the N most significant Gaussians (opacity x geometric-mean scale^2); 0 = all. */
+  budget: number;
+  /** View-dependent colour on/off. */
+  sh: boolean;
+  /** CSS colour of the background. */
+  background: string;
+}
+
+export const DEFAULT_SETTINGS: DisplaySettings = { splatScale: 1, opacityThreshold: 0, budget: 0, sh: true, background: "#000000" };
+
+/** How often a still view is redrawn, ms. */
+const IDLE_REDRAW_MS = 500;
+
+/** Rotation by 180 degrees about x: SPZ's RUB axes into the PLY frame (RDF). */
+const RUB_TO_RDF = new THREE.Quaternion(1, 0, 0, 0);
+
+export class SplatView {
+  readonly renderer: THREE.WebGLRenderer;
+  readonly scene = new THREE.Scene();
+  readonly camera = new THREE.PerspectiveCamera(50, 1, 0.01, 1000);
+  readonly controls: OrbitControls;
+  readonly spark: SparkRenderer;
+  mesh: SplatMesh | null = null;
+  settings: DisplaySettings = { ...DEFAULT_SETTINGS };
+  /** Frames drawn since the current mesh was added. */
+  framesDrawn = 0;
+  onDraw: (() => void) | null = null;
+  private splatScale = dyno.dynoFloat(1);
+  private minOpacity = dyno.dynoFloat(0);
+  private minSignificance = dyno.dynoFloat(0);
+  /** Sorted significances of the current mesh (ascending), for the budget. */
+  private significance: Float32Array | null = null;
+  private home: { position: THREE.Vector3; target: THREE.Vector3 } | null = null;
+  private pendingFrames = 3;
+  private activeUntil = 0;
+  private lastRender = 0;
+
+  constructor(readonly canvas: HTMLCanvasElement) {
+    this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false, alpha: false });
+    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    // Render on demand: when the camera moves, a setting changes, or Spark has a new sort.
+    this.spark = new SparkRenderer({ renderer: this.renderer, onDirty: () => this.invalidate() });
+    this.scene.add(this.spark);
+    this.camera.up.set(0, -1, 0); // the PLY frame has y down
+    this.controls = new OrbitControls(this.camera, canvas);
+    this.controls.enableDamping = true;
+    this.controls.addEventListener("change", () => this.invalidate());
+    this.setBackground(this.settings.background);
+    this.renderer.setAnimationLoop(() => this.draw());
+  }
+
+  /**
+   * Ask for renders: at least `frames` more, and every frame for the next second (Spark
+   * regenerates and sorts in workers over a few frames; it also calls onDirty when a new
+   * sort is ready). A still view is redrawn only twice a second, which also picks up any
+   * late result of Spark's workers.
+   */
+  invalidate(frames = 3): void {
+    this.pendingFrames = Math.max(this.pendingFrames, frames);
+    this.activeUntil = performance.now() + 1000;
+  }
+
+  private draw(): void {
+    if (this.controls.update()) this.invalidate();
+    const now = performance.now();
+    if (this.pendingFrames <= 0 && now > this.activeUntil && now - this.lastRender < IDLE_REDRAW_MS) return;
+    this.pendingFrames--;
+    this.lastRender = now;
+    try {
+      this.renderer.render(this.scene, this.camera);
+    } catch (e) {
+      // a throw here would end three's animation loop: report it and keep the loop alive
+      console.error("render failed:", e);
+      return;
+    }
+    if (!this.mesh?.isInitialized) return;
+    if (this.spark.activeSplats > 0) {
+      // a frame that drew the mesh's splats (Spark draws none until its first sort is in)
+      this.framesDrawn++;
+      this.onDraw?.();
+    } else {
+      this.invalidate(1); // keep going until Spark's workers have delivered
+    }
+  }
+
+  resize(width: number, height: number): void {
+    if (width < 1 || height < 1) return;
+    this.renderer.setSize(width, height, false);
+    this.camera.aspect = width / height;
+    this.camera.updateProjectionMatrix();
+    this.invalidate();
+  }
+
+  setBackground(css: string): void {
+    this.settings.background = css;
+    this.renderer.setClearColor(new THREE.Color(css), 1);
+    this.invalidate();
+  }
+
+  /** The modifier: scales x splatScale; opacity 0 below the threshold or the budget's cut. */
+  private modifier() {
+    const { splatScale, minOpacity, minSignificance } = this;
+    return dyno.dynoBlock({ gsplat: dyno.Gsplat }, { gsplat: dyno.Gsplat }, ({ gsplat }) => {
+      if (!gsplat) throw new Error("no gsplat");
+      const { scales, opacity } = dyno.splitGsplat(gsplat).outputs;
+      const { x, y, z } = dyno.split(scales).outputs;
+      const volume = dyno.mul(dyno.mul(x, y), z);
+      const significance = dyno.mul(opacity, dyno.pow(volume, dyno.dynoConst("float", 2 / 3)));
+      const visible = dyno.and(dyno.greaterThanEqual(opacity, minOpacity), dyno.greaterThanEqual(significance, minSignificance));
+      return {
+        gsplat: dyno.combineGsplat({
+          gsplat,
+          scales: dyno.mul(scales, splatScale),
+          opacity: dyno.select(visible, opacity, dyno.dynoConst("float", 0)),
+        }),
+      };
+    });
+  }
+
+  /** Replace the mesh with `packed` (PLY frame) or with bytes Spark decodes itself. */
+  async show(source: { packed: PackedSplats } | { bytes: Uint8Array; fileType: string; fileName: string; rub: boolean }): Promise<SplatMesh> {
+    this.clear();
+    const mesh = "packed" in source
+      ? new SplatMesh({ packedSplats: source.packed, splatEncoding: source.packed.splatEncoding })
+      : new SplatMesh({ fileBytes: source.bytes, fileType: source.fileType as never, fileName: source.fileName });
+    if (!("packed" in source) && source.rub) mesh.quaternion.copy(RUB_TO_RDF);
+    mesh.objectModifier = this.modifier();
+    try {
+      await mesh.initialized;
+    } catch (e) {
+      mesh.dispose();
+      throw e;
+    }
+    this.mesh = mesh;
+    this.framesDrawn = 0;
+    this.significance = null;
+    this.scene.add(mesh);
+    this.applySettings();
+    this.invalidate(6);
+    return mesh;
+  }
+
+  clear(): void {
+    if (this.mesh) {
+      this.scene.remove(this.mesh);
+      this.mesh.dispose();
+      this.mesh = null;
+    }
+    this.framesDrawn = 0;
+    this.invalidate();
+  }
+
+  count(): number {
+    return this.mesh?.packedSplats?.numSplats ?? 0;
+  }
+
+  /** Apply `settings` (all or some) to the GPU. */
+  applySettings(patch: Partial<DisplaySettings> = {}): void {
+    Object.assign(this.settings, patch);
+    const s = this.settings;
+    if (patch.background !== undefined) this.setBackground(s.background);
+    this.splatScale.value = s.splatScale;
+    this.minOpacity.value = s.opacityThreshold;
+    this.minSignificance.value = this.budgetCut(s.budget);
+    const splatsChanged = Object.keys(patch).length === 0 || Object.keys(patch).some((k) => k !== "background");
+    if (this.mesh && splatsChanged) {
+      const maxSh = s.sh ? 3 : 0;
+      if (this.mesh.maxSh !== maxSh) {
+        this.mesh.maxSh = maxSh;
+        this.mesh.updateGenerator(); // the SH degree is part of Spark's compiled pipeline
+      }
+      this.mesh.updateVersion(); // the modifier's uniforms are read when Spark regenerates
+    }
+    this.invalidate();
+  }
+
+  /** The significance the budget's N-th most significant Gaussian has (0 keeps all). */
+  private budgetCut(budget: number): number {
+    const n = this.count();
+    if (!this.mesh || budget <= 0 || budget >= n) return 0;
+    if (!this.significance) {
+      const sig = new Float32Array(n);
+      this.mesh.packedSplats?.forEachSplat((i, _c, scales, _q, opacity) => {
+        sig[i] = opacity * Math.pow(scales.x * scales.y * scales.z, 2 / 3);
+      });
+      this.significance = sig.sort();
+    }
+    return this.significance[n - budget];
+  }
+
+  /** Frame the whole mesh: look at the centre of the middle 90% of centres from -z. */
+  frameAll(): void {
+    if (!this.mesh) return;
+    const xs: number[][] = [[], [], []];
+    const step = Math.max(1, Math.floor(this.count() / 20000));
+    const p = new THREE.Vector3();
+    this.mesh.packedSplats?.forEachSplat((i, c) => {
+      if (i % step) return;
+      p.copy(c).applyQuaternion(this.mesh!.quaternion);
+      xs[0].push(p.x); xs[1].push(p.y); xs[2].push(p.z);
+    });
+    if (!xs[0].length) return;
+    const lo = new THREE.Vector3(), hi = new THREE.Vector3();
+    xs.forEach((v, a) => {
+      v.sort((u, w) => u - w);
+      lo.setComponent(a, v[Math.floor(0.05 * (v.length - 1))]);
+      hi.setComponent(a, v[Math.ceil(0.95 * (v.length - 1))]);
+    });
+    const centre = lo.clone().add(hi).multiplyScalar(0.5);
+    const radius = Math.max(hi.clone().sub(lo).length() / 2, 1e-3);
+    const dist = 1.4 * radius / Math.tan(((this.camera.fov / 2) * Math.PI) / 180);
+    this.camera.near = dist / 1000;
+    this.camera.far = dist * 100;
+    const position = centre.clone().add(new THREE.Vector3(0, -0.35, -1).normalize().multiplyScalar(dist));
+    this.home = { position, target: centre };
+    this.resetCamera();
+  }
+
+  resetCamera(): void {
+    if (!this.home) return;
+    this.camera.position.copy(this.home.position);
+    this.controls.target.copy(this.home.target);
+    this.camera.up.set(0, -1, 0);
+    this.camera.lookAt(this.home.target);
+    this.camera.updateProjectionMatrix();
+    this.controls.update();
+    this.invalidate();
+  }
+
+  /** Put the camera at a preset (PLY frame; three.js camera axes). */
+  usePreset(c: CameraPreset): void {
+    const r = c.rotation;
+    const m = new THREE.Matrix4().set(r[0], r[1], r[2], c.position[0], r[3], r[4], r[5], c.position[1], r[6], r[7], r[8], c.position[2], 0, 0, 0, 1);
+    const q = new THREE.Quaternion().setFromRotationMatrix(m);
+    this.camera.position.fromArray(c.position);
+    this.camera.quaternion.copy(q);
+    this.camera.fov = c.fovY;
+    this.camera.updateProjectionMatrix();
+    // orbit about a point ahead of the camera, with the camera's own up
+    const ahead = new THREE.Vector3(0, 0, -1).applyQuaternion(q);
+    const dist = this.home ? this.home.position.distanceTo(this.home.target) : 1;
+    this.camera.up.set(0, 1, 0).applyQuaternion(q);
+    this.controls.target.copy(this.camera.position).addScaledVector(ahead, dist);
+    this.controls.update();
+    this.invalidate();
+  }
+
+  dispose(): void {
+    this.renderer.setAnimationLoop(null);
+    this.clear();
+    this.controls.dispose();
+    this.renderer.dispose();
+  }
+}

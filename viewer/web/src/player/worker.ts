@@ -1,0 +1,86 @@
+/// <reference lib="webworker" />
+/**
+ * The decoding worker: fetches a file (counting bytes), tells its format from its first
+ * bytes, and decodes our formats to flat arrays off the main thread. Formats Spark reads go
+ * back as bytes (Spark decodes them in its own worker).
+ */
+import { FormatError } from "../formats/errors.js";
+import { decodeLgs } from "../formats/lgs.js";
+import { decodeSpzV4 } from "../formats/spz.js";
+import type { SplatArrays } from "../formats/types.js";
+import type { Decoded, LoadRequest, WorkerReply } from "./protocol.js";
+import { sniff } from "./sniff.js";
+
+declare const self: DedicatedWorkerGlobalScope;
+
+function post(msg: WorkerReply, transfer: Transferable[] = []): void {
+  self.postMessage(msg, transfer);
+}
+
+/** GET `url` whole, reporting progress; returns the bytes. */
+async function fetchAll(id: number, url: string, name: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new FormatError(`cannot fetch (${(e as Error).message})`, name);
+  }
+  if (!res.ok) throw new FormatError(`HTTP ${res.status} ${res.statusText}`.trim(), name);
+  const lenHeader = res.headers.get("content-length");
+  const total = lenHeader !== null && /^\d+$/.test(lenHeader) ? Number(lenHeader) : null;
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let have = 0;
+  let lastReport = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    have += value.length;
+    const now = performance.now();
+    if (now - lastReport > 100) {
+      lastReport = now;
+      post({ id, type: "progress", bytesFetched: have, total });
+    }
+  }
+  const out = new Uint8Array(have);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  post({ id, type: "progress", bytesFetched: have, total });
+  return out;
+}
+
+function arraysTransfer(a: SplatArrays): Transferable[] {
+  return [a.means, a.quats, a.logScales, a.opacityLogits, a.shDc, a.shRest].map((x) => x.buffer as ArrayBuffer);
+}
+
+async function load(req: LoadRequest): Promise<void> {
+  const t0 = performance.now();
+  const bytes = await fetchAll(req.id, req.url, req.name);
+  const fetchMs = performance.now() - t0;
+  if (bytes.length === 0) throw new FormatError("empty file", req.name);
+  const kind = sniff(bytes, req.name);
+  const info = { format: kind.format, fileBytes: bytes.length, bytesFetched: bytes.length, decodeMs: 0, fetchMs };
+  if (kind.reader === "unknown") throw new FormatError("unknown format (not .lgs, PLY, SPZ, SOG, .splat or .ksplat)", req.name);
+  if (kind.reader === "spark") {
+    const decoded: Decoded = { kind: "spark", fileType: kind.fileType, bytes };
+    post({ id: req.id, type: "done", decoded, info }, [bytes.buffer as ArrayBuffer]);
+    return;
+  }
+  const t1 = performance.now();
+  const arrays = kind.reader === "lgs" ? decodeLgs(bytes, { file: req.name }) : decodeSpzV4(bytes, req.name);
+  info.decodeMs = performance.now() - t1;
+  post({ id: req.id, type: "done", decoded: { kind: "arrays", arrays }, info }, arraysTransfer(arrays));
+}
+
+self.onmessage = (ev: MessageEvent<LoadRequest>) => {
+  const req = ev.data;
+  load(req).catch((e: unknown) => {
+    const message = e instanceof FormatError ? e.message : `${req.name}: ${(e as Error)?.message ?? String(e)}`;
+    post({ id: req.id, type: "error", message });
+  });
+};
