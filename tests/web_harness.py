@@ -64,17 +64,18 @@ def node_decode(jobs: Sequence[tuple[str, bytes, dict]]) -> list[NodeResult]:
         run = subprocess.run([node, str(DUMP), str(t / "jobs.json")], capture_output=True, text=True,
                              timeout=NODE_TIMEOUT_S)
         assert run.returncode == 0, f"node dump.mjs failed:\n{run.stderr[-4000:]}"
-        out = []
-        for i in range(len(jobs)):
-            meta = json.loads((t / f"out{i}.json").read_text())
-            if "error" in meta:
-                out.append(NodeResult(error=meta["message"]))
-                continue
-            blob = (t / f"out{i}").read_bytes()
-            arrays = {a["name"]: np.frombuffer(blob, dtype=np.dtype(a["dtype"]).newbyteorder("<"), count=a["length"],
-                                               offset=a["offset"]).copy() for a in meta["arrays"]}
-            out.append(NodeResult(arrays, meta["values"]))
-        return out
+        return [read_dump(t / f"out{i}") for i in range(len(jobs))]
+
+
+def read_dump(path: Path) -> NodeResult:
+    """A result Node wrote with ``writeResult`` (cli/dumpers.mjs): PATH (arrays) and PATH.json."""
+    meta = json.loads(Path(f"{path}.json").read_text())
+    if "error" in meta:
+        return NodeResult(error=meta["message"])
+    blob = Path(path).read_bytes()
+    arrays = {a["name"]: np.frombuffer(blob, dtype=np.dtype(a["dtype"]).newbyteorder("<"), count=a["length"],
+                                       offset=a["offset"]).copy() for a in meta["arrays"]}
+    return NodeResult(arrays, meta["values"])
 
 
 def assert_bits_equal(got: np.ndarray, want: np.ndarray, name: str) -> None:
@@ -127,3 +128,101 @@ def node_fuzz(kind: str, cases: Sequence[bytes], *, case_ms: float = 2000.0, hea
             raise AssertionError(f"{kind}: the Node fuzz run hung on case {case} (killed after {timeout_s:.0f} s)") from None
         assert run.returncode == 0, f"node fuzz run died (rc {run.returncode}):\n{run.stderr[-4000:]}"
         return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+class CountingServer:
+    """A local HTTP server (127.0.0.1, a free port) for streaming tests: serves ``files``
+    ({url path: bytes}) with or without Range support and counts what it sends.
+
+    ``ranges=False`` behaves as ``python -m http.server``: every GET answers 200 with the whole
+    file. ``ranges=True`` answers ``Range: bytes=a-b`` with 206 and Content-Range (416 past the
+    end). ``bytes_sent`` counts body bytes written, ``requests`` lists (path, Range header).
+    Use as a context manager; ``url(path)`` is the address of a file."""
+
+    def __init__(self, files: dict[str, bytes], *, ranges: bool = True):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files, self.ranges = files, ranges
+        self.bytes_sent = 0
+        self.requests: list[tuple[str, str | None]] = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                with lock:
+                    outer.requests.append((self.path, rng))
+                data = outer.files.get(self.path)
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start, end, status = 0, len(data), 200
+                if outer.ranges and rng:
+                    import re
+                    m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
+                    if m:
+                        start = int(m.group(1))
+                        end = min(len(data), int(m.group(2)) + 1) if m.group(2) else len(data)
+                        if start >= len(data):
+                            self.send_response(416)
+                            self.send_header("Content-Range", f"bytes */{len(data)}")
+                            self.send_header("Content-Length", "0")
+                            self.end_headers()
+                            return
+                        status = 206
+                self.send_response(status)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(end - start))
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+                if outer.ranges:
+                    self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                try:
+                    for p in range(start, end, 1 << 16):
+                        chunk = data[p:min(end, p + (1 << 16))]
+                        self.wfile.write(chunk)
+                        with lock:
+                            outer.bytes_sent += len(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def __enter__(self) -> "CountingServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+STREAM_PLAY = WEB / "cli" / "stream_play.mjs"
+
+
+def node_stream(spec: dict, timeout_s: float = 120.0) -> NodeResult:
+    """Run viewer/web/cli/stream_play.mjs on ``spec`` (its url, scenario, decoder, player
+    options...) in one Node process; returns its presented frames and counters."""
+    node = require_node()
+    with tempfile.TemporaryDirectory(prefix="web-stream-") as tmp:
+        t = Path(tmp)
+        (t / "spec.json").write_text(json.dumps({**spec, "output": str(t / "out")}))
+        run = subprocess.run([node, str(STREAM_PLAY), str(t / "spec.json")], capture_output=True, text=True,
+                             timeout=timeout_s)
+        assert run.returncode == 0, f"node stream_play.mjs failed:\n{run.stderr[-4000:]}"
+        return read_dump(t / "out")

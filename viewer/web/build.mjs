@@ -2,6 +2,8 @@
 //   node build.mjs            every bundle
 // Outputs:
 //   dist/formats.mjs          the decoding library as one ES module (Node and workers)
+//   dist/stream.mjs           the .gsv streaming engine (HTTP source, segment cache, player core)
+//   dist/stream-worker.mjs    its Web Worker entry (decodes segments, posts frames back)
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -22,5 +24,19 @@ await build({
   ...common,
   entryPoints: [join(here, "src/formats/index.ts")],
   outfile: join(here, "dist/formats.mjs"),
+  platform: "neutral",
+});
+
+await build({
+  ...common,
+  entryPoints: [join(here, "src/stream/index.ts")],
+  outfile: join(here, "dist/stream.mjs"),
+  platform: "neutral",
+});
+
+await build({
+  ...common,
+  entryPoints: [join(here, "src/stream/worker_entry.ts")],
+  outfile: join(here, "dist/stream-worker.mjs"),
   platform: "neutral",
 });
