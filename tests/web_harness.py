@@ -94,6 +94,36 @@ def assert_bits_equal(got: np.ndarray, want: np.ndarray, name: str) -> None:
         raise AssertionError(f"{name}: {len(bad)} of {want.size} values differ; first at {i}: {got[i]!r} != {want[i]!r}")
 
 
+# centres: |TS - Python| <= POS_TOL x the clip's extent (float32 ulp at the extent is 2^-24 = 6e-8;
+# the skinning's float32 rounding in the reference spreads over a few dozen ulps at most)
+POS_TOL = 1e-6
+# rotations: unit quaternions, compared up to sign
+ROT_TOL = 1e-6
+
+
+def compare_gsv_frame(name: str, got: dict, want, frame: int, predicted: bool, extent: float) -> dict:
+    """A decoded `.gsv` frame (``got``: SplatArrays fields by name) against VideoReader's ``want``
+    (a GaussianScene): appearance bit for bit, centres and rotations too unless ``predicted``
+    (a tracked segment's skinned frame: within POS_TOL x ``extent`` and ROT_TOL, the float32
+    rounding docs/web.md explains). Returns the worst deviations of a predicted frame."""
+    exact = {"logScales": want.log_scales, "opacityLogits": want.opacity_logits, "shDc": want.sh_dc,
+             "shRest": want.sh_rest}
+    if not predicted:
+        exact.update(means=want.means, quats=want.quats)
+    for key, arr in exact.items():
+        assert_bits_equal(got[key], arr.numpy(), f"{name} frame {frame}: {key}")
+    if not predicted:
+        return {}
+    m = got["means"].reshape(-1, 3)
+    q = got["quats"].reshape(-1, 4)
+    dm = float(np.abs(m - want.means.numpy()).max()) / extent
+    wq = want.quats.numpy()
+    dq = float(np.minimum(np.abs(q - wq).max(1), np.abs(q + wq).max(1)).max())
+    assert dm <= POS_TOL, f"{name} frame {frame}: centres off by {dm:.3g} x extent"
+    assert dq <= ROT_TOL, f"{name} frame {frame}: rotations off by {dq:.3g}"
+    return {"pos": dm, "rot": dq}
+
+
 SPLAT_FIELDS = {"means": "means", "quats": "quats", "logScales": "log_scales", "opacityLogits": "opacity_logits",
                 "shDc": "sh_dc", "shRest": "sh_rest"}
 """SplatArrays field -> GaussianScene attribute."""
