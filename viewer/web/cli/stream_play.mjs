@@ -6,7 +6,8 @@
 //        options: {PlayerOptions}, frame: N (seek), passes: N (loop), dump: bool, timeoutMs}
 // Writes OUTPUT/OUTPUT.json (dumpers.writeResult): with dump, every presented frame as
 // f{i}.{field}; values: the events, bytes fetched (after the header and at each pass end),
-// requests, the source's mode, stats, elapsed ms, per-frame decode ms.
+// requests, the source's mode, stats, elapsed ms, per-frame decode ms and presentation times
+// (ms since the player was made) and the process's CPU time then (user + system ms, all threads).
 import { readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import * as S from "../dist/stream.mjs";
@@ -36,6 +37,8 @@ async function main(spec) {
   const events = [];
   const order = [];
   const decodeMs = [];
+  const frameMs = [];
+  const frameCpuMs = [];
   const passBytes = [];
   let passes = 0;
   let finish;
@@ -48,6 +51,9 @@ async function main(spec) {
   player.on("frame", (e) => {
     order.push(e.index);
     decodeMs.push(e.decodeMs);
+    frameMs.push(performance.now() - t0);
+    const c = process.cpuUsage();
+    frameCpuMs.push((c.user + c.system) / 1000);
     if (spec.dump) Object.entries(splat(e.splats)).forEach(([k, v]) => { out[`f${e.index}.${k}`] = v; });
     if (scenario === "loop" && e.index === player.header.frames - 1) {
       passBytes.push(source.bytesFetched);
@@ -73,7 +79,8 @@ async function main(spec) {
   }
   const stats = player.stats();
   Object.assign(out, {
-    events: JSON.stringify(events), order: Int32Array.from(order), decodeMs: Float64Array.from(decodeMs),
+    events: JSON.stringify(events), order: Int32Array.from(order), decodeMs: Float64Array.from(decodeMs), frameMs: Float64Array.from(frameMs),
+    frameCpuMs: Float64Array.from(frameCpuMs),
     headerBytes, bytesFetched: source.bytesFetched, passBytes: JSON.stringify(passBytes), requests: source.requests,
     mode: source.mode ?? "", size: source.size ?? -1, frames: header?.frames ?? -1, fps: header?.fps ?? 0,
     segments: player.segments.length, elapsedMs: performance.now() - t0, stats: JSON.stringify(stats),
