@@ -106,6 +106,11 @@ export type DecodeReply =
   | { id: number; ok: true; ms: number; splats: SplatArrays }
   | { id: number; ok: false; message: string; format: boolean; missing?: boolean };
 
+/** `bytes` alone in its buffer (postMessage clones a view's whole buffer, e.g. a whole file). */
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
 /** Decodes in a worker running `serveDecoder`. */
 export class WorkerDecoder implements FrameDecoder {
   readonly kind = "worker" as const;
@@ -124,7 +129,7 @@ export class WorkerDecoder implements FrameDecoder {
     const send = !this.held.get(s);
     if (send) this.held.set(s, {} as GsvSegment);
     return new Promise((resolve, reject) => {
-      const req: DecodeRequest = { id: this.nextId++, segment: s, frame: f, shDegree, bytes: send ? bytes : undefined };
+      const req: DecodeRequest = { id: this.nextId++, segment: s, frame: f, shDegree, bytes: send ? ownBytes(bytes) : undefined };
       this.waiting.set(req.id, { resolve, reject, req, bytes });
       this.worker.postMessage(req);
     });
@@ -141,7 +146,7 @@ export class WorkerDecoder implements FrameDecoder {
     if (r.missing && !w.req.bytes) {
       // the worker dropped it (an earlier failure): send the bytes again
       this.held.set(w.req.segment, {} as GsvSegment);
-      const req = { ...w.req, id: this.nextId++, bytes: w.bytes };
+      const req = { ...w.req, id: this.nextId++, bytes: ownBytes(w.bytes) };
       this.waiting.set(req.id, { ...w, req });
       this.worker.postMessage(req);
       return;

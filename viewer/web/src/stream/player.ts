@@ -169,7 +169,13 @@ export class GsvPlayer {
   }
 
   private emit<K extends keyof PlayerEvents>(type: K, ev: PlayerEvents[K]): void {
-    for (const fn of this.listeners.get(type) ?? []) (fn as Listener<PlayerEvents[K]>)(ev);
+    for (const fn of this.listeners.get(type) ?? []) {
+      try {
+        (fn as Listener<PlayerEvents[K]>)(ev);
+      } catch (e) {
+        setTimeout(() => { throw e; }); // reported as uncaught, as EventTarget does; playback goes on
+      }
+    }
   }
 
   get duration(): number {
@@ -236,6 +242,8 @@ export class GsvPlayer {
   /** Go to frame i (clamped); resolves with the index presented. */
   async seekFrame(i: number): Promise<number> {
     const h = await this.ready;
+    if (!Number.isFinite(i)) throw new RangeError(`seek frame must be finite, got ${i}`);
+    if (h.frames === 0 || this.closed) return -1;
     const f = Math.min(Math.max(0, Math.floor(i)), h.frames - 1);
     this.gen++;
     this.next = f;
@@ -367,7 +375,14 @@ export class GsvPlayer {
           continue;
         }
       }
-      await this.step(h);
+      try {
+        await this.step(h);
+      } catch (e) {
+        // not a fault of the file or the network (those are handled in step): a bug; stop cleanly
+        this.showOnce = false;
+        this.fail(e);
+        this.settleSeek(this.next);
+      }
     }
   }
 

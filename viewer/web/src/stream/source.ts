@@ -179,7 +179,8 @@ export class HttpSource {
       if (p.total !== undefined) throw new FetchError(`short read: the download ended at byte ${p.received} of ${p.total}`, this.url);
       end = p.received; // the file ends here
     }
-    return p.buf.slice(Math.min(start, end), end);
+    // a view, not a copy: a grown buffer leaves the old one alive for the views into it
+    return p.buf.subarray(Math.min(start, end), end);
   }
 
   private async send(start: number, end: number): Promise<Response> {
