@@ -94,6 +94,26 @@ def test_seek_to_the_last_segment_fetches_only_the_header_and_that_segment(clip)
     _check_frames(res, clip, [2 * SEGMENTS - 1], "seek")
 
 
+def test_seek_while_playing_skips_the_segments_between(clip):
+    """Playing with a short buffer, a seek to segment 10 fetches that segment next, read-ahead
+    resumes after it, and nothing between the buffer and the seek target is ever fetched."""
+    ranges = _ranges(clip)
+    target = 10
+    with CountingServer({PATH: clip}, ranges=True) as srv:
+        res = node_stream({"url": srv.url(PATH), "scenario": "playSeek", "frame": 2 * target, "dump": True,
+                           "options": {"realtime": True, "bufferSeconds": 0.2}})
+    assert res.error is None, res.error
+    order = res.arrays["order"].tolist()
+    assert order[0] == 0 and order[-(2 * SEGMENTS - 2 * target):] == list(range(2 * target, 2 * SEGMENTS)), order
+    assert _events(res)[-1]["type"] == "ended"
+    fetched = set()
+    for _, rng in srv.requests[1:]:
+        a, b = (int(x) for x in rng.split("=")[1].split("-"))
+        fetched |= {s for s, (o, n) in enumerate(ranges) if a < o + n and b >= o}
+    assert fetched == {0, 1} | set(range(target, SEGMENTS)), sorted(fetched)
+    _check_frames(res, clip, [2 * target, 2 * SEGMENTS - 1], "seek while playing")
+
+
 def test_host_without_range_plays_every_frame_from_one_download(clip):
     """A host that answers 200 (python -m http.server): one request, the file once, every frame."""
     with CountingServer({PATH: clip}, ranges=False) as srv:

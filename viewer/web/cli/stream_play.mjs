@@ -2,8 +2,9 @@
 // Plays a .gsv over HTTP with the streaming engine (dist/stream.mjs) in Node, for the tests
 // (tests/test_web_stream.py) and the benchmark (bench/web_stream.py).
 //   node stream_play.mjs SPEC.json
-// SPEC: {url, output, scenario: "play" | "seek" | "loop", decoder: "thread" | "worker",
-//        options: {PlayerOptions}, frame: N (seek), passes: N (loop), dump: bool, timeoutMs}
+// SPEC: {url, output, scenario: "play" | "seek" | "playSeek" | "loop", decoder: "thread" | "worker",
+//        options: {PlayerOptions}, frame: N (seek, playSeek: after the first frame), passes: N (loop),
+//        dump: bool, timeoutMs}
 // Writes OUTPUT/OUTPUT.json (dumpers.writeResult): with dump, every presented frame as
 // f{i}.{field}; values: the events, bytes fetched (after the header and at each pass end),
 // requests, the source's mode, stats, elapsed ms, per-frame decode ms and presentation times
@@ -55,6 +56,9 @@ async function main(spec) {
     const c = process.cpuUsage();
     frameCpuMs.push((c.user + c.system) / 1000);
     if (spec.dump) Object.entries(splat(e.splats)).forEach(([k, v]) => { out[`f${e.index}.${k}`] = v; });
+    if (scenario === "playSeek" && order.length === 1) {
+      void player.seekFrame(spec.frame).then((i) => events.push({ type: "seekResolved", index: i, bytes: source.bytesFetched }));
+    }
     if (scenario === "loop" && e.index === player.header.frames - 1) {
       passBytes.push(source.bytesFetched);
       if (++passes >= (spec.passes ?? 2)) { player.pause(); finish(); }
