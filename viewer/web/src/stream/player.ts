@@ -41,6 +41,9 @@ export interface PlayerOptions {
   memoryBytes?: number;
   /** the frame decoder (default: a ThreadDecoder; pages pass a WorkerDecoder) */
   decoder?: FrameDecoder;
+  /** frames decoded ahead of the one presented (default 8 with a worker, which then hides a segment's
+   * load behind playback; 1 in this thread); each holds one decoded frame in memory */
+  decodeAhead?: number;
   /** false: deliver every frame as soon as it is decoded, without waiting for its time (tests, export) */
   realtime?: boolean;
   /** the first read for the header (default 4096 bytes; a bigger header or table costs one more read) */
@@ -139,7 +142,9 @@ export class GsvPlayer {
   private anchorFrame = 0;
   private wake: (() => void) | null = null;
   private seekWaiters: ((index: number) => void)[] = [];
-  private ahead: { gen: number; s: number; f: number; p: Promise<DecodedFrame> } | null = null;
+  /** decodes already asked for, of the frames after the one being presented, in order */
+  private queue: { gen: number; f: number; p: Promise<DecodedFrame> }[] = [];
+  private readonly decodeAhead: number;
   private opened = now();
   private decodeTimes: number[] = [];
   private deliveredAt: number[] = [];
@@ -155,6 +160,7 @@ export class GsvPlayer {
     this.realtime = opts.realtime ?? true;
     this._speed = opts.speed ?? 1;
     this.preload = opts.preload ?? "auto";
+    this.decodeAhead = Math.max(0, Math.floor(opts.decodeAhead ?? (this.decoder.kind === "worker" ? 8 : 1)));
     this.ready = this.open();
     this.ready.catch(() => undefined);
     void this.run();
@@ -405,9 +411,12 @@ export class GsvPlayer {
     let got: DecodedFrame;
     try {
       let p: Promise<DecodedFrame>;
-      if (this.ahead && this.ahead.gen === gen && this.ahead.s === s && this.ahead.f === f) {
-        p = this.ahead.p;
+      const q = this.queue[0];
+      if (q && q.gen === gen && q.f === f) {
+        this.queue.shift();
+        p = q.p;
       } else {
+        this.queue = [];
         if (cache.status(s) !== "ready") {
           stalled = true;
           this.stalls++;
@@ -417,10 +426,9 @@ export class GsvPlayer {
         if (gen !== this.gen) return;
         p = this.decoder.frame(s, bytes, f - e.first, h.shDegree);
       }
-      this.ahead = null;
       got = await p;
     } catch (err) {
-      this.ahead = null;
+      this.queue = [];
       if (err instanceof FormatError) {
         const fe = err.file ? err : new FormatError(`segment ${s} (frames ${e.first}..): ${err.reason}`, this.file);
         cache.markBad(s, fe);
@@ -433,17 +441,19 @@ export class GsvPlayer {
       return;
     }
     if (gen !== this.gen) return;
-    // start the next frame's decode while this one waits for its time
-    const g = f + 1 < h.frames ? f + 1 : (this.loop ? 0 : -1);
-    if (this.playing && g >= 0) {
-      const gs = reader.segmentOf(g);
-      if (cache.status(gs) === "ready") {
-        const ge = reader.segments[gs];
+    // start the next frames' decodes while this one waits for its time
+    if (this.playing) {
+      let g = this.queue.length ? this.queue[this.queue.length - 1].f : f;
+      while (this.queue.length < this.decodeAhead) {
+        g = g + 1 < h.frames ? g + 1 : (this.loop ? 0 : -1);
+        if (g < 0 || g === f) break;
+        const gs = reader.segmentOf(g);
+        if (cache.status(gs) !== "ready") break;
         const bytes = await cache.get(gs);
         if (gen !== this.gen) return;
-        const p = this.decoder.frame(gs, bytes, g - ge.first, h.shDegree);
+        const p = this.decoder.frame(gs, bytes, g - reader.segments[gs].first, h.shDegree);
         p.catch(() => undefined);
-        this.ahead = { gen, s: gs, f: g, p };
+        this.queue.push({ gen, f: g, p });
       }
     }
     if (this.playing && this.realtime && !this.showOnce) {
