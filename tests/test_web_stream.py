@@ -7,6 +7,7 @@ tolerances of tests/test_web_gsv.py), through the in-thread and the worker decod
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -170,6 +171,20 @@ def test_corrupt_segment_is_a_gap_and_the_rest_plays(clip, decoder):
     assert res.arrays["order"].tolist() == rest
     assert json.loads(res.values["stats"])["gaps"] == [bad]
     _check_frames(res, clip, rest, "beside a corrupt segment")
+
+
+def test_close_aborts_the_download(clip):
+    """Closing the player mid-download (a slow host without Range) stops the transfer: the server
+    sends a fraction of the file and nothing is received after the close, with no error event."""
+    with CountingServer({PATH: clip}, ranges=False, chunk_delay_s=0.05) as srv:
+        res = node_stream({"url": srv.url(PATH), "scenario": "abort", "waitMs": 500})
+        time.sleep(0.2)
+        sent = srv.bytes_sent
+    events = _events(res)
+    closed = [e for e in events if e["type"] == "closed"]
+    assert closed and res.values["bytesFetched"] == closed[0]["bytes"], events
+    assert not any(e["type"] == "error" for e in events), events
+    assert sent < len(clip) // 2, f"the server sent {sent} of {len(clip)} bytes after the close"
 
 
 def test_http_faults_are_one_line_naming_the_url(clip):

@@ -13,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -167,9 +168,10 @@ class CountingServer:
     ``ranges=False`` behaves as ``python -m http.server``: every GET answers 200 with the whole
     file. ``ranges=True`` answers ``Range: bytes=a-b`` with 206 and Content-Range (416 past the
     end). ``bytes_sent`` counts body bytes written, ``requests`` lists (path, Range header).
+    ``chunk_delay_s`` sleeps after each 64 KiB of a body (a slow link).
     Use as a context manager; ``url(path)`` is the address of a file."""
 
-    def __init__(self, files: dict[str, bytes], *, ranges: bool = True):
+    def __init__(self, files: dict[str, bytes], *, ranges: bool = True, chunk_delay_s: float = 0.0):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -223,6 +225,8 @@ class CountingServer:
                         self.wfile.write(chunk)
                         with lock:
                             outer.bytes_sent += len(chunk)
+                        if chunk_delay_s:
+                            time.sleep(chunk_delay_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

@@ -2,9 +2,9 @@
 // Plays a .gsv over HTTP with the streaming engine (dist/stream.mjs) in Node, for the tests
 // (tests/test_web_stream.py) and the benchmark (bench/web_stream.py).
 //   node stream_play.mjs SPEC.json
-// SPEC: {url, output, scenario: "play" | "seek" | "playSeek" | "loop", decoder: "thread" | "worker",
+// SPEC: {url, output, scenario: "play" | "seek" | "playSeek" | "loop" | "abort", decoder: "thread" | "worker",
 //        options: {PlayerOptions}, frame: N (seek, playSeek: after the first frame), passes: N (loop),
-//        dump: bool, timeoutMs}
+//        dump: bool, timeoutMs}; "abort" closes the player once the header is in, then waits waitMs
 // Writes OUTPUT/OUTPUT.json (dumpers.writeResult): with dump, every presented frame as
 // f{i}.{field}; values: the events, bytes fetched (after the header and at each pass end),
 // requests, the source's mode, stats, elapsed ms, per-frame decode ms and presentation times
@@ -72,7 +72,12 @@ async function main(spec) {
   }
   const headerBytes = source.bytesFetched;
   if (header) {
-    if (scenario === "seek") {
+    if (scenario === "abort") {
+      player.close();
+      const closedAt = source.bytesFetched;
+      await new Promise((r) => setTimeout(r, spec.waitMs ?? 500));
+      events.push({ type: "closed", bytes: closedAt });
+    } else if (scenario === "seek") {
       const got = await player.seekFrame(spec.frame ?? header.frames - 1);
       events.push({ type: "seekResolved", index: got });
     } else {
