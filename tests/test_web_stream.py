@@ -191,7 +191,11 @@ def test_http_faults_are_one_line_naming_the_url(clip):
     with CountingServer({PATH: clip, "/half.gsv": clip[: len(clip) // 2]}, ranges=True) as srv:
         missing = node_stream({"url": srv.url("/nope.gsv"), "scenario": "play"})
         half = node_stream({"url": srv.url("/half.gsv"), "scenario": "play"})
-    for res, want in ((missing, "HTTP 404"), (half, "truncated")):
+    with CountingServer({PATH: clip}, ranges=True, short_by=100) as srv:
+        short = node_stream({"url": srv.url(PATH), "scenario": "play"})
+    with CountingServer({PATH: clip}, ranges=False, short_by=100) as srv:
+        short_whole = node_stream({"url": srv.url(PATH), "scenario": "play"})
+    for res, want in ((missing, "HTTP 404"), (half, "truncated"), (short, "short read"), (short_whole, "short read")):
         errors = [e for e in _events(res) if e["type"] == "error"]
         assert len(errors) == 1, _events(res)
         msg = errors[0]["message"]

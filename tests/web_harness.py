@@ -168,10 +168,12 @@ class CountingServer:
     ``ranges=False`` behaves as ``python -m http.server``: every GET answers 200 with the whole
     file. ``ranges=True`` answers ``Range: bytes=a-b`` with 206 and Content-Range (416 past the
     end). ``bytes_sent`` counts body bytes written, ``requests`` lists (path, Range header).
-    ``chunk_delay_s`` sleeps after each 64 KiB of a body (a slow link).
+    ``chunk_delay_s`` sleeps after each 64 KiB of a body (a slow link); ``short_by`` N ends every
+    body longer than N bytes N bytes early and drops the connection (a broken transfer).
     Use as a context manager; ``url(path)`` is the address of a file."""
 
-    def __init__(self, files: dict[str, bytes], *, ranges: bool = True, chunk_delay_s: float = 0.0):
+    def __init__(self, files: dict[str, bytes], *, ranges: bool = True, chunk_delay_s: float = 0.0,
+                 short_by: int = 0):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -219,9 +221,10 @@ class CountingServer:
                 if outer.ranges:
                     self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
+                stop = end - short_by if end - start > short_by > 0 else end
                 try:
-                    for p in range(start, end, 1 << 16):
-                        chunk = data[p:min(end, p + (1 << 16))]
+                    for p in range(start, stop, 1 << 16):
+                        chunk = data[p:min(stop, p + (1 << 16))]
                         self.wfile.write(chunk)
                         with lock:
                             outer.bytes_sent += len(chunk)
@@ -229,6 +232,8 @@ class CountingServer:
                             time.sleep(chunk_delay_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                if stop < end:
+                    self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -266,7 +266,7 @@ export class HttpSource {
     } catch (e) {
       if (this.closed) throw this.abortError();
       if (e instanceof FetchError) throw e;
-      throw new FetchError(`download failed after ${n} bytes: ${e instanceof Error ? e.message : String(e)}`, this.url);
+      throw new FetchError(`short read: the reply ended after ${n} of ${limit} bytes (${e instanceof Error ? e.message : String(e)})`, this.url);
     }
     return out.subarray(0, n);
   }
@@ -297,7 +297,8 @@ export class HttpSource {
           ? new FetchError(`short read: the download ended at byte ${p.received} of ${total}`, this.url, 200) : null);
       } catch (e) {
         p.finish(this.closed ? this.abortError()
-          : e instanceof FetchError ? e : new FetchError(`download failed at byte ${p.received}: ${e instanceof Error ? e.message : String(e)}`, this.url));
+          : e instanceof FetchError ? e
+          : new FetchError(`short read: the download ended at byte ${p.received}${total !== undefined ? ` of ${total}` : ""} (${e instanceof Error ? e.message : String(e)})`, this.url));
       }
     })();
   }
