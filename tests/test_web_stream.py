@@ -151,13 +151,28 @@ def test_memory_budget_bounds_the_cache(clip):
     assert res.arrays["order"].tolist() == list(range(2 * SEGMENTS)) * 2
 
 
-@pytest.mark.parametrize("decoder", ["thread", "worker"])
-def test_corrupt_segment_is_a_gap_and_the_rest_plays(clip, decoder):
-    ranges = _ranges(clip)
+def _bad_content(clip: bytes, s: int) -> bytes:
+    """The clip with segment s replaced by a well-formed segment container (valid CRCs) whose
+    content the decoder refuses: the fault surfaces in the decoder, not in the byte check."""
+    from compress.container import pack_container, unpack_container
+    from compress.video.codec import MAGIC
+    from compress.video.segment import SEG_MAGIC
+
+    box = unpack_container(clip, magic=MAGIC, max_version=2)
+    chunks = [(c.tag, c.data) for c in box.chunks]
+    chunks[s] = ("SEGM", pack_container(SEG_MAGIC, 2, {"mode": "tracked"}, []))
+    return pack_container(MAGIC, box.version, box.header, chunks)
+
+
+@pytest.mark.parametrize("decoder,fault", [("thread", "checksum"), ("worker", "checksum"), ("worker", "content")])
+def test_corrupt_segment_is_a_gap_and_the_rest_plays(clip, decoder, fault):
     bad = 7
-    off, n = ranges[bad]
-    data = bytearray(clip)
-    data[off + n // 2] ^= 0x40
+    if fault == "checksum":
+        off, n = _ranges(clip)[bad]
+        data = bytearray(clip)
+        data[off + n // 2] ^= 0x40
+    else:
+        data = _bad_content(clip, bad)
     with CountingServer({PATH: bytes(data)}, ranges=True) as srv:
         res = node_stream({"url": srv.url(PATH), "scenario": "play", "decoder": decoder, "dump": True})
     assert res.error is None, res.error
@@ -165,7 +180,7 @@ def test_corrupt_segment_is_a_gap_and_the_rest_plays(clip, decoder):
     gaps = [e for e in events if e["type"] == "gap"]
     assert len(gaps) == 1 and gaps[0]["segment"] == bad and gaps[0]["first"] == 2 * bad and gaps[0]["frames"] == 2
     msg = gaps[0]["message"]
-    assert "\n" not in msg and PATH in msg and f"segment {bad}" in msg and "checksum" in msg, msg
+    assert "\n" not in msg and PATH in msg and f"segment {bad}" in msg and ("checksum" in msg) == (fault == "checksum"), msg
     assert not any(e["type"] == "error" for e in events) and events[-1]["type"] == "ended"
     rest = [i for i in range(2 * SEGMENTS) if i // 2 != bad]
     assert res.arrays["order"].tolist() == rest
