@@ -76,6 +76,15 @@ def test_plays_end_to_end_within_the_file_bytes(clip, decoder):
     assert stats["frames"] == n and stats["decodeMs"] > 0 and stats["gaps"] == []
 
 
+def test_plays_when_content_range_is_hidden(clip):
+    """A 206 without Content-Range (cross-origin, not exposed) is trusted: every frame, the file's bytes."""
+    with CountingServer({PATH: clip}, ranges=True, hide_content_range=True) as srv:
+        res = node_stream({"url": srv.url(PATH), "scenario": "play"})
+    assert res.error is None and res.values["mode"] == "range", res.error
+    assert res.arrays["order"].tolist() == list(range(2 * SEGMENTS))
+    assert srv.bytes_sent <= 1.02 * len(clip)
+
+
 def test_seek_to_the_last_segment_fetches_only_the_header_and_that_segment(clip):
     """Seeking to the last segment of a 20-segment clip costs <= the header plus 2 segments, and
     presents the right frame."""

@@ -3,7 +3,9 @@
 One Node process per call decodes many files (``node_decode``) or a whole fuzz corpus
 (``node_fuzz``) through ``viewer/web/cli/dump.mjs``; its "dumpers" table maps a kind (``lgs``,
 ``ints``, ``ctx``...) to a decoder, so a new format's parity test only adds a dumper there and
-calls these helpers. Tests skip with a clear message when Node or the built bundle is missing
+calls these helpers. ``CountingServer`` (a local HTTP server with or without Range that counts
+what it sends) and ``node_stream`` (``cli/stream_play.mjs``) test the streaming engine.
+Tests skip with a clear message when Node or the built bundle is missing
 (``make web`` installs Node and builds it).
 """
 from __future__ import annotations
@@ -169,11 +171,13 @@ class CountingServer:
     file. ``ranges=True`` answers ``Range: bytes=a-b`` with 206 and Content-Range (416 past the
     end). ``bytes_sent`` counts body bytes written, ``requests`` lists (path, Range header).
     ``chunk_delay_s`` sleeps after each 64 KiB of a body (a slow link); ``short_by`` N ends every
-    body longer than N bytes N bytes early and drops the connection (a broken transfer).
+    body longer than N bytes N bytes early and drops the connection (a broken transfer);
+    ``hide_content_range`` leaves Content-Range out of 206 replies (what a cross-origin page sees
+    when the host does not expose it).
     Use as a context manager; ``url(path)`` is the address of a file."""
 
     def __init__(self, files: dict[str, bytes], *, ranges: bool = True, chunk_delay_s: float = 0.0,
-                 short_by: int = 0):
+                 short_by: int = 0, hide_content_range: bool = False):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -216,7 +220,7 @@ class CountingServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(end - start))
-                if status == 206:
+                if status == 206 and not hide_content_range:
                     self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
                 if outer.ranges:
                     self.send_header("Accept-Ranges", "bytes")
