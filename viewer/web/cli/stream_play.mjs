@@ -20,7 +20,8 @@ export function nodeWorkerDecoder() {
   w.unref();
   return new S.WorkerDecoder({
     postMessage: (m, transfer) => w.postMessage(m, transfer),
-    addEventListener: (_type, fn) => w.on("message", (data) => fn({ data })),
+    addEventListener: (type, fn) => (type === "message" ? w.on("message", (data) => fn({ data }))
+      : w.on("error", (e) => fn({ message: e?.message ?? String(e) }))),
     terminate: () => void w.terminate(),
   });
 }

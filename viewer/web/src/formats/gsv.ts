@@ -91,7 +91,8 @@ export class GsvReader {
   /** Read and verify the prefix, JSON header and segment table (one range read, more only for a large header). */
   static async open(read: RangeReader, opts: GsvOptions = {}): Promise<GsvReader> {
     const file = opts.file;
-    let requested = Math.max(16, Math.floor(opts.headBytes ?? 65536));
+    const hb = opts.headBytes ?? 65536;
+    let requested = Number.isFinite(hb) ? Math.max(16, Math.floor(hb)) : 65536;
     let head = await read(0, requested);
     // fetch until the prefix, header and table are all in (a large header or table needs more)
     for (;;) {

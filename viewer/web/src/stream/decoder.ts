@@ -87,7 +87,7 @@ export class ThreadDecoder implements FrameDecoder {
 /** What a worker (browser Worker, or an adapter over Node's worker_threads) must offer. */
 export interface WorkerLike {
   postMessage(message: unknown, transfer?: Transferable[]): void;
-  addEventListener(type: "message", listener: (ev: { data: unknown }) => void): void;
+  addEventListener(type: "message" | "error", listener: (ev: { data?: unknown; message?: string }) => void): void;
   terminate?(): void;
 }
 
@@ -119,13 +119,24 @@ export class WorkerDecoder implements FrameDecoder {
   /** segments the worker holds parsed, mirrored (the worker keeps the same LRU in the same order) */
   private held = new SegmentLru();
   private closed = false;
+  private failure: string | null = null;
 
   constructor(private readonly worker: WorkerLike) {
     worker.addEventListener("message", (ev) => this.onReply(ev.data as DecodeReply));
+    // a worker that dies (failed to load, out of memory) fails every pending and later frame
+    worker.addEventListener("error", (ev) => this.die(`decoder worker failed: ${ev.message ?? "unknown error"}`));
+  }
+
+  private die(message: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failure = message;
+    for (const w of this.waiting.values()) w.reject(new Error(message));
+    this.waiting.clear();
   }
 
   frame(s: number, bytes: Uint8Array, f: number, shDegree: number): Promise<DecodedFrame> {
-    if (this.closed) return Promise.reject(new Error("decoder closed"));
+    if (this.closed) return Promise.reject(new Error(this.failure ?? "decoder closed"));
     const send = !this.held.get(s);
     if (send) this.held.set(s, {} as GsvSegment);
     return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@ export {
   ThreadDecoder, WorkerDecoder, SegmentLru, decodeFrame, KEEP_SEGMENTS,
   type FrameDecoder, type DecodedFrame, type WorkerLike, type DecodeRequest, type DecodeReply,
 } from "./decoder.js";
-export { serveDecoder } from "./worker.js";
+export { serveDecoder, type DecoderPort } from "./worker.js";
 export {
   GsvPlayer, type ByteSource, type PlayerOptions, type PlayerEvents, type PlayerStats, type FrameEvent, type GapEvent,
 } from "./player.js";

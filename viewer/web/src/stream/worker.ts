@@ -9,7 +9,7 @@
  */
 import { FormatError } from "../formats/errors.js";
 import type { SplatArrays } from "../formats/types.js";
-import { decodeFrame, SegmentLru, type DecodeReply, type DecodeRequest, type WorkerLike } from "./decoder.js";
+import { decodeFrame, SegmentLru, type DecodeReply, type DecodeRequest } from "./decoder.js";
 
 const now = (): number => (globalThis.performance ? performance.now() : Date.now());
 
@@ -18,8 +18,14 @@ function owned(a: Float32Array, fresh: boolean): Float32Array {
   return fresh && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice();
 }
 
+/** The worker's side of the channel: a DedicatedWorkerGlobalScope, or an adapter over worker_threads. */
+export interface DecoderPort {
+  postMessage(message: unknown, transfer: Transferable[]): void;
+  addEventListener(type: "message", listener: (ev: { data: unknown }) => void): void;
+}
+
 /** Serve decode requests arriving on `port` until the worker ends. */
-export function serveDecoder(port: Pick<WorkerLike, "postMessage" | "addEventListener">): void {
+export function serveDecoder(port: DecoderPort): void {
   const lru = new SegmentLru();
   port.addEventListener("message", (ev) => {
     const req = ev.data as DecodeRequest;

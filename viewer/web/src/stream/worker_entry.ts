@@ -1,5 +1,4 @@
 /** The Web Worker entry (dist/stream-worker.mjs): `new Worker(url, {type: "module"})`. */
-import { serveDecoder } from "./worker.js";
-import type { WorkerLike } from "./decoder.js";
+import { serveDecoder, type DecoderPort } from "./worker.js";
 
-serveDecoder(globalThis as unknown as WorkerLike);
+serveDecoder(globalThis as unknown as DecoderPort);
