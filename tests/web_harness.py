@@ -163,6 +163,9 @@ def node_fuzz(kind: str, cases: Sequence[bytes], *, case_ms: float = 2000.0, hea
         return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".mjs": "text/javascript", ".js": "text/javascript"}
+
+
 class CountingServer:
     """A local HTTP server (127.0.0.1, a free port) for streaming tests: serves ``files``
     ({url path: bytes}) with or without Range support and counts what it sends.
@@ -218,7 +221,7 @@ class CountingServer:
                             return
                         status = 206
                 self.send_response(status)
-                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Type", CONTENT_TYPES.get(Path(self.path).suffix, "application/octet-stream"))
                 self.send_header("Content-Length", str(end - start))
                 if status == 206 and not hide_content_range:
                     self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
