@@ -24,13 +24,8 @@ from splat.scene import GaussianScene
 from pathlib import Path
 
 from conftest import shared_file
-from web_harness import assert_bits_equal, node_decode
+from web_harness import assert_bits_equal, compare_gsv_frame, node_decode
 
-# centres: |TS - Python| <= POS_TOL x the clip's extent (float32 ulp at the extent is 2^-24 = 6e-8;
-# the skinning's float32 rounding in the reference spreads over a few dozen ulps at most)
-POS_TOL = 1e-6
-# rotations: unit quaternions, compared up to sign
-ROT_TOL = 1e-6
 GOLDEN = Path(__file__).with_name("data") / "video_golden.gsv"
 
 
@@ -80,25 +75,6 @@ def _as_version_1(data: bytes) -> bytes:
     return pack_container(MAGIC, 1, h, segs)
 
 
-def _compare(name: str, got: dict, want: GaussianScene, frame: int, predicted: bool, extent: float) -> dict:
-    exact = {"logScales": want.log_scales, "opacityLogits": want.opacity_logits, "shDc": want.sh_dc,
-             "shRest": want.sh_rest}
-    if not predicted:
-        exact.update(means=want.means, quats=want.quats)
-    for key, arr in exact.items():
-        assert_bits_equal(got[key], arr.numpy(), f"{name} frame {frame}: {key}")
-    if not predicted:
-        return {}
-    m = got["means"].reshape(-1, 3)
-    q = got["quats"].reshape(-1, 4)
-    dm = float(np.abs(m - want.means.numpy()).max()) / extent
-    wq = want.quats.numpy()
-    dq = float(np.minimum(np.abs(q - wq).max(1), np.abs(q + wq).max(1)).max())
-    assert dm <= POS_TOL, f"{name} frame {frame}: centres off by {dm:.3g} x extent"
-    assert dq <= ROT_TOL, f"{name} frame {frame}: rotations off by {dq:.3g}"
-    return {"pos": dm, "rot": dq}
-
-
 def _check_clip(name: str, data: bytes, r) -> dict:
     """The Node result ``r`` of clip ``data`` against VideoReader, frame by frame; worst deviations."""
     assert r.error is None, f"{name}: {r.error}"
@@ -114,7 +90,7 @@ def _check_clip(name: str, data: bytes, r) -> dict:
             predicted = reader.segment(s).mode == "tracked" and i != info.segment_first[s]
             got = {k.split(".", 1)[1]: v for k, v in {**r.arrays, **r.values}.items() if k.startswith(f"f{i}.")}
             assert got["count"] == len(want) and got["shDegree"] == want.sh_degree, f"{name} frame {i}"
-            for k, v in _compare(name, got, want, i, predicted, extent).items():
+            for k, v in compare_gsv_frame(name, got, want, i, predicted, extent).items():
                 worst[k] = max(worst[k], v)
     return worst
 

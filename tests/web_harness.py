@@ -3,7 +3,9 @@
 One Node process per call decodes many files (``node_decode``) or a whole fuzz corpus
 (``node_fuzz``) through ``viewer/web/cli/dump.mjs``; its "dumpers" table maps a kind (``lgs``,
 ``ints``, ``ctx``...) to a decoder, so a new format's parity test only adds a dumper there and
-calls these helpers. Tests skip with a clear message when Node or the built bundle is missing
+calls these helpers. ``CountingServer`` (a local HTTP server with or without Range that counts
+what it sends) and ``node_stream`` (``cli/stream_play.mjs``) test the streaming engine.
+Tests skip with a clear message when Node or the built bundle is missing
 (``make web`` installs Node and builds it).
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -64,17 +67,18 @@ def node_decode(jobs: Sequence[tuple[str, bytes, dict]]) -> list[NodeResult]:
         run = subprocess.run([node, str(DUMP), str(t / "jobs.json")], capture_output=True, text=True,
                              timeout=NODE_TIMEOUT_S)
         assert run.returncode == 0, f"node dump.mjs failed:\n{run.stderr[-4000:]}"
-        out = []
-        for i in range(len(jobs)):
-            meta = json.loads((t / f"out{i}.json").read_text())
-            if "error" in meta:
-                out.append(NodeResult(error=meta["message"]))
-                continue
-            blob = (t / f"out{i}").read_bytes()
-            arrays = {a["name"]: np.frombuffer(blob, dtype=np.dtype(a["dtype"]).newbyteorder("<"), count=a["length"],
-                                               offset=a["offset"]).copy() for a in meta["arrays"]}
-            out.append(NodeResult(arrays, meta["values"]))
-        return out
+        return [read_dump(t / f"out{i}") for i in range(len(jobs))]
+
+
+def read_dump(path: Path) -> NodeResult:
+    """A result Node wrote with ``writeResult`` (cli/dumpers.mjs): PATH (arrays) and PATH.json."""
+    meta = json.loads(Path(f"{path}.json").read_text())
+    if "error" in meta:
+        return NodeResult(error=meta["message"])
+    blob = Path(path).read_bytes()
+    arrays = {a["name"]: np.frombuffer(blob, dtype=np.dtype(a["dtype"]).newbyteorder("<"), count=a["length"],
+                                       offset=a["offset"]).copy() for a in meta["arrays"]}
+    return NodeResult(arrays, meta["values"])
 
 
 def assert_bits_equal(got: np.ndarray, want: np.ndarray, name: str) -> None:
@@ -91,6 +95,36 @@ def assert_bits_equal(got: np.ndarray, want: np.ndarray, name: str) -> None:
     if len(bad):
         i = int(bad[0])
         raise AssertionError(f"{name}: {len(bad)} of {want.size} values differ; first at {i}: {got[i]!r} != {want[i]!r}")
+
+
+# centres: |TS - Python| <= POS_TOL x the clip's extent (float32 ulp at the extent is 2^-24 = 6e-8;
+# the skinning's float32 rounding in the reference spreads over a few dozen ulps at most)
+POS_TOL = 1e-6
+# rotations: unit quaternions, compared up to sign
+ROT_TOL = 1e-6
+
+
+def compare_gsv_frame(name: str, got: dict, want, frame: int, predicted: bool, extent: float) -> dict:
+    """A decoded `.gsv` frame (``got``: SplatArrays fields by name) against VideoReader's ``want``
+    (a GaussianScene): appearance bit for bit, centres and rotations too unless ``predicted``
+    (a tracked segment's skinned frame: within POS_TOL x ``extent`` and ROT_TOL, the float32
+    rounding docs/web.md explains). Returns the worst deviations of a predicted frame."""
+    exact = {"logScales": want.log_scales, "opacityLogits": want.opacity_logits, "shDc": want.sh_dc,
+             "shRest": want.sh_rest}
+    if not predicted:
+        exact.update(means=want.means, quats=want.quats)
+    for key, arr in exact.items():
+        assert_bits_equal(got[key], arr.numpy(), f"{name} frame {frame}: {key}")
+    if not predicted:
+        return {}
+    m = got["means"].reshape(-1, 3)
+    q = got["quats"].reshape(-1, 4)
+    dm = float(np.abs(m - want.means.numpy()).max()) / extent
+    wq = want.quats.numpy()
+    dq = float(np.minimum(np.abs(q - wq).max(1), np.abs(q + wq).max(1)).max())
+    assert dm <= POS_TOL, f"{name} frame {frame}: centres off by {dm:.3g} x extent"
+    assert dq <= ROT_TOL, f"{name} frame {frame}: rotations off by {dq:.3g}"
+    return {"pos": dm, "rot": dq}
 
 
 SPLAT_FIELDS = {"means": "means", "quats": "quats", "logScales": "log_scales", "opacityLogits": "opacity_logits",
@@ -127,3 +161,114 @@ def node_fuzz(kind: str, cases: Sequence[bytes], *, case_ms: float = 2000.0, hea
             raise AssertionError(f"{kind}: the Node fuzz run hung on case {case} (killed after {timeout_s:.0f} s)") from None
         assert run.returncode == 0, f"node fuzz run died (rc {run.returncode}):\n{run.stderr[-4000:]}"
         return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".mjs": "text/javascript", ".js": "text/javascript"}
+
+
+class CountingServer:
+    """A local HTTP server (127.0.0.1, a free port) for streaming tests: serves ``files``
+    ({url path: bytes}) with or without Range support and counts what it sends.
+
+    ``ranges=False`` behaves as ``python -m http.server``: every GET answers 200 with the whole
+    file. ``ranges=True`` answers ``Range: bytes=a-b`` with 206 and Content-Range (416 past the
+    end). ``bytes_sent`` counts body bytes written, ``requests`` lists (path, Range header).
+    ``chunk_delay_s`` sleeps after each 64 KiB of a body (a slow link); ``short_by`` N ends every
+    body longer than N bytes N bytes early and drops the connection (a broken transfer);
+    ``hide_content_range`` leaves Content-Range out of 206 replies (what a cross-origin page sees
+    when the host does not expose it).
+    Use as a context manager; ``url(path)`` is the address of a file."""
+
+    def __init__(self, files: dict[str, bytes], *, ranges: bool = True, chunk_delay_s: float = 0.0,
+                 short_by: int = 0, hide_content_range: bool = False):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files, self.ranges = files, ranges
+        self.bytes_sent = 0
+        self.requests: list[tuple[str, str | None]] = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                with lock:
+                    outer.requests.append((self.path, rng))
+                data = outer.files.get(self.path)
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start, end, status = 0, len(data), 200
+                if outer.ranges and rng:
+                    import re
+                    m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
+                    if m:
+                        start = int(m.group(1))
+                        end = min(len(data), int(m.group(2)) + 1) if m.group(2) else len(data)
+                        if start >= len(data):
+                            self.send_response(416)
+                            self.send_header("Content-Range", f"bytes */{len(data)}")
+                            self.send_header("Content-Length", "0")
+                            self.end_headers()
+                            return
+                        status = 206
+                self.send_response(status)
+                self.send_header("Content-Type", CONTENT_TYPES.get(Path(self.path).suffix, "application/octet-stream"))
+                self.send_header("Content-Length", str(end - start))
+                if status == 206 and not hide_content_range:
+                    self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+                if outer.ranges:
+                    self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                stop = end - short_by if end - start > short_by > 0 else end
+                try:
+                    for p in range(start, stop, 1 << 16):
+                        chunk = data[p:min(stop, p + (1 << 16))]
+                        self.wfile.write(chunk)
+                        with lock:
+                            outer.bytes_sent += len(chunk)
+                        if chunk_delay_s:
+                            time.sleep(chunk_delay_s)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                if stop < end:
+                    self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def __enter__(self) -> "CountingServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+STREAM_PLAY = WEB / "cli" / "stream_play.mjs"
+
+
+def node_stream(spec: dict, timeout_s: float = 120.0) -> NodeResult:
+    """Run viewer/web/cli/stream_play.mjs on ``spec`` (its url, scenario, decoder, player
+    options...) in one Node process; returns its presented frames and counters."""
+    node = require_node()
+    with tempfile.TemporaryDirectory(prefix="web-stream-") as tmp:
+        t = Path(tmp)
+        (t / "spec.json").write_text(json.dumps({**spec, "output": str(t / "out")}))
+        run = subprocess.run([node, str(STREAM_PLAY), str(t / "spec.json")], capture_output=True, text=True,
+                             timeout=timeout_s)
+        assert run.returncode == 0, f"node stream_play.mjs failed:\n{run.stderr[-4000:]}"
+        return read_dump(t / "out")

@@ -4,6 +4,8 @@
 //                             the shipped copy; the reproducibility test: a temporary folder)
 // Outputs:
 //   dist/formats.mjs          the decoding library as one ES module (Node and workers)
+//   dist/stream.mjs           the .gsv streaming engine (HTTP source, segment cache, player core)
+//   dist/stream-worker.mjs    its Web Worker entry (decodes segments, posts frames back)
 //   dist/client/splat-player.js  the web player (<splat-player>, three.js + Spark), one ES module
 //   dist/client/splat-worker.js  its decoding worker (fetches and decodes off the main thread)
 // The player files are shipped as Python package data (viewer/client/), so a pip install
@@ -30,6 +32,20 @@ await build({
   ...common,
   entryPoints: [join(here, "src/formats/index.ts")],
   outfile: join(here, "dist/formats.mjs"),
+  platform: "neutral",
+});
+
+await build({
+  ...common,
+  entryPoints: [join(here, "src/stream/index.ts")],
+  outfile: join(here, "dist/stream.mjs"),
+  platform: "neutral",
+});
+
+await build({
+  ...common,
+  entryPoints: [join(here, "src/stream/worker_entry.ts")],
+  outfile: join(here, "dist/stream-worker.mjs"),
   platform: "neutral",
 });
 

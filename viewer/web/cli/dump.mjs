@@ -15,36 +15,7 @@
 // The decoders by kind live in dumpers.mjs.
 import { openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import * as F from "../dist/formats.mjs";
-import { dumpers } from "./dumpers.mjs";
-
-const DTYPES = new Map([
-  [Float32Array, "float32"], [Float64Array, "float64"], [Int32Array, "int32"], [Uint32Array, "uint32"],
-  [Uint8Array, "uint8"], [Int8Array, "int8"], [Uint16Array, "uint16"], [Int16Array, "int16"],
-  [BigInt64Array, "int64"], [BigUint64Array, "uint64"],
-]);
-
-function writeResult(path, result) {
-  const arrays = [];
-  const values = {};
-  const parts = [];
-  let offset = 0;
-  for (const [name, v] of Object.entries(result)) {
-    const dtype = v && DTYPES.get(v.constructor);
-    if (dtype) {
-      const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-      arrays.push({ name, dtype, offset, length: v.length });
-      parts.push(bytes);
-      offset += bytes.length;
-    } else {
-      values[name] = v;
-    }
-  }
-  const blob = new Uint8Array(offset);
-  let p = 0;
-  for (const part of parts) { blob.set(part, p); p += part.length; }
-  writeFileSync(path, blob);
-  writeFileSync(path + ".json", JSON.stringify({ arrays, values }));
-}
+import { dumpers, writeResult } from "./dumpers.mjs";
 
 async function runJobs(jobsPath) {
   const jobs = JSON.parse(readFileSync(jobsPath, "utf8"));

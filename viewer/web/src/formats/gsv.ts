@@ -73,6 +73,8 @@ export interface GsvOptions {
   size?: number;
   /** open a truncated file: only segments past its end fail (needs size) */
   partial?: boolean;
+  /** bytes of the first read (default 65,536); a smaller first read costs a second one when the header or table is bigger */
+  headBytes?: number;
 }
 
 function rename(e: unknown, prefix: string, file?: string): never {
@@ -89,7 +91,8 @@ export class GsvReader {
   /** Read and verify the prefix, JSON header and segment table (one range read, more only for a large header). */
   static async open(read: RangeReader, opts: GsvOptions = {}): Promise<GsvReader> {
     const file = opts.file;
-    let requested = 65536;
+    const hb = opts.headBytes ?? 65536;
+    let requested = Number.isFinite(hb) ? Math.max(16, Math.floor(hb)) : 65536;
     let head = await read(0, requested);
     // fetch until the prefix, header and table are all in (a large header or table needs more)
     for (;;) {
