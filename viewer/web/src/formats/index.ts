@@ -1,3 +1,40 @@
-/** splatkit's decoders: ES modules with no DOM, for Web Workers and Node. */
-export { FormatError } from "./errors.js";
+/**
+ * splatkit's decoders: ES modules with no DOM, for Web Workers and Node (docs/web.md).
+ *
+ * Shared layers (docs/formats/container.md, docs/formats/entropy.md):
+ *   unpackContainer / readIndex / readChunk / indexBytesNeeded   the chunked container
+ *   decodeInts / decodeIntsRaw / decodeBytes / unpackArrays      integer and byte streams
+ *   decodeCtx / readCtxHeader / bucket                           context-modelled streams
+ *   decodeChannels                                               channel streams (.lgs, .gsv)
+ *   parseJsonHeader / getInt / getFloat / ...                    checked JSON header fields
+ *   gaussianCap / valueCap / requireAtMost                       allocation caps
+ * Every decoder throws only FormatError for bad input.
+ */
+export { FormatError, naming } from "./errors.js";
 export type { SplatArrays } from "./types.js";
+export { ByteReader, readVarint, readU32, readU64, unzigzag } from "./bytes.js";
+export { crc32 } from "./crc32.js";
+export {
+  parseJsonHeader, isObject, getInt, getFloat, getObject, getArray, getString, getNumbers,
+  MAX_DEPTH, MAX_INT_DIGITS, type Json, type JsonObject,
+} from "./header.js";
+export {
+  GAUSSIANS_PER_BYTE, GAUSSIAN_SLACK, VALUES_PER_BYTE, VALUE_SLACK, MAX_PIXELS,
+  gaussianCap, valueCap, requireAtMost, checkPixels,
+} from "./limits.js";
+export {
+  readIndex, readChunk, unpackContainer, indexBytesNeeded, Container, MAX_HEADER, MAX_CHUNKS,
+  type ContainerIndex, type ContainerOptions, type Chunk,
+} from "./container.js";
+export { zstdDecompressExact } from "./zstd.js";
+export { ransTables, ransDecode, checkEndStatus, type RansTables } from "./rans.js";
+export {
+  decodeInts, decodeIntsRaw, rawValue, decodeBytes, unpackArrays, RAW, ZSTD, RANS, RANS_EG,
+  MAX_RANS_ALPHABET, type RawInts,
+} from "./entropy.js";
+export { decodeCtx, readCtxHeader, bucket, CTX_MAGIC, type CtxHeader } from "./context.js";
+export { decodeChannels, DIRECT, DELTA, CONTEXT, type IntArray, type ContextFn, type ChannelOptions } from "./channels.js";
+export { decodeLgs, lgsInfo, LGS_MAGIC, LGS_VERSION, type LgsOptions } from "./lgs.js";
+export { quantFromJson, uniformStep, MAX_BOUND, type UniformQuant } from "./quant.js";
+export { FORMATS, detectFormat, type FormatEntry } from "./formats.js";
+export { encodePly, plyHeader } from "./ply.js";
