@@ -393,7 +393,9 @@ def _positions_and_sh(h: dict, box, n: int, grid: PositionGrid, deg: int, chans,
 
 def _rotation_levels(r: dict, v4: bool) -> int:
     """Steps of the rotation values from the header's ``rotation`` (``bits`` 1..16; version 4 also ``levels``)."""
-    if v4 and "levels" in r:
+    if "levels" in r:
+        if not v4:
+            raise FormatError("header field 'rotation' has levels, which need .lgs version 4")
         if "bits" in r:
             raise FormatError("header field 'rotation' gives both bits and levels")
         return get_int(r, "levels", 1, MAX_LEVELS, what="rotation")
