@@ -62,7 +62,7 @@ def test_model_allocation_lands_in_the_window_with_few_encodes():
     for target in (38.0, 47.0):
         best, trials, steps = model_allocate(scene, None, target, ref, views.heldout, base=QuantConfig(),
                                              cameras=views.train)
-        assert best is not None and len(trials) == len(steps) <= 4
+        assert best is not None and 1 <= len(trials) <= 3 and len(steps) <= 9
         measured = fidelity(ref, decode(best.data), views.heldout, with_ssim=False).psnr
         assert target <= measured <= target + 0.3, (target, [(s.predicted, s.measured) for s in steps])
         assert all(ALLOCATED[k][2] <= getattr(best.config, k) <= ALLOCATED[k][3] for k in ALLOCATED)

@@ -182,6 +182,9 @@ def compress_scene(
     if chosen is None:
         run.notes.append(f"no setting reaches {floor:g} dB; used the finest level without pruning")
         chosen = _fixed_stage(run, 0.0, len(LEVELS) - 1)
+    if st.target_psnr is not None and not run.model_steps and chosen.source is not None and run.reference is not None:
+        chosen, more = _land_stage(run, chosen, st.target_psnr)
+        trials += more
     if st.target_psnr is not None and chosen.fidelity is not None and run.work.sh_degree > 0 and not run.model_steps:
         chosen, more = _codebook_stage(run, chosen, st.target_psnr)
         trials += more
@@ -279,13 +282,39 @@ def _allocate_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tr
         on_probe=lambda a, b: run.pg.advance(1, f"probe {a.replace('_bits', '')} at {b:.2f} bits"),
         on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
     run.model_steps = steps
-    for s in steps:
-        run.notes.append(f"error model: predicted {s.predicted:.2f} dB, measured {s.measured:.2f} dB, {s.bytes} B")
+    _model_notes(run, steps)
     if best is not None:
         c = best.config
         run.notes.append(f"step sizes: positions {c.position_bits:.2f}, scales {c.scale_bits:.2f}, rotations "
                          f"{c.rotation_bits:.2f}, opacity {c.opacity_bits:.2f}, colour {c.dc_bits:.2f} bits"
                          + (f"; classes {c.class_step:g} bits apart (up to {c.max_drop})" if c.max_drop else ""))
+    return best, trials
+
+
+def _model_notes(run: _Run, steps: list[ModelStep]) -> None:
+    for s in steps:
+        what = f"encoded, {s.bytes} B" if s.kind == "encode" else "render check"
+        run.notes.append(f"error model: predicted {s.predicted:.2f} dB, measured {s.measured:.2f} dB ({what})")
+
+
+def _land_stage(run: _Run, chosen: Candidate, target: float) -> tuple[Candidate, list[Trial]]:
+    """The step sizes of the chosen (pruned, fine-tuned) scene set on the error model so that its
+    fidelity against the original lands just above ``target``; kept when smaller and on target."""
+    st = run.st
+    best, trials, steps = run.stage(
+        f"step sizes for {target:g} dB", 0, model_allocate, chosen.source, chosen.weights, target, run.reference,
+        run.views.heldout, base=st.quant, backend=st.backend, teacher=run.original,
+        cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
+        on_probe=lambda a, b: run.pg.advance(1, f"probe {a.replace('_bits', '')} at {b:.2f} bits"),
+        on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+    run.model_steps = steps
+    _model_notes(run, steps)
+    if best is None or best.fidelity.psnr < target or len(best.data) >= len(chosen.data):
+        run.notes.append(f"kept the pruned file's own step sizes ({len(chosen.data)} B, {chosen.fidelity.psnr:.2f} dB)")
+        return chosen, trials
+    best.prune, best.level = chosen.prune, chosen.level
+    run.notes.append(f"step sizes on the model: {len(chosen.data)} -> {len(best.data)} B, "
+                     f"{chosen.fidelity.psnr:.2f} -> {best.fidelity.psnr:.2f} dB")
     return best, trials
 
 

@@ -19,10 +19,13 @@ cost_a = lambda k_a ln2 E_a(b_a), E_a the view-mean error, so
 b_a = b_a' + log2(lambda k_a ln2 E_a(b_a') / cost_a) / k_a; lambda is bisected until the predicted
 mean PSNR over the views equals the target.
 
-Then: encode once at the target plus half the tolerance, measure; when the measured PSNR is
-outside [target, target + tolerance], shift the model by the measured - predicted difference
-(that is rho) and encode once more; should that still miss, the secant through the last two
-encodes sets the next aim (at most ``max_encodes`` in all).
+Then the quantized scene itself (quantize and dequantize, classes included, no entropy coding)
+is rendered on the fidelity views at full resolution; when its PSNR is outside [target, target +
+tolerance] the model is shifted by the measured - predicted difference (that is rho) and solved
+again (after two checks, the secant through the last two sets the aim). The first depths whose
+render lands in the window are encoded once: the decoded scene is what was rendered (with an
+SH rest, up to its codebook), so that encode verifies; should it still miss, the same correction
+continues on encodes (at most ``max_encodes``).
 """
 from __future__ import annotations
 
@@ -111,6 +114,7 @@ class ErrorModel:
     slope: dict[str, float]
     floor: np.ndarray
     shift_db: float = 0.0
+    sh_rest: Tensor | None = None  # the codebook-coded SH rest the floor was measured with
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def view_mse(self, bits: dict[str, float]) -> np.ndarray:
@@ -158,25 +162,30 @@ def probe_views(views: Sequence[Camera], scale: float) -> list[Camera]:
 
 
 def measure_model(scene: GaussianScene, weights: Tensor | None, views: Sequence[Camera], target_psnr: float,
-                  base: QuantConfig, *, scale: float = 0.5, backend: str = "auto",
+                  base: QuantConfig, *, scale: float = 0.5, backend: str = "auto", teacher: GaussianScene | None = None,
                   on_probe: Callable[[str, float], None] | None = None) -> ErrorModel:
     """Fit the :class:`ErrorModel` of ``scene`` from probe renders of ``views`` at ``scale``:
     the SH rest coded as ``base`` codes it (the floor), then each attribute alone at its first
     probe depth, the model solved for ``target_psnr``, and each attribute probed again at the
-    solved depth (the slope from the two probes, the anchor at the second)."""
+    solved depth (the slope from the two probes, the anchor at the second). ``teacher``: the
+    scene fidelity is measured against when it is not ``scene`` itself (e.g. the original of a
+    pruned scene): its error joins the floor and each probe counts what it adds to that."""
     pv = probe_views(views, scale)
-    ref = render_views(scene, pv, backend=backend)
+    ref = render_views(scene if teacher is None else teacher, pv, backend=backend)
     sh = _coded_sh_rest(scene, weights, base)
-    floor = _per_view_mse(ref, quantized(scene, {}, sh), pv, backend) if sh is not None else np.zeros(len(pv))
+    floor = _per_view_mse(ref, quantized(scene, {}, sh), pv, backend) \
+        if sh is not None or teacher is not None else np.zeros(len(pv))
+    base_err = np.zeros(len(pv)) if teacher is None else _per_view_mse(ref, scene, pv, backend)
 
     def probe(a: str, b: float) -> np.ndarray:
-        e = np.maximum(_per_view_mse(ref, quantized(scene, {a: b}), pv, backend), 0.0)
+        e = np.maximum(_per_view_mse(ref, quantized(scene, {a: b}), pv, backend) - base_err, 0.0)
         if on_probe is not None:
             on_probe(a, b)
         return e
 
     first = {a: probe(a, p) for a, (_, p, _, _) in ATTRIBUTES.items()}
-    model = ErrorModel({a: p for a, (_, p, _, _) in ATTRIBUTES.items()}, first, {a: 2.0 for a in ATTRIBUTES}, floor)
+    model = ErrorModel({a: p for a, (_, p, _, _) in ATTRIBUTES.items()}, first, {a: 2.0 for a in ATTRIBUTES}, floor,
+                       sh_rest=sh)
     for a, (_, p, lo, _) in ATTRIBUTES.items():  # nothing measurable at the probe depth: probe 3 bits coarser
         if float(np.mean(first[a])) <= TINY and p - 3 >= lo:
             model.error[a], model.anchor[a] = probe(a, p - 3), p - 3
@@ -224,6 +233,17 @@ class ClassPlan:
     rate: float
     model: ErrorModel | None = None
 
+    def factors(self, cfg: QuantConfig) -> np.ndarray | None:
+        """Grid factor per Gaussian [N] (input order) that :func:`codec.encode` applies with ``cfg``."""
+        from .codec import _class_factors
+        from .precision import significance_classes
+
+        if self.weights is None or cfg.max_drop == 0:
+            return None
+        cls = significance_classes(self.weights.double().numpy(), cfg.max_drop, cfg.drop_reference)
+        finest = min(levels_for_bits(cfg.scale_bits), levels_for_bits(cfg.rotation_bits), levels_for_bits(cfg.dc_bits))
+        return np.asarray(_class_factors(cfg, list(range(cfg.max_drop + 1)), finest), dtype=np.int64)[cls]
+
     def config(self, cfg: QuantConfig) -> QuantConfig:
         """``cfg`` with these classes (unchanged without them)."""
         if self.weights is None:
@@ -238,7 +258,7 @@ def _rate(bits: dict[str, float], saved: float = 0.0) -> float:
 
 
 def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Camera], views: Sequence[Camera],
-                 target_psnr: float, *, backend: str = "auto", scale: float = 0.5,
+                 target_psnr: float, *, backend: str = "auto", scale: float = 0.5, teacher: GaussianScene | None = None,
                  on_probe: Callable[[str, float], None] | None = None) -> ClassPlan:
     """Whether and how far apart to store scales, rotations and colour coarser per Gaussian.
 
@@ -266,12 +286,13 @@ def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Came
     w = error_weights(sens, steps)
     cls = significance_classes(w.numpy(), CLASS_DROPS, CLASS_REFERENCE)
     pv = probe_views(views, scale)
-    ref = render_views(scene, pv, backend=backend)
+    ref = render_views(scene if teacher is None else teacher, pv, backend=backend)
+    base_err = np.zeros(len(pv)) if teacher is None else _per_view_mse(ref, scene, pv, backend)
     for t in CLASS_STEPS:
         f = np.maximum(1, np.round(2.0 ** (cls * t))).astype(np.int64)
         trial = replace(model, error=dict(model.error))
         for a in CLASSED:
-            e_cls = np.maximum(_per_view_mse(ref, quantized(scene, {a: plain[a]}, factors=f), pv, backend), 0.0)
+            e_cls = np.maximum(_per_view_mse(ref, quantized(scene, {a: plain[a]}, factors=f), pv, backend) - base_err, 0.0)
             if on_probe is not None:
                 on_probe(f"{a} classes {t:g} apart", plain[a])
             e_plain = model.error[a] * 2.0 ** (-model.slope[a] * (plain[a] - model.anchor[a]))
@@ -286,18 +307,22 @@ def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Came
 
 @dataclass
 class ModelStep:
-    """One verifying encode: the depths, the predicted and the measured PSNR (dB), the file bytes."""
+    """One check of the model: the depths, the predicted and the measured PSNR (dB), the file bytes
+    (0 for a render check), and ``kind``: "render" (the quantized scene rendered at full
+    resolution, no coding) or "encode" (encoded, decoded and rendered)."""
 
     bits: dict[str, float]
     predicted: float
     measured: float
     bytes: int
+    kind: str = "encode"
 
 
 def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, reference: Tensor,
                    views: Sequence[Camera], *, base: QuantConfig | None = None, tolerance: float = 0.3,
-                   probe_scale: float = 0.5, max_encodes: int = 4, cameras: Sequence[Camera] | None = None,
-                   backend: str = "auto",
+                   probe_scale: float = 0.5, max_encodes: int = 3, max_renders: int = 6,
+                   cameras: Sequence[Camera] | None = None,
+                   teacher: GaussianScene | None = None, backend: str = "auto",
                    on_trial: Callable[[Trial], None] | None = None,
                    on_probe: Callable[[str, float], None] | None = None
                    ) -> tuple[Candidate | None, list[Trial], list[ModelStep]]:
@@ -306,12 +331,13 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
     Returns (the smallest candidate that meets the target, or the closest when none does; the
     trials; predicted against measured PSNR of every encode). ``cameras``: views the compressor
     may use (e.g. the training views, at a low resolution) to form precision classes
-    (:func:`plan_classes`); none without them."""
+    (:func:`plan_classes`); none without them. ``teacher``: the scene ``reference`` was rendered
+    from, when it is not ``scene`` (see :func:`measure_model`)."""
     base = replace(base or QuantConfig(), low_fraction=0.0, low_drop=0, max_drop=0)
     model = measure_model(scene, weights, views, target_psnr + 0.5 * tolerance, base, scale=probe_scale,
-                          backend=backend, on_probe=on_probe)
+                          backend=backend, teacher=teacher, on_probe=on_probe)
     plan = plan_classes(scene, model, cameras or [], views, target_psnr + 0.5 * tolerance, backend=backend,
-                        scale=probe_scale, on_probe=on_probe)
+                        scale=probe_scale, teacher=teacher, on_probe=on_probe)
     model = plan.model
     enc_weights = weights if plan.weights is None else plan.weights
     trials: list[Trial] = []
@@ -320,16 +346,30 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
     closest: Candidate | None = None
     goal = target_psnr + 0.5 * tolerance
     aims: list[tuple[float, float]] = []  # (the model's aim, measured), in dB
-    for i in range(max_encodes):
+    renders = 0
+    sh = model.sh_rest
+
+    def in_window(p: float) -> bool:
+        return target_psnr <= p <= target_psnr + tolerance
+
+    for _ in range(max_encodes + max_renders):
         aim = _next_aim(goal, aims)
         bits = model.solve(aim)
         predicted = model.psnr(bits)
         cfg = plan.config(replace(base, **bits))
+        if renders < max_renders:  # check the quantized scene itself at full resolution, without coding it
+            renders += 1
+            sim = quantized(scene, bits, sh, plan.factors(cfg))
+            p = fidelity(reference, sim, views, backend=backend, with_ssim=False).psnr
+            steps.append(ModelStep(bits, predicted, p, 0, "render"))
+            aims.append((aim, p))
+            if not in_window(p) and renders < max_renders:
+                continue
         data, report = encode(scene, enc_weights, cfg)
         dec = decode(data)
         fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
         cand = Candidate(data, report, dec, fid, 0.0, -1, cfg, scene, enc_weights)
-        steps.append(ModelStep(bits, predicted, fid.psnr, len(data)))
+        steps.append(ModelStep(bits, predicted, fid.psnr, len(data), "encode"))
         trials.append(Trial(0.0, -1, len(data), fid.psnr, "model"))
         if on_trial is not None:
             on_trial(trials[-1])
@@ -338,8 +378,9 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
         if closest is None or fid.psnr > closest.fidelity.psnr:
             closest = cand
         aims.append((aim, fid.psnr))
-        if target_psnr <= fid.psnr <= target_psnr + tolerance:
+        if in_window(fid.psnr) or len(trials) >= max_encodes:
             break
+        renders = max_renders  # the encode disagreed with its render check: correct on encodes from here
     return best or closest, trials, steps
 
 
