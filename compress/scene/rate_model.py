@@ -22,7 +22,7 @@ mean PSNR over the views equals the target.
 Then the quantized scene itself (quantize and dequantize, classes included, no entropy coding)
 is rendered on the fidelity views at full resolution; when its PSNR is outside [target, target +
 tolerance] the model is shifted by the measured - predicted difference (that is rho) and solved
-again (after two checks, the secant through the last two sets the aim). The first depths whose
+again (once two checks bracket the window, the aim is bisected between them). The first depths whose
 render lands in the window are encoded once: the decoded scene is what was rendered (with an
 SH rest, up to its codebook), so that encode verifies; should it still miss, the same correction
 continues on encodes (at most ``max_encodes``).
@@ -345,31 +345,34 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
     best: Candidate | None = None
     closest: Candidate | None = None
     goal = target_psnr + 0.5 * tolerance
-    aims: list[tuple[float, float]] = []  # (the model's aim, measured), in dB
-    renders = 0
-    sh = model.sh_rest
+    checks: list[tuple[float, float]] = []  # render checks: (the model's aim, measured), in dB
+    encoded: list[tuple[float, float]] = []  # the same for encodes
 
     def in_window(p: float) -> bool:
         return target_psnr <= p <= target_psnr + tolerance
 
-    for _ in range(max_encodes + max_renders):
-        aim = _next_aim(goal, aims)
+    aim = goal
+    for _ in range(max_renders):  # the quantized scene itself at full resolution, without coding it
         bits = model.solve(aim)
-        predicted = model.psnr(bits)
         cfg = plan.config(replace(base, **bits))
-        if renders < max_renders:  # check the quantized scene itself at full resolution, without coding it
-            renders += 1
-            sim = quantized(scene, bits, sh, plan.factors(cfg))
-            p = fidelity(reference, sim, views, backend=backend, with_ssim=False).psnr
-            steps.append(ModelStep(bits, predicted, p, 0, "render"))
-            aims.append((aim, p))
-            if not in_window(p) and renders < max_renders:
-                continue
+        p = fidelity(reference, quantized(scene, bits, model.sh_rest, plan.factors(cfg)), views, backend=backend,
+                     with_ssim=False).psnr
+        steps.append(ModelStep(bits, model.psnr(bits), p, 0, "render"))
+        checks.append((aim, p))
+        if in_window(p):
+            break
+        aim = _next_aim(goal, checks, target_psnr, target_psnr + tolerance)
+    else:  # none landed: the closest check above the target, else a margin above the highest aim
+        above = [(p, a) for a, p in checks if p >= target_psnr]
+        aim = min(above)[1] if above else max(a for a, _ in checks) + tolerance
+    for _ in range(max_encodes):
+        bits = model.solve(aim)
+        cfg = plan.config(replace(base, **bits))
         data, report = encode(scene, enc_weights, cfg)
         dec = decode(data)
         fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
         cand = Candidate(data, report, dec, fid, 0.0, -1, cfg, scene, enc_weights)
-        steps.append(ModelStep(bits, predicted, fid.psnr, len(data), "encode"))
+        steps.append(ModelStep(bits, model.psnr(bits), fid.psnr, len(data), "encode"))
         trials.append(Trial(0.0, -1, len(data), fid.psnr, "model"))
         if on_trial is not None:
             on_trial(trials[-1])
@@ -377,22 +380,21 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
             best = cand
         if closest is None or fid.psnr > closest.fidelity.psnr:
             closest = cand
-        aims.append((aim, fid.psnr))
-        if in_window(fid.psnr) or len(trials) >= max_encodes:
+        encoded.append((aim, fid.psnr))
+        if in_window(fid.psnr):
             break
-        renders = max_renders  # the encode disagreed with its render check: correct on encodes from here
+        aim = _next_aim(goal, encoded, target_psnr, target_psnr + tolerance)
     return best or closest, trials, steps
 
 
-def _next_aim(goal: float, tried: list[tuple[float, float]]) -> float:
-    """The PSNR to solve the model for next: ``goal`` first; after one encode the model shifted by
-    what it missed (the factor rho); after more, the secant through the last two (aim, measured)."""
-    if not tried:
-        return goal
+def _next_aim(goal: float, tried: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """The PSNR to solve the model for next, from the (aim, measured) pairs so far: halfway
+    between the highest aim that measured below ``lo`` and the lowest that measured above ``hi``
+    when they bracket the window; else the last aim shifted by what it missed of ``goal`` (the
+    factor rho of the model)."""
+    below = [a for a, m in tried if m < lo]
+    above = [a for a, m in tried if m > hi]
+    if below and above and max(below) < min(above):
+        return 0.5 * (max(below) + min(above))
     a1, m1 = tried[-1]
-    if len(tried) == 1 or abs(tried[-1][1] - tried[-2][1]) < 1e-3:
-        return a1 + (goal - m1)
-    a0, m0 = tried[-2]
-    slope = (m1 - m0) / (a1 - a0) if a1 != a0 else 1.0
-    slope = min(3.0, max(1.0 / 3.0, slope))  # measured dB per model dB: near 1 when the model is right
-    return a1 + (goal - m1) / slope
+    return a1 + (goal - m1)
