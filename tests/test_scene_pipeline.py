@@ -34,6 +34,9 @@ def test_target_psnr_is_honoured_on_a_real_scene():
     fid = fidelity(scene, decode(res.data), held, backend="cpu")
     assert fid.psnr >= target and abs(fid.psnr - res.fidelity.psnr) < 1e-6
     assert res.prune > 0.3  # the search did prune: a lossless-ish encoding would be far bigger
+    # then the pruned scene's step sizes were set on the error model, against the original
+    assert res.model_steps and any(n.startswith("error model: predicted") for n in res.notes)
+    assert fid.psnr <= target + 0.3 or any(n.startswith("kept the pruned file") for n in res.notes)
     # within a level, pruning more never raised fidelity in the bisection (the search's premise)
     lvl0 = sorted((t.prune, t.psnr) for t in res.trials if t.level == 0 and t.stage == "search")
     assert all(b[1] <= a[1] + 0.5 for a, b in zip(lvl0, lvl0[1:]))
