@@ -1,20 +1,23 @@
 """.lgs against SOG at SOG's own fidelity (no pruning), on the SH-0 shared scenes, in one run.
 
-    .venv/bin/python bench/scene_vs_sog.py [--scenes donut_sh0.ply,...]
+    .venv/bin/python bench/scene_vs_sog.py [--scenes donut_sh0.ply,...] [--levels]
 
 Per scene: the raw INRIA PLY (our writer) goes through splat-transform (pinned in
 bench/package.json, ``-g cpu``) to SOG; SOG's fidelity is the PSNR of its decoded scene's
 renders against the original's renders on the held-out views (``compress.scene.views``,
 ``render.metrics`` via ``compress.scene.eval``). Then ``.lgs`` is compressed with
-``--target-psnr <SOG's PSNR> --prune 0`` (per-attribute bit allocation,
-``compress.scene.rate.allocate``) and, for reference, at the fixed levels 1 and 2 without
-pruning. Reports bytes, the size ratio SOG/.lgs, PSNR, encode and decode time, bytes per
-stream and the chosen bit depths. Writes bench/results/scene_vs_sog.csv and .json.
+``--target-psnr <SOG's PSNR, rounded up to 0.01 dB> --prune 0`` (step sizes on the error model,
+``compress.scene.rate_model.model_allocate``) and, with ``--levels``, at the fixed levels 1 and
+2 without pruning. Reports bytes, the size ratio SOG/.lgs, the model's predicted PSNR (before
+any encode) against the measured one, encode and decode time, the number of encodes, bytes
+per stream and the chosen step sizes (bits = log2(steps + 1)). Writes
+bench/results/scene_vs_sog.csv and .json.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import json
 import os
 import sys
@@ -42,7 +45,7 @@ RESULTS = ROOT / "bench" / "results"
 BITS = ("position_bits", "scale_bits", "rotation_bits", "opacity_bits", "dc_bits")
 
 
-def run_scene(path: Path, tmp: Path) -> list[dict]:
+def run_scene(path: Path, tmp: Path, levels: bool = False) -> list[dict]:
     scene = read_scene(path)
     n = len(scene)
     views = split_views(scene, None)
@@ -55,34 +58,42 @@ def run_scene(path: Path, tmp: Path) -> list[dict]:
              "bytes": sog.stat().st_size, "psnr": sog_psnr, "encode_s": enc,
              "decode_s": median_time(lambda: read_scene(sog))}]
     print(f"  sog   {rows[0]['bytes']:>10,} B  {sog_psnr:6.2f} dB", flush=True)
-    for setting, st in ((f"--target-psnr {sog_psnr:.2f} --prune 0", CompressSettings(target_psnr=round(sog_psnr, 2), prune=0.0)),
-                        ("level 1, no pruning", CompressSettings(prune=0.0, level=1, check_fidelity=False)),
-                        ("level 2, no pruning", CompressSettings(prune=0.0, level=2, check_fidelity=False))):
+    target = math.ceil(sog_psnr * 100.0) / 100.0  # never below SOG's own fidelity
+    settings = [(f"--target-psnr {target:.2f} --prune 0", CompressSettings(target_psnr=target, prune=0.0))]
+    if levels:
+        settings += [("level 1, no pruning", CompressSettings(prune=0.0, level=1, check_fidelity=False)),
+                     ("level 2, no pruning", CompressSettings(prune=0.0, level=2, check_fidelity=False))]
+    for setting, st in settings:
         t0 = time.perf_counter()
         res = compress_scene(scene, st)
         enc = time.perf_counter() - t0
         dec = decode(res.data)
         psnr = fidelity(ref, dec, views.heldout, with_ssim=False).psnr
-        settings = unpack_container(res.data, magic=MAGIC).header["settings"]
-        cfg = {k: settings[k] for k in BITS}
+        box = unpack_container(res.data, magic=MAGIC)
+        cfg = {k: round(float(box.header["settings"][k]), 3) for k in BITS}
+        cfg["class_step"] = box.header["settings"].get("class_step", 1.0) if box.header["settings"]["max_drop"] else 0
+        steps = res.model_steps
         row = {"scene": path.name, "gaussians": n, "format": "lgs", "setting": setting, "bytes": len(res.data),
                "psnr": psnr, "encode_s": enc, "decode_s": median_time(lambda: decode(res.data)),
-               "sog_over_lgs": rows[0]["bytes"] / len(res.data), "meets_sog_psnr": psnr >= round(sog_psnr, 2),
-               "streams": res.report.stream_bytes, "bits": cfg, "trials": len(res.trials)}
+               "sog_over_lgs": rows[0]["bytes"] / len(res.data), "meets_sog_psnr": psnr >= sog_psnr,
+               "version": box.version, "streams": res.report.stream_bytes, "bits": cfg, "trials": len(res.trials),
+               "predicted_psnr": steps[0].predicted if steps else None,
+               "model": [{"predicted": s.predicted, "measured": s.measured, "bytes": s.bytes} for s in steps]}
         rows.append(row)
         print(f"  lgs   {row['bytes']:>10,} B  {psnr:6.2f} dB  SOG/lgs {row['sog_over_lgs']:.3f}  enc {enc:6.1f} s  "
-              f"dec {row['decode_s']:.3f} s  {setting}  {cfg}", flush=True)
+              f"dec {row['decode_s']:.3f} s  v{box.version}  {setting}  {cfg}  "
+              + "  ".join(f"[pred {s.predicted:.2f} meas {s.measured:.2f}]" for s in steps), flush=True)
     return rows
 
 
 def write(rows: list[dict], out: Path, load_start) -> None:
-    cols = ["scene", "gaussians", "format", "setting", "bytes", "psnr", "sog_over_lgs", "meets_sog_psnr", "encode_s",
-            "decode_s", "bits", "streams"]
+    cols = ["scene", "gaussians", "format", "setting", "bytes", "psnr", "predicted_psnr", "sog_over_lgs",
+            "meets_sog_psnr", "encode_s", "trials", "decode_s", "version", "bits", "streams"]
     with open(out / "scene_vs_sog.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({k: (f"{v:.4g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, dict) else v)
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, dict) else v)
                         for k, v in r.items()})
     (out / "scene_vs_sog.json").write_text(json.dumps(
         {"load_average_start": load_start, "load_average_end": os.getloadavg(), "note": "shared 2-core machine",
@@ -93,6 +104,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--levels", action="store_true", help="also the fixed levels 1 and 2 without pruning")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     out = Path(args.out)
@@ -105,13 +117,21 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     for _, p in shared_scenes(args.scenes.split(",")):
         with tempfile.TemporaryDirectory() as td:
-            rows += run_scene(p, Path(td))
+            rows += run_scene(p, Path(td), args.levels)
         write(rows, out, load)
-    print(f"\n{'scene':24s} {'SOG B':>10s} {'SOG dB':>7s} {'.lgs B':>10s} {'.lgs dB':>7s} {'SOG/.lgs':>8s}")
+    print(f"\n{'scene':24s} {'SOG B':>10s} {'SOG dB':>7s} {'SOG s':>6s} {'.lgs B':>10s} {'pred dB':>7s} {'.lgs dB':>7s} "
+          f"{'+dB':>5s} {'SOG/.lgs':>8s} {'enc s':>6s} {'encodes':>7s}")
+    ratios = []
     for r in rows:
         if r["format"] == "lgs" and r["setting"].startswith("--target-psnr"):
             s = next(x for x in rows if x["scene"] == r["scene"] and x["format"] == "sog")
-            print(f"{r['scene']:24s} {s['bytes']:>10,} {s['psnr']:7.2f} {r['bytes']:>10,} {r['psnr']:7.2f} {r['sog_over_lgs']:8.3f}")
+            ratios.append(r["sog_over_lgs"])
+            pred = r["predicted_psnr"] if r["predicted_psnr"] is not None else float("nan")
+            print(f"{r['scene']:24s} {s['bytes']:>10,} {s['psnr']:7.2f} {s['encode_s']:6.1f} {r['bytes']:>10,} {pred:7.2f} "
+                  f"{r['psnr']:7.2f} {r['psnr'] - s['psnr']:+5.2f} {r['sog_over_lgs']:8.3f} {r['encode_s']:6.1f} "
+                  f"{r['trials']:7d}")
+    if ratios:
+        print(f"mean SOG/.lgs {sum(ratios) / len(ratios):.3f}; load average {load} at start, {os.getloadavg()} at end")
     return 0
 
 

@@ -80,6 +80,12 @@ def seeds() -> dict[str, bytes]:
     small = lgs.QuantConfig(sh_codebook=16, kmeans_iters=2)
     return {
         "lgs": lgs.encode(_scene(150), config=small)[0],
+        # version 4: steps that are not powers of two and precision classes with grid factors
+        "lgs-v4": lgs.encode(_scene(150), torch.rand(150, generator=torch.Generator().manual_seed(3)),
+                             config=lgs.QuantConfig(sh_codebook=16, kmeans_iters=2, position_bits=13.4, scale_bits=6.6,
+                                                    rotation_bits=7.3, opacity_bits=5.5, dc_bits=6.2,
+                                                    sh_codebook_bits=5.8, sh_direct_bits=6.9, max_drop=3,
+                                                    class_step=0.7))[0],
         "gsi": gsi.encode(_image_gaussians()),
         "gsv": encode_video(_clip_frames(16, 3), VideoSettings(gop=2, fps=10.0)).data,  # 2 + 1 frames
         "gsv-intra": encode_video(_clip_frames(), VideoSettings(gop=3, fps=10.0, tracked=False)).data,
@@ -102,6 +108,7 @@ def _decode_gsv_all(data: bytes) -> None:
 
 DECODERS = {
     "lgs": lgs.decode,
+    "lgs-v4": lgs.decode,
     "gsi": gsi.decode,
     "gsv": _decode_gsv,
     "gsv-intra": _decode_gsv_all,
@@ -171,7 +178,7 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 # ---------------------------------------------------------------------- the fuzz
-@pytest.mark.parametrize("fmt", ["lgs", "gsi", "gsv", "gsv-intra", "m3"])
+@pytest.mark.parametrize("fmt", ["lgs", "lgs-v4", "gsi", "gsv", "gsv-intra", "m3"])
 def test_fuzz_own_formats_only_format_error(seeds, fmt):
     data, decode = seeds[fmt], DECODERS[fmt]
     decode(data)  # the seed itself decodes (and JIT-compiles what it needs)

@@ -1,22 +1,23 @@
-"""Bit allocation for --target-psnr without pruning, and the render sensitivity behind its classes."""
+"""Step sizes for --target-psnr without pruning (the error model of ``compress.scene.rate_model``),
+and the render sensitivity behind its classes."""
 from __future__ import annotations
 
-from dataclasses import replace
-
+import numpy as np
 import torch
 
 from compress.container import unpack_container
-from compress.scene.codec import MAGIC, QuantConfig, encode
-from compress.scene.eval import render_views
-from compress.scene.rate import ALLOCATED, allocate
+from compress.scene.codec import MAGIC, QuantConfig, decode, encode
+from compress.scene.eval import fidelity, render_views
+from compress.scene.rate_model import ATTRIBUTES as ALLOCATED
+from compress.scene.rate_model import ErrorModel, measure_model, model_allocate, quantized
 from compress.scene.sensitivity import ATTRIBUTES, error_weights, render_sensitivity
 from compress.scene.views import split_views
 from splat import GaussianScene
 
 
-def _small():
-    scene = GaussianScene.random(1500, sh_degree=0, seed=11, scale_range=(0.02, 0.15))
-    views = split_views(scene, None, max_side=48, n_train=4, n_heldout=3)
+def _small(n: int = 1500, side: int = 48):
+    scene = GaussianScene.random(n, sh_degree=0, seed=11, scale_range=(0.02, 0.15))
+    views = split_views(scene, None, max_side=side, n_train=4, n_heldout=3)
     return scene, views
 
 
@@ -32,44 +33,51 @@ def test_render_sensitivity_sees_only_what_the_views_see():
     assert torch.allclose(w, sens["log_scales"] * 0.01 / 12 + sens["quats"] * 1e-4 / 12 + sens["sh_dc"] * 4e-4 / 12)
 
 
-def test_allocate_meets_the_target_with_fewer_bytes_than_uniform_bits():
-    scene, views = _small()
+def test_simulated_quantization_equals_the_codec():
+    scene, _ = _small(400)
+    bits = dict(position_bits=13.4, scale_bits=6.3, rotation_bits=7.6, opacity_bits=5.2, dc_bits=6.7)
+    data, rep = encode(scene, None, QuantConfig(**bits))
+    dec, sim = decode(data), quantized(scene, bits)
+    perm = torch.from_numpy(rep.permutation)
+    for name in ("means", "log_scales", "quats", "sh_dc"):
+        assert torch.equal(getattr(dec, name), getattr(sim, name)[perm].float()), name
+    assert torch.allclose(dec.opacities, sim.opacities[perm], atol=1e-6)
+
+
+def test_the_model_solves_at_equal_slope_and_hits_its_target():
+    e = {a: np.array([1e-5, 2e-5]) for a in ALLOCATED}
+    m = ErrorModel({a: 8.0 for a in ALLOCATED}, e, {a: 2.0 for a in ALLOCATED}, np.zeros(2))
+    bits = m.solve(50.0)
+    assert abs(m.psnr(bits) - 50.0) < 1e-3
+    # same error and slope: each attribute's share of the error is proportional to its cost per bit
+    # (opacity's bits are a third of the price, so it buys its error down to a third)
+    share = {a: float(np.mean(e[a])) * 2.0 ** (-2 * (bits[a] - 8.0)) for a in ALLOCATED}
+    assert abs(share["opacity_bits"] / share["scale_bits"] - 1.0 / 3.0) < 1e-6
+    assert m.solve(56.0)["dc_bits"] - bits["dc_bits"] > 0.9  # 6 dB more: one bit more each (k = 2)
+
+
+def test_model_allocation_lands_in_the_window_with_few_encodes():
+    scene, views = _small(3000, side=64)
     ref = render_views(scene, views.heldout)
-    best, trials = allocate(scene, None, 45.0, ref, views.heldout, base=QuantConfig(sh_codebook=64),
-                            cameras=views.train, max_trials=4)
-    assert best is not None and best.fidelity.psnr >= 45.0 and trials
-    assert all(t.psnr < 45.0 or t.bytes >= len(best.data) for t in trials)  # the smallest passing trial is kept
-    cfg = best.config
-    assert all(ALLOCATED[k][2] <= getattr(cfg, k) <= ALLOCATED[k][3] for k in ALLOCATED)
-    box = unpack_container(best.data, magic=MAGIC)
-    assert box.version == 3 and "drops" in box.header["precision"]
-    # the same target with every attribute at the finest depth the allocation chose costs more
-    top = max(getattr(cfg, k) for k in ALLOCATED if k != "position_bits")
-    uniform, _ = encode(scene, None, replace(cfg, scale_bits=top, rotation_bits=top, opacity_bits=top, dc_bits=top,
-                                             max_drop=0))
-    assert len(best.data) < len(uniform)
+    for target in (38.0, 47.0):
+        best, trials, steps = model_allocate(scene, None, target, ref, views.heldout, base=QuantConfig(),
+                                             cameras=views.train)
+        assert best is not None and 1 <= len(trials) <= 3 and len(steps) <= 9
+        measured = fidelity(ref, decode(best.data), views.heldout, with_ssim=False).psnr
+        assert target <= measured <= target + 0.3, (target, [(s.predicted, s.measured) for s in steps])
+        assert all(ALLOCATED[k][2] <= getattr(best.config, k) <= ALLOCATED[k][3] for k in ALLOCATED)
+        assert all(abs(s.predicted - target - 0.15) < 0.05 or s is not steps[0] for s in steps)
 
 
-def test_allocate_reaches_the_coarsest_depths_without_invalid_settings():
-    scene, views = _small()
+def test_the_model_predicts_the_fidelity_before_any_encode():
+    scene, views = _small(3000, side=64)
+    # probes at the views' own resolution: what is left is the model's error (at a lower probe
+    # resolution the renders differ by a factor that the verifying encode measures)
+    model = measure_model(scene, None, views.heldout, 42.0, QuantConfig(), scale=1.0)
+    bits = model.solve(42.0)
     ref = render_views(scene, views.heldout)
-    best, _ = allocate(scene, None, 12.0, ref, views.heldout, base=QuantConfig(sh_codebook=64), cameras=views.train,
-                       max_trials=3, max_steps=1)  # a low target drives bit depths towards their floors
-    assert best is not None and best.fidelity.psnr >= 12.0
-    assert min(getattr(best.config, k) for k in ALLOCATED) <= 4
-
-
-def test_reprobe_replaces_only_unmeasurable_errors():
-    from compress.scene.rate import _reprobe
-
-    added = {k: 1e-6 for k in ALLOCATED}
-    added["opacity_bits"] = 0.0  # e.g. 8-bit opacity stored by the source: exact at the probe depth
-    calls = []
-
-    def probe(name, bits):
-        calls.append((name, bits))
-        return 3.2e-5
-
-    out = _reprobe(added, 1e-4, probe)
-    assert calls == [("opacity_bits", ALLOCATED["opacity_bits"][1] - 2)]
-    assert out["opacity_bits"] == 2e-6 and all(out[k] == 1e-6 for k in ALLOCATED if k != "opacity_bits")
+    data, _ = encode(scene, None, QuantConfig(**bits))
+    box = unpack_container(data, magic=MAGIC)
+    assert box.version == 4  # fractional depths: steps that are not powers of two
+    measured = fidelity(ref, decode(data), views.heldout, with_ssim=False).psnr
+    assert abs(measured - 42.0) < 0.5

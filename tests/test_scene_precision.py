@@ -120,15 +120,3 @@ def test_v3_hostile_drops_raise_format_error():
             decode(pack_container(MAGIC, 3, h, chunks))
     with pytest.raises(FormatError, match="version 3"):
         decode(pack_container(MAGIC, 2, box.header, chunks))
-
-
-def test_bit_depths_split_the_budget_by_cost():
-    from compress.scene.rate import ALLOCATED, bit_depths
-
-    added = {k: 1e-6 for k in ALLOCATED}
-    b1, b2 = bit_depths(added, 1e-6), bit_depths(added, 1e-6 / 16)
-    assert all(b2[k] == min(ALLOCATED[k][3], b1[k] + 2) for k in ALLOCATED)  # 16x less error: 2 bits more each
-    # the opacity costs 1 bit per Gaussian per bit of depth, the others 3: it gets a smaller share, more bits
-    assert b1["opacity_bits"] > b1["scale_bits"]
-    louder = bit_depths({**added, "dc_bits": 16e-6}, 1e-6)
-    assert louder["dc_bits"] == b1["dc_bits"] + 2 and louder["scale_bits"] == b1["scale_bits"]

@@ -34,6 +34,9 @@ def _lgs_seeds() -> dict[str, bytes]:
         "lgs v1": lgs.encode(scene, None, lgs.QuantConfig(context_coding=False, **small))[0],
         "lgs v2": lgs.encode(scene, w, lgs.QuantConfig(low_fraction=0.3, **small))[0],
         "lgs v3": lgs.encode(scene, w, lgs.QuantConfig(max_drop=2, **small))[0],
+        "lgs v4": lgs.encode(scene, w, lgs.QuantConfig(position_bits=13.5, scale_bits=6.6, rotation_bits=7.3,
+                                                       opacity_bits=5.5, dc_bits=6.2, sh_codebook_bits=5.8,
+                                                       max_drop=3, class_step=0.7, **small))[0],
     }
 
 

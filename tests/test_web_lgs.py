@@ -57,6 +57,16 @@ def _cases() -> dict[str, bytes]:
             position_bits=12, scale_bits=2, rotation_bits=2, opacity_bits=1, dc_bits=2, sh_codebook=1, low_drop=1, **small))[0],
         "v1 uniform random scene": encode(GaussianScene.random(2000, sh_degree=2, seed=4), None,
                                           QuantConfig(context_coding=False, sh_codebook=64, kmeans_iters=2))[0],
+        "v4 any number of steps, SH 2": encode(scene, w, QuantConfig(
+            position_bits=13.6, scale_bits=7.3, rotation_bits=8.6, opacity_bits=5.5, dc_bits=9.2, sh_codebook_bits=6.6,
+            sh_direct_bits=7.4, **small))[0],
+        "v4 class grid factors, SH 1": encode(_with_degree(scene, 1), w, QuantConfig(
+            scale_bits=8.5, rotation_bits=9.3, dc_bits=7.7, max_drop=4, class_step=0.6, drop_reference=0.6, **small))[0],
+        "v4 whole-bit steps, factor classes, no context records": encode(_with_degree(scene, 0), w, QuantConfig(
+            max_drop=3, class_step=1.4, context_coding=False, **small))[0],
+        "v4 tiny grids": encode(_with_degree(scene, 1), None, QuantConfig(
+            position_bits=12.2, scale_bits=1.6, rotation_bits=1.3, opacity_bits=1.6, dc_bits=2.4, sh_codebook=1, low_drop=0,
+            **small))[0],
         "one Gaussian": encode(GaussianScene.random(1, sh_degree=1, seed=1), None, QuantConfig())[0],
         "empty scene": encode(GaussianScene.random(0, sh_degree=0, seed=1), None, QuantConfig())[0],
     }
@@ -88,7 +98,7 @@ def _coverage(cases: dict[str, bytes]) -> tuple[set, set, set]:
 def test_lgs_every_version_and_precision_mode_bit_exact():
     cases = _cases()
     versions = {int.from_bytes(d[4:6], "little") for d in cases.values()}
-    assert versions == {1, 2, 3}
+    assert versions == {1, 2, 3, 4}
     # the files exercise both colour transforms, every record mode and every stream method
     assert _coverage(cases) == ({"none", "g,r-g,b-g"}, {0, 1, 2}, {0, 1, 2, 3})
     results = node_decode([("lgs", d, {}) for d in cases.values()])
@@ -96,9 +106,11 @@ def test_lgs_every_version_and_precision_mode_bit_exact():
         assert_scene_parity(r, data, name)
 
 
-def test_lgs_golden_file_bit_exact():
-    data = (DATA / "scene_v2_golden.lgs").read_bytes()
-    assert_scene_parity(node_decode([("lgs", data, {})])[0], data, "scene_v2_golden.lgs")
+def test_lgs_golden_files_bit_exact():
+    names = ["scene_v2_golden.lgs", "scene_v3_golden.lgs", "scene_v4_golden.lgs"]
+    files = [(DATA / n).read_bytes() for n in names]
+    for name, data, r in zip(names, files, node_decode([("lgs", d, {}) for d in files])):
+        assert_scene_parity(r, data, name)
 
 
 def test_lgs_opacity_logit_every_16_bit_level():

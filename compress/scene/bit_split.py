@@ -91,7 +91,8 @@ def class_split(data: bytes) -> ClassSplit:
     by_tag = {(t, c): (rec, v, ctx) for t, c, rec, v, ctx in records}
     cls = by_tag[("PCLS", 0)][1] if ("PCLS", 0) in by_tag else np.zeros(n, dtype=np.int64)
     # every class the header declares (version 2: two; version 3: one per entry of precision.drops)
-    n_cls = len(box.header.get("precision", {}).get("drops", [0, 0])) if ("PCLS", 0) in by_tag else 1
+    p = box.header.get("precision", {})
+    n_cls = len(p.get("drops", p.get("factors", [0, 0]))) if ("PCLS", 0) in by_tag else 1
     names = [str(c) for c in range(max(n_cls, int(cls.max()) + 1 if len(cls) else 1))]
     out = ClassSplit(counts={c: int((cls == int(c)).sum()) for c in names})
     labels = by_tag.get(("SHIX", 0), (None, None, None))[1]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from compress.container import pack_container, unpack_container
+from compress.uniform import MAX_LEVELS, is_power_of_two_levels, levels_for_bits
 from splat.errors import FormatError, naming
 from splat.header import get_int, get_typed
 from splat.io._common import make_scene, read_bytes
@@ -26,12 +27,14 @@ from splat.scene import GaussianScene, sh_rest_count
 
 from .positions import MAX_BITS, PositionGrid, decode_positions, encode_positions, morton_order
 from .quantize import SHCode, UniformQuant, decode_rotations, decode_vectree_sh, encode_rotations, vectree_sh
-from .precision import MAX_DROP, coarsen_by, precision_classes, refine_by, refine_dequantize, significance_classes
+from .precision import (MAX_DROP, coarsen_by_factor, drop_factors, precision_classes, refine_by_factor, refine_dequantize,
+                        significance_classes)
 from .stream_contexts import colour_context, rotation_contexts, scale_context, sh_context, with_class
 from .streams import outside_range, decode_channels, encode_channels
 
 MAGIC = b"LGS1"
-VERSION = 3  # 2: context-modelled channel records (mode 2); 3: significance classes; older files still decode
+VERSION = 4  # 2: context-modelled records (mode 2); 3: significance classes; 4: any number of levels; older files decode
+MAX_FACTOR = 256  # coarsest grid factor of a precision class (version 4)
 MIN_POSITION_BITS = 12
 MAX_COUNT = 1 << 28
 
@@ -40,6 +43,9 @@ MAX_COUNT = 1 << 28
 class QuantConfig:
     """Quantization settings (bits are per value unless stated).
 
+    Every ``*_bits`` may be fractional: a quantizer of b bits has round(2^b) - 1 steps, so
+    b = log2(steps + 1); whole bits give the power-of-two grids of versions 1-3, other values
+    need ``.lgs`` version 4.
     position_bits: grid bits per axis (12..21). rotation_bits: per smallest-three component.
     sh_codebook: codebook entries, capped at ``sh_codebook_fraction`` x the number of
     codebook-coded Gaussians (a codebook as large as the data would cost more than it saves).
@@ -50,6 +56,8 @@ class QuantConfig:
     max_drop / drop_reference: significance classes instead (version 3, needs ``weights``):
     a Gaussian stores them round(0.5 log2(w_ref / w)) bits coarser, at most ``max_drop``,
     w_ref the ``drop_reference`` quantile of the weights (0: off).
+    class_step: class c's grid is round(2^(c * class_step)) times coarser (1: whole bits,
+    ``max_drop`` classes; other values need version 4).
     """
 
     position_bits: int = 16
@@ -69,6 +77,7 @@ class QuantConfig:
     low_drop: int = 2
     max_drop: int = 0
     drop_reference: float = 0.99
+    class_step: float = 1.0
 
     def validate(self) -> None:
         if not MIN_POSITION_BITS <= self.position_bits <= MAX_BITS:
@@ -93,6 +102,8 @@ class QuantConfig:
             raise ValueError("use either significance classes (max_drop) or low_fraction, not both")
         if not 0.0 < self.drop_reference <= 1.0:
             raise ValueError("drop_reference must be in (0, 1]")
+        if not 0.0 < self.class_step <= 2.0:
+            raise ValueError("class_step must be in (0, 2]")
 
 
 @dataclass
@@ -161,23 +172,24 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
     oq = UniformQuant.fit(opac, cfg.opacity_bits)
     ls = _rows(scene.log_scales, perm)
     sq = UniformQuant.fit(ls, cfg.scale_bits)
-    rot_idx, rot_vals = encode_rotations(_rows(scene.quats, perm), cfg.rotation_bits)
+    rlev = levels_for_bits(cfg.rotation_bits)
+    rot_idx, rot_vals = encode_rotations(_rows(scene.quats, perm), 1, levels=rlev)
     dc = _rows(scene.sh_dc, perm)
     cq = UniformQuant.fit(dc, cfg.dc_bits)
     cls, table = _classes(cfg, w[perm] if weights is not None and ctx else None)
-    drops = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
+    ftable = _class_factors(cfg, table, min(sq.levels, rlev, cq.levels))
+    factors = None if cls is None else np.asarray(ftable, dtype=np.int64)[cls]
     nc = len(table)
     opq = oq.quantize(opac)
-    lsq = coarsen_by(sq.quantize(ls), drops)
-    rot_vals = coarsen_by(rot_vals, drops)
-    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(refine_by(lsq, drops, sq.levels)), rot_idx,
-                                                 cfg.rotation_bits)
+    lsq = coarsen_by_factor(sq.quantize(ls), factors)
+    rot_vals = coarsen_by_factor(rot_vals, factors)
+    rot_idx_ctx, rot_val_ctx = rotation_contexts(sq.dequantize(refine_by_factor(lsq, factors, sq.levels)), rot_idx, rlev)
 
     def chans(q, context=None, allow_delta=True) -> bytes:
         return encode_channels(q, allow_delta=allow_delta, context=context, allow_context=ctx)
 
-    dcq = coarsen_by(cq.quantize(dc), drops)
-    dc_ctx = with_class(colour_context(opq[:, 0], cfg.opacity_bits, cfg.dc_bits), cls, nc)
+    dcq = coarsen_by_factor(cq.quantize(dc), factors)
+    dc_ctx = with_class(colour_context(opq[:, 0], oq.levels, cq.levels), cls, nc)
     colr, colour_mode = min((chans(dcq, dc_ctx), "none"), (chans(colour_transform(dcq), dc_ctx), "g,r-g,b-g"),
                             key=lambda c: len(c[0]))
     header = {
@@ -186,18 +198,19 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
         "positions": grid.to_json(),
         "opacity": oq.to_json(),
         "log_scales": sq.to_json(),
-        "rotation": {"bits": cfg.rotation_bits, "scheme": "smallest-three"},
+        "rotation": {**_size_json(rlev), "scheme": "smallest-three"},
         "sh_dc": {**cq.to_json(), "transform": colour_mode},
         "settings": asdict(cfg),
     }
     chunks = [("POSN", encode_positions(codes))]
     if cls is not None:
         header["precision"] = ({"low_count": int(cls.sum()), "drop": table[1]} if cfg.max_drop == 0
-                               else {"drops": list(table)})
+                               else {"drops": list(table)} if ftable == [1 << d for d in table]
+                               else {"factors": ftable})
         chunks.append(("PCLS", chans(cls)))
     chunks += [
         ("OPAC", chans(opq)),
-        ("SCAL", chans(lsq, with_class(scale_context(opq[:, 0], cfg.opacity_bits, cfg.scale_bits), cls, nc))),
+        ("SCAL", chans(lsq, with_class(scale_context(opq[:, 0], oq.levels, sq.levels), cls, nc))),
         ("ROTI", chans(rot_idx, rot_idx_ctx)),
         ("ROTV", chans(rot_vals, with_class(rot_val_ctx, cls, nc))),
         ("COLR", colr),
@@ -218,13 +231,37 @@ def encode(scene: GaussianScene, weights: torch.Tensor | np.ndarray | None = Non
         }
         chunks += [
             ("SHIX", chans(code.labels)),
-            ("SHCB", chans(code.codebook_q, sh_context(cfg.sh_codebook_bits), allow_delta=False)),
-            ("SHDR", chans(code.direct_q, sh_context(cfg.sh_direct_bits), allow_delta=False)),
+            ("SHCB", chans(code.codebook_q, sh_context(code.codebook_quant.levels), allow_delta=False)),
+            ("SHDR", chans(code.direct_q, sh_context(code.direct_quant.levels), allow_delta=False)),
         ]
-    version = 1 if not ctx else (3 if "drops" in header.get("precision", {}) else 2)  # the oldest that holds it
+    version = _version(header, ctx)
     blob = pack_container(MAGIC, version, header, chunks)
     report = EncodeReport({tag: len(data) for tag, data in chunks}, len(blob), n, perm)
     return blob, report
+
+
+def _size_json(levels: int) -> dict:
+    """``{bits}`` for 2^bits - 1 steps, else ``{levels}`` (version 4)."""
+    return {"bits": int(levels).bit_length()} if is_power_of_two_levels(levels) else {"levels": int(levels)}
+
+
+def _version(header: dict, ctx: bool) -> int:
+    """The oldest ``.lgs`` version that holds ``header`` (and context-modelled records when ``ctx``)."""
+    quantizers = [header["positions"], header["opacity"], header["log_scales"], header["rotation"], header["sh_dc"]]
+    if "sh_rest" in header:
+        quantizers += [header["sh_rest"]["codebook"], header["sh_rest"]["direct"]]
+    precision = header.get("precision", {})
+    if "factors" in precision or any("levels" in q for q in quantizers):
+        return 4
+    return 1 if not ctx else (3 if "drops" in precision else 2)
+
+
+def _class_factors(cfg: QuantConfig, drops: list[int], finest_levels: int) -> list[int]:
+    """Grid factor per class: 2^d for the two-class form and for ``class_step`` 1, else
+    round(2^(d * class_step)), at most ``finest_levels`` and :data:`MAX_FACTOR`."""
+    if cfg.max_drop == 0 or cfg.class_step == 1.0:
+        return [1 << d for d in drops]
+    return [max(1, min(MAX_FACTOR, finest_levels, int(round(2.0 ** (d * cfg.class_step))))) for d in drops]
 
 
 def _classes(cfg: QuantConfig, weights: np.ndarray | None) -> tuple[np.ndarray | None, list[int]]:
@@ -265,16 +302,17 @@ def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> Gaus
     n = get_int(h, "count", 0, MAX_COUNT)
     require_at_most(n, cap, "Gaussian count", path, "max_gaussians")
     deg = get_int(h, "sh_degree", 0, 3)
+    v4 = version >= 4
     try:
-        grid = PositionGrid.from_json(h["positions"])
-        oq = UniformQuant.from_json(h["opacity"], 1, "opacity")
-        sq = UniformQuant.from_json(h["log_scales"], 3, "log-scales")
-        cq = UniformQuant.from_json(h["sh_dc"], 3, "SH DC")
+        grid = PositionGrid.from_json(h["positions"], allow_levels=v4)
+        oq = UniformQuant.from_json(h["opacity"], 1, "opacity", allow_levels=v4)
+        sq = UniformQuant.from_json(h["log_scales"], 3, "log-scales", allow_levels=v4)
+        cq = UniformQuant.from_json(h["sh_dc"], 3, "SH DC", allow_levels=v4)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         if isinstance(e, FormatError):
             raise
         raise FormatError("header lacks a quantizer description") from None
-    rbits = get_int(get_typed(h, "rotation", dict), "bits", 1, 16, what="rotation")
+    rlev = _rotation_levels(get_typed(h, "rotation", dict), v4)
 
     def chans(tag, rows, channels, *, lo=0, hi=None, what, context=None):
         return decode_channels(box.get(tag), rows, channels, lo=lo, hi=hi, what=what, context=context,
@@ -283,22 +321,22 @@ def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> Gaus
     # positions and the SH rest depend on nothing else, colour only on opacity and the classes:
     # they decode on a second thread while this one decodes the classes, opacity, scales and rotations
     with _Side() as side:
-        rest = side.submit(_positions_and_sh, h, box, n, grid, deg, chans)
-        cls, table = _precision(h, box, n, version, chans, min(sq.bits, rbits, cq.bits))
-        drops = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
+        rest = side.submit(_positions_and_sh, h, box, n, grid, deg, chans, version)
+        cls, table = _precision(h, box, n, version, chans, min(sq.bits, rlev.bit_length(), cq.bits),
+                                min(sq.levels, rlev, cq.levels))
+        factors = None if cls is None else np.asarray(table, dtype=np.int64)[cls]
         nc = len(table)
         opq = chans("OPAC", n, 1, hi=oq.levels, what="opacity")
-        dc = side.submit(_colour, h, chans, n, opq, oq, cq, cls, drops, nc)
+        dc = side.submit(_colour, h, chans, n, opq, oq, cq, cls, factors, nc)
         logits = side.submit(lambda: _logit(oq.dequantize(opq)[:, 0]))
         ls = _refined(chans("SCAL", n, 3, hi=sq.levels, what="scales",
-                            context=with_class(scale_context(opq[:, 0], oq.bits, sq.bits), cls, nc)), drops, sq)
-        ridx_ctx, rval_ctx = rotation_contexts(ls, None, rbits)
+                            context=with_class(scale_context(opq[:, 0], oq.levels, sq.levels), cls, nc)), factors, sq)
+        ridx_ctx, rval_ctx = rotation_contexts(ls, None, rlev)
         ridx = chans("ROTI", n, 1, hi=3, what="rotation index", context=ridx_ctx)[:, 0]
-        rval_ctx = rotation_contexts(ls, ridx, rbits)[1]
-        rvals = refine_by(chans("ROTV", n, 3, hi=(1 << rbits) - 1, what="rotation",
-                                context=with_class(rval_ctx, cls, nc)),
-                          drops, (1 << rbits) - 1)
-        quats = decode_rotations(ridx, rvals, rbits)
+        rval_ctx = rotation_contexts(ls, ridx, rlev)[1]
+        rvals = refine_by_factor(chans("ROTV", n, 3, hi=rlev, what="rotation", context=with_class(rval_ctx, cls, nc)),
+                                 factors, rlev)
+        quats = decode_rotations(ridx, rvals, 1, levels=rlev)
         means, sh_rest = rest.result()
         sh_dc = dc.result()
     return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=logits.result(),
@@ -346,32 +384,44 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-def _positions_and_sh(h: dict, box, n: int, grid: PositionGrid, deg: int, chans) -> tuple[np.ndarray, np.ndarray]:
+def _positions_and_sh(h: dict, box, n: int, grid: PositionGrid, deg: int, chans,
+                      version: int) -> tuple[np.ndarray, np.ndarray]:
     """(positions [n,3], SH rest [n,K,3]) from ``POSN`` and the SH streams."""
     means, _ = decode_positions(box.get("POSN"), n, grid)
-    return means, _sh_rest(h, chans, n, deg)
+    return means, _sh_rest(h, chans, n, deg, version)
+
+
+def _rotation_levels(r: dict, v4: bool) -> int:
+    """Steps of the rotation values from the header's ``rotation`` (``bits`` 1..16; version 4 also ``levels``)."""
+    if "levels" in r:
+        if not v4:
+            raise FormatError("header field 'rotation' has levels, which need .lgs version 4")
+        if "bits" in r:
+            raise FormatError("header field 'rotation' gives both bits and levels")
+        return get_int(r, "levels", 1, MAX_LEVELS, what="rotation")
+    return (1 << get_int(r, "bits", 1, 16, what="rotation")) - 1
 
 
 def _colour(h: dict, chans, n: int, opq: np.ndarray, oq: UniformQuant, cq: UniformQuant, cls: np.ndarray | None,
-            drops: np.ndarray | None, nc: int) -> np.ndarray:
+            factors: np.ndarray | None, nc: int) -> np.ndarray:
     mode = h["sh_dc"].get("transform", "none")
     if mode not in ("none", "g,r-g,b-g"):
         raise FormatError(f"unknown colour transform {str(mode)[:40]!r}")
     dcq = chans("COLR", n, 3, lo=-cq.levels, hi=cq.levels, what="SH DC",
-                context=with_class(colour_context(opq[:, 0], oq.bits, cq.bits), cls, nc))
+                context=with_class(colour_context(opq[:, 0], oq.levels, cq.levels), cls, nc))
     if mode != "none":
         dcq = inverse_colour_transform(dcq)
     if n and outside_range(np.ascontiguousarray(dcq).reshape(-1), 0, cq.levels):
         raise FormatError("SH DC stream decodes outside the quantizer's range")
-    return _refined(dcq, drops, cq)
+    return _refined(dcq, factors, cq)
 
 
-def _refined(stored: np.ndarray, drops: np.ndarray | None, uq: UniformQuant) -> np.ndarray:
-    """float32 values of stored grid indices [N,C] with ``drops`` bits per Gaussian dropped (one pass)."""
-    return refine_dequantize(stored, drops, uq.levels, uq.lo, uq.step)
+def _refined(stored: np.ndarray, factors: np.ndarray | None, uq: UniformQuant) -> np.ndarray:
+    """float32 values of stored grid indices [N,C] on grids ``factors`` per Gaussian coarser (one pass)."""
+    return refine_dequantize(stored, None, uq.levels, uq.lo, uq.step, factors=factors)
 
 
-def _sh_rest(h: dict, chans, n: int, deg: int) -> np.ndarray:
+def _sh_rest(h: dict, chans, n: int, deg: int, version: int) -> np.ndarray:
     k = sh_rest_count(deg)
     if not k:
         return np.zeros((n, 0, 3), dtype=np.float32)
@@ -379,8 +429,8 @@ def _sh_rest(h: dict, chans, n: int, deg: int) -> np.ndarray:
     kcb = get_int(s, "codebook_size", 0, n, what="sh_rest")
     ndir = get_int(s, "direct_count", 0, n, what="sh_rest")
     try:
-        cbq = UniformQuant.from_json(s["codebook"], 3 * k, "SH codebook")
-        drq = UniformQuant.from_json(s["direct"], 3 * k, "SH direct")
+        cbq = UniformQuant.from_json(s["codebook"], 3 * k, "SH codebook", allow_levels=version >= 4)
+        drq = UniformQuant.from_json(s["direct"], 3 * k, "SH direct", allow_levels=version >= 4)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         if isinstance(e, FormatError):
             raise
@@ -388,16 +438,18 @@ def _sh_rest(h: dict, chans, n: int, deg: int) -> np.ndarray:
     labels = chans("SHIX", n, 1, hi=kcb, what="SH indices")[:, 0]
     code = SHCode(
         labels,
-        chans("SHCB", kcb, 3 * k, hi=cbq.levels, what="SH codebook", context=sh_context(cbq.bits)),
+        chans("SHCB", kcb, 3 * k, hi=cbq.levels, what="SH codebook", context=sh_context(cbq.levels)),
         cbq,
-        chans("SHDR", ndir, 3 * k, hi=drq.levels, what="SH direct", context=sh_context(drq.bits)),
+        chans("SHDR", ndir, 3 * k, hi=drq.levels, what="SH direct", context=sh_context(drq.levels)),
         drq,
     )
     return decode_vectree_sh(code).reshape(n, k, 3)
 
 
-def _precision(h: dict, box, n: int, version: int, chans, max_drop: int) -> tuple[np.ndarray | None, list[int]]:
-    """(class per Gaussian or None, bits dropped per class) from the header and ``PCLS``."""
+def _precision(h: dict, box, n: int, version: int, chans, max_drop: int,
+               finest_levels: int) -> tuple[np.ndarray | None, list[int]]:
+    """(class per Gaussian or None, grid factor per class) from the header and ``PCLS``.
+    ``max_drop``: the fewest bits of scales, rotations and colour; ``finest_levels``: their fewest steps."""
     p = h.get("precision")
     if p is None:
         return None, [0]
@@ -405,14 +457,17 @@ def _precision(h: dict, box, n: int, version: int, chans, max_drop: int) -> tupl
         raise FormatError("precision classes need .lgs version 2")
     if not isinstance(p, dict):
         raise FormatError("header field 'precision' is malformed")
+    if "factors" in p:
+        return _factor_classes(p["factors"], n, version, chans, finest_levels)
     if "drops" in p:
-        return _significance_classes(p["drops"], n, version, chans, max_drop)
+        cls, drops = _significance_classes(p["drops"], n, version, chans, max_drop)
+        return cls, [1 << d for d in drops]
     drop = get_int(p, "drop", 1, min(MAX_DROP, max_drop - 1), what="precision")
     low = get_int(p, "low_count", 1, n, what="precision")
     cls = chans("PCLS", n, 1, hi=1, what="precision classes")[:, 0]
     if int(cls.sum()) != low:
         raise FormatError(f"precision classes hold {int(cls.sum())} low-precision Gaussians, the header says {low}")
-    return cls, [0, drop]
+    return cls, [1, 1 << drop]
 
 
 def _significance_classes(drops, n: int, version: int, chans, max_drop: int) -> tuple[np.ndarray, list[int]]:
@@ -424,6 +479,18 @@ def _significance_classes(drops, n: int, version: int, chans, max_drop: int) -> 
         raise FormatError(f"precision.drops must list 2..{MAX_DROP + 1} integers in [0, {min(MAX_DROP, max_drop - 1)}]")
     cls = chans("PCLS", n, 1, hi=len(drops) - 1, what="precision classes")[:, 0]
     return cls, list(drops)
+
+
+def _factor_classes(factors, n: int, version: int, chans, finest_levels: int) -> tuple[np.ndarray, list[int]]:
+    """Version-4 classes: header ``precision.factors`` (grid factor per class) and ``PCLS``."""
+    if version < 4:
+        raise FormatError("precision.factors needs .lgs version 4")
+    top = min(MAX_FACTOR, finest_levels)
+    if not isinstance(factors, list) or not 2 <= len(factors) <= MAX_DROP + 1 \
+            or not all(type(f) is int and 1 <= f <= top for f in factors):
+        raise FormatError(f"precision.factors must list 2..{MAX_DROP + 1} integers in [1, {top}]")
+    cls = chans("PCLS", n, 1, hi=len(factors) - 1, what="precision classes")[:, 0]
+    return cls, list(factors)
 
 
 def read_lgs(path: str | os.PathLike, *, max_gaussians: int | None = None) -> GaussianScene:

@@ -5,6 +5,8 @@ The default path (``steps > 0``, no fixed ``prune``): prune, fine-tune, measure 
 fidelity, prune further while the fidelity floor holds, within ``max_seconds``
 (:mod:`compress.scene.recover`). Fixed ``prune``: prune once, fine-tune, encode.
 ``target_psnr`` without fine-tuning: bisect prune ratio and level (:func:`rate.search`).
+``target_psnr`` with ``prune=0``: the step size of every attribute from an error model
+(:func:`rate_model.model_allocate`), verified by one encode and corrected once.
 
     result = compress_scene(scene, CompressSettings(), cameras=None)
     result.data          # the .lgs bytes
@@ -27,8 +29,9 @@ from .codec import EncodeReport, QuantConfig, decode, encode
 from .distill import FinetuneConfig, distill_sh, finetune, render_targets
 from .eval import Fidelity, fidelity, render_views
 from .prune import prune
-from .rate import (LEVELS, PRESETS, Candidate, Trial, allocate, coarser_classes, effective_codebook, level_config, search,
+from .rate import (LEVELS, PRESETS, Candidate, Trial, coarser_classes, effective_codebook, level_config, search,
                    shrink_codebook)
+from .rate_model import ModelStep, model_allocate
 from .recover import RecoverPlan, estimate_start, prune_recover
 from .significance import significance
 from .views import ViewSplit, pseudo_views, split_views
@@ -100,6 +103,7 @@ class CompressResult:
     notes: list[str] = field(default_factory=list)
     photo_psnr: float | None = None
     start_prune: float | None = None  # the fine-tuned loop's first ratio, when it ran
+    model_steps: list[ModelStep] = field(default_factory=list)  # predicted vs measured PSNR of the model's encodes
 
 
 @dataclass
@@ -117,6 +121,7 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     start_prune: float | None = None
+    model_steps: list = field(default_factory=list)
 
     def timed(self, name: str, t0: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
@@ -177,7 +182,10 @@ def compress_scene(
     if chosen is None:
         run.notes.append(f"no setting reaches {floor:g} dB; used the finest level without pruning")
         chosen = _fixed_stage(run, 0.0, len(LEVELS) - 1)
-    if st.target_psnr is not None and chosen.fidelity is not None and run.work.sh_degree > 0:
+    if st.target_psnr is not None and not run.model_steps and chosen.source is not None and run.reference is not None:
+        chosen, more = _land_stage(run, chosen, st.target_psnr)
+        trials += more
+    if st.target_psnr is not None and chosen.fidelity is not None and run.work.sh_degree > 0 and not run.model_steps:
         chosen, more = _codebook_stage(run, chosen, st.target_psnr)
         trials += more
     fid = chosen.fidelity
@@ -186,7 +194,7 @@ def compress_scene(
                         backend=st.backend)
     photo = _photo_psnr(run, chosen.decoded)
     return CompressResult(chosen.data, chosen.report, chosen.decoded, fid, run.timings, len(run.original),
-                          chosen.prune, chosen.level, trials, run.notes, photo, run.start_prune)
+                          chosen.prune, chosen.level, trials, run.notes, photo, run.start_prune, run.model_steps)
 
 
 def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
@@ -263,19 +271,50 @@ def _search_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tria
 
 
 def _allocate_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Trial]]:
-    """No pruning: the bit depth of every attribute chosen for ``target`` (:func:`rate.allocate`)."""
+    """No pruning: the step size of every attribute chosen for ``target`` on the error model
+    (:func:`rate_model.model_allocate`)."""
     st = run.st
     if run.reference is None:
         return None, []
-    best, trials = run.stage(f"bit allocation >= {target:g} dB", 0, allocate, run.work, run.scores, target,
-                             run.reference, run.views.heldout, base=st.quant, backend=st.backend,
-                             cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
-                             on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+    best, trials, steps = run.stage(
+        f"step sizes for {target:g} dB", 0, model_allocate, run.work, run.scores, target, run.reference,
+        run.views.heldout, base=st.quant, backend=st.backend, cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
+        on_probe=lambda a, b: run.pg.advance(1, f"probe {a.replace('_bits', '')} at {b:.2f} bits"),
+        on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+    run.model_steps = steps
+    _model_notes(run, steps)
     if best is not None:
         c = best.config
-        run.notes.append(f"bit allocation: positions {c.position_bits}, scales {c.scale_bits}, rotations "
-                         f"{c.rotation_bits}, opacity {c.opacity_bits}, colour {c.dc_bits} bits; up to {c.max_drop} "
-                         f"bits fewer by render sensitivity")
+        run.notes.append(f"step sizes: positions {c.position_bits:.2f}, scales {c.scale_bits:.2f}, rotations "
+                         f"{c.rotation_bits:.2f}, opacity {c.opacity_bits:.2f}, colour {c.dc_bits:.2f} bits"
+                         + (f"; classes {c.class_step:g} bits apart (up to {c.max_drop})" if c.max_drop else ""))
+    return best, trials
+
+
+def _model_notes(run: _Run, steps: list[ModelStep]) -> None:
+    for s in steps:
+        what = f"encoded, {s.bytes} B" if s.kind == "encode" else "render check"
+        run.notes.append(f"error model: predicted {s.predicted:.2f} dB, measured {s.measured:.2f} dB ({what})")
+
+
+def _land_stage(run: _Run, chosen: Candidate, target: float) -> tuple[Candidate, list[Trial]]:
+    """The step sizes of the chosen (pruned, fine-tuned) scene set on the error model so that its
+    fidelity against the original lands just above ``target``; kept when smaller and on target."""
+    st = run.st
+    best, trials, steps = run.stage(
+        f"step sizes for {target:g} dB", 0, model_allocate, chosen.source, chosen.weights, target, run.reference,
+        run.views.heldout, base=st.quant, backend=st.backend, teacher=run.original,
+        cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
+        on_probe=lambda a, b: run.pg.advance(1, f"probe {a.replace('_bits', '')} at {b:.2f} bits"),
+        on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+    run.model_steps = steps
+    _model_notes(run, steps)
+    if best is None or best.fidelity.psnr < target or len(best.data) >= len(chosen.data):
+        run.notes.append(f"kept the pruned file's own step sizes ({len(chosen.data)} B, {chosen.fidelity.psnr:.2f} dB)")
+        return chosen, trials
+    best.prune, best.level = chosen.prune, chosen.level
+    run.notes.append(f"step sizes on the model: {len(chosen.data)} -> {len(best.data)} B, "
+                     f"{chosen.fidelity.psnr:.2f} -> {best.fidelity.psnr:.2f} dB")
     return best, trials
 
 

@@ -1,6 +1,7 @@
 """Quantizers for the per-Gaussian attributes.
 
-* :class:`UniformQuant` - per-channel uniform scalar quantization over [lo, hi] with 2^bits levels
+* :class:`UniformQuant` - per-channel uniform scalar quantization over [lo, hi] with any number of
+  steps (2^bits - 1 for whole bits)
   (opacity, log-scales, SH DC, codebook entries, direct SH coefficients).
 * smallest-three rotations - the largest-magnitude quaternion component is dropped
   (its index kept, its sign made positive) and the other three, which lie in
@@ -20,7 +21,8 @@ import numba
 import numpy as np
 import torch
 
-from compress.uniform import dequantize_uniform, quantize_uniform, uniform_step
+from compress.uniform import (MAX_LEVELS, dequantize_uniform, is_power_of_two_levels, levels_for_bits, quantize_uniform,
+                             uniform_step)
 from splat.errors import FormatError
 from splat.kmeans import assign, weighted_kmeans
 
@@ -38,23 +40,26 @@ MAX_BOUND = 1e30
 
 @dataclass
 class UniformQuant:
-    """Uniform quantizer per channel: lo [C], hi [C] (float32-exact), bits."""
+    """Uniform quantizer per channel: lo [C], hi [C] (float32-exact), ``levels`` steps (L + 1
+    values; 2^bits - 1 for a quantizer of whole bits)."""
 
     lo: np.ndarray
     hi: np.ndarray
-    bits: int
+    levels: int
 
     @property
-    def levels(self) -> int:
-        return (1 << self.bits) - 1
+    def bits(self) -> int:
+        """Bits an index needs (exact for whole-bit quantizers)."""
+        return int(self.levels).bit_length()
 
     @property
     def step(self) -> np.ndarray:
-        return uniform_step(self.lo, self.hi, self.bits)
+        return uniform_step(self.lo, self.hi, levels=self.levels)
 
     @staticmethod
-    def fit(v: np.ndarray, bits: int, lo=None, hi=None) -> "UniformQuant":
-        """Bounds from the data (min/max per channel of v [N,C]) unless given."""
+    def fit(v: np.ndarray, bits: float, lo=None, hi=None) -> "UniformQuant":
+        """Bounds from the data (min/max per channel of v [N,C]) unless given; round(2^bits) - 1
+        steps (``bits`` may be fractional: any number of levels)."""
         if not 1 <= bits <= 16:
             raise ValueError(f"quantizer bits must be 1..16, got {bits}")
         v = _as_2d(v)
@@ -65,37 +70,52 @@ class UniformQuant:
             hi = v.max(0) if len(v) else np.zeros(c)
         lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (c,)).astype(np.float32).astype(np.float64)
         hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (c,)).astype(np.float32).astype(np.float64)
-        return UniformQuant(lo, np.maximum(hi, lo), bits)
+        return UniformQuant(lo, np.maximum(hi, lo), levels_for_bits(bits))
+
+    @property
+    def whole_bits(self) -> bool:
+        """Whether the quantizer has 2^b - 1 steps (what ``.lgs`` before version 4 can hold)."""
+        return is_power_of_two_levels(self.levels)
 
     def quantize(self, v: np.ndarray) -> np.ndarray:
-        return quantize_uniform(_as_2d(v), self.lo, self.hi, self.bits)
+        return quantize_uniform(_as_2d(v), self.lo, self.hi, levels=self.levels)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        return dequantize_uniform(q, self.lo, self.hi, self.bits).astype(np.float32)
+        return dequantize_uniform(q, self.lo, self.hi, levels=self.levels).astype(np.float32)
 
     def to_json(self) -> dict:
-        return {"lo": [float(x) for x in self.lo], "hi": [float(x) for x in self.hi], "bits": int(self.bits)}
+        """``bits`` for a whole-bit quantizer, ``levels`` otherwise (``.lgs`` version 4)."""
+        size = {"bits": self.bits} if self.whole_bits else {"levels": int(self.levels)}
+        return {"lo": [float(x) for x in self.lo], "hi": [float(x) for x in self.hi], **size}
 
     @staticmethod
-    def from_json(d: dict, channels: int, what: str) -> "UniformQuant":
+    def from_json(d: dict, channels: int, what: str, *, allow_levels: bool = False) -> "UniformQuant":
+        """From ``{lo, hi, bits}`` (1..16), or with ``allow_levels`` also ``{lo, hi, levels}`` (1..65535)."""
         try:
             lo = np.asarray(d["lo"], dtype=np.float64).reshape(-1)
             hi = np.asarray(d["hi"], dtype=np.float64).reshape(-1)
-            bits = int(d["bits"])
+            has_bits, has_levels = "bits" in d, "levels" in d
+            if has_bits == has_levels or (has_levels and not allow_levels):
+                raise KeyError
+            size = d["bits"] if has_bits else d["levels"]
+            if type(size) is not int:
+                raise TypeError
         except (KeyError, TypeError, ValueError):
             raise FormatError(f"quantizer for {what} in the header is malformed") from None
         if lo.shape != (channels,) or hi.shape != (channels,):
             raise FormatError(f"quantizer for {what} has {lo.size} channels, expected {channels}")
-        if not (1 <= bits <= 16) or not (np.abs(lo) <= MAX_BOUND).all() or not (np.abs(hi) <= MAX_BOUND).all() \
+        ok_size = 1 <= size <= (16 if has_bits else MAX_LEVELS)
+        if not ok_size or not (np.abs(lo) <= MAX_BOUND).all() or not (np.abs(hi) <= MAX_BOUND).all() \
                 or (hi < lo).any():
-            raise FormatError(f"quantizer for {what} is out of range (bits 1..16, finite bounds within +-{MAX_BOUND:g})")
-        return UniformQuant(lo, hi, bits)
+            raise FormatError(f"quantizer for {what} is out of range (bits 1..16 or levels 1..{MAX_LEVELS}, "
+                              f"finite bounds within +-{MAX_BOUND:g})")
+        return UniformQuant(lo, hi, (1 << size) - 1 if has_bits else size)
 
 
 # ---------------------------------------------------------------------- rotations
-def encode_rotations(quats: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def encode_rotations(quats: np.ndarray, bits: int, *, levels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Smallest-three: wxyz quats [N,4] -> (index of the dropped component [N] in 0..3,
-    the other three components quantized [N,3] in 0..2^bits-1)."""
+    the other three components quantized [N,3] in 0..L, L = ``levels`` or 2^bits - 1)."""
     q = np.asarray(quats, dtype=np.float64)
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     idx = np.argmax(np.abs(q), axis=1)
@@ -103,19 +123,20 @@ def encode_rotations(quats: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarr
     q = q * sign[:, None]
     keep = np.array([[j for j in range(4) if j != i] for i in range(4)])[idx]  # [N,3]
     rest = np.take_along_axis(q, keep, axis=1)
-    levels = (1 << bits) - 1
+    levels = (1 << bits) - 1 if levels is None else int(levels)
     vals = np.rint((rest / _INV_SQRT2 + 1.0) * 0.5 * levels)
     return idx.astype(np.int64), np.clip(vals, 0, levels).astype(np.int64)
 
 
-def decode_rotations(idx: np.ndarray, vals: np.ndarray, bits: int) -> np.ndarray:
+def decode_rotations(idx: np.ndarray, vals: np.ndarray, bits: int, *, levels: int | None = None) -> np.ndarray:
     """Inverse of :func:`encode_rotations`: unit wxyz quats [N,4] float32 (one fused pass,
     bit-identical with :func:`decode_rotations_reference`)."""
     idx = np.ascontiguousarray(idx, dtype=np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() > 3):
         raise FormatError("rotation stream holds a component index outside 0..3")
     out = np.empty((len(idx), 4), dtype=np.float32)
-    _rotations_kernel(idx, np.ascontiguousarray(vals, dtype=np.int64).reshape(len(idx), 3), float((1 << bits) - 1), out)
+    levels = (1 << bits) - 1 if levels is None else int(levels)
+    _rotations_kernel(idx, np.ascontiguousarray(vals, dtype=np.int64).reshape(len(idx), 3), float(levels), out)
     return out
 
 
@@ -145,12 +166,12 @@ def _rotations_kernel(idx, vals, levels, out):
             out[i, j] = np.float32(q[j] / d)
 
 
-def decode_rotations_reference(idx: np.ndarray, vals: np.ndarray, bits: int) -> np.ndarray:
+def decode_rotations_reference(idx: np.ndarray, vals: np.ndarray, bits: int, *, levels: int | None = None) -> np.ndarray:
     """The readable numpy form of :func:`decode_rotations` (tests compare the two)."""
     idx = np.asarray(idx, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() > 3):
         raise FormatError("rotation stream holds a component index outside 0..3")
-    levels = (1 << bits) - 1
+    levels = (1 << bits) - 1 if levels is None else int(levels)
     rest = (np.asarray(vals, dtype=np.float64) / levels * 2.0 - 1.0) * _INV_SQRT2
     big = np.sqrt(np.clip(1.0 - (rest * rest).sum(1), 0.0, 1.0))
     n = len(idx)

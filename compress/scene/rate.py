@@ -7,7 +7,6 @@ few quantization levels and keeps the smallest encoding that meets the target.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -15,9 +14,8 @@ from torch import Tensor
 
 from splat.scene import GaussianScene
 
-from .codec import MIN_POSITION_BITS, QuantConfig, decode, encode
+from .codec import QuantConfig, decode, encode
 from .eval import Fidelity, fidelity
-from .positions import MAX_BITS as POSITION_MAX_BITS
 from .prune import prune
 
 # quantization ladder, coarse to fine (the search tries each)
@@ -208,163 +206,3 @@ def coarser_classes(chosen: Candidate, target_psnr: float, reference: Tensor, vi
               and d < min(c.scale_bits, c.rotation_bits, c.dc_bits)]
     return try_configs(chosen, ladder, target_psnr, reference, views, stage="precision", backend=backend,
                        on_trial=on_trial)
-
-
-CLASSES = (3, 0.7)  # significance classes of the allocation: most bits dropped, reference quantile
-# attribute -> (bits each extra bit costs per Gaussian, probe depth, least, most)
-ALLOCATED: dict[str, tuple[int, int, int, int]] = {
-    "position_bits": (3, 16, MIN_POSITION_BITS, POSITION_MAX_BITS),
-    "scale_bits": (3, 8, 2, 16),
-    "rotation_bits": (3, 8, 2, 16),
-    "opacity_bits": (1, 8, 2, 16),
-    "dc_bits": (3, 8, 2, 16),
-}
-
-
-def _mse(fid: Fidelity) -> float:
-    """Mean squared error of the renders (colours in [0, 1]) averaged over the views."""
-    return sum(10.0 ** (-p / 10.0) for p in fid.per_view_psnr) / max(1, len(fid.per_view_psnr))
-
-
-def sensitivity(scene: GaussianScene, weights: Tensor | None, reference: Tensor, views, base: QuantConfig, *,
-                backend: str = "auto") -> tuple[dict[str, float], float]:
-    """Render error of each attribute alone at its probe depth (:data:`ALLOCATED`), everything
-    else at 16 bits (positions 21): ({attribute: MSE added}, MSE with nothing probed)."""
-    fine = replace(base, position_bits=POSITION_MAX_BITS, scale_bits=16, rotation_bits=16, opacity_bits=16, dc_bits=16,
-                   context_coding=False, low_fraction=0.0, max_drop=0)
-
-    def mse(cfg: QuantConfig) -> float:
-        return _mse(fidelity(reference, decode(encode(scene, weights, cfg)[0]), views, backend=backend, with_ssim=False))
-
-    floor = mse(fine)
-    return {name: max(0.0, mse(replace(fine, **{name: probe})) - floor)
-            for name, (_, probe, _, _) in ALLOCATED.items()}, floor
-
-
-def _reprobe(added: dict[str, float], budget: float, probe_mse) -> dict[str, float]:
-    """Errors at the probe depths, with those too small to measure (below budget / 1000: e.g. an
-    attribute the source stored with 8 bits, which 8 bits reproduce almost exactly) replaced
-    by the error 2 bits coarser, referred back to the probe depth (/16)."""
-    out = dict(added)
-    for name, (_, probe, lo, _) in ALLOCATED.items():
-        if added[name] < budget / 1000.0 and probe - 2 >= lo:
-            out[name] = max(added[name], probe_mse(name, probe - 2) / 16.0)
-    return out
-
-
-def class_weights(scene: GaussianScene, cameras, *, backend: str = "auto") -> Tensor:
-    """[N]: each Gaussian's expected render error with scales, rotations and colour at 8 bits
-    over their ranges (the weights significance classes are formed from)."""
-    from .sensitivity import error_weights, render_sensitivity
-
-    def step(t: Tensor) -> float:
-        t = t.detach().double()
-        return float((t.amax(0) - t.amin(0)).mean()) / 255.0 if len(t) else 0.0
-
-    sens = render_sensitivity(scene, cameras, backend=backend)
-    return error_weights(sens, {"log_scales": step(scene.log_scales), "quats": math.sqrt(2.0) / 255.0,
-                                "sh_dc": step(scene.sh_dc)})
-
-
-def bit_depths(added: dict[str, float], budget: float) -> dict[str, int]:
-    """Bit depth per attribute that spends the render-error ``budget`` (MSE) at the fewest bits.
-
-    Model: one more bit quarters an attribute's error (uniform quantizer) and costs ``cost`` bits
-    per Gaussian, so the optimum gives each attribute a share of the budget proportional to its
-    cost (equal error reduction per stored bit): b = probe + 0.5 log2(error at probe / share)."""
-    total = sum(c for c, _, _, _ in ALLOCATED.values())
-    out = {}
-    for name, (cost, probe, lo, hi) in ALLOCATED.items():
-        e = added.get(name, 0.0)
-        b = probe + 0.5 * math.log2(e / (budget * cost / total)) if e > 0 and budget > 0 else lo
-        out[name] = int(min(hi, max(lo, round(b))))
-    return out
-
-
-def allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, reference: Tensor, views, *,
-             base: QuantConfig | None = None, cameras=None, classes: tuple[int, float] = CLASSES,
-             max_trials: int = 6, max_steps: int = 3, backend: str = "auto",
-             on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate | None, list[Trial]]:
-    """Smallest encoding of ``scene`` (no pruning) with fidelity >= ``target_psnr``, by choosing each
-    attribute's bit depth: measure each attribute's error (:func:`sensitivity`), split the error
-    budget by :func:`bit_depths`, scale the budget (halving/doubling, then bisecting in log
-    scale; at most ``max_trials`` encodings), then take single bits off while the target holds
-    (at most ``max_steps`` more). None when even the first tries miss.
-
-    ``cameras`` (views the compressor may use): then, from the best so far with one bit more on
-    scales, rotations and colour, store those of each Gaussian up to ``classes[0]`` bits coarser
-    by its render sensitivity on the cameras (:mod:`compress.scene.sensitivity`; ``.lgs`` v3
-    classes, reference quantile ``classes[1]``) and take single bits off again."""
-    base = replace(base or QuantConfig(), low_fraction=0.0, low_drop=0, max_drop=0)
-    added, floor = sensitivity(scene, weights, reference, views, base, backend=backend)
-    budget = 10.0 ** (-target_psnr / 10.0) - floor
-    trials: list[Trial] = []
-    if budget <= 0:
-        return None, trials
-    fine = replace(base, position_bits=POSITION_MAX_BITS, scale_bits=16, rotation_bits=16, opacity_bits=16, dc_bits=16,
-                   context_coding=False)
-    added = _reprobe(added, budget, lambda name, b: max(0.0, _mse(fidelity(
-        reference, decode(encode(scene, weights, replace(fine, **{name: b}))[0]), views, backend=backend,
-        with_ssim=False)) - floor))
-    tried: dict[tuple, Candidate] = {}
-    best: Candidate | None = None
-    cls_weights = None
-
-    def run(bits: dict[str, int], drop: int = 0) -> Candidate | None:
-        """Encode with ``bits`` (and classes up to ``drop`` bits); the candidate when it meets the target."""
-        nonlocal best
-        key = (tuple(sorted(bits.items())), drop)
-        if key not in tried:
-            cfg = replace(base, **bits)
-            cfg = replace(cfg, max_drop=min(drop, cfg.scale_bits - 1, cfg.rotation_bits - 1, cfg.dc_bits - 1),
-                          drop_reference=classes[1])
-            data, report = encode(scene, cls_weights if drop else weights, cfg)
-            dec = decode(data)
-            fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
-            tried[key] = Candidate(data, report, dec, fid, 0.0, -1, cfg, scene, cls_weights if drop else weights)
-            trials.append(Trial(0.0, -1, len(data), fid.psnr, "allocate"))
-            if on_trial is not None:
-                on_trial(trials[-1])
-        c = tried[key]
-        if c.fidelity.psnr < target_psnr:
-            return None
-        if best is None or len(c.data) < len(best.data):
-            best = c
-        return c
-
-    def descend(c: Candidate, drop: int) -> None:
-        """One bit less on single attributes of the passing ``c``, the cheapest predicted error first."""
-        for _ in range(max_steps):
-            have = {k: getattr(c.config, k) for k in ALLOCATED}
-            order = sorted((added[k] * 4.0 ** (ALLOCATED[k][1] - have[k] + 1) / ALLOCATED[k][0], k) for k in ALLOCATED
-                           if have[k] > ALLOCATED[k][2] and ((tuple(sorted({**have, k: have[k] - 1}.items())), drop)
-                                                             not in tried))
-            nxt = next((c2 for _, k in order[:2] if (c2 := run({**have, k: have[k] - 1}, drop)) is not None), None)
-            if nxt is None:
-                return
-            c = nxt
-
-    lo, hi = None, None  # log2 budget scales known to pass / fail
-    s = 0.0
-    while len(tried) < max_trials and (lo is None or hi is None) and abs(s) <= 6:
-        if run(bit_depths(added, budget * 2.0 ** s)):
-            lo, s = s, s + 1.0
-        else:
-            hi, s = s, s - 1.0
-    while lo is not None and hi is not None and hi - lo > 0.2 and len(tried) < max_trials:
-        mid = 0.5 * (lo + hi)
-        if run(bit_depths(added, budget * 2.0 ** mid)):
-            lo = mid
-        else:
-            hi = mid
-    if best is None:
-        return None, trials
-    descend(best, 0)
-    if cameras and classes[0] > 0:
-        cls_weights = class_weights(scene, cameras, backend=backend)
-        have = {k: getattr(best.config, k) for k in ALLOCATED}
-        finer = {**have, **{k: min(ALLOCATED[k][3], have[k] + 1) for k in ("scale_bits", "rotation_bits", "dc_bits")}}
-        c = run(finer, classes[0])
-        if c is not None:
-            descend(c, classes[0])
-    return best, trials

@@ -50,17 +50,28 @@ def _anisotropy(ls, edges, out):
         out[i] = k
 
 
-def scale_context(opacity_q: np.ndarray, opacity_bits: int, scale_bits: int) -> ContextFn:
-    ob = bucket(opacity_q, opacity_bits, 4)
+def span_bucket(q: np.ndarray, span: int, k: int) -> np.ndarray:
+    """Context bucket of values q of a quantizer with ``span`` values (levels + 1): clamp(floor(q k / span),
+    0, k - 1), int64 [N] (for span = 2^b the same as ``compress.context.bucket(q, b, k)``)."""
+    span = int(span)
+    if span & (span - 1) == 0:
+        return bucket(q, span.bit_length() - 1, k)
+    q = np.asarray(q, dtype=np.int64)
+    return np.clip((q * k) // span, 0, k - 1)
+
+
+def scale_context(opacity_q: np.ndarray, opacity_levels: int, scale_levels: int) -> ContextFn:
+    ob = span_bucket(opacity_q, opacity_levels + 1, 4)
 
     def f(c: int, earlier: np.ndarray):
         if c == 0:
             return ob, 4
-        return ob * 8 + bucket(earlier[:, c - 1], scale_bits, 8), 32
+        return ob * 8 + span_bucket(earlier[:, c - 1], scale_levels + 1, 8), 32
     return f
 
 
-def rotation_contexts(log_scales: np.ndarray, rot_idx: np.ndarray | None, rot_bits: int) -> tuple[ContextFn, ContextFn | None]:
+def rotation_contexts(log_scales: np.ndarray, rot_idx: np.ndarray | None,
+                      rot_levels: int) -> tuple[ContextFn, ContextFn | None]:
     """(context for the rotation index, context for the three values; None until ``rot_idx`` is known)."""
     ac = anisotropy_class(log_scales)
 
@@ -74,30 +85,32 @@ def rotation_contexts(log_scales: np.ndarray, rot_idx: np.ndarray | None, rot_bi
     def f_val(c: int, earlier: np.ndarray):
         if c == 0:
             return base, 24
-        return base * 4 + bucket(earlier[:, c - 1], rot_bits, 4), 96
+        return base * 4 + span_bucket(earlier[:, c - 1], rot_levels + 1, 4), 96
     return f_idx, f_val
 
 
-def colour_context(opacity_q: np.ndarray, opacity_bits: int, dc_bits: int) -> ContextFn:
+def colour_context(opacity_q: np.ndarray, opacity_levels: int, dc_levels: int) -> ContextFn:
     """For (g, r-g, b-g) or (r, g, b): luma-like channel 0 first, chroma given it."""
-    ob = bucket(opacity_q, opacity_bits, 4)
-    levels = 1 << dc_bits
+    ob = span_bucket(opacity_q, opacity_levels + 1, 4)
+    span = dc_levels + 1
 
     def f(c: int, earlier: np.ndarray):
         if c == 0:
             return ob, 4
-        c0 = bucket(earlier[:, 0], dc_bits, 8)
+        c0 = span_bucket(earlier[:, 0], span, 8)
         if c == 1:
             return c0, 8
-        return c0 * 4 + bucket(earlier[:, 1] + levels, dc_bits + 1, 4), 32
+        return c0 * 4 + span_bucket(earlier[:, 1] + span, 2 * span, 4), 32
     return f
 
 
-def sh_context(bits: int) -> ContextFn:
+def sh_context(levels: int) -> ContextFn:
+    span = levels + 1
+
     def f(c: int, earlier: np.ndarray):
         if c % 3 == 0:
             return np.zeros(len(earlier), dtype=np.int64), 1
-        return bucket(earlier[:, c - c % 3], bits, 8), 8
+        return span_bucket(earlier[:, c - c % 3], span, 8), 8
     return f
 
 

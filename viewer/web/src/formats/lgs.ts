@@ -1,6 +1,7 @@
 /**
- * `.lgs` scene decoder, versions 1-3 (docs/formats/lgs.md): container LGS1, Morton-coded
- * positions, channel streams (plain, delta, context-modelled), precision classes,
+ * `.lgs` scene decoder, versions 1-4 (docs/formats/lgs.md): container LGS1, Morton-coded
+ * positions, channel streams (plain, delta, context-modelled), precision classes (bits dropped,
+ * or any grid factor from version 4), quantizers with any number of steps (version 4),
  * smallest-three rotations, colour transform, SH rest through a codebook plus direct rows.
  * Output: `SplatArrays`, Gaussians in the file's (Morton) order, bit-identical with the
  * Python reader `read_lgs`.
@@ -11,18 +12,20 @@ import { decodeIntsRaw } from "./entropy.js";
 import { FormatError, naming } from "./errors.js";
 import { getInt, getObject, isObject, type JsonObject } from "./header.js";
 import { gaussianCap, requireAtMost } from "./limits.js";
-import { quantFromJson, type UniformQuant } from "./quant.js";
+import { bitLength, MAX_LEVELS, quantFromJson, stepsFromJson, type UniformQuant } from "./quant.js";
 import type { SplatArrays } from "./types.js";
 
 export const LGS_MAGIC = "LGS1";
 /** Newest version this reader knows. */
-export const LGS_VERSION = 3;
+export const LGS_VERSION = 4;
 /** Most Gaussians one file may hold. */
 export const LGS_MAX_COUNT = 1 << 28;
 /** Most bits a precision class may drop. */
 export const MAX_DROP = 8;
 /** Position grid bits per axis (3 x 21 = 63-bit Morton codes). */
 export const MAX_POSITION_BITS = 21;
+/** Coarsest grid factor of a version-4 precision class. */
+export const MAX_FACTOR = 256;
 
 const INV_SQRT2 = 1.0 / Math.sqrt(2.0);
 const ANISO_EDGES = [0.1, 0.3, 0.7, 1.5, 3.0].map(Math.fround);
@@ -48,65 +51,74 @@ export function lgsInfo(box: Container): { count: number; shDegree: number } {
   return { count: getInt(box.header, "count", 0, LGS_MAX_COUNT), shDegree: getInt(box.header, "sh_degree", 0, 3) };
 }
 
-interface Grid {
-  lo: Float64Array;
-  step: Float64Array;
-  bits: number;
-}
-
 function decodeBox(box: Container, cap: number): SplatArrays {
   const h = box.header;
   const version = box.version;
   const n = getInt(h, "count", 0, LGS_MAX_COUNT);
   requireAtMost(n, cap, "Gaussian count", "maxGaussians");
   const deg = getInt(h, "sh_degree", 0, 3);
-  const gq = quantFromJson(h["positions"], 3, "positions", MAX_POSITION_BITS);
-  const oq = quantFromJson(h["opacity"], 1, "opacity");
-  const sq = quantFromJson(h["log_scales"], 3, "log-scales");
-  const cq = quantFromJson(h["sh_dc"], 3, "SH DC");
-  const rbits = getInt(getObject(h, "rotation"), "bits", 1, 16, "rotation");
-  const rlevels = 2 ** rbits - 1;
+  const v4 = version >= 4;
+  const gq = quantFromJson(h["positions"], 3, "positions", MAX_POSITION_BITS, v4, 2 ** MAX_POSITION_BITS - 1);
+  const oq = quantFromJson(h["opacity"], 1, "opacity", 16, v4);
+  const sq = quantFromJson(h["log_scales"], 3, "log-scales", 16, v4);
+  const cq = quantFromJson(h["sh_dc"], 3, "SH DC", 16, v4);
+  const rlevels = stepsFromJson(getObject(h, "rotation"), "rotation", 16, v4, MAX_LEVELS);
+  const rspan = rlevels + 1;
   const allowContext = version >= 2;
   const chans = (tag: string, rows: number, channels: number, o: ChannelOptions) =>
     decodeChannels(box.get(tag), rows, channels, { ...o, allowContext });
 
-  const [cls, table] = precision(h, n, version, chans, Math.min(sq.bits, rbits, cq.bits));
+  const [cls, table] = precision(h, n, version, chans, Math.min(sq.bits, bitLength(rlevels), cq.bits),
+    Math.min(sq.levels, rlevels, cq.levels));
   const nc = table.length;
-  const drops = cls === null ? null : dropsPerGaussian(cls, table);
+  const factors = cls === null ? null : factorsPerGaussian(cls, table);
   const opq = chans("OPAC", n, 1, { hi: oq.levels, what: "opacity" })[0];
-  const ob = buckets(opq, oq.bits, 4);
+  const ob = buckets(opq, oq.span, 4);
 
   // scales: contexts ob, then ob*8 + bucket(previous scale channel)
   const scal = chans("SCAL", n, 3, {
     hi: sq.levels, what: "scales",
-    context: withClass((c, earlier) => (c === 0 ? { ctx: ob, count: 4 } : { ctx: combine(ob, 8, buckets(earlier[c - 1], sq.bits, 8)), count: 32 }), cls, nc),
+    context: withClass((c, earlier) => (c === 0 ? { ctx: ob, count: 4 } : { ctx: combine(ob, 8, buckets(earlier[c - 1], sq.span, 8)), count: 32 }), cls, nc),
   });
-  const logScales = refineDequantize(scal, drops, sq, n);
+  const logScales = refineDequantize(scal, factors, sq, n);
   const aniso = anisotropy(logScales, n);
   const ridx = chans("ROTI", n, 1, { hi: 3, what: "rotation index", context: () => ({ ctx: aniso, count: 6 }) })[0];
   const rbase = combine(aniso, 4, ridx);
   const rvals = chans("ROTV", n, 3, {
     hi: rlevels, what: "rotation",
-    context: withClass((c, earlier) => (c === 0 ? { ctx: rbase, count: 24 } : { ctx: combine(rbase, 4, buckets(earlier[c - 1], rbits, 4)), count: 96 }), cls, nc),
+    context: withClass((c, earlier) => (c === 0 ? { ctx: rbase, count: 24 } : { ctx: combine(rbase, 4, buckets(earlier[c - 1], rspan, 4)), count: 96 }), cls, nc),
   });
-  const quats = rotations(ridx, rvals, drops, rlevels, n);
+  const quats = rotations(ridx, rvals, factors, rlevels, n);
 
-  const shDc = colour(h, chans, n, ob, cq, cls, nc, drops);
+  const shDc = colour(h, chans, n, ob, cq, cls, nc, factors);
   const opacityLogits = logits(opq, oq, n);
   const means = positions(box.get("POSN"), n, gq);
-  const shRest = shRestRows(h, chans, n, deg);
+  const shRest = shRestRows(h, chans, n, deg, v4);
   return { count: n, shDegree: deg, means, quats, logScales, opacityLogits, shDc, shRest };
 }
 
 type Chans = (tag: string, rows: number, channels: number, o: ChannelOptions) => IntArray[];
 
-/** (class per Gaussian or null, bits dropped per class) from the header and PCLS. */
-function precision(h: JsonObject, n: number, version: number, chans: Chans, maxDrop: number): [IntArray | null, number[]] {
+/** (class per Gaussian or null, grid factor per class) from the header and PCLS. `maxDrop`: the fewest
+ * bits of scales, rotations and colour; `finestLevels`: their fewest steps. */
+function precision(h: JsonObject, n: number, version: number, chans: Chans, maxDrop: number,
+  finestLevels: number): [IntArray | null, number[]] {
   const p = h["precision"];
-  if (p === undefined || p === null) return [null, [0]];
+  if (p === undefined || p === null) return [null, [1]];
   if (version < 2) throw new FormatError("precision classes need .lgs version 2");
   if (!isObject(p)) throw new FormatError("header field 'precision' is malformed");
   const top = Math.min(MAX_DROP, maxDrop - 1);
+  if ("factors" in p) {
+    if (version < 4) throw new FormatError("precision.factors needs .lgs version 4");
+    const f = p["factors"];
+    const fTop = Math.min(MAX_FACTOR, finestLevels);
+    if (!Array.isArray(f) || f.length < 2 || f.length > MAX_DROP + 1
+      || !f.every((x) => typeof x === "number" && Number.isInteger(x) && x >= 1 && x <= fTop)) {
+      throw new FormatError(`precision.factors must list 2..${MAX_DROP + 1} integers in [1, ${fTop}]`);
+    }
+    const cls = chans("PCLS", n, 1, { hi: f.length - 1, what: "precision classes" })[0];
+    return [cls, f as number[]];
+  }
   if ("drops" in p) {
     if (version < 3) throw new FormatError("precision.drops needs .lgs version 3");
     const d = p["drops"];
@@ -115,7 +127,7 @@ function precision(h: JsonObject, n: number, version: number, chans: Chans, maxD
       throw new FormatError(`precision.drops must list 2..${MAX_DROP + 1} integers in [0, ${top}]`);
     }
     const cls = chans("PCLS", n, 1, { hi: d.length - 1, what: "precision classes" })[0];
-    return [cls, d as number[]];
+    return [cls, (d as number[]).map((x) => 2 ** x)];
   }
   const drop = getInt(p, "drop", 1, top, "precision");
   const low = getInt(p, "low_count", 1, n, "precision");
@@ -123,21 +135,23 @@ function precision(h: JsonObject, n: number, version: number, chans: Chans, maxD
   let sum = 0;
   for (let i = 0; i < n; i++) sum += cls[i];
   if (sum !== low) throw new FormatError(`precision classes hold ${sum} low-precision Gaussians, the header says ${low}`);
-  return [cls, [0, drop]];
+  return [cls, [1, 2 ** drop]];
 }
 
-function dropsPerGaussian(cls: IntArray, table: number[]): Int32Array {
+function factorsPerGaussian(cls: IntArray, table: number[]): Int32Array {
   const out = new Int32Array(cls.length);
   for (let i = 0; i < cls.length; i++) out[i] = table[cls[i]];
   return out;
 }
 
-/** bucket(q, bits, k) = clamp(floor(q k / 2^bits), 0, k - 1) per row (q below 2^17, k <= 8: int32 maths). */
-function buckets(q: IntArray, bits: number, k: number): Int32Array {
+/** bucket(q, S, k) = clamp(floor(q k / S), 0, k - 1) per row, S the span (L + 1) of the values
+ * (q below 2^17, k <= 8: int32 maths; a shift when S is a power of two). */
+function buckets(q: IntArray, span: number, k: number): Int32Array {
   const out = new Int32Array(q.length);
   const top = k - 1;
+  const shift = (span & (span - 1)) === 0 ? bitLength(span) - 1 : -1;
   for (let i = 0; i < q.length; i++) {
-    const b = (q[i] * k) >> bits;
+    const b = shift >= 0 ? (q[i] * k) >> shift : Math.floor((q[i] * k) / span);
     out[i] = b < 0 ? 0 : b > top ? top : b;
   }
   return out;
@@ -159,20 +173,20 @@ function withClass(fn: ContextFn, cls: IntArray | null, nc: number): ContextFn {
   };
 }
 
-/** float32 lo + min(s << d, levels) * step per value (float64 inside), channels interleaved. */
-function refineDequantize(ch: IntArray[], drops: Int32Array | null, q: UniformQuant, n: number): Float32Array {
+/** float32 lo + min(s * f, levels) * step per value (float64 inside; s itself where f = 1), channels interleaved. */
+function refineDequantize(ch: IntArray[], factors: Int32Array | null, q: UniformQuant, n: number): Float32Array {
   const C = ch.length;
   const out = new Float32Array(n * C);
   for (let c = 0; c < C; c++) {
     const s = ch[c], lo = q.lo[c], step = q.step[c], levels = q.levels;
-    if (drops === null) {
+    if (factors === null) {
       for (let i = 0; i < n; i++) out[i * C + c] = lo + s[i] * step;
     } else {
       for (let i = 0; i < n; i++) {
-        const d = drops[i];
+        const f = factors[i];
         let v = s[i];
-        if (d > 0) {
-          v <<= d; // stored values are below 2^16 and d <= 8
+        if (f > 1) {
+          v *= f; // stored values are below 2^16 and f <= 256
           if (v > levels) v = levels;
         }
         out[i * C + c] = lo + v * step;
@@ -200,17 +214,17 @@ function anisotropy(ls: Float32Array, n: number): Int32Array {
 }
 
 /** Smallest-three rotations to unit wxyz quaternions (float64 steps, float32 out). */
-function rotations(ridx: IntArray, v: IntArray[], drops: Int32Array | null, levels: number, n: number): Float32Array {
+function rotations(ridx: IntArray, v: IntArray[], factors: Int32Array | null, levels: number, n: number): Float32Array {
   const out = new Float32Array(4 * n);
   const v0 = v[0], v1 = v[1], v2 = v[2];
   const q = new Float64Array(4);
   for (let i = 0; i < n; i++) {
     let a = v0[i], b = v1[i], c = v2[i];
-    if (drops !== null && drops[i] > 0) {
-      const d = drops[i];
-      a = Math.min(a << d, levels);
-      b = Math.min(b << d, levels);
-      c = Math.min(c << d, levels);
+    if (factors !== null && factors[i] > 1) {
+      const f = factors[i];
+      a = Math.min(a * f, levels);
+      b = Math.min(b * f, levels);
+      c = Math.min(c * f, levels);
     }
     const r0 = (a / levels * 2.0 - 1.0) * INV_SQRT2;
     const r1 = (b / levels * 2.0 - 1.0) * INV_SQRT2;
@@ -235,7 +249,7 @@ function rotations(ridx: IntArray, v: IntArray[], drops: Int32Array | null, leve
 
 /** SH DC: COLR channels (optionally g, r-g, b-g), range-checked, refined, dequantized. */
 function colour(h: JsonObject, chans: Chans, n: number, ob: Int32Array, cq: UniformQuant, cls: IntArray | null, nc: number,
-  drops: Int32Array | null): Float32Array {
+  factors: Int32Array | null): Float32Array {
   const sd = h["sh_dc"] as JsonObject;
   const mode = sd["transform"] ?? "none";
   if (mode !== "none" && mode !== "g,r-g,b-g") throw new FormatError(`unknown colour transform ${JSON.stringify(mode).slice(0, 40)}`);
@@ -244,13 +258,13 @@ function colour(h: JsonObject, chans: Chans, n: number, ob: Int32Array, cq: Unif
     lo: -L, hi: L, what: "SH DC",
     context: withClass((c, earlier) => {
       if (c === 0) return { ctx: ob, count: 4 };
-      const c0 = buckets(earlier[0], cq.bits, 8);
+      const c0 = buckets(earlier[0], cq.span, 8);
       if (c === 1) return { ctx: c0, count: 8 };
       const t1 = earlier[1];
       const shifted = new Int32Array(n);
-      const half = 1 << cq.bits;
+      const half = cq.span;
       for (let i = 0; i < n; i++) shifted[i] = t1[i] + half;
-      return { ctx: combine(c0, 4, buckets(shifted, cq.bits + 1, 4)), count: 32 };
+      return { ctx: combine(c0, 4, buckets(shifted, 2 * cq.span, 4)), count: 32 };
     }, cls, nc),
   });
   let rgb = t;
@@ -269,7 +283,7 @@ function colour(h: JsonObject, chans: Chans, n: number, ob: Int32Array, cq: Unif
       if (ch[i] < 0 || ch[i] > L) throw new FormatError("SH DC stream decodes outside the quantizer's range");
     }
   }
-  return refineDequantize(rgb, drops, cq, n);
+  return refineDequantize(rgb, factors, cq, n);
 }
 
 /** Opacity logits: p = float32 dequantized opacity, clamped to [1e-6, 1 - 1e-6], log(p) - log1p(-p). */
@@ -303,6 +317,7 @@ function positions(data: Uint8Array, n: number, g: UniformQuant): Float32Array {
   const out = new Float32Array(3 * n);
   const lx = g.lo[0], ly = g.lo[1], lz = g.lo[2], sx = g.step[0], sy = g.step[1], sz = g.step[2];
   let sumLo = 0, sumHi = 0;
+  const gl_ = g.levels, wholeGrid = (g.span & (g.span - 1)) === 0;
   for (let i = 0; i < n; i++) {
     let gl = lo[i], gh = hi === null ? 0 : hi[i];
     if (r.signed) {
@@ -323,6 +338,9 @@ function positions(data: Uint8Array, n: number, g: UniformQuant): Float32Array {
     const x = compact3(cl) + compact3(ch >>> 1) * 2048;
     const y = compact3(cl >>> 1) + compact3(ch >>> 2) * 2048;
     const z = compact3(cl >>> 2) + compact3(ch) * 1024;
+    if (!wholeGrid && (x > gl_ || y > gl_ || z > gl_)) {
+      throw new FormatError("position codes exceed the grid declared in the header");
+    }
     out[3 * i] = lx + x * sx;
     out[3 * i + 1] = ly + y * sy;
     out[3 * i + 2] = lz + z * sz;
@@ -335,21 +353,21 @@ function positions(data: Uint8Array, n: number, g: UniformQuant): Float32Array {
 }
 
 /** SH rest [N * D], D = 3K: codebook rows by SHIX index, or the next SHDR row where the index is C. */
-function shRestRows(h: JsonObject, chans: Chans, n: number, deg: number): Float32Array {
+function shRestRows(h: JsonObject, chans: Chans, n: number, deg: number, v4: boolean): Float32Array {
   const K = (deg + 1) * (deg + 1) - 1;
   if (K === 0) return new Float32Array(0);
   const D = 3 * K;
   const s = getObject(h, "sh_rest");
   const kcb = getInt(s, "codebook_size", 0, n, "sh_rest");
   const ndir = getInt(s, "direct_count", 0, n, "sh_rest");
-  const cbq = quantFromJson(s["codebook"], D, "SH codebook");
-  const drq = quantFromJson(s["direct"], D, "SH direct");
+  const cbq = quantFromJson(s["codebook"], D, "SH codebook", 16, v4);
+  const drq = quantFromJson(s["direct"], D, "SH direct", 16, v4);
   const labels = chans("SHIX", n, 1, { hi: kcb, what: "SH indices" })[0];
-  const shContext = (bits: number): ContextFn => (c, earlier) =>
+  const shContext = (span: number): ContextFn => (c, earlier) =>
     c % 3 === 0 ? { ctx: new Int32Array(earlier.length ? earlier[0].length : 0), count: 1 }
-      : { ctx: buckets(earlier[c - (c % 3)], bits, 8), count: 8 };
-  const cb = chans("SHCB", kcb, D, { hi: cbq.levels, what: "SH codebook", context: shContext(cbq.bits) });
-  const dr = chans("SHDR", ndir, D, { hi: drq.levels, what: "SH direct", context: shContext(drq.bits) });
+      : { ctx: buckets(earlier[c - (c % 3)], span, 8), count: 8 };
+  const cb = chans("SHCB", kcb, D, { hi: cbq.levels, what: "SH codebook", context: shContext(cbq.span) });
+  const dr = chans("SHDR", ndir, D, { hi: drq.levels, what: "SH direct", context: shContext(drq.span) });
   let direct = 0;
   for (let i = 0; i < n; i++) if (labels[i] === kcb) direct++;
   if (direct !== ndir) throw new FormatError(`${direct} Gaussians are marked direct but ${ndir} direct SH rows are stored`);
