@@ -171,3 +171,58 @@ def test_fused_refine_dequantize_matches_refine_then_dequantize():
         ref = dequantize_uniform(refine_by(stored, drops, levels), lo, hi, bits).astype(np.float32)
         got = refine_dequantize(stored, drops, levels, lo, uniform_step(lo, hi, bits))
         assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
+class _LazyPool:
+    """A one-thread pool stand-in that runs a task only when its result is asked for, and
+    whose ``shutdown(cancel_futures=True)`` cancels every task not run yet: the worst
+    scheduling a real pool may show. A decoder that takes a result after leaving its
+    side-thread block fails here every time instead of once in a while."""
+
+    def __init__(self, *_args, **_kwargs):
+        self._pending = []
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        fut = Future()
+        self._pending.append((fut, fn, args))
+        orig = fut.result
+
+        def result(timeout=None):
+            for f, g, a in list(self._pending):
+                self._pending.remove((f, g, a))
+                if f.set_running_or_notify_cancel():
+                    try:
+                        f.set_result(g(*a))
+                    except BaseException as e:  # noqa: BLE001 - handed to the caller, as a pool does
+                        f.set_exception(e)
+                if f is fut:
+                    break
+            return orig(timeout)
+
+        fut.result = result
+        return fut
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        if cancel_futures:
+            for f, _g, _a in self._pending:
+                f.cancel()
+        self._pending.clear()
+
+
+def test_decode_takes_every_side_thread_result_inside_its_block(monkeypatch):
+    """Regression: the opacity logits were taken after the side thread's block had closed, so a
+    task still queued then was cancelled (``CancelledError`` from ``decode`` under load)."""
+    import numba
+
+    import compress.scene.codec as codec
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("numba runs one thread here, so the decoder never uses its side thread")
+    data = (DATA / "scene_v2_golden.lgs").read_bytes()
+    want = decode(data)
+    monkeypatch.setattr(codec, "ThreadPoolExecutor", _LazyPool)
+    got = decode(data)
+    for name in ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest"):
+        assert np.array_equal(getattr(got, name).numpy(), getattr(want, name).numpy()), name

@@ -339,7 +339,9 @@ def _decode(h: dict, box, cap: int, path, version: int, on_channel=None) -> Gaus
         quats = decode_rotations(ridx, rvals, 1, levels=rlev)
         means, sh_rest = rest.result()
         sh_dc = dc.result()
-    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=logits.result(),
+        # every result is taken inside the block: leaving it cancels work not yet started
+        opacity_logits = logits.result()
+    return make_scene(path, means=means, quats=quats, log_scales=ls, opacity_logits=opacity_logits,
                       sh_dc=sh_dc, sh_rest=sh_rest)
 
 
