@@ -397,17 +397,18 @@ def _fit_transforms(state: SegmentState, target: Tensor, valid: Tensor, prev: np
 
 def _match_frame(state: SegmentState, fr: GaussianScene, v: np.ndarray, f: int, qz: _Quant,
                  st: SegmentSettings, sx: _Streams) -> tuple[GaussianScene, np.ndarray, GaussianScene | None]:
-    """Correspondence of frame f with the previous decoded frame (motion-compensated by the
-    transforms extrapolated from the previous two frames). Applies the deaths to ``state`` and
+    """Correspondence of frame f with the previous decoded frame (``register.py``: starting
+    from the transforms extrapolated from the previous two frames, appearance anchors and a
+    coarse-to-fine deformation, so large motion keeps its matches). Applies the deaths to ``state`` and
     records them; returns (frame reordered as survivors then births, survivor mask [N_prev],
     births in decoded order or None)."""
-    from .correspondence import gaussian_features, match_gaussians
+    from .register import RegisterSettings, register_frames
 
     pred_v = v[f - 1] if f < 2 else 2 * v[f - 1] - v[f - 2]
     R, q, t = state.transforms(pred_v[:, :3], pred_v[:, 3:], qz.rot_step, qz.trans_step)
     pos, rot = state.predict(R, q, t)
     prev = state.scene(pos, rot)
-    m = match_gaussians(_np64(pos), gaussian_features(prev), _np64(fr.means), gaussian_features(fr), st.match)
+    m = register_frames(prev, fr, RegisterSettings(tolerance=st.match)).match
     surv = m >= 0
     dead = np.flatnonzero(~surv)
     sx.push("kill", dead, None, 0)
