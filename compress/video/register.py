@@ -24,7 +24,7 @@ Every step is a KD-tree query or a sum over bound pairs: O(N log N) per frame pa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
