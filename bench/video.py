@@ -1,6 +1,7 @@
 """Volumetric video benchmark: .gsv against independent per-frame .lgs, SPZ and SOG.
 
     .venv/bin/python bench/video.py [--gaussians 50000] [--frames 90] [--wave-frames 200] [--quick]
+    .venv/bin/python bench/video.py --clips motion --out bench/results/video_motion
 
 Clips (one run, side by side):
 
@@ -8,7 +9,14 @@ Clips (one run, side by side):
 * the same performer with every frame shuffled (re-sorted; correspondence recovered);
 * the PlayCanvas wave sequence ``../shared/data/video/wave`` (SOG frames, re-sorted);
 * an independently made sequence: the performer re-sampled every frame (new Gaussians on
-  the same moving surface; tracking by rendering).
+  the same moving surface; tracking by rendering);
+* ``motion``: a motion-speed sweep. A shared scene (``--motion-scene``, subsampled to
+  ``--motion-gaussians``) twisted and swung at 0.5-20 neighbour spacings per frame, re-sorted
+  every frame (``compress/video/synth_motion.py``). Per speed: the share of true matches the
+  registration recovers, then the clip encoded in auto mode: bits/G/frame and worst-frame
+  PSNR; per-frame SOG and ``.lgs`` of the same frames. Plus one clip of
+  ``--cycle-gaussians`` twisted through a whole cycle in 12 frames (a third of a radian
+  per frame at the far end).
 
 Per clip and codec: bits per Gaussian per frame, KB per frame, PSNR of renders of the
 decoded frames against renders of the original frames (4 fixed orbit cameras, 256x256,
@@ -38,7 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 from compress.scene import codec as lgs  # noqa: E402
 from compress.video import VideoReader, VideoSettings, encode_video  # noqa: E402
+from compress.video.register import recovered_share, register_frames  # noqa: E402
 from compress.video.synth import performer_frames, resampled_performer_frames  # noqa: E402
+from compress.video.synth_motion import motion_clip  # noqa: E402
 from render.metrics import psnr  # noqa: E402
 from render.rasterize import rasterize  # noqa: E402
 from splat.camera import orbit_cameras  # noqa: E402
@@ -46,7 +56,8 @@ from splat.io import read_scene, write_scene  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DECODE_THREADS = 1  # decode timing on one thread (the other core is left to the renderer / viewer)
-WAVE = ROOT.parent / "shared" / "data" / "video" / "wave"
+SHARED = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+WAVE = SHARED / "video" / "wave"
 
 
 def _render(scene, cams):
@@ -136,7 +147,7 @@ def main() -> None:
     ap.add_argument("--psnr-every", type=int, default=15)
     ap.add_argument("--baseline-every", type=int, default=15)
     ap.add_argument("--clips", default="performer,wave,independent",
-                    help="comma list: performer (plain and shuffled), wave, independent, timing")
+                    help="comma list: performer (plain and shuffled), wave, independent, timing, motion")
     ap.add_argument("--shuffled-frames", type=int, default=0, help="frames of the shuffled performer clip (0: --frames)")
     ap.add_argument("--independent-frames", type=int, default=10, help="frames of the re-sampled performer clip")
     ap.add_argument("--independent-gaussians", type=int, default=0, help="its Gaussians per frame (0: --gaussians)")
@@ -145,6 +156,14 @@ def main() -> None:
     ap.add_argument("--timing-gaussians", type=int, default=50000, help="clip 'timing': Gaussians per frame")
     ap.add_argument("--timing-frames", type=int, default=8, help="clip 'timing': frames of the shuffled clip")
     ap.add_argument("--qualities", default="medium,high", help="presets for the plain performer")
+    ap.add_argument("--motion-scene", default=str(SHARED / "scenes" / "guitar.compressed.ply"),
+                    help="clip 'motion': the scene to twist and swing")
+    ap.add_argument("--motion-gaussians", type=int, default=30000, help="clip 'motion': Gaussians of the speed sweep")
+    ap.add_argument("--motion-frames", type=int, default=4, help="clip 'motion': frames per speed")
+    ap.add_argument("--speeds", default="0.5,1,2,5,10,20", help="clip 'motion': peak neighbour spacings per frame")
+    ap.add_argument("--kinds", default="twist,swing", help="clip 'motion': motions of the sweep")
+    ap.add_argument("--cycle-gaussians", type=int, default=60000,
+                    help="clip 'motion': Gaussians of the 12-frame twist cycle (0: skip it)")
     ap.add_argument("--quick", action="store_true", help="10k Gaussians, 30 frames, 60 wave frames")
     ap.add_argument("--out", default=str(RESULTS / "video"))
     a = ap.parse_args()
@@ -161,6 +180,8 @@ def main() -> None:
         rows += bench_independent(a)
     if "timing" in clips:
         rows += bench_timing(a)
+    if "motion" in clips:
+        rows += bench_motion(a)
     write_results(rows, a)
 
 
@@ -233,6 +254,57 @@ def bench_timing(a) -> list[dict]:
     return rows
 
 
+def _subsample(scene, n: int, seed: int = 0):
+    if n >= len(scene):
+        return scene
+    g = torch.Generator().manual_seed(seed)
+    return scene[torch.sort(torch.randperm(len(scene), generator=g)[:n]).values]
+
+
+def _motion_row(name: str, clip, cams, a, extra: dict) -> list[dict]:
+    """Matches recovered (registration of each frame pair), then the clip in auto mode and
+    per-frame baselines on the same frames."""
+    t0 = time.perf_counter()
+    shares = [recovered_share(register_frames(clip.frames[f - 1], clip.frames[f]).match, clip.truth[f - 1], clip.truth[f])
+              for f in range(1, len(clip.frames))]
+    t_reg = (time.perf_counter() - t0) / max(len(shares), 1)
+    pidx = list(range(len(clip.frames)))
+    row = bench_gsv(name, clip.frames, 30.0, len(clip.frames), cams, pidx)
+    row.update(extra, matches_recovered=min(shares), matches_recovered_mean=sum(shares) / len(shares),
+               register_s_per_pair=t_reg, peak_speed_spacings=max(clip.speeds))
+    rows = [row]
+    print(json.dumps(row), flush=True)
+    rows += bench_per_frame(name, clip.frames, cams, max(1, len(clip.frames) - 1), [1])
+    for r in rows[1:]:
+        print(json.dumps(r), flush=True)
+    return rows
+
+
+def bench_motion(a) -> list[dict]:
+    """Twist and swing of a shared scene at increasing speed, re-sorted every frame."""
+    path = Path(a.motion_scene)
+    if not path.is_file():
+        print(f"motion scene not found: {path}: skipped")
+        return []
+    base = read_scene(path).to(dtype=torch.float32)
+    scene = _subsample(base, a.motion_gaussians)
+    cams = orbit_cameras(scene, 4, width=256, height=256, up="+y", elevation_deg=10)
+    rows = []
+    for kind in a.kinds.split(","):
+        for sp in [float(v) for v in a.speeds.split(",")]:
+            clip = motion_clip(scene, kind, speed=sp, frames=a.motion_frames, cycle=12)
+            rows += _motion_row(f"{kind} {sp:g} sp/frame", clip, cams, a,
+                                {"motion": kind, "speed_spacings": sp, "scene": path.name})
+    if a.cycle_gaussians:
+        scene = _subsample(base, a.cycle_gaussians)
+        cams = orbit_cameras(scene, 4, width=256, height=256, up="+y", elevation_deg=10)
+        amp = (1.0 / 3.0) * 12 / (2 * 3.141592653589793)  # a third of a radian per frame at the far end
+        clip = motion_clip(scene, "twist", frames=12, cycle=12, amplitude=amp)
+        rows += _motion_row(f"twist cycle 12 frames {len(scene) // 1000}k", clip, cams, a,
+                            {"motion": "twist cycle", "amplitude_rad": amp, "scene": path.name})
+    return rows
+
+
 def write_results(rows: list[dict], a) -> None:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +312,9 @@ def write_results(rows: list[dict], a) -> None:
             "wave_frames": a.wave_frames, "independent_frames": a.independent_frames,
             "independent_gaussians": a.independent_gaussians or a.gaussians, "load_avg_at_end": os.getloadavg(),
             "baseline_every": a.baseline_every, "cameras": "4 orbit views 256x256", "threads": 2,
-            "decode_threads": DECODE_THREADS, "note": "per-frame baselines measured on every baseline_every-th frame"}
+            "decode_threads": DECODE_THREADS, "note": "per-frame baselines measured on every baseline_every-th frame",
+            "motion": {"scene": a.motion_scene, "gaussians": a.motion_gaussians, "frames": a.motion_frames,
+                       "speeds": a.speeds, "kinds": a.kinds, "cycle_gaussians": a.cycle_gaussians}}
     out.with_suffix(".json").write_text(json.dumps({"settings": meta, "rows": rows}, indent=1))
     keys = ["clip", "codec", "frames", "gaussians", "bits_per_gaussian_frame", "kb_per_frame", "psnr_db", "psnr_min_db",
             "encode_s_per_frame", "decode_fps", "decode_fps_steady", "bytes"]
@@ -259,9 +333,11 @@ def _table(rows) -> None:
     from splat.progress import summary_table
 
     Console().print(summary_table("video benchmark", ["clip / codec", "bits/G/frame", "KB/frame", "PSNR dB",
-                                                       "enc s/frame", "dec fps", "steady fps"],
+                                                       "worst dB", "matches", "enc s/frame", "dec fps", "steady fps"],
                                   [(f"{r['clip']} / {r['codec']}", r["bits_per_gaussian_frame"], r["kb_per_frame"],
-                                    r["psnr_db"], r["encode_s_per_frame"], r["decode_fps"],
+                                    r["psnr_db"], r["psnr_min_db"],
+                                    "-" if r.get("matches_recovered") is None else r["matches_recovered"],
+                                    r["encode_s_per_frame"], r["decode_fps"],
                                     "-" if r["decode_fps_steady"] is None else r["decode_fps_steady"]) for r in rows]))
 
 
@@ -272,6 +348,8 @@ def _plot(rows, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     clips = sorted({r["clip"] for r in rows})
+    if not clips:
+        return
     fig, axes = plt.subplots(1, len(clips), figsize=(5 * len(clips), 4), squeeze=False)
     for ax, c in zip(axes[0], clips):
         for r in [r for r in rows if r["clip"] == c]:

@@ -156,9 +156,10 @@ def read_frames(source: str | os.PathLike | Sequence) -> list[Path]:
 
 def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int = 3) -> bool:
     """Whether consecutive frames share Gaussian order. On a few frame pairs, for a sample
-    of Gaussians, the same index in the next frame must lie within 5% of the scene diagonal
-    (true for >= 80% of the sample); after a shuffle, same-index pairs are random pairs,
-    typically a large fraction of the diagonal apart."""
+    of Gaussians, the same index in the next frame must be the same Gaussian for >= 80% of
+    the sample: either within 5% of the scene diagonal, or (however far it moved) with the
+    same motion-invariant appearance (opacity and sorted scales within 1%). After a shuffle,
+    same-index pairs are random pairs and fail both."""
     if len(frames) < 2:
         return True
     n = len(frames[0])
@@ -167,27 +168,49 @@ def is_tracked(frames: Sequence[GaussianScene], sample: int = 2048, pairs: int =
     g = torch.Generator().manual_seed(0)
     steps = np.unique(np.linspace(0, len(frames) - 2, min(pairs, len(frames) - 1)).round().astype(int))
     for s in steps:
-        a, b = frames[s].means.float(), frames[s + 1].means.float()
+        a, b = frames[s], frames[s + 1]
         idx = torch.randperm(n, generator=g)[:sample]
-        diag = (a.quantile(0.98, 0) - a.quantile(0.02, 0)).norm() if n > 1 else torch.tensor(1.0)
-        same = (a[idx] - b[idx]).norm(dim=1)
-        if (same <= 0.05 * diag + 1e-9).float().mean() < 0.8:
+        pa, pb = a.means.float(), b.means.float()
+        diag = (pa.quantile(0.98, 0) - pa.quantile(0.02, 0)).norm() if n > 1 else torch.tensor(1.0)
+        near = (pa[idx] - pb[idx]).norm(dim=1) <= 0.05 * diag + 1e-9
+        sa = torch.sort(a.log_scales[idx].float(), 1).values
+        sb = torch.sort(b.log_scales[idx].float(), 1).values
+        same = ((sa - sb).abs().amax(1) <= 0.01) & ((a.opacities[idx] - b.opacities[idx]).abs() <= 0.01)
+        if (near | same).float().mean() < 0.8:
             return False
     return True
 
 
-def detect_mode(frames: Sequence[GaussianScene], pairs: int = 3, matched: float = 0.8) -> str:
-    """``"tracked"`` when consecutive frames share Gaussian order (:func:`is_tracked`);
-    else ``"resorted"`` when, on a few frame pairs, at least ``matched`` of the Gaussians
-    find a partner in the next frame (:func:`~compress.video.correspondence.matched_fraction`);
-    else ``"independent"``."""
+def detect_mode(frames: Sequence[GaussianScene], pairs: int = 3, matched: float = 0.3,
+                quant: QuantConfig | None = None, segment: SegmentSettings | None = None) -> str:
+    """``"tracked"`` when consecutive frames share Gaussian order (:func:`is_tracked`).
+    Otherwise the correspondence runs first (:func:`~compress.video.register.register_frames`,
+    which survives large motion) on a few frame pairs; when it pairs at least ``matched``
+    of the Gaussians, the mode is chosen by measured cost: the pair with the fewest matches
+    is coded both ways (a re-sorted two-frame segment, and the second frame intra), and
+    ``"resorted"`` wins when its predicted frame costs at most half the intra frame (the
+    independent path's tracking by rendering typically reaches about a third of intra).
+    Else ``"independent"``."""
     if is_tracked(frames):
         return "tracked"
-    from .correspondence import matched_fraction
+    from .register import register_frames
 
     steps = np.unique(np.linspace(0, len(frames) - 2, min(pairs, len(frames) - 1)).round().astype(int))
-    fr = min(matched_fraction(frames[s], frames[s + 1]) for s in steps)
-    return "resorted" if fr >= matched else "independent"
+    shares = []
+    for s in steps:
+        a, b = frames[s], frames[s + 1]
+        m = register_frames(a, b).match
+        shares.append(float((m >= 0).sum()) / max(len(a), len(b), 1))
+    if min(shares) < matched:
+        return "independent"
+    worst = int(steps[int(np.argmin(shares))])
+    quant = quant or VideoSettings().quant
+    seg_st = segment or VideoSettings().segment_settings()
+    pair = [frames[worst], frames[worst + 1]]
+    _, rep = encode_tracked(pair, seg_st, match=True)
+    predicted = sum(v for k, v in rep.items() if isinstance(v, int) and k.isupper() and k != "KEYF")
+    intra, _ = encode_intra(pair[1:], quant)
+    return "resorted" if predicted <= 0.5 * len(intra) else "independent"
 
 
 # ---------------------------------------------------------------------- encode
@@ -196,7 +219,8 @@ def _choose_mode(st: VideoSettings, scenes: list[GaussianScene]) -> tuple[str, s
     forced = st.mode if st.mode is not None else (None if st.tracked is None else ("tracked" if st.tracked else "independent"))
     if forced is not None and forced not in MODES:
         raise UsageError(f"unknown mode {forced!r} (choose {', '.join(MODES)})")
-    detected = detect_mode(scenes) if forced is None or forced == "tracked" else forced
+    detected = (detect_mode(scenes, quant=st.quant, segment=st.segment_settings())
+                if forced is None or forced == "tracked" else forced)
     mode = forced or detected
     if mode == "tracked" and len({len(s) for s in scenes}) > 1:
         raise UsageError("tracked coding needs the same Gaussian count in every frame "

@@ -328,10 +328,17 @@ def _fit_codebook(qz: _Quant, frames: list[GaussianScene], st: SegmentSettings, 
     if ordered:
         cand = [f.sh_rest[((f.sh_rest - frames[0].sh_rest) ** 2).mean((1, 2)).sqrt() > st.sh_threshold]
                 for f in frames[1:]]
-    else:
+    else:  # a sample of every later frame's SH vectors that frame 0 does not hold already
+        from scipy.spatial import cKDTree
+
         g = torch.Generator().manual_seed(0)
         per = max(1, 8192 // (len(frames) - 1))
-        cand = [f.sh_rest[torch.randperm(len(f), generator=g)[:per]] for f in frames[1:]]
+        tree = cKDTree(_np64(frames[0].sh_rest.reshape(len(frames[0]), -1)))
+        cand = []
+        for f in frames[1:]:
+            c = f.sh_rest[torch.randperm(len(f), generator=g)[:per]].reshape(-1, 3 * k_rest)
+            d, _ = tree.query(_np64(c), k=1)
+            cand.append(c[torch.from_numpy(d / np.sqrt(3 * k_rest) > st.sh_threshold)])
     cand = torch.cat(cand).reshape(-1, 3 * k_rest)
     if not len(cand):
         return
@@ -397,17 +404,19 @@ def _fit_transforms(state: SegmentState, target: Tensor, valid: Tensor, prev: np
 
 def _match_frame(state: SegmentState, fr: GaussianScene, v: np.ndarray, f: int, qz: _Quant,
                  st: SegmentSettings, sx: _Streams) -> tuple[GaussianScene, np.ndarray, GaussianScene | None]:
-    """Correspondence of frame f with the previous decoded frame (motion-compensated by the
-    transforms extrapolated from the previous two frames). Applies the deaths to ``state`` and
+    """Correspondence of frame f with the previous decoded frame (``register.py``: starting
+    from the transforms extrapolated from the previous two frames, appearance anchors and a
+    coarse-to-fine deformation, so large motion keeps its matches). Applies the deaths to ``state`` and
     records them; returns (frame reordered as survivors then births, survivor mask [N_prev],
     births in decoded order or None)."""
-    from .correspondence import gaussian_features, match_gaussians
+    from .register import RegisterSettings, register_frames
 
     pred_v = v[f - 1] if f < 2 else 2 * v[f - 1] - v[f - 2]
     R, q, t = state.transforms(pred_v[:, :3], pred_v[:, 3:], qz.rot_step, qz.trans_step)
     pos, rot = state.predict(R, q, t)
     prev = state.scene(pos, rot)
-    m = match_gaussians(_np64(pos), gaussian_features(prev), _np64(fr.means), gaussian_features(fr), st.match)
+    m = register_frames(prev, fr, RegisterSettings(tolerance=st.match)).match
+    _pair_leftovers(m, _np64(pos), _np64(fr.means))
     surv = m >= 0
     dead = np.flatnonzero(~surv)
     sx.push("kill", dead, None, 0)
@@ -419,6 +428,34 @@ def _match_frame(state: SegmentState, fr: GaussianScene, v: np.ndarray, f: int, 
     if perm is not None:
         ordered = GaussianScene.cat([ordered, born[perm]])
     return ordered, surv, born_dec
+
+
+def _pair_leftovers(m: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+    """Pair what the correspondence left (in place): each unmatched source Gaussian takes
+    the nearest unmatched destination, nearest pairs first.
+    A coded update (position, colour, opacity/scale) costs less than a death plus an
+    intra-coded birth (an ``.lgs`` blob: on the performer about 4,000 bits a birth at a
+    few births a frame), whether or not the pair is the same Gaussian. Deaths and births
+    remain only where the counts differ."""
+    from scipy.spatial import cKDTree
+
+    while True:  # rounds: leftovers that competed for the same nearest destinations go again
+        free = np.ones(len(dst), dtype=bool)
+        free[m[m >= 0]] = False
+        si, di = np.flatnonzero(m < 0), np.flatnonzero(free)
+        if not len(si) or not len(di):
+            return
+        k = min(8, len(di))
+        d, j = cKDTree(dst[di]).query(src[si], k=k)
+        d, j = d.reshape(len(si), k), j.reshape(len(si), k)
+        rows, slots = np.nonzero(np.isfinite(d))
+        used_s, used_d = set(), set()
+        for t in np.lexsort((rows, d[rows, slots])):
+            a, b = int(rows[t]), int(j[rows[t], slots[t]])
+            if a not in used_s and b not in used_d:
+                used_s.add(a)
+                used_d.add(b)
+                m[si[a]] = di[b]
 
 
 def _code_births(born: GaussianScene | None, st: SegmentSettings, sx: _Streams) -> tuple[Tensor | None, GaussianScene | None]:
