@@ -2,6 +2,7 @@
 //   node build.mjs            every bundle
 // Outputs:
 //   dist/formats.mjs          the decoding library as one ES module (Node and workers)
+//   dist/image-test.js        the .gsi renderer's test and demo page (test/image.html)
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -23,4 +24,12 @@ await build({
   entryPoints: [join(here, "src/formats/index.ts")],
   outfile: join(here, "dist/formats.mjs"),
   platform: "neutral",
+});
+
+// dist/image-test.js: the .gsi renderer's test and demo page (test/image.html beside it)
+await build({
+  ...common,
+  entryPoints: [join(here, "test/image-test.ts")],
+  outfile: join(here, "dist/image-test.js"),
+  platform: "browser",
 });

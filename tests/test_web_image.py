@@ -1,0 +1,197 @@
+"""The browser `.gsi` renderer (viewer/web/src/image/) against the Python renderer.
+
+A `.gsi` written by the Python encoder is fetched, decoded and drawn by a WebGL2 fragment
+shader in headless Chromium (software WebGL); its float readback must match
+`render_gaussians` (what `splat render-image` writes before quantising) at the same size,
+at 4x zoom (a crop of the `--scale 4` render) and at `--lod 0.25`, in both render modes.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from viewer_browser import CHROMIUM, FLAGS, RefusingProxy, require_chromium, watch
+from web_harness import WEB, require_node
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+H, W = 40, 56
+TIMEOUT_MS = 240_000  # the machine may be heavily loaded
+
+
+def _target() -> np.ndarray:
+    """A small RGB test image: gradients, a ripple and a disc."""
+    y, x = np.mgrid[0:H, 0:W] / np.array([H, W]).reshape(2, 1, 1)
+    img = np.stack([x, y, 0.5 + 0.4 * np.sin(8 * x) * np.cos(6 * y)], -1).astype(np.float32)
+    img[(x - 0.6) ** 2 + (y - 0.4) ** 2 < 0.04] = [0.9, 0.2, 0.1]
+    return img
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+class _Counting(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path.split("?")[0])
+        super().do_GET()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A folder with the test page, its bundle and two `.gsi` files (sum and topk), served on loopback."""
+    require_node()  # builds dist/image-test.js
+    from compress.image import FitConfig, compress_image, decode
+
+    root = tmp_path_factory.mktemp("gsi-site")
+    shutil.copy(WEB / "test" / "image.html", root / "image.html")
+    shutil.copy(WEB / "dist" / "image-test.js", root / "image-test.js")
+    files = {}
+    for mode in ("sum", "topk"):
+        res = compress_image(_target(), gaussians=150, mode=mode, k=6, config=FitConfig(steps=60, seed=1))
+        (root / f"{mode}.gsi").write_bytes(res.data)
+        files[mode] = decode(res.data)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Counting, directory=str(root)))
+    srv.hits = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", srv, files
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = require_chromium()
+    proxy = RefusingProxy()
+    pw = sync_api.sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
+    except Exception as e:  # pragma: no cover - a broken chromium install
+        pw.stop()
+        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
+    yield b
+    b.close()
+    pw.stop()
+    proxy.close()
+    assert proxy.page_requests() == [], f"the page tried to reach outside hosts: {proxy.page_requests()}"
+
+
+def _open(browser, site, mode: str):
+    base, srv, files = site
+    page = browser.new_page(viewport={"width": 700, "height": 560})
+    page.set_default_timeout(TIMEOUT_MS)
+    log = watch(page)
+    page.goto(f"{base}/image.html?src={mode}.gsi")
+    res = page.evaluate("window.gsiTest.ready")
+    assert res["ok"], res
+    return page, log, files[mode]
+
+
+def _read(page, w: int, h: int, view: dict, lod: float = 1.0) -> np.ndarray:
+    """Resize the canvas to w x h, set the view and LOD, draw, and read the float values back [h, w, C]."""
+    out = page.evaluate(
+        """([w, h, view, lod]) => {
+             const r = window.gsiTest.renderer;
+             r.resize(w, h); r.setView(view); r.lod = lod; r.render();
+             const p = r.readPixels();
+             return {w: p.width, h: p.height, c: p.channels, data: Array.from(p.data), float: r.floatTarget};
+           }""", [w, h, view, lod])
+    assert out["float"], "WebGL2 has no float render targets (EXT_color_buffer_float) here"
+    return np.asarray(out["data"], np.float32).reshape(out["h"], out["w"], out["c"])
+
+
+def _reference(g, **kw) -> np.ndarray:
+    from compress.image import render_gaussians
+
+    return render_gaussians(g, **kw).numpy()
+
+
+@pytest.mark.parametrize("mode", ["sum", "topk"])
+def test_page_matches_render_image_at_native_size_zoom_and_lod(browser, site, mode):
+    page, log, g = _open(browser, site, mode)
+    _, srv, _ = site
+    try:
+        ref = _reference(g)
+        got = _read(page, W, H, {"scale": 1, "x": 0, "y": 0})
+        p1 = psnr(got, ref)
+        print(f"\n{mode}: native {W}x{H}: PSNR {p1:.1f} dB, max |diff| {np.abs(got - ref).max():.2e}")
+        assert p1 >= 80.0, f"{mode}: browser vs render_gaussians at native size: {p1:.2f} dB"
+
+        # 4x: a 96 x 80 window of the --scale 4 render, from the same GPU data
+        fetched = [h for h in srv.hits if h.endswith(f"/{mode}.gsi")]
+        assert len(fetched) == 1
+        crop = (60, 36, 96, 80)
+        got4 = _read(page, crop[2], crop[3], {"scale": 4, "x": crop[0], "y": crop[1]})
+        ref4 = _reference(g, scale=4.0, crop=crop)
+        p4 = psnr(got4, ref4)
+        print(f"{mode}: 4x crop {crop}: PSNR {p4:.1f} dB")
+        assert p4 >= 80.0, f"{mode}: 4x zoom: {p4:.2f} dB"
+        # zooming further from the UI path (zoomAt) redraws without fetching or uploading again
+        stats = page.evaluate("""() => { const r = window.gsiTest.renderer; r.zoomAt(4); r.zoomAt(2); r.render();
+                                         return r.stats; }""")
+        assert stats["uploads"] == 1, stats
+        assert [h for h in srv.hits if h.endswith(f"/{mode}.gsi")] == fetched, "zooming fetched the file again"
+        assert sum(u.endswith(f"/{mode}.gsi") for u in log.requests) == 1, "the page requested the file again"
+
+        # LOD 0.25 = the first round(0.25 N) Gaussians, as `splat render-image --lod 0.25`
+        got_l = _read(page, W, H, {"scale": 1, "x": 0, "y": 0}, lod=0.25)
+        ref_l = _reference(g, lod=0.25)
+        pl = psnr(got_l, ref_l)
+        print(f"{mode}: LOD 0.25 ({page.evaluate('window.gsiTest.renderer.count')} of {len(g)}): PSNR {pl:.1f} dB "
+              f"(vs full image {psnr(got_l, ref):.1f} dB)")
+        assert page.evaluate("window.gsiTest.renderer.count") == max(1, round(0.25 * len(g)))
+        assert pl >= 80.0, f"{mode}: LOD 0.25: {pl:.2f} dB"
+        assert psnr(got_l, ref) < pl - 10, "the LOD prefix should differ clearly from the full image"
+        assert log.errors == []
+    finally:
+        page.close()
+
+
+def test_ellipse_overlay_draws_two_sigma_ellipses(browser, site):
+    page, log, g = _open(browser, site, "sum")
+    try:
+        # the largest Gaussian at 4x: its 2-sigma ellipse, and a ring well inside it
+        s = g.scales.numpy()
+        i = int(np.argmax(s.prod(1)))
+        scale = 4.0
+        ow, oh = round(W * scale), round(H * scale)
+        shot = """([overlay]) => { const r = window.gsiTest.renderer; r.resize(%d, %d);
+                   r.setView({scale: %f, x: 0, y: 0}); r.overlay = overlay; r.render();
+                   const gl = r.gl, px = new Uint8Array(%d * %d * 4);
+                   gl.readPixels(0, 0, %d, %d, gl.RGBA, gl.UNSIGNED_BYTE, px); return Array.from(px); }""" % (
+            ow, oh, scale, ow, oh, ow, oh)
+        off = np.asarray(page.evaluate(shot, [False]), np.int16).reshape(oh, ow, 4)[::-1, :, :3]
+        on = np.asarray(page.evaluate(shot, [True]), np.int16).reshape(oh, ow, 4)[::-1, :, :3]
+        changed = np.abs(on - off).max(-1) > 8
+        mu, r = g.means.numpy()[i], float(g.rotations[i])
+        ax = np.array([[np.cos(r), np.sin(r)], [-np.sin(r), np.cos(r)]])
+        t = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+
+        def ring(k: float) -> float:
+            pts = (mu + k * (np.cos(t)[:, None] * s[i, 0] * ax[0] + np.sin(t)[:, None] * s[i, 1] * ax[1])) * scale
+            inside = (pts[:, 0] >= 1) & (pts[:, 1] >= 1) & (pts[:, 0] < ow - 1) & (pts[:, 1] < oh - 1)
+            pts = pts[inside]
+            assert len(pts) > 20
+            x, y = pts[:, 0].astype(int), pts[:, 1].astype(int)
+            # a line passes through the pixel or a neighbour
+            hit = np.zeros(len(pts), bool)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    hit |= changed[y + dy, x + dx]
+            return float(hit.mean())
+
+        assert ring(2.0) > 0.9, "the overlay misses the 2-sigma ellipse of the largest Gaussian"
+        assert 0.01 < changed.mean() < 0.9
+        assert log.errors == []
+    finally:
+        page.close()
