@@ -38,6 +38,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
+def _random(n: int, w: int, h: int, c: int, mode: str, k: int, seed: int):
+    """n random Gaussians (sizes 0.3-4 px, any angle) on a w x h image with c channels (in "sum"
+    mode dim enough that most pixels stay below 1, so clamping hides nothing)."""
+    import torch
+
+    from compress.image import ImageGaussians
+
+    g = torch.Generator().manual_seed(seed)
+    return ImageGaussians(torch.rand(n, 2, generator=g) * torch.tensor([w, h]), torch.rand(n, 2, generator=g) * 3.7 + 0.3,
+                          torch.rand(n, generator=g) * 6 - 3, torch.rand(n, c, generator=g) * (0.12 if mode == "sum" else 1.0), w, h, mode=mode, k=k)
+
+
+def _other_files() -> dict[str, bytes]:
+    """Gray, RGBA and 5-channel files (the channel groups of the shader) and the frozen golden file."""
+    from compress.image import BitDepths, encode
+
+    return {
+        "gray": encode(_random(300, 33, 17, 1, "sum", 10, 0), bits=BitDepths(color_bits=10)),
+        "rgba": encode(_random(250, 40, 30, 4, "topk", 3, 1), bits=BitDepths()),
+        "five": encode(_random(200, 24, 20, 5, "topk", 64, 2), bits=BitDepths()),
+        "golden": (Path(__file__).with_name("data") / "image_golden.gsi").read_bytes(),
+    }
+
+
 class _Counting(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
@@ -61,6 +85,9 @@ def site(tmp_path_factory):
         res = compress_image(_target(), gaussians=150, mode=mode, k=6, config=FitConfig(steps=60, seed=1))
         (root / f"{mode}.gsi").write_bytes(res.data)
         files[mode] = decode(res.data)
+    for name, data in _other_files().items():
+        (root / f"{name}.gsi").write_bytes(data)
+        files[name] = decode(data)
     srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Counting, directory=str(root)))
     srv.hits = []
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -95,6 +122,11 @@ def _open(browser, site, mode: str):
     res = page.evaluate("window.gsiTest.ready")
     assert res["ok"], res
     return page, log, files[mode]
+
+
+def _load(page, name: str) -> None:
+    res = page.evaluate("(u) => window.gsiTest.load(u)", f"{name}.gsi")
+    assert res["ok"], res
 
 
 def _read(page, w: int, h: int, view: dict, lod: float = 1.0) -> np.ndarray:
@@ -192,6 +224,30 @@ def test_ellipse_overlay_draws_two_sigma_ellipses(browser, site):
 
         assert ring(2.0) > 0.9, "the overlay misses the 2-sigma ellipse of the largest Gaussian"
         assert 0.01 < changed.mean() < 0.9
+        assert log.errors == []
+    finally:
+        page.close()
+
+
+def test_channels_and_output_sizes_match_render_image(browser, site):
+    """1, 4 and 5 channels (two shader passes), topk with k = 3 and 64, and output widths that
+    give non-integer scales (`render-image --width`): every channel matches."""
+    page, log, _ = _open(browser, site, "sum")
+    _, _, files = site
+    try:
+        for name in ("gray", "rgba", "five", "golden"):
+            g = files[name]
+            _load(page, name)
+            for width in (g.width, 90, 7):
+                scale = width / g.width
+                ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
+                got = _read(page, ow, oh, {"scale": scale, "x": 0, "y": 0})
+                ref = _reference(g, width=width)
+                assert got.shape == ref.shape
+                p = psnr(got, ref)
+                print(f"\n{name} ({g.channels} ch, {g.mode}, k={g.k}) at width {width}: PSNR {p:.1f} dB", end="")
+                assert p >= 80.0, f"{name} at width {width}: {p:.2f} dB"
+                assert ((ref > 0.001) & (ref < 0.999)).mean() > 0.2, "the reference is mostly clamped: a weak comparison"
         assert log.errors == []
     finally:
         page.close()

@@ -15,6 +15,7 @@ renderer.addEventListener("render", (e) => {
   const s = (e as CustomEvent).detail;
   status.textContent = `${s.used} of ${s.gaussians} Gaussians, ${s.lastMs.toFixed(1)} ms, scale ${renderer.view.scale.toFixed(2)}`;
 });
+renderer.addEventListener("lod", (e) => { lod.value = String((e as CustomEvent).detail.fraction); });
 lod.addEventListener("input", () => { renderer.lod = Math.max(0.001, Number(lod.value)); });
 overlay.addEventListener("change", () => { renderer.overlay = overlay.checked; });
 

@@ -32,6 +32,8 @@ export interface GsiRendererOptions {
   overlayColor?: [number, number, number, number];
   /** tile side in image pixels (default: 16, larger for huge images) */
   tile?: number;
+  /** keep the drawing buffer at the canvas's CSS size times devicePixelRatio (ResizeObserver; default false) */
+  autoSize?: boolean;
 }
 
 /** What the renderer did: uploads count GPU uploads of Gaussian data (one per `load`). */
@@ -112,6 +114,7 @@ export class GsiRenderer extends EventTarget {
     this.overlayColor = options.overlayColor ?? [0.1, 1.0, 0.3, 0.6];
     this.tileOption = options.tile;
     if (options.interactive ?? true) this.attachControls();
+    if (options.autoSize) this.observeSize();
   }
 
   /** The loaded image, or null. */
@@ -417,6 +420,20 @@ export class GsiRenderer extends EventTarget {
     if (!d) return;
     for (const t of [d.geom, d.shape, d.color, d.offsets, d.ids]) this.gl.deleteTexture(t);
     this.data = null;
+  }
+
+  /** Follow the canvas's CSS size (times devicePixelRatio), keeping the image point at the centre in place. */
+  private observeSize(): void {
+    const obs = new ResizeObserver(() => {
+      const dpr = window.devicePixelRatio || 1;
+      const w = Math.max(1, Math.round(this.canvas.clientWidth * dpr)), h = Math.max(1, Math.round(this.canvas.clientHeight * dpr));
+      if (w === this.canvas.width && h === this.canvas.height) return;
+      const v = this._view, ow = this.canvas.width, oh = this.canvas.height;
+      this.resize(w, h);
+      if (this.data) this.setView({ x: v.x + (ow - w) / 2, y: v.y + (oh - h) / 2 });
+    });
+    obs.observe(this.canvas);
+    this.detach.push(() => obs.disconnect());
   }
 
   /** Wheel: zoom about the cursor; drag: pan; double-click: fit. */

@@ -14,6 +14,8 @@ import type { Gaussians2D } from "../formats/gsi.js";
 /** ln 255: the weight cut-off of the renderer (w = exp(-sigma) >= 1/255). */
 export const SIGMA_MAX = Math.log(255);
 const REACH = SIGMA_MAX * (1 + 1e-4) + 1e-5;
+/** Most tile-list entries an index may hold (4 bytes each on the GPU): a file whose Gaussians cover this much is refused. */
+export const MAX_TILE_ENTRIES = 1 << 26;
 /** The far edge of the last tile column/row: samples just past the image (output sizes round up) use it. */
 const FAR = 1e7;
 
@@ -73,8 +75,12 @@ export function tileSize(width: number, height: number): number {
   return t;
 }
 
-/** Build the tile lists of `g` (conics from {@link conics}). Cost: O(N x tiles each Gaussian's box covers). */
-export function buildTiles(g: Gaussians2D, q: Float32Array, tile = tileSize(g.width, g.height)): TileIndex {
+/** Build the tile lists of `g` (conics from {@link conics}). Cost: O(N x tiles each Gaussian's box covers);
+ * more than `maxEntries` entries throw a RangeError before they are allocated. */
+export function buildTiles(g: Gaussians2D, q: Float32Array, tile = tileSize(g.width, g.height),
+  maxEntries = MAX_TILE_ENTRIES): TileIndex {
+  if (!(Number.isInteger(tile) && tile >= 1)) throw new RangeError(`tile size must be a positive integer, got ${tile}`);
+  let total = 0;
   const tx = Math.max(1, Math.ceil(g.width / tile)), ty = Math.max(1, Math.ceil(g.height / tile));
   const n = g.count;
   const box = new Int32Array(4 * n);
@@ -107,7 +113,9 @@ export function buildTiles(g: Gaussians2D, q: Float32Array, tile = tileSize(g.wi
           if (!reaches(mx, my, a, b, c, rx0, rx1, ry0, ry1)) continue;
           const t = yy * tx + xx;
           if (ids && fill) ids[fill[t]++] = i;
-          else counts[t + 1]++;
+          else if (++total > maxEntries) {
+            throw new RangeError(`the image's Gaussians need more than ${maxEntries} tile entries (${n} Gaussians, ${tx}x${ty} tiles)`);
+          } else counts[t + 1]++;
         }
       }
     }
