@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from viewer_browser import CHROMIUM, FLAGS, RefusingProxy, require_chromium, watch
+from viewer_browser import RefusingProxy, launched_chromium, watch
 from web_harness import WEB, require_node
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -98,17 +98,9 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = require_chromium()
     proxy = RefusingProxy()
-    pw = sync_api.sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
-    except Exception as e:  # pragma: no cover - a broken chromium install
-        pw.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
-    yield b
-    b.close()
-    pw.stop()
+    with launched_chromium(proxy) as b:
+        yield b
     proxy.close()
     assert proxy.page_requests() == [], f"the page tried to reach outside hosts: {proxy.page_requests()}"
 
