@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("files", nargs="*", type=Path, help=".gsi files")
     ap.add_argument("--fit", type=Path, help="fit this image first (--gaussians 8000, 120 steps) and add it")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--tile", type=int, help="tile side in image pixels (default: the renderer's)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     from viewer_browser import RefusingProxy, launched_chromium
@@ -125,7 +126,7 @@ def main() -> None:
     with launched_chromium(proxy) as browser:
         page = browser.new_page()
         page.set_default_timeout(600_000)
-        page.goto(f"http://127.0.0.1:{srv.server_address[1]}/image.html")
+        page.goto(f"http://127.0.0.1:{srv.server_address[1]}/image.html" + (f"?tile={args.tile}" if args.tile else ""))
         for f in files:
             rows.append(bench_file(page, f"http://127.0.0.1:{srv.server_address[1]}", work / f.name, args.repeat))
     srv.shutdown()

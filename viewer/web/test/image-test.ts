@@ -10,7 +10,9 @@ const canvas = document.querySelector("canvas")!;
 const status = document.querySelector("#status")!;
 const lod = document.querySelector<HTMLInputElement>("#lod")!;
 const overlay = document.querySelector<HTMLInputElement>("#overlay")!;
-const renderer = new GsiRenderer(canvas);
+const params = new URLSearchParams(location.search);
+const tile = params.get("tile");
+const renderer = new GsiRenderer(canvas, tile ? { tile: Number(tile) } : {});
 renderer.addEventListener("render", (e) => {
   const s = (e as CustomEvent).detail;
   status.textContent = `${s.used} of ${s.gaussians} Gaussians, ${s.lastMs.toFixed(1)} ms, scale ${renderer.view.scale.toFixed(2)}`;
@@ -37,5 +39,5 @@ async function load(url: string): Promise<{ ok: boolean; error?: string; decodeM
 declare global {
   interface Window { gsiTest: { renderer: GsiRenderer; load: typeof load; ready: Promise<unknown> } }
 }
-const src = new URLSearchParams(location.search).get("src");
+const src = params.get("src");
 window.gsiTest = { renderer, load, ready: src ? load(src) : Promise.resolve(null) };

@@ -30,7 +30,7 @@ export interface GsiRendererOptions {
   background?: [number, number, number];
   /** ellipse overlay colour, RGBA in [0, 1] */
   overlayColor?: [number, number, number, number];
-  /** tile side in image pixels (default: 16, larger for huge images) */
+  /** tile side in image pixels (default: 8, larger for huge images) */
   tile?: number;
   /** keep the drawing buffer at the canvas's CSS size times devicePixelRatio (ResizeObserver; default false) */
   autoSize?: boolean;
