@@ -12,7 +12,7 @@
  */
 import type { Gaussians2D } from "../formats/gsi.js";
 import { buildTiles, conics, lodCount, type TileIndex } from "./tiles.js";
-import { DISPLAY_FS, ELLIPSE_FS, ELLIPSE_VS, FULLSCREEN_VS, RENDER_FS } from "./shaders.js";
+import { DISPLAY_FS, ELLIPSE_FS, ELLIPSE_VS, FULLSCREEN_VS, renderFs } from "./shaders.js";
 
 /** The view: output pixels per image pixel, and the output pixel at the canvas's top-left corner.
  * Canvas pixel (i, j) shows output pixel (i + x, j + y) of the image rendered at `scale`, i.e.
@@ -81,7 +81,8 @@ export class GsiRenderer extends EventTarget {
   /** whether results are kept in float32 (EXT_color_buffer_float); otherwise 8 bits */
   readonly floatTarget: boolean;
   private readonly texW: number;
-  private readonly renderProg: WebGLProgram;
+  /** the evaluation programs by render rule, compiled on first use */
+  private readonly renderProgs = new Map<string, WebGLProgram>();
   private readonly displayProg: WebGLProgram;
   private readonly ellipseProg: WebGLProgram;
   private readonly vao: WebGLVertexArrayObject;
@@ -106,7 +107,6 @@ export class GsiRenderer extends EventTarget {
     this.gl = gl;
     this.floatTarget = gl.getExtension("EXT_color_buffer_float") !== null;
     this.texW = Math.min(4096, gl.getParameter(gl.MAX_TEXTURE_SIZE) as number);
-    this.renderProg = program(gl, FULLSCREEN_VS, RENDER_FS);
     this.displayProg = program(gl, FULLSCREEN_VS, DISPLAY_FS);
     this.ellipseProg = program(gl, ELLIPSE_VS, ELLIPSE_FS);
     this.vao = gl.createVertexArray()!;
@@ -320,9 +320,13 @@ export class GsiRenderer extends EventTarget {
     gl.bindFramebuffer(gl.FRAMEBUFFER, this.fbo);
     gl.viewport(0, 0, this.canvas.width, this.canvas.height);
     gl.disable(gl.BLEND);
-    const p = this.renderProg;
+    let p = this.renderProgs.get(d.g.mode);
+    if (!p) {
+      p = program(gl, FULLSCREEN_VS, renderFs(d.g.mode));
+      this.renderProgs.set(d.g.mode, p);
+    }
     gl.useProgram(p);
-    const u = (name: string) => gl.getUniformLocation(p, name);
+    const u = (name: string) => gl.getUniformLocation(p!, name);
     const bind = (unit: number, tex: WebGLTexture, name: string) => {
       gl.activeTexture(gl.TEXTURE0 + unit);
       gl.bindTexture(gl.TEXTURE_2D, tex);
@@ -337,7 +341,6 @@ export class GsiRenderer extends EventTarget {
     gl.uniform1i(u("uGroups"), d.groups);
     gl.uniform1i(u("uGroup"), grp);
     gl.uniform1i(u("uCount"), this.count);
-    gl.uniform1i(u("uMode"), d.g.mode === "sum" ? 1 : 0);
     gl.uniform1i(u("uK"), Math.min(64, Math.max(1, d.g.k)));
     gl.uniform1f(u("uTile"), d.index.tile);
     gl.uniform2i(u("uTiles"), d.index.tilesX, d.index.tilesY);

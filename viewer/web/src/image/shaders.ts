@@ -1,7 +1,7 @@
 /**
  * GLSL ES 3.00 shaders of the `.gsi` renderer.
  *
- * RENDER_FS evaluates the Gaussians at each output pixel exactly as render/image2d does:
+ * renderFs(mode) evaluates the Gaussians at each output pixel exactly as render/image2d does:
  * the pixel centre maps to the image point q = (pixel + origin + 0.5) / scale, each Gaussian of
  * q's tile (in file order, up to the level of detail) has sigma = 0.5 (A dx^2 + C dy^2) + B dx dy
  * with d = q - mu, and weight exp(-sigma) where 0 <= sigma <= ln 255. "sum" adds w c;
@@ -21,7 +21,9 @@ void main() {
 }
 `;
 
-export const RENDER_FS = /* glsl */ `#version 300 es
+/** The evaluation shader for one render rule ("sum" has no top-k arrays to carry). */
+export const renderFs = (mode: "sum" | "topk"): string => /* glsl */ `#version 300 es
+#define MODE_SUM ${mode === "sum" ? 1 : 0}
 precision highp float;
 precision highp int;
 precision highp usampler2D;
@@ -34,7 +36,6 @@ uniform int uTexW;
 uniform int uGroups;
 uniform int uGroup;
 uniform int uCount;               // level of detail: Gaussians [0, uCount)
-uniform int uMode;                // 0 topk, 1 sum
 uniform int uK;
 uniform float uScale;             // output pixels per image pixel
 uniform vec2 uOrigin;             // output-pixel offset of the canvas's top-left pixel
@@ -57,9 +58,11 @@ void main() {
   uint start = texelFetch(uOffsets, at(uint(ti), uTexW), 0).r;
   uint end = texelFetch(uOffsets, at(uint(ti + 1), uTexW), 0).r;
   vec4 acc = vec4(0.0);
+#if !MODE_SUM
   float tops[KMAX];
   uint topi[KMAX];
   int cnt = 0;
+#endif
   for (uint e = start; e < end; e++) {
     uint g = texelFetch(uIds, at(e, uTexW), 0).r;
     if (int(g) >= uCount) break;
@@ -68,10 +71,9 @@ void main() {
     float dx = q.x - m.x, dy = q.y - m.y;
     float sg = m.z * dx * dx + m.w * dy * dy + b * dx * dy;
     if (sg > SIGMA_MAX || sg < 0.0) continue;
-    if (uMode == 1) {
-      acc += exp(-sg) * texelFetch(uColor, at(g * uint(uGroups) + uint(uGroup), uTexW), 0);
-      continue;
-    }
+#if MODE_SUM
+    acc += exp(-sg) * texelFetch(uColor, at(g * uint(uGroups) + uint(uGroup), uTexW), 0);
+#else
     if (cnt == uK && sg >= tops[uK - 1]) continue;
     int pos = cnt < uK ? cnt : uK - 1;
     while (pos > 0 && tops[pos - 1] > sg) {
@@ -82,8 +84,10 @@ void main() {
     tops[pos] = sg;
     topi[pos] = g;
     if (cnt < uK) cnt++;
+#endif
   }
-  if (uMode == 0) {
+#if !MODE_SUM
+  {
     float ws = 0.0;
     for (int i = 0; i < cnt; i++) {
       float w = exp(-tops[i]);
@@ -92,6 +96,7 @@ void main() {
     }
     acc *= 1.0 / (ws + 1e-6);
   }
+#endif
   outColor = clamp(acc, 0.0, 1.0);
 }
 `;
