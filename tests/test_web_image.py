@@ -164,6 +164,18 @@ def test_page_matches_render_image_at_native_size_zoom_and_lod(browser, site, mo
         stats = page.evaluate("""() => { const r = window.gsiTest.renderer; r.zoomAt(4); r.zoomAt(2); r.render();
                                          return r.stats; }""")
         assert stats["uploads"] == 1, stats
+        # and so do the mouse: wheel zoom about the cursor, then a drag
+        before = page.evaluate("window.gsiTest.renderer.view")
+        page.mouse.move(320, 240)
+        page.mouse.wheel(0, -600)
+        page.wait_for_function(f"window.gsiTest.renderer.view.scale > {before['scale'] * 2}")
+        zoomed = page.evaluate("window.gsiTest.renderer.view")
+        page.mouse.down()
+        page.mouse.move(220, 240, steps=4)
+        page.mouse.up()
+        page.wait_for_function(f"window.gsiTest.renderer.view.x > {zoomed['x'] + 1}")
+        page.evaluate("window.gsiTest.renderer.render()")
+        assert page.evaluate("window.gsiTest.renderer.stats.uploads") == 1
         assert [h for h in srv.hits if h.endswith(f"/{mode}.gsi")] == fetched, "zooming fetched the file again"
         assert sum(u.endswith(f"/{mode}.gsi") for u in log.requests) == 1, "the page requested the file again"
 
