@@ -255,3 +255,26 @@ def test_channels_and_output_sizes_match_render_image(browser, site):
         assert log.errors == []
     finally:
         page.close()
+
+
+def test_lost_context_comes_back_without_fetching(browser, site):
+    """A lost WebGL context (GPU reset) is restored with the Gaussians uploaded again from
+    memory: the same picture, no second request for the file."""
+    page, log, g = _open(browser, site, "topk")
+    _, srv, _ = site
+    try:
+        ref = _reference(g)
+        n0 = len([h for h in srv.hits if h.endswith("/topk.gsi")])
+        page.evaluate("""() => new Promise((done) => {
+            const r = window.gsiTest.renderer, ext = r.gl.getExtension("WEBGL_lose_context");
+            r.canvas.addEventListener("webglcontextlost", () => setTimeout(() => ext.restoreContext(), 50), {once: true});
+            r.canvas.addEventListener("webglcontextrestored", () => setTimeout(done, 0), {once: true});
+            ext.loseContext();
+        })""")
+        got = _read(page, W, H, {"scale": 1, "x": 0, "y": 0})
+        assert psnr(got, ref) >= 80.0
+        assert page.evaluate("window.gsiTest.renderer.stats.uploads") == 2
+        assert len([h for h in srv.hits if h.endswith("/topk.gsi")]) == n0
+        assert log.errors == []
+    finally:
+        page.close()

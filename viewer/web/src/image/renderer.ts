@@ -78,14 +78,14 @@ export class GsiRenderer extends EventTarget {
   readonly canvas: HTMLCanvasElement;
   readonly gl: WebGL2RenderingContext;
   readonly stats: GsiRenderStats = { uploads: 0, renders: 0, lastMs: 0, indexMs: 0, gaussians: 0, used: 0, tileEntries: 0 };
-  /** whether results are kept in float32 (EXT_color_buffer_float); otherwise 8 bits */
-  readonly floatTarget: boolean;
+  /** whether results are kept in float32 (EXT_color_buffer_float); otherwise 8 bits (read-only) */
+  floatTarget = false;
   private readonly texW: number;
   /** the evaluation programs by render rule, compiled on first use */
   private readonly renderProgs = new Map<string, WebGLProgram>();
-  private readonly displayProg: WebGLProgram;
-  private readonly ellipseProg: WebGLProgram;
-  private readonly vao: WebGLVertexArrayObject;
+  private displayProg!: WebGLProgram;
+  private ellipseProg!: WebGLProgram;
+  private vao!: WebGLVertexArrayObject;
   private readonly background: [number, number, number];
   private readonly overlayColor: [number, number, number, number];
   private readonly tileOption?: number;
@@ -105,16 +105,44 @@ export class GsiRenderer extends EventTarget {
     const gl = canvas.getContext("webgl2", { antialias: false, premultipliedAlpha: false, preserveDrawingBuffer: true });
     if (!gl) throw new Error("this browser has no WebGL2");
     this.gl = gl;
-    this.floatTarget = gl.getExtension("EXT_color_buffer_float") !== null;
     this.texW = Math.min(4096, gl.getParameter(gl.MAX_TEXTURE_SIZE) as number);
-    this.displayProg = program(gl, FULLSCREEN_VS, DISPLAY_FS);
-    this.ellipseProg = program(gl, ELLIPSE_VS, ELLIPSE_FS);
-    this.vao = gl.createVertexArray()!;
+    this.initGl();
     this.background = options.background ?? [0.12, 0.12, 0.12];
     this.overlayColor = options.overlayColor ?? [0.1, 1.0, 0.3, 0.6];
     this.tileOption = options.tile;
     if (options.interactive ?? true) this.attachControls();
     if (options.autoSize) this.observeSize();
+    // a lost context (GPU reset, too many contexts) comes back with the Gaussians uploaded again from memory
+    const lost = (e: Event) => {
+      e.preventDefault();
+      if (this.frame) cancelAnimationFrame(this.frame);
+      this.frame = 0;
+    };
+    const restored = () => {
+      this.initGl();
+      const g = this.data?.g;
+      this.data = null;  // its textures went with the context
+      if (g) this.upload(g);
+      this.requestRender();
+    };
+    canvas.addEventListener("webglcontextlost", lost);
+    canvas.addEventListener("webglcontextrestored", restored);
+    this.detach.push(() => {
+      canvas.removeEventListener("webglcontextlost", lost);
+      canvas.removeEventListener("webglcontextrestored", restored);
+    });
+  }
+
+  /** Programs, vertex array and result target of a new (or restored) context. */
+  private initGl(): void {
+    const gl = this.gl;
+    this.floatTarget = gl.getExtension("EXT_color_buffer_float") !== null;  // extensions are per context
+    this.renderProgs.clear();
+    this.displayProg = program(gl, FULLSCREEN_VS, DISPLAY_FS);
+    this.ellipseProg = program(gl, ELLIPSE_VS, ELLIPSE_FS);
+    this.vao = gl.createVertexArray()!;
+    this.fbo = this.target = null;
+    this.targetSize = [0, 0];
   }
 
   /** The loaded image, or null. */
@@ -124,6 +152,12 @@ export class GsiRenderer extends EventTarget {
 
   /** Upload `g` (Gaussians, colours, tile index) to the GPU, fit it to the canvas and draw. */
   load(g: Gaussians2D): void {
+    this.upload(g);
+    this._lod = 1;
+    this.fit();
+  }
+
+  private upload(g: Gaussians2D): void {
     const gl = this.gl;
     this.release();
     const t0 = performance.now();
@@ -157,8 +191,6 @@ export class GsiRenderer extends EventTarget {
     this.stats.uploads++;
     this.stats.gaussians = n;
     this.stats.tileEntries = index.ids.length;
-    this._lod = 1;
-    this.fit();
   }
 
   /** Level of detail: the fraction (0, 1] of the Gaussians drawn, in file order (`render-image --lod`). */
@@ -244,7 +276,7 @@ export class GsiRenderer extends EventTarget {
   /** Draw now: evaluate the Gaussians for the view into the result target, then show it (and the overlay). */
   render(): void {
     const d = this.data;
-    if (!d) return;
+    if (!d || this.gl.isContextLost()) return;
     if (this.frame) {
       cancelAnimationFrame(this.frame);
       this.frame = 0;
@@ -279,6 +311,7 @@ export class GsiRenderer extends EventTarget {
   readPixels(): RenderedPixels {
     const d = this.data;
     if (!d) throw new Error("no image loaded");
+    if (this.gl.isContextLost()) throw new Error("the WebGL context is lost");
     const gl = this.gl;
     const W = this.canvas.width, H = this.canvas.height, C = d.g.channels;
     const out = new Float32Array(W * H * C);
