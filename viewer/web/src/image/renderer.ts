@@ -65,7 +65,8 @@ interface Uploaded {
   offsets: WebGLTexture;
   ids: WebGLTexture;
   groups: number;
-  index: TileIndex;
+  /** the tile grid (its lists live on the GPU only) */
+  grid: Pick<TileIndex, "tile" | "tilesX" | "tilesY">;
 }
 
 const SEGMENTS = 48;
@@ -180,7 +181,7 @@ export class GsiRenderer extends EventTarget {
     const color = new Float32Array(4 * groups * n);
     for (let i = 0; i < n; i++) for (let c = 0; c < C; c++) color[4 * groups * i + c] = g.colors[C * i + c];
     this.data = {
-      g, groups, index,
+      g, groups, grid: { tile: index.tile, tilesX: index.tilesX, tilesY: index.tilesY },
       geom: this.dataTexture(geom, 4),
       shape: this.dataTexture(shape, 4),
       color: this.dataTexture(color, 4),
@@ -375,8 +376,8 @@ export class GsiRenderer extends EventTarget {
     gl.uniform1i(u("uGroup"), grp);
     gl.uniform1i(u("uCount"), this.count);
     gl.uniform1i(u("uK"), Math.min(64, Math.max(1, d.g.k)));
-    gl.uniform1f(u("uTile"), d.index.tile);
-    gl.uniform2i(u("uTiles"), d.index.tilesX, d.index.tilesY);
+    gl.uniform1f(u("uTile"), d.grid.tile);
+    gl.uniform2i(u("uTiles"), d.grid.tilesX, d.grid.tilesY);
     this.viewUniforms(p);
     gl.bindVertexArray(this.vao);
     gl.drawArrays(gl.TRIANGLES, 0, 3);
