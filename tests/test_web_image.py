@@ -88,6 +88,7 @@ def site(tmp_path_factory):
     for name, data in _other_files().items():
         (root / f"{name}.gsi").write_bytes(data)
         files[name] = decode(data)
+    (root / "cut.gsi").write_bytes(res.data[: len(res.data) - 7])
     srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Counting, directory=str(root)))
     srv.hits = []
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -276,5 +277,17 @@ def test_lost_context_comes_back_without_fetching(browser, site):
         assert page.evaluate("window.gsiTest.renderer.stats.uploads") == 2
         assert len([h for h in srv.hits if h.endswith("/topk.gsi")]) == n0
         assert log.errors == []
+    finally:
+        page.close()
+
+
+def test_corrupt_file_shows_one_line_and_keeps_the_image(browser, site):
+    page, log, g = _open(browser, site, "sum")
+    try:
+        before = _read(page, W, H, {"scale": 1, "x": 0, "y": 0})
+        res = page.evaluate("(u) => window.gsiTest.load(u)", "cut.gsi")
+        assert not res["ok"] and res["error"].startswith("cut.gsi: ") and "\n" not in res["error"], res
+        assert page.inner_text("#status") == res["error"]
+        assert np.array_equal(_read(page, W, H, {"scale": 1, "x": 0, "y": 0}), before)
     finally:
         page.close()
