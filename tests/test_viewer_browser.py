@@ -23,7 +23,7 @@ from viewer_browser import (
     RefusingProxy,
     coverage,
     killable_chromium,
-    require_chromium,
+    launched_chromium,
     screenshot_rgb,
     watch,
 )
@@ -45,18 +45,8 @@ def proxy():
 
 @pytest.fixture(scope="module")
 def browser(proxy):
-    sync_api = require_chromium()
-    pw = sync_api.sync_playwright().start()
-    try:
-        # Playwright gives every launch a fresh temporary profile (its --user-data-dir).
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
-    except Exception as e:  # pragma: no cover - a broken chromium install
-        pw.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
-    b.proxy = proxy
-    yield b
-    b.close()
-    pw.stop()
+    with launched_chromium(proxy) as b:
+        yield b
 
 
 def render_backend() -> str:

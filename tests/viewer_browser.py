@@ -116,6 +116,27 @@ def require_chromium():
     return pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
 
+@contextmanager
+def launched_chromium(proxy: RefusingProxy):
+    """Debian's Chromium under Playwright, every outside request sent to ``proxy``; skips (with the
+    reason) when Chromium or Playwright is missing or does not start. Yields the Browser
+    (``browser.proxy`` is ``proxy``)."""
+    sync_api = require_chromium()
+    pw = sync_api.sync_playwright().start()
+    try:
+        # Playwright gives every launch a fresh temporary profile (its --user-data-dir).
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
+    except Exception as e:  # pragma: no cover - a broken chromium install
+        pw.stop()
+        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
+    b.proxy = proxy
+    try:
+        yield b
+    finally:
+        b.close()
+        pw.stop()
+
+
 def is_local(url: str) -> bool:
     p = urlparse(url)
     if p.scheme in ("data", "blob", "about", "chrome-error"):

@@ -10,6 +10,7 @@
 //   dist/client/splat-worker.js  its decoding worker (fetches and decodes off the main thread)
 // The player files are shipped as Python package data (viewer/client/), so a pip install
 // without Node has a working viewer; they are minified and byte-reproducible from the lockfile.
+//   dist/image-test.js        the .gsi renderer's test and demo page (test/image.html)
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { dirname, join, resolve } from "node:path";
@@ -60,4 +61,12 @@ await build({
   ...browser,
   entryPoints: [join(here, "src/player/worker.ts")],
   outfile: join(clientDir, "splat-worker.js"),
+});
+
+// dist/image-test.js: the .gsi renderer's test and demo page (test/image.html beside it)
+await build({
+  ...common,
+  entryPoints: [join(here, "test/image-test.ts")],
+  outfile: join(here, "dist/image-test.js"),
+  platform: "browser",
 });
