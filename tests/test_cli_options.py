@@ -17,7 +17,7 @@ from splat.errors import UsageError
 # every command that writes something: its output is -o/--output
 WRITERS = {("convert",), ("compress",), ("decompress",), ("render",), ("fit-image",), ("render-image",),
            ("memory", "extract"), ("memory", "build"), ("memory", "render"), ("memory", "query"),
-           ("video", "encode"), ("video", "decode"), ("video", "synth")}
+           ("video", "encode"), ("video", "decode"), ("video", "synth"), ("publish",)}
 RICH_TAG = re.compile(r"(?<!\\)\[([a-z#/@][^\[]*?)\]")  # what rich would take as markup
 
 

@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 
 import typer
 
-from splat.cli_options import allow_outside_ref_option
+from splat.cli_options import allow_outside_ref_option, output_option
 from splat.errors import UsageError
 
 from .server import DEFAULT_HOST, DEFAULT_PORT
@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
     @app.command("publish", help=PUBLISH_HELP)
     def publish_cmd(
         files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat)"),
-        out: Path = typer.Option(..., "-o", "--out", help="folder to write (refused if it exists, unless --force)"),
+        out: Path = output_option("folder to write (refused if it exists, unless --force)"),
         force: bool = typer.Option(False, "--force", help="replace an existing folder"),
         cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "
                                                            "(default: one beside each file, if any)"),
