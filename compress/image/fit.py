@@ -2,7 +2,8 @@
 
 * Initialisation: 70% of the positions sampled with probability proportional to the squared
   image-gradient magnitude, 30% uniformly; colours read from the image; scales small, from
-  the distance to the nearest neighbours.
+  the distance to the nearest neighbours. ``init="structure"`` starts instead from
+  ``init.py``'s structure-guided placement, structure-tensor shapes and least-squares colours.
 * Error-guided progressive growth: start with half the budget, then add Gaussians at
   high-error pixels in several rounds (colour = target colour in "topk" mode, residual in
   "sum" mode); Gaussians that contribute (almost) nothing are pruned and their slots refilled.
@@ -33,6 +34,7 @@ from splat.progress import Progress
 from splat.threads import threads
 
 from .fused_loss import FusedLoss
+from .init import structure_init
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
 from .rate_term import estimate_bits
@@ -44,6 +46,7 @@ class FitConfig:
     radians (rotations) and image units (colours)."""
 
     steps: int = 420  # what bench/image_rd.py measured (plus a 25% rate-control stage; README)
+    init: str = "gradient"  # "gradient" (Image-GS sampling, below) or "structure" (init.py: structure tensor, least-squares colours)
     mode: str = DEFAULT_MODE  # accumulated sum fits best (see docs); "topk" is Image-GS's normalised rule
     k: int = DEFAULT_K
     ssim_weight: float = 0.1
@@ -145,13 +148,16 @@ class _Fitter:
         oh, ow = max(1, self.h // 2), max(1, self.w // 2)
         self.t_half = F.interpolate(target.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
         self.loss_half = FusedLoss(self.t_half.contiguous(), cfg.ssim_weight)
-        if init is None:
-            p = initial_gaussians(target, max(1, int(round(cfg.start_fraction * n_target))), cfg, self.gen)
+        n0 = max(1, int(round(cfg.start_fraction * n_target)))
+        if init is None and cfg.init == "structure":
+            p = structure_init(target, n0, self.gen, mode=cfg.mode)
+        elif init is None:
+            p = initial_gaussians(target, n0, cfg, self.gen)
         else:
             p = {"means": init.means.float().clone(), "log_scales": torch.log(init.scales.float().clamp_min(1e-4)),
                  "rotations": init.rotations.float().clone(), "colors": init.colors.float().clone()}
         self.params = {k: v.detach().clone().requires_grad_(True) for k, v in p.items()}
-        if init is None and cfg.mode == "sum":
+        if init is None and cfg.mode == "sum" and cfg.init != "structure":
             # overlapping Gaussians add up: start at the target's brightness, not a multiple of it
             with torch.no_grad():
                 img = self.render(False)
