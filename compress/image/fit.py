@@ -144,10 +144,9 @@ class _Fitter:
         self.n_target = n_target
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.spec = spec
-        self.loss_full = FusedLoss(target, cfg.ssim_weight)
-        oh, ow = max(1, self.h // 2), max(1, self.w // 2)
-        self.t_half = F.interpolate(target.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
-        self.loss_half = FusedLoss(self.t_half.contiguous(), cfg.ssim_weight)
+        # the losses hold a few full-size buffers each: built when first needed, and the
+        # half-resolution one (warm-up only) dropped once full resolution starts
+        self._losses: dict[bool, FusedLoss] = {}
         n0 = max(1, int(round(cfg.start_fraction * n_target)))
         if init is None and cfg.init == "structure":
             p = structure_init(target, n0, self.gen, mode=cfg.mode)
@@ -210,10 +209,23 @@ class _Fitter:
         m, s, r, col = self.current(quantised)
         return render_image(m, s, r, col, self.w, self.h, mode=self.cfg.mode, k=self.cfg.k, scale=scale)
 
+    def loss(self, half: bool) -> FusedLoss:
+        """The fused loss against the target at full or half resolution (built on first use;
+        the half-resolution one is dropped when the full one is built)."""
+        if half not in self._losses:
+            if half:
+                oh, ow = max(1, self.h // 2), max(1, self.w // 2)
+                t = F.interpolate(self.t.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
+                self._losses[True] = FusedLoss(t.contiguous(), self.cfg.ssim_weight)
+            else:
+                self._losses.pop(True, None)
+                self._losses[False] = FusedLoss(self.t, self.cfg.ssim_weight)
+        return self._losses[half]
+
     def step(self, quantised: bool, half: bool) -> float:
         img = self.render(quantised, 0.5 if half else 1.0)
         # L1 + w (1 - SSIM) and its gradient in one fused numba pass (see fused_loss.py)
-        loss = (self.loss_half if half else self.loss_full).loss_tensor(img)
+        loss = self.loss(half).loss_tensor(img)
         if quantised and self.cfg.rate_weight > 0 and self.spec is not None:
             loss = loss + self.cfg.rate_weight * self.rate_bpp()
         self.opt.zero_grad(set_to_none=True)
