@@ -34,6 +34,7 @@ from splat.progress import Progress
 from splat.threads import threads
 
 from .fused_loss import FusedLoss
+from .init import lookup as _lookup
 from .init import structure_init
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
@@ -109,13 +110,6 @@ def _nn_distance(pts: Tensor, ref: Tensor, k: int = 3) -> Tensor:
         v = v[:, 1:] if kk > 1 else v
         out[s:s + 2048] = v.mean(1) if v.numel() else 1.0
     return out
-
-
-def _lookup(img: Tensor, xy: Tensor) -> Tensor:
-    h, w = img.shape[:2]
-    x = xy[:, 0].long().clamp(0, w - 1)
-    y = xy[:, 1].long().clamp(0, h - 1)
-    return img[y, x]
 
 
 def initial_gaussians(target: Tensor, n: int, cfg: FitConfig, gen: torch.Generator) -> dict[str, Tensor]:

@@ -150,7 +150,8 @@ def place(density: Tensor, n: int, gen: torch.Generator) -> Tensor:
     return xy + 0.5 + 0.5 * (torch.rand(n, 2, generator=gen) - 0.5)
 
 
-def _sample(img: Tensor, xy: Tensor) -> Tensor:
+def lookup(img: Tensor, xy: Tensor) -> Tensor:
+    """The pixels of img [H,W,...] under positions xy [n,2] (px, clamped to the image): [n,...]."""
     h, w = img.shape[:2]
     x = xy[:, 0].long().clamp(0, w - 1)
     y = xy[:, 1].long().clamp(0, h - 1)
@@ -160,9 +161,9 @@ def _sample(img: Tensor, xy: Tensor) -> Tensor:
 def shapes(xy: Tensor, density: Tensor, jxx: Tensor, jxy: Tensor, jyy: Tensor, max_scale: float
            ) -> tuple[Tensor, Tensor]:
     """(log-scales [n,2], rotations [n]) from the local density and structure tensor."""
-    area = 1.0 / _sample(density, xy).float().clamp_min(1e-12)
+    area = 1.0 / lookup(density, xy).float().clamp_min(1e-12)
     s = (SIZE_FACTOR * torch.sqrt(area)).clamp(MIN_SCALE, max_scale)
-    a, b, c = _sample(jxx, xy), _sample(jxy, xy), _sample(jyy, xy)
+    a, b, c = lookup(jxx, xy), lookup(jxy, xy), lookup(jyy, xy)
     half_tr = 0.5 * (a + c)
     disc = torch.sqrt((0.5 * (a - c)) ** 2 + b * b)
     l1, l2 = half_tr + disc, (half_tr - disc).clamp_min(0.0)
@@ -220,7 +221,7 @@ def structure_init(target: Tensor, n: int, gen: torch.Generator, *, mode: str = 
     dens = density_map(jxx, jyy, n)
     xy = place(dens, n, gen)
     log_s, rot = shapes(xy, dens, jxx, jxy, jyy, 0.25 * max(h, w))
-    col = _sample(target, xy).float().clone()
+    col = lookup(target, xy).float().clone()
     if mode == "sum":
         scales = torch.exp(log_s)
         # start at the target's brightness (overlapping footprints add up), then solve
