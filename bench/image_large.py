@@ -57,7 +57,8 @@ def main() -> None:
            "steps": rep.steps, "init": args.init, "wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0,
            "peak_rss_mb": _peak_mb(), "rss_before_fit_mb": before, "psnr": rep.psnr, "load_before": load,
            "load_after": os.getloadavg()[0],
-           "command": f"python bench/image_large.py --side {args.side} --steps {args.steps} --bpp {args.bpp}"}
+           "command": f"python bench/image_large.py --side {args.side} --steps {args.steps} --bpp {args.bpp}"
+                      f" --init {args.init}"}
     print(json.dumps(row, indent=1))
     rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
     rows = [r for r in rows if (r["side"], r["init"]) != (args.side, args.init)] + [row]
