@@ -94,6 +94,7 @@ def test_deprecated_out_still_works(small_ply, tmp_path, capsys):
     (["fit-image", "{ply}", "-o", "{tmp}/a.gsi", "--backend", "gsplat"], "fit-image runs on the CPU"),
     (["fit-image", "{ply}", "-o", "{tmp}/a.gsi", "--device", "cuda"], "fit-image runs on the CPU"),
     (["fit-image", "{ply}", "-o", "{tmp}/a.gsi", "--bpp", "-1"], "--bpp must be in (0, 64], got -1"),
+    (["fit-image", "{ply}", "-o", "{tmp}/a.gsi", "--init", "random"], "--init must be structure or gradient, got 'random'"),
     (["render-image", "{ply}", "-o", "{tmp}/a.png", "--scale", "inf"], "--scale must be > 0, got inf"),
     (["render", "{ply}", "-o", "{tmp}/v", "--backend", "reference"], "--backend must be auto, cpu or gsplat"),
     (["video", "encode", "{tmp}", "-o", "{tmp}/a.gsv", "--gop", "0"], "'--gop': Input should be greater than or equal to 1"),

@@ -26,11 +26,13 @@ from .rate import RateResult, fit_rate
 
 def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = None, gaussians: int | None = None,
                    psnr: float | None = None, steps: int | None = None, mode: str | None = None, k: int | None = None,
+                   init: str | None = None,
                    config: FitConfig | None = None, device: str = "cpu", max_gaussians: int | None = None,
                    meta: dict | None = None, progress: Progress | None = None
                    ) -> RateResult:
     """Fit an image ([H,W] or [H,W,C], C <= 16; integers scaled by their maximum, floats taken
-    as [0,1]) to one target (``bpp`` from the real file size, ``gaussians``, or ``psnr`` dB)."""
+    as [0,1]) to one target (``bpp`` from the real file size, ``gaussians``, or ``psnr`` dB).
+    ``init``: "gradient" (default) or "structure" (see :class:`FitConfig`)."""
     if sum(x is not None for x in (bpp, gaussians, psnr)) == 0:
         bpp = 0.5
     arr = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else pixels
@@ -46,6 +48,10 @@ def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = Non
         cfg = replace(cfg, mode=mode)
     if k is not None:
         cfg = replace(cfg, k=int(k))
+    if init is not None:
+        if init not in ("structure", "gradient"):
+            raise ValueError(f"init must be structure or gradient, got {init!r}")
+        cfg = replace(cfg, init=init)
     # The 2D kernels run on the CPU; on CUDA only the loss and optimiser would move, which
     # does not pay at these sizes, so fitting stays on the CPU either way.
     return fit_rate(target, bpp=bpp, gaussians=gaussians, psnr_db=psnr, cfg=cfg, max_gaussians=max_gaussians,

@@ -58,6 +58,7 @@ def fit_image_cmd(
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB (smallest file that reaches it)"),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, max=1_000_000, show_default=False,
                                         help="maximum optimisation steps of the main fit (default 420, the benchmarked budget)"),
+    init: str = typer.Option("gradient", "--init", help="initialisation: gradient (positions sampled by gradient energy) or structure (structure-tensor shapes, least-squares colours)"),
     mode: str = typer.Option("sum", "--mode", help="render rule: sum (accumulated, best fits) or topk (Image-GS normalised)"),
     k: int = typer.Option(10, "--k", min=1, max=64, help="Gaussians kept per pixel in topk mode"),
     backend: str = backend_option("auto or cpu: fitting runs on the CPU (its 2D kernels have no GPU version)"),
@@ -81,6 +82,8 @@ def fit_image_cmd(
         raise UsageError("give only one of --bpp, --gaussians, --psnr")
     if mode not in ("topk", "sum"):
         raise UsageError(f"--mode must be topk or sum, got {mode!r}")
+    if init not in ("structure", "gradient"):
+        raise UsageError(f"--init must be structure or gradient, got {init!r}")
     check_range("--bpp", bpp, 0.0, 64.0, lo_open=True)
     check_range("--gaussians", gaussians, 1, 10_000_000)
     check_range("--psnr", psnr, 0.0, 100.0, lo_open=True)
@@ -96,7 +99,8 @@ def fit_image_cmd(
     if is_batch(image):
         from .batch import fit_batch
 
-        opts = {"bpp": bpp, "gaussians": gaussians, "psnr": psnr, "steps": steps, "mode": mode, "k": k, "device": "cpu"}
+        opts = {"bpp": bpp, "gaussians": gaussians, "psnr": psnr, "steps": steps, "mode": mode, "k": k, "init": init,
+                "device": "cpu"}
         with make_progress(Console(stderr=True)) as bar:
             done = fit_batch(image, out, opts, seed=seed, workers=workers, address=ray_address, force=force,
                              progress=RichProgress(bar))
@@ -112,7 +116,7 @@ def fit_image_cmd(
     t0 = time.perf_counter()
     with make_progress(console) as bar:
         res = compress_image(img.pixels, bpp=bpp, gaussians=gaussians, psnr=psnr, steps=steps, mode=mode, k=k,
-                             device="cpu", config=FitConfig(seed=seed),
+                             device="cpu", init=init, config=FitConfig(seed=seed),
                              meta={"bit_depth": img.bit_depth, "source": image.name}, progress=RichProgress(bar))
     atomic_write_bytes(out, res.data)
     import torch

@@ -2,7 +2,8 @@
 
 * Initialisation: 70% of the positions sampled with probability proportional to the squared
   image-gradient magnitude, 30% uniformly; colours read from the image; scales small, from
-  the distance to the nearest neighbours.
+  the distance to the nearest neighbours. ``init="structure"`` starts instead from
+  ``init.py``'s structure-guided placement, structure-tensor shapes and least-squares colours.
 * Error-guided progressive growth: start with half the budget, then add Gaussians at
   high-error pixels in several rounds (colour = target colour in "topk" mode, residual in
   "sum" mode); Gaussians that contribute (almost) nothing are pruned and their slots refilled.
@@ -33,6 +34,8 @@ from splat.progress import Progress
 from splat.threads import threads
 
 from .fused_loss import FusedLoss
+from .init import lookup as _lookup
+from .init import structure_init
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
 from .rate_term import estimate_bits
@@ -44,6 +47,7 @@ class FitConfig:
     radians (rotations) and image units (colours)."""
 
     steps: int = 420  # what bench/image_rd.py measured (plus a 25% rate-control stage; README)
+    init: str = "gradient"  # "gradient" (Image-GS sampling, below) or "structure" (init.py: structure tensor, least-squares colours)
     mode: str = DEFAULT_MODE  # accumulated sum fits best (see docs); "topk" is Image-GS's normalised rule
     k: int = DEFAULT_K
     ssim_weight: float = 0.1
@@ -108,13 +112,6 @@ def _nn_distance(pts: Tensor, ref: Tensor, k: int = 3) -> Tensor:
     return out
 
 
-def _lookup(img: Tensor, xy: Tensor) -> Tensor:
-    h, w = img.shape[:2]
-    x = xy[:, 0].long().clamp(0, w - 1)
-    y = xy[:, 1].long().clamp(0, h - 1)
-    return img[y, x]
-
-
 def initial_gaussians(target: Tensor, n: int, cfg: FitConfig, gen: torch.Generator) -> dict[str, Tensor]:
     h, w, _ = target.shape
     n_grad = int(round(cfg.grad_fraction * n))
@@ -141,17 +138,19 @@ class _Fitter:
         self.n_target = n_target
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.spec = spec
-        self.loss_full = FusedLoss(target, cfg.ssim_weight)
-        oh, ow = max(1, self.h // 2), max(1, self.w // 2)
-        self.t_half = F.interpolate(target.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
-        self.loss_half = FusedLoss(self.t_half.contiguous(), cfg.ssim_weight)
-        if init is None:
-            p = initial_gaussians(target, max(1, int(round(cfg.start_fraction * n_target))), cfg, self.gen)
+        # the losses hold a few full-size buffers each: built when first needed, and the
+        # half-resolution one (warm-up only) dropped once full resolution starts
+        self._losses: dict[bool, FusedLoss] = {}
+        n0 = max(1, int(round(cfg.start_fraction * n_target)))
+        if init is None and cfg.init == "structure":
+            p = structure_init(target, n0, self.gen, mode=cfg.mode)
+        elif init is None:
+            p = initial_gaussians(target, n0, cfg, self.gen)
         else:
             p = {"means": init.means.float().clone(), "log_scales": torch.log(init.scales.float().clamp_min(1e-4)),
                  "rotations": init.rotations.float().clone(), "colors": init.colors.float().clone()}
         self.params = {k: v.detach().clone().requires_grad_(True) for k, v in p.items()}
-        if init is None and cfg.mode == "sum":
+        if init is None and cfg.mode == "sum" and cfg.init != "structure":
             # overlapping Gaussians add up: start at the target's brightness, not a multiple of it
             with torch.no_grad():
                 img = self.render(False)
@@ -204,10 +203,23 @@ class _Fitter:
         m, s, r, col = self.current(quantised)
         return render_image(m, s, r, col, self.w, self.h, mode=self.cfg.mode, k=self.cfg.k, scale=scale)
 
+    def loss(self, half: bool) -> FusedLoss:
+        """The fused loss against the target at full or half resolution (built on first use;
+        the half-resolution one is dropped when the full one is built)."""
+        if half not in self._losses:
+            if half:
+                oh, ow = max(1, self.h // 2), max(1, self.w // 2)
+                t = F.interpolate(self.t.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
+                self._losses[True] = FusedLoss(t.contiguous(), self.cfg.ssim_weight)
+            else:
+                self._losses.pop(True, None)
+                self._losses[False] = FusedLoss(self.t, self.cfg.ssim_weight)
+        return self._losses[half]
+
     def step(self, quantised: bool, half: bool) -> float:
         img = self.render(quantised, 0.5 if half else 1.0)
         # L1 + w (1 - SSIM) and its gradient in one fused numba pass (see fused_loss.py)
-        loss = (self.loss_half if half else self.loss_full).loss_tensor(img)
+        loss = self.loss(half).loss_tensor(img)
         if quantised and self.cfg.rate_weight > 0 and self.spec is not None:
             loss = loss + self.cfg.rate_weight * self.rate_bpp()
         self.opt.zero_grad(set_to_none=True)

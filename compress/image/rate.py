@@ -139,10 +139,11 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         # stage costs more than it saves (the dropped Gaussians were fitted jointly), so the
         # stage aims at the budget itself and the final bisection only removes what its QAT
         # moved. The first fit's best prefix is kept when the refined set is no better.
-        first = g.prefix(largest_prefix_within(g, spec, budget, meta))
+        n_first = largest_prefix_within(g, spec, budget, meta)
+        first = g.prefix(n_first)
         n = count_for_budget(g, spec, budget, meta, max_gaussians)
         if n < len(g):
-            n = largest_prefix_within(g, spec, budget, meta)
+            n = n_first
             g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
         elif n > len(g):
             g, spec, _ = run("grow", n, tune, init=g, spec=spec)
