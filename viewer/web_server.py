@@ -120,12 +120,13 @@ class WebPlayerServer:
     names the Host check accepts."""
 
     def __init__(self, assets: Sequence[Asset], *, host: str = "127.0.0.1", port: int = 8080,
-                 autoplay: bool = True, allow_origins: Sequence[str] = (),
+                 autoplay: bool = True, loop: bool = True, allow_origins: Sequence[str] = (),
                  log: Callable[[str], None] | None = None) -> None:
         if not assets:
             raise UsageError("the web player needs at least one asset")
         self.assets = list(assets)
         self.autoplay = autoplay
+        self.loop = loop
         self.extra_origins = frozenset(normalise_origin(o) for o in allow_origins)
         self.bytes_sent: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -149,7 +150,7 @@ class WebPlayerServer:
             routes["/assets/" + a.name] = Route("application/octet-stream", path=a.path)
             if a.cameras_json is not None:
                 routes["/assets/" + a.name + ".cameras.json"] = Route(CONTENT_TYPES[".json"], data=a.cameras_json)
-        index = player_page(self.assets[0], autoplay=self.autoplay).encode()
+        index = player_page(self.assets[0], autoplay=self.autoplay, loop=self.loop).encode()
         routes["/"] = routes["/index.html"] = Route(CONTENT_TYPES[".html"], data=index)
         return routes
 
@@ -356,10 +357,11 @@ def _handler_for(server: WebPlayerServer):
 
 
 def serve_web(paths: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: int = 8080,
-              cameras: str | os.PathLike | None = None, autoplay: bool = True,
+              cameras: str | os.PathLike | None = None, autoplay: bool = True, loop: bool = True,
               allow_origins: Sequence[str] = (), log: Callable[[str], None] | None = None) -> WebPlayerServer:
-    """Start the web player on ``paths`` (files); returns the running server (``.url``, ``.stop()``)."""
+    """Start the web player on ``paths`` (files); returns the running server (``.url``, ``.stop()``).
+    ``autoplay``: a clip starts playing on load (muted-video style); ``loop``: it starts again at its end."""
     from .site import make_assets
 
-    return WebPlayerServer(make_assets(paths, cameras), host=host, port=port, autoplay=autoplay,
+    return WebPlayerServer(make_assets(paths, cameras), host=host, port=port, autoplay=autoplay, loop=loop,
                            allow_origins=allow_origins, log=log)
