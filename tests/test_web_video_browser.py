@@ -45,7 +45,7 @@ SEEK = """async (frame) => {
   const fps = p.info.fps;
   const index = await p.seek((frame + 0.5) / fps);
   const s = p.currentSplats;
-  return { index, frame: p.frame, currentTime: p.currentTime, bytes: p.bytesFetched, decodeMs: p.decodeMs,
+  return { index, frame: p.frame, drawn: p.framesDrawn, currentTime: p.currentTime, bytes: p.bytesFetched, decodeMs: p.decodeMs,
            stats: p.stats, means: Array.from(s.means), shDc: Array.from(s.shDc), count: s.count };
 }"""
 
@@ -105,6 +105,7 @@ def test_clip_plays_seeks_to_the_python_frame_and_streams_its_bytes_once(browser
     assert got["bytes"] <= 1.02 * len(clip)
     # the seek lands on the frame asked for, and the arrays on screen are the Python decoder's
     assert got["index"] == seek_to and got["frame"] == seek_to
+    assert got["drawn"] > 0  # Spark drew the splats
     assert got["decodeMs"] > 0 and got["stats"]["frames"] >= len(frames)
     with VideoReader(clip) as reader:
         want = reader.frame(seek_to)

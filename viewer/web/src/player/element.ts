@@ -600,9 +600,10 @@ export class SplatPlayer extends HTMLElement {
           ["Gaussians", i.count.toLocaleString("en")],
           ["file size", fmtBytes(i.fileBytes)],
           [i.frames !== undefined ? "bytes/G/frame" : "bytes/G", i.bytesPerGaussian.toFixed(2)],
-          ["decode", `${i.decodeMs.toFixed(0)} ms`],
+          // a video's decode time is per frame, in the Stream table
+          ...(i.frames === undefined ? [["decode", `${i.decodeMs.toFixed(0)} ms`] as [string, string]] : []),
           ...(i.frames !== undefined
-            ? ([["frames", `${i.frames} at ${i.fps} fps (${(i.duration ?? 0).toFixed(2)} s)`]] as Array<[string, string]>)
+            ? ([["frames", `${i.frames} at ${(i.fps ?? 0).toFixed(2).replace(/\.?0+$/, "")} fps (${(i.duration ?? 0).toFixed(2)} s)`]] as Array<[string, string]>)
             : [["bytes fetched", fmtBytes(this._bytesFetched)] as [string, string]]),
           ["first frame", i.firstFrameMs === null ? "-" : `${(i.firstFrameMs / 1000).toFixed(2)} s`],
         ]
