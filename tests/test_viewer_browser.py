@@ -21,9 +21,9 @@ from viewer_browser import (
     CHROMIUM,
     FLAGS,
     RefusingProxy,
+    chromium_browser,
     coverage,
     killable_chromium,
-    require_chromium,
     screenshot_rgb,
     watch,
 )
@@ -45,18 +45,9 @@ def proxy():
 
 @pytest.fixture(scope="module")
 def browser(proxy):
-    sync_api = require_chromium()
-    pw = sync_api.sync_playwright().start()
-    try:
-        # Playwright gives every launch a fresh temporary profile (its --user-data-dir).
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
-    except Exception as e:  # pragma: no cover - a broken chromium install
-        pw.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
-    b.proxy = proxy
-    yield b
-    b.close()
-    pw.stop()
+    with chromium_browser(proxy) as b:
+        b.proxy = proxy
+        yield b
 
 
 def render_backend() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -320,35 +321,43 @@ def test_publish_cli(tmp_path, asset):
     assert main(["publish", str(asset), "-o", str(out), "--force"]) == 0
 
 
-def test_splat_view_web_cli(tmp_path, asset):
-    """`splat view FILE --web --no-open --port 0` prints its URL, serves the page, stops on SIGTERM."""
+@contextmanager
+def view_web(*args: str):
+    """Run `splat view ARGS --web --no-open --port 0`; yields (process, port) once the URL is
+    printed; the process must exit 0 on SIGTERM."""
     import re
     import signal
     import subprocess
     import sys
 
     env = dict(os.environ, COLUMNS="200")
-    proc = subprocess.Popen([sys.executable, "-m", "splat.cli", "view", str(asset), "--web", "--no-open", "--port", "0",
-                             "--no-autoplay"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "splat.cli", "view", *args, "--web", "--no-open", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        url = None
+        port = None
         for line in proc.stdout:
-            m = re.search(r"(http://127\.0\.0\.1:(\d+)/)", line)
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
             if m:
-                url, port = m.group(1), int(m.group(2))
+                port = int(m.group(1))
                 break
-        assert url is not None, "no URL printed"
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("GET", "/")
-        r = c.getresponse()
-        page = r.read()
-        assert r.status == 200 and b'src="assets/scene.spz"' in page and b"autoplay" not in page
+        assert port is not None, "no URL printed"
+        yield proc, port
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_splat_view_web_cli(tmp_path, asset):
+    """`splat view FILE --web --no-open --port 0` prints its URL, serves the page, stops on SIGTERM."""
+    with view_web(str(asset), "--no-autoplay") as (_, port):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/")
+        r = c.getresponse()
+        page = r.read()
+        assert r.status == 200 and b'src="assets/scene.spz"' in page and b"autoplay" not in page
 
 
 @pytest.fixture(scope="module")
@@ -369,27 +378,11 @@ def test_splat_view_web_serves_a_clip_by_range(clip):
     """`splat view clip.gsv --web`: the page streams the clip (autoplay, loop unless told), and the
     server answers the Range requests the stream makes (the head, then segments' byte ranges)."""
     import re
-    import signal
-    import subprocess
-    import sys
+    from types import SimpleNamespace
 
     data = clip.read_bytes()
-    env = dict(os.environ, COLUMNS="200")
-    proc = subprocess.Popen([sys.executable, "-m", "splat.cli", "view", str(clip), "--web", "--no-open", "--port", "0",
-                             "--no-loop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        port = None
-        for line in proc.stdout:
-            m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                port = int(m.group(1))
-                break
-        assert port is not None, "no URL printed"
-
-        class _Srv:
-            pass
-        srv = _Srv()
-        srv.port = port
+    with view_web(str(clip), "--no-loop") as (_, port):
+        srv = SimpleNamespace(port=port)
         status, _, page = request(srv, "/")
         assert status == 200 and b'src="assets/clip.gsv"' in page
         assert re.search(rb"<splat-player [^>]*\bautoplay\b", page) and not re.search(rb"\bloop\b", page)
@@ -399,12 +392,6 @@ def test_splat_view_web_serves_a_clip_by_range(clip):
         a, b = len(data) // 2, len(data)  # a read from the middle to the end, as a segment's
         status, headers, body = request(srv, "/assets/clip.gsv", {"Range": f"bytes={a}-{b - 1}"})
         assert status == 206 and body == data[a:b] and headers["content-range"] == f"bytes {a}-{b - 1}/{len(data)}"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_publish_a_clip(tmp_path, clip):

@@ -14,7 +14,7 @@ import pytest
 from compress.video import VideoReader, VideoSettings, encode_video
 from conftest import shared_file
 from viewer.site import CLIENT_DIR, CLIENT_FILES
-from viewer_browser import CHROMIUM, FLAGS, RefusingProxy, require_chromium
+from viewer_browser import RefusingProxy, chromium_browser
 from web_harness import POS_TOL, CountingServer
 
 pytestmark = [
@@ -60,17 +60,9 @@ def clip() -> bytes:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = require_chromium()
     proxy = RefusingProxy()
-    pw = sync_api.sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
-    except Exception as e:  # pragma: no cover - a broken chromium install
-        pw.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
-    yield b
-    b.close()
-    pw.stop()
+    with chromium_browser(proxy) as b:
+        yield b
     proxy.close()
     assert proxy.page_requests() == [], f"pages tried to reach outside hosts: {proxy.page_requests()}"
 

@@ -116,6 +116,25 @@ def require_chromium():
     return pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
 
+@contextmanager
+def chromium_browser(proxy: "RefusingProxy"):
+    """Headless Chromium under Playwright, its outside traffic sent to ``proxy``; skips the
+    test (with the reason) when Chromium cannot start. Playwright gives every launch a fresh
+    temporary profile (its --user-data-dir)."""
+    sync_api = require_chromium()
+    pw = sync_api.sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
+    except Exception as e:  # pragma: no cover - a broken chromium install
+        pw.stop()
+        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
+    try:
+        yield b
+    finally:
+        b.close()
+        pw.stop()
+
+
 def is_local(url: str) -> bool:
     p = urlparse(url)
     if p.scheme in ("data", "blob", "about", "chrome-error"):

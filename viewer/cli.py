@@ -143,18 +143,23 @@ def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None
     allow_origins = [normalise_origin(o) for o in allow_origins]
     srv = serve_web([file], host=host, port=port, cameras=cameras, autoplay=autoplay, loop=loop, allow_origins=allow_origins,
                     log=lambda m: console.print(m, highlight=False, markup=False))
-    size = srv.assets[0].path.stat().st_size
-    console.print(f"[bold]{file.name}[/]: {size:,} bytes, decoded in the browser", highlight=False)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
-    console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
-    if open_browser:
-        import webbrowser
+    try:
+        size = srv.assets[0].path.stat().st_size
+        console.print(f"[bold]{file.name}[/]: {size:,} bytes, decoded in the browser", highlight=False)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
+        console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
+        if open_browser:
+            import webbrowser
 
-        try:
-            webbrowser.open(srv.url)
-        except Exception:  # noqa: BLE001 - no browser is not an error: the URL is printed
-            pass
+            try:
+                webbrowser.open(srv.url)
+            except Exception:  # noqa: BLE001 - no browser is not an error: the URL is printed
+                pass
+    except KeyboardInterrupt:  # SIGTERM right after the URL was printed, before the wait began
+        console.print("stopping")
+        srv.stop()
+        return
     _wait_for_interrupt(console, srv.stop)
 
 

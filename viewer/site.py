@@ -121,13 +121,13 @@ pre{{background:#222;padding:1em;overflow:auto}}</style>
 
 def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, base: str = "") -> str:
     """The page that opens ``asset`` in the player (``base``: prefix of the client files;
-    ``autoplay``, ``loop``: a video starts on load, and again at its end)."""
+    ``autoplay``, ``loop``: a clip starts on load, and again at its end)."""
     attrs = [f'src="{html.escape(asset.url)}"']
     if asset.cameras_url:
         attrs.append(f'cameras="{html.escape(asset.cameras_url)}"')
     if autoplay:
         attrs.append("autoplay")
-    if loop:
+    if loop and asset.name.lower().endswith(".gsv"):  # only a clip has an end to loop from
         attrs.append("loop")
     return (HEAD.format(title=html.escape(f"{asset.name} - splatkit"))
             + f'<script type="module" src="{html.escape(base)}splat-player.js"></script>\n</head><body>\n'
