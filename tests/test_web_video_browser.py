@@ -74,8 +74,11 @@ def _files(name: str, data: bytes) -> dict[str, bytes]:
     return files
 
 
-def test_clip_plays_seeks_to_the_python_frame_and_streams_its_bytes_once(browser, clip):
-    with CountingServer(_files("clip.gsv", clip), ranges=True) as srv:
+@pytest.mark.parametrize("ranges", [True, False], ids=["range", "no-range"])
+def test_clip_plays_seeks_to_the_python_frame_and_streams_its_bytes_once(browser, clip, ranges):
+    """With Range (segments as they are needed) and without (`python -m http.server`: one
+    progressive download), the wire carries the file once."""
+    with CountingServer(_files("clip.gsv", clip), ranges=ranges) as srv:
         page = browser.new_page()
         page.goto(srv.url("/index.html"))
         page.wait_for_function("window.log && (window.log.ended || window.log.errors.length > 0)", timeout=300_000)
@@ -91,8 +94,11 @@ def test_clip_plays_seeks_to_the_python_frame_and_streams_its_bytes_once(browser
     assert frames[0] == 0 and frames[-1] == FRAMES - 1 and len(frames) >= 3, frames
     assert all(b > a for a, b in zip(frames, frames[1:])), frames
     assert log["loaded"]["frames"] == FRAMES and log["loaded"]["format"].startswith(".gsv")
-    # the wire: every request a range request, a full play <= 1.02x the file, the seek from the cache
-    assert all(r[1] for r in requests), requests
+    # the wire: every request a range request (or the one download), a full play <= 1.02x the file, the seek from the cache
+    if ranges:
+        assert all(r[1] for r in requests), requests
+    else:
+        assert len(requests) == 1, requests
     assert sent_play <= 1.02 * len(clip), (sent_play, len(clip))
     assert got["bytes"] <= 1.02 * len(clip)
     # the seek lands on the frame asked for, and the arrays on screen are the Python decoder's
@@ -125,3 +131,28 @@ def test_a_bad_segment_is_a_gap_and_the_rest_plays(browser, clip):
     frames = log["frames"]
     assert not any(GOP <= f < 2 * GOP for f in frames), frames
     assert frames[0] == 0 and frames[-1] == FRAMES - 1, frames
+
+
+def test_splat_view_web_plays_a_clip(browser, clip, tmp_path):
+    """The page `splat view clip.gsv --web` serves (its own server, which counts what it sends)
+    plays the clip to its end with Range requests, sending no more than 1.02x the file."""
+    from viewer.web_server import serve_web
+
+    path = tmp_path / "clip.gsv"
+    path.write_bytes(clip)
+    srv = serve_web([path], port=0, loop=False)
+    try:
+        page = browser.new_page()
+        page.goto(srv.url)
+        page.wait_for_function("""(() => { const p = document.querySelector("splat-player");
+            return p && p.info && p.info.frames && (p.frame === p.info.frames - 1 && p.paused || p.error); })()""",
+                               timeout=300_000)
+        state = page.evaluate("""(() => { const p = document.querySelector("splat-player");
+            return { error: p.error, frame: p.frame, bytes: p.bytesFetched }; })()""")
+        page.close()
+    finally:
+        srv.stop()
+    assert state["error"] is None, state["error"]
+    assert state["frame"] == FRAMES - 1
+    sent = srv.bytes_sent["/assets/clip.gsv"]
+    assert 0 < sent <= 1.02 * len(clip), (sent, len(clip))
