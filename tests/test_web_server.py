@@ -381,11 +381,12 @@ def test_splat_view_web_serves_a_clip_by_range(clip):
     from types import SimpleNamespace
 
     data = clip.read_bytes()
-    with view_web(str(clip), "--no-loop") as (_, port):
+    with view_web(str(clip), "--no-loop", "--speed", "0.5") as (_, port):
         srv = SimpleNamespace(port=port)
         status, _, page = request(srv, "/")
         assert status == 200 and b'src="assets/clip.gsv"' in page
         assert re.search(rb"<splat-player [^>]*\bautoplay\b", page) and not re.search(rb"\bloop\b", page)
+        assert b'speed="0.5"' in page
         status, headers, body = request(srv, "/assets/clip.gsv", {"Range": "bytes=0-4095"})
         assert status == 206 and body == data[:4096]
         assert headers["content-range"] == f"bytes 0-4095/{len(data)}"

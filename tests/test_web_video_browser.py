@@ -135,12 +135,12 @@ def test_a_bad_segment_is_a_gap_and_the_rest_plays(browser, clip):
 
 def test_splat_view_web_plays_a_clip(browser, clip, tmp_path):
     """The page `splat view clip.gsv --web` serves (its own server, which counts what it sends)
-    plays the clip to its end with Range requests, sending no more than 1.02x the file."""
+    plays the clip to its end (at the speed it was given) with Range requests, sending no more than 1.02x the file."""
     from viewer.web_server import serve_web
 
     path = tmp_path / "clip.gsv"
     path.write_bytes(clip)
-    srv = serve_web([path], port=0, loop=False)
+    srv = serve_web([path], port=0, loop=False, speed=2)
     try:
         page = browser.new_page()
         page.goto(srv.url)
@@ -148,11 +148,11 @@ def test_splat_view_web_plays_a_clip(browser, clip, tmp_path):
             return p && p.info && p.info.frames && (p.frame === p.info.frames - 1 && p.paused || p.error); })()""",
                                timeout=300_000)
         state = page.evaluate("""(() => { const p = document.querySelector("splat-player");
-            return { error: p.error, frame: p.frame, bytes: p.bytesFetched }; })()""")
+            return { error: p.error, frame: p.frame, bytes: p.bytesFetched, speed: p.speed }; })()""")
         page.close()
     finally:
         srv.stop()
     assert state["error"] is None, state["error"]
-    assert state["frame"] == FRAMES - 1
+    assert state["frame"] == FRAMES - 1 and state["speed"] == 2
     sent = srv.bytes_sent["/assets/clip.gsv"]
     assert 0 < sent <= 1.02 * len(clip), (sent, len(clip))

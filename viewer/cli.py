@@ -130,7 +130,7 @@ def _wait_for_interrupt(console, stop) -> None:
 
 
 def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None, open_browser: bool,
-              autoplay: bool, loop: bool, allow_origins: Sequence[str]) -> None:
+              autoplay: bool, loop: bool, speed: float, allow_origins: Sequence[str]) -> None:
     """``splat view FILE --web``: serve the web player on FILE until interrupted."""
     import signal
 
@@ -140,8 +140,10 @@ def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None
     signal.signal(signal.SIGTERM, _terminate)  # before the URL is printed: a caller may stop us right after
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {port}")
+    if not 0.25 <= speed <= 4.0:
+        raise UsageError(f"--speed must be 0.25..4, got {speed}")
     allow_origins = [normalise_origin(o) for o in allow_origins]
-    srv = serve_web([file], host=host, port=port, cameras=cameras, autoplay=autoplay, loop=loop, allow_origins=allow_origins,
+    srv = serve_web([file], host=host, port=port, cameras=cameras, autoplay=autoplay, loop=loop, speed=speed, allow_origins=allow_origins,
                     log=lambda m: console.print(m, highlight=False, markup=False))
     try:
         size = srv.assets[0].path.stat().st_size
@@ -220,7 +222,8 @@ def register(app: typer.Typer) -> None:
         console = Console()
         if web:
             _view_web(console, file, host=host, port=port, cameras=cameras, open_browser=not no_open,
-                      autoplay=not (no_autoplay or paused), loop=loop, allow_origins=allow_origin or ())
+                      autoplay=not (no_autoplay or paused), loop=loop, speed=speed,
+                      allow_origins=allow_origin or ())
             return
         try:
             from splat.camera import parse_up

@@ -119,16 +119,19 @@ pre{{background:#222;padding:1em;overflow:auto}}</style>
 """
 
 
-def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, base: str = "") -> str:
+def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, speed: float = 1.0, base: str = "") -> str:
     """The page that opens ``asset`` in the player (``base``: prefix of the client files;
-    ``autoplay``, ``loop``: a clip starts on load, and again at its end)."""
+    ``autoplay``, ``loop``, ``speed``: a clip starts on load, again at its end, at this rate)."""
     attrs = [f'src="{html.escape(asset.url)}"']
     if asset.cameras_url:
         attrs.append(f'cameras="{html.escape(asset.cameras_url)}"')
     if autoplay:
         attrs.append("autoplay")
-    if loop and asset.name.lower().endswith(".gsv"):  # only a clip has an end to loop from
+    clip = asset.name.lower().endswith(".gsv")
+    if loop and clip:  # only a clip has an end to loop from
         attrs.append("loop")
+    if clip and speed != 1.0:
+        attrs.append(f'speed="{speed:g}"')
     return (HEAD.format(title=html.escape(f"{asset.name} - splatkit"))
             + f'<script type="module" src="{html.escape(base)}splat-player.js"></script>\n</head><body>\n'
             + f"<splat-player {' '.join(attrs)}></splat-player>\n</body></html>\n")

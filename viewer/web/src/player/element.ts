@@ -1,6 +1,6 @@
 /**
  * `<splat-player src="scene.spz">`: the web component. Attributes: `src`, `cameras` (a
- * cameras.json / transforms.json URL), `background` (CSS colour), `autoplay`, `loop`,
+ * cameras.json / transforms.json URL), `background` (CSS colour), `autoplay`, `loop`, `speed`,
  * `controls` ("none" hides the panel). Scripting API: play(), pause(), seek(t), and the
  * properties (with events of the same name) frame, currentTime, bytesFetched, decodeMs, error;
  * plus `info`, `settings`, `load(url)`, `setSettings(patch)`. A `.gsv` clip streams through
@@ -417,14 +417,18 @@ export class SplatPlayer extends HTMLElement {
   private async startVideo(id: number, url: string, name: string): Promise<void> {
     const abs = new URL(url, document.baseURI).href;
     const decoder = new WorkerDecoder(newWorker(STREAM_WORKER_NAME));
+    const rate = Number(this.getAttribute("speed") ?? "1");
+    const speed = rate > 0 && Number.isFinite(rate) ? Math.min(Math.max(rate, 0.25), 4) : 1;
     const player = new GsvPlayer(new HttpSource(abs), {
-      decoder, file: name, autoplay: this.hasAttribute("autoplay"), loop: this.hasAttribute("loop"), bufferSeconds: BUFFER_SECONDS,
+      decoder, file: name, autoplay: this.hasAttribute("autoplay"), loop: this.hasAttribute("loop"), speed, bufferSeconds: BUFFER_SECONDS,
     });
     this.video = player;
     this._gaps = [];
     this.framesSkipped = 0;
     (this.root.querySelector("input[name=loop]") as HTMLInputElement).checked = player.loop;
-    (this.root.querySelector("select[name=speed]") as HTMLSelectElement).value = "1";
+    const speedSelect = this.root.querySelector("select[name=speed]") as HTMLSelectElement;
+    if (![...speedSelect.options].some((o) => Number(o.value) === speed)) speedSelect.add(new Option(String(speed)));
+    speedSelect.value = [...speedSelect.options].find((o) => Number(o.value) === speed)!.value;
     player.on("frame", (e) => {
       if (id !== this.loadId) return;
       if (this.pendingFrame) this.framesSkipped++;
