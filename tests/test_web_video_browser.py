@@ -105,6 +105,7 @@ def test_clip_plays_seeks_to_the_python_frame_and_streams_its_bytes_once(browser
     assert got["index"] == seek_to and got["frame"] == seek_to
     assert got["drawn"] > 0  # Spark drew the splats
     assert got["decodeMs"] > 0 and got["stats"]["frames"] >= len(frames)
+    assert got["stats"]["meshes"] == 1  # every frame after the first was written over the same splats
     with VideoReader(clip) as reader:
         want = reader.frame(seek_to)
         extent = float(np.abs(np.concatenate([reader.info.bounds_min, reader.info.bounds_max])).max())

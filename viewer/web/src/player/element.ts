@@ -106,6 +106,8 @@ export class SplatPlayer extends HTMLElement {
   private lastSplats: SplatArrays | null = null;
   private _gaps: GapEvent[] = [];
   private framesSkipped = 0;
+  /** Spark meshes a clip has needed (1 when every later frame was written in place). */
+  private meshesMade = 0;
   private seeking = false;
   private playback: HTMLElement;
   private streamTable: HTMLTableElement;
@@ -177,8 +179,8 @@ export class SplatPlayer extends HTMLElement {
     (this.root.querySelector("select[name=speed]") as HTMLSelectElement).value = String(v);
   }
   /** A video's stream statistics (decode ms/frame, buffer, delivered fps, bitrates, bytes), or null. */
-  get stats(): (PlayerStats & { framesSkipped: number }) | null {
-    return this.video ? { ...this.video.stats(), framesSkipped: this.framesSkipped } : null;
+  get stats(): (PlayerStats & { framesSkipped: number; meshes: number }) | null {
+    return this.video ? { ...this.video.stats(), framesSkipped: this.framesSkipped, meshes: this.meshesMade } : null;
   }
   /** A video's bad segments, each shown as a gap: `{segment, first, frames, message}`. */
   get gaps(): GapEvent[] { return this._gaps.map((g) => ({ ...g })); }
@@ -425,6 +427,7 @@ export class SplatPlayer extends HTMLElement {
     this.video = player;
     this._gaps = [];
     this.framesSkipped = 0;
+    this.meshesMade = 0;
     (this.root.querySelector("input[name=loop]") as HTMLInputElement).checked = player.loop;
     const speedSelect = this.root.querySelector("select[name=speed]") as HTMLSelectElement;
     if (![...speedSelect.options].some((o) => Number(o.value) === speed)) speedSelect.add(new Option(String(speed)));
@@ -481,7 +484,7 @@ export class SplatPlayer extends HTMLElement {
         this.pendingFrame = null;
         const first = this._frame < 0;
         try {
-          await this.view.showFrame(e.splats, Math.max(this.video?.header?.gaussians ?? 0, e.splats.count));
+          if (!(await this.view.showFrame(e.splats, Math.max(this.video?.header?.gaussians ?? 0, e.splats.count)))) this.meshesMade++;
         } catch (err) {
           if (id === this.loadId) this.fail(`${this._info?.name ?? "clip"}: ${(err as Error)?.message ?? String(err)}`);
           return;

@@ -160,18 +160,19 @@ export class SplatView {
   /**
    * Put a video frame on screen: written over the current mesh's arrays when it fits (no new
    * mesh, no new GPU textures: Spark re-uploads them and re-sorts), else a new mesh with room
-   * for `capacity` Gaussians.
+   * for `capacity` Gaussians. Returns true when it was written in place.
    */
-  async showFrame(a: SplatArrays, capacity: number): Promise<void> {
+  async showFrame(a: SplatArrays, capacity: number): Promise<boolean> {
     const packed = this.mesh?.packedSplats;
     if (this.mesh && packed && packInto(a, packed)) {
       this.significance = null;
       if (this.settings.budget > 0) this.minSignificance.value = this.budgetCut(this.settings.budget);
       this.mesh.updateVersion();
       this.invalidate(2);
-      return;
+      return true;
     }
     await this.show({ packed: packSplats(a, capacity) });
+    return false;
   }
 
   clear(): void {
