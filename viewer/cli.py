@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
     @app.command("publish", help=PUBLISH_HELP)
     def publish_cmd(
         files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat .lgs .gsv)"),
-        out: Path = typer.Option(..., "-o", "--out", help="folder to write (refused if it exists, unless --force)"),
+        out: Path = typer.Option(..., "-o", "--output", help="folder to write (refused if it exists, unless --force)"),
         force: bool = typer.Option(False, "--force", help="replace an existing folder"),
         cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "
                                                            "(default: one beside each file, if any)"),
