@@ -23,7 +23,7 @@ import pytest
 from conftest import ROOT, shared_file
 from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
 from viewer.web_server import serve_web
-from viewer_browser import CHROMIUM, FLAGS, RefusingProxy, coverage, require_chromium, screenshot_rgb, watch
+from viewer_browser import RefusingProxy, launched_chromium, coverage, screenshot_rgb, watch
 
 pytestmark = [
     pytest.mark.browser,
@@ -48,16 +48,8 @@ def proxy():
 
 @pytest.fixture(scope="module")
 def browser(proxy):
-    sync_api = require_chromium()
-    pw = sync_api.sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS + [proxy.flag], headless=True)
-    except Exception as e:  # pragma: no cover - a broken chromium install
-        pw.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} does not start under Playwright: {e}")
-    yield b
-    b.close()
-    pw.stop()
+    with launched_chromium(proxy) as b:
+        yield b
 
 
 @pytest.fixture(scope="module")

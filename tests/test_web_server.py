@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -320,32 +321,87 @@ def test_publish_cli(tmp_path, asset):
     assert main(["publish", str(asset), "-o", str(out), "--force"]) == 0
 
 
-def test_splat_view_web_cli(tmp_path, asset):
-    """`splat view FILE --web --no-open --port 0` prints its URL, serves the page, stops on SIGTERM."""
+@contextmanager
+def view_web(*args: str):
+    """Run `splat view ARGS --web --no-open --port 0`; yields (process, port) once the URL is
+    printed; the process must exit 0 on SIGTERM."""
     import re
     import signal
     import subprocess
     import sys
 
     env = dict(os.environ, COLUMNS="200")
-    proc = subprocess.Popen([sys.executable, "-m", "splat.cli", "view", str(asset), "--web", "--no-open", "--port", "0",
-                             "--no-autoplay"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "splat.cli", "view", *args, "--web", "--no-open", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        url = None
+        port = None
         for line in proc.stdout:
-            m = re.search(r"(http://127\.0\.0\.1:(\d+)/)", line)
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
             if m:
-                url, port = m.group(1), int(m.group(2))
+                port = int(m.group(1))
                 break
-        assert url is not None, "no URL printed"
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("GET", "/")
-        r = c.getresponse()
-        page = r.read()
-        assert r.status == 200 and b'src="assets/scene.spz"' in page and b"autoplay" not in page
+        assert port is not None, "no URL printed"
+        yield proc, port
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_splat_view_web_cli(tmp_path, asset):
+    """`splat view FILE --web --no-open --port 0` prints its URL, serves the page, stops on SIGTERM."""
+    with view_web(str(asset), "--no-autoplay") as (_, port):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/")
+        r = c.getresponse()
+        page = r.read()
+        assert r.status == 200 and b'src="assets/scene.spz"' in page and b"autoplay" not in page
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A small real .gsv (8 frames, 2 segments) from the Python encoder."""
+    from compress.video import VideoSettings, encode_video
+    from compress.video.synth import performer_frames
+
+    from conftest import shared_file
+
+    frames, fps = performer_frames(200, 8, bvh=shared_file("motion", "mocapbank_455f.bvh"), frame_step=2)
+    p = tmp_path_factory.mktemp("clip") / "clip.gsv"
+    p.write_bytes(encode_video(frames, VideoSettings(gop=4, fps=fps)).data)
+    return p
+
+
+def test_splat_view_web_serves_a_clip_by_range(clip):
+    """`splat view clip.gsv --web`: the page streams the clip (autoplay, loop unless told), and the
+    server answers the Range requests the stream makes (the head, then segments' byte ranges)."""
+    import re
+    from types import SimpleNamespace
+
+    data = clip.read_bytes()
+    with view_web(str(clip), "--no-loop", "--speed", "0.5") as (_, port):
+        srv = SimpleNamespace(port=port)
+        status, _, page = request(srv, "/")
+        assert status == 200 and b'src="assets/clip.gsv"' in page
+        assert re.search(rb"<splat-player [^>]*\bautoplay\b", page) and not re.search(rb"\bloop\b", page)
+        assert b'speed="0.5"' in page
+        status, headers, body = request(srv, "/assets/clip.gsv", {"Range": "bytes=0-4095"})
+        assert status == 206 and body == data[:4096]
+        assert headers["content-range"] == f"bytes 0-4095/{len(data)}"
+        a, b = len(data) // 2, len(data)  # a read from the middle to the end, as a segment's
+        status, headers, body = request(srv, "/assets/clip.gsv", {"Range": f"bytes={a}-{b - 1}"})
+        assert status == 206 and body == data[a:b] and headers["content-range"] == f"bytes {a}-{b - 1}/{len(data)}"
+
+
+def test_publish_a_clip(tmp_path, clip):
+    """`splat publish clip.gsv -o site/`: the clip unchanged under assets/, a page that streams it."""
+    from splat.cli import main
+
+    out = tmp_path / "site"
+    assert main(["publish", str(clip), "-o", str(out), "--no-autoplay"]) == 0
+    assert (out / "assets" / "clip.gsv").read_bytes() == clip.read_bytes()
+    page = (out / "index.html").read_text()
+    assert 'src="assets/clip.gsv"' in page and " loop" in page and "autoplay" not in page
+    assert all((out / f).is_file() for f in CLIENT_FILES)

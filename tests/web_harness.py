@@ -172,7 +172,7 @@ class CountingServer:
 
     ``ranges=False`` behaves as ``python -m http.server``: every GET answers 200 with the whole
     file. ``ranges=True`` answers ``Range: bytes=a-b`` with 206 and Content-Range (416 past the
-    end). ``bytes_sent`` counts body bytes written, ``requests`` lists (path, Range header).
+    end). ``bytes_sent`` counts body bytes written (``bytes_by_path`` per path), ``requests`` lists (path, Range header).
     ``chunk_delay_s`` sleeps after each 64 KiB of a body (a slow link); ``short_by`` N ends every
     body longer than N bytes N bytes early and drops the connection (a broken transfer);
     ``hide_content_range`` leaves Content-Range out of 206 replies (what a cross-origin page sees
@@ -186,6 +186,7 @@ class CountingServer:
 
         self.files, self.ranges = files, ranges
         self.bytes_sent = 0
+        self.bytes_by_path: dict[str, int] = {}
         self.requests: list[tuple[str, str | None]] = []
         lock = threading.Lock()
         outer = self
@@ -235,6 +236,7 @@ class CountingServer:
                         self.wfile.write(chunk)
                         with lock:
                             outer.bytes_sent += len(chunk)
+                            outer.bytes_by_path[self.path] = outer.bytes_by_path.get(self.path, 0) + len(chunk)
                         if chunk_delay_s:
                             time.sleep(chunk_delay_s)
                 except (BrokenPipeError, ConnectionResetError):

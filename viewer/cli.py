@@ -130,7 +130,7 @@ def _wait_for_interrupt(console, stop) -> None:
 
 
 def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None, open_browser: bool,
-              autoplay: bool, allow_origins: Sequence[str]) -> None:
+              autoplay: bool, loop: bool, speed: float, allow_origins: Sequence[str]) -> None:
     """``splat view FILE --web``: serve the web player on FILE until interrupted."""
     import signal
 
@@ -140,40 +140,48 @@ def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None
     signal.signal(signal.SIGTERM, _terminate)  # before the URL is printed: a caller may stop us right after
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {port}")
+    if not 0.25 <= speed <= 4.0:
+        raise UsageError(f"--speed must be 0.25..4, got {speed}")
     allow_origins = [normalise_origin(o) for o in allow_origins]
-    srv = serve_web([file], host=host, port=port, cameras=cameras, autoplay=autoplay, allow_origins=allow_origins,
+    srv = serve_web([file], host=host, port=port, cameras=cameras, autoplay=autoplay, loop=loop, speed=speed, allow_origins=allow_origins,
                     log=lambda m: console.print(m, highlight=False, markup=False))
-    size = srv.assets[0].path.stat().st_size
-    console.print(f"[bold]{file.name}[/]: {size:,} bytes, decoded in the browser", highlight=False)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
-    console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
-    if open_browser:
-        import webbrowser
+    try:
+        size = srv.assets[0].path.stat().st_size
+        console.print(f"[bold]{file.name}[/]: {size:,} bytes, decoded in the browser", highlight=False)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[yellow]listening on {host}: anyone who can reach this machine can view the asset[/]")
+        console.print(f"open [bold cyan]{srv.url}[/] in a browser (Ctrl-C to stop)", highlight=False)
+        if open_browser:
+            import webbrowser
 
-        try:
-            webbrowser.open(srv.url)
-        except Exception:  # noqa: BLE001 - no browser is not an error: the URL is printed
-            pass
+            try:
+                webbrowser.open(srv.url)
+            except Exception:  # noqa: BLE001 - no browser is not an error: the URL is printed
+                pass
+    except KeyboardInterrupt:  # SIGTERM right after the URL was printed, before the wait began
+        console.print("stopping")
+        srv.stop()
+        return
     _wait_for_interrupt(console, srv.stop)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("publish", help=PUBLISH_HELP)
     def publish_cmd(
-        files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat)"),
+        files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat .lgs .gsv)"),
         out: Path = output_option("folder to write (refused if it exists, unless --force)"),
         force: bool = typer.Option(False, "--force", help="replace an existing folder"),
         cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "
                                                            "(default: one beside each file, if any)"),
-        no_autoplay: bool = typer.Option(False, "--no-autoplay", help="do not start playing on load"),
+        no_autoplay: bool = typer.Option(False, "--no-autoplay", help="video: do not start playing on load"),
+        loop: bool = typer.Option(True, "--loop/--no-loop", help="video: start again after the last frame"),
     ) -> None:
         from rich.console import Console
 
         from .site import embed_snippet, make_assets, publish
 
         console = Console()
-        site = publish(files, out, force=force, cameras=cameras, autoplay=not no_autoplay)
+        site = publish(files, out, force=force, cameras=cameras, autoplay=not no_autoplay, loop=loop)
         total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
         console.print(f"wrote [bold]{site}[/]: {len(files)} asset(s), {total:,} bytes; serve it with "
                       f"`python -m http.server -d {site}` or any static host", highlight=False)
@@ -204,7 +212,7 @@ def register(app: typer.Typer) -> None:
             help=".m3: text encoder for text queries, a callable str -> vector [D] (as `splat memory query --text`)"),
         allow_outside_ref: bool = allow_outside_ref_option(),
         web: bool = typer.Option(False, "--web", help="the web player instead: the browser fetches the file and "
-                                                     "decodes it itself (scene formats: .ply .spz .sog .splat .ksplat)"),
+                                                     "decodes it itself (.ply .spz .sog .splat .ksplat .lgs; .gsv streams)"),
         no_open: bool = typer.Option(False, "--no-open", help="--web: do not open a browser"),
         no_autoplay: bool = typer.Option(False, "--no-autoplay", help="--web: do not start playing on load"),
     ) -> None:
@@ -214,7 +222,8 @@ def register(app: typer.Typer) -> None:
         console = Console()
         if web:
             _view_web(console, file, host=host, port=port, cameras=cameras, open_browser=not no_open,
-                      autoplay=not no_autoplay, allow_origins=allow_origin or ())
+                      autoplay=not (no_autoplay or paused), loop=loop, speed=speed,
+                      allow_origins=allow_origin or ())
             return
         try:
             from splat.camera import parse_up

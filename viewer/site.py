@@ -8,7 +8,8 @@ folder holds::
     NAME.html           one player page per asset (several assets only)
     splat-player.js     the web component <splat-player>
     splat-worker.js     its decoding worker
-    assets/NAME         the assets, copied unchanged
+    assets/NAME         the assets, copied unchanged (a .gsv streams from it by Range requests,
+                        or as one progressive download from a host without Range)
     assets/NAME.cameras.json   camera presets found beside an asset (or --cameras)
     embed.html          how to embed the player in another page (the snippet, and a demo)
 
@@ -118,13 +119,19 @@ pre{{background:#222;padding:1em;overflow:auto}}</style>
 """
 
 
-def player_page(asset: Asset, *, autoplay: bool = True, base: str = "") -> str:
-    """The page that opens ``asset`` in the player (``base``: prefix of the client files)."""
+def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, speed: float = 1.0, base: str = "") -> str:
+    """The page that opens ``asset`` in the player (``base``: prefix of the client files;
+    ``autoplay``, ``loop``, ``speed``: a clip starts on load, again at its end, at this rate)."""
     attrs = [f'src="{html.escape(asset.url)}"']
     if asset.cameras_url:
         attrs.append(f'cameras="{html.escape(asset.cameras_url)}"')
     if autoplay:
         attrs.append("autoplay")
+    clip = asset.name.lower().endswith(".gsv")
+    if loop and clip:  # only a clip has an end to loop from
+        attrs.append("loop")
+    if clip and speed != 1.0:
+        attrs.append(f'speed="{speed:g}"')
     return (HEAD.format(title=html.escape(f"{asset.name} - splatkit"))
             + f'<script type="module" src="{html.escape(base)}splat-player.js"></script>\n</head><body>\n'
             + f"<splat-player {' '.join(attrs)}></splat-player>\n</body></html>\n")
@@ -161,7 +168,7 @@ def embed_page(assets: Sequence[Asset]) -> str:
 
 
 def publish(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, force: bool = False,
-            cameras: str | os.PathLike | None = None, autoplay: bool = True) -> Path:
+            cameras: str | os.PathLike | None = None, autoplay: bool = True, loop: bool = True) -> Path:
     """Write a self-contained static site for ``paths`` into the folder ``out``; returns it.
 
     Refuses an existing ``out`` unless ``force``; the folder appears whole or not at all
@@ -184,11 +191,11 @@ def publish(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, force
             if a.cameras_json is not None:
                 (tmp / "assets" / f"{a.name}.cameras.json").write_bytes(a.cameras_json)
         if len(assets) == 1:
-            (tmp / "index.html").write_text(player_page(assets[0], autoplay=autoplay), encoding="utf-8")
+            (tmp / "index.html").write_text(player_page(assets[0], autoplay=autoplay, loop=loop), encoding="utf-8")
         else:
             (tmp / "index.html").write_text(list_page(assets), encoding="utf-8")
             for a in assets:
-                (tmp / f"{a.name}.html").write_text(player_page(a, autoplay=autoplay), encoding="utf-8")
+                (tmp / f"{a.name}.html").write_text(player_page(a, autoplay=autoplay, loop=loop), encoding="utf-8")
         (tmp / "embed.html").write_text(embed_page(assets), encoding="utf-8")
         _honour_umask(tmp)
     return out

@@ -120,12 +120,14 @@ class WebPlayerServer:
     names the Host check accepts."""
 
     def __init__(self, assets: Sequence[Asset], *, host: str = "127.0.0.1", port: int = 8080,
-                 autoplay: bool = True, allow_origins: Sequence[str] = (),
+                 autoplay: bool = True, loop: bool = True, speed: float = 1.0, allow_origins: Sequence[str] = (),
                  log: Callable[[str], None] | None = None) -> None:
         if not assets:
             raise UsageError("the web player needs at least one asset")
         self.assets = list(assets)
         self.autoplay = autoplay
+        self.loop = loop
+        self.speed = speed
         self.extra_origins = frozenset(normalise_origin(o) for o in allow_origins)
         self.bytes_sent: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -149,7 +151,7 @@ class WebPlayerServer:
             routes["/assets/" + a.name] = Route("application/octet-stream", path=a.path)
             if a.cameras_json is not None:
                 routes["/assets/" + a.name + ".cameras.json"] = Route(CONTENT_TYPES[".json"], data=a.cameras_json)
-        index = player_page(self.assets[0], autoplay=self.autoplay).encode()
+        index = player_page(self.assets[0], autoplay=self.autoplay, loop=self.loop, speed=self.speed).encode()
         routes["/"] = routes["/index.html"] = Route(CONTENT_TYPES[".html"], data=index)
         return routes
 
@@ -356,10 +358,12 @@ def _handler_for(server: WebPlayerServer):
 
 
 def serve_web(paths: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: int = 8080,
-              cameras: str | os.PathLike | None = None, autoplay: bool = True,
-              allow_origins: Sequence[str] = (), log: Callable[[str], None] | None = None) -> WebPlayerServer:
-    """Start the web player on ``paths`` (files); returns the running server (``.url``, ``.stop()``)."""
+              cameras: str | os.PathLike | None = None, autoplay: bool = True, loop: bool = True,
+              speed: float = 1.0, allow_origins: Sequence[str] = (), log: Callable[[str], None] | None = None) -> WebPlayerServer:
+    """Start the web player on ``paths`` (files); returns the running server (``.url``, ``.stop()``).
+    ``autoplay``: a clip starts playing on load (muted-video style); ``loop``: it starts again at its
+    end; ``speed``: its initial playback rate."""
     from .site import make_assets
 
-    return WebPlayerServer(make_assets(paths, cameras), host=host, port=port, autoplay=autoplay,
+    return WebPlayerServer(make_assets(paths, cameras), host=host, port=port, autoplay=autoplay, loop=loop, speed=speed,
                            allow_origins=allow_origins, log=log)

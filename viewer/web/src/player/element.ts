@@ -1,14 +1,19 @@
 /**
  * `<splat-player src="scene.spz">`: the web component. Attributes: `src`, `cameras` (a
- * cameras.json / transforms.json URL), `background` (CSS colour), `autoplay`, `controls`
- * ("none" hides the panel). Scripting API: play(), pause(), seek(t), and the properties
- * (with events of the same name) frame, currentTime, bytesFetched, decodeMs, error; plus
- * `info`, `settings`, `load(url)`, `setSettings(patch)`.
+ * cameras.json / transforms.json URL), `background` (CSS colour), `autoplay`, `loop`, `speed`,
+ * `controls` ("none" hides the panel). Scripting API: play(), pause(), seek(t), and the
+ * properties (with events of the same name) frame, currentTime, bytesFetched, decodeMs, error;
+ * plus `info`, `settings`, `load(url)`, `setSettings(patch)`. A `.gsv` clip streams through
+ * the streaming engine (GsvPlayer over Range requests, frames decoded in a worker) and each
+ * frame is written over the splats already on the GPU.
  */
 import type { SplatArrays } from "../formats/types.js";
+import { WorkerDecoder } from "../stream/decoder.js";
+import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../stream/player.js";
+import { HttpSource } from "../stream/source.js";
 import { type CameraPreset, parseCameras } from "./cameras.js";
 import { packSplats } from "./pack.js";
-import type { FormatInfo, LoadRequest, WorkerReply } from "./protocol.js";
+import { type FormatInfo, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
 import { type DisplaySettings, SplatView } from "./view.js";
 
 /** What the info panel shows, also the `info` property. */
@@ -19,6 +24,20 @@ export interface AssetInfo extends FormatInfo {
   bytesPerGaussian: number;
   /** Time from the request to the first drawn frame, ms. */
   firstFrameMs: number | null;
+  /** A video's frames, frame rate and length in seconds (absent for a scene). */
+  frames?: number;
+  fps?: number;
+  duration?: number;
+}
+
+/** Seconds of video the stream keeps ahead of the playhead (GsvPlayer's read-ahead). */
+const BUFFER_SECONDS = 3;
+/** How often the playback controls and stream stats refresh, ms. */
+const STATS_MS = 250;
+
+/** Whether `url` names a `.gsv` clip (played as a stream, not fetched whole). */
+function isVideo(url: string): boolean {
+  return /\.gsv$/i.test(url.replace(/[?#].*$/, ""));
 }
 
 const STYLE = `
@@ -37,6 +56,10 @@ input[type=number] { width: 90px; }
 select, button { font: inherit; }
 .error { position: absolute; left: 8px; bottom: 8px; right: 8px; padding: 6px 10px; background: rgba(150,20,20,.9); border-radius: 4px; color: #fff; }
 .error[hidden], .status[hidden] { display: none; }
+.playback[hidden] { display: none; }
+.row { display: flex; align-items: center; gap: 8px; margin: 3px 0; }
+input.seekbar { width: 100%; margin: 4px 0; }
+.gapnote { color: #f99; }
 .status { position: absolute; left: 8px; top: 8px; padding: 4px 8px; background: rgba(20,20,24,.7); border-radius: 4px; }
 `;
 
@@ -44,10 +67,10 @@ const fmtBytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} M
 
 let workerUrl: URL | null = null;
 
-/** The worker bundle sits beside this module. */
-function newWorker(): Worker {
+/** The worker bundle sits beside this module; `name` picks its role (worker.ts). */
+function newWorker(name = "splat-decoder"): Worker {
   workerUrl ??= new URL("./splat-worker.js", import.meta.url);
-  return new Worker(workerUrl, { type: "module", name: "splat-decoder" });
+  return new Worker(workerUrl, { type: "module", name });
 }
 
 export class SplatPlayer extends HTMLElement {
@@ -73,6 +96,21 @@ export class SplatPlayer extends HTMLElement {
   private _currentTime = 0;
   private _paused = true;
   private presets: CameraPreset[] = [];
+  /** The clip being played, when the asset is a `.gsv`. */
+  private video: GsvPlayer | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+  /** The latest frame not yet on the GPU (frames that arrive while one is written replace it). */
+  private pendingFrame: FrameEvent | null = null;
+  private drained: Promise<void> = Promise.resolve();
+  private draining = false;
+  private lastSplats: SplatArrays | null = null;
+  private _gaps: GapEvent[] = [];
+  private framesSkipped = 0;
+  /** Spark meshes a clip has needed (1 when every later frame was written in place). */
+  private meshesMade = 0;
+  private seeking = false;
+  private playback: HTMLElement;
+  private streamTable: HTMLTableElement;
 
   constructor() {
     super();
@@ -82,6 +120,14 @@ export class SplatPlayer extends HTMLElement {
 <div class="status" hidden></div>
 <div class="panel">
   <h3>Asset</h3><table class="info"></table>
+  <div class="playback" hidden>
+    <h3>Playback</h3>
+    <div class="row"><button name="playpause">play</button><span class="clock">-</span></div>
+    <input type="range" class="seekbar" name="seek" min="0" max="0" step="1" value="0" title="seek (red: frames of a bad segment)">
+    <label>speed <select name="speed"><option>0.25</option><option>0.5</option><option selected>1</option><option>2</option><option>4</option></select></label>
+    <label>loop <input type="checkbox" name="loop"></label>
+    <h3>Stream</h3><table class="stream"></table>
+  </div>
   <h3>Splats</h3>
   <label>splat scale <input type="range" name="splatScale" min="0.05" max="3" step="0.05" value="1"></label>
   <label>opacity threshold <input type="range" name="opacityThreshold" min="0" max="1" step="0.01" value="0"></label>
@@ -99,7 +145,10 @@ export class SplatPlayer extends HTMLElement {
     this.errorLine = this.root.querySelector(".error")!;
     this.statusLine = this.root.querySelector(".status")!;
     this.presetSelect = this.root.querySelector("select[name=preset]")!;
+    this.playback = this.root.querySelector(".playback")!;
+    this.streamTable = this.root.querySelector("table.stream")!;
     this.wireControls();
+    this.wirePlayback();
   }
 
   // ------------------------------------------------------------------ public API
@@ -108,15 +157,35 @@ export class SplatPlayer extends HTMLElement {
   /** Index of the frame on screen (0 for a scene once drawn; -1 before). */
   get frame(): number { return this._frame; }
   /** Playback position, seconds (0 for a scene). */
-  get currentTime(): number { return this._currentTime; }
-  set currentTime(t: number) { this.seek(t); }
+  get currentTime(): number { return this.video ? this.video.currentTime : this._currentTime; }
+  set currentTime(t: number) { void this.seek(t); }
   /** Length of the content, seconds (0 for a scene). */
-  get duration(): number { return 0; }
-  get paused(): boolean { return this._paused; }
+  get duration(): number { return this.video ? this.video.duration : 0; }
+  get paused(): boolean { return this.video ? this.video.paused : this._paused; }
   /** Bytes of the asset fetched so far. */
-  get bytesFetched(): number { return this._bytesFetched; }
-  /** Worker decode time of the asset (or of the last frame), ms. */
-  get decodeMs(): number { return this._decodeMs; }
+  get bytesFetched(): number { return this.video ? this.video.bytesFetched : this._bytesFetched; }
+  /** Worker decode time of the asset, or for a video the mean of the last 30 frames', ms. */
+  get decodeMs(): number { return this.video ? this.video.stats().decodeMs : this._decodeMs; }
+  /** A video: start again at the end (attribute `loop`). */
+  get loop(): boolean { return this.video ? this.video.loop : this.hasAttribute("loop"); }
+  set loop(v: boolean) {
+    if (this.video) this.video.loop = !!v;
+    (this.root.querySelector("input[name=loop]") as HTMLInputElement).checked = !!v;
+  }
+  /** A video's playback rate (0.25 to 4). */
+  get speed(): number { return this.video ? this.video.speed : 1; }
+  set speed(v: number) {
+    if (this.video) this.video.speed = v;
+    (this.root.querySelector("select[name=speed]") as HTMLSelectElement).value = String(v);
+  }
+  /** A video's stream statistics (decode ms/frame, buffer, delivered fps, bitrates, bytes), or null. */
+  get stats(): (PlayerStats & { framesSkipped: number; meshes: number }) | null {
+    return this.video ? { ...this.video.stats(), framesSkipped: this.framesSkipped, meshes: this.meshesMade } : null;
+  }
+  /** A video's bad segments, each shown as a gap: `{segment, first, frames, message}`. */
+  get gaps(): GapEvent[] { return this._gaps.map((g) => ({ ...g })); }
+  /** The decoded arrays of the video frame on screen (read-only; null for a scene). */
+  get currentSplats(): SplatArrays | null { return this.lastSplats; }
   /** The last load error ("file: fault"), or null. */
   get error(): string | null { return this._error; }
   get info(): AssetInfo | null { return this._info ? { ...this._info } : null; }
@@ -125,22 +194,39 @@ export class SplatPlayer extends HTMLElement {
   get framesDrawn(): number { return this.view?.framesDrawn ?? 0; }
 
   play(): Promise<void> {
+    if (this.video) {
+      this.video.play(); // fires "play" through the player's "playing"
+      return Promise.resolve();
+    }
     this._paused = false;
     this.emit("play");
     return Promise.resolve();
   }
 
   pause(): void {
+    if (this.video) {
+      this.video.pause();
+      return;
+    }
     this._paused = true;
     this.emit("pause");
   }
 
-  /** Seek to `t` seconds (clamped to the content: a scene has one frame at t = 0). */
-  seek(t: number): void {
+  /**
+   * Seek to `t` seconds (clamped to the content: a scene has one frame at t = 0). Resolves
+   * with the frame index on screen once it is there (a video keeps playing from it unless paused).
+   */
+  async seek(t: number): Promise<number> {
+    if (this.video) {
+      const index = await this.video.seek(Number(t) || 0);
+      await this.drained;
+      return index;
+    }
     const clamped = Math.min(Math.max(Number(t) || 0, 0), this.duration);
     this._currentTime = clamped;
     this.emit("seeked", { currentTime: clamped });
     this.emit("currenttime", { currentTime: clamped });
+    return this._frame;
   }
 
   setSettings(patch: Partial<DisplaySettings>): void {
@@ -178,6 +264,7 @@ export class SplatPlayer extends HTMLElement {
   }
 
   disconnectedCallback(): void {
+    this.closeVideo();
     this.resizeObserver?.disconnect();
     this.worker?.terminate();
     this.worker = null;
@@ -217,6 +304,13 @@ export class SplatPlayer extends HTMLElement {
   }
 
   private onDraw(): void {
+    if (this.video) {
+      if (this._info && this._info.firstFrameMs === null && this._frame >= 0) {
+        this._info.firstFrameMs = performance.now() - this.loadStart;
+        this.renderInfo();
+      }
+      return;
+    }
     if (this._frame < 0 && this.view && this.view.framesDrawn >= 1) {
       this._frame = 0;
       if (this._info && this._info.firstFrameMs === null) {
@@ -248,9 +342,11 @@ export class SplatPlayer extends HTMLElement {
     this._currentTime = 0;
     this._bytesFetched = 0;
     this._decodeMs = 0;
+    this.closeVideo();
     this.view.clear();
     this.renderInfo();
     this.status(`loading ${name}`);
+    if (isVideo(url)) return this.startVideo(id, url, name);
     this.worker ??= newWorker();
     const worker = this.worker;
     const abs = new URL(url, document.baseURI).href;
@@ -317,6 +413,167 @@ export class SplatPlayer extends HTMLElement {
     }
   }
 
+  // ------------------------------------------------------------------ video
+  /** Stream the `.gsv` at `url`: header and segment table by Range requests, then segments
+   * ahead of the playhead; frames decoded in a worker and written over the mesh in place. */
+  private async startVideo(id: number, url: string, name: string): Promise<void> {
+    const abs = new URL(url, document.baseURI).href;
+    const decoder = new WorkerDecoder(newWorker(STREAM_WORKER_NAME));
+    const rate = Number(this.getAttribute("speed") ?? "1");
+    const speed = rate > 0 && Number.isFinite(rate) ? Math.min(Math.max(rate, 0.25), 4) : 1;
+    const player = new GsvPlayer(new HttpSource(abs), {
+      decoder, file: name, autoplay: this.hasAttribute("autoplay"), loop: this.hasAttribute("loop"), speed, bufferSeconds: BUFFER_SECONDS,
+    });
+    this.video = player;
+    this._gaps = [];
+    this.framesSkipped = 0;
+    this.meshesMade = 0;
+    (this.root.querySelector("input[name=loop]") as HTMLInputElement).checked = player.loop;
+    const speedSelect = this.root.querySelector("select[name=speed]") as HTMLSelectElement;
+    if (![...speedSelect.options].some((o) => Number(o.value) === speed)) speedSelect.add(new Option(String(speed)));
+    speedSelect.value = [...speedSelect.options].find((o) => Number(o.value) === speed)!.value;
+    player.on("frame", (e) => {
+      if (id !== this.loadId) return;
+      if (this.pendingFrame) this.framesSkipped++;
+      this.pendingFrame = e;
+      if (!this.draining) this.drained = this.drain(id);
+    });
+    player.on("gap", (g) => {
+      this._gaps.push(g);
+      this.paintGaps();
+      this.emit("gap", { ...g });
+    });
+    player.on("error", ({ message }) => { if (id === this.loadId) this.fail(message); });
+    player.on("progress", () => this.emit("bytesfetched", { bytesFetched: player.bytesFetched }));
+    player.on("playing", () => { this.emit("play"); this.refreshPlayback(); });
+    player.on("pause", () => { this.emit("pause"); this.refreshPlayback(); });
+    player.on("seeked", ({ index }) => this.emit("seeked", { frame: index, currentTime: player.currentTime }));
+    player.on("ended", () => { this.emit("ended"); this.refreshPlayback(); });
+    player.on("waiting", ({ index }) => this.emit("waiting", { frame: index }));
+    let h;
+    try {
+      h = await player.ready;
+    } catch {
+      return; // the player's error event has shown it
+    }
+    if (id !== this.loadId) return;
+    const fileBytes = player.source.size ?? player.segments.reduce((a, e) => Math.max(a, e.offset + e.length), 0);
+    this._info = {
+      name, format: `.gsv (${h.coding})`, count: h.gaussians, fileBytes, bytesFetched: player.bytesFetched,
+      decodeMs: 0, fetchMs: 0, bytesPerGaussian: fileBytes / Math.max(1, h.gaussians * h.frames),
+      shDegree: h.shDegree, firstFrameMs: null, frames: h.frames, fps: h.fps, duration: player.duration,
+    };
+    const seek = this.input("seek");
+    seek.max = String(Math.max(0, h.frames - 1));
+    seek.value = "0";
+    this.paintGaps();
+    this.playback.hidden = false;
+    this.status(null);
+    this.renderInfo();
+    this.emit("load", this.info);
+    this.statsTimer = setInterval(() => this.refreshPlayback(), STATS_MS);
+    this.refreshPlayback();
+  }
+
+  /** Write the latest pending frame (and any that arrive meanwhile) to the GPU. */
+  private async drain(id: number): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.pendingFrame && this.view && id === this.loadId) {
+        const e = this.pendingFrame;
+        this.pendingFrame = null;
+        const first = this._frame < 0;
+        try {
+          if (!(await this.view.showFrame(e.splats, Math.max(this.video?.header?.gaussians ?? 0, e.splats.count)))) this.meshesMade++;
+        } catch (err) {
+          if (id === this.loadId) this.fail(`${this._info?.name ?? "clip"}: ${(err as Error)?.message ?? String(err)}`);
+          return;
+        }
+        if (id !== this.loadId) return;
+        if (first) this.view.frameAll();
+        this.lastSplats = e.splats;
+        this._frame = e.index;
+        this._decodeMs = e.decodeMs;
+        this.emit("frame", { frame: e.index, currentTime: e.time });
+        this.emit("decodems", { decodeMs: e.decodeMs });
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private closeVideo(): void {
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    this.video?.close();
+    this.video = null;
+    this.pendingFrame = null;
+    this.lastSplats = null;
+    this._gaps = [];
+    this.playback.hidden = true;
+  }
+
+  /** Mark bad segments' frames red on the seek bar. */
+  private paintGaps(): void {
+    const seek = this.input("seek");
+    const n = this.video?.header?.frames ?? 0;
+    if (!n || !this._gaps.length) {
+      seek.style.background = "";
+      return;
+    }
+    const stops = this._gaps.map((g) => {
+      const a = (100 * g.first) / n, b = (100 * (g.first + g.frames)) / n;
+      return `transparent ${a}%, #c33 ${a}%, #c33 ${b}%, transparent ${b}%`;
+    });
+    seek.style.background = `linear-gradient(to right, ${stops.join(", ")})`;
+  }
+
+  /** The playback controls and the stream table, from the player's state. */
+  private refreshPlayback(): void {
+    const v = this.video;
+    if (!v || !v.header) return;
+    const h = v.header;
+    const st = v.stats();
+    (this.root.querySelector("button[name=playpause]") as HTMLButtonElement).textContent = v.paused ? "play" : "pause";
+    const f = Math.max(0, v.currentFrame);
+    this.root.querySelector(".clock")!.textContent = `frame ${f + 1} / ${h.frames}  ${v.currentTime.toFixed(2)} / ${v.duration.toFixed(2)} s`;
+    if (!this.seeking) this.input("seek").value = String(f);
+    const rows: Array<[string, string]> = [
+      ["decode", `${st.decodeMs.toFixed(1)} ms/frame`],
+      ["buffer", `${st.bufferSeconds.toFixed(1)} s of ${BUFFER_SECONDS} s`],
+      ["delivered", `${st.deliveredFps} fps of ${(h.fps * v.speed).toFixed(0)}`],
+      ["bitrate", `${st.wireMbps.toFixed(2)} Mbit/s wire, ${st.fileMbps.toFixed(2)} file`],
+      ["bytes fetched", fmtBytes(st.bytesFetched)],
+      ["stalls", String(st.stalls)],
+    ];
+    if (this._gaps.length) rows.push(["gaps", this._gaps.map((g) => `${g.first}-${g.first + g.frames - 1}`).join(", ")]);
+    this.fillTable(this.streamTable, rows);
+    const gapRow = this.streamTable.rows[rows.length - 1];
+    if (this._gaps.length && gapRow) gapRow.className = "gapnote";
+    if (this._info) this._info.bytesFetched = st.bytesFetched;
+  }
+
+  private wirePlayback(): void {
+    this.root.querySelector("button[name=playpause]")!.addEventListener("click", () => {
+      if (this.paused) void this.play();
+      else this.pause();
+    });
+    const seek = this.input("seek");
+    seek.addEventListener("pointerdown", () => { this.seeking = true; });
+    seek.addEventListener("pointerup", () => { this.seeking = false; });
+    seek.addEventListener("input", () => {
+      const v = this.video;
+      const i = Number(seek.value);
+      if (v && Number.isFinite(i)) void v.seekFrame(i);
+    });
+    const speed = this.root.querySelector("select[name=speed]") as HTMLSelectElement;
+    speed.addEventListener("change", () => {
+      const v = Number(speed.value);
+      if (this.video && v > 0) this.video.speed = v;
+    });
+    this.input("loop").addEventListener("change", (e) => { if (this.video) this.video.loop = (e.target as HTMLInputElement).checked; });
+  }
+
   private async loadCameras(url: string): Promise<void> {
     try {
       const res = await fetch(new URL(url, document.baseURI));
@@ -349,13 +606,20 @@ export class SplatPlayer extends HTMLElement {
           ["format", i.format],
           ["Gaussians", i.count.toLocaleString("en")],
           ["file size", fmtBytes(i.fileBytes)],
-          ["bytes/G", i.bytesPerGaussian.toFixed(2)],
-          ["decode", `${i.decodeMs.toFixed(0)} ms`],
-          ["bytes fetched", fmtBytes(this._bytesFetched)],
+          [i.frames !== undefined ? "bytes/G/frame" : "bytes/G", i.bytesPerGaussian.toFixed(2)],
+          // a video's decode time is per frame, in the Stream table
+          ...(i.frames === undefined ? [["decode", `${i.decodeMs.toFixed(0)} ms`] as [string, string]] : []),
+          ...(i.frames !== undefined
+            ? ([["frames", `${i.frames} at ${(i.fps ?? 0).toFixed(2).replace(/\.?0+$/, "")} fps (${(i.duration ?? 0).toFixed(2)} s)`]] as Array<[string, string]>)
+            : [["bytes fetched", fmtBytes(this._bytesFetched)] as [string, string]]),
           ["first frame", i.firstFrameMs === null ? "-" : `${(i.firstFrameMs / 1000).toFixed(2)} s`],
         ]
       : [["file", this.src ? this.nameOf(this.src) : "-"]];
-    this.infoTable.replaceChildren(
+    this.fillTable(this.infoTable, rows);
+  }
+
+  private fillTable(table: HTMLTableElement, rows: Array<[string, string]>): void {
+    table.replaceChildren(
       ...rows.map(([k, v]) => {
         const tr = document.createElement("tr");
         const a = document.createElement("td");

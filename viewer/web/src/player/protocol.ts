@@ -36,3 +36,6 @@ export type WorkerReply =
   | { id: number; type: "progress"; bytesFetched: number; total: number | null }
   | { id: number; type: "done"; decoded: Decoded; info: FormatInfo }
   | { id: number; type: "error"; message: string };
+
+/** The worker name (Worker options `name`) that makes splat-worker.js the `.gsv` frame decoder. */
+export const STREAM_WORKER_NAME = "splat-stream";

@@ -17,6 +17,7 @@ export function sniff(bytes: Uint8Array, name: string): Sniffed {
   if (isSpzV4(bytes)) return { reader: "spz4", format: "SPZ v4" };
   const ours = detectFormat(bytes, lower);
   if (ours?.name === "lgs") return { reader: "lgs", format: ".lgs" };
+  if (ours?.name === "gsv") return { reader: "unknown", format: ".gsv" };
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) return { reader: "spark", fileType: "spz", format: "SPZ (gzip)" };
   if (bytes.length >= 4 && ascii(bytes, 4) === "ply\n") return { reader: "spark", fileType: "ply", format: lower.endsWith(".compressed.ply") ? "compressed PLY" : "PLY" };
   if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) return { reader: "spark", fileType: "pcsogszip", format: "SOG" };

@@ -6,7 +6,9 @@
 import { dyno, SparkRenderer, SplatMesh, type PackedSplats } from "@sparkjsdev/spark";
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import type { SplatArrays } from "../formats/types.js";
 import type { CameraPreset } from "./cameras.js";
+import { packInto, packSplats } from "./pack.js";
 
 export interface DisplaySettings {
   /** Multiplies every Gaussian's extent. */
@@ -153,6 +155,24 @@ export class SplatView {
     this.applySettings();
     this.invalidate(6);
     return mesh;
+  }
+
+  /**
+   * Put a video frame on screen: written over the current mesh's arrays when it fits (no new
+   * mesh, no new GPU textures: Spark re-uploads them and re-sorts), else a new mesh with room
+   * for `capacity` Gaussians. Returns true when it was written in place.
+   */
+  async showFrame(a: SplatArrays, capacity: number): Promise<boolean> {
+    const packed = this.mesh?.packedSplats;
+    if (this.mesh && packed && packInto(a, packed)) {
+      this.significance = null;
+      if (this.settings.budget > 0) this.minSignificance.value = this.budgetCut(this.settings.budget);
+      this.mesh.updateVersion();
+      this.invalidate(2);
+      return true;
+    }
+    await this.show({ packed: packSplats(a, capacity) });
+    return false;
   }
 
   clear(): void {

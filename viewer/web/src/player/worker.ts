@@ -1,15 +1,19 @@
 /// <reference lib="webworker" />
 /**
- * The decoding worker: fetches a file (counting bytes), tells its format from its first
- * bytes, and decodes our formats to flat arrays off the main thread. Formats Spark reads go
- * back as bytes (Spark decodes them in its own worker).
+ * The decoding worker, in one of two roles chosen by its name:
+ * - "splat-decoder": fetches a file (counting bytes), tells its format from its first bytes,
+ *   and decodes our formats to flat arrays off the main thread. Formats Spark reads go back
+ *   as bytes (Spark decodes them in its own worker).
+ * - "splat-stream": the `.gsv` frame decoder of the streaming engine (`serveDecoder`): the
+ *   page's GsvPlayer sends segments, frames come back with their buffers transferred.
  */
 import { FormatError } from "../formats/errors.js";
 import { decodeLgs } from "../formats/lgs.js";
 import { decodeSpzV4 } from "../formats/spz.js";
 import type { SplatArrays } from "../formats/types.js";
-import type { Decoded, LoadRequest, WorkerReply } from "./protocol.js";
+import { type Decoded, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
 import { sniff } from "./sniff.js";
+import { serveDecoder, type DecoderPort } from "../stream/worker.js";
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -65,6 +69,7 @@ async function load(req: LoadRequest): Promise<void> {
   if (bytes.length === 0) throw new FormatError("empty file", req.name);
   const kind = sniff(bytes, req.name);
   const info = { format: kind.format, fileBytes: bytes.length, bytesFetched: bytes.length, decodeMs: 0, fetchMs };
+  if (kind.reader === "unknown" && kind.format === ".gsv") throw new FormatError("a .gsv video: give its URL a .gsv name so the player streams it", req.name);
   if (kind.reader === "unknown") throw new FormatError("unknown format (not .lgs, PLY, SPZ, SOG, .splat or .ksplat)", req.name);
   if (kind.reader === "spark") {
     const decoded: Decoded = { kind: "spark", fileType: kind.fileType, bytes };
@@ -77,10 +82,14 @@ async function load(req: LoadRequest): Promise<void> {
   post({ id: req.id, type: "done", decoded: { kind: "arrays", arrays }, info }, arraysTransfer(arrays));
 }
 
-self.onmessage = (ev: MessageEvent<LoadRequest>) => {
-  const req = ev.data;
-  load(req).catch((e: unknown) => {
-    const message = e instanceof FormatError ? e.message : `${req.name}: ${(e as Error)?.message ?? String(e)}`;
-    post({ id: req.id, type: "error", message });
-  });
-};
+if (self.name === STREAM_WORKER_NAME) {
+  serveDecoder(self as unknown as DecoderPort);
+} else {
+  self.onmessage = (ev: MessageEvent<LoadRequest>) => {
+    const req = ev.data;
+    load(req).catch((e: unknown) => {
+      const message = e instanceof FormatError ? e.message : `${req.name}: ${(e as Error)?.message ?? String(e)}`;
+      post({ id: req.id, type: "error", message });
+    });
+  };
+}
