@@ -533,7 +533,7 @@ def pages() -> dict[str, str]:
 # ---------------------------------------------------------------- the README's headline table
 HEADLINE_SOURCES = ["render.json", "scene_default.json", "scene_vs_sog.json", "scene_decode.json",
                     "image_rd_v3_summary.json", "image_speed.json", "video.json", "video_decode_idle.json",
-                    "memory.json", "scale.json"]
+                    "memory.json", "scale.json", "web_decode.json"]
 
 
 def headline_rows() -> Iterable[tuple[str, str, str, str]]:
@@ -577,6 +577,14 @@ def headline_rows() -> Iterable[tuple[str, str, str, str]]:
     d = load("video_decode_idle.json")
     yield ("Volumetric video", f"decode {d['decode_fps_incl_segment_loads']:.1f} fps, {d['gaussians']:,} Gaussians",
            f"one thread, load {load_text(d['load_average_before'], d['load_average_after'])}", "video_decode_idle.json")
+    d = load("web_decode.json")
+    lgs = max(d["files"], key=lambda f: f["gaussians"])
+    clip = d["videos"][0]["node"]
+    yield ("Browser decode", f"{lgs['gaussians']:,}-Gaussian `.lgs` in {lgs['node']['min_s']:.2f} s "
+                             f"({lgs['ratio_ts_over_numba']:.2f}x numba's time); 50,000-Gaussian clip at "
+                             f"{clip['predicted_fps']:.0f} predicted frames/s",
+           f"TypeScript in Node {d['node_version']}, one thread, load {load_text(d['load_before'], d['load_after'])}",
+           "web_decode.json")
     d = load("memory.json")
     ours = next(r for r in d["rows"] if r["method"] == "ours" and r["query_dim"] == 16 and r["projection"] == "learnable"
                 and r["bank_max"] == 4096)

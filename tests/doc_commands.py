@@ -43,7 +43,7 @@ EXTRA: dict[tuple[str, ...], list[str]] = {
     ("fit-image",): ["--steps", "40"],
     ("render",): ["--num-views", "2"],
     ("mesh",): ["--num-views", "6", "--width", "96", "--height", "96"],
-    ("view",): ["--port", "0"],
+    ("view",): ["--port", "0", "--no-open"],
 }
 ALIASES = {"-n": "--num-views"}
 
