@@ -137,6 +137,19 @@ def launched_chromium(proxy: RefusingProxy):
         pw.stop()
 
 
+
+@contextmanager
+def checked_chromium():
+    """``launched_chromium`` with a proxy of its own; on leaving, asserts that no page tried to
+    reach a host outside loopback (every such request lands on the proxy and is refused)."""
+    proxy = RefusingProxy()
+    try:
+        with launched_chromium(proxy) as b:
+            yield b
+    finally:
+        proxy.close()
+    assert proxy.page_requests() == [], f"pages tried to reach outside hosts: {proxy.page_requests()}"
+
 def is_local(url: str) -> bool:
     p = urlparse(url)
     if p.scheme in ("data", "blob", "about", "chrome-error"):

@@ -18,7 +18,7 @@ from splat.errors import FormatError
 from splat.morton import MAX_BITS as _MORTON_BITS
 from splat.morton import morton_decode, morton_encode
 
-from .quantize import MAX_BOUND
+from .quantize import MAX_BOUND, parse_range_and_size
 
 MAX_BITS = _MORTON_BITS[3]  # 3 x 21 = 63 bits fit one uint64 Morton code
 
@@ -74,17 +74,9 @@ class PositionGrid:
     @staticmethod
     def from_json(d: dict, *, allow_levels: bool = False) -> "PositionGrid":
         """From ``{lo, hi, bits}`` (1..21), or with ``allow_levels`` also ``{lo, hi, levels}`` (1..2^21 - 1)."""
-        try:
-            lo = np.asarray(d["lo"], dtype=np.float64).reshape(3)
-            hi = np.asarray(d["hi"], dtype=np.float64).reshape(3)
-            has_bits, has_levels = "bits" in d, "levels" in d
-            if has_bits == has_levels or (has_levels and not allow_levels):
-                raise KeyError
-            size = d["bits"] if has_bits else d["levels"]
-            if type(size) is not int:
-                raise TypeError
-        except (KeyError, TypeError, ValueError):
-            raise FormatError("position grid in the header is malformed") from None
+        lo, hi, has_bits, size = parse_range_and_size(d, allow_levels, "position grid")
+        if lo.shape != (3,) or hi.shape != (3,):
+            raise FormatError("position grid in the header is malformed")
         ok_size = 1 <= size <= (MAX_BITS if has_bits else (1 << MAX_BITS) - 1)
         if not ok_size or not (np.abs(lo) <= MAX_BOUND).all() or not (np.abs(hi) <= MAX_BOUND).all() \
                 or (hi < lo).any():

@@ -38,6 +38,24 @@ MAX_BOUND = 1e30
 """Largest quantizer bound a decoder accepts: values stay finite in float32 (a header's 1e308 would not)."""
 
 
+
+def parse_range_and_size(d: dict, allow_levels: bool, what: str) -> tuple[np.ndarray, np.ndarray, bool, int]:
+    """``(lo, hi, has_bits, size)`` of a header's ``{lo, hi, bits}`` or ``{lo, hi, levels}`` (levels
+    only with ``allow_levels``): bounds as flat float64 arrays, ``size`` an int not yet range-checked.
+    Raises FormatError("WHAT in the header is malformed") on missing, doubled or mistyped fields."""
+    try:
+        lo = np.asarray(d["lo"], dtype=np.float64).reshape(-1)
+        hi = np.asarray(d["hi"], dtype=np.float64).reshape(-1)
+        has_bits, has_levels = "bits" in d, "levels" in d
+        if has_bits == has_levels or (has_levels and not allow_levels):
+            raise KeyError
+        size = d["bits"] if has_bits else d["levels"]
+        if type(size) is not int:
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise FormatError(f"{what} in the header is malformed") from None
+    return lo, hi, has_bits, size
+
 @dataclass
 class UniformQuant:
     """Uniform quantizer per channel: lo [C], hi [C] (float32-exact), ``levels`` steps (L + 1
@@ -91,17 +109,7 @@ class UniformQuant:
     @staticmethod
     def from_json(d: dict, channels: int, what: str, *, allow_levels: bool = False) -> "UniformQuant":
         """From ``{lo, hi, bits}`` (1..16), or with ``allow_levels`` also ``{lo, hi, levels}`` (1..65535)."""
-        try:
-            lo = np.asarray(d["lo"], dtype=np.float64).reshape(-1)
-            hi = np.asarray(d["hi"], dtype=np.float64).reshape(-1)
-            has_bits, has_levels = "bits" in d, "levels" in d
-            if has_bits == has_levels or (has_levels and not allow_levels):
-                raise KeyError
-            size = d["bits"] if has_bits else d["levels"]
-            if type(size) is not int:
-                raise TypeError
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"quantizer for {what} in the header is malformed") from None
+        lo, hi, has_bits, size = parse_range_and_size(d, allow_levels, f"quantizer for {what}")
         if lo.shape != (channels,) or hi.shape != (channels,):
             raise FormatError(f"quantizer for {what} has {lo.size} channels, expected {channels}")
         ok_size = 1 <= size <= (16 if has_bits else MAX_LEVELS)
