@@ -23,7 +23,7 @@ from viewer_browser import (
     RefusingProxy,
     coverage,
     killable_chromium,
-    launched_chromium,
+    checked_chromium,
     screenshot_rgb,
     watch,
 )
@@ -35,17 +35,9 @@ SCREENSHOT = ROOT / "docs" / "images" / "viewer.png"
 
 # ---------------------------------------------------------------------- fixtures and helpers
 @pytest.fixture(scope="module")
-def proxy():
-    """Every request Chromium makes outside loopback lands here (and is refused)."""
-    p = RefusingProxy()
-    yield p
-    p.close()
-    assert p.page_requests() == [], f"pages tried to reach outside hosts: {p.page_requests()}"
-
-
-@pytest.fixture(scope="module")
-def browser(proxy):
-    with launched_chromium(proxy) as b:
+def browser():
+    """Chromium whose outside requests land on a refusing proxy; asserts at the end that none were made."""
+    with checked_chromium() as b:
         yield b
 
 

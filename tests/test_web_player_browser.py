@@ -23,7 +23,7 @@ import pytest
 from conftest import ROOT, shared_file
 from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
 from viewer.web_server import serve_web
-from viewer_browser import RefusingProxy, launched_chromium, coverage, screenshot_rgb, watch
+from viewer_browser import checked_chromium, coverage, screenshot_rgb, watch
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,17 +38,9 @@ SCREENSHOT = ROOT / "docs" / "images" / "web_player.png"
 
 
 @pytest.fixture(scope="module")
-def proxy():
-    """Every request Chromium makes outside loopback lands here (and is refused)."""
-    p = RefusingProxy()
-    yield p
-    p.close()
-    assert p.page_requests() == [], f"pages tried to reach outside hosts: {p.page_requests()}"
-
-
-@pytest.fixture(scope="module")
-def browser(proxy):
-    with launched_chromium(proxy) as b:
+def browser():
+    """Chromium whose outside requests land on a refusing proxy; asserts at the end that none were made."""
+    with checked_chromium() as b:
         yield b
 
 
