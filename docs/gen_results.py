@@ -409,7 +409,25 @@ def viewer_tables() -> list[Table]:
                 ["scene", "Gaussians", "D", "pick", "similarity", "colours", "click to drawn", "pushed"], rows,
                 f"Median of the clicks; client: {m['client']}. The server's part is the first three columns; the "
                 "rest is the transfer and software WebGL on the loaded cores.")
-    return [ttff, sh, mem]
+    return [ttff, sh, mem, web_player_table()]
+
+
+def web_player_table() -> Table:
+    """bench/web_player.py: the viser viewer and the web player, measured in one run."""
+    d = load("web_player.json")
+    m = d["meta"]
+    cell = lambda x: "-" if x is None else (f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}")  # noqa: E731
+    met = {True: "met", False: "missed", None: "-"}
+    rows = [[r["metric"], cell(r["viser"]), f"**{cell(r['web_player'])}**", cell(r["ratio"]), r["goal"], met[r["met"]]]
+            for r in d["summary"]]
+    return Table("The web player against viser", ["web_player.json"], m["command"].strip(),
+                 load_text(m["load_before"], m["load_after"]),
+                 ["metric", "viser", "web player", "web / viser", "goal", "met"], rows,
+                 f"One run, the two paths alternating, median of {m['repeats']}; Chromium {m['chromium']} "
+                 f"({m['client']}, {m['viewport'][0]}x{m['viewport'][1]}), a fresh browser per measurement. "
+                 f"Scene: {d['scene']['note']}. Clip: {d['clip']['gaussians']:,} Gaussians, {d['clip']['frames']} "
+                 f"frames at {d['clip']['fps']:g} fps, {d['clip']['file_mbit_s']:.1f} Mbit/s, played at speed "
+                 f"{m['speed']:g} for {m['seconds']:g} s.")
 
 
 # ---------------------------------------------------------------- scale
@@ -533,7 +551,7 @@ def pages() -> dict[str, str]:
 # ---------------------------------------------------------------- the README's headline table
 HEADLINE_SOURCES = ["render.json", "scene_default.json", "scene_vs_sog.json", "scene_decode.json",
                     "image_rd_v3_summary.json", "image_speed.json", "video.json", "video_decode_idle.json",
-                    "memory.json", "scale.json", "web_decode.json"]
+                    "memory.json", "scale.json", "web_decode.json", "web_player.json"]
 
 
 def headline_rows() -> Iterable[tuple[str, str, str, str]]:
@@ -585,6 +603,15 @@ def headline_rows() -> Iterable[tuple[str, str, str, str]]:
                              f"{clip['predicted_fps']:.0f} predicted frames/s",
            f"TypeScript in Node {d['node_version']}, one thread, load {load_text(d['load_before'], d['load_after'])}",
            "web_decode.json")
+    d = load("web_player.json")
+    row = {r["key"]: r for r in d["summary"]}
+    ff, fps, wire = row["from_launch_s"], row["delivered_fps"], row["wire_ratio"]
+    vs = lambda r, f: "" if r["viser"] is None else f" ({f.format(r['ratio'])}x viser's)"  # noqa: E731
+    yield ("Web player", f"biker `.lgs` first frame in {ff['web_player']:.1f} s{vs(ff, '{:.2f}')}; 50k clip at "
+                         f"{fps['web_player']:.1f} fps{vs(fps, '{:.1f}')}, {wire['web_player']:.2f}x the file's bitrate "
+                         "on the wire" + ("" if wire["viser"] is None else f" (viser {wire['viser']:.0f}x)"),
+           f"headless Chromium, SwiftShader, load {load_text(d['meta']['load_before'], d['meta']['load_after'])}",
+           "web_player.json")
     d = load("memory.json")
     ours = next(r for r in d["rows"] if r["method"] == "ours" and r["query_dim"] == 16 and r["projection"] == "learnable"
                 and r["bank_max"] == 4096)
