@@ -333,6 +333,13 @@ export class GsiRenderer extends EventTarget {
     return { width: W, height: H, channels: C, data: out };
   }
 
+  /** Free the loaded image's GPU data (the renderer stays usable: `load` another). */
+  unload(): void {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.release();
+  }
+
   /** Free the GPU data and detach the controls. */
   dispose(): void {
     this.release();
