@@ -10,6 +10,7 @@
  */
 import type { Gaussians2D } from "../formats/gsi.js";
 import type { SplatArrays } from "../formats/types.js";
+import type { PreparedImage } from "../image/tiles.js";
 import { WorkerDecoder } from "../stream/decoder.js";
 import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../stream/player.js";
 import { HttpSource } from "../stream/source.js";
@@ -401,7 +402,7 @@ export class SplatPlayer extends HTMLElement {
       this._bytesFetched = info.bytesFetched;
       this._decodeMs = info.decodeMs;
       this.status(`decoding ${name}`);
-      if (decoded.kind === "image") return this.showImage(decoded.image, name, info);
+      if (decoded.kind === "image") return this.showImage(decoded.image, decoded.prepared, name, info);
       let shDegree: number | null = null;
       const t0 = performance.now();
       if (decoded.kind === "arrays") {
@@ -436,14 +437,14 @@ export class SplatPlayer extends HTMLElement {
   }
 
   /** Show a decoded `.gsi` in the image mode (image_view.ts) instead of the 3D view. */
-  private showImage(g: Gaussians2D, name: string, info: FormatInfo): void {
+  private showImage(g: Gaussians2D, prepared: PreparedImage, name: string, info: FormatInfo): void {
     if (g.count === 0) throw new Error(`${name}: the file holds no Gaussians`);
     if (!this.image) {
       this.image = new ImagePane(this.root, this.panel, this.infoTable, this.canvas);
       this.image.onDraw = () => this.onDraw();
       this.image.onView = (v) => this.emit("view", v);
     }
-    const facts = this.image.show(g, info.fileBytes);
+    const facts = this.image.show(g, prepared, info.fileBytes);
     this._info = { ...info, ...facts, name, count: g.count, shDegree: null, bytesPerGaussian: info.fileBytes / g.count, firstFrameMs: null };
     this.status(null);
     this.renderInfo();

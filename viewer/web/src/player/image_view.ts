@@ -11,7 +11,7 @@
  */
 import type { Gaussians2D } from "../formats/gsi.js";
 import { GsiRenderer, type ImageView } from "../image/renderer.js";
-import { lodCount } from "../image/tiles.js";
+import { lodCount, type PreparedImage } from "../image/tiles.js";
 
 /** What `setView` takes and `imageView` gives. */
 export interface ImageViewState {
@@ -34,7 +34,7 @@ export interface ImageFacts {
   channels: number;
   /** file bits per native pixel */
   bitsPerPixel: number;
-  /** main-thread time to index and upload the Gaussians, ms */
+  /** page (main-thread) time to upload the Gaussians and their tile index to the GPU, ms */
   uploadMs: number;
 }
 
@@ -135,15 +135,15 @@ export class ImagePane {
     return Math.max(MAX_NATIVE_SCALE, MAX_NATIVE_SCALE / fit);
   }
 
-  /** Show `g` (uploaded to the GPU once), fitted, at full detail. */
-  show(g: Gaussians2D, fileBytes: number): ImageFacts {
+  /** Show `g` (uploaded to the GPU once, with its tile index `prepared` when given), fitted, at full detail. */
+  show(g: Gaussians2D, prepared: PreparedImage | undefined, fileBytes: number): ImageFacts {
     const t0 = performance.now();
     this.image = null;
     this.canvas.hidden = false;
     this.controls.hidden = false;
     this.panel.classList.add("image-mode");
     this.fitCanvas(false);
-    this.renderer.load(g);
+    this.renderer.load(g, prepared);
     this.image = g;
     this.framesDrawn = 0;
     this.state = { zoom: 1, centerX: g.width / 2, centerY: g.height / 2, lod: 1, ellipses: false };

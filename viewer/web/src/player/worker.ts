@@ -10,6 +10,7 @@
 import { FormatError } from "../formats/errors.js";
 import { decodeGsi, type Gaussians2D } from "../formats/gsi.js";
 import { decodeLgs } from "../formats/lgs.js";
+import { prepareImage, type PreparedImage } from "../image/tiles.js";
 import { decodeSpzV4 } from "../formats/spz.js";
 import type { SplatArrays } from "../formats/types.js";
 import { type Decoded, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
@@ -63,8 +64,8 @@ function arraysTransfer(a: SplatArrays): Transferable[] {
   return [a.means, a.quats, a.logScales, a.opacityLogits, a.shDc, a.shRest].map((x) => x.buffer as ArrayBuffer);
 }
 
-function imageTransfer(g: Gaussians2D): Transferable[] {
-  return [g.means, g.scales, g.rotations, g.colors].map((x) => x.buffer as ArrayBuffer);
+function imageTransfer(g: Gaussians2D, p: PreparedImage): Transferable[] {
+  return [g.means, g.scales, g.rotations, g.colors, p.conics, p.index.offsets, p.index.ids].map((x) => x.buffer as ArrayBuffer);
 }
 
 async function load(req: LoadRequest): Promise<void> {
@@ -84,8 +85,14 @@ async function load(req: LoadRequest): Promise<void> {
   const t1 = performance.now();
   if (kind.reader === "gsi") {
     const image = decodeGsi(bytes, { file: req.name });
+    let prepared: PreparedImage;
+    try {
+      prepared = prepareImage(image); // the renderer's tile index, built here rather than on the page
+    } catch (e) {
+      throw new FormatError((e as Error).message, req.name);
+    }
     info.decodeMs = performance.now() - t1;
-    post({ id: req.id, type: "done", decoded: { kind: "image", image }, info }, imageTransfer(image));
+    post({ id: req.id, type: "done", decoded: { kind: "image", image, prepared }, info }, imageTransfer(image, prepared));
     return;
   }
   const arrays = kind.reader === "lgs" ? decodeLgs(bytes, { file: req.name }) : decodeSpzV4(bytes, req.name);
