@@ -50,7 +50,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     shutil.copyfile(GOLDEN, photo)
     cut = d / "cut.gsi"
     cut.write_bytes(GOLDEN.read_bytes()[:-9])
-    return {"photo": photo, "cut": cut}
+    renamed = d / "image.dat"  # told by its magic bytes
+    shutil.copyfile(GOLDEN, renamed)
+    return {"photo": photo, "cut": cut, "renamed": renamed}
 
 
 def render_image(gsi: Path, tmp: Path, *args: str) -> np.ndarray:
@@ -152,13 +154,14 @@ def test_gsi_matches_render_image_and_zoom_fetches_nothing(browser, files, tmp_p
 
 
 def test_corrupt_gsi_shows_its_error_line_and_the_player_stays_usable(browser, files):
-    """Through `splat view --web`'s server: the image, then a truncated file, then the image again."""
+    """Through `splat view --web`'s server: the image, then a truncated file, then the image
+    again under a name that does not say `.gsi`."""
     from compress.image import decode
     from splat.errors import FormatError
 
     with pytest.raises(FormatError):  # the Python decoder refuses it too
         decode(files["cut"].read_bytes(), files["cut"])
-    srv = serve_web([files["photo"], files["cut"]], port=0)
+    srv = serve_web([files["photo"], files["cut"], files["renamed"]], port=0)
     try:
         page, log = open_player(browser, srv.url)
         assert wait_loaded(page)["frame"] == 0
@@ -168,8 +171,9 @@ def test_corrupt_gsi_shows_its_error_line_and_the_player_stays_usable(browser, f
         text = page.evaluate(f"() => {{ const e = {PLAYER}.shadowRoot.querySelector('.error'); return e.hidden ? null : e.textContent; }}")
         assert text == got["error"]
         assert page.evaluate(f"{PLAYER}.shadowRoot.querySelector('canvas.image-canvas').hidden")
-        got = wait_loaded(page, "assets/photo.gsi")
-        assert got["error"] is None and got["frame"] == 0 and got["info"]["count"] == 400
+        got = wait_loaded(page, "assets/image.dat")
+        assert got["error"] is None and got["frame"] == 0, got
+        assert got["info"]["format"] == ".gsi" and got["info"]["count"] == 400
         assert page.evaluate(f"{PLAYER}.shadowRoot.querySelector('.error').hidden")
         assert log.foreign() == [] and log.errors == [], (log.foreign(), log.errors)
         page.close()
