@@ -107,6 +107,10 @@ def test_gsi_matches_render_image_and_zoom_fetches_nothing(browser, files, tmp_p
         assert abs(info["bitsPerPixel"] - 8 * size / (48 * 32)) < 1e-9
         assert info["decodeMs"] >= 0 and got["view"] == {"zoom": 1, "centerX": 24, "centerY": 16, "lod": 1, "ellipses": False}
         assert srv.bytes_by_path[asset] == size
+        # by default at the canvas's size (its drawing buffer: CSS size x devicePixelRatio)
+        dims = page.evaluate(f"""() => {{ const p = {PLAYER}, d = p.readPixels(), c = p.shadowRoot.querySelector('canvas.image-canvas');
+                                          return [d.width, d.height, c.width, c.height, d.data.length]; }}""")
+        assert dims[:2] == dims[2:4] and dims[0] >= 400 and dims[4] == 4 * dims[0] * dims[1], dims
 
         # fitted: the whole image at 2x the native size, as `render-image --width 96`
         p1 = psnr(read_pixels(page, 96, 64), render_image(photo, tmp_path, "--width", "96"))

@@ -232,15 +232,20 @@ export class ImagePane {
     }
     const r = this.renderer;
     const cw = this.canvas.width, ch = this.canvas.height;
-    r.resize(w, h);
-    r.setView(this.rendererView(w, h));
+    const other = w !== cw || h !== ch;
+    if (other) {
+      r.resize(w, h);
+      r.setView(this.rendererView(w, h));
+    }
     let px;
     try {
       px = r.readPixels();
     } finally {
-      r.resize(cw, ch);
-      r.setView(this.rendererView(cw, ch));
-      r.render(); // the canvas shows the view again before the browser composites
+      if (other) {
+        r.resize(cw, ch);
+        r.setView(this.rendererView(cw, ch));
+        r.render(); // the canvas shows the view again before the browser composites
+      }
     }
     const out = new Uint8ClampedArray(w * h * 4);
     const C = px.channels, d = px.data;
