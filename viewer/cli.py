@@ -35,6 +35,8 @@ Examples:
   splat view scene.ply --host 0.0.0.0   (reachable from other machines)
 
   splat view biker.spz --web            (the web player: decoding in the browser)
+
+  splat view photo.gsi --web            (an image, drawn by a fragment shader at any zoom)
 """
 
 PUBLISH_HELP = """Write a self-contained static web site that plays the assets in any browser.
@@ -46,6 +48,8 @@ Examples:
   splat publish ../shared/data/scenes/biker.spz -o site/
 
   splat publish a.spz b.sog -o site/ --force
+
+  splat publish photo.gsi -o site/
 
   python -m http.server -d site 8000   (then open http://127.0.0.1:8000/)
 """
@@ -168,7 +172,7 @@ def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None
 def register(app: typer.Typer) -> None:
     @app.command("publish", help=PUBLISH_HELP)
     def publish_cmd(
-        files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat .lgs .gsv)"),
+        files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat .lgs .gsi .gsv)"),
         out: Path = output_option("folder to write (refused if it exists, unless --force)"),
         force: bool = typer.Option(False, "--force", help="replace an existing folder"),
         cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "

@@ -11,7 +11,7 @@
  * view (zoom, pan, canvas size), a level of detail or the overlay only redraws.
  */
 import type { Gaussians2D } from "../formats/gsi.js";
-import { buildTiles, conics, lodCount, type TileIndex } from "./tiles.js";
+import { lodCount, prepareImage, type PreparedImage, type TileIndex } from "./tiles.js";
 import { DISPLAY_FS, ELLIPSE_FS, ELLIPSE_VS, FULLSCREEN_VS, renderFs } from "./shaders.js";
 
 /** The view: output pixels per image pixel, and the output pixel at the canvas's top-left corner.
@@ -59,6 +59,8 @@ export interface RenderedPixels {
 
 interface Uploaded {
   g: Gaussians2D;
+  /** what was given to `load` (kept so a restored context uploads again without re-indexing) */
+  prepared?: PreparedImage;
   geom: WebGLTexture;
   shape: WebGLTexture;
   color: WebGLTexture;
@@ -121,9 +123,9 @@ export class GsiRenderer extends EventTarget {
     };
     const restored = () => {
       this.initGl();
-      const g = this.data?.g;
+      const d = this.data;
       this.data = null;  // its textures went with the context
-      if (g) this.upload(g);
+      if (d) this.upload(d.g, d.prepared);
       this.requestRender();
     };
     canvas.addEventListener("webglcontextlost", lost);
@@ -151,19 +153,22 @@ export class GsiRenderer extends EventTarget {
     return this.data?.g ?? null;
   }
 
-  /** Upload `g` (Gaussians, colours, tile index) to the GPU, fit it to the canvas and draw. */
-  load(g: Gaussians2D): void {
-    this.upload(g);
+  /**
+   * Upload `g` (Gaussians, colours, tile index) to the GPU, fit it to the canvas and draw.
+   * `prepared`: its conics and tile index from {@link prepareImage} (e.g. built in a worker;
+   * its tile side wins over the `tile` option); without it they are built here.
+   */
+  load(g: Gaussians2D, prepared?: PreparedImage): void {
+    this.upload(g, prepared);
     this._lod = 1;
     this.fit();
   }
 
-  private upload(g: Gaussians2D): void {
+  private upload(g: Gaussians2D, prepared?: PreparedImage): void {
     const gl = this.gl;
     this.release();
     const t0 = performance.now();
-    const q = conics(g);
-    const index = buildTiles(g, q, this.tileOption);
+    const { conics: q, index } = prepared ?? prepareImage(g, this.tileOption);
     this.stats.indexMs = performance.now() - t0;
     const n = g.count;
     const geom = new Float32Array(4 * n), shape = new Float32Array(4 * n);
@@ -181,7 +186,7 @@ export class GsiRenderer extends EventTarget {
     const color = new Float32Array(4 * groups * n);
     for (let i = 0; i < n; i++) for (let c = 0; c < C; c++) color[4 * groups * i + c] = g.colors[C * i + c];
     this.data = {
-      g, groups, grid: { tile: index.tile, tilesX: index.tilesX, tilesY: index.tilesY },
+      g, prepared, groups, grid: { tile: index.tile, tilesX: index.tilesX, tilesY: index.tilesY },
       geom: this.dataTexture(geom, 4),
       shape: this.dataTexture(shape, 4),
       color: this.dataTexture(color, 4),
@@ -331,6 +336,13 @@ export class GsiRenderer extends EventTarget {
     gl.bindFramebuffer(gl.FRAMEBUFFER, null);
     if (d.groups > 1) this.render();  // the target holds the displayed channels again
     return { width: W, height: H, channels: C, data: out };
+  }
+
+  /** Free the loaded image's GPU data (the renderer stays usable: `load` another). */
+  unload(): void {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.release();
   }
 
   /** Free the GPU data and detach the controls. */

@@ -138,3 +138,15 @@ export function lodCount(count: number, fraction: number): number {
   if (Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0) r -= 1;  // Python rounds halves to even
   return Math.max(1, Math.min(count, r));
 }
+
+/** What a `.gsi` needs before upload, computed once (in a worker, off the page's thread): conics and the tile index. */
+export interface PreparedImage {
+  conics: Float32Array;
+  index: TileIndex;
+}
+
+/** {@link conics} and {@link buildTiles} of `g` (`tile`: the tile side, default {@link tileSize}). */
+export function prepareImage(g: Gaussians2D, tile?: number): PreparedImage {
+  const q = conics(g);
+  return { conics: q, index: buildTiles(g, q, tile) };
+}

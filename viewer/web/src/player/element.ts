@@ -3,21 +3,25 @@
  * cameras.json / transforms.json URL), `background` (CSS colour), `autoplay`, `loop`, `speed`,
  * `controls` ("none" hides the panel). Scripting API: play(), pause(), seek(t), and the
  * properties (with events of the same name) frame, currentTime, bytesFetched, decodeMs, error;
- * plus `info`, `settings`, `load(url)`, `setSettings(patch)`. A `.gsv` clip streams through
+ * plus `info`, `settings`, `load(url)`, `setSettings(patch)`; for a `.gsi` image (drawn by
+ * image_view.ts) `imageView`, `setView(patch)` and `readPixels(w, h)`. A `.gsv` clip streams through
  * the streaming engine (GsvPlayer over Range requests, frames decoded in a worker) and each
  * frame is written over the splats already on the GPU.
  */
+import type { Gaussians2D } from "../formats/gsi.js";
 import type { SplatArrays } from "../formats/types.js";
+import type { PreparedImage } from "../image/tiles.js";
 import { WorkerDecoder } from "../stream/decoder.js";
 import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../stream/player.js";
 import { HttpSource } from "../stream/source.js";
 import { type CameraPreset, parseCameras } from "./cameras.js";
+import { type ImageFacts, ImagePane, type ImageViewState } from "./image_view.js";
 import { packSplats } from "./pack.js";
 import { type FormatInfo, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
 import { type DisplaySettings, SplatView } from "./view.js";
 
-/** What the info panel shows, also the `info` property. */
-export interface AssetInfo extends FormatInfo {
+/** What the info panel shows, also the `info` property (an image adds its {@link ImageFacts}). */
+export interface AssetInfo extends FormatInfo, Partial<ImageFacts> {
   name: string;
   count: number;
   shDegree: number | null;
@@ -111,6 +115,8 @@ export class SplatPlayer extends HTMLElement {
   private seeking = false;
   private playback: HTMLElement;
   private streamTable: HTMLTableElement;
+  /** The image mode (a `.gsi`), made on the first image. */
+  private image: ImagePane | null = null;
 
   constructor() {
     super();
@@ -191,7 +197,19 @@ export class SplatPlayer extends HTMLElement {
   get info(): AssetInfo | null { return this._info ? { ...this._info } : null; }
   get settings(): DisplaySettings { return { ...(this.view?.settings ?? ({} as DisplaySettings)) }; }
   /** Frames rendered since the asset appeared (renderer frames, not content frames). */
-  get framesDrawn(): number { return this.view?.framesDrawn ?? 0; }
+  get framesDrawn(): number { return this.image?.active ? this.image.framesDrawn : this.view?.framesDrawn ?? 0; }
+  /** An image's view `{zoom, centerX, centerY, lod, ellipses}` (image_view.ts), else null; event `view`. */
+  get imageView(): ImageViewState | null { return this.image?.view ?? null; }
+  /** Change an image's view (any subset of `imageView`); redraws without fetching. */
+  setView(patch: Partial<ImageViewState>): ImageViewState {
+    if (!this.image?.active) throw new Error("setView: no image is loaded");
+    return this.image.setView(patch);
+  }
+  /** An image's current view rendered at `width` x `height` as 8-bit RGBA (its values: no background or overlay). */
+  readPixels(width?: number, height?: number): ImageData {
+    if (!this.image?.active) throw new Error("readPixels: no image is loaded");
+    return this.image.readPixels(width, height);
+  }
 
   play(): Promise<void> {
     if (this.video) {
@@ -265,6 +283,8 @@ export class SplatPlayer extends HTMLElement {
 
   disconnectedCallback(): void {
     this.closeVideo();
+    this.image?.dispose();
+    this.image = null;
     this.resizeObserver?.disconnect();
     this.worker?.terminate();
     this.worker = null;
@@ -311,7 +331,7 @@ export class SplatPlayer extends HTMLElement {
       }
       return;
     }
-    if (this._frame < 0 && this.view && this.view.framesDrawn >= 1) {
+    if (this._frame < 0 && this.framesDrawn >= 1) {
       this._frame = 0;
       if (this._info && this._info.firstFrameMs === null) {
         this._info.firstFrameMs = performance.now() - this.loadStart;
@@ -344,6 +364,7 @@ export class SplatPlayer extends HTMLElement {
     this._decodeMs = 0;
     this.closeVideo();
     this.view.clear();
+    this.image?.clear();
     this.renderInfo();
     this.status(`loading ${name}`);
     if (isVideo(url)) return this.startVideo(id, url, name);
@@ -381,6 +402,7 @@ export class SplatPlayer extends HTMLElement {
       this._bytesFetched = info.bytesFetched;
       this._decodeMs = info.decodeMs;
       this.status(`decoding ${name}`);
+      if (decoded.kind === "image") return this.showImage(decoded.image, decoded.prepared, name, info);
       let shDegree: number | null = null;
       const t0 = performance.now();
       if (decoded.kind === "arrays") {
@@ -409,8 +431,25 @@ export class SplatPlayer extends HTMLElement {
     } catch (e) {
       if (id !== this.loadId) return;
       this.view?.clear();
+      this.image?.clear();
       this.fail((e as Error)?.message ?? String(e));
     }
+  }
+
+  /** Show a decoded `.gsi` in the image mode (image_view.ts) instead of the 3D view. */
+  private showImage(g: Gaussians2D, prepared: PreparedImage, name: string, info: FormatInfo): void {
+    if (g.count === 0) throw new Error(`${name}: the file holds no Gaussians`);
+    if (!this.image) {
+      this.image = new ImagePane(this.root, this.panel, this.infoTable, this.canvas);
+      this.image.onDraw = () => this.onDraw();
+      this.image.onView = (v) => this.emit("view", v);
+    }
+    const facts = this.image.show(g, prepared, info.fileBytes);
+    this._info = { ...info, ...facts, name, count: g.count, shDegree: null, bytesPerGaussian: info.fileBytes / g.count, firstFrameMs: null };
+    this.status(null);
+    this.renderInfo();
+    this.emit("load", this.info);
+    this.emit("decodems", { decodeMs: this._decodeMs });
   }
 
   // ------------------------------------------------------------------ video
@@ -612,6 +651,7 @@ export class SplatPlayer extends HTMLElement {
           ...(i.frames !== undefined
             ? ([["frames", `${i.frames} at ${(i.fps ?? 0).toFixed(2).replace(/\.?0+$/, "")} fps (${(i.duration ?? 0).toFixed(2)} s)`]] as Array<[string, string]>)
             : [["bytes fetched", fmtBytes(this._bytesFetched)] as [string, string]]),
+          ...(i.width !== undefined ? ([["native size", `${i.width} x ${i.height}, ${i.channels} ch`], ["bits/pixel", (i.bitsPerPixel ?? 0).toFixed(3)]] as Array<[string, string]>) : []),
           ["first frame", i.firstFrameMs === null ? "-" : `${(i.firstFrameMs / 1000).toFixed(2)} s`],
         ]
       : [["file", this.src ? this.nameOf(this.src) : "-"]];

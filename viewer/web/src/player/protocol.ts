@@ -1,4 +1,6 @@
 /** Messages between the page and the decoding worker (worker.ts). */
+import type { Gaussians2D } from "../formats/gsi.js";
+import type { PreparedImage } from "../image/tiles.js";
 import type { SplatArrays } from "../formats/types.js";
 
 /** Page -> worker: fetch `url` (resolved against the page) and decode it. */
@@ -14,7 +16,9 @@ export type Decoded =
   /** A format Spark reads itself (PLY, SPZ v1-3, SOG, .splat, .ksplat): the raw bytes. */
   | { kind: "spark"; fileType: SparkFileType; bytes: Uint8Array }
   /** A format our decoders read: flat arrays in the PLY frame. */
-  | { kind: "arrays"; arrays: SplatArrays };
+  | { kind: "arrays"; arrays: SplatArrays }
+  /** A `.gsi` image: its 2D Gaussians in file (level-of-detail) order, with their tile index. */
+  | { kind: "image"; image: Gaussians2D; prepared: PreparedImage };
 
 /** The subset of Spark's SplatFileType values the player passes on. */
 export type SparkFileType = "ply" | "spz" | "splat" | "ksplat" | "pcsogszip" | "pcsogs";

@@ -8,7 +8,9 @@
  *   page's GsvPlayer sends segments, frames come back with their buffers transferred.
  */
 import { FormatError } from "../formats/errors.js";
+import { decodeGsi, type Gaussians2D } from "../formats/gsi.js";
 import { decodeLgs } from "../formats/lgs.js";
+import { prepareImage, type PreparedImage } from "../image/tiles.js";
 import { decodeSpzV4 } from "../formats/spz.js";
 import type { SplatArrays } from "../formats/types.js";
 import { type Decoded, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
@@ -62,6 +64,10 @@ function arraysTransfer(a: SplatArrays): Transferable[] {
   return [a.means, a.quats, a.logScales, a.opacityLogits, a.shDc, a.shRest].map((x) => x.buffer as ArrayBuffer);
 }
 
+function imageTransfer(g: Gaussians2D, p: PreparedImage): Transferable[] {
+  return [g.means, g.scales, g.rotations, g.colors, p.conics, p.index.offsets, p.index.ids].map((x) => x.buffer as ArrayBuffer);
+}
+
 async function load(req: LoadRequest): Promise<void> {
   const t0 = performance.now();
   const bytes = await fetchAll(req.id, req.url, req.name);
@@ -70,13 +76,25 @@ async function load(req: LoadRequest): Promise<void> {
   const kind = sniff(bytes, req.name);
   const info = { format: kind.format, fileBytes: bytes.length, bytesFetched: bytes.length, decodeMs: 0, fetchMs };
   if (kind.reader === "unknown" && kind.format === ".gsv") throw new FormatError("a .gsv video: give its URL a .gsv name so the player streams it", req.name);
-  if (kind.reader === "unknown") throw new FormatError("unknown format (not .lgs, PLY, SPZ, SOG, .splat or .ksplat)", req.name);
+  if (kind.reader === "unknown") throw new FormatError("unknown format (not .lgs, .gsi, PLY, SPZ, SOG, .splat or .ksplat)", req.name);
   if (kind.reader === "spark") {
     const decoded: Decoded = { kind: "spark", fileType: kind.fileType, bytes };
     post({ id: req.id, type: "done", decoded, info }, [bytes.buffer as ArrayBuffer]);
     return;
   }
   const t1 = performance.now();
+  if (kind.reader === "gsi") {
+    const image = decodeGsi(bytes, { file: req.name });
+    let prepared: PreparedImage;
+    try {
+      prepared = prepareImage(image); // the renderer's tile index, built here rather than on the page
+    } catch (e) {
+      throw new FormatError((e as Error).message, req.name);
+    }
+    info.decodeMs = performance.now() - t1;
+    post({ id: req.id, type: "done", decoded: { kind: "image", image, prepared }, info }, imageTransfer(image, prepared));
+    return;
+  }
   const arrays = kind.reader === "lgs" ? decodeLgs(bytes, { file: req.name }) : decodeSpzV4(bytes, req.name);
   info.decodeMs = performance.now() - t1;
   post({ id: req.id, type: "done", decoded: { kind: "arrays", arrays }, info }, arraysTransfer(arrays));
