@@ -12,8 +12,9 @@ import { WorkerDecoder } from "../stream/decoder.js";
 import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../stream/player.js";
 import { HttpSource } from "../stream/source.js";
 import { type CameraPreset, parseCameras } from "./cameras.js";
+import { type MemoryQuery, type MemorySettings, MemoryPanel } from "./memory.js";
 import { packSplats } from "./pack.js";
-import { type FormatInfo, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
+import { type FormatInfo, type LoadRequest, MEMORY_WORKER_NAME, type MemoryPayload, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
 import { type DisplaySettings, SplatView } from "./view.js";
 
 /** What the info panel shows, also the `info` property. */
@@ -111,6 +112,8 @@ export class SplatPlayer extends HTMLElement {
   private seeking = false;
   private playback: HTMLElement;
   private streamTable: HTMLTableElement;
+  /** The feature-memory panel and query state, when the asset is a `.m3` (memory.ts). */
+  private memoryPanel: MemoryPanel | null = null;
 
   constructor() {
     super();
@@ -193,6 +196,31 @@ export class SplatPlayer extends HTMLElement {
   /** Frames rendered since the asset appeared (renderer frames, not content frames). */
   get framesDrawn(): number { return this.view?.framesDrawn ?? 0; }
 
+  // feature memory (.m3): see memory.ts; each throws when the asset is not a .m3
+  /** Query by the Gaussian under canvas pixel (x, y) (CSS pixels); null when none is there. */
+  queryAt(x: number, y: number): Promise<MemoryQuery | null> { return this.needMemory().queryAt(x, y); }
+  /** Query by Gaussian `i`'s own feature. */
+  queryGaussian(i: number): Promise<MemoryQuery> { return this.needMemory().queryGaussian(i); }
+  /** Query by text (needs `splat view --web --encoder`). */
+  queryText(text: string): Promise<MemoryQuery> { return this.needMemory().queryText(text); }
+  /** Query by a feature vector [D] of the current model. */
+  queryVector(v: ArrayLike<number>): Promise<MemoryQuery> { return this.needMemory().queryVector(v); }
+  clearQuery(): void { this.memoryPanel?.clear(); }
+  /** The matching Gaussians as INRIA PLY bytes; `downloadMatches()` offers them as a file. */
+  exportMatches(): Uint8Array { return this.needMemory().exportMatches(); }
+  downloadMatches(): string { return this.needMemory().downloadMatches(); }
+  /** Every Gaussian's similarity to the last query (Float32Array [N]), or null. */
+  get similarity(): Float32Array | null { return this.memoryPanel?.similarity ?? null; }
+  get memoryQuery(): MemoryQuery | null { return this.memoryPanel?.query ?? null; }
+  get memorySettings(): MemorySettings | null { return this.memoryPanel?.settings ?? null; }
+  get memoryModels(): string[] { return this.memoryPanel?.models ?? []; }
+  get textQueries(): boolean { return this.memoryPanel?.textQueries ?? false; }
+  setMemorySettings(patch: Partial<MemorySettings>): Promise<void> { return this.needMemory().setSettings(patch); }
+  private needMemory(): MemoryPanel {
+    if (!this.memoryPanel) throw new Error("the asset is not a feature memory (.m3)");
+    return this.memoryPanel;
+  }
+
   play(): Promise<void> {
     if (this.video) {
       this.video.play(); // fires "play" through the player's "playing"
@@ -265,6 +293,8 @@ export class SplatPlayer extends HTMLElement {
 
   disconnectedCallback(): void {
     this.closeVideo();
+    this.memoryPanel?.dispose();
+    this.memoryPanel = null;
     this.resizeObserver?.disconnect();
     this.worker?.terminate();
     this.worker = null;
@@ -343,6 +373,8 @@ export class SplatPlayer extends HTMLElement {
     this._bytesFetched = 0;
     this._decodeMs = 0;
     this.closeVideo();
+    this.memoryPanel?.dispose();
+    this.memoryPanel = null;
     this.view.clear();
     this.renderInfo();
     this.status(`loading ${name}`);
@@ -383,10 +415,11 @@ export class SplatPlayer extends HTMLElement {
       this.status(`decoding ${name}`);
       let shDegree: number | null = null;
       const t0 = performance.now();
-      if (decoded.kind === "arrays") {
+      if (decoded.kind === "arrays" || decoded.kind === "memory") {
         const arrays: SplatArrays = decoded.arrays;
         shDegree = arrays.shDegree;
         await this.view.show({ packed: packSplats(arrays) });
+        if (decoded.kind === "memory" && id === this.loadId) this.openMemory(arrays, decoded.memory, name);
       } else {
         try {
           await this.view.show({ bytes: decoded.bytes, fileType: decoded.fileType, fileName: name, rub: decoded.fileType === "spz" });
@@ -411,6 +444,13 @@ export class SplatPlayer extends HTMLElement {
       this.view?.clear();
       this.fail((e as Error)?.message ?? String(e));
     }
+  }
+
+  private openMemory(arrays: SplatArrays, memory: MemoryPayload, name: string): void {
+    this.memoryPanel = new MemoryPanel({
+      root: this.root, view: () => this.view, newWorker: () => newWorker(MEMORY_WORKER_NAME),
+      emit: (type, detail) => this.emit(type, detail), fileName: () => name,
+    }, arrays, memory, this.panel);
   }
 
   // ------------------------------------------------------------------ video
