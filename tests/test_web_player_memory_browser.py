@@ -139,6 +139,7 @@ def test_queries_recolour_and_match_compress_memory(browser, tmp_path, encoder):
         q = page.evaluate(f"async i => {{ const q = await {PLAYER}.queryGaussian(i); return {{q, s: Array.from({PLAYER}.similarity)}}; }}", i)
         want = _python_scores(mem, "clip", _features(mem, "clip")[i])
         err = np.abs(np.asarray(q["s"]) - want).max()
+        print(f"\npage vs compress.memory similarity: max |diff| {err:.2e} over {len(want):,} Gaussians")
         assert err < TOL, f"page vs compress.memory similarity differ by {err:.2e}"
         assert q["q"]["gaussian"] == i and q["q"]["model"] == "clip" and q["q"]["matches"] == int((want >= 0.8).sum())
         after = _shot(page)

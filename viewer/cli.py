@@ -35,6 +35,8 @@ Examples:
   splat view scene.ply --host 0.0.0.0   (reachable from other machines)
 
   splat view biker.spz --web            (the web player: decoding in the browser)
+
+  splat view scene.m3 --web --encoder my_clip:encode_text   (click or text queries in the browser)
 """
 
 PUBLISH_HELP = """Write a self-contained static web site that plays the assets in any browser.
