@@ -146,9 +146,14 @@ def test_queries_recolour_and_match_compress_memory(browser, tmp_path, encoder):
         changed = np.abs(after - before).mean()
         assert changed > 3, f"the query changed the picture by only {changed:.2f} per channel"
 
-        # the Gaussian under a screen point (the canvas's centre): its index, then the same check
+        # a real mouse click on the canvas's centre, then queryAt on the same point: the same
+        # Gaussian, and the same check
+        page.evaluate(f"{PLAYER}.clearQuery()")
+        page.mouse.click(160, 120)
+        page.wait_for_function(f"{PLAYER}.memoryQuery !== null", timeout=30_000)
+        clicked = page.evaluate(f"{PLAYER}.memoryQuery.gaussian")
         q = page.evaluate(f"async () => {{ const q = await {PLAYER}.queryAt(160, 120); return {{q, s: Array.from({PLAYER}.similarity)}}; }}")
-        assert q["q"] is not None, "no Gaussian under the centre of the view"
+        assert q["q"] is not None and q["q"]["gaussian"] == clicked, (clicked, q["q"])
         j = q["q"]["gaussian"]
         assert np.abs(np.asarray(q["s"]) - _python_scores(mem, "clip", _features(mem, "clip")[j])).max() < TOL
 
@@ -230,6 +235,7 @@ def test_published_memory_of_a_large_scene_draws_and_checks_its_scene(browser, t
         q = page.evaluate(f"async () => {{ const q = await {PLAYER}.queryGaussian(0); return {{q, n: {PLAYER}.similarity.length}}; }}")
         print(f"first query (features of 152,746 Gaussians, then similarity): {time.perf_counter() - t1:.2f} s")
         assert q["n"] == 152_746 and q["q"]["matches"] >= 1
+        assert page.evaluate(f"{PLAYER}.textQueries") is False  # a static host: no /api/query, no text box
 
         bad = bytearray((site / "assets" / "biker.spz").read_bytes())
         bad[-1] ^= 1
