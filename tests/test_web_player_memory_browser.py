@@ -242,5 +242,15 @@ def test_published_memory_of_a_large_scene_draws_and_checks_its_scene(browser, t
         (site / "assets" / "biker.spz").write_bytes(bytes(bad))
         got = load(page, "assets/biker.m3?again")
         assert got["error"] is not None and "SHA-256 mismatch" in got["error"] and got["error"].startswith("biker.m3"), got["error"]
+
+        # references the readers refuse are refused in the page too, before any fetch
+        from compress.memory.m3file import encode_m3
+        from splat.scene import GaussianScene
+
+        small = _memory(GaussianScene.random(16, seed=0))
+        for i, ref in enumerate(["../biker.m3", "/assets/biker.spz", "http://evil.example/biker.spz", "sub/../../x.spz"]):
+            (site / "assets" / f"bad{i}.m3").write_bytes(encode_m3(small, embed_scene=False, scene_ref=ref, scene_sha256="0" * 64))
+            got = load(page, f"assets/bad{i}.m3")
+            assert got["error"] is not None and got["error"].startswith(f"bad{i}.m3: ") and "scene reference" in got["error"], got["error"]
         assert log.foreign() == [], log.foreign()
         page.close()
