@@ -133,6 +133,7 @@ def test_queries_recolour_and_match_compress_memory(browser, tmp_path, encoder):
         assert page.evaluate(f"{PLAYER}.memoryModels") == ["clip", "dino"]
         page.evaluate(f"{PLAYER}.setAttribute('controls', 'none')")
         before = _shot(page)
+        sent = dict(srv.bytes_sent)  # from here on, queries fetch nothing: only colours change, on the GPU
 
         # a Gaussian's own feature: every similarity as compress.memory computes it
         i = int(np.argmax(mem.scene.opacities.numpy()))
@@ -185,6 +186,7 @@ def test_queries_recolour_and_match_compress_memory(browser, tmp_path, encoder):
         assert page.evaluate(f"{PLAYER}.similarity") is None
         back = np.abs(_shot(page) - before).mean()
         assert back < 0.5, f"clearing left the picture {back:.2f} per channel away"
+        assert dict(srv.bytes_sent) == sent, "a query fetched something again"
         assert log.foreign() == [] and log.errors == [], (log.foreign(), log.errors)
         page.close()
 
