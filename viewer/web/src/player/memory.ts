@@ -230,6 +230,8 @@ export class MemoryPanel {
   }
 
   dispose(): void {
+    const view = this.host.view();
+    if (view) view.shOverride = null;
     this.worker.terminate();
     for (const p of this.pending.values()) p.reject(new Error("the memory was closed"));
     this.pending.clear();
@@ -378,14 +380,9 @@ export class MemoryPanel {
 
   /** Re-upload the packed splats; while a query shows, view-dependent colour is off (the ramp is flat). */
   private upload(view: SplatView, own: boolean): void {
-    const mesh = view.mesh!;
-    mesh.packedSplats!.needsUpdate = true;
-    const maxSh = own && view.settings.sh ? 3 : 0;
-    if (mesh.maxSh !== maxSh) {
-      mesh.maxSh = maxSh;
-      mesh.updateGenerator();
-    }
-    mesh.updateVersion();
+    view.mesh!.packedSplats!.needsUpdate = true;
+    view.shOverride = own ? null : 0;
+    view.applySettings(); // the SH degree, then a regeneration that reads the new colours
     view.invalidate(4);
   }
 

@@ -41,6 +41,8 @@ export class SplatView {
   settings: DisplaySettings = { ...DEFAULT_SETTINGS };
   /** Frames drawn since the current mesh was added. */
   framesDrawn = 0;
+  /** A highest SH degree that overrides `settings.sh` (a feature-memory query shows flat colours), or null. */
+  shOverride: number | null = null;
   onDraw: (() => void) | null = null;
   private splatScale = dyno.dynoFloat(1);
   private minOpacity = dyno.dynoFloat(0);
@@ -199,7 +201,7 @@ export class SplatView {
     this.minSignificance.value = this.budgetCut(s.budget);
     const splatsChanged = Object.keys(patch).length === 0 || Object.keys(patch).some((k) => k !== "background");
     if (this.mesh && splatsChanged) {
-      const maxSh = s.sh ? 3 : 0;
+      const maxSh = this.shOverride ?? (s.sh ? 3 : 0);
       if (this.mesh.maxSh !== maxSh) {
         this.mesh.maxSh = maxSh;
         this.mesh.updateGenerator(); // the SH degree is part of Spark's compiled pipeline
