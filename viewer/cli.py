@@ -41,13 +41,15 @@ Examples:
 
 PUBLISH_HELP = """Write a self-contained static web site that plays the assets in any browser.
 
-The folder holds index.html (the player on the one asset, or a list of several), the web player (splat-player.js and its worker), the assets, and embed.html with the two lines that embed the player in another page. Any static host serves it, Range requests or not: python -m http.server, nginx, object storage, GitHub Pages.
+The folder holds index.html (the player on the one asset, or a list of several), the web player (splat-player.js and its worker), the assets (and the scene a .m3 references, at its path beside it), and embed.html with the two lines that embed the player in another page. Any static host serves it, Range requests or not: python -m http.server, nginx, object storage, GitHub Pages.
 
 Examples:
 
   splat publish ../shared/data/scenes/biker.spz -o site/
 
   splat publish a.spz b.sog -o site/ --force
+
+  splat publish memory.m3 -o site/      (click the scene to query it by feature similarity)
 
   python -m http.server -d site 8000   (then open http://127.0.0.1:8000/)
 """
