@@ -373,9 +373,9 @@ export class SplatPlayer extends HTMLElement {
     this._bytesFetched = 0;
     this._decodeMs = 0;
     this.closeVideo();
-    this.memoryPanel?.dispose();
-    this.memoryPanel = null;
     this.view.clear();
+    this.memoryPanel?.dispose(); // after clear: no mesh to recompile
+    this.memoryPanel = null;
     this.renderInfo();
     this.status(`loading ${name}`);
     if (isVideo(url)) return this.startVideo(id, url, name);

@@ -2,24 +2,28 @@
  * Feature memory (`.m3`) in `<splat-player>`: a click on the scene picks the Gaussian under
  * the cursor, a worker (memory_worker.ts) computes every Gaussian's cosine similarity to its
  * decoded feature (or to a text query's vector from `splat view --encoder`'s `/api/query`),
- * and the result recolours the splats already on the GPU: only the colour words of Spark's
- * packed splats are rewritten and re-uploaded (no geometry moves, nothing is fetched again).
+ * and the result recolours the splats already on the GPU: the similarities go to the GPU as one
+ * float texture (4 bytes a Gaussian) and a stage of the per-splat modifier turns them into
+ * colours; the threshold and "only matches" are uniforms. No geometry moves, nothing is fetched.
  *
  * Colours follow the Python viewer: a blue-to-red ramp over [min, max] of the similarity,
  * dark grey below the threshold, blended 70% over each Gaussian's own colour. "Only matches"
  * hides what is below the threshold. Matches export as an INRIA PLY (the Python writer's layout).
  */
+import { dyno } from "@sparkjsdev/spark";
 import * as THREE from "three";
 import { encodePly } from "../formats/ply.js";
 import type { SplatArrays } from "../formats/types.js";
 import type { MemoryReply, MemoryRequest } from "./memory_worker.js";
 import type { MemoryPayload } from "./protocol.js";
-import type { SplatView } from "./view.js";
+import type { SplatStage, SplatView } from "./view.js";
 
 /** Weight of the similarity ramp over a Gaussian's own colour (the Python viewer's HEAT_ALPHA). */
 const HEAT_ALPHA = 0.7;
 const DIM_GREY = 0.15;
 export const DEFAULT_THRESHOLD = 0.8;
+/** Width of the similarity texture in texels (rows hold the rest). */
+const TEX_WIDTH = 2048;
 /** Gaussians fainter than this are not picked. */
 const PICK_MIN_OPACITY = 0.1;
 /** A ray picks a Gaussian when it passes within this many of its largest standard deviations. */
@@ -52,6 +56,58 @@ export interface MemoryQuery {
   colorsMs: number;
 }
 
+/**
+ * The similarity colours on the GPU: each Gaussian's similarity in a float texture (texel
+ * index = splat index), and a modifier stage that maps it to the ramp (dark grey below the
+ * threshold) over the Gaussian's own colour, and to opacity 0 for "only matches".
+ */
+class SimilarityStage {
+  readonly active = dyno.dynoBool(false);
+  readonly lo = dyno.dynoFloat(0);
+  readonly span = dyno.dynoFloat(1);
+  readonly threshold = dyno.dynoFloat(DEFAULT_THRESHOLD);
+  readonly only = dyno.dynoBool(false);
+  private texture: THREE.DataTexture;
+  private sampler: ReturnType<typeof dyno.dynoSampler2D>;
+
+  constructor(count: number) {
+    const rows = Math.max(1, Math.ceil(count / TEX_WIDTH));
+    this.texture = new THREE.DataTexture(new Float32Array(TEX_WIDTH * rows), TEX_WIDTH, rows, THREE.RedFormat, THREE.FloatType);
+    this.texture.minFilter = this.texture.magFilter = THREE.NearestFilter;
+    this.texture.generateMipmaps = false;
+    this.sampler = dyno.dynoSampler2D(this.texture);
+  }
+
+  /** Upload the similarities [N]. */
+  setScores(scores: Float32Array): void {
+    (this.texture.image.data as Float32Array).set(scores);
+    this.texture.needsUpdate = true;
+  }
+
+  dispose(): void {
+    this.texture.dispose();
+  }
+
+  readonly stage: SplatStage = (gsplat) => new dyno.Dyno({
+    inTypes: { gsplat: dyno.Gsplat, scores: "sampler2D", active: "bool", lo: "float", span: "float", threshold: "float", only: "bool" },
+    outTypes: { gsplat: dyno.Gsplat },
+    inputs: { gsplat, scores: this.sampler, active: this.active, lo: this.lo, span: this.span, threshold: this.threshold, only: this.only },
+    statements: ({ inputs: i, outputs: o }) => [
+      `${o.gsplat} = ${i.gsplat};`,
+      `if (${i.active}) {`,
+      `  int simW = textureSize(${i.scores}, 0).x;`,
+      `  int simI = ${i.gsplat}.index;`,
+      `  float simS = texelFetch(${i.scores}, ivec2(simI % simW, simI / simW), 0).r;`,
+      `  float simT = clamp((simS - ${i.lo}) / ${i.span}, 0.0, 1.0);`,
+      `  bool simMatch = simS >= ${i.threshold};`,
+      `  vec3 simHeat = simMatch ? vec3(simT, 1.0 - abs(2.0 * simT - 1.0), 1.0 - simT) : vec3(${DIM_GREY.toFixed(2)});`,
+      `  ${o.gsplat}.rgba.rgb = ${(1 - HEAT_ALPHA).toFixed(2)} * clamp(${i.gsplat}.rgba.rgb, 0.0, 1.0) + ${HEAT_ALPHA.toFixed(2)} * simHeat;`,
+      `  if (${i.only} && !simMatch) ${o.gsplat}.rgba.a = 0.0;`,
+      `}`,
+    ],
+  }).outputs.gsplat;
+}
+
 /** What the panel needs of its player. */
 export interface MemoryHost {
   root: ShadowRoot;
@@ -82,8 +138,7 @@ export class MemoryPanel {
   private _settings: MemorySettings;
   private scores: Float32Array | null = null;
   private last: MemoryQuery | null = null;
-  /** each splat's own colour word (RGBA8) as first packed */
-  private ownColors: Uint32Array | null = null;
+  private gpu: SimilarityStage;
   private textApi: string | null = null;
   private clickStart: { x: number; y: number; t: number } | null = null;
   private detach: Array<() => void> = [];
@@ -104,6 +159,8 @@ export class MemoryPanel {
     };
     // the worker gets its own copy of the queries (the page keeps the scene arrays for picking and export)
     this.post({ type: "init", memory: { ...memory, queries: memory.queries.slice() } });
+    this.gpu = new SimilarityStage(scene.count);
+    host.view()?.setStage(this.gpu.stage);
     this.section = document.createElement("div");
     this.section.className = "memory";
     this.section.innerHTML = PANEL;
@@ -192,7 +249,7 @@ export class MemoryPanel {
   clear(): void {
     this.scores = null;
     this.last = null;
-    this.restoreColors();
+    this.showColors(false);
     this.status("click the scene to find what is similar to the point under the cursor");
     this.host.emit("memoryquery", null);
   }
@@ -223,15 +280,13 @@ export class MemoryPanel {
     return name;
   }
 
-  /** The mesh on screen changed (a new pack): forget its colours and apply the query again. */
-  meshChanged(): void {
-    this.ownColors = null;
-    this.apply();
-  }
-
   dispose(): void {
     const view = this.host.view();
-    if (view) view.shOverride = null;
+    if (view) {
+      view.shOverride = null;
+      view.setStage(null);
+    }
+    this.gpu.dispose();
     this.worker.terminate();
     for (const p of this.pending.values()) p.reject(new Error("the memory was closed"));
     this.pending.clear();
@@ -307,6 +362,7 @@ export class MemoryPanel {
   private show(r: MemoryReply, q: Pick<MemoryQuery, "source" | "gaussian" | "text">): MemoryQuery {
     if (r.type !== "query") throw new Error("unexpected reply from the similarity worker");
     this.scores = r.scores;
+    this.gpu.setScores(r.scores);
     let min = Infinity, max = -Infinity;
     for (const v of r.scores) {
       if (v < min) min = v;
@@ -326,63 +382,35 @@ export class MemoryPanel {
     else this.clear(); // a vector belongs to one model's space
   }
 
-  /** Recolour the packed splats for the current scores and settings (or restore them). */
+  /** Show the current scores with the current settings (uniforms of the GPU stage). */
   private apply(): void {
-    const view = this.host.view();
-    const packed = view?.mesh?.packedSplats;
-    const words = packed?.packedArray;
-    if (!view || !packed || !words || !this.scores || !this.last) return;
+    if (!this.scores || !this.last) return;
     const t0 = performance.now();
-    const n = Math.min(this.scene.count, packed.numSplats);
-    if (!this.ownColors) {
-      this.ownColors = new Uint32Array(n);
-      for (let i = 0; i < n; i++) this.ownColors[i] = words[4 * i];
-    }
-    const enc = packed.splatEncoding ?? {};
-    const rgbMin = enc.rgbMin ?? 0, rgbMax = enc.rgbMax ?? 1, range = rgbMax - rgbMin;
     const { threshold, onlyMatches } = this._settings;
-    const lo = this.last.min, span = Math.max(this.last.max - lo, 1e-8);
-    const byte = (v: number) => Math.max(0, Math.min(255, Math.round(((v - rgbMin) / range) * 255)));
+    const g = this.gpu;
+    g.threshold.value = threshold;
+    g.only.value = onlyMatches;
+    g.lo.value = this.last.min;
+    g.span.value = Math.max(this.last.max - this.last.min, 1e-8);
     let matches = 0;
-    for (let i = 0; i < n; i++) {
-      const s = this.scores[i];
-      const own = this.ownColors[i];
-      let hr = DIM_GREY, hg = DIM_GREY, hb = DIM_GREY;
-      const match = s >= threshold;
-      if (match) {
-        matches++;
-        const t = Math.min(Math.max((s - lo) / span, 0), 1);
-        hr = t;
-        hg = 1 - Math.abs(2 * t - 1);
-        hb = 1 - t;
-      }
-      const base = (shift: number) => rgbMin + (((own >>> shift) & 255) / 255) * range;
-      const mix = (b: number, heat: number) => byte((1 - HEAT_ALPHA) * Math.min(Math.max(b, 0), 1) + HEAT_ALPHA * heat);
-      const alpha = onlyMatches && !match ? 0 : own >>> 24;
-      words[4 * i] = (mix(base(0), hr) | (mix(base(8), hg) << 8) | (mix(base(16), hb) << 16) | (alpha << 24)) >>> 0;
-    }
-    this.upload(view, false);
+    for (const v of this.scores) if (v >= threshold) matches++;
+    this.showColors(true);
     this.last.matches = matches;
     this.last.colorsMs = performance.now() - t0;
     const q = this.last;
+    const n = this.scores.length;
     const what = q.source === "gaussian" ? `Gaussian ${q.gaussian}` : q.source === "text" ? `"${q.text}"` : "vector";
     this.status(`${what}, model ${q.model}: ${matches.toLocaleString("en")} of ${n.toLocaleString("en")} ≥ ${threshold.toFixed(2)} `
       + `(similarity ${q.min.toFixed(2)}…${q.max.toFixed(2)}); ${q.similarityMs.toFixed(0)} ms + colours ${q.colorsMs.toFixed(0)} ms`);
   }
 
-  private restoreColors(): void {
+  /** Similarity colours on (view-dependent colour off: the ramp is flat) or the scene's own. */
+  private showColors(on: boolean): void {
+    this.gpu.active.value = on;
     const view = this.host.view();
-    const words = view?.mesh?.packedSplats?.packedArray;
-    if (!view || !words || !this.ownColors) return;
-    for (let i = 0; i < this.ownColors.length; i++) words[4 * i] = this.ownColors[i];
-    this.upload(view, true);
-  }
-
-  /** Re-upload the packed splats; while a query shows, view-dependent colour is off (the ramp is flat). */
-  private upload(view: SplatView, own: boolean): void {
-    view.mesh!.packedSplats!.needsUpdate = true;
-    view.shOverride = own ? null : 0;
-    view.applySettings(); // the SH degree, then a regeneration that reads the new colours
+    if (!view) return;
+    view.shOverride = on ? 0 : null;
+    view.applySettings(); // the SH degree, and a regeneration that reads the uniforms and the texture
     view.invalidate(4);
   }
 
