@@ -293,13 +293,13 @@ export class SplatPlayer extends HTMLElement {
 
   disconnectedCallback(): void {
     this.closeVideo();
-    this.memoryPanel?.dispose();
-    this.memoryPanel = null;
     this.resizeObserver?.disconnect();
     this.worker?.terminate();
     this.worker = null;
     this.view?.dispose();
     this.view = null;
+    this.memoryPanel?.dispose();
+    this.memoryPanel = null;
   }
 
   attributeChangedCallback(name: string, old: string | null, value: string | null): void {
