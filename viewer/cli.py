@@ -37,11 +37,12 @@ Examples:
   splat view biker.spz --web            (the web player: decoding in the browser)
 
   splat view photo.gsi --web            (an image, drawn by a fragment shader at any zoom)
+  splat view scene.m3 --web --encoder my_clip:encode_text   (click or text queries in the browser)
 """
 
 PUBLISH_HELP = """Write a self-contained static web site that plays the assets in any browser.
 
-The folder holds index.html (the player on the one asset, or a list of several), the web player (splat-player.js and its worker), the assets, and embed.html with the two lines that embed the player in another page. Any static host serves it, Range requests or not: python -m http.server, nginx, object storage, GitHub Pages.
+The folder holds index.html (the player on the one asset, or a list of several), the web player (splat-player.js and its worker), the assets (and the scene a .m3 references, at its path beside it), and embed.html with the two lines that embed the player in another page. Any static host serves it, Range requests or not: python -m http.server, nginx, object storage, GitHub Pages.
 
 Examples:
 
@@ -50,6 +51,7 @@ Examples:
   splat publish a.spz b.sog -o site/ --force
 
   splat publish photo.gsi -o site/
+  splat publish memory.m3 -o site/      (click the scene to query it by feature similarity)
 
   python -m http.server -d site 8000   (then open http://127.0.0.1:8000/)
 """
@@ -134,8 +136,9 @@ def _wait_for_interrupt(console, stop) -> None:
 
 
 def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None, open_browser: bool,
-              autoplay: bool, loop: bool, speed: float, allow_origins: Sequence[str]) -> None:
-    """``splat view FILE --web``: serve the web player on FILE until interrupted."""
+              autoplay: bool, loop: bool, speed: float, allow_origins: Sequence[str], encoder: str | None = None) -> None:
+    """``splat view FILE --web``: serve the web player on FILE until interrupted (``encoder``: a
+    ``.m3``'s text queries through ``POST /api/query``)."""
     import signal
 
     from .origin import normalise_origin
@@ -148,7 +151,7 @@ def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None
         raise UsageError(f"--speed must be 0.25..4, got {speed}")
     allow_origins = [normalise_origin(o) for o in allow_origins]
     srv = serve_web([file], host=host, port=port, cameras=cameras, autoplay=autoplay, loop=loop, speed=speed, allow_origins=allow_origins,
-                    log=lambda m: console.print(m, highlight=False, markup=False))
+                    log=lambda m: console.print(m, highlight=False, markup=False), encoder=encoder)
     try:
         size = srv.assets[0].path.stat().st_size
         console.print(f"[bold]{file.name}[/]: {size:,} bytes, decoded in the browser", highlight=False)
@@ -172,7 +175,7 @@ def _view_web(console, file: Path, *, host: str, port: int, cameras: Path | None
 def register(app: typer.Typer) -> None:
     @app.command("publish", help=PUBLISH_HELP)
     def publish_cmd(
-        files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat .lgs .gsi .gsv)"),
+        files: List[Path] = typer.Argument(..., help="assets to publish (.ply .spz .sog .splat .ksplat .lgs .gsi .gsv .m3)"),
         out: Path = output_option("folder to write (refused if it exists, unless --force)"),
         force: bool = typer.Option(False, "--force", help="replace an existing folder"),
         cameras: Optional[Path] = typer.Option(None, help="cameras.json / transforms.json for camera presets "
@@ -216,7 +219,7 @@ def register(app: typer.Typer) -> None:
             help=".m3: text encoder for text queries, a callable str -> vector [D] (as `splat memory query --text`)"),
         allow_outside_ref: bool = allow_outside_ref_option(),
         web: bool = typer.Option(False, "--web", help="the web player instead: the browser fetches the file and "
-                                                     "decodes it itself (.ply .spz .sog .splat .ksplat .lgs; .gsv streams)"),
+                                                     "decodes it itself (.ply .spz .sog .splat .ksplat .lgs .m3; .gsv streams)"),
         no_open: bool = typer.Option(False, "--no-open", help="--web: do not open a browser"),
         no_autoplay: bool = typer.Option(False, "--no-autoplay", help="--web: do not start playing on load"),
     ) -> None:
@@ -227,7 +230,7 @@ def register(app: typer.Typer) -> None:
         if web:
             _view_web(console, file, host=host, port=port, cameras=cameras, open_browser=not no_open,
                       autoplay=not (no_autoplay or paused), loop=loop, speed=speed,
-                      allow_origins=allow_origin or ())
+                      allow_origins=allow_origin or (), encoder=encoder)
             return
         try:
             from splat.camera import parse_up

@@ -11,6 +11,7 @@ folder holds::
     assets/NAME         the assets, copied unchanged (a .gsv streams from it by Range requests,
                         or as one progressive download from a host without Range)
     assets/NAME.cameras.json   camera presets found beside an asset (or --cameras)
+    assets/REF          the scene a .m3 asset references, at the same relative path
     embed.html          how to embed the player in another page (the snippet, and a demo)
 
 Any static host serves it: ``python -m http.server``, nginx, object storage, GitHub Pages.
@@ -181,6 +182,9 @@ def publish(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, force
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file, expected a folder")
     assets = make_assets(paths, cameras)
+    from .memory_web import scene_files
+
+    referenced = scene_files(assets)  # the scene a .m3 references, at its path beside it
     sources = {name: client_file(name) for name in CLIENT_FILES}
     with atomic_dir(out) as tmp:
         for name, src in sources.items():
@@ -190,6 +194,9 @@ def publish(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, force
             shutil.copyfile(a.path, tmp / "assets" / a.name)
             if a.cameras_json is not None:
                 (tmp / "assets" / f"{a.name}.cameras.json").write_bytes(a.cameras_json)
+        for key, src in referenced.items():
+            (tmp / key).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, tmp / key)
         if len(assets) == 1:
             (tmp / "index.html").write_text(player_page(assets[0], autoplay=autoplay, loop=loop), encoding="utf-8")
         else:

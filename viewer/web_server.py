@@ -2,7 +2,9 @@
 
 ``splat view ASSET --web`` runs it. Everything it may send is fixed when it starts, by
 name, in an allow-list: ``/`` (the player page), the client files (``viewer/client/``), each
-asset at ``/assets/NAME`` with its camera presets, and one JSON endpoint ``/api/assets``.
+asset at ``/assets/NAME`` with its camera presets (and the scene a ``.m3`` references, at its
+relative path), and one JSON endpoint ``/api/assets`` (plus ``POST /api/query`` with an
+``--encoder``: viewer/memory_web.py).
 A request path is compared with these names after one percent-decoding; anything else is
 404, and a path with encoded separators, dot segments, backslashes, doubled slashes or NUL is
 400 before any lookup. Files are opened by the path resolved at start (``O_NOFOLLOW``: a
@@ -37,6 +39,8 @@ from urllib.parse import unquote, urlsplit
 
 from splat.errors import UsageError
 
+from .memory_web import QUERY_PATH, TextQueryApi, scene_files
+from .memory_web import respond as respond_text_query
 from .origin import normalise_origin, own_origins
 from .site import CLIENT_FILES, Asset, client_file, player_page
 
@@ -121,7 +125,7 @@ class WebPlayerServer:
 
     def __init__(self, assets: Sequence[Asset], *, host: str = "127.0.0.1", port: int = 8080,
                  autoplay: bool = True, loop: bool = True, speed: float = 1.0, allow_origins: Sequence[str] = (),
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, encoder: str | None = None) -> None:
         if not assets:
             raise UsageError("the web player needs at least one asset")
         self.assets = list(assets)
@@ -133,6 +137,7 @@ class WebPlayerServer:
         self.refused: Counter[str] = Counter()
         self._log = log
         self._lock = threading.Lock()
+        self.text_query = _text_query(encoder)
         self.routes = self._routes()
         self.httpd = self._bind(host, port)
         self.host = host
@@ -151,6 +156,8 @@ class WebPlayerServer:
             routes["/assets/" + a.name] = Route("application/octet-stream", path=a.path)
             if a.cameras_json is not None:
                 routes["/assets/" + a.name + ".cameras.json"] = Route(CONTENT_TYPES[".json"], data=a.cameras_json)
+        for key, path in scene_files(self.assets).items():  # scenes that .m3 assets reference
+            routes["/" + key] = Route("application/octet-stream", path=path)
         index = player_page(self.assets[0], autoplay=self.autoplay, loop=self.loop, speed=self.speed).encode()
         routes["/"] = routes["/index.html"] = Route(CONTENT_TYPES[".html"], data=index)
         return routes
@@ -182,8 +189,11 @@ class WebPlayerServer:
         return f"http://{shown}:{self.port}/"
 
     def api_assets(self) -> bytes:
-        return json.dumps({"assets": [{"name": a.name, "url": a.url, "bytes": a.path.stat().st_size,
-                                       "cameras": a.cameras_url} for a in self.assets]}).encode()
+        out: dict = {"assets": [{"name": a.name, "url": a.url, "bytes": a.path.stat().st_size,
+                                 "cameras": a.cameras_url} for a in self.assets]}
+        if self.text_query is not None:
+            out["query"] = self.text_query.advertise()
+        return json.dumps(out).encode()
 
     def count(self, key: str, n: int) -> None:
         with self._lock:
@@ -254,7 +264,19 @@ def _handler_for(server: WebPlayerServer):
         def _other(self) -> None:
             self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "only GET and HEAD", {"Allow": "GET, HEAD"})
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
+
+        def do_POST(self) -> None:
+            if server.text_query is None or clean_path(self.path) != QUERY_PATH:
+                self._other()
+            elif not self._host_ok():
+                server.note_refusal("host", f"Host {self.headers.get('Host')!r} for {self.path!r}")
+                self._plain(HTTPStatus.FORBIDDEN, "unknown Host (this server answers only to its own address)")
+            else:
+                try:
+                    respond_text_query(self, server)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
 
         def _get(self) -> None:
             if not self._host_ok():
@@ -357,13 +379,20 @@ def _handler_for(server: WebPlayerServer):
     return Handler
 
 
+def _text_query(encoder: str | None) -> TextQueryApi | None:
+    """The /api/query endpoint for ``--encoder module:function``, or None."""
+    return TextQueryApi(encoder) if encoder else None
+
+
 def serve_web(paths: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: int = 8080,
               cameras: str | os.PathLike | None = None, autoplay: bool = True, loop: bool = True,
-              speed: float = 1.0, allow_origins: Sequence[str] = (), log: Callable[[str], None] | None = None) -> WebPlayerServer:
+              speed: float = 1.0, allow_origins: Sequence[str] = (), log: Callable[[str], None] | None = None,
+              encoder: str | None = None) -> WebPlayerServer:
     """Start the web player on ``paths`` (files); returns the running server (``.url``, ``.stop()``).
     ``autoplay``: a clip starts playing on load (muted-video style); ``loop``: it starts again at its
-    end; ``speed``: its initial playback rate."""
+    end; ``speed``: its initial playback rate; ``encoder``: a text encoder ``module:function`` for
+    a ``.m3``'s text queries (``POST /api/query``)."""
     from .site import make_assets
 
     return WebPlayerServer(make_assets(paths, cameras), host=host, port=port, autoplay=autoplay, loop=loop, speed=speed,
-                           allow_origins=allow_origins, log=log)
+                           allow_origins=allow_origins, log=log, encoder=encoder)

@@ -51,3 +51,4 @@ export {
 } from "./gsv.js";
 export { JointSet, jointTable, MAX_JOINTS, type Binding } from "./gsvmotion.js";
 export { decodeSpzV4, isSpzV4 } from "./spz.js";
+export { sha256, sha256Hex } from "./sha256.js";

@@ -16,8 +16,9 @@ import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../
 import { HttpSource } from "../stream/source.js";
 import { type CameraPreset, parseCameras } from "./cameras.js";
 import { type ImageFacts, ImagePane, type ImageViewState } from "./image_view.js";
+import { type MemoryQuery, type MemorySettings, MemoryPanel } from "./memory.js";
 import { packSplats } from "./pack.js";
-import { type FormatInfo, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
+import { type FormatInfo, type LoadRequest, MEMORY_WORKER_NAME, type MemoryPayload, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
 import { type DisplaySettings, SplatView } from "./view.js";
 
 /** What the info panel shows, also the `info` property (an image adds its {@link ImageFacts}). */
@@ -117,6 +118,8 @@ export class SplatPlayer extends HTMLElement {
   private streamTable: HTMLTableElement;
   /** The image mode (a `.gsi`), made on the first image. */
   private image: ImagePane | null = null;
+  /** The feature-memory panel and query state, when the asset is a `.m3` (memory.ts). */
+  private memoryPanel: MemoryPanel | null = null;
 
   constructor() {
     super();
@@ -211,6 +214,31 @@ export class SplatPlayer extends HTMLElement {
     return this.image.readPixels(width, height);
   }
 
+  // feature memory (.m3): see memory.ts; each throws when the asset is not a .m3
+  /** Query by the Gaussian under canvas pixel (x, y) (CSS pixels); null when none is there. */
+  queryAt(x: number, y: number): Promise<MemoryQuery | null> { return this.needMemory().queryAt(x, y); }
+  /** Query by Gaussian `i`'s own feature. */
+  queryGaussian(i: number): Promise<MemoryQuery> { return this.needMemory().queryGaussian(i); }
+  /** Query by text (needs `splat view --web --encoder`). */
+  queryText(text: string): Promise<MemoryQuery> { return this.needMemory().queryText(text); }
+  /** Query by a feature vector [D] of the current model. */
+  queryVector(v: ArrayLike<number>): Promise<MemoryQuery> { return this.needMemory().queryVector(v); }
+  clearQuery(): void { this.memoryPanel?.clear(); }
+  /** The matching Gaussians as INRIA PLY bytes; `downloadMatches()` offers them as a file. */
+  exportMatches(): Uint8Array { return this.needMemory().exportMatches(); }
+  downloadMatches(): string { return this.needMemory().downloadMatches(); }
+  /** Every Gaussian's similarity to the last query (Float32Array [N]), or null. */
+  get similarity(): Float32Array | null { return this.memoryPanel?.similarity ?? null; }
+  get memoryQuery(): MemoryQuery | null { return this.memoryPanel?.query ?? null; }
+  get memorySettings(): MemorySettings | null { return this.memoryPanel?.settings ?? null; }
+  get memoryModels(): string[] { return this.memoryPanel?.models ?? []; }
+  get textQueries(): boolean { return this.memoryPanel?.textQueries ?? false; }
+  setMemorySettings(patch: Partial<MemorySettings>): Promise<void> { return this.needMemory().setSettings(patch); }
+  private needMemory(): MemoryPanel {
+    if (!this.memoryPanel) throw new Error("the asset is not a feature memory (.m3)");
+    return this.memoryPanel;
+  }
+
   play(): Promise<void> {
     if (this.video) {
       this.video.play(); // fires "play" through the player's "playing"
@@ -290,6 +318,8 @@ export class SplatPlayer extends HTMLElement {
     this.worker = null;
     this.view?.dispose();
     this.view = null;
+    this.memoryPanel?.dispose();
+    this.memoryPanel = null;
   }
 
   attributeChangedCallback(name: string, old: string | null, value: string | null): void {
@@ -365,6 +395,8 @@ export class SplatPlayer extends HTMLElement {
     this.closeVideo();
     this.view.clear();
     this.image?.clear();
+    this.memoryPanel?.dispose(); // after clear: no mesh to recompile
+    this.memoryPanel = null;
     this.renderInfo();
     this.status(`loading ${name}`);
     if (isVideo(url)) return this.startVideo(id, url, name);
@@ -405,10 +437,11 @@ export class SplatPlayer extends HTMLElement {
       if (decoded.kind === "image") return this.showImage(decoded.image, decoded.prepared, name, info);
       let shDegree: number | null = null;
       const t0 = performance.now();
-      if (decoded.kind === "arrays") {
+      if (decoded.kind === "arrays" || decoded.kind === "memory") {
         const arrays: SplatArrays = decoded.arrays;
         shDegree = arrays.shDegree;
         await this.view.show({ packed: packSplats(arrays) });
+        if (decoded.kind === "memory" && id === this.loadId) this.openMemory(arrays, decoded.memory, name);
       } else {
         try {
           await this.view.show({ bytes: decoded.bytes, fileType: decoded.fileType, fileName: name, rub: decoded.fileType === "spz" });
@@ -450,6 +483,13 @@ export class SplatPlayer extends HTMLElement {
     this.renderInfo();
     this.emit("load", this.info);
     this.emit("decodems", { decodeMs: this._decodeMs });
+  }
+
+  private openMemory(arrays: SplatArrays, memory: MemoryPayload, name: string): void {
+    this.memoryPanel = new MemoryPanel({
+      root: this.root, view: () => this.view, newWorker: () => newWorker(MEMORY_WORKER_NAME),
+      emit: (type, detail) => this.emit(type, detail), fileName: () => name,
+    }, arrays, memory, this.panel);
   }
 
   // ------------------------------------------------------------------ video

@@ -1,6 +1,7 @@
 /** Messages between the page and the decoding worker (worker.ts). */
 import type { Gaussians2D } from "../formats/gsi.js";
 import type { PreparedImage } from "../image/tiles.js";
+import type { M3Model } from "../formats/m3.js";
 import type { SplatArrays } from "../formats/types.js";
 
 /** Page -> worker: fetch `url` (resolved against the page) and decode it. */
@@ -18,7 +19,20 @@ export type Decoded =
   /** A format our decoders read: flat arrays in the PLY frame. */
   | { kind: "arrays"; arrays: SplatArrays }
   /** A `.gsi` image: its 2D Gaussians in file (level-of-detail) order, with their tile index. */
-  | { kind: "image"; image: Gaussians2D; prepared: PreparedImage };
+  | { kind: "image"; image: Gaussians2D; prepared: PreparedImage }
+  /** A `.m3` feature memory: its scene (embedded or referenced) and the memory (memory.ts). */
+  | { kind: "memory"; arrays: SplatArrays; memory: MemoryPayload };
+
+/** What the page's similarity worker needs of a decoded `.m3` (formats/m3.ts M3Memory, less the scene). */
+export interface MemoryPayload {
+  count: number;
+  queryTotal: number;
+  /** [N*Q_total] dequantised queries, Gaussian-major */
+  queries: Float32Array;
+  models: M3Model[];
+  /** the referenced scene's path (relative to the .m3), or null when embedded */
+  sceneRef: string | null;
+}
 
 /** The subset of Spark's SplatFileType values the player passes on. */
 export type SparkFileType = "ply" | "spz" | "splat" | "ksplat" | "pcsogszip" | "pcsogs";
@@ -43,3 +57,5 @@ export type WorkerReply =
 
 /** The worker name (Worker options `name`) that makes splat-worker.js the `.gsv` frame decoder. */
 export const STREAM_WORKER_NAME = "splat-stream";
+/** The worker name that makes splat-worker.js the `.m3` similarity worker (memory_worker.ts). */
+export const MEMORY_WORKER_NAME = "splat-memory";

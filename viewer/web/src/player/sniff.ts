@@ -8,6 +8,7 @@ export type Sniffed =
   | { reader: "spz4"; format: string }
   | { reader: "lgs"; format: string }
   | { reader: "gsi"; format: string }
+  | { reader: "m3"; format: string }
   | { reader: "unknown"; format: string };
 
 const ascii = (b: Uint8Array, n: number) => String.fromCharCode(...b.subarray(0, n));
@@ -19,6 +20,7 @@ export function sniff(bytes: Uint8Array, name: string): Sniffed {
   const ours = detectFormat(bytes, lower);
   if (ours?.name === "lgs") return { reader: "lgs", format: ".lgs" };
   if (ours?.name === "gsi") return { reader: "gsi", format: ".gsi" };
+  if (ours?.name === "m3") return { reader: "m3", format: ".m3 feature memory" };
   if (ours?.name === "gsv") return { reader: "unknown", format: ".gsv" };
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) return { reader: "spark", fileType: "spz", format: "SPZ (gzip)" };
   if (bytes.length >= 4 && ascii(bytes, 4) === "ply\n") return { reader: "spark", fileType: "ply", format: lower.endsWith(".compressed.ply") ? "compressed PLY" : "PLY" };

@@ -23,6 +23,9 @@ export interface DisplaySettings {
   background: string;
 }
 
+/** One more step of the per-splat modifier: a Gsplat in, a Gsplat out (GPU code). */
+export type SplatStage = (gsplat: dyno.DynoVal<typeof dyno.Gsplat>) => dyno.DynoVal<typeof dyno.Gsplat>;
+
 export const DEFAULT_SETTINGS: DisplaySettings = { splatScale: 1, opacityThreshold: 0, budget: 0, sh: true, background: "#000000" };
 
 /** How often a still view is redrawn, ms. */
@@ -41,6 +44,10 @@ export class SplatView {
   settings: DisplaySettings = { ...DEFAULT_SETTINGS };
   /** Frames drawn since the current mesh was added. */
   framesDrawn = 0;
+  /** A highest SH degree that overrides `settings.sh` (a feature-memory query shows flat colours), or null. */
+  shOverride: number | null = null;
+  /** A per-splat stage after the display settings (memory.ts: similarity colours), or null. */
+  private stage: SplatStage | null = null;
   onDraw: (() => void) | null = null;
   private splatScale = dyno.dynoFloat(1);
   private minOpacity = dyno.dynoFloat(0);
@@ -116,7 +123,7 @@ export class SplatView {
 
   /** The modifier: scales x splatScale; opacity 0 below the threshold or the budget's cut. */
   private modifier() {
-    const { splatScale, minOpacity, minSignificance } = this;
+    const { splatScale, minOpacity, minSignificance, stage } = this;
     return dyno.dynoBlock({ gsplat: dyno.Gsplat }, { gsplat: dyno.Gsplat }, ({ gsplat }) => {
       if (!gsplat) throw new Error("no gsplat");
       const { scales, opacity } = dyno.splitGsplat(gsplat).outputs;
@@ -124,14 +131,23 @@ export class SplatView {
       const volume = dyno.mul(dyno.mul(x, y), z);
       const significance = dyno.mul(opacity, dyno.pow(volume, dyno.dynoConst("float", 2 / 3)));
       const visible = dyno.and(dyno.greaterThanEqual(opacity, minOpacity), dyno.greaterThanEqual(significance, minSignificance));
-      return {
-        gsplat: dyno.combineGsplat({
-          gsplat,
-          scales: dyno.mul(scales, splatScale),
-          opacity: dyno.select(visible, opacity, dyno.dynoConst("float", 0)),
-        }),
-      };
+      const shown = dyno.combineGsplat({
+        gsplat,
+        scales: dyno.mul(scales, splatScale),
+        opacity: dyno.select(visible, opacity, dyno.dynoConst("float", 0)),
+      });
+      return { gsplat: stage ? stage(shown) : shown };
     });
+  }
+
+  /** Add (or remove, with null) a per-splat stage after the display settings; recompiles the modifier. */
+  setStage(stage: SplatStage | null): void {
+    this.stage = stage;
+    if (this.mesh) {
+      this.mesh.objectModifier = this.modifier();
+      this.mesh.updateGenerator();
+      this.invalidate();
+    }
   }
 
   /** Replace the mesh with `packed` (PLY frame) or with bytes Spark decodes itself. */
@@ -199,7 +215,7 @@ export class SplatView {
     this.minSignificance.value = this.budgetCut(s.budget);
     const splatsChanged = Object.keys(patch).length === 0 || Object.keys(patch).some((k) => k !== "background");
     if (this.mesh && splatsChanged) {
-      const maxSh = s.sh ? 3 : 0;
+      const maxSh = this.shOverride ?? (s.sh ? 3 : 0);
       if (this.mesh.maxSh !== maxSh) {
         this.mesh.maxSh = maxSh;
         this.mesh.updateGenerator(); // the SH degree is part of Spark's compiled pipeline

@@ -13,7 +13,9 @@ import { decodeLgs } from "../formats/lgs.js";
 import { prepareImage, type PreparedImage } from "../image/tiles.js";
 import { decodeSpzV4 } from "../formats/spz.js";
 import type { SplatArrays } from "../formats/types.js";
-import { type Decoded, type LoadRequest, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
+import { loadMemory } from "./memory_load.js";
+import { serveMemory } from "./memory_worker.js";
+import { type Decoded, type LoadRequest, MEMORY_WORKER_NAME, STREAM_WORKER_NAME, type WorkerReply } from "./protocol.js";
 import { sniff } from "./sniff.js";
 import { serveDecoder, type DecoderPort } from "../stream/worker.js";
 
@@ -24,7 +26,7 @@ function post(msg: WorkerReply, transfer: Transferable[] = []): void {
 }
 
 /** GET `url` whole, reporting progress; returns the bytes. */
-async function fetchAll(id: number, url: string, name: string): Promise<Uint8Array> {
+async function fetchAll(id: number, url: string, name: string, before = 0): Promise<Uint8Array> {
   let res: Response;
   try {
     res = await fetch(url);
@@ -47,7 +49,7 @@ async function fetchAll(id: number, url: string, name: string): Promise<Uint8Arr
     const now = performance.now();
     if (now - lastReport > 100) {
       lastReport = now;
-      post({ id, type: "progress", bytesFetched: have, total });
+      post({ id, type: "progress", bytesFetched: before + have, total });
     }
   }
   const out = new Uint8Array(have);
@@ -56,7 +58,7 @@ async function fetchAll(id: number, url: string, name: string): Promise<Uint8Arr
     out.set(c, off);
     off += c.length;
   }
-  post({ id, type: "progress", bytesFetched: have, total });
+  post({ id, type: "progress", bytesFetched: before + have, total });
   return out;
 }
 
@@ -82,6 +84,15 @@ async function load(req: LoadRequest): Promise<void> {
     post({ id: req.id, type: "done", decoded, info }, [bytes.buffer as ArrayBuffer]);
     return;
   }
+  if (kind.reader === "m3") {
+    const t1 = performance.now();
+    const m = await loadMemory(bytes, req.url, req.name, (url, name) => fetchAll(req.id, url, name, bytes.length));
+    info.bytesFetched += m.sceneBytes;
+    info.decodeMs = performance.now() - t1;
+    const decoded: Decoded = { kind: "memory", arrays: m.scene, memory: m.memory };
+    post({ id: req.id, type: "done", decoded, info }, [...arraysTransfer(m.scene), m.memory.queries.buffer as ArrayBuffer]);
+    return;
+  }
   const t1 = performance.now();
   if (kind.reader === "gsi") {
     const image = decodeGsi(bytes, { file: req.name });
@@ -102,6 +113,8 @@ async function load(req: LoadRequest): Promise<void> {
 
 if (self.name === STREAM_WORKER_NAME) {
   serveDecoder(self as unknown as DecoderPort);
+} else if (self.name === MEMORY_WORKER_NAME) {
+  serveMemory(self as unknown as Parameters<typeof serveMemory>[0]);
 } else {
   self.onmessage = (ev: MessageEvent<LoadRequest>) => {
     const req = ev.data;
