@@ -119,10 +119,14 @@ pre{{background:#222;padding:1em;overflow:auto}}</style>
 """
 
 
-def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, speed: float = 1.0, base: str = "") -> str:
+def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, speed: float = 1.0, base: str = "",
+                api: bool = False) -> str:
     """The page that opens ``asset`` in the player (``base``: prefix of the client files;
-    ``autoplay``, ``loop``, ``speed``: a clip starts on load, again at its end, at this rate)."""
+    ``autoplay``, ``loop``, ``speed``: a clip starts on load, again at its end, at this rate;
+    ``api``: the page is served by ``splat view``, whose local JSON API is at ``api/``)."""
     attrs = [f'src="{html.escape(asset.url)}"']
+    if api:
+        attrs.append('api="api/"')
     if asset.cameras_url:
         attrs.append(f'cameras="{html.escape(asset.cameras_url)}"')
     if autoplay:

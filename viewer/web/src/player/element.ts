@@ -8,6 +8,7 @@
  * frame is written over the splats already on the GPU.
  */
 import type { SplatArrays } from "../formats/types.js";
+import { ApiControls } from "./api.js";
 import { WorkerDecoder } from "../stream/decoder.js";
 import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../stream/player.js";
 import { HttpSource } from "../stream/source.js";
@@ -111,6 +112,8 @@ export class SplatPlayer extends HTMLElement {
   private seeking = false;
   private playback: HTMLElement;
   private streamTable: HTMLTableElement;
+  /** The local API's controls (`api` attribute: pages served by `splat view`). */
+  private apiControls: ApiControls | null = null;
 
   constructor() {
     super();
@@ -190,6 +193,8 @@ export class SplatPlayer extends HTMLElement {
   get error(): string | null { return this._error; }
   get info(): AssetInfo | null { return this._info ? { ...this._info } : null; }
   get settings(): DisplaySettings { return { ...(this.view?.settings ?? ({} as DisplaySettings)) }; }
+  /** The local API (render this view, contribution order), or null on a page without one. */
+  get viewApi(): ApiControls | null { return this.apiControls; }
   /** Frames rendered since the asset appeared (renderer frames, not content frames). */
   get framesDrawn(): number { return this.view?.framesDrawn ?? 0; }
 
@@ -259,6 +264,7 @@ export class SplatPlayer extends HTMLElement {
     this.resizeObserver.observe(this);
     this.fit();
     this.panel.hidden = this.getAttribute("controls") === "none";
+    if (!this.apiControls && this.getAttribute("api")) this.mountApi(this.getAttribute("api")!);
     if (this.src && !this._info && !this._error) void this.startLoad(this.src);
     if (this.getAttribute("cameras")) void this.loadCameras(this.getAttribute("cameras")!);
   }
@@ -281,6 +287,19 @@ export class SplatPlayer extends HTMLElement {
   }
 
   // ------------------------------------------------------------------ internals
+  private mountApi(base: string): void {
+    this.apiControls = new ApiControls({
+      root: this.root,
+      view: () => this.view,
+      assetName: () => this._info?.name ?? null,
+      frameIndex: () => Math.max(0, this._frame),
+      isClip: () => this.video !== null,
+      say: (text) => this.status(text),
+      emit: (type, detail) => this.emit(type, detail),
+    }, new URL(base, document.baseURI));
+    this.addEventListener("load", () => this.apiControls?.reset());
+  }
+
   private emit(type: string, detail: unknown = undefined): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
