@@ -442,13 +442,7 @@ def load_ns_export_cameras(path: str | os.PathLike, intrinsics: Sequence[Camera]
     list when the counts agree.
     """
     path = Path(path)
-    return inria_cameras_from_json(_load_json(path), path)
-
-
-def inria_cameras_from_json(data, path: str | os.PathLike = "cameras.json") -> list[Camera]:
-    """Cameras from the parsed JSON of an INRIA ``cameras.json`` (what :func:`load_inria_cameras`
-    reads, or :func:`inria_cameras_json` wrote); ``path`` names the source in errors."""
-    path = Path(path)
+    data = _load_json(path)
     if not isinstance(data, list) or not data:
         raise FormatError("expected a non-empty JSON list of {file_path, transform} (ns-export cameras)", path)
     ref = list(intrinsics) if not isinstance(intrinsics, (str, os.PathLike)) else load_cameras(intrinsics)
