@@ -86,7 +86,7 @@ def test_render_this_view_and_contribution_match_the_browser(tmp_path):
         iou, dist = compare(shot, server)
         assert 0.02 < drawn(shot).mean() < 0.8
         print(f"render this view vs browser: IoU {iou:.3f}, centroid {dist:.2f} px")
-        assert iou > 0.75 and dist < 6, (iou, dist)
+        assert iou > 0.9 and dist < 2, (iou, dist)
 
         # keep the 300 largest contributions: the page hides the rest, as the server's render does
         page.evaluate("""async () => { const p = document.querySelector('splat-player');
@@ -101,7 +101,7 @@ def test_render_this_view_and_contribution_match_the_browser(tmp_path):
         iou2, dist2 = compare(shot2, server2)
         assert drawn(shot2).mean() < 0.9 * drawn(shot).mean()  # fewer Gaussians drawn
         print(f"keep 300 largest contributions: IoU {iou2:.3f}, centroid {dist2:.2f} px")
-        assert iou2 > 0.6 and dist2 < 8, (iou2, dist2)
+        assert iou2 > 0.85 and dist2 < 3, (iou2, dist2)
         # back to "most significant": every Gaussian's opacity is restored
         page.evaluate("""async () => { const p = document.querySelector('splat-player');
             const b = p.shadowRoot.querySelector('input[name=budget]'); b.value = '0';

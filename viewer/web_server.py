@@ -135,13 +135,15 @@ class WebPlayerServer:
     def __init__(self, assets: Sequence[Asset], *, host: str = "127.0.0.1", port: int = 8080,
                  autoplay: bool = True, loop: bool = True, speed: float = 1.0, allow_origins: Sequence[str] = (),
                  log: Callable[[str], None] | None = None, api: bool = True,
-                 render_dir: str | os.PathLike = "splat_view_renders", up: str = "-y") -> None:
+                 render_dir: str | os.PathLike = "splat_view_renders", up: str = "-y",
+                 settings: dict | None = None) -> None:
         if not assets:
             raise UsageError("the web player needs at least one asset")
         self.assets = list(assets)
         self.autoplay = autoplay
         self.loop = loop
         self.speed = speed
+        self.settings = dict(settings or {})
         self.extra_origins = frozenset(normalise_origin(o) for o in allow_origins)
         self.bytes_sent: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -168,7 +170,7 @@ class WebPlayerServer:
             if a.cameras_json is not None:
                 routes["/assets/" + a.name + ".cameras.json"] = Route(CONTENT_TYPES[".json"], data=a.cameras_json)
         index = player_page(self.assets[0], autoplay=self.autoplay, loop=self.loop, speed=self.speed,
-                            api=self.view_api is not None).encode()
+                            api=self.view_api is not None, settings=self.settings).encode()
         routes["/"] = routes["/index.html"] = Route(CONTENT_TYPES[".html"], data=index)
         return routes
 
@@ -453,12 +455,15 @@ def _post(h, server: WebPlayerServer) -> None:
 def serve_web(paths: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: int = 8080,
               cameras: str | os.PathLike | None = None, autoplay: bool = True, loop: bool = True,
               speed: float = 1.0, allow_origins: Sequence[str] = (), log: Callable[[str], None] | None = None,
-              api: bool = True, render_dir: str | os.PathLike = "splat_view_renders", up: str = "-y") -> WebPlayerServer:
+              api: bool = True, render_dir: str | os.PathLike = "splat_view_renders", up: str = "-y",
+              settings: dict | None = None) -> WebPlayerServer:
     """Start the web player on ``paths`` (files); returns the running server (``.url``, ``.stop()``).
     ``autoplay``: a clip starts playing on load (muted-video style); ``loop``: it starts again at its
     end; ``speed``: its initial playback rate. ``api``: the local JSON API (render this view, the
-    contribution order; PNGs go to ``render_dir``)."""
+    contribution order; PNGs go to ``render_dir``). ``settings``: the page's initial display
+    settings (``budget``, ``sh``, ``background``; see :func:`viewer.site.player_page`)."""
     from .site import make_assets
 
     return WebPlayerServer(make_assets(paths, cameras), host=host, port=port, autoplay=autoplay, loop=loop, speed=speed,
-                           allow_origins=allow_origins, log=log, api=api, render_dir=render_dir, up=up)
+                           allow_origins=allow_origins, log=log, api=api, render_dir=render_dir, up=up,
+                           settings=settings)

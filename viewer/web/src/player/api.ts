@@ -108,6 +108,7 @@ export class ApiControls {
     this.keepLabel.innerHTML = `keep <select name="keep" title="which Gaussians the budget keeps"><option value="significance">most significant</option><option value="contribution">largest contribution</option></select>`;
     budgetInput.closest("label")!.after(this.keepLabel);
     this.keepSelect = this.keepLabel.querySelector("select")!;
+    this.budget = Math.max(0, Math.floor(Number(budgetInput.value) || 0));
     this.keepSelect.addEventListener("change", () => void this.setKeep(this.keepSelect.value as Keep));
     // after the player's own listener (which applies the budget as "most significant")
     budgetInput.addEventListener("input", () => {

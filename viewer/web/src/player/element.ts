@@ -1,7 +1,8 @@
 /**
  * `<splat-player src="scene.spz">`: the web component. Attributes: `src`, `cameras` (a
  * cameras.json / transforms.json URL), `background` (CSS colour), `autoplay`, `loop`, `speed`,
- * `controls` ("none" hides the panel). Scripting API: play(), pause(), seek(t), and the
+ * `controls` ("none" hides the panel), `budget` and `sh` ("off") (initial settings), `api` (the
+ * base URL of `splat view`'s local API: "render this view" and the contribution order). Scripting API: play(), pause(), seek(t), and the
  * properties (with events of the same name) frame, currentTime, bytesFetched, decodeMs, error;
  * plus `info`, `settings`, `load(url)`, `setSettings(patch)`. A `.gsv` clip streams through
  * the streaming engine (GsvPlayer over Range requests, frames decoded in a worker) and each
@@ -259,6 +260,11 @@ export class SplatPlayer extends HTMLElement {
       this.view.onDraw = () => this.onDraw();
       const bg = this.getAttribute("background");
       if (bg) this.view.applySettings({ background: bg });
+      // initial budget (most significant N) and SH switch, e.g. from `splat view --budget N --no-sh`
+      const budget = Math.floor(Number(this.getAttribute("budget") ?? "0"));
+      if (budget > 0) this.view.applySettings({ budget });
+      if (this.getAttribute("sh") === "off") this.view.applySettings({ sh: false });
+      this.syncControls();
     }
     this.resizeObserver = new ResizeObserver(() => this.fit());
     this.resizeObserver.observe(this);
