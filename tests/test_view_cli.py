@@ -118,3 +118,18 @@ def test_make_demo_viewer_step_publishes_and_plays_the_site(tmp_path):
     assert "http://127.0.0.1:" in rows["served"]
     assert "played to frame 12 of 12" in rows["clip"], rows
     assert "20,000 Gaussians" in rows["scene"], rows
+
+
+def test_a_scene_folder_is_served_as_spz(tmp_path):
+    """A loose SOG folder (or a splatfacto run) cannot be fetched as one file: it is read by the
+    toolkit and served as SPZ."""
+    import viewer
+    from splat.io import read_scene, write_scene
+
+    folder = tmp_path / "loose_sog"
+    write_scene(blob_scene(300), folder / "meta.json", format="sog")
+    with viewer.serve(folder, port=0, log=False) as srv:
+        a = srv.assets[0]
+        assert a.name == "loose_sog.spz"
+        assert len(read_scene(a.path)) == 300
+        assert get(srv.port, "/assets/loose_sog.spz")[0] == 200

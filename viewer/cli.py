@@ -108,7 +108,10 @@ def serve(
     if encoder is not None:
         raise UsageError("--encoder: text queries are not available in the web player of this build")
     allow_origins = [normalise_origin(o) for o in allow_origins]  # a bad one is a UsageError before serving
-    check_asset(Path(path), allow_outside_ref=allow_outside_ref)
+    path = Path(path)
+    if path.is_dir():
+        path = folder_as_spz(path)
+    check_asset(path, allow_outside_ref=allow_outside_ref)
     if log is True:
         from rich.console import Console
 
@@ -117,6 +120,25 @@ def serve(
     settings = {"budget": budget or 0, "sh": sh, "background": "#%02x%02x%02x" % tuple(int(c) for c in background)}
     return serve_web([path], host=host, port=port, cameras=cameras, autoplay=not paused, loop=loop, speed=speed,
                      allow_origins=allow_origins, log=log or None, render_dir=render_dir, up=up, settings=settings)
+
+
+def folder_as_spz(folder: Path) -> Path:
+    """A scene folder the browser cannot fetch as one file (a loose SOG folder, a nerfstudio
+    splatfacto run) read by the toolkit and written as SPZ into a temporary folder, removed
+    when the process exits; the player opens that file."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from splat.io import read_scene, write_scene
+
+    scene = read_scene(folder)  # FormatError naming the folder if it holds no scene
+    tmp = Path(tempfile.mkdtemp(prefix="splat-view-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in folder.resolve().name).lstrip(".") or "scene"
+    out = tmp / f"{name}.spz"
+    write_scene(scene, out)
+    return out
 
 
 def check_asset(path: Path, *, allow_outside_ref: bool = False) -> None:
