@@ -62,17 +62,22 @@ def test_render_this_view_and_contribution_match_the_browser(tmp_path):
     scene_path = tmp_path / "ball.ply"
     write_scene(blob_scene(4000, seed=1), scene_path)
     renders = tmp_path / "renders"
-    with checked_chromium() as browser, serve_web([scene_path], port=0, render_dir=renders) as srv:
+    with checked_chromium() as browser, serve_web([scene_path], port=0, render_dir=renders,
+                                                       settings={"budget": 4000, "sh": False}) as srv:
         page = browser.new_page(viewport={"width": SIZE[0], "height": SIZE[1]})
         page.set_default_timeout(120_000)
         log = watch(page)
         page.goto(srv.url)
         page.wait_for_function("() => { const p = document.querySelector('splat-player'); return p && (p.error || p.frame >= 0); }")
         assert page.evaluate("document.querySelector('splat-player').error") is None
+        # `splat view --budget 4000 --no-sh` reach the page's settings and its controls
+        got = page.evaluate("""() => { const p = document.querySelector('splat-player');
+            return [p.settings, p.shadowRoot.querySelector('input[name=budget]').value, p.shadowRoot.querySelector('input[name=sh]').checked]; }""")
+        assert got[0]["budget"] == 4000 and got[0]["sh"] is False and got[1] == "4000" and got[2] is False, got
         # the controls exist only because the page came from `splat view`
         assert page.evaluate("!!document.querySelector('splat-player').shadowRoot.querySelector('select[name=keep]')")
         page.evaluate("""bg => { const p = document.querySelector('splat-player');
-            p.setAttribute('controls', 'none'); p.setSettings({background: bg, sh: false}); }""",
+            p.setAttribute('controls', 'none'); p.setSettings({background: bg}); }""",
                       "#%02x%02x%02x" % BACKGROUND)
         # an off-centre view, so a flipped axis would show
         page.evaluate("""() => { const v = document.querySelector('splat-player').view;
