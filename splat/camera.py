@@ -274,7 +274,13 @@ def load_inria_cameras(path: str | os.PathLike) -> list[Camera]:
     space, OpenCV convention) and ``position`` the camera centre.
     """
     path = Path(path)
-    data = _load_json(path)
+    return inria_cameras_from_json(_load_json(path), path)
+
+
+def inria_cameras_from_json(data, path: str | os.PathLike = "cameras.json") -> list[Camera]:
+    """Cameras from the parsed JSON of an INRIA ``cameras.json`` (what :func:`load_inria_cameras`
+    reads, or :func:`inria_cameras_json` wrote); ``path`` names the source in errors."""
+    path = Path(path)
     if not isinstance(data, list) or not data:
         raise FormatError("expected a non-empty JSON list of cameras (INRIA cameras.json)", path)
     cams = []

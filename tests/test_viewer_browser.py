@@ -33,6 +33,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 SCREENSHOT = ROOT / "docs" / "images" / "viewer.png"
 
 
+def serve(path, *, port: int = 0, log=None, render_dir="splat_view_renders", background=(0, 0, 0), **opts):
+    """The viser viewer on ``path`` (what `splat view` served before the web player)."""
+    from viewer.assets import open_asset
+    from viewer.server import ViewerServer
+
+    asset = open_asset(path, **opts)
+    return ViewerServer(asset, port=port, log=log, render_dir=render_dir, background=background)
+
+
 # ---------------------------------------------------------------------- fixtures and helpers
 @pytest.fixture(scope="module")
 def browser():
@@ -397,7 +406,6 @@ def _scene_file(kind: str, tmp_path: Path) -> tuple[Path, dict]:
 
 @pytest.mark.parametrize("kind", ["ply", "spz", "lgs"])
 def test_page_loads_scene_file(browser, tmp_path, kind):
-    from viewer.cli import serve
 
     path, opts = _scene_file(kind, tmp_path)
     readme = kind == "spz" and (not SCREENSHOT.exists() or os.environ.get("SPLAT_UPDATE_SCREENSHOT"))
@@ -433,7 +441,6 @@ def test_page_loads_gsi_file(browser, tmp_path):
     gsi = pytest.importorskip("compress.image.gsi", reason="the .gsi image codec is not in this build yet")
     from compress.image.model import ImageGaussians
 
-    from viewer.cli import serve
 
     model = two_blob_image()
     w, h = 96, 64
@@ -525,7 +532,6 @@ def test_video_plays_and_frames_advance(browser, tmp_path):
     import re
 
     video = pytest.importorskip("compress.video", reason="the .gsv video codec is not in this build yet")
-    from viewer.cli import serve
 
     base = shell_object(3000, sh_degree=1, seed=4)
     frames = [base.replace(means=base.means * 0.6 + torch.tensor([0.1 * k - 0.55, 0.0, 0.0])) for k in range(12)]

@@ -1,16 +1,22 @@
-"""`make demo` step: serve a generated scene, open it in headless Chromium when one is
-installed, and report the time to first frame (with a screenshot); then open the feature
-memory the memory step wrote (``memory/blobs.m3``), click the red ball and report the
-query's latency (click -> recoloured splats drawn by the tab)."""
+"""`make demo` step: publish the demo's scene (``scene/torus_knot.lgs``) and clip
+(``video/performer.gsv``) as a static site in ``demo_out/site/``, serve that folder with a
+plain static server (no Range requests: the clip streams as one progressive download), and,
+when Debian's Chromium and Playwright are installed, play both in headless Chromium: the
+scene's first frame, the clip to its last frame; report the URL and the bytes each fetched.
+
+Steps that ran before write the assets; run alone (``--only viewer``) the step makes small
+stand-ins: a generated torus scene and a 12-frame clip of it moving.
+"""
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import sys
+import threading
 import time
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 import torch
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,140 +39,111 @@ def _demo_scene(n: int = 20000):
     return GaussianScene.from_activated(means, quats, scales, op, rgb.clamp(0, 1), sh_rest=rest)
 
 
+def demo_assets(out_dir: Path) -> tuple[Path, Path]:
+    """(scene, clip) the earlier demo steps wrote, or stand-ins written into ``out_dir``."""
+    from splat.atomic import atomic_write_bytes
+
+    scene = out_dir.parent / "scene" / "torus_knot.lgs"
+    clip = out_dir.parent / "video" / "performer.gsv"
+    if not scene.is_file():
+        from splat.io import write_scene
+
+        scene = out_dir / "torus.ply"
+        write_scene(_demo_scene(), scene)
+    if not clip.is_file():
+        from compress.video import VideoSettings, encode_video
+
+        base = _demo_scene(6000)
+        frames = [base.replace(means=base.means + torch.tensor([0.05 * k, 0.0, 0.0])) for k in range(12)]
+        clip = out_dir / "torus.gsv"
+        atomic_write_bytes(clip, encode_video(frames, VideoSettings(fps=12.0, gop=6)).data)
+    return scene, clip
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """``python -m http.server``'s handler (no Range support), without the request log."""
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def static_server(folder: Path) -> http.server.ThreadingHTTPServer:
+    """A plain static server on ``folder`` at 127.0.0.1, any free port (background thread)."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
 def run(out_dir: Path) -> list[tuple[str, str]]:
-    from .scene_view import scene_asset_from_memory
-    from .server import ViewerServer
+    from .site import publish
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    scene = _demo_scene()
-    srv = ViewerServer(scene_asset_from_memory(scene, name="generated torus"), port=0, log=None, t_start=t0)
-    rows = [("server", f"{srv.url} (127.0.0.1 only), {len(scene):,} Gaussians, SH degree {scene.sh_degree}")]
+    scene, clip = demo_assets(out_dir)
+    site = publish([scene, clip], out_dir.parent / "site", force=True)
+    total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
+    rows = [("site", f"{site}/: {scene.name} ({scene.stat().st_size:,} B) and {clip.name} ({clip.stat().st_size:,} B), "
+                     f"{total:,} bytes with the player; any static host serves it")]
+    srv = static_server(site)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/"
+    rows.append(("served", f"{url} (a plain static server without Range, as `python -m http.server -d {site}`)"))
     try:
-        with urllib.request.urlopen(srv.url, timeout=30) as r:
-            rows.append(("viewer page", f"HTTP {r.status}, {len(r.read()):,} bytes, bundled client"))
         try:
             from playwright.sync_api import sync_playwright
         except ImportError:
             sync_playwright = None
         if sync_playwright is None or not os.path.exists(CHROMIUM):
             rows.append(("browser", "skipped: needs Debian's chromium and playwright (installed by `make test`)"))
-            sync_playwright = None
         else:
-            with sync_playwright() as pw:
-                browser, page, ttff = _open_page(pw, srv)
-                page.wait_for_timeout(500)
-                shot = out_dir / "viewer.png"
-                page.screenshot(path=str(shot))
-                browser.close()
-            rows.append(("time to first frame", f"{ttff:.2f} s from start, browser launch included (headless Chromium, SwiftShader)"))
-            rows.append(("screenshot", str(shot)))
+            rows += play_in_chromium(sync_playwright, url, scene, clip, out_dir)
     finally:
-        srv.stop()
-    rows += memory_query(out_dir, sync_playwright)
+        srv.shutdown()
+        srv.server_close()
     return rows
 
 
-def _open_page(pw, srv, size: tuple[int, int] = (960, 600)):
-    """Headless Chromium (the test suite's flags, from tests/viewer_browser.py) with one page on
-    ``srv``: (browser, page, time to first frame in s) once the tab has drawn its first frame."""
+def play_in_chromium(sync_playwright, url: str, scene: Path, clip: Path, out_dir: Path) -> list[tuple[str, str]]:
+    """Open each asset's page of the site in headless Chromium and play it; rows for the summary."""
     tests = str(Path(__file__).resolve().parents[1] / "tests")
     if tests not in sys.path:
         sys.path.insert(0, tests)
-    from viewer_browser import FLAGS  # noqa: E402
+    from viewer_browser import FLAGS  # noqa: E402  (the test suite's flags: WebGL on the CPU, no outside requests)
 
-    browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
-    page.goto(srv.url)
-    return browser, page, srv.wait_first_frame(300)
+    from .site import make_assets
 
-
-def memory_query(out_dir: Path, sync_playwright) -> list[tuple[str, str]]:
-    """Open the demo's ``.m3`` in the viewer, click the red ball, report the query latency."""
-    from splat.progress import human_bytes
-
-    from .assets import open_asset
-    from .server import ViewerServer
-
-    m3 = out_dir.parent / "memory" / "blobs.m3"
-    if not m3.is_file():
-        return [("feature memory", f"skipped: {m3} not found (the memory step writes it)")]
-    if sync_playwright is None:
-        return memory_query_without_browser(m3)
-    srv = ViewerServer(open_asset(m3), port=0, log=None, render_dir=out_dir)
-    try:
-        from viewer_browser import measure_click, project_point  # noqa: E402  (_open_page put tests/ on the path)
-
-        from .scene_view import camera_to_pose
-        from .server import camera_pose_to_viser
-
-        with sync_playwright() as pw:
-            browser, page, _ = _open_page(pw, srv)
-            sess = srv.session(srv.client_ids()[0])
-            cam0 = _left_ball_camera(srv.asset.cameras, 960, 600)
-            if cam0 is not None:
-                camera_pose_to_viser(sess.ctx.client, camera_to_pose(cam0, focus=srv.asset.prepared.center))
-                deadline = time.monotonic() + 30
-                while (time.monotonic() < deadline
-                       and np.abs(np.asarray(sess.ctx.client.camera.position) - cam0.position.numpy()).max() > 1e-4):
-                    time.sleep(0.05)
-            cam = sess.view.camera()
-            x, y = project_point(cam, (-0.8, 0.0, 0.0))  # the red ball of compress.memory.demo.blob_scene
-            seconds, nbytes = measure_click(page, sess, x, y)
-            r = sess.view.result
-            page.wait_for_timeout(300)
-            shot = out_dir / "viewer_memory.png"
+    names = [a.name for a in make_assets([scene, clip])]
+    rows = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 960, "height": 600})
+            page.set_default_timeout(300_000)
+            t0 = time.perf_counter()
+            page.goto(url + names[0] + ".html")
+            page.wait_for_function("() => { const p = document.querySelector('splat-player'); return p && (p.error || p.frame >= 0); }")
+            got = page.evaluate("() => { const p = document.querySelector('splat-player'); return {e: p.error, i: p.info, b: p.bytesFetched}; }")
+            if got["e"]:
+                raise RuntimeError(f"the scene did not play: {got['e']}")
+            shot = out_dir / "site_scene.png"
+            page.wait_for_timeout(500)
             page.screenshot(path=str(shot))
+            rows.append(("scene", f"{url}{names[0]}.html: {got['i']['count']:,} Gaussians ({got['i']['format']}), first frame "
+                                  f"{time.perf_counter() - t0:.1f} s after opening the page; "
+                                  f"{got['b']:,} bytes fetched of {scene.stat().st_size:,}; {shot}"))
+            page.goto(url + names[1] + ".html")
+            page.wait_for_function("() => { const p = document.querySelector('splat-player'); return p && (p.error || (p.info && p.info.frames)); }")
+            frames = page.evaluate("document.querySelector('splat-player').info?.frames ?? 0")
+            page.evaluate("() => { document.querySelector('splat-player').loop = false; }")
+            page.wait_for_function(f"() => {{ const p = document.querySelector('splat-player'); return p.error || p.frame >= {frames - 1}; }}")
+            got = page.evaluate("""() => { const p = document.querySelector('splat-player');
+                return {e: p.error, b: p.bytesFetched, s: p.stats, f: p.frame}; }""")
+            if got["e"]:
+                raise RuntimeError(f"the clip did not play: {got['e']}")
+            rows.append(("clip", f"{url}{names[1]}.html: played to frame {got['f'] + 1} of {frames}; {got['b']:,} bytes "
+                                 f"fetched of {clip.stat().st_size:,} (one progressive download: the server has no Range); "
+                                 f"decode {got['s']['decodeMs']:.1f} ms/frame in the worker"))
+        finally:
             browser.close()
-        n_match = int(sess.view.matches().sum())
-        return [
-            ("feature memory", f"{m3.name}: clicked pixel ({r.pixel[0]}, {r.pixel[1]}); {n_match:,} of "
-                               f"{len(r.scores):,} Gaussians above {sess.view.threshold_value():.2f}; {shot}"),
-            ("query latency", f"{seconds * 1000:.0f} ms click -> recoloured splats drawn (pick {r.ms['pick']:.0f} ms, "
-                              f"similarity {r.ms['similarity']:.0f} ms, colours {r.ms['colors']:.0f} ms), "
-                              f"{human_bytes(nbytes)} pushed"),
-        ]
-    finally:
-        srv.stop()
-
-
-def _left_ball_camera(cameras, width: int, height: int):
-    """Of the memory's stored views (resized), one where the red ball is in the left part of the
-    canvas, clear of the GUI panel on the right (None when there are no stored views)."""
-    from viewer_browser import project_point
-
-    best = None
-    for c in cameras:
-        c = c.resized(width, height)
-        x, y = project_point(c, (-0.8, 0.0, 0.0))
-        if 0.15 * width < x < 0.6 * width and 0.1 * height < y < 0.9 * height:
-            return c
-        best = best or c
-    return best
-
-
-def memory_query_without_browser(m3: Path) -> list[tuple[str, str]]:
-    """The same query through the asset's API (no tab): pick the red ball in the first stored view."""
-    from .assets import open_asset
-
-    asset = open_asset(m3)
-    try:
-        cam = asset.cameras[0]
-        c = cam.world_to_camera[:3, :3] @ torch.tensor([-0.8, 0.0, 0.0], dtype=torch.float64) + cam.world_to_camera[:3, 3]
-        x = int(min(max(cam.fx * c[0] / c[2] + cam.cx, 0), cam.width - 1))
-        y = int(min(max(cam.fy * c[1] / c[2] + cam.cy, 0), cam.height - 1))
-        model = asset.model_names[0]
-        t0 = time.perf_counter()
-        vec = asset.pick(cam, x, y, model)
-        t1 = time.perf_counter()
-        scores = asset.scores(vec, model)
-        t2 = time.perf_counter()
-        asset.tint(scores, 0.8)
-        t3 = time.perf_counter()
-        return [("feature memory", f"{m3.name}: pixel ({x}, {y}) of view 0 (no browser: the viewer's query API)"),
-                ("query latency", f"{(t3 - t0) * 1000:.0f} ms (pick {(t1 - t0) * 1000:.0f} ms, similarity incl. "
-                                  f"decoding every Gaussian's feature once {(t2 - t1) * 1000:.0f} ms, "
-                                  f"colours {(t3 - t2) * 1000:.0f} ms)")]
-    finally:
-        asset.close()
+    return rows

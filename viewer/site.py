@@ -120,10 +120,23 @@ pre{{background:#222;padding:1em;overflow:auto}}</style>
 """
 
 
-def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, speed: float = 1.0, base: str = "") -> str:
+def player_page(asset: Asset, *, autoplay: bool = True, loop: bool = True, speed: float = 1.0, base: str = "",
+                api: bool = False, settings: dict | None = None) -> str:
     """The page that opens ``asset`` in the player (``base``: prefix of the client files;
-    ``autoplay``, ``loop``, ``speed``: a clip starts on load, again at its end, at this rate)."""
+    ``autoplay``, ``loop``, ``speed``: a clip starts on load, again at its end, at this rate;
+    ``api``: the page is served by ``splat view``, whose local JSON API is at ``api/``;
+    ``settings``: initial display settings, ``budget`` (most significant N, 0 = all), ``sh``
+    (False: view-dependent colour off), ``background`` (CSS colour))."""
     attrs = [f'src="{html.escape(asset.url)}"']
+    s = settings or {}
+    if int(s.get("budget") or 0) > 0:
+        attrs.append(f'budget="{int(s["budget"])}"')
+    if s.get("sh") is False:
+        attrs.append('sh="off"')
+    if s.get("background"):
+        attrs.append(f'background="{html.escape(str(s["background"]))}"')
+    if api:
+        attrs.append('api="api/"')
     if asset.cameras_url:
         attrs.append(f'cameras="{html.escape(asset.cameras_url)}"')
     if autoplay:

@@ -19,6 +19,9 @@ file swapped for a symlink later is refused).
 * **Origin**: the API refuses a foreign ``Origin`` (403); the page, the client and the
   assets need none (they are what the server shows anyone who can reach it).
 * Binds 127.0.0.1 by default. ``bytes_sent`` counts body bytes per path (wire tests).
+* **POST** goes to the local JSON API only (:mod:`viewer.view_api`: ``/api/render``,
+  ``/api/contribution``), with the Host and Origin checks above, a JSON object body of at
+  most ``MAX_BODY`` bytes, and one-line errors. ``api=False`` leaves it out (405).
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from .memory_web import QUERY_PATH, TextQueryApi, scene_files
 from .memory_web import respond as respond_text_query
 from .origin import normalise_origin, own_origins
 from .site import CLIENT_FILES, Asset, client_file, player_page
+from .view_api import MAX_BODY, ApiError, ViewApi
 
 CHUNK = 1 << 16
 CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8",
@@ -57,6 +61,15 @@ class Route:
     content_type: str
     path: Path | None = None
     data: bytes | None = None
+
+
+@dataclass
+class ApiReply:
+    """What an API endpoint answers: a body, its type and extra headers."""
+
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] | None = None
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
@@ -125,19 +138,24 @@ class WebPlayerServer:
 
     def __init__(self, assets: Sequence[Asset], *, host: str = "127.0.0.1", port: int = 8080,
                  autoplay: bool = True, loop: bool = True, speed: float = 1.0, allow_origins: Sequence[str] = (),
-                 log: Callable[[str], None] | None = None, encoder: str | None = None) -> None:
+                 log: Callable[[str], None] | None = None, encoder: str | None = None, api: bool = True,
+                 render_dir: str | os.PathLike = "splat_view_renders", up: str = "-y",
+                 settings: dict | None = None) -> None:
         if not assets:
             raise UsageError("the web player needs at least one asset")
         self.assets = list(assets)
         self.autoplay = autoplay
         self.loop = loop
         self.speed = speed
+        self.settings = dict(settings or {})
         self.extra_origins = frozenset(normalise_origin(o) for o in allow_origins)
         self.bytes_sent: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self._log = log
         self._lock = threading.Lock()
         self.text_query = _text_query(encoder)
+        self.view_api = ViewApi(self.assets, render_dir, up=up) if api else None
+        self.post_routes = self._post_routes()
         self.routes = self._routes()
         self.httpd = self._bind(host, port)
         self.host = host
@@ -158,9 +176,16 @@ class WebPlayerServer:
                 routes["/assets/" + a.name + ".cameras.json"] = Route(CONTENT_TYPES[".json"], data=a.cameras_json)
         for key, path in scene_files(self.assets).items():  # scenes that .m3 assets reference
             routes["/" + key] = Route("application/octet-stream", path=path)
-        index = player_page(self.assets[0], autoplay=self.autoplay, loop=self.loop, speed=self.speed).encode()
+        index = player_page(self.assets[0], autoplay=self.autoplay, loop=self.loop, speed=self.speed,
+                            api=self.view_api is not None, settings=self.settings).encode()
         routes["/"] = routes["/index.html"] = Route(CONTENT_TYPES[".html"], data=index)
         return routes
+
+    def _post_routes(self) -> dict[str, Callable[[dict], ApiReply]]:
+        """The API's POST endpoints (none without ``api``)."""
+        if self.view_api is None:
+            return {}
+        return {"/api/render": self.api_render, "/api/contribution": self.api_contribution}
 
     def _bind(self, host: str, port: int) -> ThreadingHTTPServer:
         handler = _handler_for(self)
@@ -194,6 +219,20 @@ class WebPlayerServer:
         if self.text_query is not None:
             out["query"] = self.text_query.advertise()
         return json.dumps(out).encode()
+
+    def api_render(self, obj: dict) -> ApiReply:
+        """``POST /api/render``: the PNG, saved in the render folder, sent as a download."""
+        assert self.view_api is not None
+        png, name = self.view_api.render(obj)
+        if self._log is not None:
+            self._log(f"rendered this view: {self.view_api.render_dir / name}")
+        return ApiReply(png, "image/png", {"Content-Disposition": f'attachment; filename="{name}"', "X-Saved-As": name})
+
+    def api_contribution(self, obj: dict) -> ApiReply:
+        """``POST /api/contribution``: one float32 (little-endian) weight per Gaussian."""
+        assert self.view_api is not None
+        data = self.view_api.contribution(obj)
+        return ApiReply(data, "application/octet-stream", {"X-Gaussians": str(len(data) // 4)})
 
     def count(self, key: str, n: int) -> None:
         with self._lock:
@@ -262,21 +301,23 @@ def _handler_for(server: WebPlayerServer):
                 self.close_connection = True
 
         def _other(self) -> None:
-            self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "only GET and HEAD", {"Allow": "GET, HEAD"})
+            allow = "GET, HEAD, POST" if server.post_routes else "GET, HEAD"
+            self._plain(HTTPStatus.METHOD_NOT_ALLOWED, f"only {allow}", {"Allow": allow})
 
         do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other
 
         def do_POST(self) -> None:
-            if server.text_query is None or clean_path(self.path) != QUERY_PATH:
-                self._other()
-            elif not self._host_ok():
-                server.note_refusal("host", f"Host {self.headers.get('Host')!r} for {self.path!r}")
-                self._plain(HTTPStatus.FORBIDDEN, "unknown Host (this server answers only to its own address)")
-            else:
-                try:
-                    respond_text_query(self, server)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
+            try:
+                if server.text_query is not None and clean_path(self.path) == QUERY_PATH:
+                    if not self._host_ok():
+                        server.note_refusal("host", f"Host {self.headers.get('Host')!r} for {self.path!r}")
+                        self._plain(HTTPStatus.FORBIDDEN, "unknown Host (this server answers only to its own address)")
+                    else:
+                        respond_text_query(self, server)
+                else:
+                    _post(self, server)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
 
         def _get(self) -> None:
             if not self._host_ok():
@@ -384,15 +425,68 @@ def _text_query(encoder: str | None) -> TextQueryApi | None:
     return TextQueryApi(encoder) if encoder else None
 
 
+def _post(h, server: WebPlayerServer) -> None:
+    """One POST to the API: Host, path, Origin, a bounded JSON body, then the endpoint."""
+    h.close_connection = True  # an unread or refused body must not be taken for the next request
+    if not h._host_ok():
+        server.note_refusal("host", f"Host {h.headers.get('Host')!r} for POST {h.path!r}")
+        h._plain(HTTPStatus.FORBIDDEN, "unknown Host (this server answers only to its own address)")
+        return
+    path = clean_path(h.path)
+    endpoint = server.post_routes.get(path) if path is not None else None
+    if endpoint is None:
+        h._other()
+        return
+    if not h._origin_ok():
+        server.note_refusal("origin", f"Origin {h.headers.get('Origin')!r} for POST {path}")
+        h._plain(HTTPStatus.FORBIDDEN, "origin not allowed")
+        return
+    length = h.headers.get("Content-Length")
+    if length is None or not length.strip().isdigit():
+        h._plain(HTTPStatus.LENGTH_REQUIRED, "a JSON body with Content-Length is required")
+        return
+    n = int(length)
+    if n > MAX_BODY:
+        h._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body too large ({n:,} bytes; at most {MAX_BODY:,})")
+        return
+    body = h.rfile.read(n)
+    try:
+        from .view_api import parse_body
+
+        reply = endpoint(parse_body(body))
+    except ApiError as e:
+        h._plain(HTTPStatus(e.status), str(e).splitlines()[0][:300])
+        return
+    except Exception as e:  # noqa: BLE001 - one line to the page and the console, never a traceback
+        msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        server.note_refusal("api", f"{path}: {msg}")
+        h._plain(HTTPStatus.INTERNAL_SERVER_ERROR, f"{path} failed ({msg})")
+        return
+    h.send_response(HTTPStatus.OK)
+    h.send_header("Content-Type", reply.content_type)
+    h.send_header("Content-Length", str(len(reply.body)))
+    h.send_header("Cache-Control", "no-store")
+    h.send_header("X-Content-Type-Options", "nosniff")
+    for k, v in (reply.headers or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(reply.body)
+    server.count(path, len(reply.body))
+
+
 def serve_web(paths: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: int = 8080,
               cameras: str | os.PathLike | None = None, autoplay: bool = True, loop: bool = True,
               speed: float = 1.0, allow_origins: Sequence[str] = (), log: Callable[[str], None] | None = None,
-              encoder: str | None = None) -> WebPlayerServer:
+              encoder: str | None = None, api: bool = True, render_dir: str | os.PathLike = "splat_view_renders",
+              up: str = "-y", settings: dict | None = None) -> WebPlayerServer:
     """Start the web player on ``paths`` (files); returns the running server (``.url``, ``.stop()``).
     ``autoplay``: a clip starts playing on load (muted-video style); ``loop``: it starts again at its
-    end; ``speed``: its initial playback rate; ``encoder``: a text encoder ``module:function`` for
-    a ``.m3``'s text queries (``POST /api/query``)."""
+    end; ``speed``: its initial playback rate. ``encoder``: a text encoder ``module:function`` for a
+    ``.m3``'s text queries (``POST /api/query``). ``api``: the local JSON API (render this view, the
+    contribution order; PNGs go to ``render_dir``). ``settings``: the page's initial display
+    settings (``budget``, ``sh``, ``background``; see :func:`viewer.site.player_page`)."""
     from .site import make_assets
 
     return WebPlayerServer(make_assets(paths, cameras), host=host, port=port, autoplay=autoplay, loop=loop, speed=speed,
-                           allow_origins=allow_origins, log=log, encoder=encoder)
+                           allow_origins=allow_origins, log=log, encoder=encoder, api=api, render_dir=render_dir, up=up,
+                           settings=settings)

@@ -1,7 +1,8 @@
 /**
  * `<splat-player src="scene.spz">`: the web component. Attributes: `src`, `cameras` (a
  * cameras.json / transforms.json URL), `background` (CSS colour), `autoplay`, `loop`, `speed`,
- * `controls` ("none" hides the panel). Scripting API: play(), pause(), seek(t), and the
+ * `controls` ("none" hides the panel), `budget` and `sh` ("off") (initial settings), `api` (the
+ * base URL of `splat view`'s local API: "render this view" and the contribution order). Scripting API: play(), pause(), seek(t), and the
  * properties (with events of the same name) frame, currentTime, bytesFetched, decodeMs, error;
  * plus `info`, `settings`, `load(url)`, `setSettings(patch)`; for a `.gsi` image (drawn by
  * image_view.ts) `imageView`, `setView(patch)` and `readPixels(w, h)`. A `.gsv` clip streams through
@@ -11,6 +12,7 @@
 import type { Gaussians2D } from "../formats/gsi.js";
 import type { SplatArrays } from "../formats/types.js";
 import type { PreparedImage } from "../image/tiles.js";
+import { ApiControls } from "./api.js";
 import { WorkerDecoder } from "../stream/decoder.js";
 import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../stream/player.js";
 import { HttpSource } from "../stream/source.js";
@@ -120,6 +122,8 @@ export class SplatPlayer extends HTMLElement {
   private image: ImagePane | null = null;
   /** The feature-memory panel and query state, when the asset is a `.m3` (memory.ts). */
   private memoryPanel: MemoryPanel | null = null;
+  /** The local API's controls (`api` attribute: pages served by `splat view`). */
+  private apiControls: ApiControls | null = null;
 
   constructor() {
     super();
@@ -199,6 +203,8 @@ export class SplatPlayer extends HTMLElement {
   get error(): string | null { return this._error; }
   get info(): AssetInfo | null { return this._info ? { ...this._info } : null; }
   get settings(): DisplaySettings { return { ...(this.view?.settings ?? ({} as DisplaySettings)) }; }
+  /** The local API (render this view, contribution order), or null on a page without one. */
+  get viewApi(): ApiControls | null { return this.apiControls; }
   /** Frames rendered since the asset appeared (renderer frames, not content frames). */
   get framesDrawn(): number { return this.image?.active ? this.image.framesDrawn : this.view?.framesDrawn ?? 0; }
   /** An image's view `{zoom, centerX, centerY, lod, ellipses}` (image_view.ts), else null; event `view`. */
@@ -300,11 +306,17 @@ export class SplatPlayer extends HTMLElement {
       this.view.onDraw = () => this.onDraw();
       const bg = this.getAttribute("background");
       if (bg) this.view.applySettings({ background: bg });
+      // initial budget (most significant N) and SH switch, e.g. from `splat view --budget N --no-sh`
+      const budget = Math.floor(Number(this.getAttribute("budget") ?? "0"));
+      if (budget > 0) this.view.applySettings({ budget });
+      if (this.getAttribute("sh") === "off") this.view.applySettings({ sh: false });
+      this.syncControls();
     }
     this.resizeObserver = new ResizeObserver(() => this.fit());
     this.resizeObserver.observe(this);
     this.fit();
     this.panel.hidden = this.getAttribute("controls") === "none";
+    if (!this.apiControls && this.getAttribute("api")) this.mountApi(this.getAttribute("api")!);
     if (this.src && !this._info && !this._error) void this.startLoad(this.src);
     if (this.getAttribute("cameras")) void this.loadCameras(this.getAttribute("cameras")!);
   }
@@ -331,6 +343,19 @@ export class SplatPlayer extends HTMLElement {
   }
 
   // ------------------------------------------------------------------ internals
+  private mountApi(base: string): void {
+    this.apiControls = new ApiControls({
+      root: this.root,
+      view: () => this.view,
+      assetName: () => this._info?.name ?? null,
+      frameIndex: () => Math.max(0, this._frame),
+      isClip: () => this.video !== null,
+      say: (text) => this.status(text),
+      emit: (type, detail) => this.emit(type, detail),
+    }, new URL(base, document.baseURI));
+    this.addEventListener("load", () => this.apiControls?.reset());
+  }
+
   private emit(type: string, detail: unknown = undefined): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
