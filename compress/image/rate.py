@@ -33,7 +33,6 @@ from .quant import QuantSpec
 
 OVERSHOOT = 1.08  # first fit gets this many more Gaussians than the first guess suggests
 GROW_STEP = 2.0  # one growth stage at most doubles the count
-FINETUNE_FRACTION = 0.25  # fine-tuning steps, as a fraction of the fit's steps
 
 
 @dataclass
@@ -116,7 +115,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         seconds += rep.seconds
         return g, sp, rep
 
-    tune = replace(cfg, steps=max(20, int(cfg.steps * FINETUNE_FRACTION)), warmup_end=0.0, growth_end=0.5,
+    tune = replace(cfg, steps=max(20, int(cfg.steps * cfg.finetune_fraction)), warmup_end=0.0, growth_end=0.5,
                    growth_rounds=2, lr_means=cfg.lr_means * 0.3, lr_scales=cfg.lr_scales * 0.3,
                    lr_rotations=cfg.lr_rotations * 0.3, lr_colors=cfg.lr_colors * 0.3)
     reached = True
