@@ -71,3 +71,26 @@ def test_coarse_to_fine_fit_on_an_odd_sized_crop():
     t = torch.from_numpy(img)
     flat = psnr(t.mean(dim=(0, 1), keepdim=True).expand_as(t), t)
     assert res.psnr > flat + 8, (res.psnr, flat)
+
+
+def test_largest_within_agrees_with_bisection_in_fewer_calls():
+    """The interpolating search returns the plain bisection's answer (largest n whose size
+    fits) on near-linear, stepped and flat size curves, and needs fewer calls on a linear one."""
+    from compress.image.rate import _bisect, largest_within
+
+    rng = np.random.default_rng(0)
+    curves = [lambda n: 37 * n + 100, lambda n: 9 * (n // 7) + 5, lambda n: 50]
+    steps = np.cumsum(rng.integers(0, 60, 6000))
+    curves.append(lambda n: int(steps[n - 1]))
+    for size in curves:
+        for cap in (0, 49, 50, 99, 5000, 123_456, 10**9):
+            calls = []
+
+            def counted(n, size=size):
+                calls.append(n)
+                return size(n)
+
+            got = largest_within(1, 5000, counted, cap)
+            assert got == _bisect(1, 5000, lambda n: size(n) <= cap), (cap, got)
+            if size is curves[0] and 137 < cap < 37 * 5000:
+                assert len(calls) <= 6, len(calls)

@@ -64,9 +64,38 @@ def _encode_prefix(g: ImageGaussians, spec: QuantSpec, n: int, meta: dict | None
     return encode(g.prefix(n), spec, extra=meta)
 
 
+def largest_within(lo: int, hi: int, size: Callable[[int], int], max_size: int) -> int:
+    """Largest n in [lo, hi] with size(n) <= max_size, for size non-decreasing in n; lo if none.
+
+    The same answer as a bisection, in fewer calls when size is close to linear (file bytes
+    against the prefix length): each probe interpolates between the bracket's known sizes,
+    and a probe that does not halve the bracket is followed by a plain bisection step."""
+    known = {lo: size(lo)}
+    if known[lo] > max_size:
+        return lo
+    known[hi] = size(hi) if hi != lo else known[lo]
+    if known[hi] <= max_size:
+        return hi
+    interpolate = True
+    while hi - lo > 1:  # size(lo) <= max_size < size(hi)
+        if interpolate:
+            frac = (max_size - known[lo]) / max(1, known[hi] - known[lo])
+            mid = min(hi - 1, max(lo + 1, lo + int(frac * (hi - lo))))
+        else:
+            mid = (lo + hi) // 2
+        width = hi - lo
+        known[mid] = size(mid)
+        if known[mid] <= max_size:
+            lo = mid
+        else:
+            hi = mid
+        interpolate = not interpolate or 2 * (hi - lo) <= width
+    return lo
+
+
 def largest_prefix_within(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None) -> int:
     """Largest prefix length whose encoded file has at most ``max_bytes`` bytes (>= 1)."""
-    return _bisect(1, len(g), lambda n: len(_encode_prefix(g, spec, n, meta)) <= max_bytes)
+    return largest_within(1, len(g), lambda n: len(_encode_prefix(g, spec, n, meta)), max_bytes)
 
 
 def _psnr_of(g: ImageGaussians, spec: QuantSpec, meta: dict | None, target: Tensor) -> float:
