@@ -100,7 +100,7 @@ def main() -> None:
                             "bpp_ratio": base[first]["bpp"] / base[sched]["bpp"],
                             "wall_speedup": base[sched]["fit_wall_s"] / base[first]["fit_wall_s"],
                             "cpu_speedup": base[sched]["fit_cpu_s"] / base[first]["fit_cpu_s"]})
-    res = {"rows": rows, "summary": summary, "cores": os.cpu_count(),
+    res = {"rows": rows, "summary": summary, "cores": os.cpu_count(), "default_schedule": DEFAULT_SCHEDULE,
            "command": f"python bench/image_speed.py --images {' '.join(args.images)} --bpp {args.bpp}"
                       f" --schedules {' '.join(args.schedules)}"}
     res["decode_render_default_threads"] = _decode_render_ms(kept)

@@ -288,8 +288,8 @@ def image_tables() -> list[Table]:
                   ["image", "schedule", "bpp", "PSNR", "Gaussians", "fit (wall)", "fit (CPU)", "peak RSS", "load"],
                   rows, f"768x512 Kodak images, `splat fit-image` end to end, schedules interleaved. "
                         f"{d['summary'][0]['schedule']} against {d['summary'][0]['versus']}: {gains}. Decode + render "
-                        f"of the first file: **{dr[0]:.1f} ms** (default threads), {dr[1]:.1f} ms (1 thread), minimum "
-                        "over warm runs in one process.")
+                        f"of the first file ({d['rows'][0]['image']}, {d['rows'][0]['schedule']}): **{dr[0]:.1f} ms** (default threads), {dr[1]:.1f} ms (1 thread), minimum "
+                        "over warm runs in one process." + (f" {d['note'][0].upper()}{d['note'][1:]}." if "note" in d else ""))
     d = load("image_budget_summary.json")
     rows = [[k.split("@")[1] + " bpp", "without the final stage" if k.startswith("main") else "always refine (current)",
              f"{v['psnr']:.3f} dB", f"{v['bpp']:.3f}", f"{v['gaussians']:,.0f}", f"{v['fit_s']:.0f} s"]
@@ -307,7 +307,17 @@ def image_tables() -> list[Table]:
                    f"{d['shape']:.2f} ({s['sa']:.2f} + {s['su']:.2f} + {s['sv']:.2f})",
                    f"{d['colour']:.2f} ({s['c0']:.2f} + {s['c1']:.2f} + {s['c2']:.2f})", f"{d['total']:.2f}"]],
                  "From `splat fit-image kodim03.png -o X.gsi --bpp 0.5`.")
-    return [rd, speed, budget, bits]
+    tables = [rd, speed, budget, bits]
+    d = load("image_large.json")
+    if "render" in d:
+        r = d["render"]
+        tables.append(Table("Rendering a .gsi to large outputs (band by band)", ["image_large.json"], r["command"],
+                            load_text([x["load_before"] for x in r["rows"]], [x["load_after"] for x in r["rows"]]),
+                            ["source", "Gaussians", "output", "render-image (wall)", "CPU", "peak RSS"],
+                            [[x["source"], f"{x['gaussians']:,}", x["output"], f"{x['wall_s']:.1f} s", f"{x['cpu_s']:.1f} s",
+                              f"**{x['peak_rss_mb']:.0f} MB**"] for x in r["rows"]],
+                            "`splat render-image X.gsi -o out.png --width W` in a subprocess, PNG written; " + r["note"] + "."))
+    return tables
 
 
 # ---------------------------------------------------------------- video
@@ -569,7 +579,7 @@ def headline_rows() -> Iterable[tuple[str, str, str, str]]:
     n = next(iter(d.values()))["gsi"]["images"]
     yield ("Image fitting", "against JPEG: " + ", ".join(parts), f"{n} Kodak images", "image_rd_v3_summary.json")
     d = load("image_speed.json")
-    r = d["rows"][0]
+    r = next(r for r in d["rows"] if r["schedule"] == d["default_schedule"])
     yield ("Image fitting", f"fit {r['fit_wall_s']:.1f} s ({r['schedule']} schedule, {r['psnr']:.2f} dB), decode + render "
                             f"{d['decode_render_default_threads']['min_ms']:.0f} ms",
            f"{r['image']}, 768x512 at {r['target_bpp']} bpp, load {load_text(r['load_before'], r['load_after'])}",
