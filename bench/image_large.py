@@ -8,6 +8,12 @@ reports wall and CPU seconds and the process's peak resident memory. Writes
 
     python bench/image_large.py --side 2048 --steps 4
     python bench/image_large.py --side 4096 --steps 6 --bpp 0.25
+
+``--render SIDE`` instead times ``splat render-image X.gsi --width SIDE`` in a subprocess
+(wall and peak RSS of the child) for a ``.gsi`` of the Kodak image's size holding
+``--gaussians`` Gaussians (colours and shapes drawn from the image; no fit), at each SIDE:
+
+    python bench/image_large.py --render 1024 4096 8192
 """
 from __future__ import annotations
 
@@ -36,6 +42,43 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _render_rows(args: argparse.Namespace) -> None:
+    """Peak memory of render-image at each output width (band-by-band rendering)."""
+    import subprocess
+    import tempfile
+
+    from compress.image import encode
+    from compress.image.fit import FitConfig, initial_gaussians
+    from compress.image.model import ImageGaussians
+
+    src = torch.from_numpy(load_image(KODAK / f"{args.image}.png").pixels)
+    h, w, _ = src.shape
+    p = initial_gaussians(src, args.gaussians, FitConfig(), torch.Generator().manual_seed(0))
+    g = ImageGaussians(p["means"], torch.exp(p["log_scales"]) * 2, p["rotations"], p["colors"] * 0.3, w, h)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        gsi = Path(tmp) / "x.gsi"
+        gsi.write_bytes(encode(g))
+        for side in args.render:
+            out = Path(tmp) / f"r{side}.png"
+            load = os.getloadavg()[0]
+            c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "splat.cli", "render-image", str(gsi), "-o", str(out), "--width",
+                            str(side), "--force"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            rows.append({"image": args.image, "gaussians": args.gaussians, "source": f"{w}x{h}",
+                         "output": f"{side}x{round(h * side / w)}", "wall_s": time.perf_counter() - t0,
+                         "cpu_s": (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime),
+                         "peak_rss_mb": c1.ru_maxrss / 1024, "load_before": load, "load_after": os.getloadavg()[0]})
+            print(json.dumps(rows[-1]), flush=True)
+            out.unlink()
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
+    data["render"] = {"rows": rows, "command": "python bench/image_large.py --render " + " ".join(map(str, args.render)),
+                      "note": "peak RSS of the child process (the largest so far: the sides run in increasing order)"}
+    RESULTS.write_text(json.dumps(data, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default="kodim05")
@@ -43,7 +86,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--bpp", type=float, default=0.25)
     ap.add_argument("--init", default="gradient", choices=["gradient", "structure"])
+    ap.add_argument("--render", type=int, nargs="+", help="time render-image to these output widths instead")
+    ap.add_argument("--gaussians", type=int, default=6000)
     args = ap.parse_args()
+    if args.render:
+        _render_rows(args)
+        return
     src = torch.from_numpy(load_image(KODAK / f"{args.image}.png").pixels)
     big = F.interpolate(src.permute(2, 0, 1)[None], size=(args.side, args.side), mode="bicubic",
                         align_corners=False)[0].permute(1, 2, 0).clamp(0, 1).contiguous()
@@ -60,9 +108,10 @@ def main() -> None:
            "command": f"python bench/image_large.py --side {args.side} --steps {args.steps} --bpp {args.bpp}"
                       f" --init {args.init}"}
     print(json.dumps(row, indent=1))
-    rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
-    rows = [r for r in rows if (r["side"], r["init"]) != (args.side, args.init)] + [row]
-    RESULTS.write_text(json.dumps({"rows": sorted(rows, key=lambda r: (r["side"], r["init"]))}, indent=1))
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
+    rows = [r for r in data["rows"] if (r["side"], r["init"]) != (args.side, args.init)] + [row]
+    data["rows"] = sorted(rows, key=lambda r: (r["side"], r["init"]))
+    RESULTS.write_text(json.dumps(data, indent=1))
 
 
 if __name__ == "__main__":

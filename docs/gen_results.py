@@ -277,15 +277,19 @@ def image_tables() -> list[Table]:
                "JPEG and WebP (Pillow) at the largest quality whose real bpp is not above ours. Fit times from "
                "this loaded run are not the machine's speed; see the next table.")
     d = load("image_speed.json")
-    speed = Table("Fit and decode time of one image", ["image_speed.json"], d["command"],
-                  load_text(d["load_before"], d["load_after"]),
-                  ["image", "bpp", "Gaussians", "fit (wall)", "fit (CPU)", "peak RSS", "decode + render, default threads",
-                   "decode + render, 1 thread"],
-                  [[d["image"], f"{d['bpp']:.3f}", f"{d['gaussians']:,}", f"**{d['fit_wall_s']:.1f} s**",
-                    f"{d['fit_cpu_s']:.1f} s", f"{d['fit_peak_rss_mb']:.0f} MB",
-                    f"**{d['decode_render_default_threads']['min_ms']:.1f} ms**",
-                    f"{d['decode_render_one_thread']['min_ms']:.1f} ms"]],
-                  "768x512; decode + render is the minimum over warm runs in one process.")
+    rows = [[r["image"], r["schedule"], f"{r['bpp']:.3f}", f"{r['psnr']:.2f} dB", f"{r['gaussians']:,}",
+             f"**{r['fit_wall_s']:.1f} s**", f"{r['fit_cpu_s']:.1f} s", f"{r['fit_peak_rss_mb']:.0f} MB",
+             load_text(r["load_before"], r["load_after"])] for r in d["rows"]]
+    gains = ", ".join(f"{x['image']} {x['psnr_gain_db']:+.2f} dB at {x['bpp_ratio']:.3f}x the bpp, "
+                      f"{x['wall_speedup']:.2f}x faster (CPU {x['cpu_speedup']:.2f}x)" for x in d["summary"])
+    dr = d["decode_render_default_threads"]["min_ms"], d["decode_render_one_thread"]["min_ms"]
+    speed = Table("Fit time of the step schedules, and decode time", ["image_speed.json"], d["command"],
+                  load_text([r["load_before"] for r in d["rows"]], [r["load_after"] for r in d["rows"]]),
+                  ["image", "schedule", "bpp", "PSNR", "Gaussians", "fit (wall)", "fit (CPU)", "peak RSS", "load"],
+                  rows, f"768x512 Kodak images, `splat fit-image` end to end, schedules interleaved. "
+                        f"{d['summary'][0]['schedule']} against {d['summary'][0]['versus']}: {gains}. Decode + render "
+                        f"of the first file ({d['rows'][0]['image']}, {d['rows'][0]['schedule']}): **{dr[0]:.1f} ms** (default threads), {dr[1]:.1f} ms (1 thread), minimum "
+                        "over warm runs in one process." + (f" {d['note'][0].upper()}{d['note'][1:]}." if "note" in d else ""))
     d = load("image_budget_summary.json")
     rows = [[k.split("@")[1] + " bpp", "without the final stage" if k.startswith("main") else "always refine (current)",
              f"{v['psnr']:.3f} dB", f"{v['bpp']:.3f}", f"{v['gaussians']:,.0f}", f"{v['fit_s']:.0f} s"]
@@ -303,7 +307,17 @@ def image_tables() -> list[Table]:
                    f"{d['shape']:.2f} ({s['sa']:.2f} + {s['su']:.2f} + {s['sv']:.2f})",
                    f"{d['colour']:.2f} ({s['c0']:.2f} + {s['c1']:.2f} + {s['c2']:.2f})", f"{d['total']:.2f}"]],
                  "From `splat fit-image kodim03.png -o X.gsi --bpp 0.5`.")
-    return [rd, speed, budget, bits]
+    tables = [rd, speed, budget, bits]
+    d = load("image_large.json")
+    if "render" in d:
+        r = d["render"]
+        tables.append(Table("Rendering a .gsi to large outputs (band by band)", ["image_large.json"], r["command"],
+                            load_text([x["load_before"] for x in r["rows"]], [x["load_after"] for x in r["rows"]]),
+                            ["source", "Gaussians", "output", "render-image (wall)", "CPU", "peak RSS"],
+                            [[x["source"], f"{x['gaussians']:,}", x["output"], f"{x['wall_s']:.1f} s", f"{x['cpu_s']:.1f} s",
+                              f"**{x['peak_rss_mb']:.0f} MB**"] for x in r["rows"]],
+                            "`splat render-image X.gsi -o out.png --width W` in a subprocess, PNG written; " + r["note"] + "."))
+    return tables
 
 
 # ---------------------------------------------------------------- video
@@ -583,8 +597,10 @@ def headline_rows() -> Iterable[tuple[str, str, str, str]]:
     n = next(iter(d.values()))["gsi"]["images"]
     yield ("Image fitting", "against JPEG: " + ", ".join(parts), f"{n} Kodak images", "image_rd_v3_summary.json")
     d = load("image_speed.json")
-    yield ("Image fitting", f"fit {d['fit_wall_s']:.1f} s, decode + render {d['decode_render_default_threads']['min_ms']:.0f} ms",
-           f"{d['image']}, 768x512 at {d['target_bpp']} bpp, load {load_text(d['load_before'], d['load_after'])}",
+    r = next(r for r in d["rows"] if r["schedule"] == d["default_schedule"])
+    yield ("Image fitting", f"fit {r['fit_wall_s']:.1f} s ({r['schedule']} schedule, {r['psnr']:.2f} dB), decode + render "
+                            f"{d['decode_render_default_threads']['min_ms']:.0f} ms",
+           f"{r['image']}, 768x512 at {r['target_bpp']} bpp, load {load_text(r['load_before'], r['load_after'])}",
            "image_speed.json")
     d = load("video.json")
     tr = next(r for r in d["rows"] if r.get("mode") == "tracked")

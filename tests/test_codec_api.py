@@ -147,7 +147,6 @@ def test_image_defaults_agree(monkeypatch, tmp_path):
 
     import splat.cli as cli
     from compress.image import FitConfig, ImageGaussians, api
-    from compress.image.rate import FINETUNE_FRACTION
     from render.image2d import DEFAULT_MODE, render_image
 
     g = ImageGaussians(torch.rand(5, 2) * 8, torch.ones(5, 2), torch.zeros(5), torch.rand(5, 3), 8, 8)
@@ -168,8 +167,12 @@ def test_image_defaults_agree(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     shown = CliRunner().invoke(cli.build_app(), ["fit-image", "--help"], env={"COLUMNS": "200"}).output
-    assert f"(default {FitConfig().steps}, the benchmarked budget)" in shown
+    from compress.image.schedules import DEFAULT_SCHEDULE, SCHEDULES
+
+    for name, sched in SCHEDULES.items():
+        assert f"{sched['steps']} ({name})" in shown
+    assert f"[default: {DEFAULT_SCHEDULE}]" in shown
     bench = Path(__file__).resolve().parents[1] / "bench" / "results" / "image_rd.csv"
     with open(bench) as f:
         measured = {int(r["steps"]) for r in csv.DictReader(f) if r["codec"] == "gsi"}
-    assert measured == {FitConfig().steps + int(FitConfig().steps * FINETUNE_FRACTION)}
+    assert measured == {FitConfig().steps + int(FitConfig().steps * FitConfig().finetune_fraction)}

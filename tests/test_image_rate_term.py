@@ -107,6 +107,9 @@ def test_fit_image_default_steps_are_the_benchmarked_ones():
 
     opt = inspect.signature(fit_image_cmd).parameters["steps"].default
     assert opt.default is None  # None -> FitConfig().steps in compress_image
-    assert re.search(r"default (\d+)", opt.help).group(1) == str(FitConfig().steps)
+    from compress.image.schedules import DEFAULT_SCHEDULE
+
+    assert re.search(rf"(\d+) \({DEFAULT_SCHEDULE}\)", opt.help).group(1) == str(FitConfig().steps)
+    assert inspect.signature(fit_image_cmd).parameters["schedule"].default.default == DEFAULT_SCHEDULE
     bench = (__import__("pathlib").Path(__file__).parents[1] / "bench" / "image_rd.py").read_text()
     assert 'ap.add_argument("--steps", type=int, default=FitConfig().steps)' in bench

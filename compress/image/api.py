@@ -18,6 +18,7 @@ import torch
 from splat.progress import Progress
 
 from .fit import FitConfig
+from .fit import schedule as fit_schedule
 from .gsi import decode, encode, read_gsi, write_gsi
 from .imageio import check_pixels
 from .model import ImageGaussians, render_gaussians
@@ -26,13 +27,14 @@ from .rate import RateResult, fit_rate
 
 def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = None, gaussians: int | None = None,
                    psnr: float | None = None, steps: int | None = None, mode: str | None = None, k: int | None = None,
-                   init: str | None = None,
+                   init: str | None = None, schedule: str | None = None,
                    config: FitConfig | None = None, device: str = "cpu", max_gaussians: int | None = None,
                    meta: dict | None = None, progress: Progress | None = None
                    ) -> RateResult:
     """Fit an image ([H,W] or [H,W,C], C <= 16; integers scaled by their maximum, floats taken
     as [0,1]) to one target (``bpp`` from the real file size, ``gaussians``, or ``psnr`` dB).
-    ``init``: "gradient" (default) or "structure" (see :class:`FitConfig`)."""
+    ``init``: "gradient" (default) or "structure" (see :class:`FitConfig`); ``schedule``:
+    "fast" or "thorough" (``schedules.py``; default: ``FitConfig``'s), applied before ``steps``."""
     if sum(x is not None for x in (bpp, gaussians, psnr)) == 0:
         bpp = 0.5
     arr = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else pixels
@@ -42,6 +44,8 @@ def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = Non
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' requested but torch sees no CUDA GPU")
     cfg = config or FitConfig()
+    if schedule is not None:
+        cfg = fit_schedule(cfg, schedule)
     if steps is not None:
         cfg = replace(cfg, steps=int(steps))
     if mode is not None:

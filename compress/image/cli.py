@@ -11,6 +11,8 @@ from rich.console import Console
 from splat.cli_options import backend_option, force_option, output_option
 from splat.errors import UsageError
 
+from .schedules import DEFAULT_SCHEDULE, SCHEDULES
+
 FIT_HELP = """Fit an image with 2D Gaussians and write a compact .gsi file.
 
 Give one target: --bpp (bits per pixel, measured on the real file), --gaussians or --psnr.
@@ -57,7 +59,9 @@ def fit_image_cmd(
     gaussians: Optional[int] = typer.Option(None, "--gaussians", help="number of Gaussians"),
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB (smallest file that reaches it)"),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, max=1_000_000, show_default=False,
-                                        help="maximum optimisation steps of the main fit (default 420, the benchmarked budget)"),
+                                        help="maximum optimisation steps of the main fit (default: the schedule's, "
+                                        + ", ".join(f"{v['steps']} ({k})" for k, v in SCHEDULES.items()) + ")"),
+    schedule: str = typer.Option(DEFAULT_SCHEDULE, "--schedule", help="step schedule: fast (coarse to fine, the first half of the steps at reduced resolution) or thorough (longer; bench/image_speed.py compares them)"),
     init: str = typer.Option("gradient", "--init", help="initialisation: gradient (positions sampled by gradient energy) or structure (structure-tensor shapes, least-squares colours)"),
     mode: str = typer.Option("sum", "--mode", help="render rule: sum (accumulated, best fits) or topk (Image-GS normalised)"),
     k: int = typer.Option(10, "--k", min=1, max=64, help="Gaussians kept per pixel in topk mode"),
@@ -84,6 +88,8 @@ def fit_image_cmd(
         raise UsageError(f"--mode must be topk or sum, got {mode!r}")
     if init not in ("structure", "gradient"):
         raise UsageError(f"--init must be structure or gradient, got {init!r}")
+    if schedule not in SCHEDULES:
+        raise UsageError(f"--schedule must be {' or '.join(SCHEDULES)}, got {schedule!r}")
     check_range("--bpp", bpp, 0.0, 64.0, lo_open=True)
     check_range("--gaussians", gaussians, 1, 10_000_000)
     check_range("--psnr", psnr, 0.0, 100.0, lo_open=True)
@@ -100,7 +106,7 @@ def fit_image_cmd(
         from .batch import fit_batch
 
         opts = {"bpp": bpp, "gaussians": gaussians, "psnr": psnr, "steps": steps, "mode": mode, "k": k, "init": init,
-                "device": "cpu"}
+                "schedule": schedule, "device": "cpu"}
         with make_progress(Console(stderr=True)) as bar:
             done = fit_batch(image, out, opts, seed=seed, workers=workers, address=ray_address, force=force,
                              progress=RichProgress(bar))
@@ -116,7 +122,7 @@ def fit_image_cmd(
     t0 = time.perf_counter()
     with make_progress(console) as bar:
         res = compress_image(img.pixels, bpp=bpp, gaussians=gaussians, psnr=psnr, steps=steps, mode=mode, k=k,
-                             device="cpu", init=init, config=FitConfig(seed=seed),
+                             device="cpu", init=init, schedule=schedule, config=FitConfig(seed=seed),
                              meta={"bit_depth": img.bit_depth, "source": image.name}, progress=RichProgress(bar))
     atomic_write_bytes(out, res.data)
     import torch
@@ -151,13 +157,15 @@ def render_image_cmd(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="largest output (and stored) image in pixels "
                                              "(default 67,108,864)"),
 ) -> None:
+    import numpy as np
+
     from splat.atomic import check_input_file, check_output_path
     from splat.cli_options import check_range
     from splat.progress import summary_table
 
     from .gsi import decode, read_header
     from .imageio import check_image_output, save_image
-    from .model import render_gaussians
+    from .model import render_to_array
 
     if scale is not None and width is not None:
         raise UsageError("give only one of --scale and --width")
@@ -172,12 +180,18 @@ def render_image_cmd(
     check_image_output(out, int(read_header(data, gsi, max_pixels=max_pixels)[0]["channels"]))  # e.g. RGBA as JPEG: before rendering
     g = decode(data, gsi, max_pixels=max_pixels)
     t1 = time.perf_counter()
+    bit_depth = int(g.meta.get("bit_depth", 8))
+    # rendered band by band into integer pixels: memory stays near the output's own size
+    as_png = out.suffix.lower() != ".npy" and g.channels <= 4
+    wide = bit_depth == 16 and (out.suffix.lower() in (".png", "") or g.channels == 1)  # what save_image writes
+    dtype = (np.uint16 if wide else np.uint8) if as_png else np.float32
     try:
-        img = render_gaussians(g, scale=scale or 1.0, width=width, lod=lod, crop=_parse_crop(crop), max_pixels=max_pixels)
+        img = render_to_array(g, scale=scale or 1.0, width=width, lod=lod, crop=_parse_crop(crop), dtype=dtype,
+                              max_pixels=max_pixels)
     except ValueError as e:
         raise UsageError(str(e)) from None
     t2 = time.perf_counter()
-    save_image(out, img.numpy(), int(g.meta.get("bit_depth", 8)))
+    save_image(out, img, bit_depth)
     n = max(1, int(round(lod * len(g)))) if lod < 1 else len(g)
     Console().print(summary_table(f"render-image {gsi.name}", ["", "value"], [
         ("output", f"{out} ({img.shape[1]}x{img.shape[0]}x{img.shape[2]})"),

@@ -8,8 +8,10 @@
   high-error pixels in several rounds (colour = target colour in "topk" mode, residual in
   "sum" mode); Gaussians that contribute (almost) nothing are pruned and their slots refilled.
 * Loss: L1 + 0.1 (1 - SSIM), value and gradient from one fused numba pass
-  (``fused_loss.py``). Adam with per-parameter learning rates; a low-resolution
-  warm-up; plateau detection lowers the learning rate and finally stops early.
+  (``fused_loss.py``). Adam with per-parameter learning rates; coarse to fine (the
+  first ``coarse_end`` of the steps at 1/4 resolution, up to ``warmup_end`` at 1/2;
+  ``schedules.py``); plateau
+  detection lowers the learning rate and finally stops early.
 * Quantisation-aware training: from ``qat_start`` on (or at the first plateau after growth),
   parameters pass through the file's quantiser (straight-through) in the forward pass, and
   ``rate_weight`` times the estimated bits per pixel of the shape and colour streams
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,7 @@ from splat.progress import Progress
 from splat.threads import threads
 
 from .fused_loss import FusedLoss
+from .schedules import COARSE_MIN_SIDE, DEFAULT_SCHEDULE, SCHEDULES
 from .init import lookup as _lookup
 from .init import structure_init
 from .model import ImageGaussians
@@ -46,7 +49,7 @@ class FitConfig:
     """Fitting settings. Learning rates are per step, in pixels (means), log-pixels (scales),
     radians (rotations) and image units (colours)."""
 
-    steps: int = 420  # what bench/image_rd.py measured (plus a 25% rate-control stage; README)
+    steps: int = 420  # the default schedule's (SCHEDULES; plus a 25% rate-control stage)
     init: str = "gradient"  # "gradient" (Image-GS sampling, below) or "structure" (init.py: structure tensor, least-squares colours)
     mode: str = DEFAULT_MODE  # accumulated sum fits best (see docs); "topk" is Image-GS's normalised rule
     k: int = DEFAULT_K
@@ -55,7 +58,8 @@ class FitConfig:
     start_fraction: float = 0.5
     growth_rounds: int = 4
     growth_end: float = 0.4  # fraction of steps by which the full budget is reached
-    warmup_end: float = 0.25  # fraction of steps rendered at half resolution
+    warmup_end: float = 0.25  # fraction of steps rendered at reduced resolution (half, after the quarter part)
+    coarse_end: float = 0.0  # fraction of steps (within the warm-up) rendered at quarter resolution
     qat_start: float = 0.6  # fraction of steps after which QAT is on (earlier on a plateau)
     lr_means: float = 0.25
     lr_scales: float = 0.02
@@ -69,10 +73,18 @@ class FitConfig:
     refill_every: int = 50  # after growth: prune + re-add at high-error pixels this often...
     refill_end: float = 0.9  # ...until this fraction of the steps
     relocate: float = 0.01  # ...also moving this fraction of the least useful Gaussians
+    finetune_fraction: float = 0.25  # rate control's fine-tuning stage, as a fraction of ``steps``
     rate_weight: float = 0.08  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
     bits: BitDepths = field(default_factory=BitDepths)
     seed: int = 0
     time_limit: float | None = None
+
+
+def schedule(cfg: "FitConfig", name: str) -> "FitConfig":
+    """``cfg`` with the step schedule ``name`` (a key of :data:`SCHEDULES`)."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r} ({', '.join(SCHEDULES)})")
+    return replace(cfg, **SCHEDULES[name])  # type: ignore[arg-type]
 
 
 @dataclass
@@ -129,6 +141,11 @@ def initial_gaussians(target: Tensor, n: int, cfg: FitConfig, gen: torch.Generat
 
 
 # ---------------------------------------------------------------------- the fitter
+def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(W, H) of a render at ``scale`` (the renderer's rounding)."""
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
 class _Fitter:
     def __init__(self, target: Tensor, n_target: int, cfg: FitConfig, init: ImageGaussians | None,
                  spec: QuantSpec | None):
@@ -139,8 +156,8 @@ class _Fitter:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.spec = spec
         # the losses hold a few full-size buffers each: built when first needed, and the
-        # half-resolution one (warm-up only) dropped once full resolution starts
-        self._losses: dict[bool, FusedLoss] = {}
+        # reduced-resolution ones (warm-up only) dropped once a finer one starts
+        self._losses: dict[float, FusedLoss] = {}
         n0 = max(1, int(round(cfg.start_fraction * n_target)))
         if init is None and cfg.init == "structure":
             p = structure_init(target, n0, self.gen, mode=cfg.mode)
@@ -203,23 +220,24 @@ class _Fitter:
         m, s, r, col = self.current(quantised)
         return render_image(m, s, r, col, self.w, self.h, mode=self.cfg.mode, k=self.cfg.k, scale=scale)
 
-    def loss(self, half: bool) -> FusedLoss:
-        """The fused loss against the target at full or half resolution (built on first use;
-        the half-resolution one is dropped when the full one is built)."""
-        if half not in self._losses:
-            if half:
-                oh, ow = max(1, self.h // 2), max(1, self.w // 2)
+    def loss(self, scale: float) -> FusedLoss:
+        """The fused loss against the target at ``scale`` (1, 1/2 or 1/4) of full resolution,
+        built on first use; coarser ones are dropped when a finer one is built."""
+        if scale not in self._losses:
+            for s in [s for s in self._losses if s < scale]:
+                del self._losses[s]
+            if scale < 1.0:
+                ow, oh = _scaled_size(self.w, self.h, scale)
                 t = F.interpolate(self.t.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
-                self._losses[True] = FusedLoss(t.contiguous(), self.cfg.ssim_weight)
+                self._losses[scale] = FusedLoss(t.contiguous(), self.cfg.ssim_weight)
             else:
-                self._losses.pop(True, None)
-                self._losses[False] = FusedLoss(self.t, self.cfg.ssim_weight)
-        return self._losses[half]
+                self._losses[scale] = FusedLoss(self.t, self.cfg.ssim_weight)
+        return self._losses[scale]
 
-    def step(self, quantised: bool, half: bool) -> float:
-        img = self.render(quantised, 0.5 if half else 1.0)
+    def step(self, quantised: bool, scale: float = 1.0) -> float:
+        img = self.render(quantised, scale)
         # L1 + w (1 - SSIM) and its gradient in one fused numba pass (see fused_loss.py)
-        loss = self.loss(half).loss_tensor(img)
+        loss = self.loss(scale).loss_tensor(img)
         if quantised and self.cfg.rate_weight > 0 and self.spec is not None:
             loss = loss + self.cfg.rate_weight * self.rate_bpp()
         self.opt.zero_grad(set_to_none=True)
@@ -322,6 +340,9 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
     rounds = max(1, cfg.growth_rounds) if growing else 0
     grow_at = {max(1, int(round(steps * cfg.growth_end * (i + 1) / rounds))): i for i in range(rounds)}
     warm_end = int(cfg.warmup_end * steps) if init is None else 0
+    # quarter resolution only where it still has COARSE_MIN_SIDE pixels on the short side
+    coarse = init is None and min(ft.h, ft.w) >= 4 * COARSE_MIN_SIDE
+    coarse_end = min(warm_end, int(cfg.coarse_end * steps)) if coarse else 0
     qat_at = int(cfg.qat_start * steps)
     qat = spec is not None
     window: list[float] = []
@@ -350,7 +371,7 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
             window, prev_mean = [], None
         # cosine decay of every learning rate to lr_floor, times the plateau factor
         ft.set_schedule(cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * (it - 1) / steps)))
-        loss = ft.step(qat, it <= warm_end)
+        loss = ft.step(qat, 0.25 if it <= coarse_end else (0.5 if it <= warm_end else 1.0))
         window.append(loss)
         if len(window) == cfg.plateau_window:
             mean = sum(window) / len(window)

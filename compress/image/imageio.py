@@ -141,8 +141,19 @@ def check_image_output(path: str | os.PathLike, channels: int) -> None:
         raise UsageError(f"{path}: {channels} channels need a .npy output")
 
 
+def _as(a: np.ndarray, dtype: type) -> np.ndarray:
+    """Pixels ``a`` (float in [0,1], uint8 or uint16) as ``dtype`` (float32, uint8 or uint16)."""
+    if a.dtype == dtype:
+        return a
+    f = a.astype(np.float32) / np.float32(255 if a.dtype == np.uint8 else 65535) if a.dtype in (np.uint8, np.uint16) else a
+    if dtype == np.float32:
+        return f
+    return np.round(f * np.float32(255 if dtype == np.uint8 else 65535)).astype(dtype)
+
+
 def save_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8) -> None:
-    """Write [H,W,C] floats in [0,1] atomically: PNG for 1, 2 (gray+alpha), 3, 4 channels
+    """Write [H,W,C] pixels (floats in [0,1], or uint8 / uint16 as from
+    ``model.render_to_array``) atomically: PNG for 1, 2 (gray+alpha), 3, 4 channels
     (16-bit PNG when ``bit_depth`` is 16), ``.npy`` float32 for anything else. JPEG (by
     extension) holds gray or RGB only: see :func:`check_image_output`."""
     check_image_output(path, pixels.shape[2])
@@ -151,23 +162,23 @@ def save_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8) 
     from splat.atomic import atomic_path
 
     p = Path(path)
-    a = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0)
+    a = pixels if pixels.dtype in (np.uint8, np.uint16) else np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0)
     c = a.shape[2]
     with atomic_path(p) as tmp:
         if p.suffix.lower() == ".npy" or c not in (1, 2, 3, 4):
             with open(tmp, "wb") as f:
-                np.save(f, a)
+                np.save(f, _as(a, np.float32))
             return
         if bit_depth == 16 and p.suffix.lower() in (".png", ""):
             from .png16 import encode_png16
 
             with open(tmp, "wb") as f:
-                f.write(encode_png16(np.round(a * 65535).astype(np.uint16)))
+                f.write(encode_png16(_as(a, np.uint16)))
             return
         if c == 1 and bit_depth == 16:
-            im = Image.fromarray(np.round(a[:, :, 0] * 65535).astype(np.uint16))
+            im = Image.fromarray(_as(a, np.uint16)[:, :, 0])
         else:
-            u8 = np.round(a * 255).astype(np.uint8)
+            u8 = _as(a, np.uint8)
             im = Image.fromarray(u8[:, :, 0] if c == 1 else u8, mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c])
         fmt = (p.suffix.lstrip(".").upper() or "PNG").replace("JPG", "JPEG")
         im.save(tmp, format=fmt if fmt in ("PNG", "JPEG", "WEBP", "TIFF", "BMP") else "PNG")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,6 +63,43 @@ class ImageGaussians:
         """[H',W',C] float32 image (not clamped). See :func:`render.image2d.render_image`."""
         return render_image(self.means, self.scales, self.rotations, self.colors, self.width, self.height,
                             mode=self.mode, k=self.k, scale=scale, crop=crop, backend=backend)
+
+
+BAND_PIXELS = 1 << 21  # output pixels rendered at once by render_to_array (a float32 RGB band: 24 MiB)
+
+
+def render_to_array(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
+                    crop: tuple[int, int, int, int] | None = None, dtype: np.dtype | type = np.uint8,
+                    band_pixels: int = BAND_PIXELS, max_pixels: int | None = None) -> np.ndarray:
+    """Render like :func:`render_gaussians` into a numpy array [H',W',C] of ``dtype`` (uint8:
+    round(255 v), uint16: round(65535 v), float32: v, with v clamped to [0,1]), one band of
+    rows (about ``band_pixels`` output pixels) at a time: memory beyond the output array is
+    one float32 band, whatever the scale, so a 4K (or larger) render stays bounded."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be uint8, uint16 or float32, got {dtype}")
+    if width is not None:
+        if width <= 0:
+            raise ValueError("width must be positive")
+        scale = width / g.width
+    if not 0 < scale < float("inf"):
+        raise ValueError("scale must be positive and finite")
+    ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
+    x0, y0, cw, ch = (int(v) for v in crop) if crop is not None else (0, 0, ow, oh)
+    if cw <= 0 or ch <= 0 or x0 < 0 or y0 < 0 or x0 + cw > ow or y0 + ch > oh:
+        raise ValueError(f"crop {x0},{y0},{cw},{ch} is not inside the {ow}x{oh} output")
+    check_pixels(cw, ch, max_pixels, what="output image")
+    out = np.empty((ch, cw, g.channels), dtype)
+    rows = max(1, int(band_pixels) // cw)
+    top = 255.0 if dtype == np.uint8 else 65535.0
+    for r in range(0, ch, rows):
+        h = min(rows, ch - r)
+        band = render_gaussians(g, scale=scale, lod=lod, crop=(x0, y0 + r, cw, h), max_pixels=max_pixels).numpy()
+        if dtype == np.float32:
+            out[r:r + h] = band
+        else:
+            out[r:r + h] = np.round(band * np.float32(top)).astype(dtype)
+    return out
 
 
 def render_gaussians(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,

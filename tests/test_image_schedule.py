@@ -1,0 +1,96 @@
+"""Step schedules of the image fitter (coarse to fine) and banded rendering of .gsi images."""
+import numpy as np
+import pytest
+import torch
+
+from compress.image import FitConfig, compress_image, render_gaussians
+from compress.image.fit import DEFAULT_SCHEDULE, schedule
+from compress.image.imageio import load_image, save_image
+from compress.image.model import ImageGaussians, render_to_array
+from render.metrics import psnr
+from tests.conftest import shared_file
+
+
+def _gaussians(n=400, w=70, h=45, c=3, seed=0) -> ImageGaussians:
+    g = torch.Generator().manual_seed(seed)
+    return ImageGaussians(torch.rand(n, 2, generator=g) * torch.tensor([w, h]), torch.rand(n, 2, generator=g) * 3 + 0.5,
+                          torch.rand(n, generator=g) * 6 - 3, torch.rand(n, c, generator=g) * 0.5, w, h)
+
+
+@pytest.mark.parametrize("kw", [{}, {"scale": 2.7}, {"scale": 0.5, "lod": 0.5}, {"scale": 3.0, "crop": (13, 7, 101, 77)}])
+def test_banded_render_matches_one_render(kw):
+    """Rendering band by band (a few rows at a time) gives the one-shot render's pixels."""
+    g = _gaussians()
+    full = render_gaussians(g, **kw).numpy()
+    f32 = render_to_array(g, dtype=np.float32, band_pixels=500, **kw)
+    assert f32.shape == full.shape
+    np.testing.assert_allclose(f32, full, atol=2e-6)
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        q = render_to_array(g, dtype=dtype, band_pixels=777, **kw)
+        assert q.dtype == dtype
+        ref = np.round(full * np.float32(top)).astype(np.int64)
+        assert np.abs(q.astype(np.int64) - ref).max() <= 1
+
+
+def test_banded_render_checks_crop_and_size():
+    g = _gaussians()
+    with pytest.raises(ValueError, match="not inside"):
+        render_to_array(g, crop=(60, 0, 20, 10))
+    with pytest.raises(ValueError, match="dtype"):
+        render_to_array(g, dtype=np.int32)
+    from splat import FormatError
+
+    with pytest.raises(FormatError):
+        render_to_array(g, scale=100.0, max_pixels=1000)
+
+
+def test_save_image_takes_integer_pixels(tmp_path):
+    g = _gaussians()
+    f = render_gaussians(g).numpy()
+    save_image(tmp_path / "a.png", f)
+    save_image(tmp_path / "b.png", render_to_array(g))
+    a, b = load_image(tmp_path / "a.png").pixels, load_image(tmp_path / "b.png").pixels
+    assert np.abs(a - b).max() <= 1 / 255 + 1e-6
+
+
+def test_schedules():
+    assert FitConfig() == schedule(FitConfig(), DEFAULT_SCHEDULE)
+    t = schedule(FitConfig(seed=3), "thorough")
+    assert (t.steps, t.warmup_end, t.coarse_end, t.seed) == (420, 0.25, 0.0, 3)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        schedule(FitConfig(), "quick")
+    with pytest.raises(ValueError, match="unknown schedule"):
+        compress_image(np.zeros((8, 8, 3), np.float32), gaussians=4, schedule="quick")
+
+
+def test_coarse_to_fine_fit_on_an_odd_sized_crop():
+    """Quarter and half resolution steps run on an odd-sized real crop (the reduced targets
+    take the renderer's rounding) and the fit beats a flat image by far."""
+    img = load_image(shared_file("images", "kodak", "kodim03.png")).pixels[150:281, 200:333].copy()  # 131 x 133
+    res = compress_image(img, gaussians=300, config=FitConfig(steps=60))
+    t = torch.from_numpy(img)
+    flat = psnr(t.mean(dim=(0, 1), keepdim=True).expand_as(t), t)
+    assert res.psnr > flat + 8, (res.psnr, flat)
+
+
+def test_largest_within_agrees_with_bisection_in_fewer_calls():
+    """The interpolating search returns the plain bisection's answer (largest n whose size
+    fits) on near-linear, stepped and flat size curves, and needs fewer calls on a linear one."""
+    from compress.image.rate import _bisect, largest_within
+
+    rng = np.random.default_rng(0)
+    curves = [lambda n: 37 * n + 100, lambda n: 9 * (n // 7) + 5, lambda n: 50]
+    steps = np.cumsum(rng.integers(0, 60, 6000))
+    curves.append(lambda n: int(steps[n - 1]))
+    for size in curves:
+        for cap in (0, 49, 50, 99, 5000, 123_456, 10**9):
+            calls = []
+
+            def counted(n, size=size):
+                calls.append(n)
+                return size(n)
+
+            got = largest_within(1, 5000, counted, cap)
+            assert got == _bisect(1, 5000, lambda n: size(n) <= cap), (cap, got)
+            if size is curves[0] and 137 < cap < 37 * 5000:
+                assert len(calls) <= 6, len(calls)
