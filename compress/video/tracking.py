@@ -245,37 +245,44 @@ def fit_colours(carried: GaussianScene, ref: Tensor, cams, iters: int = 8, relax
     weight (alpha x transmittance) at each pixel. Simultaneous algebraic reconstruction
     (SART): rgb += relax * (A^T (r / rowsum)) / colsum, r the residual image, rowsum the
     pixel's alpha, colsum the Gaussian's blend weight summed over the views; one render
-    and one backward pass (which gives A^T) per step, the best iterate kept. Refitted
+    and one backward pass (which gives A^T) per step, the best iterate kept. Each view's SH
+    colours are evaluated once: a base-colour change adds to all of them. Refitted
     colours are kept in [0, 1] (what the codec's colour updates can hold); Gaussians no view
     sees keep theirs. Returns (the refreshed scene, steps taken)."""
     from render.rasterize import rasterize
-
+    from render.sh import sh_colors_split
+    from splat.camera import stack_cameras
     from splat.scene import SH_C0
 
     geo = dict(means=carried.means.detach(), quats=carried.quats.detach(), log_scales=carried.log_scales,
                opacity_logits=carried.opacity_logits, sh_rest=carried.sh_rest)
-    dc = carried.sh_dc.detach().clone()
-    best, best_dc, colsum, taken = math.inf, dc, None, 0
-    lo, hi = (0.0 - 0.5) / SH_C0, (1.0 - 0.5) / SH_C0
+    dc0 = carried.sh_dc.detach()
+    with torch.no_grad():  # each view's colours at the start; a base-colour change adds to all of them
+        viewmats, _ = stack_cameras(list(cams), dtype=dc0.dtype, device=dc0.device)
+        view0 = sh_colors_split(carried.sh_degree, dc0, carried.sh_rest, carried.means, torch.linalg.inv(viewmats)[:, :3, 3])
+    rgb0 = dc0 * SH_C0 + 0.5
+    rgb = rgb0.clone()
+    scene = GaussianScene(sh_dc=dc0, **geo)
+    best, best_rgb, colsum, taken = math.inf, rgb, None, 0
     for i in range(iters + 1):
-        p = dc.clone().requires_grad_(i < iters)
-        out = rasterize(GaussianScene(sh_dc=p, **geo), cams, backend="cpu",
+        feats = (view0 + (rgb - rgb0)[None]).requires_grad_(i < iters)
+        out = rasterize(scene, cams, mode="features", features=feats, backend="cpu",
                         return_stats="blend_weight" if colsum is None else False)
         img = out.colors
         r = (ref - img).detach()
         err = float((r * r).mean())
         if err < best:
-            best, best_dc = err, dc
+            best, best_rgb = err, rgb
         if i == iters:
             break
         if colsum is None:
             colsum = out.stats.blend_weight.detach()
+            seen = colsum > 1e-3
         (img * (r / out.alphas.detach().clamp_min(0.05))).sum().backward()
-        seen = colsum > 1e-3
-        step = torch.zeros_like(dc)
-        step[seen] = p.grad[seen] / (SH_C0 * SH_C0 * colsum[seen, None])
-        dc = torch.where(seen[:, None], (dc + relax * step).clamp(lo, hi), dc)
+        step = feats.grad.sum(0) / colsum.clamp_min(1e-3)[:, None]
+        rgb = torch.where(seen[:, None], (rgb + relax * step).clamp(0.0, 1.0), rgb0)
         taken += 1
+    best_dc = torch.where((best_rgb != rgb0).any(1, keepdim=True), (best_rgb - 0.5) / SH_C0, dc0)
     return GaussianScene(sh_dc=best_dc, **geo), taken
 
 
