@@ -55,8 +55,8 @@ class VideoSettings:
     "independent"), used when mode is None. track: in independent mode, carry each
     keyframe's Gaussians forward by render-supervised tracking (``tracking.py``: motion,
     then a colour refresh when the moved set misses the target) instead of coding every
-    frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must reach, else it
-    starts a new segment."""
+    frame intra; target_psnr: held-out render PSNR (dB) every decoded frame of such a segment
+    must reach (measured on the decoded segment), else that frame starts a new segment."""
 
     fps: float = 30.0
     gop: int = 30
@@ -64,7 +64,7 @@ class VideoSettings:
     tracked: bool | None = None
     mode: str | None = None
     track: bool = True
-    target_psnr: float = 30.0
+    target_psnr: float = 35.0
     tracking: "TrackSettings | None" = None  # views, iterations, ... (None: defaults); target_psnr wins
     joint_fraction: float = 0.02
     k: int = 8

@@ -6,17 +6,17 @@ forward instead. Per frame:
 
 1. **Motion.** The joint transforms (rotation vector and translation per joint, driving the
    Gaussians by the linear-blend skinning the decoder uses) start from a constant-velocity
-   guess moved towards the frame's Gaussians by iterative closest points, then are optimised
-   so that renders of the carried set match renders of the target frame from K training
-   views (L1 + SSIM, our differentiable CPU rasterizer). Step sizes are set by the content, not by the clip: a
-   translation step is a fraction of the median Gaussian size, a rotation step the angle
-   that moves a Gaussian at the typical joint distance by that much; they decay on a cosine
-   schedule, the optimisation stops early on a plateau and the best iterate is kept. It runs
-   coarse to fine (half resolution first). No per-Gaussian position residuals are fitted:
+   guess moved towards the frame's Gaussians by iterative closest points. Optionally
+   (``iters`` > 0) they are then optimised so that renders of the carried set match renders
+   of the target frame from K training views (L1 + SSIM, our differentiable CPU
+   rasterizer; steps set by the content, cosine decay, early stop, coarse to fine). On
+   re-sampled content the geometric fit follows the motion as well at a fraction of the
+   cost, so it is the default. No per-Gaussian position residuals are fitted:
    on re-sampled content they fit the sampling noise (the codec's own sparse position
    corrections cover what the skinning cannot).
 2. **Appearance refresh.** When the moved set still misses ``target_psnr`` on held-out views,
-   its base colours (SH DC) are re-fitted to the target's renders. Two independent samplings
+   its base colours (SH DC) are re-fitted to the target's renders by least squares
+   (:func:`fit_colours`). Two independent samplings
    of one surface differ by their sampling noise (about 34 dB on held-out views at 20k
    Gaussians), so this is what lifts a carried frame above that floor; the codec sends the
    changed colours as sparse updates.
