@@ -8,8 +8,11 @@ Clips (one run, side by side):
 * the synthetic mocap performer (``compress/video/synth.py``; tracked), at gop 30;
 * the same performer with every frame shuffled (re-sorted; correspondence recovered);
 * the PlayCanvas wave sequence ``../shared/data/video/wave`` (SOG frames, re-sorted);
-* an independently made sequence: the performer re-sampled every frame (new Gaussians on
-  the same moving surface; tracking by rendering);
+* an independently made sequence (a flipbook): the performer re-sampled every frame (new
+  Gaussians on the same moving surface; tracking by rendering), encoded at
+  ``--independent-target`` dB. Its row adds every frame's PSNR (the benchmark's views and the
+  encoder's held-out views), the frames below the target, the size against per-frame SOG, the
+  colour refresh's bits per Gaussian per predicted frame and its share of the file;
 * ``motion``: a motion-speed sweep. A shared scene (``--motion-scene``, subsampled to
   ``--motion-gaussians``) twisted and swung at 0.5-20 neighbour spacings per frame, re-sorted
   every frame (``compress/video/synth_motion.py``). Per speed: the share of true matches the
@@ -20,7 +23,7 @@ Clips (one run, side by side):
 
 Per clip and codec: bits per Gaussian per frame, KB per frame, PSNR of renders of the
 decoded frames against renders of the original frames (4 fixed orbit cameras, 256x256,
-every ``--psnr-every``-th frame), encode seconds per frame, decode fps (sequential
+every ``--psnr-every``-th frame), encode seconds per frame (wall and process CPU), decode fps (sequential
 playback with segment loading; and the steady per-frame cost within a loaded segment).
 Per-frame baselines (.lgs with the scene codec's default quantization and no pruning;
 SPZ and SOG with our writers in splat.io) are measured on every ``--baseline-every``-th
@@ -332,7 +335,8 @@ def write_results(rows: list[dict], a) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"gaussians": a.gaussians, "frames": a.frames, "gop": a.gop, "psnr_every": a.psnr_every,
             "wave_frames": a.wave_frames, "independent_frames": a.independent_frames,
-            "independent_gaussians": a.independent_gaussians or a.gaussians, "load_avg_at_end": os.getloadavg(),
+            "independent_gaussians": a.independent_gaussians or a.gaussians, "independent_target": a.independent_target,
+            "load_avg_at_end": os.getloadavg(),
             "baseline_every": a.baseline_every, "cameras": "4 orbit views 256x256", "threads": 2,
             "decode_threads": DECODE_THREADS, "note": "per-frame baselines measured on every baseline_every-th frame",
             "motion": {"scene": a.motion_scene, "gaussians": a.motion_gaussians, "frames": a.motion_frames,
