@@ -66,13 +66,13 @@ class TrackSettings:
     must reach, else it ends the carried run; joint_fraction / k: joints per Gaussian and
     joints per binding (the codec passes its own)."""
 
-    views: int = 16
+    views: int = 12
     size: int = 192
     iters: int = 0
     step: float = 0.25
     coarse: float = 0.5
     icp_rounds: int = 3
-    colour_iters: int = 8
+    colour_iters: int = 6
     relax: float = 1.0
     patience: int = 4
     densify: float = 3.0
