@@ -73,8 +73,9 @@ def encode_cmd(
     tracked: Optional[bool] = typer.Option(None, "--tracked/--untracked", help="Force motion coding, or per-frame intra coding without tracking (default: detect; see --mode)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="tracked, resorted or independent (default: detect)."),
     target_psnr: Optional[float] = typer.Option(None, "--target-psnr", min=0.0, max=100.0,
-                                                help="Render PSNR (dB) every frame must reach: independent frames tracked below it get their colours "
-                                                     "refreshed, then start a new segment; 16 frames are checked at the end and any below it are "
+                                                help="Render PSNR (dB) every frame must reach (default 35): independent frames tracked below it get their "
+                                                     "colours refreshed; each decoded frame is checked on held-out views and one still below it "
+                                                     "starts a new segment. 16 frames are checked again at the end and any below it are "
                                                      "listed with a warning (the clip is still written)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the output if it exists."),
     workers: int = typer.Option(1, "--workers", min=1, max=4096, help="Segments encoded at once on Ray (needs the ray extra: pip install ray); >1 starts a local Ray. Same bytes as serial."),
@@ -104,12 +105,13 @@ def encode_cmd(
             scenes.append(read_scene(p))
             prog.advance(task)
         res = encode_video(scenes, VideoSettings(fps=fps, gop=gop, quality=quality, tracked=tracked, mode=mode,
-                                                   target_psnr=30.0 if target_psnr is None else target_psnr),
+                                                   target_psnr=VideoSettings.target_psnr if target_psnr is None
+                                                   else target_psnr),
                            progress=RichProgress(prog), workers=workers, address=ray_address)
         idx = sample_frames(len(scenes), 4 if target_psnr is None else 16)
         task3 = prog.add_task("fidelity", total=len(idx), info="")
         with VideoReader(res.data) as r:
-            fid = clip_fidelity(scenes, r.frame, idx, size=128, progress=lambda: prog.advance(task3))
+            fid = clip_fidelity(scenes, r.frame, idx, progress=lambda: prog.advance(task3))  # the encoder's check views
     worst = min(fid, key=lambda x: x.psnr)
     atomic_write_bytes(output, res.data)
     missed = [] if target_psnr is None else [x for x in fid if x.psnr < target_psnr]

@@ -55,8 +55,8 @@ class VideoSettings:
     "independent"), used when mode is None. track: in independent mode, carry each
     keyframe's Gaussians forward by render-supervised tracking (``tracking.py``: motion,
     then a colour refresh when the moved set misses the target) instead of coding every
-    frame intra; target_psnr: held-out render PSNR (dB) a tracked frame must reach, else it
-    starts a new segment."""
+    frame intra; target_psnr: held-out render PSNR (dB) every decoded frame of such a segment
+    must reach (measured on the decoded segment), else that frame starts a new segment."""
 
     fps: float = 30.0
     gop: int = 30
@@ -64,7 +64,7 @@ class VideoSettings:
     tracked: bool | None = None
     mode: str | None = None
     track: bool = True
-    target_psnr: float = 30.0
+    target_psnr: float = 35.0
     tracking: "TrackSettings | None" = None  # views, iterations, ... (None: defaults); target_psnr wins
     joint_fraction: float = 0.02
     k: int = 8
@@ -230,11 +230,13 @@ def _choose_mode(st: VideoSettings, scenes: list[GaussianScene]) -> tuple[str, s
 
 
 def _encode_segment(job: tuple) -> tuple[bytes, dict, str, int]:
-    """Encode the start of a segment ``job = (frames, mode, settings, segment settings)``:
-    (bytes, report, segment mode, frames used). Tracked and re-sorted input uses every
-    frame; independent input with tracking uses the frames the keyframe's Gaussians can be
-    carried through at ``target_psnr`` (at least one). Runs in a worker (module-level)."""
-    seg, mode, st, seg_st = job
+    """Encode the start of a segment ``job = (frames, mode, settings, segment settings, check
+    views)``: (bytes, report, segment mode, frames used). Tracked and re-sorted input uses
+    every frame; independent input with tracking uses the frames the keyframe's Gaussians can
+    be carried through at ``target_psnr`` on the check views (at least one): the decoded
+    segment is measured frame by frame and ends before the first frame below the target,
+    which then starts the next segment. Runs in a worker (module-level)."""
+    seg, mode, st, seg_st, check = job
     if len(seg[0]) < 8:
         blob, rep = encode_intra(seg, st.quant)
         return blob, rep, INTRA, len(seg)
@@ -249,16 +251,39 @@ def _encode_segment(job: tuple) -> tuple[bytes, dict, str, int]:
     ts = replace(st.tracking or TrackSettings(), target_psnr=st.target_psnr, joint_fraction=st.joint_fraction,
                  k=st.k)  # the codec's skinning, so its transforms fit the carried frames
     key_blob, key, _ = encode_keyframe(seg[0], st.quant)
-    tr = track_frames(seg, ts, key=key)
-    if len(tr.frames) < 2:
+    tr = track_frames(seg, ts, key=key, held=check)
+    m, checks = len(tr.frames), 0
+    while m >= 2:
+        # closed loop: every decoded frame must reach the target, or the segment ends before it
+        blob, rep = encode_tracked(tr.frames[:m], seg_st, keyframe=(key_blob, key),
+                                   transforms=np.stack(tr.transforms[:m]),
+                                   deaths=tr.deaths[:m] if any(len(d) for d in tr.deaths[:m]) or any(tr.births[:m])
+                                   else None)
+        checks += 1
+        short = _first_short(blob, seg[:m], check, st.target_psnr)
+        if short is None:
+            break
+        m = short
+    if m < 2:
         blob, rep = encode_intra(seg[:1], st.quant)
+        rep["closed_loop_checks"] = checks
         return blob, rep, INTRA, 1
-    events = any(len(d) for d in tr.deaths) or any(tr.births)
-    blob, rep = encode_tracked(tr.frames, seg_st, keyframe=(key_blob, key), transforms=np.stack(tr.transforms),
-                               deaths=tr.deaths if events else None)
-    rep["tracked_by_rendering"] = len(tr.frames)
-    rep["colour_refreshes"] = sum(tr.refreshed)
-    return blob, rep, TRACKED, len(tr.frames)
+    rep["tracked_by_rendering"] = m
+    rep["colour_refreshes"] = sum(tr.refreshed[:m])
+    rep["closed_loop_checks"] = checks
+    return blob, rep, TRACKED, m
+
+
+def _first_short(blob: bytes, originals: list[GaussianScene], cams: list, target: float) -> int | None:
+    """The first predicted frame of the segment ``blob`` whose decoded renders miss ``target``
+    dB against ``originals`` from ``cams`` (the clip's held-out views), or None."""
+    from .fidelity import held_psnr, render_views
+
+    seg = DecodedSegment(blob)
+    for f in range(1, seg.frames):
+        if held_psnr(seg.frame(f), render_views(originals[f], cams), cams) < target:
+            return f
+    return None
 
 
 def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: VideoSettings | None = None,
@@ -298,18 +323,21 @@ def encode_video(frames: Sequence[GaussianScene | str | os.PathLike], settings: 
     if mode == "independent" and st.track:
         # segment lengths follow tracking by rendering, so segments are encoded one after another
         results = []
+        from .fidelity import eval_cameras
+
+        check = eval_cameras(scenes[0])  # the views `splat video eval` measures: the clip's first frame's
         pg = progress or NullProgress()
         pg.start("encoding", total)
         first = 0
         while first < total:
-            r = _encode_segment((scenes[first:first + st.gop], mode, st, seg_st))
+            r = _encode_segment((scenes[first:first + st.gop], mode, st, seg_st, check))
             results.append((first, r))
             first += r[3]
             pg.advance(r[3], f"segment {len(results)} ({r[2]})")
         pg.end()
     else:
         firsts = list(range(0, total, st.gop))
-        jobs = [(scenes[f:f + st.gop], mode, st, seg_st) for f in firsts]
+        jobs = [(scenes[f:f + st.gop], mode, st, seg_st, None) for f in firsts]
         done = run_tasks(_encode_segment, jobs, workers=workers, address=address, progress=progress,
                          desc="encoding", units=[len(j[0]) for j in jobs])
         results = list(zip(firsts, done))

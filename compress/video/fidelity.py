@@ -45,6 +45,20 @@ def _render(scene: GaussianScene, cams) -> torch.Tensor:
     return rasterize(scene, cams, backend="cpu").colors.clamp(0, 1)
 
 
+def render_views(scene: GaussianScene, cams) -> torch.Tensor:
+    """Renders of ``scene`` from ``cams``, clamped to [0, 1]: [V,H,W,3]."""
+    return _render(scene, cams)
+
+
+def held_psnr(scene: GaussianScene, ref: torch.Tensor, cams) -> float:
+    """PSNR (dB, mean over the views, at most 99) of ``scene``'s renders from ``cams``
+    against ``ref`` (the original frame's :func:`render_views`), as :func:`frame_fidelity`
+    measures it, without rendering the original again."""
+    from render.metrics import psnr
+
+    return float(psnr(_render(scene, cams), ref).clamp(max=99.0).mean())
+
+
 def frame_fidelity(original: GaussianScene, decoded: GaussianScene, cams, index: int = 0) -> FrameFidelity:
     """PSNR/SSIM of one decoded frame against its original over ``cams``."""
     from render.metrics import psnr, ssim

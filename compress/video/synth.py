@@ -26,11 +26,15 @@ DEFAULT_BVH_NAME = "mocapbank_455f.bvh"
 
 
 def default_bvh_path() -> Path:
-    """The default motion: ``$SPLAT_BVH`` if set, else ``../shared/data/motion/mocapbank_455f.bvh``
-    beside a source checkout (an installed wheel has no such folder; see :func:`require_default_bvh`)."""
+    """The default motion: ``$SPLAT_BVH`` if set, else ``motion/mocapbank_455f.bvh`` under
+    ``$SPLAT_SHARED_DATA`` or ``../shared/data`` beside a source checkout (an installed wheel
+    has no such folder; see :func:`require_default_bvh`)."""
     env = os.environ.get("SPLAT_BVH")
     if env:
         return Path(env)
+    shared = os.environ.get("SPLAT_SHARED_DATA")
+    if shared:
+        return Path(shared) / "motion" / DEFAULT_BVH_NAME
     return (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "motion" / DEFAULT_BVH_NAME).resolve()
 
 

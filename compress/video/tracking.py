@@ -6,17 +6,17 @@ forward instead. Per frame:
 
 1. **Motion.** The joint transforms (rotation vector and translation per joint, driving the
    Gaussians by the linear-blend skinning the decoder uses) start from a constant-velocity
-   guess moved towards the frame's Gaussians by iterative closest points, then are optimised
-   so that renders of the carried set match renders of the target frame from K training
-   views (L1 + SSIM, our differentiable CPU rasterizer). Step sizes are set by the content, not by the clip: a
-   translation step is a fraction of the median Gaussian size, a rotation step the angle
-   that moves a Gaussian at the typical joint distance by that much; they decay on a cosine
-   schedule, the optimisation stops early on a plateau and the best iterate is kept. It runs
-   coarse to fine (half resolution first). No per-Gaussian position residuals are fitted:
+   guess moved towards the frame's Gaussians by iterative closest points. Optionally
+   (``iters`` > 0) they are then optimised so that renders of the carried set match renders
+   of the target frame from K training views (L1 + SSIM, our differentiable CPU
+   rasterizer; steps set by the content, cosine decay, early stop, coarse to fine). On
+   re-sampled content the geometric fit follows the motion as well at a fraction of the
+   cost, so it is the default. No per-Gaussian position residuals are fitted:
    on re-sampled content they fit the sampling noise (the codec's own sparse position
    corrections cover what the skinning cannot).
 2. **Appearance refresh.** When the moved set still misses ``target_psnr`` on held-out views,
-   its base colours (SH DC) are re-fitted to the target's renders. Two independent samplings
+   its base colours (SH DC) are re-fitted to the target's renders by least squares
+   (:func:`fit_colours`). Two independent samplings
    of one surface differ by their sampling noise (about 34 dB on held-out views at 20k
    Gaussians), so this is what lifts a carried frame above that floor; the codec sends the
    changed colours as sparse updates.
@@ -41,7 +41,7 @@ from torch import Tensor
 
 from splat.scene import GaussianScene
 
-from .fidelity import eval_cameras, frame_fidelity
+from .fidelity import eval_cameras, held_psnr, render_views
 from .motion import (blend_positions, blend_quats, default_length, knn_joints, matrix_to_quat, procrustes,
                      quat_multiply, quat_to_matrix, quat_to_rotvec, rotvec_to_quat, skin_weights)
 from .segment import joint_indices, rest_pose
@@ -54,9 +54,10 @@ class TrackSettings:
     views/size: training views per frame and their pixels (square); coarse: the first half
     of the motion steps renders at ``coarse * size`` pixels (at least 32; 1: one resolution);
     icp_rounds: rounds of iterative closest points before the render refinement; iters: most
-    motion steps per frame; step: first motion step as a fraction of the median Gaussian
-    size; colour_iters /
-    colour_lr: most appearance-refresh steps and their first step (SH DC units);
+    render-supervised motion steps per frame (0: the geometric fit alone, which on
+    re-sampled content follows the motion as well at a fraction of the cost); step: first
+    motion step as a fraction of the median Gaussian size; colour_iters / relax: steps of
+    the least-squares colour refresh (:func:`fit_colours`) and their relaxation;
     patience / tol: stop when the loss has not improved by ``tol`` (relative) for
     ``patience`` steps; ssim_weight: weight of (1 - SSIM) next to L1; refresh: re-fit
     colours when the moved set misses the target; densify: when it still misses, target
@@ -65,14 +66,14 @@ class TrackSettings:
     must reach, else it ends the carried run; joint_fraction / k: joints per Gaussian and
     joints per binding (the codec passes its own)."""
 
-    views: int = 8
-    size: int = 128
-    iters: int = 16
+    views: int = 12
+    size: int = 192
+    iters: int = 0
     step: float = 0.25
     coarse: float = 0.5
     icp_rounds: int = 3
-    colour_iters: int = 24
-    colour_lr: float = 0.05
+    colour_iters: int = 6
+    relax: float = 1.0
     patience: int = 4
     densify: float = 3.0
     tol: float = 2e-3
@@ -237,17 +238,52 @@ def geometric_start(car: "Carrier", rv: Tensor, t: Tensor, target: Tensor, round
     return rv, t
 
 
-def refresh_colours(carried: GaussianScene, ref: Tensor, cams, ts: TrackSettings) -> tuple[GaussianScene, int]:
-    """``carried`` with its base colours (SH DC) re-fitted so that its renders from ``cams``
-    match ``ref`` [V,H,W,3] (L1 + SSIM; Adam from the current colours, ``ts.colour_iters``
-    steps at most). Returns (the refreshed scene, steps taken)."""
-    p_dc = carried.sh_dc.detach().clone().requires_grad_(True)
-    geo = dict(means=carried.means, quats=carried.quats, log_scales=carried.log_scales,
+def fit_colours(carried: GaussianScene, ref: Tensor, cams, iters: int = 8, relax: float = 1.0) -> tuple[GaussianScene, int]:
+    """``carried`` with its base colours (SH DC) re-fitted to the renders ``ref`` [V,H,W,3]
+    from ``cams`` by least squares (what PSNR measures). With the geometry fixed a render is
+    linear in the base colours, image = A rgb, A [pixels, N] holding each Gaussian's blend
+    weight (alpha x transmittance) at each pixel. Simultaneous algebraic reconstruction
+    (SART): rgb += relax * (A^T (r / rowsum)) / colsum, r the residual image, rowsum the
+    pixel's alpha, colsum the Gaussian's blend weight summed over the views; one render
+    and one backward pass (which gives A^T) per step, the best iterate kept. Each view's SH
+    colours are evaluated once: a base-colour change adds to all of them. Refitted
+    colours are kept in [0, 1] (what the codec's colour updates can hold); Gaussians no view
+    sees keep theirs. Returns (the refreshed scene, steps taken)."""
+    from render.rasterize import rasterize
+    from render.sh import sh_colors_split
+    from splat.camera import stack_cameras
+    from splat.scene import SH_C0
+
+    geo = dict(means=carried.means.detach(), quats=carried.quats.detach(), log_scales=carried.log_scales,
                opacity_logits=carried.opacity_logits, sh_rest=carried.sh_rest)
-    (dc,), n = descend([{"params": [p_dc], "lr": ts.colour_lr}],
-                       lambda: _loss(_render(GaussianScene(sh_dc=p_dc, **geo), cams), ref, ts.ssim_weight),
-                       ts.colour_iters, ts.patience, ts.tol)
-    return GaussianScene(sh_dc=dc, **geo), n
+    dc0 = carried.sh_dc.detach()
+    with torch.no_grad():  # each view's colours at the start; a base-colour change adds to all of them
+        viewmats, _ = stack_cameras(list(cams), dtype=dc0.dtype, device=dc0.device)
+        view0 = sh_colors_split(carried.sh_degree, dc0, carried.sh_rest, carried.means, torch.linalg.inv(viewmats)[:, :3, 3])
+    rgb0 = dc0 * SH_C0 + 0.5
+    rgb = rgb0.clone()
+    scene = GaussianScene(sh_dc=dc0, **geo)
+    best, best_rgb, colsum, taken = math.inf, rgb, None, 0
+    for i in range(iters + 1):
+        feats = (view0 + (rgb - rgb0)[None]).requires_grad_(i < iters)
+        out = rasterize(scene, cams, mode="features", features=feats, backend="cpu",
+                        return_stats="blend_weight" if colsum is None else False)
+        img = out.colors
+        r = (ref - img).detach()
+        err = float((r * r).mean())
+        if err < best:
+            best, best_rgb = err, rgb
+        if i == iters:
+            break
+        if colsum is None:
+            colsum = out.stats.blend_weight.detach()
+            seen = colsum > 1e-3
+        (img * (r / out.alphas.detach().clamp_min(0.05))).sum().backward()
+        step = feats.grad.sum(0) / colsum.clamp_min(1e-3)[:, None]
+        rgb = torch.where(seen[:, None], (rgb + relax * step).clamp(0.0, 1.0), rgb0)
+        taken += 1
+    best_dc = torch.where((best_rgb != rgb0).any(1, keepdim=True), (best_rgb - 0.5) / SH_C0, dc0)
+    return GaussianScene(sh_dc=best_dc, **geo), taken
 
 
 def _detached(s: GaussianScene) -> GaussianScene:
@@ -256,16 +292,19 @@ def _detached(s: GaussianScene) -> GaussianScene:
 
 
 def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
-                 progress: Callable[[], None] | None = None, key: GaussianScene | None = None) -> TrackResult:
+                 progress: Callable[[], None] | None = None, key: GaussianScene | None = None,
+                 held: list | None = None) -> TrackResult:
     """Carry the keyframe's Gaussians through ``frames`` (see the module doc). ``key``: the
-    Gaussians to carry, e.g. the decoded keyframe (default ``frames[0]``). Stops early at the
+    Gaussians to carry, e.g. the decoded keyframe (default ``frames[0]``); ``held``: the
+    views the target is checked on (default :func:`~compress.video.fidelity.eval_cameras`
+    of the keyframe). Stops early at the
     first frame whose held-out PSNR is below ``ts.target_psnr`` after motion and appearance
     refresh (that frame is not returned). ``progress()`` is called per frame."""
     ts = ts or TrackSettings()
     car = Carrier(frames[0] if key is None else key, ts.joint_fraction, ts.k)
     fine = train_cameras(car.key, ts.views, ts.size)
     coarse = train_cameras(car.key, ts.views, max(32, int(ts.size * ts.coarse)))
-    held = eval_cameras(car.key)
+    held = eval_cameras(car.key) if held is None else held
     J = len(car.centers)
     rv, tr = torch.zeros(J, 3), torch.zeros(J, 3)
     prev = (rv.clone(), tr.clone())
@@ -280,13 +319,18 @@ def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
         rv, tr = geometric_start(car, *start, target.means, ts.icp_rounds) if ts.icp_rounds else start
         steps = 0
         split = ts.iters // 2 if 0 < ts.coarse < 1 else 0
-        with torch.no_grad():
-            ref = _render(target, fine).clamp(0, 1)
+        refs: dict = {}
+
+        def ref_of(cams) -> Tensor:  # the target's training renders, once per frame and camera set
+            if id(cams) not in refs:
+                with torch.no_grad():
+                    refs[id(cams)] = _render(target, cams).clamp(0, 1)
+            return refs[id(cams)]
+
         for cams, n_it in ((coarse, split), (fine, ts.iters - split)):
             if n_it == 0:
                 continue
-            with torch.no_grad():
-                r_c = ref if cams is fine else _render(target, cams).clamp(0, 1)
+            r_c = ref_of(cams)
             p_rv, p_tr = rv.clone().requires_grad_(True), tr.clone().requires_grad_(True)
             (rv, tr), n = descend([{"params": [p_rv], "lr": lr_r}, {"params": [p_tr], "lr": lr_t}],
                                   lambda: _loss(_render(car.pose(p_rv, p_tr), cams), r_c, ts.ssim_weight),
@@ -294,13 +338,14 @@ def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
             steps += n
         with torch.no_grad():
             carried = _detached(car.pose(rv, tr))
-            p = frame_fidelity(target, carried, held, f).psnr
+            held_ref = render_views(target, held)
+            p = held_psnr(carried, held_ref, held)
         refreshed, p_motion = False, p
         if p < ts.target_psnr and ts.refresh and ts.colour_iters > 0:
-            cand, n = refresh_colours(carried, ref, fine, ts)
+            cand, n = fit_colours(carried, ref_of(fine), fine, ts.colour_iters, ts.relax)
             steps += n
             with torch.no_grad():
-                p2 = frame_fidelity(target, cand, held, f).psnr
+                p2 = held_psnr(cand, held_ref, held)
             if p2 > p:
                 carried, p, refreshed = cand, p2, True
         dc_new = carried.sh_dc
@@ -313,7 +358,7 @@ def track_frames(frames: list[GaussianScene], ts: TrackSettings | None = None,
                 keep[torch.from_numpy(dead)] = False
                 cand = GaussianScene.cat([carried[keep], born])
                 with torch.no_grad():
-                    p2 = frame_fidelity(target, cand, held, f).psnr
+                    p2 = held_psnr(cand, held_ref, held)
                 if p2 > p:
                     carried, p = cand, p2
                 else:
