@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def _register_core() -> None:
     from . import cli_core  # noqa: F401  (defines info, convert on `app`)
 
 
+@cache
 def build_app() -> typer.Typer:
+    """The application with the core commands and every plugin's, registered once per process
+    (each ``register(app)`` adds its commands again, so a second registration would double them)."""
     _register_core()
     _load_plugins(app)
     return app

@@ -5,7 +5,8 @@ in the first fenced block under a "Quick start" heading of any page under docs/.
 out with a first line ``# not run by the tests: REASON`` (the reason is required), which
 readers see too.
 
-How they run (``python tests/doc_commands.py WORKDIR JSON``): in a temporary working folder
+How they run (``python tests/doc_commands.py JOBS.json``, JOBS: ``{block id: [WORKDIR,
+[command, ...]]}``; one process runs every block in turn): in each block's temporary working folder
 whose ``../shared/data/`` holds small stand-ins for the files the commands name, made from the
 toolkit's built-in procedural data under the same names (a 1,500-Gaussian scene for every
 scene file, a 64x48 picture for every image, a few frames for a glob). A few size and time
@@ -201,6 +202,6 @@ def run_block(workdir: Path, commands: list[str]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    wd, payload = Path(sys.argv[1]), json.loads(sys.argv[2])
-    res = run_block(wd, payload)
-    print("RESULTS " + json.dumps(res))
+    # one line per block as it finishes, so a crash still reports the blocks before it
+    for block_id, (wd, commands) in json.loads(Path(sys.argv[1]).read_text()).items():
+        print("RESULTS " + json.dumps({block_id: run_block(Path(wd), commands)}), flush=True)

@@ -146,3 +146,16 @@ def test_cli_subprocess_exit_codes(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert len(sio.read_scene(tmp_path / "g.spz")) == 10
+
+
+def test_commands_are_registered_once_however_often_main_runs(capsys):
+    """Every plugin's ``register(app)`` runs once per process: calling ``main`` again (tests,
+    scripts) neither doubles the commands nor makes each call slower than the last."""
+    from splat.cli import app, build_app
+
+    build_app()
+    before = (len(app.registered_commands), len(app.registered_groups))
+    for _ in range(3):
+        assert main(["formats"]) == 0
+    assert (len(app.registered_commands), len(app.registered_groups)) == before
+    capsys.readouterr()

@@ -45,22 +45,45 @@ def test_opt_out_needs_a_reason(tmp_path):
     assert b.opt_out == "needs a GPU" and b.commands == ["splat render x -o y"]
 
 
+def _needs_bvh(block) -> bool:
+    return any(c.startswith("splat video synth") for c in block.commands)
+
+
+@pytest.fixture(scope="module")
+def block_results(tmp_path_factory):
+    """Every runnable block, each in its own working folder, run by one runner process (one
+    interpreter start for all of them): ({block id: results}, the runner's CompletedProcess)."""
+    jobs = {}
+    for b in BLOCKS:
+        if b.opt_out or (_needs_bvh(b) and not BVH.exists()):
+            continue
+        work = tmp_path_factory.mktemp("block") / "work"
+        work.mkdir()
+        jobs[b.id] = [str(work), b.commands]
+    spec = tmp_path_factory.mktemp("jobs") / "jobs.json"
+    spec.write_text(json.dumps(jobs))
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "COLUMNS": "120"}
+    if BVH.exists():
+        env["SPLAT_BVH"] = str(BVH)
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "doc_commands.py"), str(spec)],
+                       cwd=spec.parent, env=env, capture_output=True, text=True, timeout=540 * max(1, len(jobs)))
+    results = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULTS "):
+            results.update(json.loads(line[len("RESULTS "):]))
+    return results, r
+
+
+@pytest.mark.timeout(1800)  # the first case runs every block (the module fixture)
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.id)
-def test_documented_commands_run(block, tmp_path):
+def test_documented_commands_run(block, block_results):
     if block.opt_out:
         pytest.skip(f"{block.id}: {block.opt_out}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "COLUMNS": "120"}
-    if any(c.startswith("splat video synth") for c in block.commands):
-        if not BVH.exists():
-            pytest.skip(f"shared test data not found: {BVH} (the motion capture `splat video synth` animates)")
-        env["SPLAT_BVH"] = str(BVH)
-    work = tmp_path / "work"
-    work.mkdir()
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "doc_commands.py"), str(work), json.dumps(block.commands)],
-                       cwd=work, env=env, capture_output=True, text=True, timeout=540)
-    line = next((l for l in r.stdout.splitlines() if l.startswith("RESULTS ")), None)
-    assert line, f"{block.id}: the runner failed (status {r.returncode}):\n{r.stderr[-3000:]}"
-    results = json.loads(line[len("RESULTS "):])
+    if _needs_bvh(block) and not BVH.exists():
+        pytest.skip(f"shared test data not found: {BVH} (the motion capture `splat video synth` animates)")
+    got, r = block_results
+    assert block.id in got, f"{block.id}: the runner failed (status {r.returncode}):\n{r.stderr[-3000:]}"
+    results = got[block.id]
     for res in results:
         assert res["rc"] == 0, (f"{block.id}: `{res['command']}` (run as splat {' '.join(res['argv'])}) exited "
                                 f"with status {res['rc']}:\n{res['output']}\n{r.stderr[-3000:]}")
