@@ -21,8 +21,10 @@ mean PSNR over the views equals the target.
 
 Then the quantized scene itself (quantize and dequantize, classes included, no entropy coding)
 is rendered on the fidelity views at full resolution; when its PSNR is outside [target, target +
-tolerance] the model is shifted by the measured - predicted difference (that is rho) and solved
-again (once two checks bracket the window, the aim is bisected between them). The first depths whose
+tolerance] the model is solved again for an aim corrected by the secant of the checks so far
+(the first by the measured - predicted difference, that is rho; once two checks bracket the
+window, interpolated inside the bracket). When one step of a coarse quantizer spans the window,
+one attribute alone is searched on its own steps (:func:`_vernier`). The first depths whose
 render lands in the window are encoded once: the decoded scene is what was rendered (with an
 SH rest, up to its codebook), so that encode verifies; should it still miss, the same correction
 continues on encodes (at most ``max_encodes``).
