@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from render import rasterize
+from render.sh import sh_colors, sh_colors_split
 from render.metrics import ssim
-from splat.camera import Camera
+from splat.camera import Camera, stack_cameras
 from splat.progress import Progress
 from splat.threads import threads
 from splat.scene import GaussianScene
@@ -125,10 +126,10 @@ def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, pr
             if step and step % len(views) == 0:
                 order = torch.randperm(len(views), generator=g)
             i = int(order[step % len(views)])
-            fields = dict(work)
-            for k, p in params.items():
-                fields[k] = p if idx is None else work[k].index_put((idx,), p)
-            out = rasterize(student.replace(**fields), views[i], backend=backend).colors[0]
+            if idx is None:
+                out = rasterize(student.replace(**dict(work, **params)), views[i], backend=backend).colors[0]
+            else:
+                out = _render_chunk(student, work, params, idx, views[i], backend)
             tgt = targets[i].to(out.dtype)
             loss = (1 - cfg.ssim_weight) * (out - tgt).abs().mean()
             if cfg.ssim_weight:
@@ -138,7 +139,7 @@ def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, pr
             loss.backward()
             opt.step()
             history.append(float(loss.detach()))
-            del out, loss, fields
+            del out, loss
             step += 1
             if progress is not None:
                 progress.advance(1, f"loss {history[-1]:.4f}")
@@ -150,6 +151,27 @@ def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, pr
                     work[k][idx] = p.detach()
         del opt, params
     return student.replace(**{k: t.detach() for k, t in work.items()}), history
+
+
+def _render_chunk(student: GaussianScene, work: dict[str, Tensor], params: dict[str, Tensor], idx: Tensor,
+                  view: Camera, backend: str) -> Tensor:
+    """Render [H,W,3] of ``work`` with the chunk ``idx``'s trained fields replaced by ``params``
+    (the gradient reaches only them). The colours of the other Gaussians are evaluated without a
+    gradient and the chunk's spliced in, so what autograd keeps for all N is the composited
+    colour and opacity (4 channels), not the SH coefficients."""
+    fields = dict(work)
+    for k in ("opacity_logits", "means", "log_scales", "quats"):
+        if k in params:
+            fields[k] = work[k].index_put((idx,), params[k])
+    viewmats, _ = stack_cameras([view], dtype=work["means"].dtype, device=work["means"].device)
+    campos = torch.linalg.inv(viewmats)[:, :3, 3]
+    deg = student.sh_degree
+    with torch.no_grad():
+        rest = sh_colors_split(deg, work["sh_dc"], work["sh_rest"], work["means"], campos)[0]
+    dc, sh_rest = params.get("sh_dc", work["sh_dc"][idx]), params.get("sh_rest", work["sh_rest"][idx])
+    part = sh_colors(deg, torch.cat([dc[:, None, :], sh_rest], dim=1), fields["means"][idx], campos)[0]
+    colors = rest.index_put((idx,), part)
+    return rasterize(student.replace(**fields), view, mode="features", features=colors, backend=backend).colors[0]
 
 
 def distill_sh(
