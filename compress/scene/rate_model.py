@@ -390,6 +390,7 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
     else:
         bits = landed
     aim = landed_aim
+    done: set[tuple[int, ...]] = set()  # grids encoded so far
     for _ in range(max_encodes):
         cfg = plan.config(replace(base, **bits))
         data, report = encode(scene, enc_weights, cfg)
@@ -407,8 +408,11 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
         if in_window(fid.psnr):
             break
         encoded.append((aim, fid.psnr))  # the coded SH rest differs from the rendered one: correct on encodes
+        done.add(_grid(bits))
         aim = _next_aim(goal, encoded, target_psnr, target_psnr + tolerance)
         bits = model.solve(aim)
+        if _grid(bits) in done:  # the same file again (e.g. every quantizer at its coarsest)
+            break
     return best or closest, trials, steps
 
 
