@@ -99,3 +99,23 @@ def test_target_psnr_lands_on_a_real_scene_at_low_and_high_targets():
         views = split_views(scene, None, max_side=64, n_train=6, n_heldout=4)
         measured = fidelity(render_views(scene, views.heldout), decode(res.data), views.heldout, with_ssim=False).psnr
         assert target <= measured <= target + 0.3, (target, [(s.kind, s.predicted, s.measured) for s in res.model_steps])
+
+
+def test_a_file_above_the_window_is_trimmed_into_it():
+    """A fixed-level file far above the target: one factor on every step size (precision classes
+    kept) brings it into [P, P + 0.3] dB with a few encodes, and smaller."""
+    from compress.scene.rate import Candidate, trim_to_window
+
+    scene, views = _small(3000, side=64)
+    ref = render_views(scene, views.heldout)
+    w = torch.rand(len(scene), generator=torch.Generator().manual_seed(0)).double()
+    cfg = QuantConfig(position_bits=16, low_fraction=0.75, low_drop=3)
+    data, rep = encode(scene, w, cfg)
+    dec = decode(data)
+    fid = fidelity(ref, dec, views.heldout, with_ssim=False)
+    target = fid.psnr - 4.0
+    best, trials = trim_to_window(Candidate(data, rep, dec, fid, 0.0, 1, cfg, scene, w), target, ref, views.heldout)
+    assert 1 <= len(trials) <= 5 and len(best.data) < len(data)
+    measured = fidelity(ref, decode(best.data), views.heldout, with_ssim=False).psnr
+    assert target <= measured <= target + 0.3, (target, [(t.bytes, t.psnr) for t in trials])
+    assert best.config.low_drop == 3 and best.config.low_fraction == 0.75
