@@ -53,7 +53,7 @@ class FinetuneConfig:
     seed: int = 0
     max_seconds: float | None = None
     torch_threads: int | None = 1
-    chunk: int | None = 500_000
+    chunk: int | None = None
 
 
 def _adam(groups: list[dict]) -> torch.optim.Optimizer:
