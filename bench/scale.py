@@ -3,9 +3,8 @@
 
 The compress path is ``splat compress --steps 0 --prune 0.66 --level 1`` (:data:`PATH`):
 one prune + encode pass at the default preset's ratio and level. With ``--default`` it is the
-default command itself (``splat compress``: prune/fine-tune rounds within ``--max-seconds``;
-fine-tuning works on chunks of Gaussians, so its gradients never cover the whole scene); its
-rows are labelled "<size> default".
+default command itself (``splat compress``: prune/fine-tune rounds within ``--max-seconds``);
+its rows are labelled "<size> default".
 
 Sizes: playbot level 0 (500k Gaussians, SH 2, real), playbot tiled 2x1 (1M) and 2x2 (2M) with offsets
 and, with ``--sh3``, a synthetic SH-3 scene (``--sh3-n`` Gaussians, default 6M; :func:`synthetic_scene`). Each

@@ -38,8 +38,10 @@ class FinetuneConfig:
     chunk: most Gaussians whose gradients and optimiser state exist at once (None: all). A
     larger scene is split into K = ceil(N / chunk) seeded random chunks (each spread over the
     whole scene, so every view trains every chunk); they take turns, each trained for its share
-    of the steps with an optimiser of its own that is dropped before the next, so memory beyond
-    the scene itself grows with the chunk, not with N."""
+    of the steps with an optimiser of its own that is dropped before the next, so the parameter
+    gradients and optimiser state grow with the chunk, not with N. Off by default: on 85k
+    Gaussians at 240 px the step's render dominates the peak, and chunks cost fidelity
+    (``bench/finetune_chunks.py``)."""
 
     steps: int = 200
     lr_means: float = 1.6e-4
