@@ -215,19 +215,19 @@ def trim_to_window(chosen: Candidate, target_psnr: float, reference: Tensor, vie
                    max_encodes: int = 5, backend: str = "auto",
                    on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate, list[Trial]]:
     """``chosen`` is above [target, target + tolerance] dB: re-encode its source scene with every
-    step size made coarser by one factor 2^d (d bits off each attribute's depth, its precision
-    classes kept), d found by the secant of the measured fidelity against d (about 6 dB a bit
+    step size made coarser by one factor 2^d (d bits off each attribute's depth, down to its
+    least depth; precision classes kept), d found by the secant of the measured fidelity against d (about 6 dB a bit
     to start; inside the bracket once one encode fell below the window). Returns the smallest
     encoding in the window, else the smallest at or above the target (``chosen`` when none
     is), and the trials."""
     from .codec import MIN_POSITION_BITS
 
     c = chosen.config
-    names = ("position_bits", "scale_bits", "rotation_bits", "opacity_bits", "dc_bits")
-    # the most bits that can come off: a bit of every attribute left, the classes' drops included
-    most = min(c.position_bits - MIN_POSITION_BITS, c.opacity_bits - 1.0,
-               *(getattr(c, k) - 1.0 - max(c.low_drop if c.low_fraction > 0 else 0, c.max_drop)
-                 for k in ("scale_bits", "rotation_bits", "dc_bits")))
+    drop = max(c.low_drop if c.low_fraction > 0 else 0, c.max_drop)
+    # each attribute's least depth: the position floor, one bit left (after the classes' drops)
+    least = {"position_bits": float(MIN_POSITION_BITS), "opacity_bits": 1.0,
+             **{k: 1.0 + drop for k in ("scale_bits", "rotation_bits", "dc_bits")}}
+    most = max(getattr(c, k) - lo for k, lo in least.items())  # beyond it no attribute moves
     goal = target_psnr + 0.5 * tolerance
     best, trials = chosen, []
     pts = [(0.0, chosen.fidelity.psnr)]  # (bits off, measured)
@@ -235,7 +235,7 @@ def trim_to_window(chosen: Candidate, target_psnr: float, reference: Tensor, vie
         return best, trials
     d = min(most, (chosen.fidelity.psnr - goal) / 6.02)
     for _ in range(max_encodes):
-        cfg = replace(c, **{k: getattr(c, k) - d for k in names})
+        cfg = replace(c, **{k: max(min(lo, getattr(c, k)), getattr(c, k) - d) for k, lo in least.items()})
         data, report = encode(chosen.source, chosen.weights, cfg)
         dec = decode(data)
         fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
