@@ -212,7 +212,7 @@ def coarser_classes(chosen: Candidate, target_psnr: float, reference: Tensor, vi
 
 
 def trim_to_window(chosen: Candidate, target_psnr: float, reference: Tensor, views, *, tolerance: float = TOLERANCE,
-                   max_encodes: int = 5, backend: str = "auto",
+                   max_encodes: int = 8, backend: str = "auto",
                    on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate, list[Trial]]:
     """``chosen`` is above [target, target + tolerance] dB: re-encode its source scene with every
     step size made coarser by one factor 2^d (d bits off each attribute's depth, down to its
