@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAYBOT = ROOT.parent / "shared" / "data" / "scenes" / "playbot" / "0_0" / "meta.json"
+PLAYBOT = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "scenes" / "playbot" / "0_0" / "meta.json"
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))  # the packages, ahead of bench/ (whose render.py would shadow render/)
 
