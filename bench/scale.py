@@ -2,10 +2,11 @@
 ``splat decompress`` against scene size.
 
 The compress path is ``splat compress --steps 0 --prune 0.66 --level 1`` (:data:`PATH`):
-one prune + encode pass at the default preset's ratio and level. The default command adds
-prune/fine-tune rounds, whose gradients over all N Gaussians are not bounded here.
+one prune + encode pass at the default preset's ratio and level. With ``--default`` it is the
+default command itself (``splat compress``: prune/fine-tune rounds within ``--max-seconds``);
+its rows are labelled "<size> default".
 
-Sizes: playbot level 0 (500k Gaussians, SH 2, real), playbot tiled 2x2 with offsets (2M)
+Sizes: playbot level 0 (500k Gaussians, SH 2, real), playbot tiled 2x1 (1M) and 2x2 (2M) with offsets
 and, with ``--sh3``, a synthetic SH-3 scene (``--sh3-n`` Gaussians, default 6M; :func:`synthetic_scene`). Each
 input is first written as an INRIA PLY (the raw size every ratio is against); every
 compress and decompress runs in its own subprocess, which reports its own peak RSS
@@ -15,6 +16,7 @@ Writes bench/results/scale.{json,csv,png} (a log-log plot of time and peak memor
 
     python bench/scale.py                      # 0.5M and 2M
     python bench/scale.py --sizes 0.5M         # only playbot
+    python bench/scale.py --sizes 0.5M,1M --default   # the default command (fine-tuning rounds)
     python bench/scale.py --sh3 --sh3-n 6000000
     python bench/scale.py --ray-ratio          # video encode: serial vs 2 Ray workers only
                                                # (-> bench/results/scale_ray.json, ~2-4 min)
@@ -34,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAYBOT = ROOT.parent / "shared" / "data" / "scenes" / "playbot" / "0_0" / "meta.json"
+PLAYBOT = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "scenes" / "playbot" / "0_0" / "meta.json"
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))  # the packages, ahead of bench/ (whose render.py would shadow render/)
 
@@ -99,7 +101,7 @@ default preset's prune ratio and level, one pass, no fine-tuning rounds or searc
 
 # --- child processes ---------------------------------------------------------------
 
-def child_compress(src: str, dst: str, no_check: bool) -> dict:
+def child_compress(src: str, dst: str, no_check: bool, default: bool = False) -> dict:
     from compress.scene.pipeline import CompressSettings, compress_scene
     from splat.io import read_scene
 
@@ -109,7 +111,8 @@ def child_compress(src: str, dst: str, no_check: bool) -> dict:
     scene = read_scene(src)
     t_read = time.perf_counter() - t0
     mem.mark("after read")
-    result = compress_scene(scene, CompressSettings(**PATH, check_fidelity=not no_check), progress=mem)
+    st = CompressSettings(check_fidelity=True) if default else CompressSettings(**PATH, check_fidelity=not no_check)
+    result = compress_scene(scene, st, progress=mem)
     mem.mark("write")
     Path(dst).write_bytes(result.data)
     wall = time.perf_counter() - t0
@@ -143,11 +146,15 @@ def make_inputs(tmp: Path, sizes: list[str], sh3: bool, sh3_n: int) -> list[tupl
     from splat.scene import GaussianScene
 
     out = []
-    base = read_scene(PLAYBOT) if any(s in ("0.5M", "2M") for s in sizes) else None
+    base = read_scene(PLAYBOT) if any(s in ("0.5M", "1M", "2M") for s in sizes) else None
     if "0.5M" in sizes:
         p = tmp / "playbot_0.5M.ply"
         write_scene(base, p)
         out.append(("0.5M", p))
+    if "1M" in sizes:
+        p = tmp / "playbot_1M.ply"
+        write_scene(tile_scene(base, 2)[:2 * len(base)], p)
+        out.append(("1M", p))
     if "2M" in sizes:
         p = tmp / "playbot_2M.ply"
         write_scene(tile_scene(base, 2), p)
@@ -270,7 +277,9 @@ def run_child(mode: str, *args: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="0.5M,2M", help="comma list of 0.5M, 2M")
+    ap.add_argument("--sizes", default="0.5M,2M", help="comma list of 0.5M, 1M, 2M")
+    ap.add_argument("--default", action="store_true",
+                    help="measure the default command (prune/fine-tune rounds) instead of --steps 0")
     ap.add_argument("--sh3", action="store_true", help="add a synthetic SH-3 scene")
     ap.add_argument("--sh3-n", type=int, default=6_000_000)
     ap.add_argument("--no-check", action="store_true", help="skip the fidelity renders")
@@ -286,7 +295,8 @@ def main() -> None:
         return
     if a.child:
         mode, *args = a.child
-        res = child_compress(args[0], args[1], args[2] == "1") if mode == "compress" else child_decompress(*args)
+        res = (child_compress(args[0], args[1], args[2] == "1", args[3:] == ["default"]) if mode == "compress"
+               else child_decompress(*args))
         print(json.dumps(res))
         return
     sizes = [s for s in a.sizes.split(",") if s]
@@ -297,7 +307,8 @@ def main() -> None:
         for label, ply in make_inputs(tmp, sizes, a.sh3, a.sh3_n):
             raw, load_row = ply.stat().st_size, os.getloadavg()
             lgs, back = tmp / (ply.stem + ".lgs"), tmp / (ply.stem + ".out.ply")
-            c = run_child("compress", str(ply), str(lgs), "1" if a.no_check else "0")
+            c = run_child("compress", str(ply), str(lgs), "1" if a.no_check else "0", *(["default"] if a.default else []))
+            label = f"{label} default" if a.default else label
             dd = run_child("decompress", str(lgs), str(back))
             row = {"size": label, "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
                    "load_before": load_row, "n": c["n"], "raw_ply_bytes": raw, "lgs_bytes": c["bytes"],

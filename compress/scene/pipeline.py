@@ -29,8 +29,8 @@ from .codec import EncodeReport, QuantConfig, decode, encode
 from .distill import FinetuneConfig, distill_sh, finetune, render_targets
 from .eval import Fidelity, fidelity, render_views
 from .prune import prune
-from .rate import (LEVELS, PRESETS, Candidate, Trial, coarser_classes, effective_codebook, level_config, search,
-                   shrink_codebook)
+from .rate import (LEVELS, PRESETS, TOLERANCE, Candidate, Trial, coarser_classes, effective_codebook, level_config,
+                   search, shrink_codebook, trim_to_window)
 from .rate_model import ModelStep, model_allocate
 from .recover import RecoverPlan, estimate_start, prune_recover
 from .significance import significance
@@ -185,6 +185,15 @@ def compress_scene(
     if st.target_psnr is not None and not run.model_steps and chosen.source is not None and run.reference is not None:
         chosen, more = _land_stage(run, chosen, st.target_psnr)
         trials += more
+    if st.target_psnr is not None and chosen.fidelity is not None and chosen.source is not None \
+            and chosen.fidelity.psnr > st.target_psnr + TOLERANCE and run.reference is not None:
+        chosen, more = run.stage(f"trim to {st.target_psnr:g} dB", 0, trim_to_window, chosen, st.target_psnr,
+                                 run.reference, run.views.heldout, tolerance=TOLERANCE, backend=st.backend,
+                                 on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+        trials += more
+        if more:
+            run.notes.append(f"trimmed every step size by one factor: {len(more)} encodes, "
+                             f"{chosen.fidelity.psnr:.2f} dB, {len(chosen.data)} B")
     if st.target_psnr is not None and chosen.fidelity is not None and run.work.sh_degree > 0 and not run.model_steps:
         chosen, more = _codebook_stage(run, chosen, st.target_psnr)
         trials += more

@@ -31,6 +31,9 @@ LEVELS: list[dict] = [
 ]
 
 
+TOLERANCE = 0.3  # dB: --target-psnr P aims at [P, P + TOLERANCE]
+
+
 @dataclass(frozen=True)
 class Preset:
     """A starting point: prune ratio, quantization level, and the fidelity floor (dB) below
@@ -206,3 +209,61 @@ def coarser_classes(chosen: Candidate, target_psnr: float, reference: Tensor, vi
               and d < min(c.scale_bits, c.rotation_bits, c.dc_bits)]
     return try_configs(chosen, ladder, target_psnr, reference, views, stage="precision", backend=backend,
                        on_trial=on_trial)
+
+
+def trim_to_window(chosen: Candidate, target_psnr: float, reference: Tensor, views, *, tolerance: float = TOLERANCE,
+                   max_encodes: int = 8, backend: str = "auto",
+                   on_trial: Callable[[Trial], None] | None = None) -> tuple[Candidate, list[Trial]]:
+    """``chosen`` is above [target, target + tolerance] dB: re-encode its source scene with every
+    step size made coarser by one factor 2^d (d bits off each attribute's depth, down to its
+    least depth; precision classes kept), d found by the secant of the measured fidelity against d (about 6 dB a bit
+    to start; inside the bracket once one encode fell below the window). Returns the smallest
+    encoding in the window, else the smallest at or above the target (``chosen`` when none
+    is), and the trials."""
+    from .codec import MIN_POSITION_BITS
+
+    c = chosen.config
+    drop = max(c.low_drop if c.low_fraction > 0 else 0, c.max_drop)
+    # each attribute's least depth: the position floor, one bit left (after the classes' drops)
+    least = {"position_bits": float(MIN_POSITION_BITS), "opacity_bits": 1.0,
+             **{k: 1.0 + drop for k in ("scale_bits", "rotation_bits", "dc_bits")}}
+    most = max(getattr(c, k) - lo for k, lo in least.items())  # beyond it no attribute moves
+    goal = target_psnr + 0.5 * tolerance
+    best, trials = chosen, []
+    pts = [(0.0, chosen.fidelity.psnr)]  # (bits off, measured)
+    if chosen.source is None or most <= 0:
+        return best, trials
+    d = min(most, (chosen.fidelity.psnr - goal) / 6.02)
+    for _ in range(max_encodes):
+        cfg = replace(c, **{k: max(min(lo, getattr(c, k)), getattr(c, k) - d) for k, lo in least.items()})
+        data, report = encode(chosen.source, chosen.weights, cfg)
+        dec = decode(data)
+        fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
+        trials.append(Trial(chosen.prune, chosen.level, len(data), fid.psnr, "trim"))
+        if on_trial is not None:
+            on_trial(trials[-1])
+        cand = Candidate(data, report, dec, fid, chosen.prune, chosen.level, cfg, chosen.source, chosen.weights)
+        in_window = _landed(cand, target_psnr, tolerance)
+        if fid.psnr >= target_psnr and (not in_window, len(data)) < (not _landed(best, target_psnr, tolerance),
+                                                                     len(best.data)):
+            best = cand
+        if in_window:
+            break
+        pts.append((d, fid.psnr))
+        over = [(x, m) for x, m in pts if m > target_psnr + tolerance]
+        under = [(x, m) for x, m in pts if m < target_psnr]
+        if under:  # bracketed: interpolate, kept inside the middle 60% so the bracket shrinks
+            (x0, m0), (x1, m1) = max(over), min(under)
+            t = min(0.8, max(0.2, (m0 - goal) / max(m0 - m1, 1e-9)))
+            d = x0 + t * (x1 - x0)
+        else:
+            (x0, m0), (x1, m1) = pts[-2], pts[-1]
+            slope = max(1.0, (m0 - m1) / max(x1 - x0, 1e-9))  # dB lost per bit off
+            if d >= most:
+                break
+            d = min(most, x1 + (m1 - goal) / slope)
+    return best, trials
+
+
+def _landed(c: Candidate, target: float, tolerance: float) -> bool:
+    return c.fidelity is not None and target <= c.fidelity.psnr <= target + tolerance

@@ -21,8 +21,10 @@ mean PSNR over the views equals the target.
 
 Then the quantized scene itself (quantize and dequantize, classes included, no entropy coding)
 is rendered on the fidelity views at full resolution; when its PSNR is outside [target, target +
-tolerance] the model is shifted by the measured - predicted difference (that is rho) and solved
-again (once two checks bracket the window, the aim is bisected between them). The first depths whose
+tolerance] the model is solved again for an aim corrected by the secant of the checks so far
+(the first by the measured - predicted difference, that is rho; once two checks bracket the
+window, interpolated inside the bracket). When one step of a coarse quantizer spans the window,
+one attribute alone is searched on its own steps (:func:`_vernier`). The first depths whose
 render lands in the window are encoded once: the decoded scene is what was rendered (with an
 SH rest, up to its codebook), so that encode verifies; should it still miss, the same correction
 continues on encodes (at most ``max_encodes``).
@@ -351,22 +353,45 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
     def in_window(p: float) -> bool:
         return target_psnr <= p <= target_psnr + tolerance
 
-    aim = goal
-    for _ in range(max_renders):  # the quantized scene itself at full resolution, without coding it
-        bits = model.solve(aim)
+    def render_check(bits: dict[str, float], aim: float) -> float:
         cfg = plan.config(replace(base, **bits))
         p = fidelity(reference, quantized(scene, bits, model.sh_rest, plan.factors(cfg)), views, backend=backend,
                      with_ssim=False).psnr
         steps.append(ModelStep(bits, model.psnr(bits), p, 0, "render"))
         checks.append((aim, p))
-        if in_window(p):
+        tried[_grid(bits)] = (bits, p, aim if aim == aim else checks_aim[0])
+        return p
+
+    # every rendered grid: (depths, PSNR, the aim of the equal-slope depths it came from)
+    tried: dict[tuple[int, ...], tuple[dict[str, float], float, float]] = {}
+    checks_aim = [goal]
+    aim, landed = goal, None
+    for _ in range(max_renders):  # the quantized scene itself at full resolution, without coding it
+        bits = model.solve(aim)
+        if _grid(bits) in tried:  # one step of one quantizer spans the window here: the aim cannot land
+            break
+        if in_window(render_check(bits, aim)):
+            landed, landed_aim = bits, aim
             break
         aim = _next_aim(goal, checks, target_psnr, target_psnr + tolerance)
-    else:  # none landed: the closest check above the target, else a margin above the highest aim
-        above = [(p, a) for a, p in checks if p >= target_psnr]
-        aim = min(above)[1] if above else max(a for a, _ in checks) + tolerance
+    if landed is None:  # one quantizer alone, in its own finest steps, from the closest grid above the window
+        over = [(p, a) for a, p in checks if p > target_psnr + tolerance]
+        checks_aim[0] = min(over)[1] if over else goal
+        landed = _vernier(model, tried, goal, target_psnr, target_psnr + tolerance, max_renders,
+                          lambda b: render_check(b, float("nan")))
+        landed_aim = checks_aim[0]
+    if landed is None:  # none landed: the closest check above the target, else a margin above the highest aim
+        above = sorted((p, i, b, a) for i, (b, p, a) in enumerate(tried.values()) if p >= target_psnr)
+        if above:
+            _, _, bits, landed_aim = above[0]
+        else:
+            landed_aim = max(a for a, _ in checks if a == a) + tolerance
+            bits = model.solve(landed_aim)
+    else:
+        bits = landed
+    aim = landed_aim
+    done: set[tuple[int, ...]] = set()  # grids encoded so far
     for _ in range(max_encodes):
-        bits = model.solve(aim)
         cfg = plan.config(replace(base, **bits))
         data, report = encode(scene, enc_weights, cfg)
         dec = decode(data)
@@ -380,21 +405,111 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
             best = cand
         if closest is None or fid.psnr > closest.fidelity.psnr:
             closest = cand
-        encoded.append((aim, fid.psnr))
         if in_window(fid.psnr):
             break
+        encoded.append((aim, fid.psnr))  # the coded SH rest differs from the rendered one: correct on encodes
+        done.add(_grid(bits))
         aim = _next_aim(goal, encoded, target_psnr, target_psnr + tolerance)
+        bits = model.solve(aim)
+        if _grid(bits) in done:  # the same file again (e.g. every quantizer at its coarsest)
+            break
     return best or closest, trials, steps
 
 
+def _levels(a: str, bits: float) -> int:
+    """Steps of attribute ``a``'s quantizer at ``bits`` (what the codec stores)."""
+    return int(round(2.0 ** bits)) - 1 if a == "position_bits" else levels_for_bits(bits)
+
+
+def _grid(bits: dict[str, float]) -> tuple[int, ...]:
+    """The quantizer steps of every attribute: depths with equal grids give equal files."""
+    return tuple(_levels(a, bits[a]) for a in sorted(bits))
+
+
+def _vernier(model: ErrorModel, tried: dict, goal: float, lo: float, hi: float, budget: int,
+             check: Callable[[dict[str, float]], float]) -> dict[str, float] | None:
+    """Land in [lo, hi] dB by moving one quantizer alone, one step at a time if need be, when no
+    depths on the equal-slope path do (near a coarse quantizer one of its steps moves the
+    fidelity by more than the window). From the checked depths closest above the window
+    (``tried``: grid -> (depths, measured PSNR)), the attribute whose single step changes the
+    predicted error least, among those whose coarsest depth would shed what is needed, is
+    searched alone: the model's guess first, then interpolation within the bracket of measured
+    steps (in log2 steps), at most ``budget`` renders (``check``). Returns the depths that
+    landed, or None."""
+    above = sorted((p, i, b) for i, (b, p, _) in enumerate(tried.values()) if p > hi)
+    if not above:
+        return None
+    p0, _, start = above[0]
+    shed = p0 - goal  # dB to give up
+    base = float(np.mean(model.view_mse(start)))
+    choice = None
+    for a in start:
+        lo_b = model.bounds.get(a, ATTRIBUTES[a][2:4])[0]
+        n0, n1 = _levels(a, start[a]), _levels(a, lo_b)
+        if n0 <= n1:
+            continue
+        e = float(np.mean(model.error[a])) * 2.0 ** (-model.slope[a] * (start[a] - model.anchor[a]))
+        one = e * (2.0 ** (model.slope[a] * math.log2((n0 + 1) / n0)) - 1.0)  # one step coarser
+        full = e * (2.0 ** (model.slope[a] * (start[a] - lo_b)) - 1.0)  # down to the coarsest
+        reach = 10.0 * math.log10(1.0 + full / max(base, TINY))
+        key = (reach < shed, one if reach >= shed else -reach)
+        if choice is None or key < choice[0]:
+            choice = (key, a, n1, n0, e)
+    if choice is None:
+        return None
+    _, a, n_lo, n_hi, e = choice
+    f_hi = p0
+    f_lo = None  # measured at n_lo, once known
+    # the model's guess: the steps whose added error sheds ``shed`` dB of the predicted PSNR
+    need = base * (10.0 ** (shed / 10.0) - 1.0)
+    b_guess = start[a] - math.log2(1.0 + need / max(e, TINY)) / model.slope[a]
+    n = _levels(a, b_guess)
+    for _ in range(budget):
+        n = min(n_hi - 1, max(n_lo, n))
+        if n >= n_hi or (f_lo is not None and n <= n_lo):
+            return None  # a single step of this quantizer spans the window
+        bits = dict(start, **{a: math.log2(n + 1)})
+        p = check(bits)
+        if lo <= p <= hi:
+            return bits
+        if p > hi:
+            n_hi, f_hi = n, p
+        else:
+            n_lo, f_lo = n, p
+        x_hi = math.log2(n_hi + 1)
+        if f_lo is None:  # not bracketed yet: step on, by the secant of what the model predicted per bit
+            x = x_hi - (f_hi - goal) / max(0.5, 20.0 * math.log10(2.0) * model.slope[a] * 0.5)
+        else:
+            x_lo = math.log2(n_lo + 1)
+            t = min(0.8, max(0.2, (goal - f_lo) / max(f_hi - f_lo, 1e-9)))
+            x = x_lo + t * (x_hi - x_lo)
+        n = int(round(2.0 ** x)) - 1
+        if f_lo is not None and n_hi - n_lo <= 1:
+            return None
+        if f_lo is not None:
+            n = min(n_hi - 1, max(n_lo + 1, n))
+    return None
+
+
 def _next_aim(goal: float, tried: list[tuple[float, float]], lo: float, hi: float) -> float:
-    """The PSNR to solve the model for next, from the (aim, measured) pairs so far: halfway
-    between the highest aim that measured below ``lo`` and the lowest that measured above ``hi``
-    when they bracket the window; else the last aim shifted by what it missed of ``goal`` (the
-    factor rho of the model)."""
-    below = [a for a, m in tried if m < lo]
-    above = [a for a, m in tried if m > hi]
-    if below and above and max(below) < min(above):
-        return 0.5 * (max(below) + min(above))
-    a1, m1 = tried[-1]
-    return a1 + (goal - m1)
+    """The PSNR to solve the model for next, from the (aim, measured) pairs so far (aims that are
+    NaN are skipped). When they bracket the window (the highest aim that measured below ``lo``,
+    the lowest that measured above ``hi``): interpolated between the two towards ``goal``, kept in
+    the middle 60% of the bracket so that it shrinks. Else the secant through the last two aims
+    (measured dB per aimed dB, within [0.5, 4]: far from the probes the model's slope is off, e.g.
+    with coarse quantizers), or with one aim the miss added to it (the factor rho of the model)."""
+    pts = [(a, m) for a, m in tried if a == a]
+    below = [(a, m) for a, m in pts if m < lo]
+    above = [(a, m) for a, m in pts if m > hi]
+    if below and above:
+        (a0, m0), (a1, m1) = max(below), min(above)
+        if a0 < a1:
+            t = min(0.8, max(0.2, (goal - m0) / max(m1 - m0, 1e-9)))
+            return a0 + t * (a1 - a0)
+    a1, m1 = pts[-1]
+    prev = [(a, m) for a, m in pts[:-1] if abs(a - a1) > 1e-6]
+    if not prev:
+        return a1 + (goal - m1)
+    a0, m0 = prev[-1]
+    slope = min(4.0, max(0.5, (m1 - m0) / (a1 - a0)))
+    return a1 + (goal - m1) / slope
