@@ -3,8 +3,9 @@
     .venv/bin/python bench/web_player.py                   # 3 repetitions of everything (a few minutes)
     .venv/bin/python bench/web_player.py --repeats 1 --seconds 4 --out /tmp/web_player.json
 
-Both paths are what ``splat view`` runs: viser (``viewer.server.ViewerServer`` on the asset,
-the default ``splat view`` before the web player) and the web player (``splat view --web``'s
+Both paths are what ``splat view`` ran: viser (``viewer.server.ViewerServer`` on the asset,
+the default ``splat view`` before the web player; the viser viewer has since been removed, so
+without it the script measures the web player alone and keeps the committed JSON) and the web player (``splat view --web``'s
 server, ``viewer.web_server.serve_web``, which sends the client and the file and counts the
 bytes it sends). The client is Debian's Chromium under Playwright with WebGL on SwiftShader
 (the CPU), a fresh browser for every measurement (tests/viewer_browser.py's checked launcher:

@@ -381,18 +381,7 @@ def video_tables() -> list[Table]:
                 [[f"{d['gaussians']:,}", str(d["frames"]), str(d["gop"]), f"{d['bits_per_gaussian_frame']:.2f}",
                   f"**{d['decode_fps_incl_segment_loads']:.1f}**", f"{d['keyframe_ms']:.0f} ms",
                   f"{d['pframe_ms_median']:.1f} ms"]])
-    d = load("video_playback.json")
-    p, s = d["playback"], d["server_only"]
-    play = Table("Playback in the viewer", ["video_playback.json"], d["meta"]["command"].strip(),
-                 load_text(d["meta"]["load_average"]),
-                 ["clip", "viewport", "delivered fps", "shown fps", "on the wire", "server alone (decode + pack)",
-                  "keyframe / predicted decode"],
-                 [[d["clip"]["clip"], "x".join(map(str, p["viewport"])), f"**{p['delivered_fps']:.1f}**",
-                   f"{p['shown_fps']:.1f}", f"{p['wire_mbit_s']:.0f} Mbit/s", f"{s['fps']:.0f} fps",
-                   f"{s['keyframe_decode_ms']:.0f} / {s['pframe_decode_ms']:.1f} ms"]],
-                 f"Client: {d['meta']['client']} on the same 2 cores; the software WebGL drawing, not the server, "
-                 "limits the frame rate here.")
-    return [main, indep, dec, play]
+    return [main, indep, dec]
 
 
 # ---------------------------------------------------------------- feature memory
@@ -418,31 +407,7 @@ def memory_tables() -> list[Table]:
 
 # ---------------------------------------------------------------- viewer
 def viewer_tables() -> list[Table]:
-    d = load("viewer.json")
-    m = d["meta"]
-    rows = [[r["asset"], f"{r['gaussians']:,}", ms(r["decode_s"]), f"{r['ready_s']:.2f} s", f"{r['connected_s']:.1f} s",
-             f"**{r['ttff_s']:.1f} s**", f"{r['wire_bytes'] / 1e6:.2f} MB"] for r in d["time_to_first_frame"]]
-    ttff = Table("Time to first frame", ["viewer.json"], "python bench/viewer.py", load_text(m["load_average"]),
-                 ["asset", "Gaussians drawn", "decode", "server ready", "tab connected", "first frame", "sent"], rows,
-                 f"From the start of decoding to the first frame the tab drew, browser already open; client: "
-                 f"{m['client']}, {m['viewport'][0]}x{m['viewport'][1]}, median of {m['repeats']}.")
-    rows = [[r["scene"], f"{r['gaussians']:,}", str(r["sh_degree"]), f"{r['refresh_compute_ms']:.2f} ms",
-             f"{r['delivered_fps']:.0f}", f"{r['bytes_per_refresh'] / 1e6:.2f} MB"] for r in d["sh_refresh"]]
-    sh = Table("View-dependent colour refresh", ["viewer.json"], "python bench/viewer.py", load_text(m["load_average"]),
-               ["scene", "Gaussians", "SH degree", "compute per refresh", "refreshes/s reaching the tab", "per refresh"],
-               rows)
-    d = load("viewer_memory.json")
-    m = d["meta"]
-    rows = [[r["scene"], f"{r['gaussians']:,}", str(r["dim"]), f"{r['median_pick']:.0f} ms",
-             f"{r['median_similarity']:.0f} ms", f"{r['median_colors']:.0f} ms",
-             f"{r['median_click_to_drawn_ms'] / 1000:.1f} s", f"{r['bytes_per_query'] / 1e6:.2f} MB"]
-            for r in d["memory_query"]]
-    mem = Table("Feature-memory query", ["viewer_memory.json"], "python bench/viewer.py --memory-only",
-                load_text(m["load_average"]),
-                ["scene", "Gaussians", "D", "pick", "similarity", "colours", "click to drawn", "pushed"], rows,
-                f"Median of the clicks; client: {m['client']}. The server's part is the first three columns; the "
-                "rest is the transfer and software WebGL on the loaded cores.")
-    return [ttff, sh, mem, web_player_table()]
+    return [web_player_table()]
 
 
 def web_player_table() -> Table:

@@ -120,12 +120,13 @@ def test_checkpoint_errors(tmp_path, fruit):
 
 
 def test_viewer_and_cli_take_a_run_folder(tmp_path, fruit, capsys):
+    import viewer
     from splat.cli import main
-    from viewer.assets import open_asset
 
     run = tmp_path / "run"
     splatfacto_checkpoint(fruit, run, sh_degree=3)
-    assert len(open_asset(run).scene) == len(fruit)
+    with viewer.serve(run, port=0, log=False) as srv:  # a run folder is served as SPZ
+        assert len(sio.read_scene(srv.assets[0].path)) == len(fruit)
     assert main(["info", str(run)]) in (0, None)
     assert "splatfacto" in capsys.readouterr().out
     assert main(["convert", str(run), str(tmp_path / "out.spz")]) in (0, None)

@@ -250,21 +250,3 @@ def project_point(cam, point) -> tuple[float, float]:
 
     c = cam.world_to_camera[:3, :3].double() @ torch.as_tensor(point, dtype=torch.float64) + cam.world_to_camera[:3, 3].double()
     return float(cam.fx * c[0] / c[2] + cam.cx), float(cam.fy * c[1] / c[2] + cam.cy)
-
-
-def measure_click(page, sess, x: float, y: float, timeout: float = 60.0) -> tuple[float, int]:
-    """Click the canvas at (x, y) of a feature-memory tab; returns (seconds from the click until the
-    tab has drawn the recoloured splats, splat-buffer bytes pushed for it). The end is a
-    get_render round trip after the push, which the client answers once it has processed it."""
-    view = sess.view
-    n0, b0 = view.queries, view.layer.stats.bytes_sent
-    t0 = time.perf_counter()
-    page.mouse.click(x, y)
-    deadline = time.monotonic() + timeout
-    while view.queries <= n0:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the click never reached the server as a query")
-        time.sleep(0.002)
-    view.layer.flush(timeout)
-    sess.ctx.client.get_render(height=16, width=16, transport_format="jpeg", timeout=timeout)
-    return time.perf_counter() - t0, view.layer.stats.bytes_sent - b0

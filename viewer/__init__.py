@@ -1,40 +1,25 @@
-"""Browser viewer (viser) for every splat asset the toolkit reads or writes.
+"""The viewer: the web player for every splat asset the toolkit reads or writes.
 
     from viewer import serve
-    srv = serve("scene.spz")          # decodes, then serves http://127.0.0.1:8080
-    srv.wait_first_frame(); srv.stop()
+    with serve("scene.spz", port=0) as srv:   # `splat view`: the player plus this one asset
+        print(srv.url)
 
-Asset types are plug-ins (:mod:`viewer.assets`): a loader plus a per-tab view with its
-GUI panel. Scenes push splats through :class:`viewer.splat_layer.SplatLayer`, which
-updates a tab's splats in place (display settings, SH colour, or new content such as
-the next frame of a video).
+The browser fetches the file and decodes it itself (the client in ``viewer/client/``, built
+from ``viewer/web/``); the server sends files, plus a small local API backed by the
+toolkit's renderer (:mod:`viewer.view_api`). Static sites for any web host:
 
-The web player (the browser decodes the file itself; ``splat view --web``) and static sites:
-
-    from viewer import serve_web, publish
-    srv = serve_web(["scene.spz"], port=0); print(srv.url); srv.stop()
-    publish(["scene.spz", "scene.lgs"], "site/")
+    from viewer import publish, serve_web
+    publish(["scene.spz", "clip.gsv"], "site/")
+    srv = serve_web(["scene.spz", "scene.lgs"], port=0); print(srv.url); srv.stop()
 """
-from .assets import AssetInfo, AssetType, CameraPose, ClientView, ViewerAsset, asset_types, open_asset
 from .cli import serve
-from .server import ClientContext, ViewerServer
 from .site import publish
-from .splat_layer import DisplaySettings, SplatLayer
+from .view_api import ViewApi
 from .web_server import WebPlayerServer, serve_web
 
 __all__ = [
-    "AssetInfo",
-    "AssetType",
-    "CameraPose",
-    "ClientContext",
-    "ClientView",
-    "DisplaySettings",
-    "SplatLayer",
-    "ViewerAsset",
-    "ViewerServer",
+    "ViewApi",
     "WebPlayerServer",
-    "asset_types",
-    "open_asset",
     "publish",
     "serve",
     "serve_web",
