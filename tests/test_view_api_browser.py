@@ -14,16 +14,10 @@ import numpy as np
 import pytest
 
 from test_view_api import blob_scene
-from viewer.site import CLIENT_DIR, CLIENT_FILES
 from viewer.web_server import serve_web
-from viewer_browser import checked_chromium, screenshot_rgb, watch
+from viewer_browser import checked_chromium, client_page_marks, screenshot_rgb, watch
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
-                       reason="viewer/client/ is not built (run `make client`)"),
-]
+pytestmark = client_page_marks()
 
 BACKGROUND = (32, 48, 64)
 SIZE = (320, 240)

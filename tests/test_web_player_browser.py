@@ -25,16 +25,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, shared_file
-from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
+from viewer.site import publish
 from viewer.web_server import serve_web
-from viewer_browser import checked_chromium, coverage, screenshot_rgb, watch
+from viewer_browser import checked_chromium, client_page_marks, coverage, screenshot_rgb, watch
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
-                       reason="viewer/client/ is not built (run `make client`)"),
-]
+pytestmark = client_page_marks()
 
 BACKGROUND = (32, 48, 64)
 SIZE = (320, 240)

@@ -16,17 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
+from viewer.site import publish
 from viewer.web_server import serve_web
-from viewer_browser import checked_chromium, watch
+from viewer_browser import checked_chromium, client_page_marks, watch
 from web_harness import CountingServer
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
-                       reason="viewer/client/ is not built (run `make client`)"),
-]
+pytestmark = client_page_marks()
 
 GOLDEN = Path(__file__).with_name("data") / "image_golden.gsi"  # 48 x 32 RGB, 400 Gaussians
 PLAYER = "document.querySelector('splat-player')"

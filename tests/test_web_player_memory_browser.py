@@ -27,16 +27,11 @@ import torch
 from conftest import shared_file
 from range_server import RangeFolderServer
 from test_web_player_browser import load, open_page, settled_shot
-from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
+from viewer.site import publish
 from viewer.web_server import serve_web
-from viewer_browser import checked_chromium
+from viewer_browser import checked_chromium, client_page_marks
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
-                       reason="viewer/client/ is not built (run `make client`)"),
-]
+pytestmark = client_page_marks()
 
 ENCODER_DIM = 24  # the "clip" model's D
 TOL = 2e-6  # float32 rounding of a cosine (TypeScript: float64 attention stored as float32; torch: float32)

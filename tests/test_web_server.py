@@ -14,9 +14,9 @@ import pytest
 from splat.errors import UsageError
 from viewer.site import CLIENT_DIR, CLIENT_FILES, publish
 from viewer.web_server import clean_path, parse_range, serve_web
+from viewer_browser import needs_client
 
-pytestmark = pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
-                                reason="viewer/client/ is not built (run `make client`)")
+pytestmark = needs_client()
 
 
 @pytest.fixture(scope="module")

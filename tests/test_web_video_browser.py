@@ -14,15 +14,10 @@ import pytest
 from compress.video import VideoReader, VideoSettings, encode_video
 from conftest import shared_file
 from viewer.site import CLIENT_DIR, CLIENT_FILES
-from viewer_browser import checked_chromium
+from viewer_browser import checked_chromium, client_page_marks
 from web_harness import POS_TOL, CountingServer
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(600),
-    pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
-                       reason="viewer/client/ is not built (run `make client`)"),
-]
+pytestmark = client_page_marks(600)
 
 FRAMES, GOP = 12, 4
 

@@ -22,6 +22,19 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
+def needs_client():
+    """Skip mark for tests of the built web client (``viewer/client/``, ``make client``)."""
+    from viewer.site import CLIENT_DIR, CLIENT_FILES
+
+    return pytest.mark.skipif(not all((CLIENT_DIR / f).is_file() for f in CLIENT_FILES),
+                              reason="viewer/client/ is not built (run `make client`)")
+
+
+def client_page_marks(timeout: int = 300) -> list:
+    """The marks of a module of browser tests of the web client: browser, a timeout (s), needs_client."""
+    return [pytest.mark.browser, pytest.mark.timeout(timeout), needs_client()]
+
+
 CHROMIUM = os.environ.get("SPLAT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
     "--headless=new",

@@ -68,6 +68,17 @@ class ImageGaussians:
 BAND_PIXELS = 1 << 21  # output pixels rendered at once by render_to_array (a float32 RGB band: 24 MiB)
 
 
+def output_size(g: ImageGaussians, scale: float, width: int | None) -> tuple[float, int, int]:
+    """(scale, width, height) of a render of ``g`` at ``scale``, or ``width`` pixels wide if given."""
+    if width is not None:
+        if width <= 0:
+            raise ValueError("width must be positive")
+        scale = width / g.width
+    if not 0 < scale < float("inf"):
+        raise ValueError("scale must be positive and finite")
+    return scale, max(1, round(g.width * scale)), max(1, round(g.height * scale))
+
+
 def render_to_array(g: ImageGaussians, *, scale: float = 1.0, width: int | None = None, lod: float = 1.0,
                     crop: tuple[int, int, int, int] | None = None, dtype: np.dtype | type = np.uint8,
                     band_pixels: int = BAND_PIXELS, max_pixels: int | None = None) -> np.ndarray:
@@ -78,13 +89,7 @@ def render_to_array(g: ImageGaussians, *, scale: float = 1.0, width: int | None 
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)):
         raise ValueError(f"dtype must be uint8, uint16 or float32, got {dtype}")
-    if width is not None:
-        if width <= 0:
-            raise ValueError("width must be positive")
-        scale = width / g.width
-    if not 0 < scale < float("inf"):
-        raise ValueError("scale must be positive and finite")
-    ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
+    scale, ow, oh = output_size(g, scale, width)
     x0, y0, cw, ch = (int(v) for v in crop) if crop is not None else (0, 0, ow, oh)
     if cw <= 0 or ch <= 0 or x0 < 0 or y0 < 0 or x0 + cw > ow or y0 + ch > oh:
         raise ValueError(f"crop {x0},{y0},{cw},{ch} is not inside the {ow}x{oh} output")
@@ -109,13 +114,7 @@ def render_gaussians(g: ImageGaussians, *, scale: float = 1.0, width: int | None
     ``lod`` fraction of the Gaussians, optionally only the ``crop`` = (x, y, w, h) window of the
     output. Returns [H',W',C] float32. An output over ``max_pixels`` (default
     ``splat.limits.MAX_PIXELS``) raises FormatError before anything is allocated."""
-    if width is not None:
-        if width <= 0:
-            raise ValueError("width must be positive")
-        scale = width / g.width
-    if not 0 < scale < float("inf"):
-        raise ValueError("scale must be positive and finite")
-    ow, oh = max(1, round(g.width * scale)), max(1, round(g.height * scale))
+    scale, ow, oh = output_size(g, scale, width)
     if crop is not None:
         x, y, w, h = (int(v) for v in crop)
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > ow or y + h > oh:

@@ -10,6 +10,7 @@
  * The Gaussians, their tile index and colours are uploaded to the GPU once per `load`; a
  * view (zoom, pan, canvas size), a level of detail or the overlay only redraws.
  */
+import { wirePanZoom } from "./pointer.js";
 import type { Gaussians2D } from "../formats/gsi.js";
 import { lodCount, prepareImage, type PreparedImage, type TileIndex } from "./tiles.js";
 import { DISPLAY_FS, ELLIPSE_FS, ELLIPSE_VS, FULLSCREEN_VS, renderFs } from "./shaders.js";
@@ -485,35 +486,9 @@ export class GsiRenderer extends EventTarget {
     this.detach.push(() => obs.disconnect());
   }
 
-  /** Wheel: zoom about the cursor; drag: pan; double-click: fit. */
+  /** Wheel: zoom about the cursor; drag: pan; double-click: fit (image/pointer.ts). */
   private attachControls(): void {
-    const c = this.canvas;
-    const px = (e: MouseEvent): [number, number] => {
-      const r = c.getBoundingClientRect();
-      return [(e.clientX - r.left) * c.width / Math.max(1, r.width), (e.clientY - r.top) * c.height / Math.max(1, r.height)];
-    };
-    let drag: [number, number] | null = null;
-    const on = <K extends keyof HTMLElementEventMap>(type: K, f: (e: HTMLElementEventMap[K]) => void, opts?: AddEventListenerOptions) => {
-      c.addEventListener(type, f, opts);
-      this.detach.push(() => c.removeEventListener(type, f));
-    };
-    on("wheel", (e) => {
-      e.preventDefault();
-      const [x, y] = px(e);
-      this.zoomAt(Math.exp(-e.deltaY * 0.002), x, y);
-    }, { passive: false });
-    on("pointerdown", (e) => {
-      drag = px(e);
-      c.setPointerCapture(e.pointerId);
-    });
-    on("pointermove", (e) => {
-      if (!drag) return;
-      const p = px(e);
-      this.panBy(p[0] - drag[0], p[1] - drag[1]);
-      drag = p;
-    });
-    on("pointerup", () => { drag = null; });
-    on("dblclick", () => this.fit());
+    wirePanZoom(this.canvas, { zoomAt: (f, x, y) => this.zoomAt(f, x, y), panBy: (dx, dy) => this.panBy(dx, dy), reset: () => this.fit() }, this.detach);
   }
 }
 

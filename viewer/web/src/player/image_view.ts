@@ -9,6 +9,7 @@
  * magnification over the fitted view (1 = the whole image fits the canvas), and
  * (`centerX`, `centerY`) is the image point, in image pixels, at the canvas centre.
  */
+import { wirePanZoom } from "../image/pointer.js";
 import type { Gaussians2D } from "../formats/gsi.js";
 import { GsiRenderer, type ImageView } from "../image/renderer.js";
 import { lodCount, type PreparedImage } from "../image/tiles.js";
@@ -44,8 +45,6 @@ export const MIN_ZOOM = 0.25;
 export const MAX_NATIVE_SCALE = 16;
 /** Largest side of a `readPixels` result, pixels. */
 const MAX_READ_SIDE = 4096;
-/** Wheel zoom speed: factor exp(-deltaY * WHEEL). */
-const WHEEL = 0.002;
 /** Zoom factor of the + and - buttons. */
 const STEP = Math.SQRT2;
 /** Device pixels per CSS pixel, at most this many (sharp, but not 9x the work on a phone). */
@@ -347,35 +346,14 @@ export class ImagePane {
   }
 
   /** Wheel: zoom about the cursor; drag: pan; double-click: reset. */
+  /** Pan by (dx, dy) canvas pixels. */
+  panBy(dx: number, dy: number): void {
+    if (!this.image) return;
+    const s = this.scaleFor(this.canvas.width, this.canvas.height);
+    this.setView({ centerX: this.state.centerX - dx / s, centerY: this.state.centerY - dy / s });
+  }
+
   private wirePointer(): void {
-    const c = this.canvas;
-    const px = (e: MouseEvent): [number, number] => {
-      const r = c.getBoundingClientRect();
-      return [((e.clientX - r.left) * c.width) / Math.max(1, r.width), ((e.clientY - r.top) * c.height) / Math.max(1, r.height)];
-    };
-    let drag: [number, number] | null = null;
-    const on = <K extends keyof HTMLElementEventMap>(type: K, f: (e: HTMLElementEventMap[K]) => void, opts?: AddEventListenerOptions) => {
-      c.addEventListener(type, f, opts);
-      this.detach.push(() => c.removeEventListener(type, f));
-    };
-    on("wheel", (e) => {
-      e.preventDefault();
-      const [x, y] = px(e);
-      this.zoomAt(Math.exp(-e.deltaY * WHEEL), x, y);
-    }, { passive: false });
-    on("pointerdown", (e) => {
-      drag = px(e);
-      c.setPointerCapture(e.pointerId);
-    });
-    on("pointermove", (e) => {
-      if (!drag || !this.image) return;
-      const p = px(e);
-      const s = this.scaleFor(c.width, c.height);
-      this.setView({ centerX: this.state.centerX - (p[0] - drag[0]) / s, centerY: this.state.centerY - (p[1] - drag[1]) / s });
-      drag = p;
-    });
-    on("pointerup", () => { drag = null; });
-    on("pointercancel", () => { drag = null; });
-    on("dblclick", () => this.reset());
+    wirePanZoom(this.canvas, this, this.detach);
   }
 }
