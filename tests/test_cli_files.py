@@ -192,7 +192,6 @@ def test_asset_size_counts_what_the_index_names(tmp_path, capsys):
     import json
 
     from splat.io.sizes import asset_files, asset_size
-    from viewer import assets
 
     folder = tmp_path / "loose"
     sio.write_scene(GaussianScene.random(80, sh_degree=1, seed=5), folder / "meta.json", sort=False)
@@ -200,7 +199,6 @@ def test_asset_size_counts_what_the_index_names(tmp_path, capsys):
     assert total > (folder / "meta.json").stat().st_size + 1000
     (folder / "notes.txt").write_text("not part of the scene")
     assert asset_size(folder) == asset_size(folder / "meta.json") == total
-    assert assets.asset_size is asset_size  # the viewer's info panel sizes the same way
     assert main(["info", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["file_size"] == total
     # a LOD tree: lod-meta.json names chunk indexes, which name their textures; a cycle and an escape are ignored
