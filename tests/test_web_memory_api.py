@@ -13,7 +13,8 @@ import torch
 from compress.memory.m3file import encode_m3, write_m3
 from splat.errors import FormatError, UsageError
 from splat.scene import GaussianScene
-from viewer.memory_web import TextQueryApi, scene_files
+from viewer.memory_web import TextQueryApi
+from viewer.site import scene_files
 from viewer.site import make_assets, publish
 
 

@@ -1,9 +1,7 @@
-"""Feature memories (``.m3``) in the web player: the referenced scene beside it, and text queries.
+"""Feature memories (``.m3``) in the web player: text queries.
 
-* A ``.m3`` that references its scene (docs/formats/m3.md, "Scene references") needs that file
-  served (``splat view X.m3 --web``) or copied (``splat publish``) at the same relative path
-  beside it: :func:`scene_files` names it, by the rules the readers follow (a relative path
-  inside the ``.m3``'s folder, symlinks resolved). The browser checks its SHA-256.
+* A ``.m3`` that references its scene needs that file served or published beside it:
+  :func:`viewer.site.scene_files` names it. The browser checks its SHA-256.
 * ``splat view X.m3 --web --encoder module:function`` adds ``POST /api/query``
   (:class:`TextQueryApi`): JSON ``{"text": str, "model": str}`` in, the text's feature
   vector ``{"vector": [floats], "model": str}`` out; the page computes the similarities.
@@ -13,12 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import posixpath
 import threading
-from pathlib import Path
-from typing import Sequence
 
-from splat.errors import FormatError, UsageError
 
 QUERY_PATH = "/api/query"
 MAX_QUERY_BODY = 16 << 10
@@ -27,62 +21,6 @@ MAX_TEXT = 2000
 """Longest text query, characters."""
 MAX_VECTOR = 1 << 16
 """Largest feature vector an encoder may return (dims)."""
-HEADER_PREFIX = 4 << 20
-"""Bytes of a ``.m3`` read to find its scene reference (the container header and chunk table)."""
-
-
-def is_memory(path: Path) -> bool:
-    """Whether ``path`` is a ``.m3`` file (by its magic bytes)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"GSM3"
-    except OSError:
-        return False
-
-
-def scene_file(m3_path: Path) -> tuple[str, Path] | None:
-    """(URL path relative to the ``.m3``, file) of the scene a ``.m3`` references, or None when
-    it embeds its scene. FormatError (naming the file) for a reference the readers refuse."""
-    from compress.container import read_index
-    from compress.memory.m3file import MAGIC, VERSION, scene_reference
-    from splat.bounded import open_regular
-
-    with open_regular(m3_path) as f:
-        head = f.read(HEADER_PREFIX)
-    index = read_index(head, magic=MAGIC, path=m3_path, max_version=VERSION, what=".m3 file", whole=False)
-    found = scene_reference(index.header, m3_path)
-    if found is None:
-        return None
-    ref = posixpath.normpath(str(index.header["scene"]["ref"]))
-    if ref.startswith("../") or ref in (".", "..") or ref.startswith("/"):
-        raise FormatError(f"scene reference {ref[:80]!r} leads outside the file's folder", m3_path)
-    return ref, found[0]
-
-
-def scene_files(assets: Sequence) -> dict[str, Path]:
-    """``{assets/REF: scene file}`` for every ``.m3`` asset (``viewer.site.Asset``) that references
-    its scene, the REF relative to the asset's own URL folder. UsageError when two assets would
-    put different files at one name."""
-    from .site import ASSET_PREFIX
-
-    taken = {ASSET_PREFIX + a.name: a.path for a in assets}
-    taken.update({ASSET_PREFIX + a.name + ".cameras.json": Path("/") for a in assets if a.cameras_json is not None})
-    out: dict[str, Path] = {}
-    for a in assets:
-        if not is_memory(a.path):
-            continue
-        found = scene_file(a.path)
-        if found is None:
-            continue
-        key, path = ASSET_PREFIX + found[0], found[1]
-        prev = taken.get(key) or out.get(key)
-        if prev is not None and prev != path:
-            raise UsageError(f"{a.path}: its scene {found[0]} would take the name of another asset; publish them apart")
-        if prev is None:
-            out[key] = path
-    return out
-
-
 class TextQueryApi:
     """``POST /api/query`` for ``splat view --web --encoder module:function``: the text's feature
     vector from the user's encoder (a callable str -> vector [D]), one query at a time."""

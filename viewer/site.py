@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import os
+import posixpath
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,60 @@ class Asset:
     @property
     def cameras_url(self) -> str | None:
         return ASSET_PREFIX + quote(self.name + ".cameras.json") if self.cameras_json is not None else None
+
+
+HEADER_PREFIX = 4 << 20
+"""Bytes of a ``.m3`` read to find its scene reference (the container header and chunk table)."""
+
+
+def is_memory(path: Path) -> bool:
+    """Whether ``path`` is a ``.m3`` file (by its magic bytes)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"GSM3"
+    except OSError:
+        return False
+
+
+def scene_file(m3_path: Path) -> tuple[str, Path] | None:
+    """(URL path relative to the ``.m3``, file) of the scene a ``.m3`` references, or None when
+    it embeds its scene. FormatError (naming the file) for a reference the readers refuse."""
+    from compress.container import read_index
+    from compress.memory.m3file import MAGIC, VERSION, scene_reference
+    from splat.bounded import open_regular
+
+    with open_regular(m3_path) as f:
+        head = f.read(HEADER_PREFIX)
+    index = read_index(head, magic=MAGIC, path=m3_path, max_version=VERSION, what=".m3 file", whole=False)
+    found = scene_reference(index.header, m3_path)
+    if found is None:
+        return None
+    ref = posixpath.normpath(str(index.header["scene"]["ref"]))
+    if ref.startswith("../") or ref in (".", "..") or ref.startswith("/"):
+        raise FormatError(f"scene reference {ref[:80]!r} leads outside the file's folder", m3_path)
+    return ref, found[0]
+
+
+def scene_files(assets: Sequence) -> dict[str, Path]:
+    """``{assets/REF: scene file}`` for every ``.m3`` asset (``viewer.site.Asset``) that references
+    its scene, the REF relative to the asset's own URL folder. UsageError when two assets would
+    put different files at one name."""
+    taken = {ASSET_PREFIX + a.name: a.path for a in assets}
+    taken.update({ASSET_PREFIX + a.name + ".cameras.json": Path("/") for a in assets if a.cameras_json is not None})
+    out: dict[str, Path] = {}
+    for a in assets:
+        if not is_memory(a.path):
+            continue
+        found = scene_file(a.path)
+        if found is None:
+            continue
+        key, path = ASSET_PREFIX + found[0], found[1]
+        prev = taken.get(key) or out.get(key)
+        if prev is not None and prev != path:
+            raise UsageError(f"{a.path}: its scene {found[0]} would take the name of another asset; publish them apart")
+        if prev is None:
+            out[key] = path
+    return out
 
 
 def client_file(name: str) -> Path:
@@ -195,8 +250,6 @@ def publish(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, force
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file, expected a folder")
     assets = make_assets(paths, cameras)
-    from .memory_web import scene_files
-
     referenced = scene_files(assets)  # the scene a .m3 references, at its path beside it
     sources = {name: client_file(name) for name in CLIENT_FILES}
     with atomic_dir(out) as tmp:

@@ -42,10 +42,10 @@ from urllib.parse import unquote, urlsplit
 
 from splat.errors import UsageError
 
-from .memory_web import QUERY_PATH, TextQueryApi, scene_files
+from .memory_web import QUERY_PATH, TextQueryApi
 from .memory_web import respond as respond_text_query
 from .origin import normalise_origin, own_origins
-from .site import CLIENT_FILES, Asset, client_file, player_page
+from .site import CLIENT_FILES, Asset, client_file, player_page, scene_files
 from .view_api import MAX_BODY, ApiError, ViewApi
 
 CHUNK = 1 << 16
