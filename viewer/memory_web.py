@@ -13,7 +13,6 @@ import json
 import math
 import threading
 
-
 QUERY_PATH = "/api/query"
 MAX_QUERY_BODY = 16 << 10
 """Largest request body /api/query reads, bytes."""
