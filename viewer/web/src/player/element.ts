@@ -522,7 +522,7 @@ export class SplatPlayer extends HTMLElement {
    * ahead of the playhead; frames decoded in a worker and written over the mesh in place. */
   private async startVideo(id: number, url: string, name: string): Promise<void> {
     const abs = new URL(url, document.baseURI).href;
-    const decoder = new WorkerDecoder(newWorker(STREAM_WORKER_NAME));
+    const decoder = new WorkerDecoder(newWorker(STREAM_WORKER_NAME), { words: true }); // frames come packed for Spark
     const rate = Number(this.getAttribute("speed") ?? "1");
     const speed = rate > 0 && Number.isFinite(rate) ? Math.min(Math.max(rate, 0.25), 4) : 1;
     const player = new GsvPlayer(new HttpSource(abs), {
@@ -588,7 +588,7 @@ export class SplatPlayer extends HTMLElement {
         this.pendingFrame = null;
         const first = this._frame < 0;
         try {
-          if (!(await this.view.showFrame(e.splats, Math.max(this.video?.header?.gaussians ?? 0, e.splats.count)))) this.meshesMade++;
+          if (!(await this.view.showFrame(e.splats, Math.max(this.video?.header?.gaussians ?? 0, e.splats.count), e.words))) this.meshesMade++;
         } catch (err) {
           if (id === this.loadId) this.fail(`${this._info?.name ?? "clip"}: ${(err as Error)?.message ?? String(err)}`);
           return;

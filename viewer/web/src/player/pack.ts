@@ -25,11 +25,13 @@ function bandMax(a: SplatArrays, K: number, lo: number, hi: number): number {
   return m;
 }
 
-/** Write `a`'s Gaussians into `packed` (4 words each) and its SH bands into `extra.sh1..3`;
+/** Write `a`'s Gaussians into `packed` (4 words each; copied from `words` when the decoder
+ * packed them already, spark_words.ts) and its SH bands into `extra.sh1..3`;
  * returns the SH ranges (`sh1Max`...) the encoding must carry. */
-function writeArrays(a: SplatArrays, packed: Uint32Array, extra: Record<string, unknown>, shDegree: number): Record<string, number> {
+function writeArrays(a: SplatArrays, packed: Uint32Array, extra: Record<string, unknown>, shDegree: number, words?: Uint32Array): Record<string, number> {
   const n = a.count;
-  for (let i = 0; i < n; i++) {
+  if (words && words.length === 4 * n) packed.set(words);
+  else for (let i = 0; i < n; i++) {
     const o = 1 / (1 + Math.exp(-a.opacityLogits[i]));
     utils.setPackedSplat(
       packed, i,
@@ -74,10 +76,11 @@ export function packSplats(a: SplatArrays, capacity = a.count): PackedSplats {
 
 /**
  * Overwrite `target` (made by `packSplats` with enough capacity and the same SH degree) with
- * `a`, in place: the same arrays, the same GPU textures, re-uploaded on the next draw. Returns
+ * `a`, in place: the same arrays, the same GPU textures, re-uploaded on the next draw; `words`:
+ * `a` already in Spark's layout (the decoding worker's, spark_words.ts), copied over. Returns
  * false when `a` does not fit (more Gaussians or a higher SH degree): make a new one then.
  */
-export function packInto(a: SplatArrays, target: PackedSplats): boolean {
+export function packInto(a: SplatArrays, target: PackedSplats, words?: Uint32Array): boolean {
   const packed = target.packedArray;
   if (!packed || a.count > target.maxSplats) return false;
   const extra = target.extra as Record<string, unknown>;
@@ -85,7 +88,7 @@ export function packInto(a: SplatArrays, target: PackedSplats): boolean {
     const arr = extra[`sh${b + 1}`] as Uint32Array | undefined;
     if (!arr || arr.length < SH_WORDS[b] * a.count) return false;
   }
-  const encoding = writeArrays(a, packed, extra, a.shDegree);
+  const encoding = writeArrays(a, packed, extra, a.shDegree, words);
   target.numSplats = a.count;
   if (target.splatEncoding) Object.assign(target.splatEncoding, encoding);
   target.needsUpdate = true; // re-upload the splat texture

@@ -176,11 +176,11 @@ export class SplatView {
   /**
    * Put a video frame on screen: written over the current mesh's arrays when it fits (no new
    * mesh, no new GPU textures: Spark re-uploads them and re-sorts), else a new mesh with room
-   * for `capacity` Gaussians. Returns true when it was written in place.
+   * for `capacity` Gaussians (`words`: `a` packed already, see packInto). Returns true when it was written in place.
    */
-  async showFrame(a: SplatArrays, capacity: number): Promise<boolean> {
+  async showFrame(a: SplatArrays, capacity: number, words?: Uint32Array): Promise<boolean> {
     const packed = this.mesh?.packedSplats;
-    if (this.mesh && packed && packInto(a, packed)) {
+    if (this.mesh && packed && packInto(a, packed, words)) {
       this.significance = null;
       if (this.settings.budget > 0) this.minSignificance.value = this.budgetCut(this.settings.budget);
       this.mesh.updateVersion();

@@ -15,6 +15,8 @@ export interface DecodedFrame {
   splats: SplatArrays;
   /** decode time of this frame in ms (segment parse included for a segment's first use) */
   ms: number;
+  /** the frame already in Spark's packed layout (player/spark_words.ts), when the decoder was asked for it */
+  words?: Uint32Array;
 }
 
 export interface FrameDecoder {
@@ -99,11 +101,13 @@ export interface DecodeRequest {
   shDegree: number;
   /** the segment's bytes, sent when the worker may not hold it parsed */
   bytes?: Uint8Array;
+  /** also pack the frame into Spark's layout (DecodedFrame.words) */
+  words?: boolean;
 }
 
 /** Messages from the worker. */
 export type DecodeReply =
-  | { id: number; ok: true; ms: number; splats: SplatArrays }
+  | { id: number; ok: true; ms: number; splats: SplatArrays; words?: Uint32Array }
   | { id: number; ok: false; message: string; format: boolean; missing?: boolean };
 
 /** `bytes` alone in its buffer (postMessage clones a view's whole buffer, e.g. a whole file). */
@@ -121,7 +125,8 @@ export class WorkerDecoder implements FrameDecoder {
   private closed = false;
   private failure: string | null = null;
 
-  constructor(private readonly worker: WorkerLike) {
+  /** `words`: have the worker also pack each frame into Spark's layout (the web player's page). */
+  constructor(private readonly worker: WorkerLike, private readonly options: { words?: boolean } = {}) {
     worker.addEventListener("message", (ev) => this.onReply(ev.data as DecodeReply));
     // a worker that dies (failed to load, out of memory) fails every pending and later frame
     worker.addEventListener("error", (ev) => this.die(`decoder worker failed: ${ev.message ?? "unknown error"}`));
@@ -141,6 +146,7 @@ export class WorkerDecoder implements FrameDecoder {
     if (send) this.held.set(s, {} as GsvSegment);
     return new Promise((resolve, reject) => {
       const req: DecodeRequest = { id: this.nextId++, segment: s, frame: f, shDegree, bytes: send ? ownBytes(bytes) : undefined };
+      if (this.options.words) req.words = true;
       this.waiting.set(req.id, { resolve, reject, req, bytes });
       this.worker.postMessage(req);
     });
@@ -151,7 +157,7 @@ export class WorkerDecoder implements FrameDecoder {
     if (!w) return;
     this.waiting.delete(r.id);
     if (r.ok) {
-      w.resolve({ splats: r.splats, ms: r.ms });
+      w.resolve(r.words ? { splats: r.splats, ms: r.ms, words: r.words } : { splats: r.splats, ms: r.ms });
       return;
     }
     if (r.missing && !w.req.bytes) {

@@ -61,6 +61,8 @@ export interface FrameEvent {
   splats: SplatArrays;
   /** its decode time, ms */
   decodeMs: number;
+  /** the frame in Spark's packed layout, when the decoder packs (WorkerDecoder's `words`) */
+  words?: Uint32Array;
 }
 
 export interface GapEvent {
@@ -479,7 +481,7 @@ export class GsvPlayer {
     this.decodeTimes.push(got.ms);
     if (this.decodeTimes.length > 30) this.decodeTimes.shift();
     if (this.showOnce) this.reanchor(f + 1);
-    this.emit("frame", { index: f, time: f / this.header!.fps, segment: s, splats: got.splats, decodeMs: got.ms });
+    this.emit("frame", { index: f, time: f / this.header!.fps, segment: s, splats: got.splats, decodeMs: got.ms, words: got.words });
     this.settleSeek(f);
   }
 

@@ -9,6 +9,7 @@
  */
 import { FormatError } from "../formats/errors.js";
 import type { SplatArrays } from "../formats/types.js";
+import { packWords } from "../player/spark_words.js";
 import { decodeFrame, SegmentLru, type DecodeReply, type DecodeRequest } from "./decoder.js";
 
 const now = (): number => (globalThis.performance ? performance.now() : Date.now());
@@ -44,7 +45,14 @@ export function serveDecoder(port: DecoderPort): void {
       for (const a of [splats.means, splats.quats, splats.logScales, splats.opacityLogits, splats.shDc, splats.shRest]) {
         if (!transfer.includes(a.buffer as ArrayBuffer)) transfer.push(a.buffer as ArrayBuffer);
       }
-      reply = { id: req.id, ok: true, ms: now() - t, splats };
+      const ms = now() - t;
+      reply = { id: req.id, ok: true, ms, splats };
+      if (req.words) {
+        // Spark's layout, packed here rather than on the page's (rendering) thread
+        const words = packWords(splats);
+        reply.words = words;
+        transfer.push(words.buffer as ArrayBuffer);
+      }
     } catch (e) {
       const missing = e instanceof Error && !(e instanceof FormatError) && /is not loaded/.test(e.message);
       lru.delete(req.segment);

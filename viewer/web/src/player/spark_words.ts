@@ -1,0 +1,99 @@
+/**
+ * SplatArrays (PLY frame, raw INRIA parameters) into the four 32-bit words per Gaussian of
+ * Spark's PackedSplats, with Spark's default encoding (colour 0..1, ln scale -12..9), without
+ * importing Spark: the `.gsv` decoding worker packs each video frame here, off the page's
+ * thread, and the page copies the words into the mesh's array (pack.ts `packInto`).
+ *
+ * Layout of Gaussian i (words 4i..4i+3), as Spark's shaders read it:
+ *   0: r, g, b, opacity (8 bits each, 0..1)
+ *   1: centre x, y (half floats)
+ *   2: centre z (half float), rotation axis u, v (8 bits each, octahedral)
+ *   3: ln scale x, y, z (8 bits each: 0 = zero, 1..255 over [-12, 9]), rotation angle (8 bits, 0..pi)
+ * SH bands are not packed here (the page encodes them when a clip has any).
+ */
+import type { SplatArrays } from "../formats/types.js";
+
+const SH_C0 = 0.28209479177387814;
+const LN_SCALE_MIN = -12;
+const LN_SCALE_MAX = 9;
+/** ln scales below this are a zero scale (code 0). */
+const LN_SCALE_ZERO = -30;
+const SCALE_STEP = 254 / (LN_SCALE_MAX - LN_SCALE_MIN);
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+const F16 = (globalThis as { Float16Array?: new (n: number) => ArrayLike<number> & { [i: number]: number } }).Float16Array;
+const f16 = F16 ? new F16(1) : null;
+const u16 = f16 ? new Uint16Array((f16 as unknown as { buffer: ArrayBuffer }).buffer) : null;
+
+/** IEEE half-float bits of `v` (round to nearest; overflow to infinity). */
+export function halfBits(v: number): number {
+  if (f16 && u16) {
+    f16[0] = v;
+    return u16[0];
+  }
+  f32[0] = v;
+  const b = u32[0];
+  const sign = (b >>> 16) & 0x8000;
+  const e = (b >>> 23) & 0xff;
+  const m = b & 0x7fffff;
+  if (e === 0xff) return sign | (m ? 0x7e00 : 0x7c00);
+  const he = e - 112; // rebias 127 -> 15
+  if (he >= 31) return sign | 0x7c00;
+  if (he <= 0) {
+    if (he < -10) return sign;
+    const mm = m | 0x800000;
+    const shift = 14 - he;
+    let h = mm >>> shift;
+    const rem = mm & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (he << 10) | (m >>> 13);
+  const rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is correct
+  return sign | h;
+}
+
+function byte(v: number): number {
+  const r = Math.round(v * 255);
+  return r < 0 ? 0 : r > 255 ? 255 : r;
+}
+
+function scaleCode(ln: number): number {
+  if (!(ln >= LN_SCALE_ZERO)) return 0;
+  const r = Math.round((ln - LN_SCALE_MIN) * SCALE_STEP) + 1;
+  return r < 1 ? 1 : r > 255 ? 255 : r;
+}
+
+/** The words of `a`'s Gaussians (4 per Gaussian, `a.count` of them) in a new array, or in `out`. */
+export function packWords(a: SplatArrays, out = new Uint32Array(4 * a.count)): Uint32Array {
+  const { means, quats, logScales, opacityLogits, shDc } = a;
+  for (let i = 0; i < a.count; i++) {
+    const i3 = 3 * i, i4 = 4 * i;
+    const alpha = 1 / (1 + Math.exp(-opacityLogits[i]));
+    out[i4] = (byte(0.5 + SH_C0 * shDc[i3]) | (byte(0.5 + SH_C0 * shDc[i3 + 1]) << 8)
+      | (byte(0.5 + SH_C0 * shDc[i3 + 2]) << 16) | (byte(alpha) << 24)) >>> 0;
+    out[i4 + 1] = (halfBits(means[i3]) | (halfBits(means[i3 + 1]) << 16)) >>> 0;
+    // rotation: ours is (w, x, y, z); unit, w >= 0, as an angle about an axis (octahedral u, v)
+    let w = quats[i4], x = quats[i4 + 1], y = quats[i4 + 2], z = quats[i4 + 3];
+    const n = Math.sqrt(w * w + x * x + y * y + z * z) || 1;
+    const s = w < 0 ? -1 / n : 1 / n;
+    w *= s; x *= s; y *= s; z *= s;
+    const angle = Math.round(2 * Math.acos(Math.min(1, w)) * (255 / Math.PI));
+    const xyz = Math.sqrt(x * x + y * y + z * z);
+    if (xyz < 1e-6) { x = 1; y = 0; z = 0; } else { x /= xyz; y /= xyz; z /= xyz; }
+    const l1 = Math.abs(x) + Math.abs(y) + Math.abs(z);
+    let px = x / l1, py = y / l1;
+    if (z < 0) {
+      const fx = (1 - Math.abs(py)) * (px >= 0 ? 1 : -1);
+      py = (1 - Math.abs(px)) * (py >= 0 ? 1 : -1);
+      px = fx;
+    }
+    const u = Math.round((px * 0.5 + 0.5) * 255), v = Math.round((py * 0.5 + 0.5) * 255);
+    out[i4 + 2] = (halfBits(means[i3 + 2]) | (u << 16) | (v << 24)) >>> 0;
+    out[i4 + 3] = (scaleCode(logScales[i3]) | (scaleCode(logScales[i3 + 1]) << 8)
+      | (scaleCode(logScales[i3 + 2]) << 16) | (angle << 24)) >>> 0;
+  }
+  return out;
+}
