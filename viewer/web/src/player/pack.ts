@@ -5,6 +5,7 @@
  */
 import { defines, PackedSplats, utils } from "@sparkjsdev/spark";
 import type { SplatArrays } from "../formats/types.js";
+import type { SparkWords } from "./spark_words.js";
 
 const SH_C0 = 0.28209479177387814;
 /** Rest coefficients of each SH band (degree 1, 2, 3) within the K per channel. */
@@ -28,9 +29,9 @@ function bandMax(a: SplatArrays, K: number, lo: number, hi: number): number {
 /** Write `a`'s Gaussians into `packed` (4 words each; copied from `words` when the decoder
  * packed them already, spark_words.ts) and its SH bands into `extra.sh1..3`;
  * returns the SH ranges (`sh1Max`...) the encoding must carry. */
-function writeArrays(a: SplatArrays, packed: Uint32Array, extra: Record<string, unknown>, shDegree: number, words?: Uint32Array): Record<string, number> {
+function writeArrays(a: SplatArrays, packed: Uint32Array, extra: Record<string, unknown>, shDegree: number, words?: SparkWords): Record<string, number> {
   const n = a.count;
-  if (words && words.length === 4 * n) packed.set(words);
+  if (words && words.splats.length === 4 * n) packed.set(words.splats);
   else for (let i = 0; i < n; i++) {
     const o = 1 / (1 + Math.exp(-a.opacityLogits[i]));
     utils.setPackedSplat(
@@ -46,11 +47,17 @@ function writeArrays(a: SplatArrays, packed: Uint32Array, extra: Record<string, 
   const K = (a.shDegree + 1) ** 2 - 1;
   const encoding: Record<string, number> = {};
   for (let b = 0; b < Math.min(shDegree, a.shDegree); b++) {
+    const arr = extra[`sh${b + 1}`] as Uint32Array;
+    if (b === 0 && words?.sh1 && words.sh1Max !== undefined && words.sh1.length === 2 * n) {
+      arr.set(words.sh1);
+      encoding.sh1Max = words.sh1Max;
+      continue;
+    }
+    arr.fill(0, 0, SH_WORDS[b] * n); // Spark's encoders OR their bits in
     const [lo, hi] = BANDS[b];
     const max = bandMax(a, K, lo, hi);
     const key = `sh${b + 1}Max`;
     encoding[key] = max;
-    const arr = extra[`sh${b + 1}`] as Uint32Array;
     const tmp = new Float32Array((hi - lo) * 3);
     const opts = { [key]: max };
     for (let i = 0; i < n; i++) {
@@ -80,7 +87,7 @@ export function packSplats(a: SplatArrays, capacity = a.count): PackedSplats {
  * `a` already in Spark's layout (the decoding worker's, spark_words.ts), copied over. Returns
  * false when `a` does not fit (more Gaussians or a higher SH degree): make a new one then.
  */
-export function packInto(a: SplatArrays, target: PackedSplats, words?: Uint32Array): boolean {
+export function packInto(a: SplatArrays, target: PackedSplats, words?: SparkWords): boolean {
   const packed = target.packedArray;
   if (!packed || a.count > target.maxSplats) return false;
   const extra = target.extra as Record<string, unknown>;

@@ -97,3 +97,45 @@ export function packWords(a: SplatArrays, out = new Uint32Array(4 * a.count)): U
   }
   return out;
 }
+
+/** A frame in Spark's layout: the Gaussians' words and, for SH degree 1, the sh1 words and range. */
+export interface SparkWords {
+  splats: Uint32Array;
+  sh1?: Uint32Array;
+  sh1Max?: number;
+}
+
+/** Degree-1 SH of `a` as Spark's sh1 words (2 per Gaussian: 9 signed 7-bit values, scaled by the
+ * largest |coefficient|, value k at bits 7k..7k+6 coefficient-major); null for other degrees. */
+export function packSh1(a: SplatArrays): { words: Uint32Array; max: number } | null {
+  if (a.shDegree !== 1) return null;
+  const n = a.count, sh = a.shRest; // K = 3 rest coefficients x 3 channels per Gaussian
+  let max = 1e-6;
+  for (let j = 0; j < 9 * n; j++) {
+    const v = Math.abs(sh[j]);
+    if (v > max) max = v;
+  }
+  const scale = 63 / max;
+  const out = new Uint32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    let lo = 0, hi = 0;
+    for (let k = 0; k < 9; k++) {
+      let q = Math.round(sh[9 * i + k] * scale);
+      q = (q < -63 ? -63 : q > 63 ? 63 : q) & 127;
+      const bit = 7 * k;
+      if (bit < 32) {
+        lo |= q << bit;
+        if (bit + 7 > 32) hi |= q >>> (32 - bit);
+      } else hi |= q << (bit - 32);
+    }
+    out[2 * i] = lo >>> 0;
+    out[2 * i + 1] = hi >>> 0;
+  }
+  return { words: out, max };
+}
+
+/** `a` in Spark's layout (its Gaussians, and its SH when of degree 1). */
+export function packFrame(a: SplatArrays): SparkWords {
+  const sh1 = packSh1(a);
+  return sh1 ? { splats: packWords(a), sh1: sh1.words, sh1Max: sh1.max } : { splats: packWords(a) };
+}

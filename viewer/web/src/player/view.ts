@@ -9,6 +9,7 @@ import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 import type { SplatArrays } from "../formats/types.js";
 import type { CameraPreset } from "./cameras.js";
 import { packInto, packSplats } from "./pack.js";
+import type { SparkWords } from "./spark_words.js";
 
 export interface DisplaySettings {
   /** Multiplies every Gaussian's extent. */
@@ -178,7 +179,7 @@ export class SplatView {
    * mesh, no new GPU textures: Spark re-uploads them and re-sorts), else a new mesh with room
    * for `capacity` Gaussians (`words`: `a` packed already, see packInto). Returns true when it was written in place.
    */
-  async showFrame(a: SplatArrays, capacity: number, words?: Uint32Array): Promise<boolean> {
+  async showFrame(a: SplatArrays, capacity: number, words?: SparkWords): Promise<boolean> {
     const packed = this.mesh?.packedSplats;
     if (this.mesh && packed && packInto(a, packed, words)) {
       this.significance = null;

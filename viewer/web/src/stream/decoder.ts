@@ -10,13 +10,14 @@
 import { FormatError } from "../formats/errors.js";
 import { decodeGsvSegment, type GsvSegment } from "../formats/gsv.js";
 import type { SplatArrays } from "../formats/types.js";
+import type { SparkWords } from "../player/spark_words.js";
 
 export interface DecodedFrame {
   splats: SplatArrays;
   /** decode time of this frame in ms (segment parse included for a segment's first use) */
   ms: number;
   /** the frame already in Spark's packed layout (player/spark_words.ts), when the decoder was asked for it */
-  words?: Uint32Array;
+  words?: SparkWords;
 }
 
 export interface FrameDecoder {
@@ -107,7 +108,7 @@ export interface DecodeRequest {
 
 /** Messages from the worker. */
 export type DecodeReply =
-  | { id: number; ok: true; ms: number; splats: SplatArrays; words?: Uint32Array }
+  | { id: number; ok: true; ms: number; splats: SplatArrays; words?: SparkWords }
   | { id: number; ok: false; message: string; format: boolean; missing?: boolean };
 
 /** `bytes` alone in its buffer (postMessage clones a view's whole buffer, e.g. a whole file). */

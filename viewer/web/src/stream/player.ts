@@ -13,6 +13,7 @@ import { FormatError } from "../formats/errors.js";
 import { openGsv, type GsvHeader, type GsvReader, type GsvSegmentEntry, type RangeReader } from "../formats/gsv.js";
 import type { SplatArrays } from "../formats/types.js";
 import { SegmentCache } from "./cache.js";
+import type { SparkWords } from "../player/spark_words.js";
 import { ThreadDecoder, type DecodedFrame, type FrameDecoder } from "./decoder.js";
 import { HttpSource } from "./source.js";
 
@@ -62,7 +63,7 @@ export interface FrameEvent {
   /** its decode time, ms */
   decodeMs: number;
   /** the frame in Spark's packed layout, when the decoder packs (WorkerDecoder's `words`) */
-  words?: Uint32Array;
+  words?: SparkWords;
 }
 
 export interface GapEvent {

@@ -9,7 +9,7 @@
  */
 import { FormatError } from "../formats/errors.js";
 import type { SplatArrays } from "../formats/types.js";
-import { packWords } from "../player/spark_words.js";
+import { packFrame } from "../player/spark_words.js";
 import { decodeFrame, SegmentLru, type DecodeReply, type DecodeRequest } from "./decoder.js";
 
 const now = (): number => (globalThis.performance ? performance.now() : Date.now());
@@ -49,9 +49,10 @@ export function serveDecoder(port: DecoderPort): void {
       reply = { id: req.id, ok: true, ms, splats };
       if (req.words) {
         // Spark's layout, packed here rather than on the page's (rendering) thread
-        const words = packWords(splats);
+        const words = packFrame(splats);
         reply.words = words;
-        transfer.push(words.buffer as ArrayBuffer);
+        transfer.push(words.splats.buffer as ArrayBuffer);
+        if (words.sh1) transfer.push(words.sh1.buffer as ArrayBuffer);
       }
     } catch (e) {
       const missing = e instanceof Error && !(e instanceof FormatError) && /is not loaded/.test(e.message);
