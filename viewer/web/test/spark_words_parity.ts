@@ -8,7 +8,7 @@ import { utils } from "@sparkjsdev/spark";
 import type { SplatArrays } from "../src/formats/types.js";
 import { packSh1, packWords } from "../src/player/spark_words.js";
 
-const n = Number(process.argv[2] ?? 20000);
+const n = Number((globalThis as { process?: { argv: string[] } }).process?.argv[2] ?? 20000);
 let seed = 12345;
 const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
 const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
