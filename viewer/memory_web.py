@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import threading
 
@@ -37,12 +36,16 @@ class TextQueryApi:
 
     def answer(self, body: bytes) -> tuple[int, dict]:
         """(HTTP status, JSON reply) for a request body."""
+        from .view_api import ApiError, parse_body
+
         try:
-            req = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return 400, {"error": "the body is not JSON"}
-        if not isinstance(req, dict):
-            return 400, {"error": "the body must be a JSON object {\"text\": str, \"model\": str}"}
+            req = parse_body(body)
+        except ApiError as e:
+            return e.status, {"error": str(e)}
+        return self.reply(req)
+
+    def reply(self, req: dict) -> tuple[int, dict]:
+        """(HTTP status, JSON reply) for a parsed request ``{"text": str, "model": str}``."""
         text, model = req.get("text"), req.get("model", "")
         if not isinstance(text, str) or not text.strip():
             return 400, {"error": "'text' must be a non-empty string"}
@@ -68,36 +71,3 @@ def _flat(vec) -> list:
     if hasattr(vec, "reshape") and hasattr(vec, "tolist"):
         return vec.reshape(-1).tolist()
     return list(vec)
-
-
-def respond(handler, server) -> None:
-    """Answer a POST to /api/query on ``handler`` (the server's request handler, after its Host
-    check): foreign Origin 403, no JSON content type 415, a body without length 411, too long 413."""
-    from http import HTTPStatus
-
-    if not handler._origin_ok():
-        server.note_refusal("origin", f"Origin {handler.headers.get('Origin')!r} on {QUERY_PATH}")
-        handler._plain(HTTPStatus.FORBIDDEN, "origin not allowed")
-        return
-    ctype = (handler.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-    if ctype != "application/json":
-        handler._plain(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
-        return
-    length = handler.headers.get("Content-Length")
-    if length is None or not length.isdigit():
-        handler._plain(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
-        return
-    if int(length) > MAX_QUERY_BODY:
-        handler.close_connection = True
-        handler._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_QUERY_BODY} bytes")
-        return
-    body = handler.rfile.read(int(length))
-    status, reply = server.text_query.answer(body)
-    data = json.dumps(reply).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.send_header("Cache-Control", "no-store")
-    handler.send_header("X-Content-Type-Options", "nosniff")
-    handler.end_headers()
-    handler.wfile.write(data)

@@ -75,14 +75,15 @@ class ViewRequest:
 
 # ---------------------------------------------------------------------- parsing
 def parse_body(body: bytes) -> dict:
-    """A request body as a JSON object (ApiError otherwise)."""
+    """A request body as a JSON object, by the readers' bounded parser (``splat.header.parse_json``:
+    no NUL, no 100,000-digit integers, no deep nesting); ApiError otherwise."""
+    from splat.errors import FormatError
+    from splat.header import parse_json
+
     try:
-        obj = json.loads(body.decode("utf-8"), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ApiError(f"the body is not JSON ({str(e).splitlines()[0][:80]})") from None
-    if not isinstance(obj, dict):
-        raise ApiError("the body must be a JSON object")
-    return obj
+        return parse_json(body, what="the body")
+    except FormatError as e:
+        raise ApiError(f"not JSON the API takes: {e.args[0] if e.args else 'no object'}") from None
 
 
 def _number(obj: dict, key: str, lo: float, hi: float, default: float | None = None) -> float:

@@ -18,10 +18,12 @@ file swapped for a symlink later is refused).
   whose requests carry its own host name, gets 403.
 * **Origin**: the API refuses a foreign ``Origin`` (403); the page, the client and the
   assets need none (they are what the server shows anyone who can reach it).
-* Binds 127.0.0.1 by default. ``bytes_sent`` counts body bytes per path (wire tests).
+* Binds 127.0.0.1 by default. ``bytes_sent`` counts body bytes per served file (wire tests; API replies are not counted).
 * **POST** goes to the local JSON API only (:mod:`viewer.view_api`: ``/api/render``,
-  ``/api/contribution``), with the Host and Origin checks above, a JSON object body of at
-  most ``MAX_BODY`` bytes, and one-line errors. ``api=False`` leaves it out (405).
+  ``/api/contribution``; :mod:`viewer.memory_web`: ``/api/query`` with ``encoder``), one path
+  for all: the Host and Origin checks above, ``application/json`` (415), a length (411) within
+  the endpoint's limit (413), a JSON object parsed by the readers' bounded parser (400), and
+  one-line errors. ``api=False`` leaves render and contribution out (405).
 """
 from __future__ import annotations
 
@@ -42,8 +44,7 @@ from urllib.parse import unquote, urlsplit
 
 from splat.errors import UsageError
 
-from .memory_web import QUERY_PATH, TextQueryApi
-from .memory_web import respond as respond_text_query
+from .memory_web import MAX_QUERY_BODY, QUERY_PATH, TextQueryApi
 from .origin import normalise_origin, own_origins
 from .site import CLIENT_FILES, Asset, client_file, player_page, scene_files
 from .view_api import MAX_BODY, ApiError, ViewApi
@@ -181,11 +182,15 @@ class WebPlayerServer:
         routes["/"] = routes["/index.html"] = Route(CONTENT_TYPES[".html"], data=index)
         return routes
 
-    def _post_routes(self) -> dict[str, Callable[[dict], ApiReply]]:
-        """The API's POST endpoints (none without ``api``)."""
-        if self.view_api is None:
-            return {}
-        return {"/api/render": self.api_render, "/api/contribution": self.api_contribution}
+    def _post_routes(self) -> dict[str, tuple[Callable[[dict], ApiReply], int]]:
+        """The API's POST endpoints, each with the largest body it reads (bytes): render and
+        contribution with ``api``, text queries with ``encoder``."""
+        routes: dict[str, tuple[Callable[[dict], ApiReply], int]] = {}
+        if self.view_api is not None:
+            routes.update({"/api/render": (self.api_render, MAX_BODY), "/api/contribution": (self.api_contribution, MAX_BODY)})
+        if self.text_query is not None:
+            routes[QUERY_PATH] = (self.api_query, MAX_QUERY_BODY)
+        return routes
 
     def _bind(self, host: str, port: int) -> ThreadingHTTPServer:
         handler = _handler_for(self)
@@ -227,6 +232,14 @@ class WebPlayerServer:
         if self._log is not None:
             self._log(f"rendered this view: {self.view_api.render_dir / name}")
         return ApiReply(png, "image/png", {"Content-Disposition": f'attachment; filename="{name}"', "X-Saved-As": name})
+
+    def api_query(self, obj: dict) -> ApiReply:
+        """``POST /api/query``: a text's feature vector from the ``--encoder``."""
+        assert self.text_query is not None
+        status, reply = self.text_query.reply(obj)
+        if status != 200:
+            raise ApiError(reply["error"], status)
+        return ApiReply(json.dumps(reply).encode())
 
     def api_contribution(self, obj: dict) -> ApiReply:
         """``POST /api/contribution``: one float32 (little-endian) weight per Gaussian."""
@@ -308,14 +321,7 @@ def _handler_for(server: WebPlayerServer):
 
         def do_POST(self) -> None:
             try:
-                if server.text_query is not None and clean_path(self.path) == QUERY_PATH:
-                    if not self._host_ok():
-                        server.note_refusal("host", f"Host {self.headers.get('Host')!r} for {self.path!r}")
-                        self._plain(HTTPStatus.FORBIDDEN, "unknown Host (this server answers only to its own address)")
-                    else:
-                        respond_text_query(self, server)
-                else:
-                    _post(self, server)
+                _post(self, server)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 
@@ -433,21 +439,26 @@ def _post(h, server: WebPlayerServer) -> None:
         h._plain(HTTPStatus.FORBIDDEN, "unknown Host (this server answers only to its own address)")
         return
     path = clean_path(h.path)
-    endpoint = server.post_routes.get(path) if path is not None else None
-    if endpoint is None:
+    route = server.post_routes.get(path) if path is not None else None
+    if route is None:
         h._other()
         return
     if not h._origin_ok():
         server.note_refusal("origin", f"Origin {h.headers.get('Origin')!r} for POST {path}")
         h._plain(HTTPStatus.FORBIDDEN, "origin not allowed")
         return
+    endpoint, limit = route
+    ctype = (h.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if ctype != "application/json":
+        h._plain(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
+        return
     length = h.headers.get("Content-Length")
     if length is None or not length.strip().isdigit():
         h._plain(HTTPStatus.LENGTH_REQUIRED, "a JSON body with Content-Length is required")
         return
     n = int(length)
-    if n > MAX_BODY:
-        h._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body too large ({n:,} bytes; at most {MAX_BODY:,})")
+    if n > limit:
+        h._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body too large ({n:,} bytes; at most {limit:,})")
         return
     body = h.rfile.read(n)
     try:
@@ -471,7 +482,6 @@ def _post(h, server: WebPlayerServer) -> None:
         h.send_header(k, v)
     h.end_headers()
     h.wfile.write(reply.body)
-    server.count(path, len(reply.body))
 
 
 def serve_web(paths: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: int = 8080,
