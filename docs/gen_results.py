@@ -361,7 +361,7 @@ def video_tables() -> list[Table]:
                       f"{'**' if gsv else ''}{r['bits_per_gaussian_frame']:.2f}{'**' if gsv else ''}", psnr, held, ratio,
                       refresh, enc])
     target = next((r["target_psnr"] for r in d["rows"] if r.get("target_psnr") is not None), 35.0)
-    indep = Table("Independently made frames (flipbook), tracked by rendering", ["video_independent.json"],
+    indep = Table("Independently made frames (flipbook), carried forward between keyframes", ["video_independent.json"],
                   f"python bench/video.py --clips independent --independent-gaussians {st['independent_gaussians']} "
                   f"--independent-frames {st['independent_frames']} --independent-target {target:g} "
                   f"--baseline-every {st['baseline_every']} --out bench/results/video_independent",

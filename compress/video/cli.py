@@ -137,7 +137,7 @@ def _print_encode_summary(console, output: Path, res, scenes, fid, worst, mode: 
               "independent": "independent (intra per frame)"}[res.mode]
     coding += "" if mode else ", detected"
     if res.mode == "independent" and "tracked" in res.segment_modes:
-        coding = coding.replace("intra per frame", "tracked by rendering")
+        coding = coding.replace("intra per frame", "carried forward: closest-point motion, colour re-fits")
         coding += (f"; {res.stream_bytes.get('tracked_by_rendering', 0)} frames carried in "
                    f"{res.segment_modes.count('tracked')} tracked segments, "
                    f"{res.stream_bytes.get('colour_refreshes', 0)} colour refreshes")
