@@ -20,3 +20,6 @@ def test_worker_packing_equals_sparks_encoders(tmp_path):
     assert got["shSame"] == got["shWords"], got  # degree-1 SH words: identical
     # half-float centres: Spark truncates without Float16Array (Node 20), we round to nearest
     assert got["halfMax"] <= (1 if got["float16"] == "undefined" else 0), got
+    # the stream worker's FramePacker (keeps what a tracked segment's frames share) equals a
+    # fresh packing on every frame: moves only, each shared array changed, fresh arrays
+    assert got["packerFrames"] == 9 and got["packerSame"] == got["packerFrames"], got

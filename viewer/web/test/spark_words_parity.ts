@@ -6,7 +6,7 @@
  */
 import { utils } from "@sparkjsdev/spark";
 import type { SplatArrays } from "../src/formats/types.js";
-import { packSh1, packWords } from "../src/player/spark_words.js";
+import { FramePacker, packFrame, packSh1, packWords } from "../src/player/spark_words.js";
 
 const n = Number((globalThis as { process?: { argv: string[] } }).process?.argv[2] ?? 20000);
 let seed = 12345;
@@ -51,4 +51,28 @@ for (let i = 0; i < n; i++) {
 }
 let shSame = 0;
 for (let j = 0; j < 2 * n; j++) if (refSh[j] === sh.words[j]) shSame++;
-console.log(JSON.stringify({ n, exactOther, halfOff, halfMax, shSame, shWords: 2 * n, float16: typeof (globalThis as any).Float16Array }));
+// FramePacker over a clip-like sequence: frames that move (new centres and rotations, the same
+// colour, opacity, scale and SH arrays, as a tracked segment hands out), then copy-on-write
+// changes of each shared array, then fresh arrays: every frame must equal a fresh packFrame.
+const packer = new FramePacker();
+let frame: SplatArrays = a;
+let packerFrames = 0, packerSame = 0;
+const same = (x: Uint32Array | undefined, y: Uint32Array | undefined) => !!x && !!y && x.length === y.length && x.every((v, j) => v === y[j]);
+const steps: Array<(f: SplatArrays) => SplatArrays> = [
+  (f) => f,
+  (f) => ({ ...f, means: f.means.map((v) => v + 0.01), quats: f.quats.map((v, j) => (j % 4 ? v * 0.9 : v)) }),
+  (f) => ({ ...f, means: f.means.map((v) => v - 0.02) }),
+  (f) => ({ ...f, shDc: f.shDc.map((v, j) => (j % 7 ? v : v + 0.5)) }),
+  (f) => ({ ...f, opacityLogits: f.opacityLogits.map((v, j) => (j % 5 ? v : -v)) }),
+  (f) => ({ ...f, logScales: f.logScales.map((v, j) => (j % 3 ? v : v + 0.3)) }),
+  (f) => ({ ...f, shRest: f.shRest.map((v, j) => (j % 4 ? v : v * 2)) }),
+  (f) => ({ ...f, means: f.means.slice() }),
+  (f) => ({ ...f, shDc: f.shDc.slice(), opacityLogits: f.opacityLogits.slice(), logScales: f.logScales.slice(), shRest: f.shRest.slice() }),
+];
+for (const step of steps) {
+  frame = step(frame);
+  const got = packer.pack(frame), want = packFrame(frame);
+  packerFrames++;
+  if (same(got.splats, want.splats) && same(got.sh1, want.sh1) && got.sh1Max === want.sh1Max) packerSame++;
+}
+console.log(JSON.stringify({ n, exactOther, halfOff, halfMax, shSame, shWords: 2 * n, float16: typeof (globalThis as any).Float16Array, packerFrames, packerSame }));

@@ -26,14 +26,8 @@ const F16 = (globalThis as { Float16Array?: new (n: number) => ArrayLike<number>
 const f16 = F16 ? new F16(1) : null;
 const u16 = f16 ? new Uint16Array((f16 as unknown as { buffer: ArrayBuffer }).buffer) : null;
 
-/** IEEE half-float bits of `v` (round to nearest; overflow to infinity). */
-export function halfBits(v: number): number {
-  if (f16 && u16) {
-    f16[0] = v;
-    return u16[0];
-  }
-  f32[0] = v;
-  const b = u32[0];
+/** IEEE half-float bits of the float32 whose bits are `b` (round to nearest even; overflow to infinity). */
+function halfOfBits(b: number): number {
   const sign = (b >>> 16) & 0x8000;
   const e = (b >>> 23) & 0xff;
   const m = b & 0x7fffff;
@@ -55,6 +49,16 @@ export function halfBits(v: number): number {
   return sign | h;
 }
 
+/** IEEE half-float bits of `v` (round to nearest; overflow to infinity). */
+export function halfBits(v: number): number {
+  if (f16 && u16) {
+    f16[0] = v;
+    return u16[0];
+  }
+  f32[0] = v;
+  return halfOfBits(u32[0]);
+}
+
 function byte(v: number): number {
   const r = Math.round(v * 255);
   return r < 0 ? 0 : r > 255 ? 255 : r;
@@ -66,15 +70,38 @@ function scaleCode(ln: number): number {
   return r < 1 ? 1 : r > 255 ? 255 : r;
 }
 
-/** The words of `a`'s Gaussians (4 per Gaussian, `a.count` of them) in a new array, or in `out`. */
-export function packWords(a: SplatArrays, out = new Uint32Array(4 * a.count)): Uint32Array {
-  const { means, quats, logScales, opacityLogits, shDc } = a;
+/** Word 0 of each Gaussian (r, g, b, opacity bytes) into `out` (one per Gaussian). */
+function colourWords(a: SplatArrays, out: Uint32Array): Uint32Array {
+  const { opacityLogits, shDc } = a;
+  for (let i = 0; i < a.count; i++) {
+    const i3 = 3 * i;
+    const alpha = 1 / (1 + Math.exp(-opacityLogits[i]));
+    out[i] = (byte(0.5 + SH_C0 * shDc[i3]) | (byte(0.5 + SH_C0 * shDc[i3 + 1]) << 8)
+      | (byte(0.5 + SH_C0 * shDc[i3 + 2]) << 16) | (byte(alpha) << 24)) >>> 0;
+  }
+  return out;
+}
+
+/** The scale bytes of word 3 (bits 0..23) of each Gaussian into `out` (one per Gaussian). */
+function scaleWords(a: SplatArrays, out: Uint32Array): Uint32Array {
+  const ls = a.logScales;
+  for (let i = 0; i < a.count; i++) {
+    out[i] = scaleCode(ls[3 * i]) | (scaleCode(ls[3 * i + 1]) << 8) | (scaleCode(ls[3 * i + 2]) << 16);
+  }
+  return out;
+}
+
+/** The four words of each Gaussian into `out`, from `a`'s centres and rotations and the
+ * Gaussians' colour words and scale words (colourWords, scaleWords). */
+function placeWords(a: SplatArrays, colour: Uint32Array, scale: Uint32Array, out: Uint32Array): Uint32Array {
+  const { means, quats } = a;
+  // the centres' float32 bits, read in place (a centre is already a float32: its half is
+  // the rounding of these bits, the same as Float16Array's)
+  const mb = new Uint32Array(means.buffer, means.byteOffset, means.length);
   for (let i = 0; i < a.count; i++) {
     const i3 = 3 * i, i4 = 4 * i;
-    const alpha = 1 / (1 + Math.exp(-opacityLogits[i]));
-    out[i4] = (byte(0.5 + SH_C0 * shDc[i3]) | (byte(0.5 + SH_C0 * shDc[i3 + 1]) << 8)
-      | (byte(0.5 + SH_C0 * shDc[i3 + 2]) << 16) | (byte(alpha) << 24)) >>> 0;
-    out[i4 + 1] = (halfBits(means[i3]) | (halfBits(means[i3 + 1]) << 16)) >>> 0;
+    out[i4] = colour[i];
+    out[i4 + 1] = (halfOfBits(mb[i3]) | (halfOfBits(mb[i3 + 1]) << 16)) >>> 0;
     // rotation: ours is (w, x, y, z); unit, w >= 0, as an angle about an axis (octahedral u, v)
     let w = quats[i4], x = quats[i4 + 1], y = quats[i4 + 2], z = quats[i4 + 3];
     const n = Math.sqrt(w * w + x * x + y * y + z * z) || 1;
@@ -91,11 +118,15 @@ export function packWords(a: SplatArrays, out = new Uint32Array(4 * a.count)): U
       px = fx;
     }
     const u = Math.round((px * 0.5 + 0.5) * 255), v = Math.round((py * 0.5 + 0.5) * 255);
-    out[i4 + 2] = (halfBits(means[i3 + 2]) | (u << 16) | (v << 24)) >>> 0;
-    out[i4 + 3] = (scaleCode(logScales[i3]) | (scaleCode(logScales[i3 + 1]) << 8)
-      | (scaleCode(logScales[i3 + 2]) << 16) | (angle << 24)) >>> 0;
+    out[i4 + 2] = (halfOfBits(mb[i3 + 2]) | (u << 16) | (v << 24)) >>> 0;
+    out[i4 + 3] = (scale[i] | (angle << 24)) >>> 0;
   }
   return out;
+}
+
+/** The words of `a`'s Gaussians (4 per Gaussian, `a.count` of them) in a new array, or in `out`. */
+export function packWords(a: SplatArrays, out = new Uint32Array(4 * a.count)): Uint32Array {
+  return placeWords(a, colourWords(a, new Uint32Array(a.count)), scaleWords(a, new Uint32Array(a.count)), out);
 }
 
 /** A frame in Spark's layout: the Gaussians' words and, for SH degree 1, the sh1 words and range. */
@@ -136,6 +167,53 @@ export function packSh1(a: SplatArrays): { words: Uint32Array; max: number } | n
 
 /** `a` in Spark's layout (its Gaussians, and its SH when of degree 1). */
 export function packFrame(a: SplatArrays): SparkWords {
-  const sh1 = packSh1(a);
-  return sh1 ? { splats: packWords(a), sh1: sh1.words, sh1Max: sh1.max } : { splats: packWords(a) };
+  return new FramePacker().pack(a);
+}
+
+/** One cached part of the packing: its result while the source arrays are the same objects. */
+interface Kept<T> {
+  from: readonly Float32Array[];
+  value: T;
+}
+
+function keptFor<T>(k: Kept<T> | null, from: readonly Float32Array[]): T | null {
+  return k && k.from.length === from.length && k.from.every((x, j) => x === from[j] && x.length > 0) ? k.value : null;
+}
+
+/**
+ * Packs the successive frames of a clip (the `.gsv` worker keeps one per stream). A tracked
+ * segment hands out the same colour, opacity, scale and SH arrays frame after frame until
+ * one changes (copy on write, formats/gsv.ts), so the parts of the words made from them are
+ * kept while those arrays are the same objects, and a frame that only moves costs its
+ * centres and rotations. The arrays must not be written in place after packing (the
+ * decoders' contract: shared arrays are read-only). The result equals `packFrame(a)`.
+ */
+export class FramePacker {
+  private colour: Kept<Uint32Array> | null = null;
+  private scale: Kept<Uint32Array> | null = null;
+  private sh1: Kept<{ words: Uint32Array; max: number } | null> | null = null;
+
+  pack(a: SplatArrays): SparkWords {
+    const n = a.count;
+    const byColour = [a.shDc, a.opacityLogits], byScale = [a.logScales], bySh = [a.shRest];
+    let colour = keptFor(this.colour, byColour);
+    if (!colour || colour.length !== n) {
+      colour = colourWords(a, new Uint32Array(n));
+      this.colour = { from: byColour, value: colour };
+    }
+    let scale = keptFor(this.scale, byScale);
+    if (!scale || scale.length !== n) {
+      scale = scaleWords(a, new Uint32Array(n));
+      this.scale = { from: byScale, value: scale };
+    }
+    const splats = placeWords(a, colour, scale, new Uint32Array(4 * n));
+    if (a.shDegree !== 1) return { splats };
+    let sh1 = keptFor(this.sh1, bySh);
+    if (!sh1 || sh1.words.length !== 2 * n) {
+      sh1 = packSh1(a);
+      this.sh1 = { from: bySh, value: sh1 };
+    }
+    // a copy: the frame's arrays are transferred away, the kept ones stay here
+    return sh1 ? { splats, sh1: sh1.words.slice(), sh1Max: sh1.max } : { splats };
+  }
 }

@@ -9,7 +9,7 @@
  */
 import { FormatError } from "../formats/errors.js";
 import type { SplatArrays } from "../formats/types.js";
-import { packFrame } from "../player/spark_words.js";
+import { FramePacker } from "../player/spark_words.js";
 import { decodeFrame, SegmentLru, type DecodeReply, type DecodeRequest } from "./decoder.js";
 
 const now = (): number => (globalThis.performance ? performance.now() : Date.now());
@@ -28,6 +28,7 @@ export interface DecoderPort {
 /** Serve decode requests arriving on `port` until the worker ends. */
 export function serveDecoder(port: DecoderPort): void {
   const lru = new SegmentLru();
+  const packer = new FramePacker(); // keeps what a tracked segment's frames share
   port.addEventListener("message", (ev) => {
     const req = ev.data as DecodeRequest;
     let reply: DecodeReply;
@@ -45,11 +46,12 @@ export function serveDecoder(port: DecoderPort): void {
       for (const a of [splats.means, splats.quats, splats.logScales, splats.opacityLogits, splats.shDc, splats.shRest]) {
         if (!transfer.includes(a.buffer as ArrayBuffer)) transfer.push(a.buffer as ArrayBuffer);
       }
-      const ms = now() - t;
+      const ms = now() - t; // the decode (the packing below is not counted)
+      // Spark's layout, packed here rather than on the page's (rendering) thread, from the
+      // decoder's own arrays (the same objects while a tracked segment does not change them)
+      const words = req.words ? packer.pack(f) : undefined;
       reply = { id: req.id, ok: true, ms, splats };
-      if (req.words) {
-        // Spark's layout, packed here rather than on the page's (rendering) thread
-        const words = packFrame(splats);
+      if (words) {
         reply.words = words;
         transfer.push(words.splats.buffer as ArrayBuffer);
         if (words.sh1) transfer.push(words.sh1.buffer as ArrayBuffer);
