@@ -3,6 +3,11 @@
     .venv/bin/python bench/web_player.py                   # 3 repetitions of everything (a few minutes)
     .venv/bin/python bench/web_player.py --repeats 1 --seconds 4 --out /tmp/web_player.json
 
+    # the viser column, now that viser is gone from the package: from a checkout of the last
+    # commit that had it (14b7c7b), run in a subprocess of its own (needs viser installed)
+    mkdir -p /tmp/viser-old && git archive 14b7c7b | tar -x -C /tmp/viser-old
+    .venv/bin/python bench/web_player.py --viser-checkout /tmp/viser-old
+
 Both paths are what ``splat view`` ran: viser (``viewer.server.ViewerServer`` on the asset,
 the default ``splat view`` before the web player; the viser viewer has since been removed, so
 without it the script measures the web player alone and keeps the committed JSON) and the web player (``splat view --web``'s
@@ -28,6 +33,12 @@ no page may reach a host outside loopback), the two paths alternating, one after
 * **Decode fps**: frames decoded per second by the decoder each path uses, while playing:
   viser's Python decoder on the server (``1000 / decode ms``), the player's worker (the
   ``decodeMs`` of each frame shown, measured in the worker).
+
+With ``--viser-checkout DIR`` the viser half runs in one subprocess started in DIR with only
+DIR on its import path: it loads DIR's own ``bench/web_player.py`` and calls its
+``viser_first_frame`` and ``viser_playback`` (the code that measured viser before it was
+removed, on that checkout's decoder and server) for each request, one JSON line in and out,
+so its warm-up and the alternation with the web player are as before.
 
 Goals: first frame <= 1/2 viser's; delivered fps >= 2x viser's; wire <= 1.02x the file's
 bitrate; worker decode >= 60 fps. Writes bench/results/web_player.json (the machine's load
@@ -95,6 +106,98 @@ def viser_modules() -> tuple[SimpleNamespace | None, str]:
         return SimpleNamespace(viewer=_module("viewer"), playback=_module("video_playback")), ""
     except ImportError as e:
         return None, f"the viser viewer does not import ({e})"
+
+
+VISER_DRIVER = r"""
+import importlib.util, json, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("old_web_player", "bench/web_player.py")
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+vm, why = m.viser_modules()
+say = lambda **k: print("@@viser " + json.dumps(k), flush=True)
+if vm is None:
+    say(error=why)
+    sys.exit(0)
+import torch
+torch.set_num_threads(1)  # as in one process before: one core for the server, one for the browser
+say(ok=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        if req["op"] == "first_frame":
+            say(result=m.viser_first_frame(vm, Path(req["path"])))
+        else:
+            say(result=m.viser_playback(vm, Path(req["clip"]), req["seconds"], req["speed"]))
+    except Exception as e:
+        say(error=f"{type(e).__name__}: {e}")
+"""
+
+
+class ViserCheckout:
+    """The viser half run from a checkout ``root`` of a commit that still had it (a subprocess
+    of that checkout's own code; see the module docstring). ``first_frame`` and ``playback``
+    answer as ``viser_first_frame`` and ``viser_playback`` do."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        if not (self.root / "bench" / "web_player.py").is_file() or not (self.root / "viewer" / "server.py").is_file():
+            raise SystemExit(f"{root}: not a checkout with the viser viewer (bench/web_player.py, viewer/server.py); "
+                             "make one with `git archive 14b7c7b | tar -x -C DIR`")
+        env = {**os.environ, "PYTHONPATH": str(self.root)}
+        self.proc = subprocess.Popen([sys.executable, "-c", VISER_DRIVER], cwd=self.root, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        hello = self._reply()
+        if "error" in hello:
+            self.close()
+            raise SystemExit(f"{root}: the viser path cannot run there ({hello['error']})")
+        git = subprocess.run(["git", "-C", str(self.root), "rev-parse", "HEAD"], capture_output=True, text=True)
+        self.commit = git.stdout.strip() if git.returncode == 0 else None
+
+    def _reply(self) -> dict:
+        for line in self.proc.stdout:  # anything the old code prints is passed through
+            if line.startswith("@@viser "):
+                return json.loads(line[8:])
+            sys.stdout.write(line)
+        raise RuntimeError(f"the viser subprocess in {self.root} ended (exit {self.proc.wait()})")
+
+    def _call(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        r = self._reply()
+        if "error" in r:
+            raise RuntimeError(f"viser ({self.root}): {r['error']}")
+        return r["result"]
+
+    def first_frame(self, path: Path) -> dict:
+        return self._call(op="first_frame", path=str(path.resolve()))
+
+    def playback(self, clip: Path, seconds: float, speed: float) -> dict:
+        return self._call(op="playback", clip=str(clip.resolve()), seconds=seconds, speed=speed)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class ViserHere:
+    """The viser half in this process (a tree that still has viser's modules)."""
+
+    def __init__(self, vm: SimpleNamespace):
+        self.vm, self.commit = vm, None
+
+    def first_frame(self, path: Path) -> dict:
+        return viser_first_frame(self.vm, path)
+
+    def playback(self, clip: Path, seconds: float, speed: float) -> dict:
+        return viser_playback(self.vm, clip, seconds, speed)
+
+    def close(self) -> None:
+        pass
 
 
 def make_lgs(work: Path) -> tuple[Path, str]:
@@ -297,6 +400,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clip", type=Path, default=None, help="play this .gsv instead of the performer clip")
     ap.add_argument("--out", type=Path, default=None, help=f"results JSON (default {RESULTS.relative_to(ROOT)})")
     ap.add_argument("--force", action="store_true", help="write the default JSON even without the viser column")
+    ap.add_argument("--viser-checkout", type=Path, default=None, metavar="DIR",
+                    help="run the viser half from DIR, a checkout of a commit that had it (e.g. 14b7c7b), in a subprocess")
     args = ap.parse_args(argv)
 
     import torch
@@ -307,7 +412,11 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)  # as bench/video_playback.py: one core for the server, one for the browser
     console = Console(width=None if sys.stdout.isatty() else 160)
-    vm, why = viser_modules()
+    if args.viser_checkout is not None:
+        vm, why = ViserCheckout(args.viser_checkout), ""
+    else:
+        here, why = viser_modules()
+        vm = ViserHere(here) if here else None
     out = args.out or RESULTS
     write = True
     if vm is None:
@@ -330,19 +439,21 @@ def main(argv=None) -> int:
                "web_player": {"first_frame": [], "playback": []}}
     # warm-up, not recorded: numba / V8 first-call costs and the first Chromium start
     if vm:
-        viser_first_frame(vm, lgs)
+        vm.first_frame(lgs)
     web_first_frame(lgs)
     t_run = time.perf_counter()
     for k in range(args.repeats):  # the two paths alternate, so a burst of load hits both
         console.print(f"round {k + 1}/{args.repeats}: first frame ...")
         if vm:
-            samples["viser"]["first_frame"].append(viser_first_frame(vm, lgs))
+            samples["viser"]["first_frame"].append(vm.first_frame(lgs))
         samples["web_player"]["first_frame"].append(web_first_frame(lgs))
         console.print(f"round {k + 1}/{args.repeats}: playback ...")
         if vm:
-            samples["viser"]["playback"].append(viser_playback(vm, clip, args.seconds, args.speed))
+            samples["viser"]["playback"].append(vm.playback(clip, args.seconds, args.speed))
         samples["web_player"]["playback"].append(web_playback(clip, args.seconds, args.speed, n_frames, fps))
     run_s = time.perf_counter() - t_run
+    if vm:
+        vm.close()
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     load_after = os.getloadavg()
 
@@ -362,6 +473,8 @@ def main(argv=None) -> int:
                  "load_after": load_after, "cpus": os.cpu_count(), "python": platform.python_version(),
                  "viewport": VIEWPORT, "repeats": args.repeats, "seconds": args.seconds, "speed": args.speed,
                  "run_s": run_s, "viser": "measured" if vm else f"skipped: {why}", "goals": GOALS,
+                 "viser_checkout": ({"path": str(args.viser_checkout), "commit": vm.commit}
+                                    if args.viser_checkout is not None else None),
                  "command": "python bench/web_player.py " + " ".join(argv if argv is not None else sys.argv[1:])},
         "scene": {"file": lgs.name, "bytes": lgs.stat().st_size, "note": lgs_note},
         "clip": {"file": clip.name, "bytes": clip.stat().st_size, "frames": n_frames, "fps": fps, "gaussians": n_g,
