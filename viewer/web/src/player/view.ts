@@ -32,6 +32,18 @@ export const DEFAULT_SETTINGS: DisplaySettings = { splatScale: 1, opacityThresho
 /** How often a still view is redrawn, ms. */
 const IDLE_REDRAW_MS = 500;
 
+/**
+ * Spark sorts from a GPU readback of the splats' depths. A draw submitted while that readback
+ * is in flight runs before it on the GPU, and the page then blocks in the read until that
+ * draw is done: a few ms on a GPU, but up to a second per draw on a software rasteriser
+ * (SwiftShader), with no video frame written meanwhile. So where sorts are slow (a sort took
+ * longer than SLOW_SORT_MS), a sort in flight holds the next draw back, for at most
+ * SORT_HOLD_MS (Spark calls onDirty when its sort is in, and the view draws then). Where sorts
+ * are fast, draws go on during a sort, as Spark intends (a moving camera stays smooth).
+ */
+const SLOW_SORT_MS = 150;
+const SORT_HOLD_MS = 3000;
+
 /** Rotation by 180 degrees about x: SPZ's RUB axes into the PLY frame (RDF). */
 const RUB_TO_RDF = new THREE.Quaternion(1, 0, 0, 0);
 
@@ -59,6 +71,10 @@ export class SplatView {
   private pendingFrames = 3;
   private activeUntil = 0;
   private lastRender = 0;
+  /** When the draw loop first saw Spark's current sort in flight (0: none). */
+  private sortSeen = 0;
+  /** Whether the last sort took longer than SLOW_SORT_MS (then a sort in flight holds draws back). */
+  private slowSorts = false;
 
   constructor(readonly canvas: HTMLCanvasElement) {
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false, alpha: false });
@@ -88,7 +104,14 @@ export class SplatView {
   private draw(): void {
     if (this.controls.update()) this.invalidate();
     const now = performance.now();
+    if (this.spark.sorting) {
+      if (!this.sortSeen) this.sortSeen = now;
+    } else if (this.sortSeen) {
+      this.slowSorts = now - this.sortSeen > SLOW_SORT_MS;
+      this.sortSeen = 0;
+    }
     if (this.pendingFrames <= 0 && now > this.activeUntil && now - this.lastRender < IDLE_REDRAW_MS) return;
+    if (this.sortSeen && this.slowSorts && now - this.sortSeen < SORT_HOLD_MS) return; // see SLOW_SORT_MS
     this.pendingFrames--;
     this.lastRender = now;
     try {
