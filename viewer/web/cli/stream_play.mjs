@@ -28,7 +28,9 @@ export function nodeWorkerDecoder() {
 
 async function main(spec) {
   const source = new S.HttpSource(spec.url);
-  const decoder = spec.decoder === "worker" ? nodeWorkerDecoder() : new S.ThreadDecoder();
+  // "workers2": two workers, alternate segments (the web player's page)
+  const decoder = spec.decoder === "worker" ? nodeWorkerDecoder()
+    : spec.decoder === "workers2" ? new S.SegmentRoutedDecoder([nodeWorkerDecoder(), nodeWorkerDecoder()]) : new S.ThreadDecoder();
   const scenario = spec.scenario ?? "play";
   const opts = { realtime: false, ...(spec.options ?? {}), decoder };
   if (scenario === "seek") Object.assign(opts, { autoplay: false, preload: "metadata" });

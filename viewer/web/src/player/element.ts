@@ -13,7 +13,7 @@ import type { Gaussians2D } from "../formats/gsi.js";
 import type { SplatArrays } from "../formats/types.js";
 import type { PreparedImage } from "../image/tiles.js";
 import { ApiControls } from "./api.js";
-import { WorkerDecoder } from "../stream/decoder.js";
+import { SegmentRoutedDecoder, WorkerDecoder } from "../stream/decoder.js";
 import { type FrameEvent, type GapEvent, GsvPlayer, type PlayerStats } from "../stream/player.js";
 import { HttpSource } from "../stream/source.js";
 import { type CameraPreset, parseCameras } from "./cameras.js";
@@ -522,7 +522,8 @@ export class SplatPlayer extends HTMLElement {
    * ahead of the playhead; frames decoded in a worker and written over the mesh in place. */
   private async startVideo(id: number, url: string, name: string): Promise<void> {
     const abs = new URL(url, document.baseURI).href;
-    const decoder = new WorkerDecoder(newWorker(STREAM_WORKER_NAME), { words: true }); // frames come packed for Spark
+    // frames come packed for Spark; two workers, alternate segments (a segment's parse runs beside the frames playing)
+    const decoder = new SegmentRoutedDecoder([0, 1].map(() => new WorkerDecoder(newWorker(STREAM_WORKER_NAME), { words: true })));
     const rate = Number(this.getAttribute("speed") ?? "1");
     const speed = rate > 0 && Number.isFinite(rate) ? Math.min(Math.max(rate, 0.25), 4) : 1;
     const player = new GsvPlayer(new HttpSource(abs), {

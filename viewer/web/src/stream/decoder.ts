@@ -180,3 +180,23 @@ export class WorkerDecoder implements FrameDecoder {
     this.worker.terminate?.();
   }
 }
+
+/**
+ * Several decoders, segment s on decoder s mod n (each a worker with its own parsed segments):
+ * a segment's first frame costs its whole parse (keyframe and skin binding, tens of times a
+ * frame's decode), and with two workers that parse runs beside the frames of the segment
+ * playing, not after them. Frames still come back in the order asked for (one promise each).
+ */
+export class SegmentRoutedDecoder implements FrameDecoder {
+  readonly kind: "thread" | "worker";
+  constructor(private readonly decoders: FrameDecoder[]) {
+    if (!decoders.length) throw new Error("SegmentRoutedDecoder needs at least one decoder");
+    this.kind = decoders[0].kind;
+  }
+  frame(s: number, bytes: Uint8Array, f: number, shDegree: number): Promise<DecodedFrame> {
+    return this.decoders[s % this.decoders.length].frame(s, bytes, f, shDegree);
+  }
+  close(): void {
+    for (const d of this.decoders) d.close();
+  }
+}

@@ -8,7 +8,7 @@
 export { HttpSource, FetchError, type HttpSourceOptions, type FetchFn, type SourceMode } from "./source.js";
 export { SegmentCache, type SegmentStatus, type CacheOptions, type CacheEvents } from "./cache.js";
 export {
-  ThreadDecoder, WorkerDecoder, SegmentLru, decodeFrame, KEEP_SEGMENTS,
+  ThreadDecoder, WorkerDecoder, SegmentRoutedDecoder, SegmentLru, decodeFrame, KEEP_SEGMENTS,
   type FrameDecoder, type DecodedFrame, type WorkerLike, type DecodeRequest, type DecodeReply,
 } from "./decoder.js";
 export { serveDecoder, type DecoderPort } from "./worker.js";
