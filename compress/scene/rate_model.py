@@ -237,6 +237,7 @@ def _coded_sh_rest(scene: GaussianScene, weights: Tensor | None, base: QuantConf
 CLASSED = {"scale_bits": "log_scales", "rotation_bits": "quats", "dc_bits": "sh_dc"}  # attributes with classes
 CLASS_DROPS, CLASS_REFERENCE = 3, 0.7  # classes 0..3 by render sensitivity, reference quantile
 CLASS_STEPS = (0.5, 1.0)  # class spacings the model compares (bits per class)
+CHECK_MARGIN = 0.02  # dB: how far inside the window a render check must land
 SENSITIVITY_CAMERAS = 12  # at most this many views estimate the per-Gaussian render sensitivity
 
 
@@ -381,6 +382,11 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
     def in_window(p: float) -> bool:
         return target_psnr <= p <= target_psnr + tolerance
 
+    # a render check must land a margin inside the window: the decoded file renders a few
+    # thousandths of a dB apart from the simulated quantization
+    margin = min(CHECK_MARGIN, 0.25 * tolerance)
+    lo_c, hi_c = target_psnr + margin, target_psnr + tolerance - margin
+
     def render_check(bits: dict[str, float], aim: float) -> float:
         cfg = plan.config(replace(base, **bits))
         p = fidelity(reference, quantized(scene, bits, model.sh_rest, plan.factors(cfg)), views, backend=backend,
@@ -398,22 +404,22 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
         bits = model.solve(aim)
         if _grid(bits) in tried:  # one step of one quantizer spans the window here: the aim cannot land
             break
-        if in_window(render_check(bits, aim)):
+        if lo_c <= render_check(bits, aim) <= hi_c:
             landed, landed_aim = bits, aim
             break
-        aim = _next_aim(goal, checks, target_psnr, target_psnr + tolerance)
+        aim = _next_aim(goal, checks, lo_c, hi_c)
     if landed is None:  # one quantizer alone, in its own finest steps, from the closest grid above the window
-        over = [(p, a) for a, p in checks if p > target_psnr + tolerance]
+        over = [(p, a) for a, p in checks if p > hi_c]
         checks_aim[0] = min(over)[1] if over else goal
         searched: set[str] = set()  # a quantizer whose single step spans the window: the next one, from closer
         while landed is None and len(searched) < len(ATTRIBUTES):
-            landed, a = _vernier(model, tried, goal, target_psnr, target_psnr + tolerance, max_renders,
+            landed, a = _vernier(model, tried, goal, lo_c, hi_c, max_renders,
                                  lambda b: render_check(b, float("nan")), exclude=searched)
             if a is None:
                 break
             searched.add(a)
         if landed is None:  # every single step spans the window: one quantizer a step coarser, another a step finer
-            landed = _swap(model, tried, goal, target_psnr, target_psnr + tolerance, 3,
+            landed = _swap(model, tried, goal, lo_c, hi_c, 3,
                            lambda b: render_check(b, float("nan")))
         landed_aim = checks_aim[0]
     if landed is None:  # none landed: the closest check above the target, else a margin above the highest aim
