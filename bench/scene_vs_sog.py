@@ -64,9 +64,10 @@ def run_scene(path: Path, tmp: Path, levels: bool = False) -> list[dict]:
         settings += [("level 1, no pruning", CompressSettings(prune=0.0, level=1, check_fidelity=False)),
                      ("level 2, no pruning", CompressSettings(prune=0.0, level=2, check_fidelity=False))]
     for setting, st in settings:
-        t0 = time.perf_counter()
+        load = os.getloadavg()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = compress_scene(scene, st)
-        enc = time.perf_counter() - t0
+        enc, enc_cpu = time.perf_counter() - t0, time.process_time() - c0
         dec = decode(res.data)
         psnr = fidelity(ref, dec, views.heldout, with_ssim=False).psnr
         box = unpack_container(res.data, magic=MAGIC)
@@ -74,13 +75,16 @@ def run_scene(path: Path, tmp: Path, levels: bool = False) -> list[dict]:
         cfg["class_step"] = box.header["settings"].get("class_step", 1.0) if box.header["settings"]["max_drop"] else 0
         steps = res.model_steps
         row = {"scene": path.name, "gaussians": n, "format": "lgs", "setting": setting, "bytes": len(res.data),
-               "psnr": psnr, "encode_s": enc, "decode_s": median_time(lambda: decode(res.data)),
+               "psnr": psnr, "encode_s": enc, "encode_cpu_s": enc_cpu,
+               "load_average": [load, os.getloadavg()], "stage_s": res.timings, "decode_s": median_time(lambda: decode(res.data)),
                "sog_over_lgs": rows[0]["bytes"] / len(res.data), "meets_sog_psnr": psnr >= sog_psnr,
                "version": box.version, "streams": res.report.stream_bytes, "bits": cfg, "trials": len(res.trials),
                "predicted_psnr": steps[0].predicted if steps else None,
-               "model": [{"predicted": s.predicted, "measured": s.measured, "bytes": s.bytes} for s in steps]}
+               "render_checks": sum(s.kind == "render" for s in steps),
+               "model": [{"predicted": s.predicted, "measured": s.measured, "bytes": s.bytes, "kind": s.kind}
+                         for s in steps]}
         rows.append(row)
-        print(f"  lgs   {row['bytes']:>10,} B  {psnr:6.2f} dB  SOG/lgs {row['sog_over_lgs']:.3f}  enc {enc:6.1f} s  "
+        print(f"  lgs   {row['bytes']:>10,} B  {psnr:6.2f} dB  SOG/lgs {row['sog_over_lgs']:.3f}  enc {enc:6.1f} s ({enc_cpu:.1f} CPU s)  "
               f"dec {row['decode_s']:.3f} s  v{box.version}  {setting}  {cfg}  "
               + "  ".join(f"[pred {s.predicted:.2f} meas {s.measured:.2f}]" for s in steps), flush=True)
     return rows
@@ -120,7 +124,7 @@ def main(argv=None) -> int:
             rows += run_scene(p, Path(td), args.levels)
         write(rows, out, load)
     print(f"\n{'scene':24s} {'SOG B':>10s} {'SOG dB':>7s} {'SOG s':>6s} {'.lgs B':>10s} {'pred dB':>7s} {'.lgs dB':>7s} "
-          f"{'+dB':>5s} {'SOG/.lgs':>8s} {'enc s':>6s} {'encodes':>7s}")
+          f"{'+dB':>5s} {'SOG/.lgs':>8s} {'enc s':>6s} {'CPU s':>6s} {'encodes':>7s}")
     ratios = []
     for r in rows:
         if r["format"] == "lgs" and r["setting"].startswith("--target-psnr"):
@@ -129,6 +133,7 @@ def main(argv=None) -> int:
             pred = r["predicted_psnr"] if r["predicted_psnr"] is not None else float("nan")
             print(f"{r['scene']:24s} {s['bytes']:>10,} {s['psnr']:7.2f} {s['encode_s']:6.1f} {r['bytes']:>10,} {pred:7.2f} "
                   f"{r['psnr']:7.2f} {r['psnr'] - s['psnr']:+5.2f} {r['sog_over_lgs']:8.3f} {r['encode_s']:6.1f} "
+                  f"{r['encode_cpu_s']:6.1f} "
                   f"{r['trials']:7d}")
     if ratios:
         print(f"mean SOG/.lgs {sum(ratios) / len(ratios):.3f}; load average {load} at start, {os.getloadavg()} at end")

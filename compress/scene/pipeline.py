@@ -167,7 +167,7 @@ def compress_scene(
         if chosen is None:
             chosen, more = _search_stage(run, floor)
             trials += more
-    elif st.target_psnr is not None and st.prune == 0.0 and st.level is None:
+    elif _allocates(st):
         chosen, trials = _allocate_stage(run, st.target_psnr)
     elif st.target_psnr is not None and st.steps <= 0:
         chosen, trials = _search_stage(run, st.target_psnr)
@@ -206,6 +206,11 @@ def compress_scene(
                           chosen.prune, chosen.level, trials, run.notes, photo, run.start_prune, run.model_steps)
 
 
+def _allocates(st: CompressSettings) -> bool:
+    """Whether ``st`` asks for step sizes on the error model alone (a target, no pruning, no level)."""
+    return st.target_psnr is not None and st.prune == 0.0 and st.level is None
+
+
 def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
     """Views, reference renders of the held-out views, SH distillation, significance."""
     original = scene.detach().to(device=torch.device(st.device), dtype=torch.float32)
@@ -222,6 +227,8 @@ def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
         run.work, _ = run.stage(f"distil SH {original.sh_degree}->{st.sh_degree}", st.distill_steps, distill_sh,
                                 original, pv, st.sh_degree, config=FinetuneConfig(steps=st.distill_steps, seed=st.seed),
                                 backend=st.backend, progress=pg)
+    if _allocates(st) and run.work.sh_degree == 0:
+        return run  # step sizes only, no SH codebook: significance steers nothing (the classes use render sensitivity)
     sig_views = [c.scaled(st.significance_scale) for c in views.train]
     run.scores = run.stage("significance", len(sig_views), significance, run.work, sig_views, beta=st.beta,
                            backend=st.backend, progress=pg)
@@ -288,6 +295,7 @@ def _allocate_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tr
     best, trials, steps = run.stage(
         f"step sizes for {target:g} dB", 0, model_allocate, run.work, run.scores, target, run.reference,
         run.views.heldout, base=st.quant, backend=st.backend, cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
+        teacher=None if run.work is run.original else run.original,
         on_probe=lambda a, b: run.pg.advance(1, f"probe {a.replace('_bits', '')} at {b:.2f} bits"),
         on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
     run.model_steps = steps

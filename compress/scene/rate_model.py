@@ -160,20 +160,35 @@ class ErrorModel:
 
 
 def probe_views(views: Sequence[Camera], scale: float) -> list[Camera]:
-    return [c.scaled(scale) for c in views]
+    return list(views) if scale == 1.0 else [c.scaled(scale) for c in views]
+
+
+def _probe_reference(source: GaussianScene, views: Sequence[Camera], scale: float, reference: Tensor | None,
+                     backend: str) -> tuple[list[Camera], Tensor]:
+    """The probe views at ``scale`` and their renders of ``source`` (``reference`` itself at scale 1)."""
+    pv = probe_views(views, scale)
+    if reference is not None and scale == 1.0:
+        return pv, reference
+    return pv, render_views(source, pv, backend=backend)
 
 
 def measure_model(scene: GaussianScene, weights: Tensor | None, views: Sequence[Camera], target_psnr: float,
-                  base: QuantConfig, *, scale: float = 0.5, backend: str = "auto", teacher: GaussianScene | None = None,
+                  base: QuantConfig, *, scale: float = 1.0, backend: str = "auto", teacher: GaussianScene | None = None,
+                  reference: Tensor | None = None,
                   on_probe: Callable[[str, float], None] | None = None) -> ErrorModel:
     """Fit the :class:`ErrorModel` of ``scene`` from probe renders of ``views`` at ``scale``:
     the SH rest coded as ``base`` codes it (the floor), then each attribute alone at its first
     probe depth, the model solved for ``target_psnr``, and each attribute probed again at the
     solved depth (the slope from the two probes, the anchor at the second). ``teacher``: the
     scene fidelity is measured against when it is not ``scene`` itself (e.g. the original of a
-    pruned scene): its error joins the floor and each probe counts what it adds to that."""
-    pv = probe_views(views, scale)
-    ref = render_views(scene if teacher is None else teacher, pv, backend=backend)
+    pruned scene): its error joins the floor and each probe counts what it adds to that.
+    ``reference``: the renders [V,H,W,3] of ``views`` the fidelity is measured against, reused
+    when ``scale`` is 1.
+
+    The probes render at the fidelity's own resolution by default: a render's cost is nearly all
+    per Gaussian (projection, sorting), not per pixel, and the error of small Gaussians and fine
+    steps grows with the resolution (probes at half resolution predicted 1.2 dB too high)."""
+    pv, ref = _probe_reference(scene if teacher is None else teacher, views, scale, reference, backend)
     sh = _coded_sh_rest(scene, weights, base)
     floor = _per_view_mse(ref, quantized(scene, {}, sh), pv, backend) \
         if sh is not None or teacher is not None else np.zeros(len(pv))
@@ -222,6 +237,16 @@ def _coded_sh_rest(scene: GaussianScene, weights: Tensor | None, base: QuantConf
 CLASSED = {"scale_bits": "log_scales", "rotation_bits": "quats", "dc_bits": "sh_dc"}  # attributes with classes
 CLASS_DROPS, CLASS_REFERENCE = 3, 0.7  # classes 0..3 by render sensitivity, reference quantile
 CLASS_STEPS = (0.5, 1.0)  # class spacings the model compares (bits per class)
+CHECK_MARGIN = 0.02  # dB: how far inside the window a render check must land
+SENSITIVITY_CAMERAS = 12  # at most this many views estimate the per-Gaussian render sensitivity
+
+
+def _spread(cameras: Sequence[Camera], n: int) -> list[Camera]:
+    """At most ``n`` of ``cameras``, evenly spread over the list."""
+    cams = list(cameras)
+    if len(cams) <= n:
+        return cams
+    return [cams[int(i * len(cams) / n)] for i in range(n)]
 
 
 @dataclass
@@ -260,7 +285,8 @@ def _rate(bits: dict[str, float], saved: float = 0.0) -> float:
 
 
 def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Camera], views: Sequence[Camera],
-                 target_psnr: float, *, backend: str = "auto", scale: float = 0.5, teacher: GaussianScene | None = None,
+                 target_psnr: float, *, backend: str = "auto", scale: float = 1.0, teacher: GaussianScene | None = None,
+                 reference: Tensor | None = None, max_cameras: int = SENSITIVITY_CAMERAS,
                  on_probe: Callable[[str, float], None] | None = None) -> ClassPlan:
     """Whether and how far apart to store scales, rotations and colour coarser per Gaussian.
 
@@ -268,10 +294,12 @@ def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Came
     (:func:`sensitivity.render_sensitivity`), each Gaussian gets a class c in 0..3 (fewer where
     it matters more; :func:`precision.significance_classes`); with spacing t its grid is
     f = round(2^(c t)) times coarser, which saves mean log2 f bits per channel. For each spacing
-    in :data:`CLASS_STEPS` a probe render of each classed attribute (on ``views`` at ``scale``,
-    at the depths solved without classes) measures the factor g_a by which the classes raise its
-    error; the model with those factors is solved again, and the spacing with the fewest
-    predicted bits at ``target_psnr`` wins (0: none)."""
+    in :data:`CLASS_STEPS` one probe render (on ``views`` at ``scale``, the classed attributes
+    together at the depths solved without classes, classes applied) measures the factor g by
+    which the classes raise their summed error; the model with that factor is solved again, and
+    the spacing with the fewest predicted bits at ``target_psnr`` wins (0: none). The
+    sensitivities use at most ``max_cameras`` of ``cameras`` (evenly spread): the classes are a
+    factor 4 of sensitivity apart, far coarser than the estimate's noise."""
     from .precision import significance_classes
     from .sensitivity import error_weights, render_sensitivity
 
@@ -279,7 +307,7 @@ def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Came
     best = ClassPlan(None, 0.0, plain, _rate(plain), model)
     if not cameras or len(scene) == 0 or min(plain[a] for a in CLASSED) < CLASS_DROPS + 1:
         return best
-    sens = render_sensitivity(scene, cameras, backend=backend)
+    sens = render_sensitivity(scene, _spread(cameras, max_cameras), backend=backend)
     ranges = {k: float((getattr(scene, k).detach().double().amax(0) - getattr(scene, k).detach().double().amin(0))
                        .mean()) for k in ("log_scales", "sh_dc")}
     steps = {"log_scales": ranges["log_scales"] / levels_for_bits(plain["scale_bits"]),
@@ -287,18 +315,19 @@ def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Came
              "sh_dc": ranges["sh_dc"] / levels_for_bits(plain["dc_bits"])}
     w = error_weights(sens, steps)
     cls = significance_classes(w.numpy(), CLASS_DROPS, CLASS_REFERENCE)
-    pv = probe_views(views, scale)
-    ref = render_views(scene if teacher is None else teacher, pv, backend=backend)
+    pv, ref = _probe_reference(scene if teacher is None else teacher, views, scale, reference, backend)
     base_err = np.zeros(len(pv)) if teacher is None else _per_view_mse(ref, scene, pv, backend)
+    classed = {a: plain[a] for a in CLASSED}
+    e_plain = sum(float(np.mean(model.error[a] * 2.0 ** (-model.slope[a] * (plain[a] - model.anchor[a]))))
+                  for a in CLASSED)
     for t in CLASS_STEPS:
         f = np.maximum(1, np.round(2.0 ** (cls * t))).astype(np.int64)
         trial = replace(model, error=dict(model.error))
+        e_cls = np.maximum(_per_view_mse(ref, quantized(scene, classed, factors=f), pv, backend) - base_err, 0.0)
+        if on_probe is not None:
+            on_probe(f"scales, rotations, colour with classes {t:g} bits apart", min(classed.values()))
+        g = float(max(1.0, e_cls.mean() / max(e_plain, TINY)))
         for a in CLASSED:
-            e_cls = np.maximum(_per_view_mse(ref, quantized(scene, {a: plain[a]}, factors=f), pv, backend) - base_err, 0.0)
-            if on_probe is not None:
-                on_probe(f"{a} classes {t:g} apart", plain[a])
-            e_plain = model.error[a] * 2.0 ** (-model.slope[a] * (plain[a] - model.anchor[a]))
-            g = float(max(1.0, e_cls.mean() / max(float(e_plain.mean()), TINY)))
             trial.error[a] = model.error[a] * g
         bits = trial.solve(target_psnr)
         rate = _rate(bits, len(CLASSED) * 3 * float(np.log2(f).mean()))
@@ -322,7 +351,7 @@ class ModelStep:
 
 def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: float, reference: Tensor,
                    views: Sequence[Camera], *, base: QuantConfig | None = None, tolerance: float = 0.3,
-                   probe_scale: float = 0.5, max_encodes: int = 3, max_renders: int = 6,
+                   probe_scale: float = 1.0, max_encodes: int = 3, max_renders: int = 6,
                    cameras: Sequence[Camera] | None = None,
                    teacher: GaussianScene | None = None, backend: str = "auto",
                    on_trial: Callable[[Trial], None] | None = None,
@@ -337,9 +366,9 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
     from, when it is not ``scene`` (see :func:`measure_model`)."""
     base = replace(base or QuantConfig(), low_fraction=0.0, low_drop=0, max_drop=0)
     model = measure_model(scene, weights, views, target_psnr + 0.5 * tolerance, base, scale=probe_scale,
-                          backend=backend, teacher=teacher, on_probe=on_probe)
+                          backend=backend, teacher=teacher, reference=reference, on_probe=on_probe)
     plan = plan_classes(scene, model, cameras or [], views, target_psnr + 0.5 * tolerance, backend=backend,
-                        scale=probe_scale, teacher=teacher, on_probe=on_probe)
+                        scale=probe_scale, teacher=teacher, reference=reference, on_probe=on_probe)
     model = plan.model
     enc_weights = weights if plan.weights is None else plan.weights
     trials: list[Trial] = []
@@ -352,6 +381,11 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
 
     def in_window(p: float) -> bool:
         return target_psnr <= p <= target_psnr + tolerance
+
+    # a render check must land a margin inside the window: the decoded file renders a few
+    # thousandths of a dB apart from the simulated quantization
+    margin = min(CHECK_MARGIN, 0.25 * tolerance)
+    lo_c, hi_c = target_psnr + margin, target_psnr + tolerance - margin
 
     def render_check(bits: dict[str, float], aim: float) -> float:
         cfg = plan.config(replace(base, **bits))
@@ -370,15 +404,23 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
         bits = model.solve(aim)
         if _grid(bits) in tried:  # one step of one quantizer spans the window here: the aim cannot land
             break
-        if in_window(render_check(bits, aim)):
+        if lo_c <= render_check(bits, aim) <= hi_c:
             landed, landed_aim = bits, aim
             break
-        aim = _next_aim(goal, checks, target_psnr, target_psnr + tolerance)
+        aim = _next_aim(goal, checks, lo_c, hi_c)
     if landed is None:  # one quantizer alone, in its own finest steps, from the closest grid above the window
-        over = [(p, a) for a, p in checks if p > target_psnr + tolerance]
+        over = [(p, a) for a, p in checks if p > hi_c]
         checks_aim[0] = min(over)[1] if over else goal
-        landed = _vernier(model, tried, goal, target_psnr, target_psnr + tolerance, max_renders,
-                          lambda b: render_check(b, float("nan")))
+        searched: set[str] = set()  # a quantizer whose single step spans the window: the next one, from closer
+        while landed is None and len(searched) < len(ATTRIBUTES):
+            landed, a = _vernier(model, tried, goal, lo_c, hi_c, max_renders,
+                                 lambda b: render_check(b, float("nan")), exclude=searched)
+            if a is None:
+                break
+            searched.add(a)
+        if landed is None:  # every single step spans the window: one quantizer a step coarser, another a step finer
+            landed = _swap(model, tried, goal, lo_c, hi_c, 3,
+                           lambda b: render_check(b, float("nan")))
         landed_aim = checks_aim[0]
     if landed is None:  # none landed: the closest check above the target, else a margin above the highest aim
         above = sorted((p, i, b, a) for i, (b, p, a) in enumerate(tried.values()) if p >= target_psnr)
@@ -395,7 +437,7 @@ def model_allocate(scene: GaussianScene, weights: Tensor | None, target_psnr: fl
         cfg = plan.config(replace(base, **bits))
         data, report = encode(scene, enc_weights, cfg)
         dec = decode(data)
-        fid = fidelity(reference, dec, views, backend=backend, with_ssim=False)
+        fid = fidelity(reference, dec, views, backend=backend)  # with SSIM: the file's report needs no second render
         cand = Candidate(data, report, dec, fid, 0.0, -1, cfg, scene, enc_weights)
         steps.append(ModelStep(bits, model.psnr(bits), fid.psnr, len(data), "encode"))
         trials.append(Trial(0.0, -1, len(data), fid.psnr, "model"))
@@ -427,23 +469,27 @@ def _grid(bits: dict[str, float]) -> tuple[int, ...]:
 
 
 def _vernier(model: ErrorModel, tried: dict, goal: float, lo: float, hi: float, budget: int,
-             check: Callable[[dict[str, float]], float]) -> dict[str, float] | None:
+             check: Callable[[dict[str, float]], float],
+             exclude: set[str] = frozenset()) -> tuple[dict[str, float] | None, str | None]:
     """Land in [lo, hi] dB by moving one quantizer alone, one step at a time if need be, when no
     depths on the equal-slope path do (near a coarse quantizer one of its steps moves the
     fidelity by more than the window). From the checked depths closest above the window
     (``tried``: grid -> (depths, measured PSNR)), the attribute whose single step changes the
     predicted error least, among those whose coarsest depth would shed what is needed, is
     searched alone: the model's guess first, then interpolation within the bracket of measured
-    steps (in log2 steps), at most ``budget`` renders (``check``). Returns the depths that
-    landed, or None."""
+    steps (in log2 steps), at most ``budget`` renders (``check``; its checks join ``tried``).
+    Attributes in ``exclude`` are not searched. Returns (the depths that landed or None, the
+    attribute searched or None when there was none to search)."""
     above = sorted((p, i, b) for i, (b, p, _) in enumerate(tried.values()) if p > hi)
     if not above:
-        return None
+        return None, None
     p0, _, start = above[0]
     shed = p0 - goal  # dB to give up
     base = float(np.mean(model.view_mse(start)))
     choice = None
     for a in start:
+        if a in exclude:
+            continue
         lo_b = model.bounds.get(a, ATTRIBUTES[a][2:4])[0]
         n0, n1 = _levels(a, start[a]), _levels(a, lo_b)
         if n0 <= n1:
@@ -456,7 +502,7 @@ def _vernier(model: ErrorModel, tried: dict, goal: float, lo: float, hi: float, 
         if choice is None or key < choice[0]:
             choice = (key, a, n1, n0, e)
     if choice is None:
-        return None
+        return None, None
     _, a, n_lo, n_hi, e = choice
     f_hi = p0
     f_lo = None  # measured at n_lo, once known
@@ -467,11 +513,11 @@ def _vernier(model: ErrorModel, tried: dict, goal: float, lo: float, hi: float, 
     for _ in range(budget):
         n = min(n_hi - 1, max(n_lo, n))
         if n >= n_hi or (f_lo is not None and n <= n_lo):
-            return None  # a single step of this quantizer spans the window
+            return None, a  # a single step of this quantizer spans the window
         bits = dict(start, **{a: math.log2(n + 1)})
         p = check(bits)
         if lo <= p <= hi:
-            return bits
+            return bits, a
         if p > hi:
             n_hi, f_hi = n, p
         else:
@@ -485,9 +531,37 @@ def _vernier(model: ErrorModel, tried: dict, goal: float, lo: float, hi: float, 
             x = x_lo + t * (x_hi - x_lo)
         n = int(round(2.0 ** x)) - 1
         if f_lo is not None and n_hi - n_lo <= 1:
-            return None
+            return None, a
         if f_lo is not None:
             n = min(n_hi - 1, max(n_lo + 1, n))
+    return None, a
+
+
+def _swap(model: ErrorModel, tried: dict, goal: float, lo: float, hi: float, budget: int,
+          check: Callable[[dict[str, float]], float]) -> dict[str, float] | None:
+    """From the checked depths closest above [lo, hi] dB, one quantizer one step coarser and another
+    one step finer (within their bounds): the pairs whose predicted change lands nearest ``goal``
+    are checked, at most ``budget``. For coarse quantizers whose every single step spans the
+    window. Returns the depths that landed, or None."""
+    above = sorted((p, i, b) for i, (b, p, _) in enumerate(tried.values()) if p > hi)
+    if not above:
+        return None
+    p0, _, start = above[0]
+    pred0 = model.psnr(start)
+    pairs = []
+    for a in start:
+        for b in start:
+            lo_a, hi_b = model.bounds.get(a, ATTRIBUTES[a][2:4])[0], model.bounds.get(b, ATTRIBUTES[b][2:4])[1]
+            n_a, n_b = _levels(a, start[a]) - 1, _levels(b, start[b]) + 1
+            if a == b or n_a < _levels(a, lo_a) or n_b > _levels(b, hi_b):
+                continue
+            bits = dict(start, **{a: math.log2(n_a + 1), b: math.log2(n_b + 1)})
+            if _grid(bits) in tried:
+                continue
+            pairs.append((abs(p0 + model.psnr(bits) - pred0 - goal), bits))
+    for _, bits in sorted(pairs, key=lambda x: x[0])[:budget]:
+        if lo <= check(bits) <= hi:
+            return bits
     return None
 
 
