@@ -94,3 +94,22 @@ def test_largest_within_agrees_with_bisection_in_fewer_calls():
             assert got == _bisect(1, 5000, lambda n: size(n) <= cap), (cap, got)
             if size is curves[0] and 137 < cap < 37 * 5000:
                 assert len(calls) <= 6, len(calls)
+
+
+def test_plateau_check_does_not_compare_losses_across_resolutions(monkeypatch):
+    """The reduced-resolution warm-up's (lower) losses never enter the plateau check of the
+    full-resolution steps: a steadily falling full-resolution loss gets no learning-rate drop."""
+    from compress.image import fit as fit_mod
+
+    def step(self, quantised, scale=1.0):
+        self._it = getattr(self, "_it", 0) + 1
+        return 0.01 if scale < 1.0 else 1.0 - 0.002 * self._it  # improving by far more than plateau_tol
+
+    drops = []
+    monkeypatch.setattr(fit_mod._Fitter, "step", step)
+    monkeypatch.setattr(fit_mod._Fitter, "set_lr_scale",
+                        lambda self, s: (drops.append(s) if s < self.lr_scale else None, setattr(self, "lr_scale", s)))
+    t = torch.rand(40, 40, 3, generator=torch.Generator().manual_seed(0))
+    cfg = FitConfig(steps=200, warmup_end=0.25, coarse_end=0.0, start_fraction=1.0, refill_every=0, qat_start=1.0)
+    fit_mod.fit_gaussians(t, 30, cfg)
+    assert drops == []

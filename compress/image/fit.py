@@ -353,6 +353,7 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
     it = 0
     reported = 0
     last_psnr = None
+    last_scale = None
     for it in range(1, steps + 1):
         if it in grow_at and ft.n() < n_gaussians:
             missing = n_gaussians - ft.n()
@@ -371,7 +372,12 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
             window, prev_mean = [], None
         # cosine decay of every learning rate to lr_floor, times the plateau factor
         ft.set_schedule(cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * (it - 1) / steps)))
-        loss = ft.step(qat, 0.25 if it <= coarse_end else (0.5 if it <= warm_end else 1.0))
+        scale = 0.25 if it <= coarse_end else (0.5 if it <= warm_end else 1.0)
+        if scale != last_scale:
+            # losses at another resolution are not comparable: the plateau check restarts
+            window, prev_mean = [], None
+            last_scale = scale
+        loss = ft.step(qat, scale)
         window.append(loss)
         if len(window) == cfg.plateau_window:
             mean = sum(window) / len(window)

@@ -139,6 +139,26 @@ def _backward(x, y, gmu, gxx, gxy, win, l1_scale, ssim_scale, grad):
     return rows
 
 
+@nb.njit(cache=True, parallel=True)
+def _l1(x, y, l1_scale, grad):
+    """The L1 term alone: grad [C,H,W] = l1_scale sign(x - y); returns sum |x - y| per (channel, row)."""
+    c, h, w = x.shape
+    rows = np.zeros(c * h, np.float64)
+    for rr in nb.prange(c * h):
+        ch = rr // h
+        r = rr % h
+        xs = x[ch, r]
+        ys = y[ch, r]
+        out = grad[ch, r]
+        acc = np.float32(0.0)
+        for i in range(w):
+            diff = xs[i] - ys[i]
+            acc += abs(diff)
+            out[i] = l1_scale if diff > 0 else (-l1_scale if diff < 0 else np.float32(0.0))
+        rows[rr] = acc
+    return rows
+
+
 class FusedLoss:
     """L1 + ``ssim_weight`` (1 - SSIM) against a fixed target [H,W,C] (float32 in [0,1]).
 
@@ -163,6 +183,10 @@ class FusedLoss:
     def __call__(self, img: np.ndarray) -> tuple[float, np.ndarray]:
         """img [H,W,C] -> (loss, dloss/dimg [H,W,C] float32)."""
         x = np.ascontiguousarray(np.asarray(img, dtype=np.float32).transpose(2, 0, 1))
+        if self.w == 0.0:  # L1 only: no SSIM pass
+            grad = np.empty_like(x)
+            l1_sum = float(_l1(x, self.y, np.float32(1.0 / x.size), grad).sum())
+            return l1_sum / x.size, grad.transpose(1, 2, 0)
         c, h, w = x.shape
         ho, wo = self.mu_y.shape[1:]
         ssim_sum = float(_forward(x, self.y, self.mu_y, self.var_y, self.win, *self._h, *self._g).sum())
