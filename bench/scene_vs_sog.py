@@ -1,6 +1,7 @@
 """.lgs against SOG at SOG's own fidelity (no pruning), on the SH-0 shared scenes, in one run.
 
-    .venv/bin/python bench/scene_vs_sog.py [--scenes donut_sh0.ply,...] [--levels]
+    .venv/bin/python bench/scene_vs_sog.py [--scenes donut_sh0.ply,...] [--levels] [--plan-prune [--only-plan]]
+        [--subsample N] [--out DIR]
 
 Per scene: the raw INRIA PLY (our writer) goes through splat-transform (pinned in
 bench/package.json, ``-g cpu``) to SOG; SOG's fidelity is the PSNR of its decoded scene's
@@ -8,7 +9,10 @@ renders against the original's renders on the held-out views (``compress.scene.v
 ``render.metrics`` via ``compress.scene.eval``). Then ``.lgs`` is compressed with
 ``--target-psnr <SOG's PSNR, rounded up to 0.01 dB> --prune 0`` (step sizes on the error model,
 ``compress.scene.rate_model.model_allocate``) and, with ``--levels``, at the fixed levels 1 and
-2 without pruning. Reports bytes, the size ratio SOG/.lgs, the model's predicted PSNR (before
+2 without pruning; with ``--plan-prune``, also ``--target-psnr <SOG's> --plan-prune`` (the
+same allocation after pruning the fraction of least predicted bytes, ``compress.scene.prune_plan``;
+``--only-plan``: that row instead of the ``--prune 0`` one). ``--subsample N``: a seeded random N
+Gaussians of each scene (SOG written from the same subsample), for quick looks. Reports bytes, the size ratio SOG/.lgs, the model's predicted PSNR (before
 any encode) against the measured one, encode and decode time, the number of encodes, bytes
 per stream and the chosen step sizes (bits = log2(steps + 1)). Writes
 bench/results/scene_vs_sog.csv and .json.
@@ -45,8 +49,12 @@ RESULTS = ROOT / "bench" / "results"
 BITS = ("position_bits", "scale_bits", "rotation_bits", "opacity_bits", "dc_bits")
 
 
-def run_scene(path: Path, tmp: Path, levels: bool = False) -> list[dict]:
+def run_scene(path: Path, tmp: Path, levels: bool = False, plan: str = "", subsample: int = 0) -> list[dict]:
     scene = read_scene(path)
+    if subsample:
+        from scene_target import subsample as keep_some
+
+        scene = keep_some(scene, subsample)
     n = len(scene)
     views = split_views(scene, None)
     ref = render_views(scene, views.heldout)
@@ -59,7 +67,10 @@ def run_scene(path: Path, tmp: Path, levels: bool = False) -> list[dict]:
              "decode_s": median_time(lambda: read_scene(sog))}]
     print(f"  sog   {rows[0]['bytes']:>10,} B  {sog_psnr:6.2f} dB", flush=True)
     target = math.ceil(sog_psnr * 100.0) / 100.0  # never below SOG's own fidelity
-    settings = [(f"--target-psnr {target:.2f} --prune 0", CompressSettings(target_psnr=target, prune=0.0))]
+    settings = [] if plan == "only" else [(f"--target-psnr {target:.2f} --prune 0",
+                                            CompressSettings(target_psnr=target, prune=0.0))]
+    if plan:
+        settings.append((f"--target-psnr {target:.2f} --plan-prune", CompressSettings(target_psnr=target, plan_prune=True)))
     if levels:
         settings += [("level 1, no pruning", CompressSettings(prune=0.0, level=1, check_fidelity=False)),
                      ("level 2, no pruning", CompressSettings(prune=0.0, level=2, check_fidelity=False))]
@@ -77,7 +88,8 @@ def run_scene(path: Path, tmp: Path, levels: bool = False) -> list[dict]:
         row = {"scene": path.name, "gaussians": n, "format": "lgs", "setting": setting, "bytes": len(res.data),
                "psnr": psnr, "encode_s": enc, "encode_cpu_s": enc_cpu,
                "load_average": [load, os.getloadavg()], "stage_s": res.timings, "decode_s": median_time(lambda: decode(res.data)),
-               "sog_over_lgs": rows[0]["bytes"] / len(res.data), "meets_sog_psnr": psnr >= sog_psnr,
+               "sog_over_lgs": rows[0]["bytes"] / len(res.data), "prune": res.prune,
+               "notes": [x for x in res.notes if x.startswith("prune plan")], "meets_sog_psnr": psnr >= sog_psnr,
                "version": box.version, "streams": res.report.stream_bytes, "bits": cfg, "trials": len(res.trials),
                "predicted_psnr": steps[0].predicted if steps else None,
                "render_checks": sum(s.kind == "render" for s in steps),
@@ -109,6 +121,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--levels", action="store_true", help="also the fixed levels 1 and 2 without pruning")
+    ap.add_argument("--plan-prune", action="store_true", help="also the target with the planned prune ratio")
+    ap.add_argument("--only-plan", action="store_true", help="with --plan-prune: only that row, not --prune 0")
+    ap.add_argument("--subsample", type=int, default=0, help="keep this many Gaussians per scene (0: all)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     out = Path(args.out)
@@ -121,22 +136,25 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     for _, p in shared_scenes(args.scenes.split(",")):
         with tempfile.TemporaryDirectory() as td:
-            rows += run_scene(p, Path(td), args.levels)
+            rows += run_scene(p, Path(td), args.levels, ("only" if args.only_plan else "also") if args.plan_prune else "",
+                              args.subsample)
         write(rows, out, load)
     print(f"\n{'scene':24s} {'SOG B':>10s} {'SOG dB':>7s} {'SOG s':>6s} {'.lgs B':>10s} {'pred dB':>7s} {'.lgs dB':>7s} "
-          f"{'+dB':>5s} {'SOG/.lgs':>8s} {'enc s':>6s} {'CPU s':>6s} {'encodes':>7s}")
-    ratios = []
+          f"{'+dB':>5s} {'SOG/.lgs':>8s} {'enc s':>6s} {'CPU s':>6s} {'encodes':>7s} {'prune':>6s}  setting")
+    ratios: dict[str, list[float]] = {}
     for r in rows:
         if r["format"] == "lgs" and r["setting"].startswith("--target-psnr"):
             s = next(x for x in rows if x["scene"] == r["scene"] and x["format"] == "sog")
-            ratios.append(r["sog_over_lgs"])
+            kind = r["setting"].split()[-1] if "plan" in r["setting"] else "--prune 0"
+            ratios.setdefault(kind, []).append(r["sog_over_lgs"])
             pred = r["predicted_psnr"] if r["predicted_psnr"] is not None else float("nan")
             print(f"{r['scene']:24s} {s['bytes']:>10,} {s['psnr']:7.2f} {s['encode_s']:6.1f} {r['bytes']:>10,} {pred:7.2f} "
                   f"{r['psnr']:7.2f} {r['psnr'] - s['psnr']:+5.2f} {r['sog_over_lgs']:8.3f} {r['encode_s']:6.1f} "
                   f"{r['encode_cpu_s']:6.1f} "
-                  f"{r['trials']:7d}")
-    if ratios:
-        print(f"mean SOG/.lgs {sum(ratios) / len(ratios):.3f}; load average {load} at start, {os.getloadavg()} at end")
+                  f"{r['trials']:7d} {r.get('prune', 0.0):6.3f}  {kind}")
+    for kind, rs in ratios.items():
+        print(f"{kind}: mean SOG/.lgs {sum(rs) / len(rs):.3f}, least {min(rs):.3f}")
+    print(f"load average {load} at start, {os.getloadavg()} at end")
     return 0
 
 

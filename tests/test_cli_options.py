@@ -89,6 +89,7 @@ def test_deprecated_out_still_works(small_ply, tmp_path, capsys):
     (["compress", "{ply}", "-o", "{tmp}/a.lgs", "--prune", "nan"], "--prune must be in [0, 1), got nan"),
     (["compress", "{ply}", "-o", "{tmp}/a.lgs", "--sh-degree", "4"], "--sh-degree must be in [0, 3], got 4"),
     (["compress", "{ply}", "-o", "{tmp}/a.lgs", "--target-psnr", "inf"], "--target-psnr must be in (0, 100]"),
+    (["compress", "{ply}", "-o", "{tmp}/a.lgs", "--plan-prune"], "--plan-prune needs --target-psnr and neither --prune nor --level"),
     (["compress", "{ply}", "-o", "{tmp}/a.lgs", "--backend", "metal"], "--backend must be auto, cpu or gsplat"),
     (["compress", "{ply}", "-o", "{tmp}/a.lgs", "--max-side", "0"], "'--max-side': Input should be greater than or equal to 16"),
     (["fit-image", "{ply}", "-o", "{tmp}/a.gsi", "--backend", "gsplat"], "fit-image runs on the CPU"),

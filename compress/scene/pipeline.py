@@ -29,6 +29,7 @@ from .codec import EncodeReport, QuantConfig, decode, encode
 from .distill import FinetuneConfig, distill_sh, finetune, render_targets
 from .eval import Fidelity, fidelity, render_views
 from .prune import prune
+from .prune_plan import plan_prune
 from .rate import (LEVELS, PRESETS, TOLERANCE, Candidate, Trial, coarser_classes, effective_codebook, level_config,
                    search, shrink_codebook, trim_to_window)
 from .rate_model import ModelStep, model_allocate
@@ -59,7 +60,10 @@ class CompressSettings:
     least significant fraction stores scales, rotations and colour ``low_drop`` bits coarser).
     The prune loop measures held-out fidelity with these classes applied, so the floor holds
     on any scene; a last stage tries coarser classes while it still holds (it never tries
-    finer ones; ``bench/scene_precision.py`` measures the trade-off)."""
+    finer ones; ``bench/scene_precision.py`` measures the trade-off).
+    ``plan_prune``: with ``target_psnr`` and no ``prune`` given, allocate step sizes on the error
+    model (as ``prune=0``) after pruning the fraction of least predicted bytes at the target
+    (:func:`prune_plan.plan_prune`)."""
 
     quality: str = "default"
     prune: float | None = None
@@ -87,6 +91,7 @@ class CompressSettings:
     device: str = "cpu"
     seed: int = 0
     check_fidelity: bool = True
+    plan_prune: bool = False
 
 
 @dataclass
@@ -162,7 +167,7 @@ def compress_scene(
     floor = st.target_psnr if st.target_psnr is not None else (preset.min_psnr if st.prune is None else None)
     trials: list[Trial] = []
     chosen: Candidate | None = None
-    if st.steps > 0 and st.prune is None and run.reference is not None and floor is not None:
+    if st.steps > 0 and st.prune is None and run.reference is not None and floor is not None and not st.plan_prune:
         chosen, trials = _recover_stage(run, floor, level, ratio)
         if chosen is None:
             chosen, more = _search_stage(run, floor)
@@ -207,8 +212,9 @@ def compress_scene(
 
 
 def _allocates(st: CompressSettings) -> bool:
-    """Whether ``st`` asks for step sizes on the error model alone (a target, no pruning, no level)."""
-    return st.target_psnr is not None and st.prune == 0.0 and st.level is None
+    """Whether ``st`` asks for step sizes on the error model alone (a target, no level, and no pruning
+    or only the planned pruning of ``plan_prune``)."""
+    return st.target_psnr is not None and (st.prune == 0.0 or (st.plan_prune and st.prune is None)) and st.level is None
 
 
 def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
@@ -227,7 +233,7 @@ def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
         run.work, _ = run.stage(f"distil SH {original.sh_degree}->{st.sh_degree}", st.distill_steps, distill_sh,
                                 original, pv, st.sh_degree, config=FinetuneConfig(steps=st.distill_steps, seed=st.seed),
                                 backend=st.backend, progress=pg)
-    if _allocates(st) and run.work.sh_degree == 0:
+    if _allocates(st) and st.prune == 0.0 and run.work.sh_degree == 0:
         return run  # step sizes only, no SH codebook: significance steers nothing (the classes use render sensitivity)
     sig_views = [c.scaled(st.significance_scale) for c in views.train]
     run.scores = run.stage("significance", len(sig_views), significance, run.work, sig_views, beta=st.beta,
@@ -292,20 +298,49 @@ def _allocate_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tr
     st = run.st
     if run.reference is None:
         return None, []
-    best, trials, steps = run.stage(
-        f"step sizes for {target:g} dB", 0, model_allocate, run.work, run.scores, target, run.reference,
-        run.views.heldout, base=st.quant, backend=st.backend, cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
-        teacher=None if run.work is run.original else run.original,
-        on_probe=lambda a, b: run.pg.advance(1, f"probe {a.replace('_bits', '')} at {b:.2f} bits"),
-        on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+    scene, scores, ratio = run.work, run.scores, 0.0
+    if st.plan_prune and st.prune is None:
+        scene, scores, ratio = _prune_plan_stage(run, target)
+    best, trials, steps = _allocate(run, scene, scores, target, ratio > 0)
+    if ratio > 0 and (best is None or best.fidelity.psnr < target):
+        run.notes.append(f"the scene pruned by {ratio:.3f} missed {target:g} dB: allocated without pruning")
+        scene, scores, ratio = run.work, run.scores, 0.0
+        best, more, steps = _allocate(run, scene, scores, target, False)
+        trials += more
     run.model_steps = steps
     _model_notes(run, steps)
     if best is not None:
+        best.prune = ratio
         c = best.config
         run.notes.append(f"step sizes: positions {c.position_bits:.2f}, scales {c.scale_bits:.2f}, rotations "
                          f"{c.rotation_bits:.2f}, opacity {c.opacity_bits:.2f}, colour {c.dc_bits:.2f} bits"
                          + (f"; classes {c.class_step:g} bits apart (up to {c.max_drop})" if c.max_drop else ""))
     return best, trials
+
+
+def _allocate(run: _Run, scene: GaussianScene, scores: Tensor, target: float, pruned: bool):
+    st = run.st
+    return run.stage(
+        f"step sizes for {target:g} dB", 0, model_allocate, scene, scores, target, run.reference,
+        run.views.heldout, base=st.quant, backend=st.backend, cameras=[c.scaled(st.finetune_scale) for c in run.views.train],
+        teacher=None if scene is run.original else run.original,
+        on_probe=lambda a, b: run.pg.advance(1, f"probe {a.replace('_bits', '')} at {b:.2f} bits"),
+        on_trial=lambda t: run.pg.advance(1, f"{t.bytes} B: {t.psnr:.2f} dB"))
+
+
+def _prune_plan_stage(run: _Run, target: float) -> tuple[GaussianScene, Tensor, float]:
+    """The work scene pruned by the fraction of least predicted bytes at ``target``
+    (:func:`prune_plan.plan_prune`, render-only probes on the fidelity views at full resolution:
+    at a reduced size a removed small Gaussian is blurred away and pruning looks cheaper)."""
+    st = run.st
+    plan = run.stage("prune plan", 0, plan_prune, run.work, run.scores, run.reference, run.views.heldout, target,
+                     backend=st.backend, on_probe=lambda r, p: run.pg.advance(1, f"prune {r:.3f}: {p:.2f} dB unquantized"))
+    run.notes.append(f"prune plan: {plan.ratio:.3f} of the Gaussians, predicted {plan.rate:.3f}x the bytes at "
+                     f"{target:g} dB (" + ", ".join(f"{r:.3f}: {p:.1f} dB" for r, p, _ in plan.probes) + ")")
+    if plan.ratio <= 0.0:
+        return run.work, run.scores, 0.0
+    pruned, keep = prune(run.work, run.scores, plan.ratio)
+    return pruned, run.scores[keep], plan.ratio
 
 
 def _model_notes(run: _Run, steps: list[ModelStep]) -> None:
