@@ -15,12 +15,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from splat.errors import UsageError
 from splat.progress import Progress
 
 from .fit import FitConfig
 from .fit import schedule as fit_schedule
 from .gsi import decode, encode, read_gsi, write_gsi
-from .imageio import check_pixels
+from .imageio import WHOLE_MAX_PIXELS, check_pixels
 from .model import ImageGaussians, render_gaussians
 from .rate import RateResult, fit_rate
 from .tiles import fit_tiled, use_tiles
@@ -60,7 +61,12 @@ def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = Non
         if init not in ("structure", "gradient"):
             raise ValueError(f"init must be structure or gradient, got {init!r}")
         cfg = replace(cfg, init=init)
-    tiles = use_tiles(target.shape[0] * target.shape[1], tile, psnr is not None, cfg.mode)
+    pixels = target.shape[0] * target.shape[1]
+    tiles = use_tiles(pixels, tile, psnr is not None, cfg.mode)
+    if not tiles and pixels > WHOLE_MAX_PIXELS:
+        raise UsageError(f"image: {target.shape[1]}x{target.shape[0]} is {pixels / 1e6:.1f} MP, more than the "
+                         f"{WHOLE_MAX_PIXELS / 1e6:.0f} MP fitted whole in memory; fit it in tiles (a bpp or "
+                         "Gaussian-count target, sum rule) or downscale it")
     if tiles:
         if max_gaussians is not None and gaussians is None:
             raise ValueError("max_gaussians is not supported by tiled fitting")
