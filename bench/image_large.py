@@ -109,18 +109,20 @@ def _tiled_row(args: argparse.Namespace, big: torch.Tensor) -> None:
     before = _peak_mb()
     load = os.getloadavg()[0]
     w0, c0 = time.perf_counter(), time.process_time()
-    res = compress_image(big, bpp=args.bpp, schedule=args.schedule, tile=args.tile, progress=_PrintProgress())
+    res = compress_image(big, bpp=args.bpp, schedule=args.schedule, steps=args.steps, tile=args.tile,
+                         progress=_PrintProgress())
     side = args.side
     row = {"image": args.image, "side": side, "pixels": side * side, "tile": args.tile, "schedule": args.schedule,
+           "steps_per_tile": args.steps,
            "target_bpp": args.bpp, "bpp": res.bpp(), "gaussians": len(res.gaussians), "psnr": res.psnr,
            "steps": res.fit_steps, "wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0,
            "peak_rss_mb": _peak_mb(), "rss_before_fit_mb": before, "load_before": load,
            "load_after": os.getloadavg()[0],
            "command": f"nice python bench/image_large.py --tiled --side {side} --bpp {args.bpp} --schedule "
-                      f"{args.schedule} --tile {args.tile}"}
+                      f"{args.schedule} --tile {args.tile}" + (f" --steps {args.steps}" if args.steps else "")}
     print(json.dumps(row, indent=1))
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
-    rows = [r for r in data.get("tiled", []) if (r["side"], r["tile"], r["schedule"]) != (side, args.tile, args.schedule)]
+    rows = [r for r in data.get("tiled", []) if (r["side"], r["tile"], r["schedule"], r.get("steps_per_tile")) != (side, args.tile, args.schedule, args.steps)]
     data["tiled"] = sorted(rows + [row], key=lambda r: (r["side"], r["tile"], r["schedule"]))
     RESULTS.write_text(json.dumps(data, indent=1))
 
@@ -129,7 +131,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default="kodim05")
     ap.add_argument("--side", type=int, default=2048)
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="fit steps (default 4; with --tiled: per tile, default the schedule's)")
     ap.add_argument("--bpp", type=float, default=0.25)
     ap.add_argument("--init", default="gradient", choices=["gradient", "structure"])
     ap.add_argument("--render", type=int, nargs="+", help="time render-image to these output widths instead")
@@ -148,6 +151,7 @@ def main() -> None:
     if args.tiled:
         _tiled_row(args, big)
         return
+    args.steps = args.steps or 4
     n = max(1, int(args.bpp * args.side * args.side / 50))
     before = _peak_mb()
     load = os.getloadavg()[0]

@@ -165,7 +165,7 @@ def seam_bands(tiles: list[Tile], width: int, height: int, apron: int
 def tune_config(cfg: FitConfig) -> FitConfig:
     """The seam fine-tuning schedule: a quarter of the steps (``finetune_fraction``), full
     resolution, learning rates at 0.3x."""
-    return replace(cfg, steps=max(20, int(cfg.steps * cfg.finetune_fraction)), warmup_end=0.0, coarse_end=0.0,
+    return replace(cfg, steps=max(4, int(cfg.steps * cfg.finetune_fraction)), warmup_end=0.0, coarse_end=0.0,
                    lr_means=cfg.lr_means * 0.3, lr_scales=cfg.lr_scales * 0.3, lr_rotations=cfg.lr_rotations * 0.3,
                    lr_colors=cfg.lr_colors * 0.3)
 
@@ -234,15 +234,15 @@ def fit_tiled(target: Tensor, *, bpp: float | None = None, gaussians: int | None
               cfg: FitConfig | None = None, tile: int = DEFAULT_TILE, apron: int | None = None,
               refine: bool = True, meta: dict | None = None, progress: Progress | None = None) -> RateResult:
     """Fit ``target`` [H,W,C] (float32 in [0,1]) tile by tile (module doc) to ``bpp`` (real
-    file size) or ``gaussians``, in cores of ``tile`` px with an ``apron`` (default: tile / 8,
-    8 to ``DEFAULT_APRON`` px); ``refine``: then fine-tune the seams (:func:`refine_seams`).
+    file size) or ``gaussians``, in cores of ``tile`` px with an ``apron`` (default: tile / 4,
+    16 to ``DEFAULT_APRON`` px); ``refine``: then fine-tune the seams (:func:`refine_seams`).
     ``progress``: one stage per tile, and one for the seams."""
     if (bpp is None) == (gaussians is None):
         raise ValueError("tiled fitting takes exactly one of bpp, gaussians")
     cfg = cfg or FitConfig()
     if cfg.mode != "sum":
         raise ValueError("tiled fitting needs the sum render rule (mode='sum')")
-    apron = max(8, min(DEFAULT_APRON, tile // 8)) if apron is None else int(apron)
+    apron = max(16, min(DEFAULT_APRON, tile // 4)) if apron is None else int(apron)
     if apron < 8:
         raise ValueError(f"apron must be at least 8 px, got {apron}")
     t0 = time.perf_counter()
