@@ -164,3 +164,23 @@ def test_tiled_peak_memory_grows_with_the_image_not_the_tile_count():
     whole = _peak_delta_kb(512, 0)    # the same image fitted whole
     assert large < 0.5 * whole, (small, large, whole)
     assert large < 3.5 * max(small, 1), (small, large, whole)
+
+
+def test_cli_fits_in_tiles_and_refuses_what_tiles_cannot_do(tmp_path, monkeypatch, capsys):
+    from compress.image.imageio import save_image
+    from tests.test_image_codec import _cli
+
+    src = tmp_path / "in.png"
+    save_image(src, _kodak(96))
+    out = tmp_path / "out.gsi"
+    assert _cli(["fit-image", str(src), "-o", str(out), "--gaussians", "60", "--steps", "8", "--tile", "48"],
+                monkeypatch) == 0
+    g = decode(out.read_bytes())
+    assert (g.width, g.height) == (96, 96) and 0 < len(g) <= 60
+    capsys.readouterr()
+    for extra in (["--psnr", "30", "--tile", "48"], ["--gaussians", "9", "--mode", "topk", "--tile", "48"],
+                  ["--gaussians", "9", "--tile", "8"]):
+        assert _cli(["fit-image", str(src), "-o", str(tmp_path / "x.gsi"), *extra], monkeypatch) == 2
+        err = capsys.readouterr().err
+        assert "--tile" in err and "Traceback" not in err, err
+    assert not (tmp_path / "x.gsi").exists()
