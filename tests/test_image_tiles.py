@@ -184,3 +184,10 @@ def test_cli_fits_in_tiles_and_refuses_what_tiles_cannot_do(tmp_path, monkeypatc
         err = capsys.readouterr().err
         assert "--tile" in err and "Traceback" not in err, err
     assert not (tmp_path / "x.gsi").exists()
+
+
+def test_an_image_within_one_tile_is_fitted_whole():
+    target = _kodak(64)
+    a = compress_image(target, gaussians=30, steps=6, tile=64)
+    b = compress_image(target, gaussians=30, steps=6, tile=0)
+    assert a.data == b.data

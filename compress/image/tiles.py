@@ -35,7 +35,7 @@ from .fit import FitConfig, FitContext, fit_gaussians
 from .gsi import decode, encode
 from .model import ImageGaussians, render_gaussians
 from .quant import QuantSpec, _round_range
-from .rate import OVERSHOOT, RateResult, first_guess, largest_prefix_within
+from .rate import OVERSHOOT, RateResult, first_guess, fit_rate, largest_prefix_within
 
 TILED_ABOVE = 2048 * 2048  # px: larger images are fitted in tiles by default
 DEFAULT_TILE = 1024  # px, side of a core
@@ -248,6 +248,8 @@ def fit_tiled(target: Tensor, *, bpp: float | None = None, gaussians: int | None
     t0 = time.perf_counter()
     h, w, c = (int(v) for v in target.shape)
     tiles = tile_grid(w, h, tile, apron)
+    if len(tiles) == 1:  # one tile is a whole fit: rate control's refinement stage lands the size better
+        return fit_rate(target, bpp=bpp, gaussians=gaussians, cfg=cfg, meta=meta, progress=progress)
     weights = content_weights(target, tiles)
     max_scale = apron / REACH
     if bpp is not None:
