@@ -15,26 +15,31 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from splat.errors import UsageError
 from splat.progress import Progress
 
 from .fit import FitConfig
 from .fit import schedule as fit_schedule
 from .gsi import decode, encode, read_gsi, write_gsi
-from .imageio import check_pixels
+from .imageio import WHOLE_MAX_PIXELS, check_pixels
 from .model import ImageGaussians, render_gaussians
 from .rate import RateResult, fit_rate
+from .tiles import fit_tiled, use_tiles
 
 
 def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = None, gaussians: int | None = None,
                    psnr: float | None = None, steps: int | None = None, mode: str | None = None, k: int | None = None,
                    init: str | None = None, schedule: str | None = None,
                    config: FitConfig | None = None, device: str = "cpu", max_gaussians: int | None = None,
-                   meta: dict | None = None, progress: Progress | None = None
+                   tile: int | None = None, meta: dict | None = None, progress: Progress | None = None
                    ) -> RateResult:
     """Fit an image ([H,W] or [H,W,C], C <= 16; integers scaled by their maximum, floats taken
     as [0,1]) to one target (``bpp`` from the real file size, ``gaussians``, or ``psnr`` dB).
     ``init``: "gradient" (default) or "structure" (see :class:`FitConfig`); ``schedule``:
-    "fast" or "thorough" (``schedules.py``; default: ``FitConfig``'s), applied before ``steps``."""
+    "fast" or "thorough" (``schedules.py``; default: ``FitConfig``'s), applied before ``steps``.
+    ``tile``: fit in tiles of about this many px square (``tiles.py``: memory bounded by one
+    tile); 0: never; None: tiles of ``DEFAULT_TILE`` above ``TILED_ABOVE`` pixels (bpp and
+    Gaussian-count targets)."""
     if sum(x is not None for x in (bpp, gaussians, psnr)) == 0:
         bpp = 0.5
     arr = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else pixels
@@ -56,6 +61,16 @@ def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = Non
         if init not in ("structure", "gradient"):
             raise ValueError(f"init must be structure or gradient, got {init!r}")
         cfg = replace(cfg, init=init)
+    pixels = target.shape[0] * target.shape[1]
+    tiles = use_tiles(pixels, tile, psnr is not None, cfg.mode)
+    if not tiles and pixels > WHOLE_MAX_PIXELS:
+        raise UsageError(f"image: {target.shape[1]}x{target.shape[0]} is {pixels / 1e6:.1f} MP, more than the "
+                         f"{WHOLE_MAX_PIXELS / 1e6:.0f} MP fitted whole in memory; fit it in tiles (a bpp or "
+                         "Gaussian-count target, sum rule) or downscale it")
+    if tiles:
+        if max_gaussians is not None and gaussians is None:
+            raise ValueError("max_gaussians is not supported by tiled fitting")
+        return fit_tiled(target, bpp=bpp, gaussians=gaussians, cfg=cfg, tile=tiles, meta=meta, progress=progress)
     # The 2D kernels run on the CPU; on CUDA only the loss and optimiser would move, which
     # does not pay at these sizes, so fitting stays on the CPU either way.
     return fit_rate(target, bpp=bpp, gaussians=gaussians, psnr_db=psnr, cfg=cfg, max_gaussians=max_gaussians,

@@ -25,6 +25,8 @@ Examples:
 
   splat fit-image photo.png -o photo.gsi --gaussians 4000 --mode topk
 
+  splat fit-image texture4k.png -o texture.gsi --bpp 0.25 --schedule fast --tile 1024
+
   splat fit-image 'photos/*.png' -o gsi/ --workers 2
 """
 
@@ -67,6 +69,9 @@ def fit_image_cmd(
     k: int = typer.Option(10, "--k", min=1, max=64, help="Gaussians kept per pixel in topk mode"),
     backend: str = backend_option("auto or cpu: fitting runs on the CPU (its 2D kernels have no GPU version)"),
     device: Optional[str] = typer.Option(None, "--device", hidden=True, help="Deprecated: cpu (use --backend)."),
+    tile: Optional[int] = typer.Option(None, "--tile", min=0, max=1 << 16, show_default=False,
+                                       help="fit in tiles of about this many px square, in bounded memory (0: never; "
+                                       "default: 1024 above 2048x2048 pixels with --bpp or --gaussians)"),
     seed: int = typer.Option(0, "--seed", min=0, help="random seed"),
     force: bool = force_option(),
     workers: int = typer.Option(1, "--workers", min=1, max=4096, help="images fitted at once on Ray (folder/glob input, -o a folder; needs the ray extra: pip install ray)"),
@@ -90,6 +95,10 @@ def fit_image_cmd(
         raise UsageError(f"--init must be structure or gradient, got {init!r}")
     if schedule not in SCHEDULES:
         raise UsageError(f"--schedule must be {' or '.join(SCHEDULES)}, got {schedule!r}")
+    if tile and (psnr is not None or mode != "sum"):
+        raise UsageError("--tile needs --bpp or --gaussians and --mode sum")
+    if tile is not None and 0 < tile < 16:
+        raise UsageError(f"--tile must be 0 (never) or at least 16 px, got {tile}")
     check_range("--bpp", bpp, 0.0, 64.0, lo_open=True)
     check_range("--gaussians", gaussians, 1, 10_000_000)
     check_range("--psnr", psnr, 0.0, 100.0, lo_open=True)
@@ -122,7 +131,7 @@ def fit_image_cmd(
     t0 = time.perf_counter()
     with make_progress(console) as bar:
         res = compress_image(img.pixels, bpp=bpp, gaussians=gaussians, psnr=psnr, steps=steps, mode=mode, k=k,
-                             device="cpu", init=init, schedule=schedule, config=FitConfig(seed=seed),
+                             device="cpu", init=init, schedule=schedule, config=FitConfig(seed=seed), tile=tile,
                              meta={"bit_depth": img.bit_depth, "source": image.name}, progress=RichProgress(bar))
     atomic_write_bytes(out, res.data)
     import torch

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +89,22 @@ def schedule(cfg: "FitConfig", name: str) -> "FitConfig":
 
 
 @dataclass
+class FitContext:
+    """What a fit of one tile of a larger image needs from around it (``tiles.py``).
+
+    ``offset`` [H,W,C]: the render of the neighbours' Gaussians (fixed) over the fitted
+    region, added to every render (``sum`` mode: the region is fitted jointly with them);
+    ``bounds`` (x0, y0, x1, y1) px: the fitted Gaussians' centres stay in this window
+    (placed, grown and clamped there); ``max_scale`` px: their largest standard deviation;
+    ``spec_hook``: maps the quantiser made when QAT starts to the one used (a shared one)."""
+
+    offset: Tensor | None = None
+    bounds: tuple[float, float, float, float] | None = None
+    max_scale: float | None = None
+    spec_hook: Callable[[QuantSpec], QuantSpec] | None = None
+
+
+@dataclass
 class FitReport:
     steps: int
     seconds: float
@@ -148,8 +165,10 @@ def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
 
 class _Fitter:
     def __init__(self, target: Tensor, n_target: int, cfg: FitConfig, init: ImageGaussians | None,
-                 spec: QuantSpec | None):
+                 spec: QuantSpec | None, context: FitContext | None = None):
         self.t = target
+        self.ctx = context or FitContext()
+        self._offsets: dict[float, Tensor] = {}
         self.h, self.w, self.c = target.shape
         self.cfg = cfg
         self.n_target = n_target
@@ -159,7 +178,9 @@ class _Fitter:
         # reduced-resolution ones (warm-up only) dropped once a finer one starts
         self._losses: dict[float, FusedLoss] = {}
         n0 = max(1, int(round(cfg.start_fraction * n_target)))
-        if init is None and cfg.init == "structure":
+        if init is None and self.ctx.bounds is not None:
+            p = self._bounded_init(n0)
+        elif init is None and cfg.init == "structure":
             p = structure_init(target, n0, self.gen, mode=cfg.mode)
         elif init is None:
             p = initial_gaussians(target, n0, cfg, self.gen)
@@ -170,12 +191,27 @@ class _Fitter:
         if init is None and cfg.mode == "sum" and cfg.init != "structure":
             # overlapping Gaussians add up: start at the target's brightness, not a multiple of it
             with torch.no_grad():
-                img = self.render(False)
-                gain = float(target.mean()) / max(float(img.mean()), 1e-6)
+                img = self.render(False, context=False)
+                gain = float(self._residual().mean()) / max(float(img.mean()), 1e-6)
                 self.params["colors"].mul_(min(1.0, gain))
         self.lr_scale = 1.0
         self.schedule = 1.0
         self.opt = self._make_opt()
+
+    def _residual(self) -> Tensor:
+        """The target less the fixed neighbours' render (the target without context)."""
+        return self.t if self.ctx.offset is None else self.t - self.ctx.offset
+
+    def _bounded_init(self, n0: int) -> dict[str, Tensor]:
+        """Initial Gaussians inside ``bounds``, fitted to the residual there."""
+        x0, y0, x1, y1 = (int(round(v)) for v in self.ctx.bounds)  # type: ignore[union-attr]
+        sub = self._residual()[y0:y1, x0:x1].contiguous()
+        if self.cfg.init == "structure":
+            p = structure_init(sub, n0, self.gen, mode=self.cfg.mode)
+        else:
+            p = initial_gaussians(sub, n0, self.cfg, self.gen)
+        p["means"] = p["means"] + torch.tensor([float(x0), float(y0)])
+        return p
 
     def _make_opt(self, old: torch.optim.Optimizer | None = None, keep: Tensor | None = None) -> torch.optim.Optimizer:
         c = self.cfg
@@ -216,9 +252,21 @@ class _Fitter:
             return fake_quantize(self.spec, p["means"], p["log_scales"], p["rotations"], p["colors"])
         return p["means"], torch.exp(p["log_scales"]), p["rotations"], p["colors"]
 
-    def render(self, quantised: bool, scale: float = 1.0) -> Tensor:
+    def render(self, quantised: bool, scale: float = 1.0, context: bool = True) -> Tensor:
         m, s, r, col = self.current(quantised)
-        return render_image(m, s, r, col, self.w, self.h, mode=self.cfg.mode, k=self.cfg.k, scale=scale)
+        img = render_image(m, s, r, col, self.w, self.h, mode=self.cfg.mode, k=self.cfg.k, scale=scale)
+        return img + self.offset(scale) if context and self.ctx.offset is not None else img
+
+    def offset(self, scale: float) -> Tensor:
+        """The context render at ``scale`` (area-averaged; kept for the current scale only)."""
+        if scale not in self._offsets:
+            self._offsets = {}
+            o = self.ctx.offset
+            if scale < 1.0:
+                ow, oh = _scaled_size(self.w, self.h, scale)
+                o = F.interpolate(o.permute(2, 0, 1)[None], size=(oh, ow), mode="area")[0].permute(1, 2, 0)
+            self._offsets[scale] = o.contiguous()
+        return self._offsets[scale]
 
     def loss(self, scale: float) -> FusedLoss:
         """The fused loss against the target at ``scale`` (1, 1/2 or 1/4) of full resolution,
@@ -244,9 +292,10 @@ class _Fitter:
         loss.backward()
         self.opt.step()
         with torch.no_grad():
-            self.params["log_scales"].clamp_(math.log(0.3), math.log(0.5 * max(self.h, self.w)))
-            self.params["means"][:, 0].clamp_(0.0, float(self.w))
-            self.params["means"][:, 1].clamp_(0.0, float(self.h))
+            self.params["log_scales"].clamp_(math.log(0.3), math.log(self.ctx.max_scale or 0.5 * max(self.h, self.w)))
+            x0, y0, x1, y1 = self.ctx.bounds or (0.0, 0.0, float(self.w), float(self.h))
+            self.params["means"][:, 0].clamp_(x0, x1)
+            self.params["means"][:, 1].clamp_(y0, y1)
         return float(loss.detach())
 
     def rate_bpp(self) -> Tensor:
@@ -275,12 +324,18 @@ class _Fitter:
             n_add += self.n() - keep.numel()
             n_add = max(0, min(n_add, self.n_target - keep.numel()))
             img = self.render(self.spec is not None).clamp(0, 1)
-            err = (img - self.t).abs().sum(dim=2).reshape(-1)
+            err = (img - self.t).abs().sum(dim=2)
+            if self.ctx.bounds is not None:  # new Gaussians only where this fit may place them
+                x0, y0, x1, y1 = (int(round(v)) for v in self.ctx.bounds)
+                inside = torch.zeros_like(err)
+                inside[y0:y1, x0:x1] = 1.0
+                err = err * inside
+            err = err.reshape(-1)
             new = {}
             if n_add > 0:
                 xy = _sample_pixels(err / err.sum() if float(err.sum()) > 0 else torch.full_like(err, 1 / err.numel()),
                                     n_add, self.w, self.gen)
-                base = self.t if self.cfg.mode == "topk" else (self.t - img)
+                base = self._residual() if self.cfg.mode == "topk" else (self.t - img)
                 d = math.sqrt(self.h * self.w / max(1, self.n_target))
                 new = {"means": xy, "log_scales": torch.full((n_add, 2), math.log(max(0.6, 0.35 * d))),
                        "rotations": torch.zeros(n_add), "colors": _lookup(base, xy)}
@@ -294,6 +349,8 @@ class _Fitter:
     def freeze_spec(self) -> None:
         m, s, r, col = self.current(False)
         self.spec = make_spec(m, s, col, self.w, self.h, self.cfg.bits, r)
+        if self.ctx.spec_hook is not None:
+            self.spec = self.ctx.spec_hook(self.spec)
 
     def result(self, quantised: bool) -> ImageGaussians:
         """Parameters (on the file's grid if ``quantised``), ordered by importance."""
@@ -310,8 +367,12 @@ class _Fitter:
 
 def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None, *,
                   init: ImageGaussians | None = None, spec: QuantSpec | None = None,
-                  progress: Progress | None = None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
+                  progress: Progress | None = None, context: FitContext | None = None
+                  ) -> tuple[ImageGaussians, QuantSpec, FitReport]:
     """Fit ``n_gaussians`` to ``target`` [H,W,C] (float32 in [0,1]).
+
+    ``context``: the fixed surroundings of a tile of a larger image (see :class:`FitContext`);
+    the returned Gaussians and the report's PSNR then exclude / include it respectively.
 
     ``progress`` is advanced by the steps done, with the count, PSNR and QAT state as info
     (the caller starts and ends the stage; total: ``cfg.steps``).
@@ -326,15 +387,16 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
     # one thread for small images: the loss convolutions are too small to split, and a thread
     # pool costs far more than it saves there (worse on busy cores)
     with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None):
-        return _fit(target, n_gaussians, cfg, init, spec, progress)
+        return _fit(target, n_gaussians, cfg, init, spec, progress, context)
 
 
 def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians | None, spec: QuantSpec | None,
-         progress: Progress | None) -> tuple[ImageGaussians, QuantSpec, FitReport]:
+         progress: Progress | None, context: FitContext | None = None
+         ) -> tuple[ImageGaussians, QuantSpec, FitReport]:
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     target = target.float().contiguous()
-    ft = _Fitter(target, n_gaussians, cfg, init, spec)
+    ft = _Fitter(target, n_gaussians, cfg, init, spec, context)
     steps = max(1, cfg.steps)
     growing = ft.n() < n_gaussians
     rounds = max(1, cfg.growth_rounds) if growing else 0
@@ -411,5 +473,6 @@ def _fit(target: Tensor, n_gaussians: int, cfg: FitConfig, init: ImageGaussians 
         ft.freeze_spec()
     g = ft.result(qat)
     with torch.no_grad():
-        final = float(psnr(g.render().clamp(0, 1), target))
+        img = g.render() if ft.ctx.offset is None else g.render() + ft.ctx.offset
+        final = float(psnr(img.clamp(0, 1), target))
     return g, ft.spec, FitReport(it, time.perf_counter() - t0, final, history)

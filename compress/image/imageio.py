@@ -17,9 +17,12 @@ import numpy as np
 from splat.errors import FormatError, UsageError
 
 MAX_CHANNELS = 16
-# Fitting keeps a few float32 copies of the image plus per-pixel top-K state (~60 bytes a
-# pixel); past this many pixels it would need several GiB, so we stop and say what to do.
-MAX_PIXELS = 16_000_000
+# Large images are fitted in tiles (tiles.py), which keep one float32 copy of the image plus
+# one tile's state; the cap is the largest image a .gsi may store (splat.limits.MAX_PIXELS).
+# A fit of the whole image keeps several copies plus per-pixel state (~250 bytes a pixel at
+# 2048^2), so api.compress_image refuses a whole fit above WHOLE_MAX_PIXELS and says why.
+MAX_PIXELS = 1 << 26
+WHOLE_MAX_PIXELS = 16_000_000
 
 
 @dataclass
