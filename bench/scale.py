@@ -103,8 +103,10 @@ default preset's prune ratio and level, one pass, no fine-tuning rounds or searc
 
 def child_compress(src: str, dst: str, no_check: bool, default: bool = False) -> dict:
     from compress.scene.pipeline import CompressSettings, compress_scene
+    from splat.heap import bound_heap
     from splat.io import read_scene
 
+    bound_heap()  # as the `splat` CLI does
     mem = StageMemory()
     t0 = time.perf_counter()
     mem.mark("read")

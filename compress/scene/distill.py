@@ -107,7 +107,8 @@ def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, pr
         lrs["sh_rest"] = cfg.lr_rest
     if cfg.train_geometry:
         lrs.update(means=cfg.lr_means * scale, log_scales=cfg.lr_scales, quats=cfg.lr_quats)
-    work = {k: t.detach().clone() for k, t in student.fields().items()}
+    # only the trained fields are copied (the others are read, never written)
+    work = {k: t.detach().clone() if k in lrs else t.detach() for k, t in student.fields().items()}
     g = torch.Generator().manual_seed(cfg.seed)
     n = len(student)
     k_chunks = 1 if cfg.chunk is None or n <= cfg.chunk else math.ceil(n / cfg.chunk)
