@@ -103,8 +103,10 @@ default preset's prune ratio and level, one pass, no fine-tuning rounds or searc
 
 def child_compress(src: str, dst: str, no_check: bool, default: bool = False) -> dict:
     from compress.scene.pipeline import CompressSettings, compress_scene
+    from splat.heap import bound_heap
     from splat.io import read_scene
 
+    bound_heap()  # as the `splat` CLI does
     mem = StageMemory()
     t0 = time.perf_counter()
     mem.mark("read")
@@ -120,13 +122,15 @@ def child_compress(src: str, dst: str, no_check: bool, default: bool = False) ->
     fid = result.fidelity
     return {"wall_s": wall, "read_s": t_read, "timings": result.timings, "peak_rss": peak_rss_bytes(),
             "stage_rss": stages, "n": result.input_count, "kept": len(result.decoded),
-            "bytes": len(result.data), "psnr": None if fid is None else fid.psnr}
+            "bytes": len(result.data), "psnr": None if fid is None else fid.psnr, "start_prune": result.start_prune}
 
 
 def child_decompress(src: str, dst: str) -> dict:
     from compress.scene.codec import read_lgs
+    from splat.heap import bound_heap
     from splat.io import write_scene
 
+    bound_heap()  # as the `splat` CLI does
     mem = StageMemory()
     t0 = time.perf_counter()
     mem.mark("decode")
@@ -316,7 +320,7 @@ def main() -> None:
                    "compress_rss_x_ply": round(c["peak_rss"] / raw, 2),
                    "decompress_s": round(dd["wall_s"], 2), "decompress_peak_rss": dd["peak_rss"],
                    "decompress_rss_x_ply": round(dd["peak_rss"] / raw, 2),
-                   "psnr": c["psnr"], "compress_stage_rss": c["stage_rss"], "compress_timings": c["timings"],
+                   "psnr": c["psnr"], "kept": c["kept"], "start_prune": c.get("start_prune"), "compress_stage_rss": c["stage_rss"], "compress_timings": c["timings"],
                    "decompress_stage_rss": dd["stage_rss"]}
             row["load_after"] = os.getloadavg()
             rows.append(row)

@@ -93,15 +93,28 @@ def sh_colors_split(degree: int, sh_dc: Tensor, sh_rest: Tensor, means: Tensor, 
     nb = (degree + 1) ** 2
     n = means.shape[0]
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (sh_dc, sh_rest, means, campos))
-    if degree == 0 or n <= SH_CHUNK or grad:
+    if degree == 0 or (n <= SH_CHUNK and not grad):
         return sh_colors(degree, torch.cat([sh_dc[:, None, :], sh_rest], dim=1), means, campos)
     if sh_rest.shape[1] < nb - 1:
         raise ValueError(f"need {nb} SH coefficients for degree {degree}, got {sh_rest.shape[1] + 1}")
+    if grad:
+        return _sh_colors_lean(degree, sh_dc, sh_rest[:, : nb - 1], means, campos)
     out = means.new_empty(campos.shape[0], n, sh_dc.shape[-1])
     for s in range(0, n, SH_CHUNK):
         co = torch.cat([sh_dc[s:s + SH_CHUNK, None, :], sh_rest[s:s + SH_CHUNK, : nb - 1]], dim=1)
         out[:, s:s + SH_CHUNK] = _sh_colors(degree, co, means[s:s + SH_CHUNK], campos)
     return out
+
+
+def _sh_colors_lean(degree: int, sh_dc: Tensor, sh_rest: Tensor, means: Tensor, campos: Tensor) -> Tensor:
+    """:func:`sh_colors` for autograd without the concatenated coefficients or the [C,N,K,3]
+    products: the DC term plus a batched contraction of the higher bands, so what backward
+    keeps is the [C,N,K-1] basis (the parameters themselves are not copied). Same values to
+    float rounding, same gradients."""
+    dirs = means[None, :, :] - campos[:, None, :]
+    d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    rest = torch.einsum("cnb,nbd->cnd", sh_basis(degree, d)[..., 1:], sh_rest)
+    return torch.clamp_min(_C0 * sh_dc + rest + 0.5, 0.0)
 
 
 def _sh_colors(degree: int, coeffs: Tensor, means: Tensor, campos: Tensor) -> Tensor:

@@ -69,6 +69,9 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .heap import bound_heap
+
+    bound_heap()  # freed arrays go back to the system (long jobs: see splat/heap.py)
     application = build_app()
     debug = bool(os.environ.get("SPLAT_DEBUG"))
     argv = rewrite_deprecated(list(sys.argv[1:] if argv is None else argv),

@@ -65,3 +65,21 @@ def test_a_chunk_render_equals_the_plain_render():
     out.sum().backward()
     assert all(p.grad is not None and p.grad.shape[0] == len(idx) for p in params.values())
     assert params["sh_dc"].grad.abs().sum() > 0
+
+
+def test_in_place_trains_the_student_own_tensors_to_the_same_result():
+    """``in_place`` gives the copying fine-tune's result bit for bit, in the student's own
+    tensors; without it the student is left as it was."""
+    teacher, student, views = _setup(500)
+    before = {k: t.clone() for k, t in student.fields().items()}
+    cfg = FinetuneConfig(steps=6, seed=2, train_geometry=False)
+    a, ha = finetune(student, teacher, views.train, config=cfg, backend="cpu")
+    for k, t in student.fields().items():
+        assert torch.equal(t, before[k]), k  # untouched
+    assert a.means.data_ptr() == student.means.data_ptr()  # untrained fields are shared, not copied
+    own = student.replace(**{k: t.clone() for k, t in student.fields().items()})
+    b, hb = finetune(own, teacher, views.train, config=cfg, backend="cpu", in_place=True)
+    assert ha == hb
+    for k, t in a.fields().items():
+        assert torch.equal(t, getattr(b, k)), k
+    assert b.sh_dc.data_ptr() == own.sh_dc.data_ptr() and torch.equal(own.sh_dc, a.sh_dc)

@@ -89,6 +89,28 @@ def test_sh_colors_blocks_equal_one_pass(monkeypatch):
     assert co.grad is not None and torch.isfinite(co.grad).all()
 
 
+@pytest.mark.parametrize("degree", [1, 2, 3])
+def test_sh_colors_split_with_autograd_equals_concatenated_coefficients(degree):
+    """The lean autograd path (DC term + contraction of the higher bands, no [C,N,K,3]
+    products kept) gives sh_colors' values and the same gradients for every input."""
+    import render.sh as sh
+
+    s = GaussianScene.random(300, sh_degree=3, seed=5).to(dtype=torch.float64)
+    campos = torch.tensor([[0.0, 0.0, 4.0], [1.0, -2.0, 3.0]], dtype=torch.float64)
+    g = torch.randn(2, 300, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    outs, grads = [], []
+    for lean in (False, True):
+        dc, rest, means = (t.detach().clone().requires_grad_() for t in (s.sh_dc, s.sh_rest, s.means))
+        out = sh.sh_colors_split(degree, dc, rest, means, campos) if lean else \
+            sh.sh_colors(degree, torch.cat([dc[:, None, :], rest], dim=1), means, campos)
+        (out * g).sum().backward()
+        outs.append(out.detach())
+        grads.append((dc.grad, rest.grad, means.grad))
+    torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-12)
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------ --workers without Ray
 
 def test_workers_without_ray_says_what_to_install(monkeypatch, tmp_path, capsys):

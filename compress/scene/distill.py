@@ -81,18 +81,22 @@ def finetune(
     targets: Tensor | None = None,
     backend: str = "auto",
     progress: Progress | None = None,
+    in_place: bool = False,
 ) -> tuple[GaussianScene, list[float]]:
     """Optimise ``student`` to match ``targets`` (default: the teacher's renders of ``views``).
 
     Returns the trained scene (detached) and the loss per step. ``progress`` is advanced
-    after every step with the loss (the caller starts and ends the stage).
+    after every step with the loss (the caller starts and ends the stage). ``in_place``:
+    train the student's own tensors (its trained fields are overwritten; a caller that
+    drops the student saves a copy of them); otherwise they are copied first.
     """
     cfg = config or FinetuneConfig()
     with threads(cfg.torch_threads, numba_too=False):
-        return _finetune(student, teacher, views, cfg, targets, backend, progress)
+        return _finetune(student, teacher, views, cfg, targets, backend, progress, in_place)
 
 
-def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, progress) -> tuple[GaussianScene, list[float]]:
+def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, progress,
+              in_place: bool = False) -> tuple[GaussianScene, list[float]]:
     t_start = time.perf_counter()
     views = list(views)
     if targets is None:
@@ -107,7 +111,8 @@ def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, pr
         lrs["sh_rest"] = cfg.lr_rest
     if cfg.train_geometry:
         lrs.update(means=cfg.lr_means * scale, log_scales=cfg.lr_scales, quats=cfg.lr_quats)
-    work = {k: t.detach().clone() for k, t in student.fields().items()}
+    # only the trained fields are copied (the others are read, never written)
+    work = {k: t.detach().clone() if k in lrs and not in_place else t.detach() for k, t in student.fields().items()}
     g = torch.Generator().manual_seed(cfg.seed)
     n = len(student)
     k_chunks = 1 if cfg.chunk is None or n <= cfg.chunk else math.ceil(n / cfg.chunk)

@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from splat import heap
 from splat.camera import Camera
 from splat.progress import NullProgress, Progress
 from splat.scene import GaussianScene
@@ -142,6 +143,7 @@ class _Run:
         try:
             return fn(*args, **kwargs)
         finally:
+            heap.trim()  # the stage's freed arrays back to the system before the next one
             self.pg.end()
             self.timed(name, t0)
 

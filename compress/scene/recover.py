@@ -110,18 +110,20 @@ def prune_recover(
         pruned, keep = prune(state["current"], state["scores"], min(rel, 0.999))
         pruned_scores = state["scores"][keep]
         budget = None if plan.deadline is None or state["best"] is None else max(1.0, plan.deadline - t0)
+        # the pruned copy is ours: trained in place (one copy of the trained fields fewer)
         tuned, _ = finetune(pruned, teacher, train_views, targets=targets, backend=backend, progress=progress,
-                            config=replace(ft, max_seconds=budget, seed=ft.seed + len(trials)))
+                            config=replace(ft, max_seconds=budget, seed=ft.seed + len(trials)), in_place=True)
+        del pruned
         data, report = encode(tuned, pruned_scores, config)
-        dec = decode(data)
-        fid = fidelity(reference, dec, heldout, backend=backend, with_ssim=False)
+        fid = fidelity(reference, decode(data), heldout, backend=backend, with_ssim=False)
         trials.append(Trial(ratio, -1, len(data), fid.psnr, "fine-tune"))
         if on_trial is not None:
             on_trial(trials[-1])
         state["last"] = time.perf_counter() - t0
         if fid.psnr < plan.target_psnr:
             return False
-        state.update(best=Candidate(data, report, dec, fid, ratio, -1, config, tuned, pruned_scores),
+        # decoded again at the end: later rounds do not hold this one's decoded scene
+        state.update(best=Candidate(data, report, None, fid, ratio, -1, config, tuned, pruned_scores),
                      current=tuned, scores=pruned_scores, kept=1.0 - ratio)
         return True
 
@@ -139,4 +141,7 @@ def prune_recover(
         mid = 1.0 - math.sqrt((1.0 - held) * (1.0 - miss))
         if not attempt(mid):
             miss = mid
-    return state["best"], trials
+    best = state["best"]
+    if best is not None:
+        best.decoded = decode(best.data)
+    return best, trials

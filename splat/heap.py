@@ -1,0 +1,58 @@
+"""Give freed memory back to the operating system (glibc's allocator; a no-op elsewhere).
+
+glibc serves a large block with its own ``mmap`` and unmaps it when freed, but after the
+first such free it raises that threshold to the block's size (up to 32 MB), so later
+arrays of a few MB come from the heap. A long job that renders, frees and renders again
+(the scene compressor's fine-tuning) then keeps freed blocks resident and fragments the
+heap: the resident set grows by hundreds of MB above what is live.
+
+* :func:`bound_heap` fixes the thresholds (blocks >= ``mmap_threshold`` bytes are mapped
+  and unmapped on their own; free heap tops above ``trim_threshold`` are returned). The
+  ``splat`` CLI calls it at start; a value the user set in ``MALLOC_MMAP_THRESHOLD_`` /
+  ``MALLOC_TRIM_THRESHOLD_`` is kept.
+* :func:`trim` returns free heap pages now (``malloc_trim(0)``), e.g. after a stage.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from functools import cache
+
+M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1 << 20
+TRIM_THRESHOLD = 8 << 20
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt, libc.malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def bound_heap(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
+    """Fix glibc's mmap and trim thresholds (bytes) for this process. True when applied
+    (glibc present; each threshold the user set in the environment is left alone)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold))
+    return True
+
+
+def trim() -> None:
+    """Return the heap's free pages to the operating system now (glibc; else nothing)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
