@@ -74,7 +74,7 @@ class FitConfig:
     refill_end: float = 0.9  # ...until this fraction of the steps
     relocate: float = 0.01  # ...also moving this fraction of the least useful Gaussians
     finetune_fraction: float = 0.25  # rate control's fine-tuning stage, as a fraction of ``steps``
-    rate_weight: float = 0.16  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
+    rate_weight: float = 0.08  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
     bits: BitDepths = field(default_factory=BitDepths)
     seed: int = 0
     time_limit: float | None = None
