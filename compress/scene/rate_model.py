@@ -105,6 +105,15 @@ def _per_view_mse(ref: Tensor, scene: GaussianScene, views: Sequence[Camera], ba
     return ((out - ref) ** 2).reshape(len(views), -1).mean(1).double().numpy()
 
 
+def _own_renders(scene: GaussianScene, teacher: GaussianScene | None, views: Sequence[Camera], ref: Tensor,
+                 backend: str) -> Tensor:
+    """What a probe's quantization error is measured against: the unquantized ``scene``'s own
+    renders of ``views`` (``ref`` itself without a teacher). Measuring against the teacher and
+    subtracting the scene's own error instead leaves a difference of two near-equal errors where
+    that error (e.g. of pruning) dominates: noise, or nothing, and a model that misses by dB."""
+    return ref if teacher is None else render_views(scene, views, backend=backend)
+
+
 @dataclass
 class ErrorModel:
     """Per attribute: anchor depth b_a, per-view error there e_a,v [V] and slope k_a; ``floor``
@@ -181,7 +190,8 @@ def measure_model(scene: GaussianScene, weights: Tensor | None, views: Sequence[
     probe depth, the model solved for ``target_psnr``, and each attribute probed again at the
     solved depth (the slope from the two probes, the anchor at the second). ``teacher``: the
     scene fidelity is measured against when it is not ``scene`` itself (e.g. the original of a
-    pruned scene): its error joins the floor and each probe counts what it adds to that.
+    pruned scene): its error joins the floor, and each probe measures its quantization error
+    against the unquantized ``scene``'s own renders (the two errors add: they are independent).
     ``reference``: the renders [V,H,W,3] of ``views`` the fidelity is measured against, reused
     when ``scale`` is 1.
 
@@ -192,10 +202,10 @@ def measure_model(scene: GaussianScene, weights: Tensor | None, views: Sequence[
     sh = _coded_sh_rest(scene, weights, base)
     floor = _per_view_mse(ref, quantized(scene, {}, sh), pv, backend) \
         if sh is not None or teacher is not None else np.zeros(len(pv))
-    base_err = np.zeros(len(pv)) if teacher is None else _per_view_mse(ref, scene, pv, backend)
+    own = _own_renders(scene, teacher, pv, ref, backend)
 
     def probe(a: str, b: float) -> np.ndarray:
-        e = np.maximum(_per_view_mse(ref, quantized(scene, {a: b}), pv, backend) - base_err, 0.0)
+        e = _per_view_mse(own, quantized(scene, {a: b}), pv, backend)
         if on_probe is not None:
             on_probe(a, b)
         return e
@@ -316,14 +326,14 @@ def plan_classes(scene: GaussianScene, model: ErrorModel, cameras: Sequence[Came
     w = error_weights(sens, steps)
     cls = significance_classes(w.numpy(), CLASS_DROPS, CLASS_REFERENCE)
     pv, ref = _probe_reference(scene if teacher is None else teacher, views, scale, reference, backend)
-    base_err = np.zeros(len(pv)) if teacher is None else _per_view_mse(ref, scene, pv, backend)
+    own = _own_renders(scene, teacher, pv, ref, backend)
     classed = {a: plain[a] for a in CLASSED}
     e_plain = sum(float(np.mean(model.error[a] * 2.0 ** (-model.slope[a] * (plain[a] - model.anchor[a]))))
                   for a in CLASSED)
     for t in CLASS_STEPS:
         f = np.maximum(1, np.round(2.0 ** (cls * t))).astype(np.int64)
         trial = replace(model, error=dict(model.error))
-        e_cls = np.maximum(_per_view_mse(ref, quantized(scene, classed, factors=f), pv, backend) - base_err, 0.0)
+        e_cls = _per_view_mse(own, quantized(scene, classed, factors=f), pv, backend)
         if on_probe is not None:
             on_probe(f"scales, rotations, colour with classes {t:g} bits apart", min(classed.values()))
         g = float(max(1.0, e_cls.mean() / max(e_plain, TINY)))
