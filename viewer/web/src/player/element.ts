@@ -651,6 +651,8 @@ export class SplatPlayer extends HTMLElement {
       ["bytes fetched", fmtBytes(st.bytesFetched)],
       ["stalls", String(st.stalls)],
     ];
+    const scale = this.view?.renderScale ?? 1;
+    if (scale < 1) rows.push(["resolution", `${Math.round(scale * 100)}% (draws are slow)`]);
     if (this._gaps.length) rows.push(["gaps", this._gaps.map((g) => `${g.first}-${g.first + g.frames - 1}`).join(", ")]);
     this.fillTable(this.streamTable, rows);
     const gapRow = this.streamTable.rows[rows.length - 1];

@@ -44,6 +44,21 @@ const IDLE_REDRAW_MS = 500;
 const SLOW_SORT_MS = 150;
 const SORT_HOLD_MS = 3000;
 
+/**
+ * Dynamic resolution. On a software rasteriser one draw of a large splat cloud can hold the
+ * page for a second (the page waits for it in Spark's depth readback), and no video frame is
+ * written meanwhile. When the page was held longer than SLOW_DRAW_MS between two animation
+ * frames after a draw (a gap over HIDDEN_GAP_MS is a hidden tab, not a draw), the drawing
+ * buffer halves its resolution (each step a quarter of the pixels), down to MIN_RENDER_SCALE of
+ * the device pixels. After FAST_DRAWS_TO_GROW draws in a row shorter than FAST_DRAW_MS it
+ * doubles again, up to full resolution, so on a GPU a one-off stall costs a few blurry frames.
+ */
+const SLOW_DRAW_MS = 250;
+const FAST_DRAW_MS = 50;
+const FAST_DRAWS_TO_GROW = 8;
+const MIN_RENDER_SCALE = 0.25;
+const HIDDEN_GAP_MS = 5000;
+
 /** Rotation by 180 degrees about x: SPZ's RUB axes into the PLY frame (RDF). */
 const RUB_TO_RDF = new THREE.Quaternion(1, 0, 0, 0);
 
@@ -75,10 +90,20 @@ export class SplatView {
   private sortSeen = 0;
   /** Whether the last sort took longer than SLOW_SORT_MS (then a sort in flight holds draws back). */
   private slowSorts = false;
+  /** The drawing buffer's resolution over the device pixels (see SLOW_DRAW_MS). */
+  private scale = 1;
+  /** When the draw loop last ran, ms. */
+  private lastTick = 0;
+  /** Whether a draw happened since the last resolution check. */
+  private drewSinceCheck = false;
+  /** The longest gap between two runs of the draw loop since that draw, ms. */
+  private longestGap = 0;
+  /** Fast draws in a row at the current scale. */
+  private fastDraws = 0;
 
   constructor(readonly canvas: HTMLCanvasElement) {
     this.renderer = new THREE.WebGLRenderer({ canvas, antialias: false, alpha: false });
-    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    this.renderer.setPixelRatio(this.devicePixels());
     // Render on demand: when the camera moves, a setting changes, or Spark has a new sort.
     this.spark = new SparkRenderer({ renderer: this.renderer, onDirty: () => this.invalidate() });
     this.scene.add(this.spark);
@@ -101,9 +126,43 @@ export class SplatView {
     this.activeUntil = performance.now() + 1000;
   }
 
+  /** The drawing buffer's resolution over the device pixels: 1, or less where draws are slow. */
+  get renderScale(): number {
+    return this.scale;
+  }
+
+  private devicePixels(): number {
+    return Math.min(window.devicePixelRatio || 1, 2);
+  }
+
+  /** Resize the drawing buffer from how long the page was held since the last draw (see SLOW_DRAW_MS). */
+  private adaptScale(): void {
+    const held = this.longestGap;
+    this.drewSinceCheck = false;
+    this.longestGap = 0;
+    let next = this.scale;
+    if (held > SLOW_DRAW_MS) {
+      this.fastDraws = 0;
+      next = Math.max(MIN_RENDER_SCALE, this.scale / 2);
+    } else if (held >= FAST_DRAW_MS) {
+      this.fastDraws = 0;
+    } else if (this.scale < 1 && ++this.fastDraws >= FAST_DRAWS_TO_GROW) {
+      this.fastDraws = 0;
+      next = Math.min(1, this.scale * 2);
+    }
+    if (next !== this.scale) {
+      this.scale = next;
+      this.renderer.setPixelRatio(this.devicePixels() * next);
+      this.invalidate();
+    }
+  }
+
   private draw(): void {
     if (this.controls.update()) this.invalidate();
     const now = performance.now();
+    const gap = now - this.lastTick;
+    this.lastTick = now;
+    if (this.drewSinceCheck && gap < HIDDEN_GAP_MS) this.longestGap = Math.max(this.longestGap, gap);
     if (this.spark.sorting) {
       if (!this.sortSeen) this.sortSeen = now;
     } else if (this.sortSeen) {
@@ -112,6 +171,7 @@ export class SplatView {
     }
     if (this.pendingFrames <= 0 && now > this.activeUntil && now - this.lastRender < IDLE_REDRAW_MS) return;
     if (this.sortSeen && this.slowSorts && now - this.sortSeen < SORT_HOLD_MS) return; // see SLOW_SORT_MS
+    if (this.drewSinceCheck) this.adaptScale();
     this.pendingFrames--;
     this.lastRender = now;
     try {
@@ -123,6 +183,7 @@ export class SplatView {
     }
     if (!this.mesh?.isInitialized) return;
     if (this.spark.activeSplats > 0) {
+      this.drewSinceCheck = true;
       // a frame that drew the mesh's splats (Spark draws none until its first sort is in)
       this.framesDrawn++;
       this.onDraw?.();
