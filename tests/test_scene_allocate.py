@@ -143,3 +143,19 @@ def test_a_file_above_the_window_is_trimmed_into_it():
     measured = fidelity(ref, decode(best.data), views.heldout, with_ssim=False).psnr
     assert target <= measured <= target + 0.3, (target, [(t.bytes, t.psnr) for t in trials])
     assert best.config.low_drop == 3 and best.config.low_fraction == 0.75
+
+
+def test_the_model_predicts_a_pruned_scene_against_its_original():
+    # pruning error near the budget: probes must measure quantization against the pruned scene's
+    # own renders (subtracting the pruning error from the original's leaves noise: -1.4 dB here)
+    from compress.scene.prune import prune
+
+    scene, views = _small(3000, side=64)
+    ref = render_views(scene, views.heldout)
+    scores = torch.linspace(0, 1, len(scene))[torch.randperm(len(scene), generator=torch.Generator().manual_seed(0))]
+    pruned, _ = prune(scene, scores, 0.05)
+    target = fidelity(ref, pruned, views.heldout, with_ssim=False).psnr - 1.0
+    model = measure_model(pruned, None, views.heldout, target, QuantConfig(), scale=1.0, teacher=scene, reference=ref)
+    data, _ = encode(pruned, None, QuantConfig(**model.solve(target)))
+    measured = fidelity(ref, decode(data), views.heldout, with_ssim=False).psnr
+    assert abs(measured - target) < 0.5
