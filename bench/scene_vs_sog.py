@@ -1,17 +1,17 @@
 """.lgs against SOG at SOG's own fidelity (no pruning), on the SH-0 shared scenes, in one run.
 
-    .venv/bin/python bench/scene_vs_sog.py [--scenes donut_sh0.ply,...] [--levels] [--plan-prune [--only-plan]]
-        [--subsample N] [--out DIR]
+    .venv/bin/python bench/scene_vs_sog.py [--scenes donut_sh0.ply,...] [--levels] [--only-default]
+        [--no-plan-prune] [--subsample N] [--out DIR]
 
 Per scene: the raw INRIA PLY (our writer) goes through splat-transform (pinned in
 bench/package.json, ``-g cpu``) to SOG; SOG's fidelity is the PSNR of its decoded scene's
 renders against the original's renders on the held-out views (``compress.scene.views``,
 ``render.metrics`` via ``compress.scene.eval``). Then ``.lgs`` is compressed with
-``--target-psnr <SOG's PSNR, rounded up to 0.01 dB> --prune 0`` (step sizes on the error model,
-``compress.scene.rate_model.model_allocate``) and, with ``--levels``, at the fixed levels 1 and
-2 without pruning; with ``--plan-prune``, also ``--target-psnr <SOG's> --plan-prune`` (the
-same allocation after pruning the fraction of least predicted bytes, ``compress.scene.prune_plan``;
-``--only-plan``: that row instead of the ``--prune 0`` one). ``--subsample N``: a seeded random N
+``--target-psnr <SOG's PSNR, rounded up to 0.01 dB>`` as a user runs it (the planned pruning of
+``compress.scene.prune_plan``, then step sizes on the error model,
+``compress.scene.rate_model.model_allocate``) and with ``--prune 0`` added (step sizes only;
+``--only-default`` skips that row); with ``--no-plan-prune``, also the fine-tuned pruning rounds
+for the target (slow); with ``--levels``, at the fixed levels 1 and 2 without pruning. ``--subsample N``: a seeded random N
 Gaussians of each scene (SOG written from the same subsample), for quick looks. Reports bytes, the size ratio SOG/.lgs, the model's predicted PSNR (before
 any encode) against the measured one, encode and decode time, the number of encodes, bytes
 per stream and the chosen step sizes (bits = log2(steps + 1)). Writes
@@ -49,7 +49,8 @@ RESULTS = ROOT / "bench" / "results"
 BITS = ("position_bits", "scale_bits", "rotation_bits", "opacity_bits", "dc_bits")
 
 
-def run_scene(path: Path, tmp: Path, levels: bool = False, plan: str = "", subsample: int = 0) -> list[dict]:
+def run_scene(path: Path, tmp: Path, levels: bool = False, only_default: bool = False, finetuned: bool = False,
+              subsample: int = 0) -> list[dict]:
     scene = read_scene(path)
     if subsample:
         from scene_target import subsample as keep_some
@@ -67,10 +68,12 @@ def run_scene(path: Path, tmp: Path, levels: bool = False, plan: str = "", subsa
              "decode_s": median_time(lambda: read_scene(sog))}]
     print(f"  sog   {rows[0]['bytes']:>10,} B  {sog_psnr:6.2f} dB", flush=True)
     target = math.ceil(sog_psnr * 100.0) / 100.0  # never below SOG's own fidelity
-    settings = [] if plan == "only" else [(f"--target-psnr {target:.2f} --prune 0",
-                                            CompressSettings(target_psnr=target, prune=0.0))]
-    if plan:
-        settings.append((f"--target-psnr {target:.2f} --plan-prune", CompressSettings(target_psnr=target, plan_prune=True)))
+    settings = [(f"--target-psnr {target:.2f}", CompressSettings(target_psnr=target))]
+    if not only_default:
+        settings.append((f"--target-psnr {target:.2f} --prune 0", CompressSettings(target_psnr=target, prune=0.0)))
+    if finetuned:
+        settings.append((f"--target-psnr {target:.2f} --no-plan-prune",
+                         CompressSettings(target_psnr=target, plan_prune=False)))
     if levels:
         settings += [("level 1, no pruning", CompressSettings(prune=0.0, level=1, check_fidelity=False)),
                      ("level 2, no pruning", CompressSettings(prune=0.0, level=2, check_fidelity=False))]
@@ -121,8 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--levels", action="store_true", help="also the fixed levels 1 and 2 without pruning")
-    ap.add_argument("--plan-prune", action="store_true", help="also the target with the planned prune ratio")
-    ap.add_argument("--only-plan", action="store_true", help="with --plan-prune: only that row, not --prune 0")
+    ap.add_argument("--only-default", action="store_true", help="only the default targeted row, not --prune 0")
+    ap.add_argument("--no-plan-prune", action="store_true", help="also the fine-tuned pruning rounds for the target (slow)")
     ap.add_argument("--subsample", type=int, default=0, help="keep this many Gaussians per scene (0: all)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -136,8 +139,7 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     for _, p in shared_scenes(args.scenes.split(",")):
         with tempfile.TemporaryDirectory() as td:
-            rows += run_scene(p, Path(td), args.levels, ("only" if args.only_plan else "also") if args.plan_prune else "",
-                              args.subsample)
+            rows += run_scene(p, Path(td), args.levels, args.only_default, args.no_plan_prune, args.subsample)
         write(rows, out, load)
     print(f"\n{'scene':24s} {'SOG B':>10s} {'SOG dB':>7s} {'SOG s':>6s} {'.lgs B':>10s} {'pred dB':>7s} {'.lgs dB':>7s} "
           f"{'+dB':>5s} {'SOG/.lgs':>8s} {'enc s':>6s} {'CPU s':>6s} {'encodes':>7s} {'prune':>6s}  setting")
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
     for r in rows:
         if r["format"] == "lgs" and r["setting"].startswith("--target-psnr"):
             s = next(x for x in rows if x["scene"] == r["scene"] and x["format"] == "sog")
-            kind = r["setting"].split()[-1] if "plan" in r["setting"] else "--prune 0"
+            kind = " ".join(r["setting"].split()[2:]) or "default"
             ratios.setdefault(kind, []).append(r["sog_over_lgs"])
             pred = r["predicted_psnr"] if r["predicted_psnr"] is not None else float("nan")
             print(f"{r['scene']:24s} {s['bytes']:>10,} {s['psnr']:7.2f} {s['encode_s']:6.1f} {r['bytes']:>10,} {pred:7.2f} "

@@ -186,17 +186,18 @@ def scene_tables() -> list[Table]:
                                                           "opacity_bits", "dc_bits"))
         pred = f"{t['predicted_psnr']:.2f} dB" if t.get("predicted_psnr") is not None else "-"
         cpu = f" ({t['encode_cpu_s']:.0f} CPU s)" if "encode_cpu_s" in t else ""
-        rows.append([t["scene"], f"`{' '.join(t['setting'].split()[2:])}`", f"{s['gaussians']:,}", f"{s['bytes']:,}",
+        rows.append([t["scene"], f"`{' '.join(t['setting'].split()[2:]) or 'default'}`", f"{s['gaussians']:,}", f"{s['bytes']:,}",
                      f"{s['psnr']:.2f} dB", f"{t['bytes']:,}", pred, f"{t['psnr']:.2f} dB", f"{t.get('prune', 0.0):.3f}",
                      f"**{s['bytes'] / t['bytes']:.2f}x**", bits, f"{t['encode_s']:.0f} s{cpu}", f"{t['decode_s']:.2f} s"])
     vs_sog = Table("At SOG's fidelity (`--target-psnr P`, P = SOG's PSNR)", ["scene_vs_sog.json"],
-                   "python bench/scene_vs_sog.py --plan-prune", load_text(d["load_average_start"], d["load_average_end"]),
+                   "python bench/scene_vs_sog.py", load_text(d["load_average_start"], d["load_average_end"]),
                    ["scene", "setting", "Gaussians", "SOG bytes", "SOG fidelity", "`.lgs` bytes", "predicted",
                     "`.lgs` fidelity", "pruned", "SOG / `.lgs`", "bits: pos / scale / rot / opacity / colour",
                     "encode", "decode"], rows,
-                   "SOG written by PlayCanvas splat-transform (`-g cpu`) in the same run. `--prune 0` sets step "
-                   "sizes only; `--plan-prune` also prunes the least significant Gaussians where that costs fewer "
-                   "bytes than finer steps. Predicted: the error model's first prediction, before one verifying encode.")
+                   "SOG written by PlayCanvas splat-transform (`-g cpu`) in the same run. `default`: the command as a "
+                   "user runs it, which prunes the least significant Gaussians where that costs fewer bytes than finer "
+                   "steps, then sets the step sizes; `--prune 0` sets step sizes only. Predicted: the error model's "
+                   "first prediction, before one verifying encode.")
 
     d = load("scene_decode.json")
     names = {"sd2_playbot_all.lgs": "playbot, every Gaussian kept", "playbot_p66.lgs": "playbot pruned 66%",
@@ -572,12 +573,13 @@ def headline_rows() -> Iterable[tuple[str, str, str, str]]:
            f"default settings, load {load_text([r['load_before'] for r in rows])}", "scene_default.json")
     d = load("scene_vs_sog.json")
     sog = {r["scene"]: r["bytes"] for r in d["rows"] if r["format"] == "sog"}
-    plan = any("--plan-prune" in r["setting"] for r in d["rows"])
-    kind = "--plan-prune" if plan else "--prune 0"
-    ratios = [sog[r["scene"]] / r["bytes"] for r in d["rows"] if "target" in r["setting"] and kind in r["setting"]]
+    tails = {" ".join(r["setting"].split()[2:]) for r in d["rows"] if r["setting"].startswith("--target-psnr")}
+    kind = next(k for k in ("", "--plan-prune", "--prune 0") if k in tails)
+    ratios = [sog[r["scene"]] / r["bytes"] for r in d["rows"]
+              if r["setting"].startswith("--target-psnr") and " ".join(r["setting"].split()[2:]) == kind]
     yield ("Scene compression", f"{sum(ratios) / len(ratios):.2f}x smaller than SOG on average ({min(ratios):.2f}-"
                                 f"{max(ratios):.2f}x) at SOG's fidelity ({len(ratios)} scenes)",
-           f"`--target-psnr P {kind}`, load {load_text(d['load_average_start'], d['load_average_end'])}",
+           f"`{' '.join(['--target-psnr P', kind]).strip()}`, load {load_text(d['load_average_start'], d['load_average_end'])}",
            "scene_vs_sog.json")
     d = load("scene_decode.json")
     f = max(d["files"], key=lambda f: f["default_threads"]["gaussians"])["default_threads"]

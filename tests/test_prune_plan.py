@@ -8,6 +8,7 @@ import torch
 
 from compress.scene.eval import fidelity, render_views
 from compress.scene.pipeline import CompressSettings, compress_scene
+from compress.scene.pipeline import plans
 from compress.scene.prune_plan import plan_prune, relative_rate
 from compress.scene.significance import significance
 from compress.scene.views import split_views
@@ -47,10 +48,13 @@ def test_the_plan_prunes_what_no_render_sees_and_stops_before_what_they_do():
     assert none.ratio == 0.0 and none.rate == 1.0
 
 
-def test_targeted_compression_with_a_plan_prunes_and_still_lands():
+def test_targeted_compression_plans_its_pruning_by_default_and_still_lands():
     scene, _ = _half_hidden(1600, side=64)
     st = dict(target_psnr=40.0, max_side=64, train_views=4, heldout_views=3)
-    res = compress_scene(scene, CompressSettings(plan_prune=True, **st))
+    assert plans(CompressSettings(**st)) and not plans(CompressSettings(plan_prune=False, **st))
+    assert not plans(CompressSettings(prune=0.3, **st)) and not plans(CompressSettings(level=1, **st))
+    assert not plans(CompressSettings())  # no target: the fine-tuned default path
+    res = compress_scene(scene, CompressSettings(**st))
     assert 0.45 < res.prune < 0.7 and len(res.decoded) == len(scene) - int(res.prune * len(scene))
     assert any(n.startswith("prune plan") for n in res.notes)
     views = split_views(scene, None, max_side=64, n_train=4, n_heldout=3)

@@ -90,7 +90,7 @@ def compress_cmd(
     level: Optional[int] = typer.Option(None, "--level", help="Quantization level 0 (5-bit), 1 (8-bit), 2 (10-bit) or 3 (12-bit)."),
     position_bits: Optional[int] = typer.Option(None, "--position-bits", help="Position grid bits per axis (16..21)."),
     target_psnr: Optional[float] = typer.Option(None, "--target-psnr", help="Search for the smallest file with at least this fidelity (dB)."),
-    plan_prune: bool = typer.Option(False, "--plan-prune", help="With --target-psnr (and no --prune): remove the fraction of least significant Gaussians that leaves the smallest file at the target, then choose the step sizes (no fine-tuning)."),
+    plan_prune: Optional[bool] = typer.Option(None, "--plan-prune/--no-plan-prune", help="With --target-psnr (the default there, unless --prune, --level or --images is given): remove the fraction of least significant Gaussians that leaves the smallest file at the target, then choose the step sizes on the error model. --no-plan-prune fine-tunes prune rounds instead (slower; smaller files at low targets)."),
     steps: int = typer.Option(60, "--steps", min=0, max=1_000_000, help="Fine-tuning steps per prune round (0: no fine-tuning); targets are the original's renders, or photos with --images."),
     max_seconds: float = typer.Option(60.0, "--max-seconds", min=0.0, max=1e7, help="Time budget (s) of the compression: no prune/fine-tune round starts that would overrun it (0: no limit)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Training photos folder (named as in the cameras file): fine-tune against them, report PSNR on the held-out photos."),
@@ -117,8 +117,8 @@ def compress_cmd(
     from .pipeline import CompressSettings, compress_scene
 
     _check_compress_options(quality, prune, sh_degree, codebook, level, position_bits, target_psnr)
-    if plan_prune and (target_psnr is None or prune is not None or level is not None):
-        raise UsageError("--plan-prune needs --target-psnr and neither --prune nor --level")
+    if plan_prune is not None and (target_psnr is None or prune is not None or level is not None):
+        raise UsageError("--plan-prune/--no-plan-prune need --target-psnr and neither --prune nor --level")
     backend, dev = _backend_device(backend, device)
     settings = CompressSettings(
         max_seconds=max_seconds or None,

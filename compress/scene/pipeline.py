@@ -64,7 +64,10 @@ class CompressSettings:
     finer ones; ``bench/scene_precision.py`` measures the trade-off).
     ``plan_prune``: with ``target_psnr`` and no ``prune`` given, allocate step sizes on the error
     model (as ``prune=0``) after pruning the fraction of least predicted bytes at the target
-    (:func:`prune_plan.plan_prune`)."""
+    (:func:`prune_plan.plan_prune`). ``None`` (the default) plans whenever a target is given
+    without ``prune``, ``level`` or ``photos``; ``False`` runs the fine-tuned pruning rounds
+    for the target instead (slower; smaller files at low targets, where fine-tuning recovers
+    what heavy pruning loses)."""
 
     quality: str = "default"
     prune: float | None = None
@@ -92,7 +95,7 @@ class CompressSettings:
     device: str = "cpu"
     seed: int = 0
     check_fidelity: bool = True
-    plan_prune: bool = False
+    plan_prune: bool | None = None
 
 
 @dataclass
@@ -169,7 +172,7 @@ def compress_scene(
     floor = st.target_psnr if st.target_psnr is not None else (preset.min_psnr if st.prune is None else None)
     trials: list[Trial] = []
     chosen: Candidate | None = None
-    if st.steps > 0 and st.prune is None and run.reference is not None and floor is not None and not st.plan_prune:
+    if st.steps > 0 and st.prune is None and run.reference is not None and floor is not None and not plans(st):
         chosen, trials = _recover_stage(run, floor, level, ratio)
         if chosen is None:
             chosen, more = _search_stage(run, floor)
@@ -216,7 +219,15 @@ def compress_scene(
 def _allocates(st: CompressSettings) -> bool:
     """Whether ``st`` asks for step sizes on the error model alone (a target, no level, and no pruning
     or only the planned pruning of ``plan_prune``)."""
-    return st.target_psnr is not None and (st.prune == 0.0 or (st.plan_prune and st.prune is None)) and st.level is None
+    return st.target_psnr is not None and (st.prune == 0.0 or (plans(st) and st.prune is None)) and st.level is None
+
+
+def plans(st: CompressSettings) -> bool:
+    """Whether ``st`` prunes by the plan of :func:`prune_plan.plan_prune` (``plan_prune``, or by
+    default a target without ``prune``, ``level`` or photos)."""
+    if st.plan_prune is not None:
+        return bool(st.plan_prune and st.target_psnr is not None and st.prune is None)
+    return st.target_psnr is not None and st.prune is None and st.level is None and st.photos is None
 
 
 def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
@@ -301,7 +312,7 @@ def _allocate_stage(run: _Run, target: float) -> tuple[Candidate | None, list[Tr
     if run.reference is None:
         return None, []
     scene, scores, ratio = run.work, run.scores, 0.0
-    if st.plan_prune and st.prune is None:
+    if plans(st):
         scene, scores, ratio = _prune_plan_stage(run, target)
     best, trials, steps = _allocate(run, scene, scores, target, ratio > 0)
     if ratio > 0 and (best is None or best.fidelity.psnr < target):
