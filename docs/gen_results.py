@@ -221,6 +221,21 @@ def scene_tables() -> list[Table]:
                      f"{d['encode_s']:.0f} s", ms(d["decode_s"])]],
                    "Encode time under that load: " + ", ".join(f"{k} {v:.0f} s" for k, v in d["timings"].items()) + ".")
 
+    d = load("scene_target.json")
+    by_scene: dict[str, list[dict]] = {}
+    for r in d["rows"]:
+        by_scene.setdefault(r["scene"], []).append(r)
+    rows = [[f"{name} ({rs[0]['gaussians']:,})", " / ".join(r["label"] for r in rs),
+             " / ".join(f"{r['target']:.2f}" for r in rs), " / ".join(f"{r['measured']:.2f}" for r in rs),
+             " / ".join("yes" if r["landed"] else "**no**" for r in rs), " / ".join(f"{r['bytes']:,}" for r in rs),
+             " / ".join(f"{r['seconds']:.0f}" for r in rs)] for name, rs in by_scene.items()]
+    targets = Table("Landing on a target (`--target-psnr P`), subsampled scenes", ["scene_target.json"],
+                    d["command"].replace(" --out /tmp/tp/scene_target.json", ""),
+                    load_text(d["load_average_start"], d["load_average_end"]),
+                    ["scene (Gaussians)", "target", "P (dB)", "measured (dB)", "in [P, P + 0.3]", "bytes", "encode s"],
+                    rows, "A seeded random subsample of each shared scene, rendered at 128 px. `SOG`: SOG's own "
+                    "fidelity on that subsample, written by splat-transform in the same run.")
+
     d = load("scene_rd.json")
     rows = [[f"{r['scene']} ({r['gaussians']:,}, {r['sh_degree']})", f"{r['format']} {r['setting']}",
              f"{r['bytes_per_gaussian']:.2f}", f"{r['ratio_vs_ply']:.1f}", f"{r['ratio_vs_spz']:.1f}",
@@ -262,7 +277,7 @@ def scene_tables() -> list[Table]:
                  load_text(d["load_average_start"], d["load_average_end"]),
                  ["scene", "grid bits", "Morton deltas (kept)", "octree, no context", "octree, neighbour count",
                   "octree, neighbour pattern"], rows, "Bytes of the position stream.")
-    return [default, vs_sog, decode, target, rd, prec, streams, cand]
+    return [default, vs_sog, targets, decode, target, rd, prec, streams, cand]
 
 
 # ---------------------------------------------------------------- image fitting
