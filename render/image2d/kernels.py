@@ -166,39 +166,6 @@ def _box(mx, my, a, b, c, x0, x1, y0, y1):
     return lx, hx, ly, hy
 
 
-@nb.njit(cache=True, inline="always")
-def _span_setup(a, b, c):
-    """Per-Gaussian constants of :func:`_row_span` from the conic (A, B, C): (A, B / A, det,
-    the widened threshold). The threshold exceeds SIGMA_MAX by a bound on the float32
-    rounding of the kernels' sigma (relative to the size of its terms, which is at most
-    4 SIGMA_MAX A C / det on the ellipse's box), so that no pixel the kernels count is cut."""
-    a64 = np.float64(a)
-    c64 = np.float64(c)
-    det = a64 * c64 - np.float64(b) * np.float64(b)
-    if not (det > 0.0 and a64 > 0.0):
-        return 1.0, 0.0, -1.0, 0.0
-    thr = SIGMA_MAX * (1.0 + 4e-5 * a64 * c64 / det) + 1e-5
-    return a64, np.float64(b) / a64, det, thr
-
-
-@nb.njit(cache=True, inline="always")
-def _row_span(mx, dy, a64, boa, det, thr, lx, hx):
-    """Pixel columns [l, h] (inclusive, within [lx, hx]) of one row, at float32 offset ``dy``
-    from the mean, whose centres may have sigma <= SIGMA_MAX: the roots of the quadratic
-    0.5 A dx^2 + B dy dx + 0.5 C dy^2 = thr in dx, widened by one pixel. Pixels outside have
-    weight exactly 0 in the kernels, so visiting only the span changes no result; it saves
-    the empty corners of the bounding box (most of it for rotated, elongated Gaussians)."""
-    d = np.float64(dy)
-    disc = 2.0 * a64 * thr - det * d * d
-    if not disc >= 0.0:
-        return lx, lx - 1
-    r = math.sqrt(disc) / a64
-    cx = np.float64(mx) - boa * d
-    lo = int(math.ceil(cx - r - 0.5)) - 1
-    hi = int(math.floor(cx + r - 0.5)) + 1
-    return max(lx, lo), min(hx, hi)
-
-
 def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
     """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
@@ -249,19 +216,17 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                 lx, hx, ly, hy = _box(mx, my, conics[g, 0], b, conics[g, 2], tx0, tx1, ty0, ty1)
                 sacc = np.float32(0.0)
                 if mode == MODE_SUM:
-                    # branch-free rows: weights for the row's span of the ellipse, then one
+                    # branch-free rows: weights for the box's row segment, then one
                     # contiguous multiply-add per channel (vectorises)
-                    a64, boa, det, thr = _span_setup(conics[g, 0], b, conics[g, 2])
+                    nx = hx - lx + 1
                     for py in range(ly, hy + 1):
                         dy = np.float32(py + 0.5) - my
-                        rl, rh = _row_span(mx, dy, a64, boa, det, thr, lx, hx)
-                        nx = rh - rl + 1
                         for i in range(nx):
-                            dx = np.float32(rl + i + 0.5) - mx
+                            dx = np.float32(lx + i + 0.5) - mx
                             sg = a * dx * dx + c * dy * dy + b * dx * dy
                             e = fexp_neg(sg)
                             wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
-                        base = (py - ty0) * tw + rl - tx0
+                        base = (py - ty0) * tw + lx - tx0
                         for ch in range(nch):
                             cg = colors[g, ch]
                             for i in range(nx):
@@ -370,15 +335,13 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                     syy = np.float32(0.0)
                     for ch in range(nch):
                         lgc[ch] = 0.0
-                    a64, boa, det, thr = _span_setup(conics[g, 0], b, conics[g, 2])
+                    nx = hx - lx + 1
                     for py in range(ly, hy + 1):
                         dy = np.float32(py + 0.5) - my
-                        rl, rh = _row_span(mx, dy, a64, boa, det, thr, lx, hx)
-                        nx = rh - rl + 1
                         # branch-free row segment (vectorises): weights, then the
                         # per-channel products with dL/dout, then the geometry sums
                         for i in range(nx):
-                            dx = np.float32(rl + i + 0.5) - mx
+                            dx = np.float32(lx + i + 0.5) - mx
                             sg = a * dx * dx + c * dy * dy + b * dx * dy
                             e = fexp_neg(sg)
                             wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
@@ -388,12 +351,12 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                             gr = gop[ch, py]
                             s_c = np.float32(0.0)
                             for i in range(nx):
-                                go = gr[rl + i]
+                                go = gr[lx + i]
                                 s_c += go * wrow[i]
                                 dwrow[i] += go * cg
                             lgc[ch] += s_c
                         for i in range(nx):
-                            dx = np.float32(rl + i + 0.5) - mx
+                            dx = np.float32(lx + i + 0.5) - mx
                             ds = -wrow[i] * dwrow[i]
                             # dsigma/dmu = -(conic d); dsigma/dconic = (dx^2/2, dx dy, dy^2/2)
                             sdx += ds * dx
