@@ -211,4 +211,6 @@ class _FusedFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (grad,) = ctx.saved_tensors
-        return grad * g, None
+        # the loss is usually the root (g = 1): pass the gradient on as it is, keeping
+        # its planar layout (the renderer's backward reads it without a copy)
+        return (grad if g.numel() == 1 and float(g) == 1.0 else grad * g), None

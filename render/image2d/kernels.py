@@ -167,7 +167,8 @@ def _box(mx, my, a, b, c, x0, x1, y0, y1):
 
 
 def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
-    """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
+    """Render into out [H,W,C] (any strides: the renderer passes a view of planar [C,H,W]
+    memory, so that the SUM mode's output rows and the loss read contiguous). TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
     receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode.
 
@@ -292,7 +293,8 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
 
 
 def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out, nthreads):
-    """Gradients w.r.t. means [N,2], conics [N,3], colors [N,C] given dL/dout [H,W,C]."""
+    """Gradients w.r.t. means [N,2], conics [N,3], colors [N,C] given dL/dout: ``grad_out``
+    [H,W,C] in TOPK mode, planar [C,H,W] (C-contiguous) in SUM mode."""
     n = means.shape[0]
     nch = colors.shape[1]
     ntiles = offsets.shape[0] - 1
@@ -301,13 +303,8 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
     gc = np.zeros((nthreads, n, nch), np.float32)
     half = np.float32(0.5)
     smax = np.float32(SIGMA_MAX)
-    # dL/dout in planar layout [C,H,W] for contiguous row segments (SUM mode)
-    gop = np.empty((nch if mode == MODE_SUM else 0, height, width), np.float32)
-    if mode == MODE_SUM:
-        for py in range(height):
-            for px in range(width):
-                for ch in range(nch):
-                    gop[ch, py, px] = grad_out[py, px, ch]
+    # SUM mode: dL/dout comes planar [C,H,W], for contiguous row segments
+    gop = grad_out
     for chunk in nb.prange(nthreads):
         lgc = np.empty(nch, np.float32)
         wrow = np.empty(tile, np.float32)

@@ -59,6 +59,13 @@ def _check(means: Tensor, colors: Tensor, width: int, height: int, mode: str, k:
         raise ValueError("k must be >= 1")
 
 
+def _planar_out(height: int, width: int, channels: int) -> np.ndarray:
+    """An output image [H,W,C] viewing planar [C,H,W] memory (the kernels write every
+    pixel, so it starts uninitialised). Planar rows are what the SUM kernel accumulates and
+    what the fused loss reads, so neither side copies; torch treats the view as any [H,W,C]."""
+    return np.empty((channels, height, width), np.float32).transpose(1, 2, 0)
+
+
 class _Raster2D(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, conics, colors, width, height, mode_id, k):
@@ -66,7 +73,7 @@ class _Raster2D(torch.autograd.Function):
         q = np.ascontiguousarray(conics.detach().cpu().numpy(), dtype=np.float32)
         c = np.ascontiguousarray(colors.detach().cpu().numpy(), dtype=np.float32)
         offsets, ids, tx, _ty = kernels.bin_gaussians(m, q, width, height, TILE)
-        out = np.zeros((height, width, c.shape[1]), np.float32)
+        out = _planar_out(height, width, c.shape[1])
         need = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         store = need and mode_id == kernels.MODE_TOPK
         top_ids = np.empty((height * width if store else 0, k), np.int32)
@@ -81,7 +88,10 @@ class _Raster2D(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         m, q, c, width, height, offsets, ids, tx, mode_id, k, out, top_ids, wsum = ctx.saved
-        g = np.ascontiguousarray(grad_out.detach().cpu().numpy(), dtype=np.float32)
+        g = np.asarray(grad_out.detach().cpu().numpy(), dtype=np.float32)
+        # the SUM kernel reads dL/dout planar: free when it arrives as a view of planar
+        # memory (the fused loss's gradient does), one copy otherwise
+        g = np.ascontiguousarray(g.transpose(2, 0, 1) if mode_id == kernels.MODE_SUM else g)
         gm, gq, gc = kernels.backward(m, q, c, width, height, TILE, offsets, ids, tx, mode_id, k, out, top_ids, wsum, g, nb.get_num_threads())
         dm, dq, dc = ctx.devices
         return torch.from_numpy(gm).to(dm), torch.from_numpy(gq).to(dq), torch.from_numpy(gc).to(dc), None, None, None, None
@@ -145,7 +155,7 @@ def contribution(means: Tensor, conics: Tensor, colors: Tensor, width: int, heig
     q = np.ascontiguousarray(conics.detach().cpu().numpy(), dtype=np.float32)
     c = np.ascontiguousarray(colors.detach().cpu().numpy(), dtype=np.float32)
     offsets, ids, tx, _ty = kernels.bin_gaussians(m, q, width, height, TILE)
-    out = np.zeros((height, width, c.shape[1]), np.float32)
+    out = _planar_out(height, width, c.shape[1])
     stats = np.zeros(m.shape[0], np.float32)
     mode_id = kernels.MODE_TOPK if mode == "topk" else kernels.MODE_SUM
     kernels.forward(m, q, c, width, height, TILE, offsets, ids, tx, mode_id, k, out,
