@@ -181,11 +181,15 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
     store = top_ids.shape[0] > 0
     want_stats = stats.shape[0] > 0
     n = means.shape[0]
-    stat_buf = np.zeros((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
+    # np.empty, zeroed by each worker: in the parallel build np.zeros and array expressions
+    # become parallel regions of their own, each a thread wake-up (costly on busy cores)
+    stat_buf = np.empty((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
     smax = np.float32(SIGMA_MAX)
     half = np.float32(0.5)
     tt = tile * tile
     for chunk in nb.prange(nthreads):
+        for i in range(stat_buf.shape[1]):
+            stat_buf[chunk, i] = 0.0
         acc = np.empty((tt, nch), np.float32)
         sacc_px = np.empty((nch, tt), np.float32)
         wrow = np.empty(tile, np.float32)
@@ -298,14 +302,22 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
     n = means.shape[0]
     nch = colors.shape[1]
     ntiles = offsets.shape[0] - 1
-    gm = np.zeros((nthreads, n, 2), np.float32)
-    gq = np.zeros((nthreads, n, 3), np.float32)
-    gc = np.zeros((nthreads, n, nch), np.float32)
+    # per-worker sums, zeroed by their worker (np.zeros would be extra parallel regions)
+    gm = np.empty((nthreads, n, 2), np.float32)
+    gq = np.empty((nthreads, n, 3), np.float32)
+    gc = np.empty((nthreads, n, nch), np.float32)
     half = np.float32(0.5)
     smax = np.float32(SIGMA_MAX)
     # SUM mode: dL/dout comes planar [C,H,W], for contiguous row segments
     gop = grad_out
     for chunk in nb.prange(nthreads):
+        for i in range(n):
+            gm[chunk, i, 0] = 0.0
+            gm[chunk, i, 1] = 0.0
+            for j in range(3):
+                gq[chunk, i, j] = 0.0
+            for ch in range(nch):
+                gc[chunk, i, ch] = 0.0
         lgc = np.empty(nch, np.float32)
         wrow = np.empty(tile, np.float32)
         dwrow = np.empty(tile, np.float32)
@@ -389,13 +401,26 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                             gc[chunk, g, ch] += go * w
                             dw += go * (colors[g, ch] - out[py, px, ch])
                         _accum_geom(gm, gq, chunk, g, conics, dx, dy, -w * dw)
-    grad_means = np.zeros((n, 2), np.float32)
-    grad_conics = np.zeros((n, 3), np.float32)
-    grad_colors = np.zeros((n, nch), np.float32)
-    for c in range(nthreads):
-        grad_means += gm[c]
-        grad_conics += gq[c]
-        grad_colors += gc[c]
+    # the workers' sums in worker order, as plain loops (serial: tiny next to the pass)
+    grad_means = np.empty((n, 2), np.float32)
+    grad_conics = np.empty((n, 3), np.float32)
+    grad_colors = np.empty((n, nch), np.float32)
+    for i in range(n):
+        for j in range(2):
+            v = np.float32(0.0)
+            for c in range(nthreads):
+                v += gm[c, i, j]
+            grad_means[i, j] = v
+        for j in range(3):
+            v = np.float32(0.0)
+            for c in range(nthreads):
+                v += gq[c, i, j]
+            grad_conics[i, j] = v
+        for j in range(nch):
+            v = np.float32(0.0)
+            for c in range(nthreads):
+                v += gc[c, i, j]
+            grad_colors[i, j] = v
     return grad_means, grad_conics, grad_colors
 
 
