@@ -13,7 +13,8 @@ Work is split into square tiles; a Gaussian is listed in every tile its 1/255 el
 reaches. Inside a tile the work is Gaussian-centric: each listed Gaussian visits only the
 pixels of its ellipse's bounding box (clipped to the tile). In SUM mode those rows are
 branch-free and vectorise, with exp() replaced by a float32 polynomial (``fexp_neg``,
-relative error < 3e-6; the float64 reference uses the true exp). The backward pass runs
+relative error < 3e-6; the float64 reference uses the true exp), evaluated with fused
+multiply-adds. The backward pass runs
 over the same tiles and accumulates per-Gaussian gradients into one buffer per worker
 chunk (no atomics, deterministic).
 ``nthreads`` is the number of work chunks (pass ``numba.get_num_threads()``).
@@ -444,8 +445,8 @@ def _compile(fn, name: str, parallel: bool, fastmath=False):
 
 # Parallel regions cost a fixed synchronisation overhead that dominates small images (and
 # grows badly when the cores are oversubscribed), so small work runs the serial builds.
-forward_parallel = _compile(_forward, "forward_parallel", True)
-forward_serial = _compile(_forward, "forward_serial", False)
+forward_parallel = _compile(_forward, "forward_parallel", True, {"contract"})
+forward_serial = _compile(_forward, "forward_serial", False, {"contract"})
 # the backward's per-Gaussian sums may be reassociated (vectorised reductions)
 _REASSOC = {"reassoc", "contract"}
 backward_parallel = _compile(_backward, "backward_parallel", True, _REASSOC)
