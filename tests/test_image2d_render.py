@@ -108,8 +108,14 @@ def test_polynomial_exp_matches_exp_over_the_support():
     assert rel.max() < 3e-6, rel.max()
 
 
-def test_elongated_rotated_gaussians_across_tile_borders_match_reference():
-    """Thin (up to ~180:1), rotated Gaussians crossing 32-px tile borders, in the sum mode."""
+@pytest.mark.parametrize("weight_cache", [True, False])
+def test_elongated_rotated_gaussians_across_tile_borders_match_reference(weight_cache, monkeypatch):
+    """Thin (up to ~180:1), rotated Gaussians crossing tile borders, in the sum mode; the
+    backward reads the forward's weights (cache) or recomputes them (over the cache limit)."""
+    from render.image2d import kernels
+
+    if not weight_cache:
+        monkeypatch.setattr(kernels, "WEIGHT_CACHE_MAX", 0)
     w, h = 150, 90  # 3x2 tiles of 64 px (the renderer's), the last ones partial
     g = torch.Generator().manual_seed(12)
     n = 160

@@ -167,11 +167,33 @@ def _box(mx, my, a, b, c, x0, x1, y0, y1):
     return lx, hx, ly, hy
 
 
-def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
+@nb.njit(cache=True)
+def weight_offsets(means, conics, width, height, tile, offsets, ids, tx):
+    """Start of each tile-list entry's weights in the SUM mode's weight cache: [M+1] int64,
+    the running sum of the entries' clipped box sizes (rows x columns, as the kernels visit)."""
+    m = ids.shape[0]
+    woff = np.empty(m + 1, np.int64)
+    woff[0] = 0
+    for t in range(offsets.shape[0] - 1):
+        ty0 = (t // tx) * tile
+        tx0 = (t % tx) * tile
+        ty1 = min(ty0 + tile, height)
+        tx1 = min(tx0 + tile, width)
+        for e in range(offsets[t], offsets[t + 1]):
+            g = ids[e]
+            lx, hx, ly, hy = _box(means[g, 0], means[g, 1], conics[g, 0], conics[g, 1], conics[g, 2], tx0, tx1, ty0, ty1)
+            woff[e + 1] = woff[e] + max(0, hx - lx + 1) * max(0, hy - ly + 1)
+    return woff
+
+
+def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, wcache,
+             woff, nthreads):
     """Render into out [H,W,C] (any strides: the renderer passes a view of planar [C,H,W]
     memory, so that the SUM mode's output rows and the loss read contiguous). TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
     receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode.
+    SUM mode with a non-empty ``wcache`` (size ``woff[-1]``, see :func:`weight_offsets`) also
+    stores every weight it computes there, for :func:`_backward` to read instead of recomputing.
 
     Gaussian-centric per tile: each listed Gaussian visits only the tile pixels inside its
     ellipse's bounding box, adding into a tile-local accumulator (SUM) or inserting its sigma
@@ -181,6 +203,7 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
     ntiles = offsets.shape[0] - 1
     store = top_ids.shape[0] > 0
     want_stats = stats.shape[0] > 0
+    cache = wcache.shape[0] > 0 and mode == MODE_SUM
     n = means.shape[0]
     # np.empty, zeroed by each worker: in the parallel build np.zeros and array expressions
     # become parallel regions of their own, each a thread wake-up (costly on busy cores)
@@ -214,6 +237,7 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                     sacc_px[ch, p] = 0.0
             for j in range(m):
                 g = ids[start + j]
+                wbase = woff[start + j] if cache else 0
                 mx = means[g, 0]
                 my = means[g, 1]
                 a = conics[g, 0] * half
@@ -232,6 +256,10 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                             sg = a * dx * dx + c * dy * dy + b * dx * dy
                             e = fexp_neg(sg)
                             wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                        if cache:
+                            for i in range(nx):
+                                wcache[wbase + i] = wrow[i]
+                            wbase += nx
                         base = (py - ty0) * tw + lx - tx0
                         for ch in range(nch):
                             cg = colors[g, ch]
@@ -297,9 +325,12 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                 stats[i] += stat_buf[c, i]
 
 
-def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out, nthreads):
+def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out,
+              wcache, woff, nthreads):
     """Gradients w.r.t. means [N,2], conics [N,3], colors [N,C] given dL/dout: ``grad_out``
-    [H,W,C] in TOPK mode, planar [C,H,W] (C-contiguous) in SUM mode."""
+    [H,W,C] in TOPK mode, planar [C,H,W] (C-contiguous) in SUM mode. SUM mode reads the
+    weights from ``wcache`` when the forward pass filled it (non-empty)."""
+    cache = wcache.shape[0] > 0
     n = means.shape[0]
     nch = colors.shape[1]
     ntiles = offsets.shape[0] - 1
@@ -330,8 +361,9 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                 # bounding box and sums its own gradient in registers
                 ty1 = min(ty0 + tile, height)
                 tx1 = min(tx0 + tile, width)
-                for e in range(offsets[t], offsets[t + 1]):
-                    g = ids[e]
+                for ent in range(offsets[t], offsets[t + 1]):
+                    g = ids[ent]
+                    wbase = woff[ent] if cache else 0
                     mx = means[g, 0]
                     my = means[g, 1]
                     a = conics[g, 0] * half
@@ -350,12 +382,18 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                         dy = np.float32(py + 0.5) - my
                         # branch-free row segment (vectorises): weights, then the
                         # per-channel products with dL/dout, then the geometry sums
-                        for i in range(nx):
-                            dx = np.float32(lx + i + 0.5) - mx
-                            sg = a * dx * dx + c * dy * dy + b * dx * dy
-                            e = fexp_neg(sg)
-                            wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
-                            dwrow[i] = 0.0
+                        if cache:  # the forward pass's weights
+                            for i in range(nx):
+                                wrow[i] = wcache[wbase + i]
+                                dwrow[i] = 0.0
+                            wbase += nx
+                        else:
+                            for i in range(nx):
+                                dx = np.float32(lx + i + 0.5) - mx
+                                sg = a * dx * dx + c * dy * dy + b * dx * dy
+                                e = fexp_neg(sg)
+                                wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                                dwrow[i] = 0.0
                         for ch in range(nch):
                             cg = colors[g, ch]
                             gr = gop[ch, py]
@@ -452,23 +490,27 @@ _REASSOC = {"reassoc", "contract"}
 backward_parallel = _compile(_backward, "backward_parallel", True, _REASSOC)
 backward_serial = _compile(_backward, "backward_serial", False, _REASSOC)
 PARALLEL_MIN_PIXELS = 1 << 16
+# the SUM mode's weight cache (forward -> backward) is used up to this many weights (4 bytes each)
+WEIGHT_CACHE_MAX = 1 << 25
+_NO_CACHE = np.empty(0, np.float32)
+_NO_OFFSETS = np.zeros(1, np.int64)
 
 
 def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats,
-            nthreads):
+            nthreads, wcache=_NO_CACHE, woff=_NO_OFFSETS):
     """See ``_forward``; dispatches to the serial build below PARALLEL_MIN_PIXELS or with one thread."""
     if nthreads <= 1 or width * height < PARALLEL_MIN_PIXELS:
         return forward_serial(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
-                              wsum, stats, 1)
+                              wsum, stats, wcache, woff, 1)
     return forward_parallel(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum,
-                            stats, nthreads)
+                            stats, wcache, woff, nthreads)
 
 
 def backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out,
-             nthreads):
+             nthreads, wcache=_NO_CACHE, woff=_NO_OFFSETS):
     """See ``_backward``; same dispatch as :func:`forward`."""
     if nthreads <= 1 or width * height < PARALLEL_MIN_PIXELS:
         return backward_serial(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
-                               wsum, grad_out, 1)
+                               wsum, grad_out, wcache, woff, 1)
     return backward_parallel(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
-                             wsum, grad_out, nthreads)
+                             wsum, grad_out, wcache, woff, nthreads)

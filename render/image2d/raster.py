@@ -79,21 +79,30 @@ class _Raster2D(torch.autograd.Function):
         store = need and mode_id == kernels.MODE_TOPK
         top_ids = np.empty((height * width if store else 0, k), np.int32)
         wsum = np.empty(height * width if store else 0, np.float32)
+        wcache, woff = kernels._NO_CACHE, kernels._NO_OFFSETS
+        if need and mode_id == kernels.MODE_SUM:
+            # the forward pass keeps its weights for the backward (unless they are too many)
+            woff = kernels.weight_offsets(m, q, width, height, TILE, offsets, ids, tx)
+            if woff[-1] <= kernels.WEIGHT_CACHE_MAX:
+                wcache = np.empty(max(int(woff[-1]), 1), np.float32)
+            else:
+                woff = kernels._NO_OFFSETS
         kernels.forward(m, q, c, width, height, TILE, offsets, ids, tx, mode_id, k, out, top_ids, wsum,
-                        np.zeros(0, np.float32), nb.get_num_threads())
+                        np.zeros(0, np.float32), nb.get_num_threads(), wcache, woff)
         if need:
-            ctx.saved = (m, q, c, width, height, offsets, ids, tx, mode_id, k, out, top_ids, wsum)
+            ctx.saved = (m, q, c, width, height, offsets, ids, tx, mode_id, k, out, top_ids, wsum, wcache, woff)
             ctx.devices = (means.device, conics.device, colors.device)
         return torch.from_numpy(out).to(colors.device)
 
     @staticmethod
     def backward(ctx, grad_out):
-        m, q, c, width, height, offsets, ids, tx, mode_id, k, out, top_ids, wsum = ctx.saved
+        m, q, c, width, height, offsets, ids, tx, mode_id, k, out, top_ids, wsum, wcache, woff = ctx.saved
         g = np.asarray(grad_out.detach().cpu().numpy(), dtype=np.float32)
         # the SUM kernel reads dL/dout planar: free when it arrives as a view of planar
         # memory (the fused loss's gradient does), one copy otherwise
         g = np.ascontiguousarray(g.transpose(2, 0, 1) if mode_id == kernels.MODE_SUM else g)
-        gm, gq, gc = kernels.backward(m, q, c, width, height, TILE, offsets, ids, tx, mode_id, k, out, top_ids, wsum, g, nb.get_num_threads())
+        gm, gq, gc = kernels.backward(m, q, c, width, height, TILE, offsets, ids, tx, mode_id, k, out, top_ids, wsum, g,
+                                      nb.get_num_threads(), wcache, woff)
         dm, dq, dc = ctx.devices
         return torch.from_numpy(gm).to(dm), torch.from_numpy(gq).to(dq), torch.from_numpy(gc).to(dc), None, None, None, None
 
