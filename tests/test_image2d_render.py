@@ -16,9 +16,13 @@ def _random(n, w, h, c, seed, dtype=torch.float64):
     return means, scales, rot, colors
 
 
+@pytest.mark.parametrize("tile", [16, 64])
 @pytest.mark.parametrize("mode,k,c", [("topk", 10, 3), ("topk", 3, 1), ("topk", 2, 16), ("sum", 10, 3), ("sum", 10, 5)])
-def test_forward_and_gradients_match_reference(mode, k, c):
-    w, h = 45, 37  # 2x2 tiles of 32 pixels, the last ones partial
+def test_forward_and_gradients_match_reference(mode, k, c, tile, monkeypatch):
+    from render.image2d import raster
+
+    monkeypatch.setattr(raster, "TILE", tile)
+    w, h = 45, 37  # 3x3 tiles of 16 pixels or one of 64, the last ones partial
     means, scales, rot, colors = _random(60, w, h, c, seed=k * 7 + c)
     conics = conics_from_scale_rotation(scales, rot)
     gout = torch.randn(h, w, c, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -102,3 +106,35 @@ def test_polynomial_exp_matches_exp_over_the_support():
     approx = np.array([fexp_neg(np.float32(v)) for v in s], np.float64)
     rel = np.abs(approx / np.exp(-s.astype(np.float64)) - 1.0)
     assert rel.max() < 3e-6, rel.max()
+
+
+@pytest.mark.parametrize("weight_cache", [True, False])
+def test_elongated_rotated_gaussians_across_tile_borders_match_reference(weight_cache, monkeypatch):
+    """Thin (up to ~180:1), rotated Gaussians crossing tile borders, in the sum mode; the
+    backward reads the forward's weights (cache) or recomputes them (over the cache limit)."""
+    from render.image2d import kernels
+
+    if not weight_cache:
+        monkeypatch.setattr(kernels, "WEIGHT_CACHE_MAX", 0)
+    w, h = 150, 90  # 3x2 tiles of 64 px (the renderer's), the last ones partial
+    g = torch.Generator().manual_seed(12)
+    n = 160
+    means = torch.rand(n, 2, generator=g, dtype=torch.float64) * torch.tensor([w + 20.0, h + 20.0]) - 10.0
+    scales = torch.stack([torch.exp(torch.rand(n, generator=g, dtype=torch.float64) * 3.5 + 0.5),
+                          torch.exp(torch.rand(n, generator=g, dtype=torch.float64) * 1.6 - 1.2)], 1)
+    rot = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    colors = torch.rand(n, 3, generator=g, dtype=torch.float64) * 1.4 - 0.2
+    conics = conics_from_scale_rotation(scales, rot)
+    gout = torch.randn(h, w, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    res = {}
+    for backend in ("cpu", "reference"):
+        m, q, col = (x.clone().requires_grad_(True) for x in (means, conics, colors))
+        img = rasterize_conics(m, q, col, w, h, mode="sum", backend=backend)
+        res[backend] = (img.detach(), torch.autograd.grad((img * gout).sum(), [m, q, col]))
+    (img_c, g_c), (img_r, g_r) = res["cpu"], res["reference"]
+    assert float(img_r.abs().max()) > 0.5
+    # float32 sigma of thin, rotated Gaussians: a little more rounding than round ones
+    assert torch.allclose(img_c, img_r, atol=1e-3), float((img_c - img_r).abs().max())
+    for a, b, name in zip(g_c, g_r, ["means", "conics", "colors"]):
+        rel = float((a - b).norm() / b.norm())
+        assert rel < 1e-3, f"d/d{name}: relative error {rel:.2e}"

@@ -113,3 +113,20 @@ def test_fit_image_default_steps_are_the_benchmarked_ones():
     assert inspect.signature(fit_image_cmd).parameters["schedule"].default.default == DEFAULT_SCHEDULE
     bench = (__import__("pathlib").Path(__file__).parents[1] / "bench" / "image_rd.py").read_text()
     assert 'ap.add_argument("--steps", type=int, default=FitConfig().steps)' in bench
+
+
+def test_fused_rate_matches_the_torch_reference_per_stream():
+    """``rate_bits`` (one numba pass with its derivative) against the sum of the plain torch
+    ``bits_per_value`` over the streams, value and gradients, including values off the grid."""
+    spec, _, ls, rot, col = _params(n=300, seed=4)
+    col = col * 1.6 - 0.3  # some colours outside the quantiser's range
+    probs = histograms(spec, continuous_indices(spec, ls, rot, col))
+    out = []
+    for fused in (True, False):
+        args = [x.clone().requires_grad_(True) for x in (ls, rot, col)]
+        idx = continuous_indices(spec, *args)
+        total = rate_bits(idx, probs) if fused else sum(bits_per_value(x, probs[k]).sum() for k, x in idx.items())
+        total.backward()
+        out.append([total.detach()] + [a.grad for a in args])
+    for a, b in zip(*out):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-10), float((a - b).abs().max())

@@ -13,7 +13,8 @@ Work is split into square tiles; a Gaussian is listed in every tile its 1/255 el
 reaches. Inside a tile the work is Gaussian-centric: each listed Gaussian visits only the
 pixels of its ellipse's bounding box (clipped to the tile). In SUM mode those rows are
 branch-free and vectorise, with exp() replaced by a float32 polynomial (``fexp_neg``,
-relative error < 3e-6; the float64 reference uses the true exp). The backward pass runs
+relative error < 3e-6; the float64 reference uses the true exp), evaluated with fused
+multiply-adds. The backward pass runs
 over the same tiles and accumulates per-Gaussian gradients into one buffer per worker
 chunk (no atomics, deterministic).
 ``nthreads`` is the number of work chunks (pass ``numba.get_num_threads()``).
@@ -166,10 +167,33 @@ def _box(mx, my, a, b, c, x0, x1, y0, y1):
     return lx, hx, ly, hy
 
 
-def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, nthreads):
-    """Render into out [H,W,C]. TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
+@nb.njit(cache=True)
+def weight_offsets(means, conics, width, height, tile, offsets, ids, tx):
+    """Start of each tile-list entry's weights in the SUM mode's weight cache: [M+1] int64,
+    the running sum of the entries' clipped box sizes (rows x columns, as the kernels visit)."""
+    m = ids.shape[0]
+    woff = np.empty(m + 1, np.int64)
+    woff[0] = 0
+    for t in range(offsets.shape[0] - 1):
+        ty0 = (t // tx) * tile
+        tx0 = (t % tx) * tile
+        ty1 = min(ty0 + tile, height)
+        tx1 = min(tx0 + tile, width)
+        for e in range(offsets[t], offsets[t + 1]):
+            g = ids[e]
+            lx, hx, ly, hy = _box(means[g, 0], means[g, 1], conics[g, 0], conics[g, 1], conics[g, 2], tx0, tx1, ty0, ty1)
+            woff[e + 1] = woff[e] + max(0, hx - lx + 1) * max(0, hy - ly + 1)
+    return woff
+
+
+def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats, wcache,
+             woff, nthreads):
+    """Render into out [H,W,C] (any strides: the renderer passes a view of planar [C,H,W]
+    memory, so that the SUM mode's output rows and the loss read contiguous). TOPK mode also stores top_ids [H*W,K] int32 (-1 = empty) and
     wsum [H*W] for the backward pass when ``top_ids.shape[0] > 0``. ``stats`` [N] (if non-empty)
     receives each Gaussian's summed pixel share: w / (sum w + EPS) in TOPK mode, w in SUM mode.
+    SUM mode with a non-empty ``wcache`` (size ``woff[-1]``, see :func:`weight_offsets`) also
+    stores every weight it computes there, for :func:`_backward` to read instead of recomputing.
 
     Gaussian-centric per tile: each listed Gaussian visits only the tile pixels inside its
     ellipse's bounding box, adding into a tile-local accumulator (SUM) or inserting its sigma
@@ -179,12 +203,17 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
     ntiles = offsets.shape[0] - 1
     store = top_ids.shape[0] > 0
     want_stats = stats.shape[0] > 0
+    cache = wcache.shape[0] > 0 and mode == MODE_SUM
     n = means.shape[0]
-    stat_buf = np.zeros((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
+    # np.empty, zeroed by each worker: in the parallel build np.zeros and array expressions
+    # become parallel regions of their own, each a thread wake-up (costly on busy cores)
+    stat_buf = np.empty((nthreads if want_stats else 0, n if want_stats else 0), np.float32)
     smax = np.float32(SIGMA_MAX)
     half = np.float32(0.5)
     tt = tile * tile
     for chunk in nb.prange(nthreads):
+        for i in range(stat_buf.shape[1]):
+            stat_buf[chunk, i] = 0.0
         acc = np.empty((tt, nch), np.float32)
         sacc_px = np.empty((nch, tt), np.float32)
         wrow = np.empty(tile, np.float32)
@@ -208,6 +237,7 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                     sacc_px[ch, p] = 0.0
             for j in range(m):
                 g = ids[start + j]
+                wbase = woff[start + j] if cache else 0
                 mx = means[g, 0]
                 my = means[g, 1]
                 a = conics[g, 0] * half
@@ -226,6 +256,10 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                             sg = a * dx * dx + c * dy * dy + b * dx * dy
                             e = fexp_neg(sg)
                             wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                        if cache:
+                            for i in range(nx):
+                                wcache[wbase + i] = wrow[i]
+                            wbase += nx
                         base = (py - ty0) * tw + lx - tx0
                         for ch in range(nch):
                             cg = colors[g, ch]
@@ -291,24 +325,31 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                 stats[i] += stat_buf[c, i]
 
 
-def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out, nthreads):
-    """Gradients w.r.t. means [N,2], conics [N,3], colors [N,C] given dL/dout [H,W,C]."""
+def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out,
+              wcache, woff, nthreads):
+    """Gradients w.r.t. means [N,2], conics [N,3], colors [N,C] given dL/dout: ``grad_out``
+    [H,W,C] in TOPK mode, planar [C,H,W] (C-contiguous) in SUM mode. SUM mode reads the
+    weights from ``wcache`` when the forward pass filled it (non-empty)."""
+    cache = wcache.shape[0] > 0
     n = means.shape[0]
     nch = colors.shape[1]
     ntiles = offsets.shape[0] - 1
-    gm = np.zeros((nthreads, n, 2), np.float32)
-    gq = np.zeros((nthreads, n, 3), np.float32)
-    gc = np.zeros((nthreads, n, nch), np.float32)
+    # per-worker sums, zeroed by their worker (np.zeros would be extra parallel regions)
+    gm = np.empty((nthreads, n, 2), np.float32)
+    gq = np.empty((nthreads, n, 3), np.float32)
+    gc = np.empty((nthreads, n, nch), np.float32)
     half = np.float32(0.5)
     smax = np.float32(SIGMA_MAX)
-    # dL/dout in planar layout [C,H,W] for contiguous row segments (SUM mode)
-    gop = np.empty((nch if mode == MODE_SUM else 0, height, width), np.float32)
-    if mode == MODE_SUM:
-        for py in range(height):
-            for px in range(width):
-                for ch in range(nch):
-                    gop[ch, py, px] = grad_out[py, px, ch]
+    # SUM mode: dL/dout comes planar [C,H,W], for contiguous row segments
+    gop = grad_out
     for chunk in nb.prange(nthreads):
+        for i in range(n):
+            gm[chunk, i, 0] = 0.0
+            gm[chunk, i, 1] = 0.0
+            for j in range(3):
+                gq[chunk, i, j] = 0.0
+            for ch in range(nch):
+                gc[chunk, i, ch] = 0.0
         lgc = np.empty(nch, np.float32)
         wrow = np.empty(tile, np.float32)
         dwrow = np.empty(tile, np.float32)
@@ -320,8 +361,9 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                 # bounding box and sums its own gradient in registers
                 ty1 = min(ty0 + tile, height)
                 tx1 = min(tx0 + tile, width)
-                for e in range(offsets[t], offsets[t + 1]):
-                    g = ids[e]
+                for ent in range(offsets[t], offsets[t + 1]):
+                    g = ids[ent]
+                    wbase = woff[ent] if cache else 0
                     mx = means[g, 0]
                     my = means[g, 1]
                     a = conics[g, 0] * half
@@ -340,12 +382,18 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                         dy = np.float32(py + 0.5) - my
                         # branch-free row segment (vectorises): weights, then the
                         # per-channel products with dL/dout, then the geometry sums
-                        for i in range(nx):
-                            dx = np.float32(lx + i + 0.5) - mx
-                            sg = a * dx * dx + c * dy * dy + b * dx * dy
-                            e = fexp_neg(sg)
-                            wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
-                            dwrow[i] = 0.0
+                        if cache:  # the forward pass's weights
+                            for i in range(nx):
+                                wrow[i] = wcache[wbase + i]
+                                dwrow[i] = 0.0
+                            wbase += nx
+                        else:
+                            for i in range(nx):
+                                dx = np.float32(lx + i + 0.5) - mx
+                                sg = a * dx * dx + c * dy * dy + b * dx * dy
+                                e = fexp_neg(sg)
+                                wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                                dwrow[i] = 0.0
                         for ch in range(nch):
                             cg = colors[g, ch]
                             gr = gop[ch, py]
@@ -392,13 +440,26 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                             gc[chunk, g, ch] += go * w
                             dw += go * (colors[g, ch] - out[py, px, ch])
                         _accum_geom(gm, gq, chunk, g, conics, dx, dy, -w * dw)
-    grad_means = np.zeros((n, 2), np.float32)
-    grad_conics = np.zeros((n, 3), np.float32)
-    grad_colors = np.zeros((n, nch), np.float32)
-    for c in range(nthreads):
-        grad_means += gm[c]
-        grad_conics += gq[c]
-        grad_colors += gc[c]
+    # the workers' sums in worker order, as plain loops (serial: tiny next to the pass)
+    grad_means = np.empty((n, 2), np.float32)
+    grad_conics = np.empty((n, 3), np.float32)
+    grad_colors = np.empty((n, nch), np.float32)
+    for i in range(n):
+        for j in range(2):
+            v = np.float32(0.0)
+            for c in range(nthreads):
+                v += gm[c, i, j]
+            grad_means[i, j] = v
+        for j in range(3):
+            v = np.float32(0.0)
+            for c in range(nthreads):
+                v += gq[c, i, j]
+            grad_conics[i, j] = v
+        for j in range(nch):
+            v = np.float32(0.0)
+            for c in range(nthreads):
+                v += gc[c, i, j]
+            grad_colors[i, j] = v
     return grad_means, grad_conics, grad_colors
 
 
@@ -422,30 +483,34 @@ def _compile(fn, name: str, parallel: bool, fastmath=False):
 
 # Parallel regions cost a fixed synchronisation overhead that dominates small images (and
 # grows badly when the cores are oversubscribed), so small work runs the serial builds.
-forward_parallel = _compile(_forward, "forward_parallel", True)
-forward_serial = _compile(_forward, "forward_serial", False)
+forward_parallel = _compile(_forward, "forward_parallel", True, {"contract"})
+forward_serial = _compile(_forward, "forward_serial", False, {"contract"})
 # the backward's per-Gaussian sums may be reassociated (vectorised reductions)
 _REASSOC = {"reassoc", "contract"}
 backward_parallel = _compile(_backward, "backward_parallel", True, _REASSOC)
 backward_serial = _compile(_backward, "backward_serial", False, _REASSOC)
 PARALLEL_MIN_PIXELS = 1 << 16
+# the SUM mode's weight cache (forward -> backward) is used up to this many weights (4 bytes each)
+WEIGHT_CACHE_MAX = 1 << 25
+_NO_CACHE = np.empty(0, np.float32)
+_NO_OFFSETS = np.zeros(1, np.int64)
 
 
 def forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, stats,
-            nthreads):
+            nthreads, wcache=_NO_CACHE, woff=_NO_OFFSETS):
     """See ``_forward``; dispatches to the serial build below PARALLEL_MIN_PIXELS or with one thread."""
     if nthreads <= 1 or width * height < PARALLEL_MIN_PIXELS:
         return forward_serial(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
-                              wsum, stats, 1)
+                              wsum, stats, wcache, woff, 1)
     return forward_parallel(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum,
-                            stats, nthreads)
+                            stats, wcache, woff, nthreads)
 
 
 def backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids, wsum, grad_out,
-             nthreads):
+             nthreads, wcache=_NO_CACHE, woff=_NO_OFFSETS):
     """See ``_backward``; same dispatch as :func:`forward`."""
     if nthreads <= 1 or width * height < PARALLEL_MIN_PIXELS:
         return backward_serial(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
-                               wsum, grad_out, 1)
+                               wsum, grad_out, wcache, woff, 1)
     return backward_parallel(means, conics, colors, width, height, tile, offsets, ids, tx, mode, k, out, top_ids,
-                             wsum, grad_out, nthreads)
+                             wsum, grad_out, wcache, woff, nthreads)
