@@ -44,15 +44,16 @@ BASELINE = "baseline"  # the row name of ``--baseline``'s fits
 
 
 def _warm_up(checkout: Path, tmp: Path) -> None:
-    """One tiny fit in ``checkout``: numba caches its kernels per source path, so the first
-    fit of a fresh checkout would include their compilation."""
+    """One small fit in ``checkout``: numba caches its kernels per source path, so the first
+    fit of a fresh checkout would include their compilation (above the renderer's parallel
+    threshold, so the threaded kernels compile too)."""
     import numpy as np
 
     from compress.image.imageio import save_image
 
     src = tmp / "warm.png"
-    save_image(src, np.random.default_rng(0).random((64, 96, 3)).astype(np.float32))
-    subprocess.run([sys.executable, "-m", "splat.cli", "fit-image", str(src), "--gaussians", "50", "--steps", "20",
+    save_image(src, np.random.default_rng(0).random((256, 320, 3)).astype(np.float32))
+    subprocess.run([sys.executable, "-m", "splat.cli", "fit-image", str(src), "--gaussians", "200", "--steps", "20",
                     "-o", str(tmp / "warm.gsi"), "--force"], check=True, cwd=checkout, stdout=subprocess.DEVNULL,
                    env={**os.environ, "PYTHONPATH": str(checkout)})
 
