@@ -8,7 +8,7 @@ a small warm-up fit (numba kernels loaded). Prints a table and writes
 all threads), PSNR of the decoded file, real bpp, and the load average per row.
 
     python bench/image_fit_compare.py                          # kodim07, kodim03 at 0.5 bpp; default and 160 steps
-    python bench/image_fit_compare.py --images kodim05 --bpp 0.25 --steps 240
+    python bench/image_fit_compare.py --images kodim05 --bpp 0.25 --steps 180
 """
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ class FitConfig:
     """Fitting settings. Learning rates are per step, in pixels (means), log-pixels (scales),
     radians (rotations) and image units (colours)."""
 
-    steps: int = 240  # the default schedule's (SCHEDULES; plus a 25% rate-control stage)
+    steps: int = 180  # the default schedule's (SCHEDULES; plus a 25% rate-control stage)
     init: str = "gradient"  # "gradient" (Image-GS sampling, below) or "structure" (init.py: structure tensor, least-squares colours)
     mode: str = DEFAULT_MODE  # accumulated sum fits best (see docs); "topk" is Image-GS's normalised rule
     k: int = DEFAULT_K
@@ -64,7 +64,7 @@ class FitConfig:
     qat_start: float = 0.6  # fraction of steps after which QAT is on (earlier on a plateau)
     # Adam's step is about the learning rate, so these are the largest moves per step. With a
     # cosine decay over a short fit, larger rates converge far sooner: at 6x the earlier rates
-    # (0.25 / 0.02 / 0.02 / 0.01), 240 steps end above 420 steps at those rates
+    # (0.25 / 0.02 / 0.02 / 0.01), 180 steps end above 420 steps at those rates
     # (bench/image_speed.py --baseline; guides/image.md).
     lr_means: float = 1.5
     lr_scales: float = 0.12

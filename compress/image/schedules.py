@@ -8,7 +8,7 @@ from __future__ import annotations
 # Both use FitConfig's learning rates.
 SCHEDULES: dict[str, dict[str, float | int]] = {
     "fast": {"steps": 160, "warmup_end": 0.5, "coarse_end": 0.25},
-    "thorough": {"steps": 240, "warmup_end": 0.25, "coarse_end": 0.0},
+    "thorough": {"steps": 180, "warmup_end": 0.25, "coarse_end": 0.0},
 }
 DEFAULT_SCHEDULE = "thorough"  # FitConfig()'s defaults
 COARSE_MIN_SIDE = 32  # px: smaller images skip the quarter-resolution part
