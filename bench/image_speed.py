@@ -76,7 +76,7 @@ def _fit(src: Path, bpp: float, schedule: str, out: Path, checkout: Path | None 
     the code in ``checkout`` instead of this one's."""
     cmd = [sys.executable, "-m", "splat.cli", "fit-image", str(src), "--bpp", str(bpp), "-o", str(out), "--force"]
     if schedule != BASELINE:
-        cmd[6:6] = ["--schedule", schedule]
+        cmd += ["--schedule", schedule]
     cwd = checkout if schedule == BASELINE else ROOT
     load = os.getloadavg()
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
