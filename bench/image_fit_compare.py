@@ -1,14 +1,14 @@
 """Fit speed and quality of two fitter settings on the same images in one run.
 
-Compares the default fitter (gradient-sampled initialisation, 420 steps) with the
+Compares the default fitter (gradient-sampled initialisation, default steps) with the
 structure-guided initialisation at each of ``--steps``, image by image and interleaved (so
 all see the same machine load), through ``compress_image(bpp=...)`` in this process after
 a small warm-up fit (numba kernels loaded). Prints a table and writes
 ``bench/results/image_fit_compare.json`` with wall and CPU seconds (process CPU time,
 all threads), PSNR of the decoded file, real bpp, and the load average per row.
 
-    python bench/image_fit_compare.py                          # kodim07, kodim03 at 0.5 bpp; 420 and 160 steps
-    python bench/image_fit_compare.py --images kodim05 --bpp 0.25 --steps 420
+    python bench/image_fit_compare.py                          # kodim07, kodim03 at 0.5 bpp; default and 160 steps
+    python bench/image_fit_compare.py --images kodim05 --bpp 0.25 --steps 180
 """
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ from compress.image.imageio import load_image  # noqa: E402
 
 KODAK = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "images" / "kodak"
 RESULTS = ROOT / "bench" / "results" / "image_fit_compare.json"
-BASELINE = "default (gradient init, 420 steps)"
+BASELINE = f"default (gradient init, {FitConfig().steps} steps)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", nargs="+", default=["kodim07", "kodim03"])
     ap.add_argument("--bpp", type=float, default=0.5)
-    ap.add_argument("--steps", type=int, nargs="+", default=[420, 160], help="main-fit steps of the structure init")
+    ap.add_argument("--steps", type=int, nargs="+", default=[FitConfig().steps, 160], help="main-fit steps of the structure init")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     fitters = {BASELINE: FitConfig()}

@@ -56,7 +56,7 @@ def test_save_image_takes_integer_pixels(tmp_path):
 def test_schedules():
     assert FitConfig() == schedule(FitConfig(), DEFAULT_SCHEDULE)
     t = schedule(FitConfig(seed=3), "thorough")
-    assert (t.steps, t.warmup_end, t.coarse_end, t.seed) == (420, 0.25, 0.0, 3)
+    assert (t.steps, t.warmup_end, t.coarse_end, t.seed) == (180, 0.25, 0.0, 3)
     with pytest.raises(ValueError, match="unknown schedule"):
         schedule(FitConfig(), "quick")
     with pytest.raises(ValueError, match="unknown schedule"):
