@@ -102,7 +102,7 @@ default preset's prune ratio and level, one pass, no fine-tuning rounds or searc
 # --- child processes ---------------------------------------------------------------
 
 def child_compress(src: str, dst: str, no_check: bool, default: bool = False) -> dict:
-    from compress.scene.pipeline import CompressSettings, compress_scene
+    from compress.scene.pipeline import CompressSettings, compress_scene, handoff
     from splat.heap import bound_heap
     from splat.io import read_scene
 
@@ -114,7 +114,9 @@ def child_compress(src: str, dst: str, no_check: bool, default: bool = False) ->
     t_read = time.perf_counter() - t0
     mem.mark("after read")
     st = CompressSettings(check_fidelity=True) if default else CompressSettings(**PATH, check_fidelity=not no_check)
-    result = compress_scene(scene, st, progress=mem)
+    load = handoff(scene, lambda: read_scene(src))  # as the `splat` CLI does: the compressor holds the only reference
+    del scene
+    result = compress_scene(load, st, progress=mem)
     mem.mark("write")
     Path(dst).write_bytes(result.data)
     wall = time.perf_counter() - t0

@@ -9,6 +9,7 @@ written, each atomically, only after every task is in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from splat.batch import batch_inputs, batch_outputs, write_batch
@@ -37,13 +38,13 @@ def compress_job(job: Job) -> bytes:
     from splat.threads import threads
 
     from .views import find_cameras
-    from .pipeline import compress_scene
+    from .pipeline import compress_scene, handoff
 
     with threads(job.threads):
-        scene = read_scene(job.input)
+        load = handoff(read_scene(job.input), partial(read_scene, job.input))
         cam_path = Path(job.cameras) if job.cameras else find_cameras(Path(job.input))
         cams = load_cameras(cam_path) if cam_path is not None else None
-        return compress_scene(scene, job.settings, cameras=cams).data
+        return compress_scene(load, job.settings, cameras=cams).data
 
 
 def compress_batch(input: Path, out_dir: Path, settings: CompressSettings, *, cameras: Path | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -114,7 +115,7 @@ def compress_cmd(
 
     from .batch import compress_batch
     from .codec import QuantConfig
-    from .pipeline import CompressSettings, compress_scene
+    from .pipeline import CompressSettings, compress_scene, handoff
 
     _check_compress_options(quality, prune, sh_degree, codebook, level, position_bits, target_psnr)
     if plan_prune is not None and (target_psnr is None or prune is not None or level is not None):
@@ -149,17 +150,19 @@ def compress_cmd(
         if not cams:
             raise UsageError("--images needs the cameras file the photos belong to (--cameras)")
         settings = replace(settings, photos=load_photos(cams, images))
+    load = handoff(scene, partial(read_scene, input))  # the compressor's reference is the only one:
+    del scene  # it lets go of the input while it fine-tunes
     with make_progress() as prog:
-        result = compress_scene(scene, settings, cameras=cams, progress=RichProgress(prog))
+        result = compress_scene(load, settings, cameras=cams, progress=RichProgress(prog))
     t0 = time.perf_counter()
     atomic_write_bytes(output, result.data)
     t_write = time.perf_counter() - t0
-    _print_compress_summary(console, input, output, scene, result, cam_path,
+    _print_compress_summary(console, input, output, result, cam_path,
                             [("read", t_read), *result.timings.items(), ("write", t_write),
                              ("total", time.perf_counter() - t_all)])
 
 
-def _print_compress_summary(console, input: Path, output: Path, scene, result, cam_path, stages) -> None:
+def _print_compress_summary(console, input: Path, output: Path, result, cam_path, stages) -> None:
     from splat.io.sizes import asset_size
     from splat.progress import human_bytes, summary_table
 
@@ -178,7 +181,7 @@ def _print_compress_summary(console, input: Path, output: Path, scene, result, c
     console.print(summary_table("Time per stage", ["stage", "time"], [(k, f"{v:.2f} s") for k, v in stages]))
     fid = result.fidelity
     summary = [
-        ("input", f"{input} ({human_bytes(in_size)}, {n:,} Gaussians, SH {scene.sh_degree})"),
+        ("input", f"{input} ({human_bytes(in_size)}, {n:,} Gaussians, SH {result.input_sh_degree})"),
         ("output", f"{output} ({human_bytes(len(result.data))}, {len(result.decoded):,} Gaussians, SH {result.decoded.sh_degree})"),
         ("ratio vs input", f"{in_size / len(result.data):.1f}x"),
         ("prune ratio / level", f"{result.prune:.3f} / {result.level}"),

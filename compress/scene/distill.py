@@ -41,7 +41,9 @@ class FinetuneConfig:
     of the steps with an optimiser of its own that is dropped before the next, so the parameter
     gradients and optimiser state grow with the chunk, not with N. Off by default: on 85k
     Gaussians at 240 px the step's render dominates the peak, and chunks cost fidelity
-    (``bench/finetune_chunks.py``)."""
+    (``bench/finetune_chunks.py``). scene_scale: what ``lr_means`` is multiplied by (None: the
+    teacher's scale, or the student's without a teacher); set, a caller that gives the targets
+    need not keep the teacher."""
 
     steps: int = 200
     lr_means: float = 1.6e-4
@@ -56,6 +58,7 @@ class FinetuneConfig:
     max_seconds: float | None = None
     torch_threads: int | None = 1
     chunk: int | None = None
+    scene_scale: float | None = None
 
 
 def _adam(groups: list[dict]) -> torch.optim.Optimizer:
@@ -105,7 +108,7 @@ def _finetune(student, teacher, views, cfg: FinetuneConfig, targets, backend, pr
         targets = render_targets(teacher, views, backend=backend)
     if cfg.steps <= 0 or len(student) == 0:
         return student.detach(), []
-    scale = scene_scale(teacher if teacher is not None else student)
+    scale = cfg.scene_scale if cfg.scene_scale is not None else scene_scale(teacher if teacher is not None else student)
     lrs = {"opacity_logits": cfg.lr_opacity, "sh_dc": cfg.lr_dc}
     if student.sh_rest.numel():
         lrs["sh_rest"] = cfg.lr_rest

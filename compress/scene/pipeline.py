@@ -11,12 +11,16 @@ fidelity, prune further while the fidelity floor holds, within ``max_seconds``
     result = compress_scene(scene, CompressSettings(), cameras=None)
     result.data          # the .lgs bytes
     result.fidelity      # PSNR/SSIM against the original on held-out views
+
+``scene`` may also be a function that returns it (e.g. :func:`handoff`): the compressor then
+holds the only reference and lets go of the input while the prune + fine-tune rounds run,
+reading it again if a later stage needs it (a 2M-Gaussian SH-2 scene is 300 MB of arrays).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -36,7 +40,7 @@ from .rate import (LEVELS, PRESETS, TOLERANCE, Candidate, Trial, coarser_classes
 from .rate_model import ModelStep, model_allocate
 from .recover import RecoverPlan, estimate_start, prune_recover
 from .significance import significance
-from .views import ViewSplit, pseudo_views, split_views
+from .views import ViewSplit, pseudo_views, scene_scale, split_views
 
 
 @dataclass
@@ -113,6 +117,7 @@ class CompressResult:
     photo_psnr: float | None = None
     start_prune: float | None = None  # the fine-tuned loop's first ratio, when it ran
     model_steps: list[ModelStep] = field(default_factory=list)  # predicted vs measured PSNR of the model's encodes
+    input_sh_degree: int | None = None
 
 
 @dataclass
@@ -121,16 +126,45 @@ class _Run:
 
     st: CompressSettings
     pg: Progress
-    original: GaussianScene
+    _original: GaussianScene | None  # None while let go of (``load`` reads it again)
     views: ViewSplit
     t_start: float
+    load: Callable[[], GaussianScene] | None = None  # reads the input again (None: it is always held)
+    input_count: int = 0
+    input_sh_degree: int = 0
     reference: Tensor | None = None
-    work: GaussianScene | None = None
+    _work: GaussianScene | None = None  # None: the input itself
     scores: Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     start_prune: float | None = None
     model_steps: list = field(default_factory=list)
+
+    @property
+    def original(self) -> GaussianScene:
+        """The input scene (float32, on the device), read again when it was let go of."""
+        if self._original is None:
+            t0 = time.perf_counter()
+            self._original = _as_input(self.load(), self.st)
+            self.timed("read again", t0)
+        return self._original
+
+    @property
+    def work(self) -> GaussianScene:
+        """The scene being compressed: the input, or its SH-distilled copy."""
+        return self.original if self._work is None else self._work
+
+    @work.setter
+    def work(self, scene: GaussianScene) -> None:
+        self._work = None if scene is self._original else scene
+
+    def take_work(self) -> GaussianScene:
+        """The work scene for one use. When it is the input and ``load`` can read that again,
+        the run lets go of it: the caller's reference is then the last one."""
+        scene = self.work
+        if self._work is None and self.load is not None:
+            self._original = None
+        return scene
 
     def timed(self, name: str, t0: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
@@ -152,13 +186,15 @@ class _Run:
 
 
 def compress_scene(
-    scene: GaussianScene,
+    scene: GaussianScene | Callable[[], GaussianScene],
     settings: CompressSettings | None = None,
     *,
     cameras: Sequence[Camera] | None = None,
     progress: Progress | None = None,
 ) -> CompressResult:
     """Compress ``scene`` (see the module docstring). ``cameras``: the training cameras, if known.
+    ``scene`` may be a function that returns it (each call the same scene, e.g. :func:`handoff`):
+    the input is then not held while it is not needed.
 
     ``progress``: where each stage is reported (``splat.progress.Progress``).
     """
@@ -212,8 +248,26 @@ def compress_scene(
         fid = run.stage("fidelity", len(run.views.heldout), fidelity, run.reference, chosen.decoded, run.views.heldout,
                         backend=st.backend)
     photo = _photo_psnr(run, chosen.decoded)
-    return CompressResult(chosen.data, chosen.report, chosen.decoded, fid, run.timings, len(run.original),
-                          chosen.prune, chosen.level, trials, run.notes, photo, run.start_prune, run.model_steps)
+    return CompressResult(chosen.data, chosen.report, chosen.decoded, fid, run.timings, run.input_count,
+                          chosen.prune, chosen.level, trials, run.notes, photo, run.start_prune, run.model_steps,
+                          run.input_sh_degree)
+
+
+def handoff(scene: GaussianScene, read: Callable[[], GaussianScene]) -> Callable[[], GaussianScene]:
+    """A ``scene`` argument for :func:`compress_scene` that hands over ``scene`` (already read) on its
+    first call and calls ``read`` (which must return the same scene) after that. The caller drops
+    its own reference to ``scene``, so the compressor's is the only one:
+
+        load = handoff(scene, lambda: read_scene(path)); del scene
+        compress_scene(load, settings)
+    """
+    box = [scene]
+    del scene
+    return lambda: box.pop() if box else read()
+
+
+def _as_input(scene: GaussianScene, st: CompressSettings) -> GaussianScene:
+    return scene.detach().to(device=torch.device(st.device), dtype=torch.float32)
 
 
 def _allocates(st: CompressSettings) -> bool:
@@ -230,12 +284,14 @@ def plans(st: CompressSettings) -> bool:
     return st.target_psnr is not None and st.prune is None and st.level is None and st.photos is None
 
 
-def _prepare(scene: GaussianScene, st: CompressSettings, cameras, pg) -> _Run:
+def _prepare(scene, st: CompressSettings, cameras, pg) -> _Run:
     """Views, reference renders of the held-out views, SH distillation, significance."""
-    original = scene.detach().to(device=torch.device(st.device), dtype=torch.float32)
+    load = None if isinstance(scene, GaussianScene) else scene
+    original = _as_input(scene if load is None else load(), st)
+    del scene
     views = split_views(original, cameras, max_side=st.max_side, up=st.up, n_train=st.train_views,
                         n_heldout=st.heldout_views)
-    run = _Run(st, pg, original, views, time.perf_counter())
+    run = _Run(st, pg, original, views, time.perf_counter(), load, len(original), original.sh_degree)
     run.notes.append(f"views: {len(views.train)} for compression, {len(views.heldout)} held out ({views.source})")
     if st.check_fidelity or st.target_psnr is not None:
         run.reference = run.stage("reference renders", len(views.heldout), render_views, original, views.heldout,
@@ -391,12 +447,14 @@ def _recover_stage(run: _Run, target: float, level: int, start: float) -> tuple[
         start = min(start, _estimate_stage(run, target))
     run.start_prune = start
     pv, targets = _finetune_views(run)
-    plan = RecoverPlan(target_psnr=target, start=start, steps=st.steps, deadline=run.deadline,
-                       finetune=FinetuneConfig(steps=st.steps, seed=st.seed, train_geometry=st.finetune_geometry))
+    ft = FinetuneConfig(steps=st.steps, seed=st.seed, train_geometry=st.finetune_geometry,
+                        scene_scale=scene_scale(_teacher(run)))  # the targets are fixed: the teacher is not needed
+    plan = RecoverPlan(target_psnr=target, start=start, steps=st.steps, deadline=run.deadline, finetune=ft)
     cfg = replace(level_config(level, st.quant, st.position_bits), low_fraction=st.low_fraction,
                   low_drop=min(st.low_drop, LEVELS[level]["scale_bits"] - 1, LEVELS[level]["rotation_bits"] - 1,
                                LEVELS[level]["dc_bits"] - 1))
-    best, trials = run.stage(f"prune + fine-tune >= {target:g} dB", 0, prune_recover, run.work, run.scores, _teacher(run),
+    # the input is taken for each pruning and let go of while the rounds fine-tune (when it can be read again)
+    best, trials = run.stage(f"prune + fine-tune >= {target:g} dB", 0, prune_recover, run.take_work, run.scores, None,
                              pv, targets, run.reference, run.views.heldout, cfg, plan, backend=st.backend,
                              on_trial=lambda t: run.pg.advance(1, f"prune {t.prune:.2f}: {t.psnr:.2f} dB, {t.bytes} B"))
     for t in trials:

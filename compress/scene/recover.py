@@ -79,9 +79,9 @@ def prune_schedule(plan: RecoverPlan) -> list[float]:
 
 
 def prune_recover(
-    scene: GaussianScene,
+    scene: GaussianScene | Callable[[], GaussianScene],
     scores: Tensor,
-    teacher: GaussianScene,
+    teacher: GaussianScene | None,
     train_views: Sequence[Camera],
     targets: Tensor,
     reference: Tensor,
@@ -94,7 +94,13 @@ def prune_recover(
     progress: Progress | None = None,
 ) -> tuple[Candidate | None, list[Trial]]:
     """The smallest encoding along the schedule whose fidelity >= ``plan.target_psnr``
-    (None when the first round misses it), and every trial (level -1: the caller's)."""
+    (None when the first round misses it), and every trial (level -1: the caller's).
+
+    ``scene`` may be a function that returns it: it is then called whenever a round prunes the
+    input (the first, and the bisection when the first missed) and its result is dropped once
+    pruned, so a caller that returns its only reference (``pipeline``) lets go of the input
+    while the round fine-tunes. ``teacher`` only sets the scale of the positions' learning
+    rate (None: ``plan.finetune.scene_scale``, or the pruned scene's)."""
     trials: list[Trial] = []
     state = {"best": None, "current": scene, "scores": scores, "kept": 1.0, "last": 0.0}
     ft = replace(plan.finetune or FinetuneConfig(), steps=plan.steps)
@@ -107,7 +113,10 @@ def prune_recover(
         """Prune the last good scene to ``ratio`` overall, fine-tune, measure; True if it held."""
         t0 = time.perf_counter()
         rel = max(0.0, 1.0 - (1.0 - ratio) / state["kept"])
-        pruned, keep = prune(state["current"], state["scores"], min(rel, 0.999))
+        src = state["current"]
+        src = src() if callable(src) else src
+        pruned, keep = prune(src, state["scores"], min(rel, 0.999))
+        del src  # the input, when pruned from it: not held while the round fine-tunes
         pruned_scores = state["scores"][keep]
         budget = None if plan.deadline is None or state["best"] is None else max(1.0, plan.deadline - t0)
         # the pruned copy is ours: trained in place (one copy of the trained fields fewer)
