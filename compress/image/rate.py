@@ -18,7 +18,7 @@ For a PSNR target the bisection runs on the decoded render's PSNR instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from torch import Tensor
@@ -27,11 +27,15 @@ from render.metrics import psnr
 from splat.progress import Progress
 
 from .fit import FitConfig, fit_gaussians
+from .fused_loss import FusedLoss
 from .gsi import decode, encode
 from .model import ImageGaussians
 from .quant import QuantSpec
 
-OVERSHOOT = 1.08  # first fit gets this many more Gaussians than the first guess suggests
+OVERSHOOT = 1.12  # the first fit's file aims at this many times the budget (the model's spread is ~10%)
+BITS_MODEL = (70.0, 3.5, 1.2)  # bits per Gaussian: a - b log2(count) + c log2(pixels per Gaussian)
+SLOPE_FRACTION = 0.85  # rd_slope compares a prefix with this fraction of it
+HEADER_BITS = 3200  # the header and quantiser of a file (about 400 bytes)
 GROW_STEP = 2.0  # one growth stage at most doubles the count
 
 
@@ -44,6 +48,7 @@ class RateResult:
     fit_steps: int
     seconds: float
     reached: bool  # False when a PSNR target could not be met within max_gaussians
+    notes: dict = field(default_factory=dict)  # what rate control measured and chose (for benchmarks)
 
     def bpp(self) -> float:
         return len(self.data) * 8.0 / (self.gaussians.width * self.gaussians.height)
@@ -103,12 +108,44 @@ def _psnr_of(g: ImageGaussians, spec: QuantSpec, meta: dict | None, target: Tens
     return float(psnr(decode(_encode_prefix(g, spec, len(g), meta)).render().clamp(0, 1), target))
 
 
+def bits_per_gaussian(n: int, pixels: int) -> float:
+    """Bits per Gaussian of a fitted file of ``n`` Gaussians over ``pixels`` pixels, header
+    aside: they fall as the count grows (the coder's contexts adapt) and as the Gaussians get
+    denser (shorter position codes). Fitted on v2 files fitted with the rate term (full-size
+    Kodak at 0.25, 0.5 and 1.0 bpp, 384x256 crops at 0.5 bpp): about 40, 33 and 28 bits at
+    768x512 and 0.25, 0.5 and 1.0 bpp, within about 10% per image."""
+    n = max(1, n)
+    per = BITS_MODEL[0] - BITS_MODEL[1] * math.log2(n) + BITS_MODEL[2] * math.log2(max(1.0, pixels / n))
+    return min(80.0, max(16.0, per))
+
+
 def first_guess(bpp: float, pixels: int) -> int:
-    """First count for a ``bpp`` target: bits per Gaussian fall as the Gaussians get denser
-    (positions cost less, the header is shared), about 42 bits at 0.5 bpp and 10.5 fewer
-    per doubling of the rate (v2 files fitted with the rate term, 384x256 Kodak crops)."""
-    per = min(70.0, max(24.0, 42.0 - 10.5 * math.log2(bpp / 0.5)))
-    return max(8, int(OVERSHOOT * bpp * pixels / per))
+    """First count for a ``bpp`` target: the count whose file fills ``OVERSHOOT`` times the
+    budget at :func:`bits_per_gaussian`, so that the first fit is trimmed to the budget
+    rather than grown to it (Gaussians fitted from the start beat Gaussians added late)."""
+    bits = max(0.0, OVERSHOOT * bpp * pixels - HEADER_BITS)
+    n = bits / 33.0
+    for _ in range(30):  # fixed point of n = bits / bits_per_gaussian(n) (a contraction)
+        n = bits / bits_per_gaussian(int(n), pixels)
+    return max(8, int(n))
+
+
+def rd_slope(g: ImageGaussians, spec: QuantSpec, n: int, target: Tensor, ssim_weight: float, meta: dict | None = None,
+             fraction: float = SLOPE_FRACTION) -> float:
+    """The rate-distortion slope of ``g`` at prefix ``n``: the fit's loss (L1 + ``ssim_weight``
+    (1 - SSIM) of the decoded render against ``target`` [H,W,C]) lost per bit per pixel saved
+    when the prefix is cut to ``fraction`` of ``n`` (>= 0; loss units per bpp, those of
+    ``FitConfig.rate_weight``)."""
+    loss = FusedLoss(target.float().contiguous(), ssim_weight)
+    pixels = g.width * g.height
+    pts = []
+    for m in sorted({max(1, int(fraction * n)), max(1, n)}):
+        data = _encode_prefix(g, spec, m, meta)
+        pts.append((len(data) * 8.0 / pixels, loss(decode(data).render().clamp(0, 1).numpy())[0]))
+    if len(pts) < 2:
+        return 0.0
+    (r0, d0), (r1, d1) = pts
+    return max(0.0, (d0 - d1) / max(r1 - r0, 1e-9))
 
 
 def count_for_budget(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None,
@@ -132,6 +169,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
     pixels = h * w
     steps_total = 0
     seconds = 0.0
+    notes: dict = {}
 
     def run(stage: str, n: int, c: FitConfig, init=None, spec=None):
         nonlocal steps_total, seconds
@@ -170,16 +208,24 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         n_first = largest_prefix_within(g, spec, budget, meta)
         first = g.prefix(n_first)
         n = count_for_budget(g, spec, budget, meta, max_gaussians)
+        notes.update(first_count=len(g), first_bytes=len(_encode_prefix(g, spec, len(g), meta)), budget=budget,
+                     first_prefix=n_first)
+        notes["slope"] = rd_slope(g, spec, n_first, target, cfg.ssim_weight, meta)
         if n < len(g):
             n = n_first
             g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
+            notes["stage"] = "fine-tune"
         elif n > len(g):
             g, spec, _ = run("grow", n, tune, init=g, spec=spec)
+            notes["stage"] = "grow"
         else:
             g, spec, _ = run("fine-tune", n, tune, init=g, spec=spec)
+            notes["stage"] = "fine-tune"
+        notes["tuned_bytes"] = len(_encode_prefix(g, spec, len(g), meta))
         g = g.prefix(largest_prefix_within(g, spec, budget, meta))
         if _psnr_of(first, spec, meta, target) > _psnr_of(g, spec, meta, target):
             g = first
+            notes["kept_first"] = True
     else:
         if not psnr_db > 0:
             raise ValueError("the PSNR target must be positive (dB)")
@@ -205,4 +251,5 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
                     g = g.prefix(n)
     data = _encode_prefix(g, spec, len(g), meta)
     dec = decode(data)
-    return RateResult(dec, spec, data, float(psnr(dec.render().clamp(0, 1), target)), steps_total, seconds, reached)
+    return RateResult(dec, spec, data, float(psnr(dec.render().clamp(0, 1), target)), steps_total, seconds, reached,
+                      notes)
