@@ -10,7 +10,7 @@ from tests.conftest import shared_file
 
 def test_first_guess_grows_with_rate_and_size():
     """More bits or more pixels never give fewer Gaussians, and the count's file (at the
-    model's bits per Gaussian) is the overshoot times the budget."""
+    model's bits per Gaussian) is the first share of the budget."""
     for pixels in (96 * 64, 384 * 256, 768 * 512, 2048 * 2048):
         counts = [rate.first_guess(b, pixels) for b in (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)]
         assert counts == sorted(counts), (pixels, counts)
@@ -19,7 +19,7 @@ def test_first_guess_grows_with_rate_and_size():
         assert counts == sorted(counts), (b, counts)
         n = rate.first_guess(b, 768 * 512)
         bits = n * rate.bits_per_gaussian(n, 768 * 512) + rate.HEADER_BITS
-        assert bits == pytest.approx(rate.OVERSHOOT * b * 768 * 512, rel=0.02)
+        assert bits == pytest.approx(rate.FIRST_SHARE * b * 768 * 512, rel=0.02)
 
 
 def test_rd_slope_is_loss_per_bit_of_the_decoded_prefixes():
