@@ -5,7 +5,9 @@
 
 Both solvers run on the same fitter (this tree's ``fit.py``) with the default settings,
 interleaved per image and target so that they see the same machine load. Per row: real
-bpp, PSNR of the decoded file, fit seconds, Gaussian count and the load average. Rows go
+bpp, PSNR of the decoded file, fit seconds (wall and CPU), Gaussian count, JPEG's PSNR at the
+largest quality whose bpp is not above ours and ours minus it, the load average, and what
+rate control noted. Rows go
 to ``<out>.csv``, the per-method means to ``<out>_summary.json``.
 """
 from __future__ import annotations
@@ -29,8 +31,12 @@ sys.path.insert(0, str(ROOT))
 from compress.image import rate as rate_new  # noqa: E402
 from compress.image.imageio import check_pixels, load_image  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from image_rd import pil_at_bpp  # noqa: E402
+
 KODAK = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "images" / "kodak"
-FIELDS = ["image", "method", "target_bpp", "bpp", "psnr", "fit_s", "gaussians", "load"]
+FIELDS = ["image", "method", "target_bpp", "bpp", "psnr", "fit_s", "cpu_s", "gaussians", "jpeg_psnr", "minus_jpeg",
+          "load", "notes"]
 
 
 def load_reference(ref: str):
@@ -62,11 +68,16 @@ def main() -> None:
             target = torch.from_numpy(check_pixels(load_image(KODAK / f"{name}.png").pixels))
             for bpp in a.bpp:
                 for label, mod in methods.items():
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     res = mod.fit_rate(target, bpp=bpp)
+                    # JPEG at the largest quality whose real bpp is not above ours (bench/image_rd.py's rule)
+                    jpeg = pil_at_bpp("jpeg", target.numpy(), min(bpp, res.bpp()))["psnr"]
                     row = {"image": name, "method": label, "target_bpp": bpp, "bpp": round(res.bpp(), 4),
                            "psnr": round(res.psnr, 3), "fit_s": round(time.perf_counter() - t0, 1),
-                           "gaussians": len(res.gaussians), "load": round(os.getloadavg()[0], 2)}
+                           "cpu_s": round(time.process_time() - c0, 1), "gaussians": len(res.gaussians),
+                           "jpeg_psnr": round(jpeg, 3), "minus_jpeg": round(res.psnr - jpeg, 3),
+                           "load": round(os.getloadavg()[0], 2),
+                           "notes": json.dumps(getattr(res, "notes", {}), default=float)}
                     w.writerow(row)
                     f.flush()
                     rows.append(row)
@@ -76,7 +87,7 @@ def main() -> None:
         for bpp in a.bpp:
             sel = [r for r in rows if r["method"] == label and r["target_bpp"] == bpp]
             summary[f"{label}@{bpp}"] = {k: round(statistics.mean(r[k] for r in sel), 3)
-                                         for k in ("bpp", "psnr", "fit_s", "gaussians")}
+                                         for k in ("bpp", "psnr", "fit_s", "cpu_s", "gaussians", "minus_jpeg")}
     summary["load_range"] = [min(r["load"] for r in rows), max(r["load"] for r in rows)]
     Path(a.out + "_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -3,12 +3,13 @@
 Every decision uses real encoded files. Because Gaussians are stored in importance order,
 a prefix of a fitted set is itself a valid, coarser fit; so the solver
 
-1. fits a first guess of the count (``first_guess``: bits per Gaussian as measured on
-   version-2 files fitted with the rate term, a little generous),
+1. fits a first guess of the count (``first_guess``: a model of the bits per Gaussian of
+   version-2 files fitted with the rate term, by count and density; aimed under the budget),
 2. encodes, and re-estimates the count from the bytes per Gaussian the real coder gave
-   after the fit's QAT with the rate term (``count_for_budget``): a larger set is trimmed
-   to the largest prefix within the budget (size is monotone in the count), a smaller one
-   (even a little smaller) grown to it (new Gaussians at high-error pixels),
+   after the fit's QAT with the rate term (``count_for_budget``): a smaller set (the usual
+   case: the first guess aims under the budget) is grown to it (new Gaussians at high-error
+   pixels), a larger one trimmed to the largest prefix within the budget (size is monotone
+   in the count),
 3. fine-tunes that set with QAT (and the rate term) on the fixed quantiser (always, once),
    re-encodes, and trims by bisection to the budget; the first fit's best prefix within the
    budget is kept instead when it decodes to a higher PSNR.
@@ -18,7 +19,7 @@ For a PSNR target the bisection runs on the decoded render's PSNR instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from torch import Tensor
@@ -27,11 +28,16 @@ from render.metrics import psnr
 from splat.progress import Progress
 
 from .fit import FitConfig, fit_gaussians
+from .fused_loss import FusedLoss
 from .gsi import decode, encode
 from .model import ImageGaussians
 from .quant import QuantSpec
 
-OVERSHOOT = 1.08  # first fit gets this many more Gaussians than the first guess suggests
+FIRST_SHARE = 0.95  # the first fit's file aims at this share of the budget (the model's spread is ~10%)
+GROW_FILL = 1.03  # the grown set's count: this times the budget at the first fit's bytes per Gaussian
+BITS_MODEL = (7.8, 3.76, 233.0)  # bits per Gaussian: a + b log2(pixels per Gaussian) + c / sqrt(count)
+SLOPE_FRACTION = 0.85  # rd_slope compares a prefix with this fraction of it
+HEADER_BITS = 3200  # the header and quantiser of a file (about 400 bytes)
 GROW_STEP = 2.0  # one growth stage at most doubles the count
 
 
@@ -44,6 +50,7 @@ class RateResult:
     fit_steps: int
     seconds: float
     reached: bool  # False when a PSNR target could not be met within max_gaussians
+    notes: dict = field(default_factory=dict)  # what rate control measured and chose (for benchmarks)
 
     def bpp(self) -> float:
         return len(self.data) * 8.0 / (self.gaussians.width * self.gaussians.height)
@@ -103,12 +110,47 @@ def _psnr_of(g: ImageGaussians, spec: QuantSpec, meta: dict | None, target: Tens
     return float(psnr(decode(_encode_prefix(g, spec, len(g), meta)).render().clamp(0, 1), target))
 
 
+def bits_per_gaussian(n: int, pixels: int) -> float:
+    """Bits per Gaussian of a fitted file of ``n`` Gaussians over ``pixels`` pixels, header
+    aside: more where the Gaussians are sparse (longer position codes, larger shapes), and
+    more in small sets (the coder's adaptive contexts have less to learn from). Fitted on v2
+    files fitted with the rate term (full-size Kodak at 0.25, 0.5 and 1.0 bpp, 384x256 and
+    128x128 crops): about 40, 34 and 28 bits at 768x512 and 0.25, 0.5 and 1.0 bpp, within
+    about 10% per image."""
+    n = max(1, n)
+    per = BITS_MODEL[0] + BITS_MODEL[1] * math.log2(max(1.0, pixels / n)) + BITS_MODEL[2] / math.sqrt(n)
+    return min(80.0, max(16.0, per))
+
+
 def first_guess(bpp: float, pixels: int) -> int:
-    """First count for a ``bpp`` target: bits per Gaussian fall as the Gaussians get denser
-    (positions cost less, the header is shared), about 42 bits at 0.5 bpp and 10.5 fewer
-    per doubling of the rate (v2 files fitted with the rate term, 384x256 Kodak crops)."""
-    per = min(70.0, max(24.0, 42.0 - 10.5 * math.log2(bpp / 0.5)))
-    return max(8, int(OVERSHOOT * bpp * pixels / per))
+    """First count for a ``bpp`` target: the count whose file fills ``FIRST_SHARE`` of the
+    budget at :func:`bits_per_gaussian`, so that the refinement stage grows the first fit to
+    the budget rather than trims it (a prefix loses far more than its share of the bits:
+    the Gaussians were fitted jointly, and in the ``sum`` rule the others do not cover for
+    the dropped ones)."""
+    bits = max(0.0, FIRST_SHARE * bpp * pixels - HEADER_BITS)
+    n = bits / 33.0
+    for _ in range(30):  # fixed point of n = bits / bits_per_gaussian(n) (a contraction)
+        n = bits / bits_per_gaussian(int(n), pixels)
+    return max(8, int(n))
+
+
+def rd_slope(g: ImageGaussians, spec: QuantSpec, n: int, target: Tensor, ssim_weight: float, meta: dict | None = None,
+             fraction: float = SLOPE_FRACTION) -> float:
+    """The rate-distortion slope of ``g`` at prefix ``n``: the fit's loss (L1 + ``ssim_weight``
+    (1 - SSIM) of the decoded render against ``target`` [H,W,C]) lost per bit per pixel saved
+    when the prefix is cut to ``fraction`` of ``n`` (>= 0; loss units per bpp, those of
+    ``FitConfig.rate_weight``)."""
+    loss = FusedLoss(target.float().contiguous(), ssim_weight)
+    pixels = g.width * g.height
+    pts = []
+    for m in sorted({max(1, int(fraction * n)), max(1, n)}):
+        data = _encode_prefix(g, spec, m, meta)
+        pts.append((len(data) * 8.0 / pixels, loss(decode(data).render().clamp(0, 1).numpy())[0]))
+    if len(pts) < 2:
+        return 0.0
+    (r0, d0), (r1, d1) = pts
+    return max(0.0, (d0 - d1) / max(r1 - r0, 1e-9))
 
 
 def count_for_budget(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None,
@@ -132,6 +174,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
     pixels = h * w
     steps_total = 0
     seconds = 0.0
+    notes: dict = {}
 
     def run(stage: str, n: int, c: FitConfig, init=None, spec=None):
         nonlocal steps_total, seconds
@@ -160,26 +203,33 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         if max_gaussians:
             n0 = min(n0, max_gaussians)
         g, spec, _ = run("fit", n0, cfg)
-        # one refinement stage, always (a fit that lands just under the budget would otherwise
-        # keep the unused bytes): the rate term has lowered the bits per Gaussian during the
-        # fit's QAT, so re-estimate the count from the real coder and either trim to it and
-        # fine-tune, or grow to it (new Gaussians at high-error pixels). Trimming *after* the
-        # stage costs more than it saves (the dropped Gaussians were fitted jointly), so the
-        # stage aims at the budget itself and the final bisection only removes what its QAT
-        # moved. The first fit's best prefix is kept when the refined set is no better.
+        # one refinement stage, always (a fit that lands under the budget would otherwise keep
+        # the unused bytes). The first fit aims under the budget, so the stage normally grows
+        # it (new Gaussians at high-error pixels) to the count the budget allows at the real
+        # coder's bytes per Gaussian after the fit's QAT, times GROW_FILL: the stage's rate
+        # term and the new Gaussians lower the bytes per Gaussian again, and cutting a prefix
+        # afterwards costs far more than its share of the bits, so the stage aims at the
+        # budget itself and the final bisection only removes what its QAT left over. A first
+        # fit over the budget is cut to its largest prefix within it and fine-tuned. The first
+        # fit's best prefix is kept when the refined set is no better.
+        first_bytes = len(_encode_prefix(g, spec, len(g), meta))
         n_first = largest_prefix_within(g, spec, budget, meta)
         first = g.prefix(n_first)
-        n = count_for_budget(g, spec, budget, meta, max_gaussians)
-        if n < len(g):
-            n = n_first
-            g, spec, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
-        elif n > len(g):
-            g, spec, _ = run("grow", n, tune, init=g, spec=spec)
+        notes.update(first_count=len(g), first_bytes=first_bytes, budget=budget, first_prefix=n_first)
+        notes["slope"] = rd_slope(g, spec, n_first, target, cfg.ssim_weight, meta)
+        if first_bytes > budget:
+            g, spec, _ = run("fine-tune", n_first, tune, init=first, spec=spec)
+            notes["stage"] = "fine-tune"
         else:
-            g, spec, _ = run("fine-tune", n, tune, init=g, spec=spec)
+            n = max(len(g), count_for_budget(g, spec, int(budget * GROW_FILL), meta, max_gaussians))
+            stage = "grow" if n > len(g) else "fine-tune"
+            g, spec, _ = run(stage, n, tune, init=g, spec=spec)
+            notes["stage"] = stage
+        notes["tuned_bytes"] = len(_encode_prefix(g, spec, len(g), meta))
         g = g.prefix(largest_prefix_within(g, spec, budget, meta))
         if _psnr_of(first, spec, meta, target) > _psnr_of(g, spec, meta, target):
             g = first
+            notes["kept_first"] = True
     else:
         if not psnr_db > 0:
             raise ValueError("the PSNR target must be positive (dB)")
@@ -205,4 +255,5 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
                     g = g.prefix(n)
     data = _encode_prefix(g, spec, len(g), meta)
     dec = decode(data)
-    return RateResult(dec, spec, data, float(psnr(dec.render().clamp(0, 1), target)), steps_total, seconds, reached)
+    return RateResult(dec, spec, data, float(psnr(dec.render().clamp(0, 1), target)), steps_total, seconds, reached,
+                      notes)

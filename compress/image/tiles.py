@@ -35,7 +35,7 @@ from .fit import FitConfig, FitContext, fit_gaussians
 from .gsi import decode, encode
 from .model import ImageGaussians, render_gaussians
 from .quant import QuantSpec, _round_range
-from .rate import OVERSHOOT, RateResult, first_guess, fit_rate, largest_prefix_within
+from .rate import RateResult, bits_per_gaussian, first_guess, fit_rate, largest_prefix_within
 
 TILED_ABOVE = 2048 * 2048  # px: larger images are fitted in tiles by default
 DEFAULT_TILE = 1024  # px, side of a core
@@ -44,6 +44,7 @@ REACH = 3.4  # a weight >= 1/255 reaches sqrt(2 ln 255) = 3.33 standard deviatio
 AREA_SHARE = 0.5  # share of the budget spread by area (the rest by gradient energy)
 SIZE_MARGIN = 0.5  # log-size margin added to the first tile's quantiser range, each side
 COLOR_MARGIN = 0.1  # fraction of each colour range added on each side
+OVERSHOOT = 1.08  # the tiles' counts aim this far over the budget (the final pass trims to it)
 
 
 def use_tiles(pixels: int, tile: int | None, psnr_target: bool, mode: str) -> int:
@@ -256,7 +257,8 @@ def fit_tiled(target: Tensor, *, bpp: float | None = None, gaussians: int | None
         if not bpp > 0:
             raise ValueError("bpp must be positive")
         budget = int(bpp * w * h / 8)
-        per_gaussian = bpp * w * h * OVERSHOOT / first_guess(bpp, w * h) / 8  # bytes, until measured
+        px = min(w * h, tile * tile)  # each tile is fitted as an image of about this size
+        per_gaussian = bits_per_gaussian(first_guess(bpp, px), px) / 8  # bytes, until measured
     else:
         if gaussians < 1:
             raise ValueError("the Gaussian count must be >= 1")
