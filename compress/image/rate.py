@@ -35,6 +35,7 @@ from .quant import QuantSpec
 
 FIRST_SHARE = 0.95  # the first fit's file aims at this share of the budget (the model's spread is ~10%)
 GROW_FILL = 1.03  # the grown set's count: this times the budget at the first fit's bytes per Gaussian
+TUNE_LR = 0.1  # the refinement stage's learning rates, as a fraction of the fit's (the fit's are large: it starts far from the answer)
 BITS_MODEL = (7.8, 3.76, 233.0)  # bits per Gaussian: a + b log2(pixels per Gaussian) + c / sqrt(count)
 SLOPE_FRACTION = 0.85  # rd_slope compares a prefix with this fraction of it
 HEADER_BITS = 3200  # the header and quantiser of a file (about 400 bytes)
@@ -188,8 +189,8 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         return g, sp, rep
 
     tune = replace(cfg, steps=max(20, int(cfg.steps * cfg.finetune_fraction)), warmup_end=0.0, growth_end=0.5,
-                   growth_rounds=2, lr_means=cfg.lr_means * 0.3, lr_scales=cfg.lr_scales * 0.3,
-                   lr_rotations=cfg.lr_rotations * 0.3, lr_colors=cfg.lr_colors * 0.3)
+                   growth_rounds=2, lr_means=cfg.lr_means * TUNE_LR, lr_scales=cfg.lr_scales * TUNE_LR,
+                   lr_rotations=cfg.lr_rotations * TUNE_LR, lr_colors=cfg.lr_colors * TUNE_LR)
     reached = True
     if gaussians is not None:
         if gaussians < 1:
