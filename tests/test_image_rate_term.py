@@ -95,6 +95,10 @@ def test_count_for_budget_uses_the_real_coder():
     assert 445 <= count_for_budget(g, spec, int(per * 450)) <= 450  # the budget's count at the measured bytes
     assert count_for_budget(g, spec, int(per * 5000)) == 1000  # one growth stage at most doubles
     assert count_for_budget(g, spec, int(per * 5000), max_gaussians=520) == 520
+    # a known size stands in for the encode, and a different one changes the answer
+    size = len(encode(g, spec))
+    assert count_for_budget(g, spec, int(per * 450), size=size) == count_for_budget(g, spec, int(per * 450))
+    assert count_for_budget(g, spec, int(per * 450), size=2 * size) < 240
 
 
 def test_fit_image_default_steps_are_the_benchmarked_ones():

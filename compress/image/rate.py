@@ -138,7 +138,8 @@ def first_guess(bpp: float, pixels: int) -> int:
 
 def rd_slope(g: ImageGaussians, spec: QuantSpec, n: int, target: Tensor, ssim_weight: float, meta: dict | None = None,
              fraction: float = SLOPE_FRACTION) -> float:
-    """The rate-distortion slope of ``g`` at prefix ``n``: the fit's loss (L1 + ``ssim_weight``
+    """The rate-distortion slope of ``g`` at prefix ``n`` (a measurement for choosing the rate
+    term's weight; rate control does not call it): the fit's loss (L1 + ``ssim_weight``
     (1 - SSIM) of the decoded render against ``target`` [H,W,C]) lost per bit per pixel saved
     when the prefix is cut to ``fraction`` of ``n`` (>= 0; loss units per bpp, those of
     ``FitConfig.rate_weight``)."""
@@ -155,10 +156,11 @@ def rd_slope(g: ImageGaussians, spec: QuantSpec, n: int, target: Tensor, ssim_we
 
 
 def count_for_budget(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None,
-                     max_gaussians: int | None = None) -> int:
+                     max_gaussians: int | None = None, size: int | None = None) -> int:
     """The count ``max_bytes`` allows at the bytes per Gaussian of ``g``'s real encoding
-    (at most ``GROW_STEP`` times ``len(g)``, and at most ``max_gaussians``)."""
-    per = len(_encode_prefix(g, spec, len(g), meta)) / len(g)
+    (at most ``GROW_STEP`` times ``len(g)``, and at most ``max_gaussians``). ``size``: the
+    bytes of that encoding when the caller already has them."""
+    per = (len(_encode_prefix(g, spec, len(g), meta)) if size is None else size) / len(g)
     n = min(int(max_bytes / per), int(len(g) * GROW_STEP))
     return max(1, min(n, max_gaussians) if max_gaussians else n)
 
@@ -214,15 +216,14 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         # fit over the budget is cut to its largest prefix within it and fine-tuned. The first
         # fit's best prefix is kept when the refined set is no better.
         first_bytes = len(_encode_prefix(g, spec, len(g), meta))
-        n_first = largest_prefix_within(g, spec, budget, meta)
+        n_first = len(g) if first_bytes <= budget else largest_prefix_within(g, spec, budget, meta)
         first = g.prefix(n_first)
         notes.update(first_count=len(g), first_bytes=first_bytes, budget=budget, first_prefix=n_first)
-        notes["slope"] = rd_slope(g, spec, n_first, target, cfg.ssim_weight, meta)
         if first_bytes > budget:
             g, spec, _ = run("fine-tune", n_first, tune, init=first, spec=spec)
             notes["stage"] = "fine-tune"
         else:
-            n = max(len(g), count_for_budget(g, spec, int(budget * GROW_FILL), meta, max_gaussians))
+            n = max(len(g), count_for_budget(g, spec, int(budget * GROW_FILL), meta, max_gaussians, first_bytes))
             stage = "grow" if n > len(g) else "fine-tune"
             g, spec, _ = run(stage, n, tune, init=g, spec=spec)
             notes["stage"] = stage

@@ -273,7 +273,7 @@ def _as_input(scene: GaussianScene, st: CompressSettings) -> GaussianScene:
 def _allocates(st: CompressSettings) -> bool:
     """Whether ``st`` asks for step sizes on the error model alone (a target, no level, and no pruning
     or only the planned pruning of ``plan_prune``)."""
-    return st.target_psnr is not None and (st.prune == 0.0 or (plans(st) and st.prune is None)) and st.level is None
+    return st.target_psnr is not None and (st.prune == 0.0 or plans(st)) and st.level is None
 
 
 def plans(st: CompressSettings) -> bool:
