@@ -33,6 +33,7 @@ from torch import Tensor
 from render.image2d import DEFAULT_K, DEFAULT_MODE, conics_from_scale_rotation, contribution, render_image
 from render.image2d.kernels import PARALLEL_MIN_PIXELS
 from render.metrics import psnr
+from splat.heap import steady_heap
 from splat.progress import Progress
 from splat.threads import threads
 
@@ -435,7 +436,9 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
         raise ValueError("need at least one Gaussian")
     # one thread for small images: the loss convolutions are too small to split, and a thread
     # pool costs far more than it saves there (worse on busy cores)
-    with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None):
+    # each step frees and makes again the same arrays of a few MB (render, weights, loss
+    # gradient): steady_heap keeps them on the heap instead of fresh pages every step
+    with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None), steady_heap():
         return _fit(target, n_gaussians, cfg, init, spec, progress, context)
 
 
