@@ -258,25 +258,24 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                     nx = hx - lx + 1
                     for py in range(ly, hy + 1):
                         dy = np.float32(py + 0.5) - my
+                        # the weights go straight into the cache when there is one
+                        wr = wcache[wbase:wbase + nx] if cache else wrow[:nx]
                         for i in range(nx):
                             dx = np.float32(lx + i + 0.5) - mx
                             sg = a * dx * dx + c * dy * dy + b * dx * dy
                             e = fexp_neg(sg)
-                            wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                            wr[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
                         if cache:
-                            wdst = wcache[wbase:wbase + nx]
-                            for i in range(nx):
-                                wdst[i] = wrow[i]
                             wbase += nx
                         base = (py - ty0) * tw + lx - tx0
                         for ch in range(nch):
                             cg = colors[g, ch]
                             srow = sacc_px[ch, base:base + nx]
                             for i in range(nx):
-                                srow[i] += wrow[i] * cg
+                                srow[i] += wr[i] * cg
                         if want_stats:
                             for i in range(nx):
-                                sacc += wrow[i]
+                                sacc += wr[i]
                     if want_stats:
                         stat_buf[chunk, g] += sacc
                     continue
