@@ -13,8 +13,8 @@ heap: the resident set grows by hundreds of MB above what is live.
 * :func:`trim` returns free heap pages now (``malloc_trim(0)``), e.g. after a stage.
 * :func:`steady_heap` lifts those bounds for a loop that frees and allocates the same
   arrays of a few MB every iteration (an image fit's renders, loss and gradients): with the
-  bounds each iteration maps, faults in and zeroes fresh pages (about 15% of such a fit's
-  time); inside the block they come back from the heap.
+  bounds each iteration maps, faults in and zeroes fresh pages (about a tenth of such a
+  fit's CPU time); inside the block they come back from the heap.
 """
 from __future__ import annotations
 
