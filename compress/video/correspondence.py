@@ -12,14 +12,15 @@ frame).
 """
 from __future__ import annotations
 
-# scipy is imported where it is used: importing it (~0.6 s) would otherwise delay every
-# `splat` command, which loads this module with the video commands
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from splat.scene import SH_C0, GaussianScene
+
+# scipy is imported where it is used: importing it here (a few tenths of a second) delayed
+# every `splat` command, which loads this module with the video commands
 
 
 @dataclass(frozen=True)
