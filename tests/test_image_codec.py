@@ -210,3 +210,19 @@ def test_cli_fit_render_and_errors(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err
         assert "error:" in err and "Traceback" not in err, err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.gsi").exists()
+
+
+def test_rate_control_encodes_each_file_once(monkeypatch):
+    """Rate control asks for the same files several times (sizes, the PSNR comparison, the
+    result): each prefix is encoded once and each compared set decoded once, and the result's
+    bytes are what encoding its Gaussians gives."""
+    target = _kodak_crop("kodim03.png", 200, 200, 96, 64)
+    encoded: list[tuple[int, int]] = []
+    decoded: list[int] = []  # hashes of the decoded files
+    real_encode, real_decode = rate._encode_prefix, rate.decode
+    monkeypatch.setattr(rate, "_encode_prefix", lambda g, spec, n, meta: encoded.append(
+        (g.means.data_ptr(), min(n, len(g)))) or real_encode(g, spec, n, meta))
+    monkeypatch.setattr(rate, "decode", lambda data, *a, **k: decoded.append(hash(bytes(data))) or real_decode(data, *a, **k))
+    res = compress_image(target, bpp=1.0, config=QUICK)
+    assert len(encoded) == len(set(encoded)) and len(decoded) == len(set(decoded)) <= 2, (encoded, decoded)
+    assert res.psnr == pytest.approx(float(psnr(decode(res.data).render().clamp(0, 1), torch.from_numpy(target))))

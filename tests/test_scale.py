@@ -286,3 +286,38 @@ def test_blocked_projection_equals_autograd_projection():
     assert (ref[3] > 0).any()  # some Gaussians land on screen
     for a, b in zip(ref, got):
         assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+_STEADY = """
+import json, resource, numpy as np
+from splat.heap import bound_heap, steady_heap
+
+def faults():
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(40):  # the same 3 MB array freed and made again (under numpy's huge-page size)
+        a = np.empty(3 << 20, np.uint8)
+        a[:] = 1
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+
+assert bound_heap()
+bounded = faults()
+with steady_heap():
+    with steady_heap():  # nests
+        steady = faults()
+print(json.dumps([bounded, steady, faults()]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_steady_heap_reuses_pages_and_restores_the_bounds():
+    """With bound_heap's 1 MB threshold every 3 MB array is mapped afresh (its pages fault in
+    again); inside steady_heap it comes back from the heap; after it, the bound is back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", _STEADY], capture_output=True, text=True, timeout=120,
+                         env=dict(env, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    bounded, steady, after = json.loads(out.stdout.strip().splitlines()[-1])
+    pages = 40 * (3 << 20) // 4096
+    assert bounded > pages // 2 and after > pages // 2, (bounded, steady, after)
+    assert steady < bounded // 10, (bounded, steady, after)

@@ -33,6 +33,7 @@ from torch import Tensor
 from render.image2d import DEFAULT_K, DEFAULT_MODE, conics_from_scale_rotation, contribution, render_image
 from render.image2d.kernels import PARALLEL_MIN_PIXELS
 from render.metrics import psnr
+from splat.heap import steady_heap
 from splat.progress import Progress
 from splat.threads import threads
 
@@ -162,6 +163,51 @@ def initial_gaussians(target: Tensor, n: int, cfg: FitConfig, gen: torch.Generat
 
 
 # ---------------------------------------------------------------------- the fitter
+class Adam:
+    """Adam as ``torch.optim.Adam`` computes it on the CPU (its single-tensor path: no weight
+    decay, AMSGrad or maximize), operation for operation, so a fit gives the same bits. Without
+    ``torch.optim``'s per-call wrappers, whose first call imports ``torch._dynamo`` (about 1 s
+    of a command's start-up). Same ``param_groups`` (dicts with "params" and "lr") and
+    ``state`` (per parameter: "step" [0-d float32 tensor], "exp_avg", "exp_avg_sq")."""
+
+    def __init__(self, groups: list[dict], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.param_groups = [dict(g, params=list(g["params"])) for g in groups]
+        self.betas = betas
+        self.eps = eps
+        self.state: dict[Tensor, dict[str, Tensor]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        for group in self.param_groups:
+            lr = group["lr"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state.get(p)
+                if not st:
+                    st = self.state[p] = {"step": torch.tensor(0.0, dtype=torch.float32),
+                                          "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                          "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                grad, exp_avg, exp_avg_sq, step_t = p.grad, st["exp_avg"], st["exp_avg_sq"], st["step"]
+                step_t += 1
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                step = step_t.item()
+                step_size = lr / (1 - beta1 ** step)
+                bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+                p.addcdiv_(exp_avg, denom, value=-step_size)
+
+
 def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     """(W, H) of a render at ``scale`` (the renderer's rounding)."""
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
@@ -217,11 +263,11 @@ class _Fitter:
         p["means"] = p["means"] + torch.tensor([float(x0), float(y0)])
         return p
 
-    def _make_opt(self, old: torch.optim.Optimizer | None = None, keep: Tensor | None = None) -> torch.optim.Optimizer:
+    def _make_opt(self, old: Adam | None = None, keep: Tensor | None = None) -> Adam:
         c = self.cfg
         lrs = {"means": c.lr_means, "log_scales": c.lr_scales, "rotations": c.lr_rotations, "colors": c.lr_colors}
-        opt = torch.optim.Adam([{"params": [self.params[k]], "lr": lrs[k] * self.lr_scale * self.schedule, "name": k}
-                                for k in lrs], betas=(0.9, 0.99), eps=1e-10)
+        opt = Adam([{"params": [self.params[k]], "lr": lrs[k] * self.lr_scale * self.schedule, "name": k}
+                    for k in lrs], betas=(0.9, 0.99), eps=1e-10)
         if old is not None and keep is not None:
             for g_old, g_new in zip(old.param_groups, opt.param_groups):
                 st = old.state.get(g_old["params"][0])
@@ -390,7 +436,9 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
         raise ValueError("need at least one Gaussian")
     # one thread for small images: the loss convolutions are too small to split, and a thread
     # pool costs far more than it saves there (worse on busy cores)
-    with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None):
+    # each step frees and makes again the same arrays of a few MB (render, weights, loss
+    # gradient): steady_heap keeps them on the heap instead of fresh pages every step
+    with threads(1 if target.shape[0] * target.shape[1] < PARALLEL_MIN_PIXELS else None), steady_heap():
         return _fit(target, n_gaussians, cfg, init, spec, progress, context)
 
 

@@ -101,14 +101,53 @@ def largest_within(lo: int, hi: int, size: Callable[[int], int], max_size: int) 
     return lo
 
 
-def largest_prefix_within(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None) -> int:
-    """Largest prefix length whose encoded file has at most ``max_bytes`` bytes (>= 1)."""
-    return largest_within(1, len(g), lambda n: len(_encode_prefix(g, spec, n, meta)), max_bytes)
+class _Files:
+    """The encoded file of each prefix rate control looks at, and its decoded render's PSNR
+    against ``target`` [H,W,C], each made once: the same file is asked for several times (its
+    size in the prefix search, its PSNR in the comparison with the first fit, the result). A
+    prefix is known by its tensors' storage (a prefix of a set shares it) and its length;
+    the sets are kept, so no storage is reused while the cache lives."""
+
+    def __init__(self, meta: dict | None, target: Tensor | None = None) -> None:
+        self.meta = meta
+        self.target = target
+        self._data: dict[tuple, tuple[ImageGaussians, QuantSpec, bytes]] = {}
+        self._decoded: dict[tuple, tuple[ImageGaussians, float]] = {}
+
+    @staticmethod
+    def _key(g: ImageGaussians, spec: QuantSpec, n: int) -> tuple:
+        return (g.means.data_ptr(), g.scales.data_ptr(), g.rotations.data_ptr(), g.colors.data_ptr(), id(spec),
+                max(0, min(int(n), len(g))))
+
+    def data(self, g: ImageGaussians, spec: QuantSpec, n: int | None = None) -> bytes:
+        """The file of the first ``n`` (default: all) Gaussians of ``g``."""
+        n = len(g) if n is None else n
+        key = self._key(g, spec, n)
+        if key not in self._data:
+            self._data[key] = (g, spec, _encode_prefix(g, spec, n, self.meta))
+        return self._data[key][2]
+
+    def decoded(self, g: ImageGaussians, spec: QuantSpec) -> tuple[ImageGaussians, float]:
+        """What the file of ``g`` decodes to, and the PSNR (dB) of its render against ``target``."""
+        key = self._key(g, spec, len(g))
+        if key not in self._decoded:
+            dec = decode(self.data(g, spec))
+            self._decoded[key] = (dec, float(psnr(dec.render().clamp(0, 1), self.target)))
+        return self._decoded[key]
 
 
-def _psnr_of(g: ImageGaussians, spec: QuantSpec, meta: dict | None, target: Tensor) -> float:
-    """PSNR (dB) of the decoded file of ``g`` against ``target`` [H,W,C]."""
-    return float(psnr(decode(_encode_prefix(g, spec, len(g), meta)).render().clamp(0, 1), target))
+def largest_prefix_within(g: ImageGaussians, spec: QuantSpec, max_bytes: int, meta: dict | None = None,
+                          files: _Files | None = None) -> int:
+    """Largest prefix length whose encoded file has at most ``max_bytes`` bytes (>= 1).
+    ``files``: a cache of encoded prefixes (with ``meta`` its own)."""
+    files = files or _Files(meta)
+    return largest_within(1, len(g), lambda n: len(files.data(g, spec, n)), max_bytes)
+
+
+def _psnr_of(g: ImageGaussians, spec: QuantSpec, meta: dict | None, target: Tensor, files: _Files | None = None) -> float:
+    """PSNR (dB) of the decoded file of ``g`` against ``target`` [H,W,C] (``files``: a cache
+    made with the same ``meta`` and ``target``)."""
+    return (files or _Files(meta, target)).decoded(g, spec)[1]
 
 
 def bits_per_gaussian(n: int, pixels: int) -> float:
@@ -178,6 +217,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
     steps_total = 0
     seconds = 0.0
     notes: dict = {}
+    files = _Files(meta, target)
 
     def run(stage: str, n: int, c: FitConfig, init=None, spec=None):
         nonlocal steps_total, seconds
@@ -215,8 +255,8 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         # budget itself and the final bisection only removes what its QAT left over. A first
         # fit over the budget is cut to its largest prefix within it and fine-tuned. The first
         # fit's best prefix is kept when the refined set is no better.
-        first_bytes = len(_encode_prefix(g, spec, len(g), meta))
-        n_first = len(g) if first_bytes <= budget else largest_prefix_within(g, spec, budget, meta)
+        first_bytes = len(files.data(g, spec))
+        n_first = len(g) if first_bytes <= budget else largest_prefix_within(g, spec, budget, meta, files)
         first = g.prefix(n_first)
         notes.update(first_count=len(g), first_bytes=first_bytes, budget=budget, first_prefix=n_first)
         if first_bytes > budget:
@@ -227,9 +267,9 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
             stage = "grow" if n > len(g) else "fine-tune"
             g, spec, _ = run(stage, n, tune, init=g, spec=spec)
             notes["stage"] = stage
-        notes["tuned_bytes"] = len(_encode_prefix(g, spec, len(g), meta))
-        g = g.prefix(largest_prefix_within(g, spec, budget, meta))
-        if _psnr_of(first, spec, meta, target) > _psnr_of(g, spec, meta, target):
+        notes["tuned_bytes"] = len(files.data(g, spec))
+        g = g.prefix(largest_prefix_within(g, spec, budget, meta, files))
+        if _psnr_of(first, spec, meta, target, files) > _psnr_of(g, spec, meta, target, files):
             g = first
             notes["kept_first"] = True
     else:
@@ -239,7 +279,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         n0 = min(cap, max(64, pixels // 128))
         g, spec, _ = run("fit", n0, cfg)
         def quality(m: int) -> float:
-            return _psnr_of(g.prefix(m), spec, meta, target)
+            return _psnr_of(g.prefix(m), spec, meta, target, files)
 
         while quality(len(g)) < psnr_db:
             if len(g) >= cap:
@@ -251,11 +291,9 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
             n = 1 + _bisect(0, len(g) - 1, lambda m: m == 0 or quality(m) < psnr_db)
             if n < len(g):
                 g2, _, _ = run("fine-tune", n, tune, init=g.prefix(n), spec=spec)
-                if _psnr_of(g2, spec, meta, target) >= psnr_db:
+                if _psnr_of(g2, spec, meta, target, files) >= psnr_db:
                     g = g2
                 else:
                     g = g.prefix(n)
-    data = _encode_prefix(g, spec, len(g), meta)
-    dec = decode(data)
-    return RateResult(dec, spec, data, float(psnr(dec.render().clamp(0, 1), target)), steps_total, seconds, reached,
-                      notes)
+    dec, final_psnr = files.decoded(g, spec)
+    return RateResult(dec, spec, files.data(g, spec), final_psnr, steps_total, seconds, reached, notes)

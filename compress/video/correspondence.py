@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from splat.scene import SH_C0, GaussianScene
+
+# scipy is imported where it is used: importing it here (a few tenths of a second) delayed
+# every `splat` command, which loads this module with the video commands
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,8 @@ def spacing(pos: np.ndarray) -> float:
     """Median distance from a point to its nearest other point (scene units; 0 when < 2)."""
     if len(pos) < 2:
         return 0.0
+    from scipy.spatial import cKDTree
+
     d, _ = cKDTree(pos).query(pos, k=2)
     return float(np.median(d[:, 1]))
 
@@ -90,6 +91,8 @@ def match_gaussians(src_pos: np.ndarray, src_feat: np.ndarray, dst_pos: np.ndarr
     sp = spacing(dst_pos) or spacing(src_pos) or 1.0
     sigma_x = max(tol.position * sp, 1e-12)
     k = min(tol.neighbours, m)
+    from scipy.spatial import cKDTree
+
     _, j = cKDTree(dst_pos).query(src_pos, k=k, distance_upper_bound=sigma_x * np.sqrt(tol.max_cost))
     j = j.reshape(n, k)
     ok = j < m
@@ -123,6 +126,10 @@ def match_gaussians(src_pos: np.ndarray, src_feat: np.ndarray, dst_pos: np.ndarr
 def _assign_blocks(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, m: int, tol: MatchTolerance,
                    out: np.ndarray) -> None:
     """Resolve ambiguous candidate pairs (rows: source, cols: destination) into ``out``."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     g = coo_matrix((np.ones(len(rows)), (rows, n + cols)), shape=(n + m, n + m))
     _, label = connected_components(g, directed=False)
     comp = label[rows]

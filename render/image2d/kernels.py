@@ -14,7 +14,9 @@ reaches. Inside a tile the work is Gaussian-centric: each listed Gaussian visits
 pixels of its ellipse's bounding box (clipped to the tile). In SUM mode those rows are
 branch-free and vectorise, with exp() replaced by a float32 polynomial (``fexp_neg``,
 relative error < 3e-6; the float64 reference uses the true exp), evaluated with fused
-multiply-adds. The backward pass runs
+multiply-adds. Inner loops index 1D row views (``a[ch, lo:hi]``), not 2D arrays: LLVM
+vectorises those (the SUM forward pass takes about two thirds of the time it took with 2D
+indexing, bit for bit the same). The backward pass runs
 over the same tiles and accumulates per-Gaussian gradients into one buffer per worker
 chunk (no atomics, deterministic).
 ``nthreads`` is the number of work chunks (pass ``numba.get_num_threads()``).
@@ -230,11 +232,16 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
             tx1 = min(tx0 + tile, width)
             tw = tx1 - tx0
             npx = tw * (ty1 - ty0)
-            for p in range(npx):
-                cnt[p] = 0
+            if mode == MODE_SUM:
                 for ch in range(nch):
-                    acc[p, ch] = 0.0
-                    sacc_px[ch, p] = 0.0
+                    srow = sacc_px[ch]
+                    for p in range(npx):
+                        srow[p] = 0.0
+            else:
+                for p in range(npx):
+                    cnt[p] = 0
+                    for ch in range(nch):
+                        acc[p, ch] = 0.0
             for j in range(m):
                 g = ids[start + j]
                 wbase = woff[start + j] if cache else 0
@@ -251,23 +258,24 @@ def _forward(means, conics, colors, width, height, tile, offsets, ids, tx, mode,
                     nx = hx - lx + 1
                     for py in range(ly, hy + 1):
                         dy = np.float32(py + 0.5) - my
+                        # the weights go straight into the cache when there is one
+                        wr = wcache[wbase:wbase + nx] if cache else wrow[:nx]
                         for i in range(nx):
                             dx = np.float32(lx + i + 0.5) - mx
                             sg = a * dx * dx + c * dy * dy + b * dx * dy
                             e = fexp_neg(sg)
-                            wrow[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
+                            wr[i] = e if (sg <= smax and sg >= np.float32(0.0)) else np.float32(0.0)
                         if cache:
-                            for i in range(nx):
-                                wcache[wbase + i] = wrow[i]
                             wbase += nx
                         base = (py - ty0) * tw + lx - tx0
                         for ch in range(nch):
                             cg = colors[g, ch]
+                            srow = sacc_px[ch, base:base + nx]
                             for i in range(nx):
-                                sacc_px[ch, base + i] += wrow[i] * cg
+                                srow[i] += wr[i] * cg
                         if want_stats:
                             for i in range(nx):
-                                sacc += wrow[i]
+                                sacc += wr[i]
                     if want_stats:
                         stat_buf[chunk, g] += sacc
                     continue
@@ -383,8 +391,9 @@ def _backward(means, conics, colors, width, height, tile, offsets, ids, tx, mode
                         # branch-free row segment (vectorises): weights, then the
                         # per-channel products with dL/dout, then the geometry sums
                         if cache:  # the forward pass's weights
+                            wsrc = wcache[wbase:wbase + nx]
                             for i in range(nx):
-                                wrow[i] = wcache[wbase + i]
+                                wrow[i] = wsrc[i]
                                 dwrow[i] = 0.0
                             wbase += nx
                         else:
