@@ -51,7 +51,7 @@ def _params(g: ImageGaussians):
 def test_version_1_files_still_decode():
     assert VERSION == 2 and unpack_container(V1_FILE, magic=MAGIC).version == 1
     g = _gaussians(40, 24, 16, seed=5)
-    old, new = decode(V1_FILE), decode(encode(g, bits=BitDepths()))
+    old, new = decode(V1_FILE), decode(encode(g, bits=BitDepths(pos_step=0.25)))  # the grid it was written on
     for a, b in zip(_params(old), _params(new)):
         assert torch.equal(a, b)
 
@@ -131,8 +131,10 @@ def test_bad_position_header_fields_raise_format_error():
 
 
 def test_tree_depth_covers_the_grid():
-    spec = make_spec(torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(1, 3), 768, 512, BitDepths())
+    spec = make_spec(torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(1, 3), 768, 512, BitDepths(pos_step=0.25))
     assert tree_depth(spec) == 12  # 768 px / 0.25 = 3072 cells + 1 edge <= 4096
+    spec = make_spec(torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(1, 3), 768, 512, BitDepths(pos_step=0.125))
+    assert tree_depth(spec) == 13  # 6144 cells + 1 edge <= 8192
 
 
 def test_stream_sizes_add_up_to_the_file():
