@@ -2,6 +2,7 @@
 
     python bench/image_rd.py                        # all Kodak images, 0.25 / 0.5 / 1.0 bpp
     python bench/image_rd.py --images kodim03 --bpp 0.5 --steps 600
+    python bench/image_rd.py --images kodim03 --bpp 0.5 1.0 --schedule best --codecs gsi jpeg --out /tmp/best.csv
     python bench/image_rd.py --images kodim03 --rate-weight 0 --keep /tmp/gsi   # no rate term; keep the files
 
 For every image and target bpp: our codec through ``compress_image(bpp=...)`` (fit time,
@@ -23,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compress.image import FitConfig, compress_image, decode, render_gaussians  # noqa: E402
+from compress.image.fit import schedule  # noqa: E402
+from compress.image.schedules import SCHEDULES  # noqa: E402
 from compress.image.imageio import load_image  # noqa: E402
 from render.metrics import psnr, ssim  # noqa: E402
 
@@ -181,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", nargs="*", default=None, help="Kodak names (default: all in the shared folder)")
     ap.add_argument("--bpp", nargs="*", type=float, default=[0.25, 0.5, 1.0])
-    ap.add_argument("--steps", type=int, default=FitConfig().steps)
+    ap.add_argument("--schedule", default=None, choices=sorted(SCHEDULES),
+                    help="the fitter's step schedule (default: FitConfig's); --steps overrides its step count")
+    ap.add_argument("--steps", type=int, default=None, help="steps of the main fit (default: the schedule's)")
     ap.add_argument("--rate-weight", type=float, default=FitConfig().rate_weight,
                     help="lambda of the rate term (FitConfig.rate_weight)")
     ap.add_argument("--keep", type=Path, default=None,
@@ -210,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = _read_rows(out)
     done = {(r["image"], r["codec"], float(r["target_bpp"])) for r in rows}
-    cfg = FitConfig(steps=args.steps, rate_weight=args.rate_weight)
+    cfg = FitConfig(rate_weight=args.rate_weight)
+    if args.schedule is not None:
+        cfg = schedule(cfg, args.schedule)
+    if args.steps is not None:
+        cfg = replace(cfg, steps=args.steps)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     new_file = not out.exists()

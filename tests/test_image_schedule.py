@@ -59,6 +59,10 @@ def test_schedules():
     assert FitConfig() == schedule(FitConfig(), DEFAULT_SCHEDULE)
     t = schedule(FitConfig(seed=3), "thorough")
     assert (t.steps, t.warmup_end, t.coarse_end, t.seed) == (180, 0.25, 0.0, 3)
+    b = schedule(t, "best")
+    assert b.steps > t.steps and b.seed == 3
+    # rate control's refinement stage keeps thorough's length
+    assert int(b.steps * b.finetune_fraction) == int(t.steps * t.finetune_fraction)
     with pytest.raises(ValueError, match="unknown schedule"):
         schedule(FitConfig(), "quick")
     with pytest.raises(ValueError, match="unknown schedule"):
@@ -147,3 +151,34 @@ def test_fit_adam_is_torch_adam_bit_for_bit():
             assert torch.equal(ours[k], ref[k]), (step, k)
             for key in ("exp_avg", "exp_avg_sq", "step"):
                 assert torch.equal(opt.state[ours[k]][key], opt_ref.state[ref[k]][key]), (step, k, key)
+
+
+def test_refills_are_a_share_of_the_steps(monkeypatch):
+    """A longer fit refills (prune + re-add) as often as a shorter one: the period is a
+    fraction of the steps, so long fits are not disturbed ever more often."""
+    from compress.image import fit as fit_mod
+
+    calls: dict[int, int] = {}
+    real_grow = fit_mod._Fitter.grow
+
+    def grow(self, n_add, prune, relocate=0.0):
+        if n_add == 0:
+            calls[self.cfg.steps] = calls.get(self.cfg.steps, 0) + 1
+        real_grow(self, n_add, prune, relocate)
+
+    monkeypatch.setattr(fit_mod._Fitter, "grow", grow)
+    monkeypatch.setattr(fit_mod._Fitter, "step", lambda self, quantised, scale=1.0: 1.0)
+    t = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(0))
+    for steps in (180, 720):
+        fit_mod.fit_gaussians(t, 40, FitConfig(steps=steps, max_decays=10**6))
+    assert calls[180] == calls[720] == 2, calls
+
+
+def test_a_longer_fit_is_not_worse():
+    """On a small real crop at a fixed count, three times the steps end at least as high."""
+    img = load_image(shared_file("images", "kodak", "kodim07.png")).pixels[200:264, 300:364].copy()
+    t = torch.from_numpy(img)
+    from compress.image.fit import fit_gaussians
+
+    got = {s: fit_gaussians(t, 120, FitConfig(steps=s))[2].psnr for s in (100, 300)}
+    assert got[300] >= got[100] + 0.1, got

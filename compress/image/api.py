@@ -36,7 +36,7 @@ def compress_image(pixels: np.ndarray | torch.Tensor, *, bpp: float | None = Non
     """Fit an image ([H,W] or [H,W,C], C <= 16; integers scaled by their maximum, floats taken
     as [0,1]) to one target (``bpp`` from the real file size, ``gaussians``, or ``psnr`` dB).
     ``init``: "gradient" (default) or "structure" (see :class:`FitConfig`); ``schedule``:
-    "fast" or "thorough" (``schedules.py``; default: ``FitConfig``'s), applied before ``steps``.
+    "fast", "thorough" or "best" (``schedules.py``; default: ``FitConfig``'s), applied before ``steps``.
     ``tile``: fit in tiles of about this many px square (``tiles.py``: memory bounded by one
     tile); 0: never; None: tiles of ``DEFAULT_TILE`` above ``TILED_ABOVE`` pixels (bpp and
     Gaussian-count targets)."""

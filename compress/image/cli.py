@@ -63,7 +63,7 @@ def fit_image_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, max=1_000_000, show_default=False,
                                         help="maximum optimisation steps of the main fit (default: the schedule's, "
                                         + ", ".join(f"{v['steps']} ({k})" for k, v in SCHEDULES.items()) + ")"),
-    schedule: str = typer.Option(DEFAULT_SCHEDULE, "--schedule", help="step schedule: thorough (180 steps) or fast (120 steps, about 0.3-0.9 dB lower); both start at half resolution (bench/image_speed.py compares them)"),
+    schedule: str = typer.Option(DEFAULT_SCHEDULE, "--schedule", help="step schedule: thorough (180 steps), fast (120 steps, about 0.3-0.9 dB lower) or best (360 steps, slower, higher); all start at half resolution (bench/image_speed.py compares them)"),
     init: str = typer.Option("gradient", "--init", help="initialisation: gradient (positions sampled by gradient energy) or structure (structure-tensor shapes, least-squares colours)"),
     mode: str = typer.Option("sum", "--mode", help="render rule: sum (accumulated, best fits) or topk (Image-GS normalised)"),
     k: int = typer.Option(10, "--k", min=1, max=64, help="Gaussians kept per pixel in topk mode"),

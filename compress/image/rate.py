@@ -231,8 +231,9 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         return g, sp, rep
 
     tune = replace(cfg, steps=max(20, int(cfg.steps * cfg.finetune_fraction)), warmup_end=0.0, growth_end=0.5,
-                   growth_rounds=2, lr_means=cfg.lr_means * TUNE_LR, lr_scales=cfg.lr_scales * TUNE_LR,
-                   lr_rotations=cfg.lr_rotations * TUNE_LR, lr_colors=cfg.lr_colors * TUNE_LR)
+                   growth_rounds=2, refill_every=0.0, lr_means=cfg.lr_means * TUNE_LR,
+                   lr_scales=cfg.lr_scales * TUNE_LR, lr_rotations=cfg.lr_rotations * TUNE_LR,
+                   lr_colors=cfg.lr_colors * TUNE_LR)
     reached = True
     if gaussians is not None:
         if gaussians < 1:

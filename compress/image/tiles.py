@@ -167,8 +167,8 @@ def tune_config(cfg: FitConfig) -> FitConfig:
     """The seam fine-tuning schedule: a quarter of the steps (``finetune_fraction``), full
     resolution, learning rates at 0.3x."""
     return replace(cfg, steps=max(4, int(cfg.steps * cfg.finetune_fraction)), warmup_end=0.0, coarse_end=0.0,
-                   lr_means=cfg.lr_means * 0.3, lr_scales=cfg.lr_scales * 0.3, lr_rotations=cfg.lr_rotations * 0.3,
-                   lr_colors=cfg.lr_colors * 0.3)
+                   refill_every=0.0, lr_means=cfg.lr_means * 0.3, lr_scales=cfg.lr_scales * 0.3,
+                   lr_rotations=cfg.lr_rotations * 0.3, lr_colors=cfg.lr_colors * 0.3)
 
 
 def refine_seams(params: tuple[Tensor, Tensor, Tensor, Tensor, Tensor], target: Tensor,
