@@ -3,6 +3,7 @@
     python bench/image_rd.py                        # all Kodak images, 0.25 / 0.5 / 1.0 bpp
     python bench/image_rd.py --images kodim03 --bpp 0.5 --steps 600
     python bench/image_rd.py --images kodim03 --rate-weight 0 --keep /tmp/gsi   # no rate term; keep the files
+    python bench/image_rd.py --images kodim03 --loss 0 1 0.1 --codecs gsi jpeg  # RMSE instead of L1 in the loss
 
 For every image and target bpp: our codec through ``compress_image(bpp=...)`` (fit time,
 decode and render time, PSNR, SSIM, real bpp), and each Pillow codec at the largest real
@@ -23,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=FitConfig().steps)
     ap.add_argument("--rate-weight", type=float, default=FitConfig().rate_weight,
                     help="lambda of the rate term (FitConfig.rate_weight)")
+    ap.add_argument("--loss", type=float, nargs=3, metavar=("L1", "L2", "SSIM"), default=None,
+                    help="loss weights (FitConfig.l1_weight, l2_weight (RMSE), ssim_weight; default: FitConfig's)")
+    ap.add_argument("--qat-loss", type=float, nargs=3, metavar=("L1", "L2", "SSIM"), default=None,
+                    help="loss weights once QAT is on (FitConfig.qat_weights; default: those of --loss)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="also write our files here as IMAGE_BPP.gsi (for bench/image_bits.py)")
     ap.add_argument("--codecs", nargs="*", default=["gsi", "jpeg", "webp", "avif"])
@@ -211,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = _read_rows(out)
     done = {(r["image"], r["codec"], float(r["target_bpp"])) for r in rows}
     cfg = FitConfig(steps=args.steps, rate_weight=args.rate_weight)
+    if args.loss is not None:
+        cfg = replace(cfg, l1_weight=args.loss[0], l2_weight=args.loss[1], ssim_weight=args.loss[2])
+    if args.qat_loss is not None:
+        cfg = replace(cfg, qat_weights=tuple(args.qat_loss))
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     new_file = not out.exists()
