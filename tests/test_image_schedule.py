@@ -130,7 +130,7 @@ def test_loss_weights_switch_when_qat_starts(monkeypatch):
     _, _, rep = fit_mod.fit_gaussians(t, 40, cfg)
     assert rep.steps == 20
     assert seen[:9] == [(0.3, 0.7, 0.0)] * 9 and seen[9:] == [(0.0, 1.0, 0.2)] * 11  # QAT from step int(0.5 * 20)
-    cfg = FitConfig(steps=20, warmup_end=0.0, start_fraction=1.0, refill_every=0, qat_start=0.5, l2_weight=0.5)
+    cfg = FitConfig(steps=20, warmup_end=0.0, start_fraction=1.0, refill_every=0, qat_start=0.5, l1_weight=1.0, l2_weight=0.5)
     seen.clear()
     fit_mod.fit_gaussians(t, 40, cfg)
     assert set(seen) == {(1.0, 0.5, 0.1)}
