@@ -4,6 +4,7 @@
     python bench/image_rd.py --images kodim03 --bpp 0.5 --steps 600
     python bench/image_rd.py --images kodim03 --bpp 0.5 1.0 --schedule best --codecs gsi jpeg --out /tmp/best.csv
     python bench/image_rd.py --images kodim03 --rate-weight 0 --keep /tmp/gsi   # no rate term; keep the files
+    python bench/image_rd.py --images kodim03 --loss 0 1 0.1 --codecs gsi jpeg  # RMSE instead of L1 in the loss
 
 For every image and target bpp: our codec through ``compress_image(bpp=...)`` (fit time,
 decode and render time, PSNR, SSIM, real bpp), and each Pillow codec at the largest real
@@ -190,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="steps of the main fit (default: the schedule's)")
     ap.add_argument("--rate-weight", type=float, default=FitConfig().rate_weight,
                     help="lambda of the rate term (FitConfig.rate_weight)")
+    ap.add_argument("--loss", type=float, nargs=3, metavar=("L1", "L2", "SSIM"), default=None,
+                    help="loss weights (FitConfig.l1_weight, l2_weight (RMSE), ssim_weight; default: FitConfig's)")
+    ap.add_argument("--qat-loss", type=float, nargs=3, metavar=("L1", "L2", "SSIM"), default=None,
+                    help="loss weights once QAT is on (FitConfig.qat_weights; default: those of --loss)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="also write our files here as IMAGE_BPP.gsi (for bench/image_bits.py)")
     ap.add_argument("--codecs", nargs="*", default=["gsi", "jpeg", "webp", "avif"])
@@ -221,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = schedule(cfg, args.schedule)
     if args.steps is not None:
         cfg = replace(cfg, steps=args.steps)
+    if args.loss is not None:
+        cfg = replace(cfg, l1_weight=args.loss[0], l2_weight=args.loss[1], ssim_weight=args.loss[2])
+    if args.qat_loss is not None:
+        cfg = replace(cfg, qat_weights=tuple(args.qat_loss))
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     new_file = not out.exists()

@@ -182,3 +182,24 @@ def test_a_longer_fit_is_not_worse():
 
     got = {s: fit_gaussians(t, 120, FitConfig(steps=s))[2].psnr for s in (100, 300)}
     assert got[300] >= got[100] + 0.1, got
+
+
+def test_loss_weights_switch_when_qat_starts(monkeypatch):
+    """The fitter's loss uses (l1_weight, l2_weight, ssim_weight) before QAT and ``qat_weights`` after."""
+    from compress.image import fit as fit_mod
+    from compress.image.fused_loss import FusedLoss
+
+    seen = []
+    orig = FusedLoss.loss_tensor
+    monkeypatch.setattr(FusedLoss, "loss_tensor", lambda self, img: (seen.append((self.l1, self.l2, self.w)),
+                                                                    orig(self, img))[1])
+    t = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(0))
+    cfg = FitConfig(steps=20, warmup_end=0.0, start_fraction=1.0, refill_every=0, qat_start=0.5,
+                    l1_weight=0.3, l2_weight=0.7, ssim_weight=0.0, qat_weights=(0.0, 1.0, 0.2))
+    _, _, rep = fit_mod.fit_gaussians(t, 40, cfg)
+    assert rep.steps == 20
+    assert seen[:9] == [(0.3, 0.7, 0.0)] * 9 and seen[9:] == [(0.0, 1.0, 0.2)] * 11  # QAT from step int(0.5 * 20)
+    cfg = FitConfig(steps=20, warmup_end=0.0, start_fraction=1.0, refill_every=0, qat_start=0.5, l1_weight=1.0, l2_weight=0.5)
+    seen.clear()
+    fit_mod.fit_gaussians(t, 40, cfg)
+    assert set(seen) == {(1.0, 0.5, 0.1)}
