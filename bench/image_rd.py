@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +32,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compress.image import FitConfig, compress_image, decode, render_gaussians  # noqa: E402
+from compress.image import BitDepths, FitConfig, compress_image, decode, render_gaussians  # noqa: E402
 from compress.image.imageio import load_image  # noqa: E402
 from render.metrics import psnr, ssim  # noqa: E402
 
 KODAK = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "images" / "kodak"
 RESULTS = ROOT / "bench" / "results"
+BIT_OPTIONS = {"--pos-step": "pos_step", "--size-bits": "size_bits", "--aniso-bits": "aniso_bits",
+               "--color-bits": "color_bits", "--chroma-bits": "chroma_bits"}
 FIELDS = ["image", "codec", "target_bpp", "bpp", "psnr", "ssim", "fit_s", "decode_ms", "render_ms", "gaussians",
-          "quality", "steps", "load"]
+          "quality", "steps", "load", "rate_weight", "bits"]
 
 
 def _pil_encode(codec: str, im, q: int) -> bytes:
@@ -102,7 +105,8 @@ def ours(pixels: np.ndarray, target_bpp: float, cfg: FitConfig, keep: Path | Non
     t = torch.from_numpy(pixels)
     return {"codec": "gsi", "bpp": res.bpp(), "psnr": float(psnr(img, t)), "ssim": float(ssim(img, t)), "fit_s": fit_s,
             "decode_ms": statistics.median(dts) * 1e3, "render_ms": statistics.median(rts) * 1e3,
-            "gaussians": len(g), "quality": "", "steps": res.fit_steps}
+            "gaussians": len(g), "quality": "", "steps": res.fit_steps, "rate_weight": res.notes.get("rate_weight", ""),
+            "bits": res.notes.get("bits", "")}
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -182,8 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", nargs="*", default=None, help="Kodak names (default: all in the shared folder)")
     ap.add_argument("--bpp", nargs="*", type=float, default=[0.25, 0.5, 1.0])
     ap.add_argument("--steps", type=int, default=FitConfig().steps)
-    ap.add_argument("--rate-weight", type=float, default=FitConfig().rate_weight,
-                    help="lambda of the rate term (FitConfig.rate_weight)")
+    ap.add_argument("--rate-weight", type=float, default=None,
+                    help="lambda of the rate term (FitConfig.rate_weight; default: rate control's choice)")
+    for opt, field_name in BIT_OPTIONS.items():
+        ap.add_argument(opt, type=float if field_name == "pos_step" else int, default=None,
+                        help=f"BitDepths.{field_name} (default: rate control's choice; any of these fixes all bit "
+                        "depths, the others at BitDepths' defaults)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="also write our files here as IMAGE_BPP.gsi (for bench/image_bits.py)")
     ap.add_argument("--codecs", nargs="*", default=["gsi", "jpeg", "webp", "avif"])
@@ -211,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = _read_rows(out)
     done = {(r["image"], r["codec"], float(r["target_bpp"])) for r in rows}
     cfg = FitConfig(steps=args.steps, rate_weight=args.rate_weight)
+    given = {f: getattr(args, f) for f in BIT_OPTIONS.values() if getattr(args, f) is not None}
+    if given:
+        cfg = replace(cfg, bits=replace(BitDepths(), **given))
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     new_file = not out.exists()
