@@ -64,8 +64,9 @@ def test_coding_follows_the_target_rate():
     steps = [rate.coding_for(0.5, ppg)[1].pos_step for ppg in (1, 4, 16, 64, 256, 1024, 4096)]
     assert steps == sorted(steps) and steps[0] < steps[-1], steps
     assert rate.coding_for(rate.LAMBDA_REF[0], 64)[0] == pytest.approx(rate.LAMBDA_REF[1])
-    lo, hi = rate.coding_for(0.4, 64)[0], rate.coding_for(0.8, 64)[0]
+    lo, hi = rate.coding_for(0.2, 64)[0], rate.coding_for(0.4, 64)[0]
     assert lo / hi == pytest.approx(2.0 ** rate.LAMBDA_EXPONENT)
+    assert rate.coding_for(2.0, 64)[0] == rate.LAMBDA_RANGE[0]  # the floor
 
 
 def test_explicit_weight_and_bit_depths_win():

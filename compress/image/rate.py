@@ -43,10 +43,11 @@ GROW_STEP = 2.0  # one growth stage at most doubles the count
 # The rate term's weight (lambda, loss per bpp) is the price of a bit: the slope of the loss
 # against the rate at the target. The fitted files' loss falls about as a power of the rate,
 # D ~ R^-beta with beta about 0.5 (Kodak, 0.25-1.0 bpp), so the slope beta D / R falls as
-# R^-(1 + beta); the weight follows it, scaled to the best measured weight at one rate.
+# R^-(1 + beta); the weight follows it, scaled to the best measured weight at one rate, with
+# a floor (at 1.0 bpp the law's 0.0053 suits smooth images, textured ones lose 0.3-0.4 dB).
 LAMBDA_REF = (0.5, 0.015)  # (bpp, weight): the weight at one rate (bench/image_rd.py --rate-weight sweeps)
 LAMBDA_EXPONENT = 1.5  # 1 + beta: the weight falls as bpp^-LAMBDA_EXPONENT
-LAMBDA_RANGE = (0.004, 0.2)  # the weight is clamped to this range (very low / high rates)
+LAMBDA_RANGE = (0.015, 0.2)  # the weight is clamped to this range (below 0.015 textured images lose at 1.0 bpp)
 POS_STEP_REF = 0.25  # px: the position grid bits_per_gaussian's model was fitted with
 POS_FRACTION = 1.0 / 32.0  # the position grid: this fraction of the Gaussians' spacing, to a power of two
 POS_RANGE = (1.0 / 16.0, 1.0)  # px
