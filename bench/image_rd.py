@@ -106,7 +106,7 @@ def ours(pixels: np.ndarray, target_bpp: float, cfg: FitConfig, keep: Path | Non
     return {"codec": "gsi", "bpp": res.bpp(), "psnr": float(psnr(img, t)), "ssim": float(ssim(img, t)), "fit_s": fit_s,
             "decode_ms": statistics.median(dts) * 1e3, "render_ms": statistics.median(rts) * 1e3,
             "gaussians": len(g), "quality": "", "steps": res.fit_steps, "rate_weight": res.notes.get("rate_weight", ""),
-            "bits": res.notes.get("bits", "")}
+            "bits": json.dumps(res.notes["bits"]) if "bits" in res.notes else ""}
 
 
 def _read_rows(path: Path) -> list[dict]:
