@@ -27,7 +27,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compress.image import FitConfig, compress_image  # noqa: E402
+from compress.image import BitDepths, FitConfig, compress_image  # noqa: E402
 from compress.image.gsi import stream_sizes  # noqa: E402
 from compress.image.imageio import load_image  # noqa: E402
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", nargs="+", type=float, default=[0.08, 0.16],
                     help="rate term weights; the first is the baseline of the differences")
     ap.add_argument("--downscale", type=int, default=2)
-    ap.add_argument("--pos-step", type=float, default=None, help="position grid in pixels (default: BitDepths')")
+    ap.add_argument("--pos-step", type=float, default=None, help="position grid in pixels (default: rate control's choice)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     rows = []
@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
             for wgt in args.weights:
                 cfg = FitConfig(rate_weight=wgt)
                 if args.pos_step is not None:
-                    cfg = replace(cfg, bits=replace(cfg.bits, pos_step=args.pos_step))
+                    cfg = replace(cfg, bits=replace(cfg.bits or BitDepths(), pos_step=args.pos_step))
                 load = os.getloadavg()[0]
                 w0, c0 = time.perf_counter(), time.process_time()
                 res = compress_image(pixels, bpp=b, config=cfg)
                 n = len(res.gaussians)
                 row = {"image": name, "downscale": args.downscale, "target_bpp": b, "rate_weight": wgt,
-                       "pos_step": cfg.bits.pos_step, "bpp": round(res.bpp(), 4), "psnr": round(res.psnr, 3),
+                       "pos_step": res.spec.pos_step, "bpp": round(res.bpp(), 4), "psnr": round(res.psnr, 3),
                        "gaussians": n, "bits_per_gaussian": round(len(res.data) * 8 / n, 2),
                        "streams": {k: round(v * 8 / n, 2) for k, v in stream_sizes(res.data).items()},
                        "wall_s": round(time.perf_counter() - w0, 1), "cpu_s": round(time.process_time() - c0, 1),

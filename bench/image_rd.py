@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compress.image import FitConfig, compress_image, decode, render_gaussians  # noqa: E402
+from compress.image import BitDepths, FitConfig, compress_image, decode, render_gaussians  # noqa: E402
 from compress.image.fit import schedule  # noqa: E402
 from compress.image.schedules import SCHEDULES  # noqa: E402
 from compress.image.imageio import load_image  # noqa: E402
@@ -42,8 +42,10 @@ from render.metrics import psnr, ssim  # noqa: E402
 
 KODAK = Path(os.environ.get("SPLAT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "images" / "kodak"
 RESULTS = ROOT / "bench" / "results"
+BIT_OPTIONS = {"--pos-step": "pos_step", "--size-bits": "size_bits", "--aniso-bits": "aniso_bits",
+               "--color-bits": "color_bits", "--chroma-bits": "chroma_bits"}
 FIELDS = ["image", "codec", "target_bpp", "bpp", "psnr", "ssim", "fit_s", "decode_ms", "render_ms", "gaussians",
-          "quality", "steps", "load"]
+          "quality", "steps", "load", "rate_weight", "bits"]
 
 
 def _pil_encode(codec: str, im, q: int) -> bytes:
@@ -107,7 +109,8 @@ def ours(pixels: np.ndarray, target_bpp: float, cfg: FitConfig, keep: Path | Non
     t = torch.from_numpy(pixels)
     return {"codec": "gsi", "bpp": res.bpp(), "psnr": float(psnr(img, t)), "ssim": float(ssim(img, t)), "fit_s": fit_s,
             "decode_ms": statistics.median(dts) * 1e3, "render_ms": statistics.median(rts) * 1e3,
-            "gaussians": len(g), "quality": "", "steps": res.fit_steps}
+            "gaussians": len(g), "quality": "", "steps": res.fit_steps, "rate_weight": res.notes.get("rate_weight", ""),
+            "bits": json.dumps(res.notes["bits"]) if "bits" in res.notes else ""}
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -189,12 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", default=None, choices=sorted(SCHEDULES),
                     help="the fitter's step schedule (default: FitConfig's); --steps overrides its step count")
     ap.add_argument("--steps", type=int, default=None, help="steps of the main fit (default: the schedule's)")
-    ap.add_argument("--rate-weight", type=float, default=FitConfig().rate_weight,
-                    help="lambda of the rate term (FitConfig.rate_weight)")
+    ap.add_argument("--rate-weight", type=float, default=None,
+                    help="lambda of the rate term (FitConfig.rate_weight; default: rate control's choice)")
     ap.add_argument("--loss", type=float, nargs=3, metavar=("L1", "L2", "SSIM"), default=None,
                     help="loss weights (FitConfig.l1_weight, l2_weight (RMSE), ssim_weight; default: FitConfig's)")
     ap.add_argument("--qat-loss", type=float, nargs=3, metavar=("L1", "L2", "SSIM"), default=None,
                     help="loss weights once QAT is on (FitConfig.qat_weights; default: those of --loss)")
+    for opt, field_name in BIT_OPTIONS.items():
+        ap.add_argument(opt, type=float if field_name == "pos_step" else int, default=None,
+                        help=f"BitDepths.{field_name} (default: rate control's choice; any of these fixes all bit "
+                        "depths, the others at BitDepths' defaults)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="also write our files here as IMAGE_BPP.gsi (for bench/image_bits.py)")
     ap.add_argument("--codecs", nargs="*", default=["gsi", "jpeg", "webp", "avif"])
@@ -230,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, l1_weight=args.loss[0], l2_weight=args.loss[1], ssim_weight=args.loss[2])
     if args.qat_loss is not None:
         cfg = replace(cfg, qat_weights=tuple(args.qat_loss))
+    given = {f: getattr(args, f) for f in BIT_OPTIONS.values() if getattr(args, f) is not None}
+    if given:
+        cfg = replace(cfg, bits=replace(BitDepths(), **given))
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     new_file = not out.exists()

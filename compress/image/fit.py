@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -46,6 +46,9 @@ from .init import structure_init
 from .model import ImageGaussians
 from .quant import BitDepths, QuantSpec, fake_quantize, make_spec
 from .rate_term import estimate_bits
+
+
+DEFAULT_RATE_WEIGHT = 0.08  # the rate term's weight of a fit that rate control did not set up
 
 
 @dataclass
@@ -88,8 +91,10 @@ class FitConfig:
     refill_end: float = 0.9  # ...until this fraction of the steps
     relocate: float = 0.01  # ...also moving this fraction of the least useful Gaussians
     finetune_fraction: float = 0.25  # rate control's fine-tuning stage, as a fraction of ``steps``
-    rate_weight: float = 0.08  # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT
-    bits: BitDepths = field(default_factory=BitDepths)
+    # lambda: loss per estimated bit per pixel of the shape/colour streams, in QAT. None: rate
+    # control chooses it from the target (``rate.coding_for``); a plain fit uses DEFAULT_RATE_WEIGHT
+    rate_weight: float | None = None
+    bits: BitDepths | None = None  # the quantiser's bit depths; None: as rate_weight (plain fit: BitDepths())
     seed: int = 0
     time_limit: float | None = None
 
@@ -447,6 +452,9 @@ def fit_gaussians(target: Tensor, n_gaussians: int, cfg: FitConfig | None = None
     Returns the Gaussians in importance order, the quantiser, and a report.
     """
     cfg = cfg or FitConfig()
+    if cfg.rate_weight is None or cfg.bits is None:
+        cfg = replace(cfg, rate_weight=DEFAULT_RATE_WEIGHT if cfg.rate_weight is None else cfg.rate_weight,
+                      bits=cfg.bits or BitDepths())
     if n_gaussians < 1:
         raise ValueError("need at least one Gaussian")
     # one thread for small images: the loss convolutions are too small to split, and a thread

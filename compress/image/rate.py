@@ -19,7 +19,7 @@ For a PSNR target the bisection runs on the decoded render's PSNR instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from torch import Tensor
@@ -31,7 +31,7 @@ from .fit import FitConfig, fit_gaussians
 from .fused_loss import FusedLoss
 from .gsi import decode, encode
 from .model import ImageGaussians
-from .quant import QuantSpec
+from .quant import BitDepths, QuantSpec
 
 FIRST_SHARE = 0.95  # the first fit's file aims at this share of the budget (the model's spread is ~10%)
 GROW_FILL = 1.03  # the grown set's count: this times the budget at the first fit's bytes per Gaussian
@@ -40,6 +40,42 @@ BITS_MODEL = (7.8, 3.76, 233.0)  # bits per Gaussian: a + b log2(pixels per Gaus
 SLOPE_FRACTION = 0.85  # rd_slope compares a prefix with this fraction of it
 HEADER_BITS = 3200  # the header and quantiser of a file (about 400 bytes)
 GROW_STEP = 2.0  # one growth stage at most doubles the count
+# The rate term's weight (lambda, loss per bpp) is the price of a bit: the slope of the loss
+# against the rate at the target. The fitted files' loss falls about as a power of the rate,
+# D ~ R^-beta with beta about 0.5 (Kodak, 0.25-1.0 bpp), so the slope beta D / R falls as
+# R^-(1 + beta); the weight follows it, scaled to the best measured weight at one rate, with
+# a floor (at 1.0 bpp the law's 0.0053 suits smooth images, textured ones lose 0.3-0.4 dB).
+LAMBDA_REF = (0.5, 0.015)  # (bpp, weight): the weight at one rate (bench/image_rd.py --rate-weight sweeps)
+LAMBDA_EXPONENT = 1.5  # 1 + beta: the weight falls as bpp^-LAMBDA_EXPONENT
+LAMBDA_RANGE = (0.015, 0.2)  # the weight is clamped to this range (below 0.015 textured images lose at 1.0 bpp)
+POS_STEP_REF = 0.25  # px: the position grid bits_per_gaussian's model was fitted with
+
+
+def coding_for(bpp: float, pixels_per_gaussian: float) -> tuple[float, BitDepths]:
+    """The rate term's weight and the quantiser's bit depths for a file of ``bpp`` bits per
+    pixel with about ``pixels_per_gaussian`` pixels per Gaussian.
+
+    Weight: the slope model above (``LAMBDA_REF``, ``LAMBDA_EXPONENT``). Bit depths:
+    ``BitDepths``' defaults at every rate. The 1/8-px position grid ended above 1/4 px at 0.25,
+    0.5 and 1.0 bpp (+0.10, +0.06, +0.29 dB mean on four Kodak images, bench/results/
+    image_pos_step.json), and 1/2 px below it at 0.5 bpp (-0.5 dB); a grid that follows the
+    spacing (1/2 px at 0.25 bpp) was level with 1/4 px there. Shape and colour: an error
+    costs about the same per pixel at every density, and the step where its marginal loss
+    meets the weight times its marginal bits (step^2 ~ weight / pixels per Gaussian) moves
+    little, as the weight and the pixels per Gaussian rise together at lower rates.
+    ``pixels_per_gaussian`` is accepted for rules that depend on the density."""
+    bpp = max(float(bpp), 1e-3)
+    lam = LAMBDA_REF[1] * (bpp / LAMBDA_REF[0]) ** -LAMBDA_EXPONENT
+    lam = min(LAMBDA_RANGE[1], max(LAMBDA_RANGE[0], lam))
+    return lam, BitDepths()
+
+
+def with_coding(cfg: FitConfig, bpp: float, pixels_per_gaussian: float) -> FitConfig:
+    """``cfg`` with :func:`coding_for`'s weight and bit depths where it leaves them to rate
+    control (None); explicit settings are kept."""
+    lam, bits = coding_for(bpp, pixels_per_gaussian)
+    return replace(cfg, rate_weight=lam if cfg.rate_weight is None else cfg.rate_weight,
+                   bits=bits if cfg.bits is None else cfg.bits)
 
 
 @dataclass
@@ -150,19 +186,28 @@ def _psnr_of(g: ImageGaussians, spec: QuantSpec, meta: dict | None, target: Tens
     return (files or _Files(meta, target)).decoded(g, spec)[1]
 
 
-def bits_per_gaussian(n: int, pixels: int) -> float:
+def bits_per_gaussian(n: int, pixels: int, pos_step: float = POS_STEP_REF) -> float:
     """Bits per Gaussian of a fitted file of ``n`` Gaussians over ``pixels`` pixels, header
     aside: more where the Gaussians are sparse (longer position codes, larger shapes), and
     more in small sets (the coder's adaptive contexts have less to learn from). Fitted on v2
     files fitted with the rate term (full-size Kodak at 0.25, 0.5 and 1.0 bpp, 384x256 and
     128x128 crops): about 40, 34 and 28 bits at 768x512 and 0.25, 0.5 and 1.0 bpp, within
-    about 10% per image."""
+    about 10% per image. A position grid of ``pos_step`` px other than the model's 1/4 px adds
+    a bit per coordinate per halving (measured: 2.1 bits per Gaussian from 1/2 to 1/4 px)."""
     n = max(1, n)
     per = BITS_MODEL[0] + BITS_MODEL[1] * math.log2(max(1.0, pixels / n)) + BITS_MODEL[2] / math.sqrt(n)
+    per += 2.0 * math.log2(POS_STEP_REF / pos_step)
     return min(80.0, max(16.0, per))
 
 
-def first_guess(bpp: float, pixels: int) -> int:
+def expected_bpp(n: int, pixels: int) -> float:
+    """Bits per pixel of a fitted file of ``n`` Gaussians over ``pixels`` pixels (the
+    :func:`bits_per_gaussian` model, header included)."""
+    n = max(1, int(n))
+    return (n * bits_per_gaussian(n, pixels) + HEADER_BITS) / max(1, pixels)
+
+
+def first_guess(bpp: float, pixels: int, pos_step: float = POS_STEP_REF) -> int:
     """First count for a ``bpp`` target: the count whose file fills ``FIRST_SHARE`` of the
     budget at :func:`bits_per_gaussian`, so that the refinement stage grows the first fit to
     the budget rather than trims it (a prefix loses far more than its share of the bits:
@@ -171,7 +216,7 @@ def first_guess(bpp: float, pixels: int) -> int:
     bits = max(0.0, FIRST_SHARE * bpp * pixels - HEADER_BITS)
     n = bits / 33.0
     for _ in range(30):  # fixed point of n = bits / bits_per_gaussian(n) (a contraction)
-        n = bits / bits_per_gaussian(int(n), pixels)
+        n = bits / bits_per_gaussian(int(n), pixels, pos_step)
     return max(8, int(n))
 
 
@@ -214,9 +259,16 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
     cfg = cfg or FitConfig()
     h, w = int(target.shape[0]), int(target.shape[1])
     pixels = h * w
+    # the weight and quantiser: from the target rate and the first count's density (a count
+    # target: the rate its file will have by the bits model; a PSNR target: its first count's)
+    if bpp is not None:
+        n = first_guess(bpp, pixels) if bpp > 0 else 1
+    else:
+        n = gaussians if gaussians is not None else min(max_gaussians or max(64, pixels // 16), max(64, pixels // 128))
+    cfg = with_coding(cfg, bpp if bpp is not None else expected_bpp(n, pixels), pixels / max(1, n))
     steps_total = 0
     seconds = 0.0
-    notes: dict = {}
+    notes: dict = {"rate_weight": cfg.rate_weight, "bits": asdict(cfg.bits)}
     files = _Files(meta, target)
 
     def run(stage: str, n: int, c: FitConfig, init=None, spec=None):
@@ -243,7 +295,7 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
         if not bpp > 0:
             raise ValueError("bpp must be positive")
         budget = int(bpp * pixels / 8)
-        n0 = first_guess(bpp, pixels)
+        n0 = first_guess(bpp, pixels, cfg.bits.pos_step)
         if max_gaussians:
             n0 = min(n0, max_gaussians)
         g, spec, _ = run("fit", n0, cfg)

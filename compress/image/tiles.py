@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor
@@ -35,7 +35,7 @@ from .fit import FitConfig, FitContext, fit_gaussians
 from .gsi import decode, encode
 from .model import ImageGaussians, render_gaussians
 from .quant import QuantSpec, _round_range
-from .rate import RateResult, bits_per_gaussian, first_guess, fit_rate, largest_prefix_within
+from .rate import RateResult, bits_per_gaussian, expected_bpp, first_guess, fit_rate, largest_prefix_within, with_coding
 
 TILED_ABOVE = 2048 * 2048  # px: larger images are fitted in tiles by default
 DEFAULT_TILE = 1024  # px, side of a core
@@ -251,6 +251,10 @@ def fit_tiled(target: Tensor, *, bpp: float | None = None, gaussians: int | None
     tiles = tile_grid(w, h, tile, apron)
     if len(tiles) == 1:  # one tile is a whole fit: rate control's refinement stage lands the size better
         return fit_rate(target, bpp=bpp, gaussians=gaussians, cfg=cfg, meta=meta, progress=progress)
+    if bpp is not None:  # the weight and quantiser (rate.coding_for): from the rate and density
+        cfg = with_coding(cfg, bpp, w * h / first_guess(bpp, w * h)) if bpp > 0 else cfg
+    else:
+        cfg = with_coding(cfg, expected_bpp(gaussians, w * h), w * h / max(1, gaussians))
     weights = content_weights(target, tiles)
     max_scale = apron / REACH
     if bpp is not None:
@@ -258,7 +262,7 @@ def fit_tiled(target: Tensor, *, bpp: float | None = None, gaussians: int | None
             raise ValueError("bpp must be positive")
         budget = int(bpp * w * h / 8)
         px = min(w * h, tile * tile)  # each tile is fitted as an image of about this size
-        per_gaussian = bits_per_gaussian(first_guess(bpp, px), px) / 8  # bytes, until measured
+        per_gaussian = bits_per_gaussian(first_guess(bpp, px, cfg.bits.pos_step), px, cfg.bits.pos_step) / 8  # bytes, until measured
     else:
         if gaussians < 1:
             raise ValueError("the Gaussian count must be >= 1")
@@ -337,4 +341,5 @@ def fit_tiled(target: Tensor, *, bpp: float | None = None, gaussians: int | None
         g = g.prefix(largest_prefix_within(g, spec, budget, meta))
     data = encode(g, spec, extra=meta)
     dec = decode(data)
-    return RateResult(dec, spec, data, psnr_banded(dec, target), steps, time.perf_counter() - t0, True)
+    return RateResult(dec, spec, data, psnr_banded(dec, target), steps, time.perf_counter() - t0, True,
+                      {"rate_weight": cfg.rate_weight, "bits": asdict(cfg.bits)})
