@@ -116,7 +116,9 @@ def test_fit_image_default_steps_are_the_benchmarked_ones():
     assert re.search(rf"(\d+) \({DEFAULT_SCHEDULE}\)", opt.help).group(1) == str(FitConfig().steps)
     assert inspect.signature(fit_image_cmd).parameters["schedule"].default.default == DEFAULT_SCHEDULE
     bench = (__import__("pathlib").Path(__file__).parents[1] / "bench" / "image_rd.py").read_text()
-    assert 'ap.add_argument("--steps", type=int, default=FitConfig().steps)' in bench
+    # the bench's steps: the schedule's (FitConfig's without --schedule) unless --steps is given
+    assert 'ap.add_argument("--steps", type=int, default=None' in bench
+    assert "cfg = FitConfig(rate_weight=args.rate_weight)" in bench and "if args.steps is not None:" in bench
 
 
 def test_fused_rate_matches_the_torch_reference_per_stream():
