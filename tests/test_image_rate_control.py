@@ -44,40 +44,38 @@ def test_rd_slope_is_loss_per_bit_of_the_decoded_prefixes():
 
 
 def test_coding_follows_the_target_rate():
-    """A higher target rate (at the density rate control expects for it) never raises the rate
-    term's weight; the weight falls as the model's power of the rate between the clamps; the
-    bit depths stay BitDepths' defaults."""
+    """A higher target rate never raises the rate term's weight; the weight falls as the
+    model's power of the rate between the clamps; the bit depths stay BitDepths' defaults."""
     rates = [0.05, 0.125, 0.25, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0]
-    for pixels in (128 * 128, 768 * 512, 4096 * 4096):
-        chosen = [rate.coding_for(b, pixels / rate.first_guess(b, pixels)) for b in rates]
-        weights = [lam for lam, _ in chosen]
-        assert weights == sorted(weights, reverse=True) and weights[0] > weights[-1], weights
-        assert all(rate.LAMBDA_RANGE[0] <= lam <= rate.LAMBDA_RANGE[1] for lam in weights)
-        assert all(bits == BitDepths() for _, bits in chosen)
-    assert rate.coding_for(rate.LAMBDA_REF[0], 64)[0] == pytest.approx(rate.LAMBDA_REF[1])
-    lo, hi = rate.coding_for(0.2, 64)[0], rate.coding_for(0.4, 64)[0]
+    chosen = [rate.coding_for(b) for b in rates]
+    weights = [lam for lam, _ in chosen]
+    assert weights == sorted(weights, reverse=True) and weights[0] > weights[-1], weights
+    assert all(rate.LAMBDA_RANGE[0] <= lam <= rate.LAMBDA_RANGE[1] for lam in weights)
+    assert all(bits == BitDepths() for _, bits in chosen)
+    assert rate.coding_for(rate.LAMBDA_REF[0])[0] == pytest.approx(rate.LAMBDA_REF[1])
+    lo, hi = rate.coding_for(0.2)[0], rate.coding_for(0.4)[0]
     assert lo / hi == pytest.approx(2.0 ** rate.LAMBDA_EXPONENT)
-    assert rate.coding_for(2.0, 64)[0] == rate.LAMBDA_RANGE[0]  # the floor
+    assert rate.coding_for(2.0)[0] == rate.LAMBDA_RANGE[0]  # the floor
 
 
 def test_explicit_weight_and_bit_depths_win():
     """Rate control fills in only what the configuration leaves to it (None), for every
     target, and the file's quantiser is the one chosen."""
     mine = BitDepths(pos_step=1.0, color_bits=5)
-    cfg = rate.with_coding(FitConfig(rate_weight=0.001, bits=mine), 0.25, 100.0)
+    cfg = rate.with_coding(FitConfig(rate_weight=0.001, bits=mine), 0.25)
     assert cfg.rate_weight == 0.001 and cfg.bits == mine
-    lam, bits = rate.coding_for(0.25, 100.0)
-    assert rate.with_coding(FitConfig(rate_weight=0.001), 0.25, 100.0).bits == bits
-    assert rate.with_coding(FitConfig(bits=mine), 0.25, 100.0).rate_weight == lam
+    lam, bits = rate.coding_for(0.25)
+    assert rate.with_coding(FitConfig(rate_weight=0.001), 0.25).bits == bits
+    assert rate.with_coding(FitConfig(bits=mine), 0.25).rate_weight == lam
     img = load_image(shared_file("images", "kodak", "kodim03.png")).pixels[200:248, 200:248].copy()
     px = 48 * 48
     for given, target in ((FitConfig(steps=30, rate_weight=0.001, bits=mine), {"gaussians": 40}),
                           (FitConfig(steps=30), {"gaussians": 40}), (FitConfig(steps=30), {"bpp": 2.0})):
         res = compress_image(img, config=given, **target)
         if "bpp" in target:
-            want_lam, want_bits = rate.coding_for(2.0, px / rate.first_guess(2.0, px))
+            want_lam, want_bits = rate.coding_for(2.0)
         else:
-            want_lam, want_bits = rate.coding_for(rate.expected_bpp(40, px), px / 40)
+            want_lam, want_bits = rate.coding_for(rate.expected_bpp(40, px))
         want_lam = given.rate_weight if given.rate_weight is not None else want_lam
         want_bits = given.bits or want_bits
         assert res.notes["rate_weight"] == pytest.approx(want_lam)

@@ -51,9 +51,9 @@ LAMBDA_RANGE = (0.015, 0.2)  # the weight is clamped to this range (below 0.015 
 POS_STEP_REF = 0.25  # px: the position grid bits_per_gaussian's model was fitted with
 
 
-def coding_for(bpp: float, pixels_per_gaussian: float) -> tuple[float, BitDepths]:
+def coding_for(bpp: float) -> tuple[float, BitDepths]:
     """The rate term's weight and the quantiser's bit depths for a file of ``bpp`` bits per
-    pixel with about ``pixels_per_gaussian`` pixels per Gaussian.
+    pixel.
 
     Weight: the slope model above (``LAMBDA_REF``, ``LAMBDA_EXPONENT``). Bit depths:
     ``BitDepths``' defaults at every rate. The 1/8-px position grid ended above 1/4 px at 0.25,
@@ -62,18 +62,17 @@ def coding_for(bpp: float, pixels_per_gaussian: float) -> tuple[float, BitDepths
     spacing (1/2 px at 0.25 bpp) was level with 1/4 px there. Shape and colour: an error
     costs about the same per pixel at every density, and the step where its marginal loss
     meets the weight times its marginal bits (step^2 ~ weight / pixels per Gaussian) moves
-    little, as the weight and the pixels per Gaussian rise together at lower rates.
-    ``pixels_per_gaussian`` is accepted for rules that depend on the density."""
+    little, as the weight and the pixels per Gaussian rise together at lower rates."""
     bpp = max(float(bpp), 1e-3)
     lam = LAMBDA_REF[1] * (bpp / LAMBDA_REF[0]) ** -LAMBDA_EXPONENT
     lam = min(LAMBDA_RANGE[1], max(LAMBDA_RANGE[0], lam))
     return lam, BitDepths()
 
 
-def with_coding(cfg: FitConfig, bpp: float, pixels_per_gaussian: float) -> FitConfig:
+def with_coding(cfg: FitConfig, bpp: float) -> FitConfig:
     """``cfg`` with :func:`coding_for`'s weight and bit depths where it leaves them to rate
     control (None); explicit settings are kept."""
-    lam, bits = coding_for(bpp, pixels_per_gaussian)
+    lam, bits = coding_for(bpp)
     return replace(cfg, rate_weight=lam if cfg.rate_weight is None else cfg.rate_weight,
                    bits=bits if cfg.bits is None else cfg.bits)
 
@@ -259,13 +258,11 @@ def fit_rate(target: Tensor, *, bpp: float | None = None, gaussians: int | None 
     cfg = cfg or FitConfig()
     h, w = int(target.shape[0]), int(target.shape[1])
     pixels = h * w
-    # the weight and quantiser: from the target rate and the first count's density (a count
-    # target: the rate its file will have by the bits model; a PSNR target: its first count's)
-    if bpp is not None:
-        n = first_guess(bpp, pixels) if bpp > 0 else 1
-    else:
+    # the weight and quantiser from the target rate (a count target: the rate its file will
+    # have by the bits model; a PSNR target: its first count's)
+    if bpp is None:
         n = gaussians if gaussians is not None else min(max_gaussians or max(64, pixels // 16), max(64, pixels // 128))
-    cfg = with_coding(cfg, bpp if bpp is not None else expected_bpp(n, pixels), pixels / max(1, n))
+    cfg = with_coding(cfg, bpp if bpp is not None else expected_bpp(n, pixels))
     steps_total = 0
     seconds = 0.0
     notes: dict = {"rate_weight": cfg.rate_weight, "bits": asdict(cfg.bits)}

@@ -251,10 +251,10 @@ def fit_tiled(target: Tensor, *, bpp: float | None = None, gaussians: int | None
     tiles = tile_grid(w, h, tile, apron)
     if len(tiles) == 1:  # one tile is a whole fit: rate control's refinement stage lands the size better
         return fit_rate(target, bpp=bpp, gaussians=gaussians, cfg=cfg, meta=meta, progress=progress)
-    if bpp is not None:  # the weight and quantiser (rate.coding_for): from the rate and density
-        cfg = with_coding(cfg, bpp, w * h / first_guess(bpp, w * h)) if bpp > 0 else cfg
+    if bpp is not None:  # the weight and quantiser (rate.coding_for): from the rate
+        cfg = with_coding(cfg, bpp) if bpp > 0 else cfg
     else:
-        cfg = with_coding(cfg, expected_bpp(gaussians, w * h), w * h / max(1, gaussians))
+        cfg = with_coding(cfg, expected_bpp(gaussians, w * h))
     weights = content_weights(target, tiles)
     max_scale = apron / REACH
     if bpp is not None:
