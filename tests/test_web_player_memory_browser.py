@@ -127,6 +127,9 @@ def test_queries_recolour_and_match_compress_memory(browser, tmp_path, encoder):
         page.wait_for_function(f"{PLAYER}.textQueries", timeout=30_000)  # /api/assets advertises the encoder
         assert page.evaluate(f"{PLAYER}.memoryModels") == ["clip", "dino"]
         page.evaluate(f"{PLAYER}.setAttribute('controls', 'none')")
+        # the pictures below are compared with each other: hold the drawing resolution where it
+        # is (on a busy machine the view lowers it between shots; that is not what is tested)
+        assert page.evaluate(f"(() => {{ const v = {PLAYER}.view; v.adaptScale = () => {{}}; return v.renderScale; }})()") > 0
         before = _shot(page)
         sent = dict(srv.bytes_sent)  # from here on, queries fetch nothing: only colours change, on the GPU
 
